@@ -1,0 +1,68 @@
+// The one error catalogue. Every door answers a failure with the same code, so operators can
+// search logs and dashboards by code. Codes never change once released; messages may.
+
+export interface ErrorDetails {
+  readonly [key: string]: unknown
+}
+
+export class SluiceError extends Error {
+  readonly code: string
+  readonly status: number
+  readonly retryable: boolean
+  readonly details: ErrorDetails | undefined
+
+  constructor(code: string, message: string, status: number, retryable: boolean, details?: ErrorDetails, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'SluiceError'
+    this.code = code
+    this.status = status
+    this.retryable = retryable
+    this.details = details
+  }
+
+  /** The JSON shape every HTTP error uses: {"error": {"code", "message", "details"}}. */
+  toJSON(): { error: { code: string; message: string; details?: ErrorDetails } } {
+    return { error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) } }
+  }
+}
+
+export const errors = {
+  // Storage
+  logCorrupt: (file: string, position: number, why: string) =>
+    new SluiceError('SLUICE_ERR_LOG_CORRUPT', `${file} at byte ${position}: ${why}; run "sluice fsck --repair" to truncate from there`, 500, false, { file, position }),
+  logClosed: (dir: string) => new SluiceError('SLUICE_ERR_LOG_CLOSED', `log ${dir} is closed`, 503, true, { dir }),
+  logRecordTooLarge: (bytes: number, limit: number) =>
+    new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `record of ${bytes} bytes is over the ${limit}-byte field limit of the batch format`, 413, false, { bytes, limit }),
+  logOffsetOutOfRange: (offset: number, start: number, end: number) =>
+    new SluiceError('SLUICE_ERR_LOG_OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log [${start}, ${end})`, 416, false, { offset, start, end }),
+  metaClosed: () => new SluiceError('SLUICE_ERR_META_CLOSED', 'metadata store is closed', 503, true),
+  metaLocked: (dir: string, cause: unknown) =>
+    new SluiceError('SLUICE_ERR_META_LOCKED', `metadata store ${dir} is locked by another process or instance; is another Sluice running on this dataDir?`, 500, false, { dir }, { cause }),
+  metaOpen: (dir: string, cause: unknown) =>
+    new SluiceError('SLUICE_ERR_META_OPEN', `cannot open metadata store ${dir}`, 500, false, { dir }, { cause }),
+  metaFormat: (dir: string, found: number, expected: number) =>
+    new SluiceError('SLUICE_ERR_META_FORMAT', `metadata store ${dir} has format ${found}; this build reads format ${expected}`, 500, false, { dir, found, expected }),
+  metaCorrupt: (what: string, why: string) =>
+    new SluiceError('SLUICE_ERR_META_CORRUPT', `metadata ${what}: ${why}`, 500, false, { what }),
+  metaWrite: (cause: unknown) => new SluiceError('SLUICE_ERR_META_WRITE', 'metadata write failed; nothing in its batch was applied', 503, true, undefined, { cause }),
+  metaOverloaded: (queuedOps: number, limit: number) =>
+    new SluiceError('SLUICE_ERR_META_OVERLOADED', `metadata write queue holds ${queuedOps} ops, at its limit of ${limit} (queuedOpsMax)`, 503, true, { queuedOps, limit }),
+  // Startup and configuration
+  startup: (why: string, cause?: unknown) => new SluiceError('SLUICE_ERR_STARTUP', `cannot start: ${why}`, 500, false, undefined, { cause }),
+  config: (problems: readonly string[]) =>
+    new SluiceError('SLUICE_ERR_CONFIG', `invalid configuration:\n  ${problems.join('\n  ')}`, 400, false, { problems }),
+  // Routing
+  routerUnknownExchange: (exchange: string) =>
+    new SluiceError('SLUICE_ERR_ROUTER_UNKNOWN_EXCHANGE', `exchange "${exchange}" does not exist`, 404, false, { exchange }),
+  routerBadExchange: (exchange: string, why: string) =>
+    new SluiceError('SLUICE_ERR_ROUTER_BAD_EXCHANGE', `exchange "${exchange}": ${why}`, 400, false, { exchange }),
+  // A redeclare with other settings; the AMQP door answers it with 406 PRECONDITION_FAILED.
+  routerExchangeConflict: (exchange: string, why: string) =>
+    new SluiceError('SLUICE_ERR_ROUTER_EXCHANGE_CONFLICT', `exchange "${exchange}" already exists ${why}`, 409, false, { exchange }),
+  routerBadBinding: (exchange: string, why: string) =>
+    new SluiceError('SLUICE_ERR_ROUTER_BAD_BINDING', `binding on exchange "${exchange}": ${why}`, 400, false, { exchange }),
+  routerBadTemplate: (template: string, position: number, why: string) =>
+    new SluiceError('SLUICE_ERR_ROUTER_BAD_TEMPLATE', `routing key template ${JSON.stringify(template)} at character ${position}: ${why}`, 400, false, { template, position }),
+} as const
+
+export type ErrorCode = ReturnType<(typeof errors)[keyof typeof errors]>['code']

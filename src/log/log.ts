@@ -1,0 +1,691 @@
+import { mkdir, open, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { SluiceError, errors } from '../errors.js'
+import { batchHeaderBytes, batchLastOffset, checkBatch, decodeRecords, encodeBatch, readBatchHeader, RecordTooLargeError, type AppendRecord, type StoredRecord } from './format.js'
+import { Segment, segmentNamePattern } from './segment.js'
+
+export type FsyncPolicy = 'always' | 'batch' | 'never'
+
+/** pino-compatible subset, so the log stays free of a logging dependency. */
+export interface LogLogger {
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+}
+
+export interface LogOptions {
+  readonly fsync: FsyncPolicy
+  /** `batch`: how long the first append of an idle log waits for company before the write. */
+  readonly intervalMs: number
+  /** `batch`: flush at once when this many bytes are pending. */
+  readonly maxBatchBytes: number
+  readonly segmentBytes: number
+  readonly segmentAgeMs: number
+  readonly indexIntervalBytes: number
+  readonly retention: { readonly maxAgeMs?: number | undefined; readonly maxBytes?: number | undefined }
+  /** Truncate at damage in the middle of a segment instead of refusing to open. */
+  readonly repair: boolean
+  readonly logger: LogLogger | undefined
+  readonly now: () => number
+}
+
+export const logDefaults: LogOptions = {
+  fsync: 'batch',
+  intervalMs: 5,
+  maxBatchBytes: 1024 * 1024,
+  segmentBytes: 64 * 1024 * 1024,
+  segmentAgeMs: 7 * 24 * 3600 * 1000,
+  indexIntervalBytes: 4096,
+  retention: {},
+  repair: false,
+  logger: undefined,
+  now: Date.now,
+}
+
+/** Positions are u32 in the offset index, so a segment must stay below 4 GiB. */
+export const segmentBytesMax = 2 ** 31
+
+export interface AppendResult {
+  readonly baseOffset: number
+  readonly lastOffset: number
+}
+
+export interface RecoveryReport {
+  readonly clean: boolean
+  readonly segments: number
+  readonly truncated: readonly { file: string; position: number; bytes: number; fromOffset: number; reason: string }[]
+  readonly rebuiltIndexes: readonly string[]
+  readonly removedFiles: readonly string[]
+  readonly durationMs: number
+}
+
+export interface ReadOptions {
+  readonly maxBytes?: number
+  readonly maxRecords?: number
+}
+
+export interface ReadResult {
+  readonly records: StoredRecord[]
+  readonly nextOffset: number
+}
+
+export interface BatchReadResult {
+  /** Whole, CRC-checked batches; the first may start before `from`. */
+  readonly batches: Buffer[]
+  readonly nextOffset: number
+}
+
+export interface RetentionResult {
+  readonly deletedSegments: number
+  readonly deletedBytes: number
+}
+
+export interface LogStats {
+  readonly startOffset: number
+  readonly endOffset: number
+  readonly segments: number
+  readonly bytes: number
+  readonly oldestTimestamp: number
+  readonly newestTimestamp: number
+}
+
+interface Pending {
+  readonly buf: Buffer
+  readonly baseOffset: number
+  readonly lastOffset: number
+  readonly resolve: (r: AppendResult) => void
+  readonly reject: (e: unknown) => void
+}
+
+interface Waiter {
+  readonly offset: number
+  readonly resolve: (ready: boolean) => void
+  timer: NodeJS.Timeout | undefined
+}
+
+const cleanMarker = '.clean-shutdown'
+const defaultReadBytes = 1024 * 1024
+
+type State = 'open' | 'closing' | 'closed' | 'failed'
+
+/**
+ * A stream's append-only log: a directory of segments. Appends are encoded at once, queued, and
+ * written by one flush loop: one writev and (per policy) one fdatasync per flush, after which
+ * every append in it resolves together and tailing readers wake. Readers never see bytes that
+ * are not yet durable under the policy.
+ */
+export class Log {
+  readonly dir: string
+  readonly options: LogOptions
+  #segments: Segment[] = []
+  #nextOffset = 0
+  #endOffset = 0
+  #pending: Pending[] = []
+  #pendingBytes = 0
+  #flushing = false
+  #timer: NodeJS.Timeout | undefined
+  #exclusive: Promise<void> = Promise.resolve()
+  #waiters: Waiter[] = []
+  #state: State = 'open'
+  #failure: unknown
+  #recovery: RecoveryReport | undefined
+  #flushDone: Promise<void> = Promise.resolve()
+  #appendedBatches = 0
+  #syncs = 0
+
+  private constructor(dir: string, options: LogOptions) {
+    this.dir = dir
+    this.options = options
+  }
+
+  static async open(dir: string, options: Partial<LogOptions> = {}): Promise<Log> {
+    const opts: LogOptions = { ...logDefaults, ...options }
+    if (opts.segmentBytes > segmentBytesMax || opts.segmentBytes < batchHeaderBytes * 2) {
+      throw new RangeError(`segmentBytes must be between ${batchHeaderBytes * 2} and ${segmentBytesMax}`)
+    }
+    const log = new Log(dir, opts)
+    await log.#recover()
+    return log
+  }
+
+  get recovery(): RecoveryReport {
+    return this.#recovery!
+  }
+
+  /** First offset still held. */
+  get startOffset(): number {
+    return this.#segments[0]?.base ?? this.#endOffset
+  }
+
+  /** One past the last durable offset: what readers may read up to. */
+  get endOffset(): number {
+    return this.#endOffset
+  }
+
+  get counters(): { appendedBatches: number; syncs: number } {
+    return { appendedBatches: this.#appendedBatches, syncs: this.#syncs }
+  }
+
+  stats(): LogStats {
+    let bytes = 0
+    for (const s of this.#segments) bytes += s.durableSize
+    const first = this.#segments.find((s) => s.firstTimestamp >= 0)
+    let newest = -1
+    for (const s of this.#segments) if (s.maxTimestamp > newest) newest = s.maxTimestamp
+    return {
+      startOffset: this.startOffset,
+      endOffset: this.#endOffset,
+      segments: this.#segments.length,
+      bytes,
+      oldestTimestamp: first?.firstTimestamp ?? -1,
+      newestTimestamp: newest,
+    }
+  }
+
+  // ---- appending -------------------------------------------------------------------------------
+
+  /**
+   * Appends records as one batch. Resolves once the batch is durable under the policy, never
+   * earlier; offsets are assigned now, so concurrent appends keep their call order.
+   */
+  append(records: readonly AppendRecord[]): Promise<AppendResult> {
+    if (this.#state !== 'open') return Promise.reject(this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir))
+    let buf: Buffer
+    try {
+      buf = encodeBatch(records, this.#nextOffset)
+    } catch (err) {
+      if (err instanceof RecordTooLargeError) return Promise.reject(errors.logRecordTooLarge(err.bytes, err.limit))
+      return Promise.reject(err)
+    }
+    if (buf.length > this.options.segmentBytes) {
+      return Promise.reject(errors.logRecordTooLarge(buf.length, this.options.segmentBytes))
+    }
+    const baseOffset = this.#nextOffset
+    const lastOffset = baseOffset + records.length - 1
+    this.#nextOffset = lastOffset + 1
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#pending.push({ buf, baseOffset, lastOffset, resolve, reject })
+      this.#pendingBytes += buf.length
+      this.#schedule()
+    })
+  }
+
+  #schedule(): void {
+    if (this.#flushing) return // the running loop picks the new batch up
+    if (this.options.fsync === 'batch' && this.#pendingBytes < this.options.maxBatchBytes) {
+      this.#timer ??= setTimeout(() => this.#startFlush(), this.options.intervalMs)
+      return
+    }
+    this.#startFlush()
+  }
+
+  #startFlush(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+    if (this.#flushing || this.#pending.length === 0) return
+    this.#flushing = true
+    this.#flushDone = this.#runExclusive(() => this.#flushLoop()).finally(() => {
+      this.#flushing = false
+      // Appends that raced the end of the loop.
+      if (this.#pending.length > 0 && this.#state !== 'failed') this.#schedule()
+    })
+  }
+
+  /**
+   * Drains the queue. Whatever queued while a write or sync was in flight goes in the next round
+   * at once: under load the sync itself is the batching window, so `always` and `batch` both
+   * group-commit, and every caller still resolves only after the sync that covered its batch.
+   */
+  async #flushLoop(): Promise<void> {
+    while (this.#pending.length > 0 && this.#state !== 'failed') {
+      const items = this.#pending
+      this.#pending = []
+      this.#pendingBytes = 0
+      try {
+        await this.#writeItems(items)
+      } catch (err) {
+        this.#fail(err, items)
+        return
+      }
+      for (const it of items) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset })
+    }
+  }
+
+  async #writeItems(items: Pending[]): Promise<void> {
+    let i = 0
+    while (i < items.length) {
+      let active = this.#active()
+      if (!active.isEmpty && this.options.now() - active.createdAtMs >= this.options.segmentAgeMs) active = await this.#roll(items[i]!.baseOffset)
+      // Take as many batches as fit in the active segment; roll when the next one does not.
+      const group: Buffer[] = []
+      let bytes = 0
+      const startPosition = active.size
+      while (i < items.length) {
+        const len = items[i]!.buf.length
+        if (active.size + bytes + len > this.options.segmentBytes && (active.size + bytes) > 0) break
+        group.push(items[i]!.buf)
+        bytes += len
+        i++
+      }
+      if (group.length === 0) {
+        await this.#roll(items[i]!.baseOffset)
+        continue
+      }
+      const fh = await active.file()
+      let written = 0
+      while (written < bytes) {
+        const rest = written === 0 ? group : [Buffer.concat(group).subarray(written)]
+        const { bytesWritten } = await fh.writev(rest, startPosition + written)
+        if (bytesWritten === 0) throw new Error(`short write to ${active.logPath}`)
+        written += bytesWritten
+      }
+      active.size += bytes
+      let position = startPosition
+      for (const b of group) {
+        active.noteBatch(readBatchHeader(b), position, this.options.indexIntervalBytes)
+        position += b.length
+      }
+      // Index files are not synced here: recovery rebuilds the active segment's indexes.
+      await active.flushIndexes()
+      if (this.options.fsync !== 'never') {
+        await fh.datasync()
+        this.#syncs++
+      }
+      this.#appendedBatches += group.length
+      active.durableSize = active.size
+      this.#advanceEnd(active.nextOffset)
+      if (i < items.length) await this.#roll(items[i]!.baseOffset)
+    }
+  }
+
+  #active(): Segment {
+    return this.#segments[this.#segments.length - 1]!
+  }
+
+  /** Seals the active segment (data and indexes synced whatever the policy) and starts a new one. */
+  async #roll(base: number): Promise<Segment> {
+    const old = this.#active()
+    if (old.isEmpty && old.base === base) return old
+    await old.syncAll()
+    const seg = new Segment(this.dir, base, this.options.now())
+    await seg.create()
+    await syncDir(this.dir)
+    this.#segments.push(seg)
+    return seg
+  }
+
+  #fail(err: unknown, items: Pending[]): void {
+    // After a failed write or fsync the page cache can no longer be trusted (a later fsync may
+    // report success for lost pages), so the log stops taking appends until it is reopened.
+    this.#state = 'failed'
+    this.#failure = err
+    this.options.logger?.warn({ dir: this.dir, err }, 'log write failed; appends are refused until reopen')
+    const error = this.#failedError()
+    for (const it of items) it.reject(error)
+    for (const it of this.#pending) it.reject(error)
+    this.#pending = []
+    this.#pendingBytes = 0
+  }
+
+  #failedError(): SluiceError {
+    return new SluiceError('SLUICE_ERR_LOG_FAILED', `log ${this.dir} failed a write and refuses appends until reopened`, 503, true, { dir: this.dir }, { cause: this.#failure })
+  }
+
+  #advanceEnd(end: number): void {
+    this.#endOffset = end
+    if (this.#waiters.length === 0) return
+    const still: Waiter[] = []
+    for (const w of this.#waiters) {
+      if (w.offset < end) {
+        if (w.timer !== undefined) clearTimeout(w.timer)
+        w.resolve(true)
+      } else {
+        still.push(w)
+      }
+    }
+    this.#waiters = still
+  }
+
+  /** Resolves true once `offset` is durable and readable, false after `timeoutMs` or on close. */
+  waitFor(offset: number, timeoutMs: number): Promise<boolean> {
+    if (offset < this.#endOffset) return Promise.resolve(true)
+    if (this.#state !== 'open' || timeoutMs <= 0) return Promise.resolve(false)
+    return new Promise((resolve) => {
+      const w: Waiter = { offset, resolve, timer: undefined }
+      w.timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((x) => x !== w)
+        resolve(false)
+      }, timeoutMs)
+      this.#waiters.push(w)
+    })
+  }
+
+  // ---- reading ---------------------------------------------------------------------------------
+
+  #segmentFor(offset: number): Segment | undefined {
+    const segs = this.#segments
+    let lo = 0
+    let hi = segs.length - 1
+    let found: Segment | undefined
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      if (segs[mid]!.base <= offset) {
+        found = segs[mid]
+        lo = mid + 1
+      } else {
+        hi = mid - 1
+      }
+    }
+    return found
+  }
+
+  /**
+   * Whole batches from `from` on, up to about `maxBytes` (at least one batch), CRC-checked.
+   * Memory is bounded by maxBytes or one batch, whichever is larger.
+   */
+  async readBatches(from: number, maxBytes = defaultReadBytes): Promise<BatchReadResult> {
+    if (from < this.startOffset) from = this.startOffset
+    if (from >= this.#endOffset) return { batches: [], nextOffset: from }
+    let seg = this.#segmentFor(from)
+    while (seg !== undefined && seg.nextOffset <= from) seg = this.#segments[this.#segments.indexOf(seg) + 1]
+    if (seg === undefined) return { batches: [], nextOffset: from }
+    let position = seg.index.floorPosition(from - seg.base)
+    const batches: Buffer[] = []
+    let nextOffset = from
+    let budget = maxBytes
+    while (budget > 0 && position < seg.durableSize) {
+      let chunk = await seg.read(position, Math.min(budget, seg.durableSize - position))
+      if (chunk.length < batchHeaderBytes) chunk = await seg.read(position, batchHeaderBytes)
+      let p = 0
+      while (p + batchHeaderBytes <= chunk.length) {
+        const len = chunk.readUInt32BE(p)
+        if (p + len > chunk.length) {
+          if (p === 0 && batches.length === 0) {
+            // A single batch larger than the budget: read it whole rather than stall.
+            chunk = await seg.read(position, len)
+            continue
+          }
+          break
+        }
+        const check = checkBatch(chunk, p, chunk.length - p)
+        if (!check.ok) throw errors.logCorrupt(seg.logPath, position + p, check.reason)
+        const last = batchLastOffset(check.header)
+        if (last >= from) {
+          batches.push(chunk.subarray(p, p + len))
+          nextOffset = last + 1
+        }
+        p += len
+      }
+      if (p === 0) break
+      position += p
+      budget -= p
+    }
+    return { batches, nextOffset }
+  }
+
+  /** Records from `from` on, decoded; bodies are views of one read buffer. */
+  async read(from: number, options: ReadOptions = {}): Promise<ReadResult> {
+    const maxRecords = options.maxRecords ?? Number.MAX_SAFE_INTEGER
+    const { batches } = await this.readBatches(from, options.maxBytes ?? defaultReadBytes)
+    const start = Math.max(from, this.startOffset)
+    const records: StoredRecord[] = []
+    for (const b of batches) {
+      decodeRecords(b, start, records)
+      if (records.length >= maxRecords) break
+    }
+    if (records.length > maxRecords) records.length = maxRecords
+    const last = records[records.length - 1]
+    return { records, nextOffset: last === undefined ? start : last.offset + 1 }
+  }
+
+  /** The first offset whose record has a timestamp >= `ts`, or endOffset if none. */
+  async offsetForTime(ts: number): Promise<number> {
+    for (const seg of this.#segments) {
+      if (seg.maxTimestamp < ts) continue
+      let from = seg.base + seg.index.floorOffsetForTime(ts)
+      while (from < seg.nextOffset) {
+        const { records, nextOffset } = await this.read(from, { maxBytes: 256 * 1024 })
+        if (records.length === 0) break
+        for (const r of records) if (r.timestamp >= ts) return r.offset
+        from = nextOffset
+      }
+    }
+    return this.#endOffset
+  }
+
+  /** Follows the log from `from`, waking as new records become durable, until `signal` aborts. */
+  async *tail(from: number, signal?: AbortSignal): AsyncGenerator<StoredRecord> {
+    let next = from
+    while (signal?.aborted !== true) {
+      const { records, nextOffset } = await this.read(next)
+      for (const r of records) yield r
+      next = nextOffset
+      if (records.length === 0) {
+        if (this.#state !== 'open') return
+        await this.waitFor(next, 1000)
+      }
+    }
+  }
+
+  // ---- retention -------------------------------------------------------------------------------
+
+  /**
+   * Drops whole segments past maxAge or over maxBytes, oldest first. The active segment is never
+   * dropped; when it alone holds only expired records it is rolled first, so an idle stream does
+   * not keep old data forever. Each file is renamed to `.deleted` before it is unlinked, so a
+   * crash mid-way leaves a log that opens (leftovers are removed at open).
+   */
+  enforceRetention(): Promise<RetentionResult> {
+    return this.#runExclusive(async () => {
+      const { maxAgeMs, maxBytes } = this.options.retention
+      const now = this.options.now()
+      let deletedSegments = 0
+      let deletedBytes = 0
+      if (this.#state !== 'open') return { deletedSegments, deletedBytes }
+      const active = this.#active()
+      if (maxAgeMs !== undefined && !active.isEmpty && active.maxTimestamp < now - maxAgeMs && this.#pending.length === 0) {
+        await this.#roll(this.#nextOffset)
+      }
+      let total = 0
+      for (const s of this.#segments) total += s.size
+      while (this.#segments.length > 1) {
+        const oldest = this.#segments[0]!
+        const expired = maxAgeMs !== undefined && oldest.maxTimestamp < now - maxAgeMs
+        const oversize = maxBytes !== undefined && total - oldest.size >= maxBytes
+        if (!expired && !oversize) break
+        this.#segments.shift()
+        await this.#deleteSegment(oldest)
+        total -= oldest.size
+        deletedSegments++
+        deletedBytes += oldest.size
+      }
+      if (deletedSegments > 0) this.options.logger?.info({ dir: this.dir, deletedSegments, deletedBytes, startOffset: this.startOffset }, 'retention dropped segments')
+      return { deletedSegments, deletedBytes }
+    })
+  }
+
+  async #deleteSegment(seg: Segment): Promise<void> {
+    seg.markDeleted()
+    const paths = [seg.logPath, seg.indexPath, seg.timeIndexPath]
+    for (const p of paths) await rename(p, `${p}.deleted`).catch(ignoreMissing)
+    await syncDir(this.dir)
+    if (!seg.pinned) await seg.closeFiles()
+    for (const p of paths) await unlink(`${p}.deleted`).catch(ignoreMissing)
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  /** Flushes pending appends, syncs everything, and writes the clean-shutdown marker. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'closing') return
+    const wasFailed = this.#state === 'failed'
+    this.#state = 'closing'
+    if (this.#timer !== undefined) this.#startFlush()
+    await this.#flushDone
+    await this.#runExclusive(async () => {
+      for (const w of this.#waiters) {
+        if (w.timer !== undefined) clearTimeout(w.timer)
+        w.resolve(false)
+      }
+      this.#waiters = []
+      if (!wasFailed && this.#segments.length > 0) {
+        await this.#active().syncAll()
+        await writeFile(join(this.dir, cleanMarker), `${this.#endOffset}\n`)
+        await syncDir(this.dir)
+      }
+      for (const s of this.#segments) await s.closeFiles()
+    })
+    this.#state = 'closed'
+  }
+
+  #runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#exclusive.then(fn)
+    this.#exclusive = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
+  }
+
+  // ---- recovery --------------------------------------------------------------------------------
+
+  async #recover(): Promise<void> {
+    const started = performance.now()
+    const logger = this.options.logger
+    await mkdir(this.dir, { recursive: true })
+    const removedFiles: string[] = []
+    const rebuiltIndexes: string[] = []
+    const truncated: { file: string; position: number; bytes: number; fromOffset: number; reason: string }[] = []
+    const names = await readdir(this.dir)
+    let clean = names.includes(cleanMarker)
+    const bases = new Set<number>()
+    const logs = new Set<number>()
+    for (const name of names) {
+      if (name.endsWith('.deleted')) {
+        await unlink(join(this.dir, name))
+        removedFiles.push(name)
+        continue
+      }
+      const m = segmentNamePattern.exec(name)
+      if (m === null) continue
+      const base = Number(m[1])
+      bases.add(base)
+      if (m[2] === 'log') logs.add(base)
+    }
+    // Index files whose segment is gone are leftovers of an interrupted retention.
+    for (const base of bases) {
+      if (logs.has(base)) continue
+      for (const ext of ['index', 'timeindex']) {
+        const name = `${String(base).padStart(20, '0')}.${ext}`
+        if (names.includes(name)) {
+          await unlink(join(this.dir, name))
+          removedFiles.push(name)
+        }
+      }
+    }
+    const sorted = [...logs].sort((a, b) => a - b)
+    const now = this.options.now()
+    for (let k = 0; k < sorted.length; k++) {
+      const base = sorted[k]!
+      const isLast = k === sorted.length - 1
+      const seg = new Segment(this.dir, base, now)
+      const fileBytes = (await stat(seg.logPath)).size
+      let indexOk = await seg.index.load(seg.indexPath, seg.timeIndexPath, Math.max(fileBytes, 1))
+      if (!indexOk) {
+        seg.index.reset()
+        rebuiltIndexes.push(seg.logPath)
+      }
+      // A clean stop synced every index, so only the bytes after the last index entry need a look;
+      // otherwise the last segment, written without synced indexes, is walked from its start.
+      const full = !indexOk || (isLast && !clean)
+      let from = 0
+      if (!full && seg.index.entries > 0) {
+        from = seg.index.lastPosition()
+        seg.nextOffset = base + seg.index.lastRelativeOffset()
+        seg.maxTimestamp = seg.index.lastTimestamp()
+      }
+      if (full) await seg.resetIndexFiles()
+      const result = await seg.scan(from, fileBytes, full, this.options.indexIntervalBytes)
+      if (!full) {
+        seg.bytesSinceIndex = result.validEnd - from
+        seg.nextOffset = result.nextOffset
+        seg.maxTimestamp = Math.max(seg.maxTimestamp, result.maxTimestamp)
+        if (seg.firstTimestamp < 0) seg.firstTimestamp = await firstTimestampOf(seg)
+      }
+      if (full && indexOk) rebuiltIndexes.push(seg.logPath)
+      if (result.damage !== undefined) {
+        const d = result.damage
+        const tailDamage = isLast && !d.middle
+        if (!tailDamage && !this.options.repair) {
+          await seg.closeFiles()
+          for (const s of this.#segments) await s.closeFiles()
+          throw errors.logCorrupt(seg.logPath, d.position, `${d.reason}${d.middle ? ' with whole batches after it' : ' in a sealed segment'}`)
+        }
+        if (!full) {
+          // Damage found after a trusted index: rebuild this segment's index from scratch too.
+          await seg.resetIndexFiles()
+          seg.nextOffset = base
+          seg.maxTimestamp = -1
+          seg.firstTimestamp = -1
+          await seg.scan(0, d.position, true, this.options.indexIntervalBytes)
+          rebuiltIndexes.push(seg.logPath)
+        }
+        await seg.truncate(d.position)
+        const entry = { file: seg.logPath, position: d.position, bytes: fileBytes - d.position, fromOffset: result.nextOffset, reason: d.reason }
+        truncated.push(entry)
+        logger?.warn(entry, 'log recovery truncated damaged bytes')
+        clean = false
+      }
+      seg.size = seg.durableSize = result.damage?.position ?? result.validEnd
+      if (seg.firstTimestamp > 0) seg.createdAtMs = seg.firstTimestamp
+      await seg.flushIndexes()
+      this.#segments.push(seg)
+      // A gap between segments means files were lost; refuse rather than renumber offsets.
+      const prev = this.#segments[this.#segments.length - 2]
+      if (prev !== undefined && prev.nextOffset !== seg.base && !this.options.repair) {
+        for (const s of this.#segments) await s.closeFiles()
+        throw errors.logCorrupt(seg.logPath, 0, `segment starts at offset ${seg.base} but the previous one ends at ${prev.nextOffset}`)
+      }
+      indexOk = true
+    }
+    if (this.#segments.length === 0) {
+      const seg = new Segment(this.dir, 0, now)
+      await seg.create()
+      await syncDir(this.dir)
+      this.#segments.push(seg)
+    }
+    // Remove the marker durably before any append, or a later crash would look like a clean stop.
+    if (names.includes(cleanMarker)) {
+      await rm(join(this.dir, cleanMarker), { force: true })
+      await syncDir(this.dir)
+    }
+    this.#nextOffset = this.#active().nextOffset
+    this.#endOffset = this.#nextOffset
+    this.#recovery = { clean, segments: this.#segments.length, truncated, rebuiltIndexes, removedFiles, durationMs: performance.now() - started }
+    logger?.info({ dir: this.dir, ...this.#recovery, startOffset: this.startOffset, endOffset: this.#endOffset }, 'log opened')
+  }
+}
+
+async function firstTimestampOf(seg: Segment): Promise<number> {
+  const head = await (await seg.file()).read(Buffer.alloc(batchHeaderBytes), 0, batchHeaderBytes, 0)
+  return head.bytesRead < batchHeaderBytes ? -1 : readBatchHeader(head.buffer).firstTimestamp
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+}
+
+/** fsync a directory so a created, renamed or removed entry survives a power cut. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+export function openLog(dir: string, options: Partial<LogOptions> = {}): Promise<Log> {
+  return Log.open(dir, options)
+}
