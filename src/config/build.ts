@@ -1,0 +1,117 @@
+// Shapes the validated values (keyed as in YAML) into the public Config (units in field names,
+// references as discriminated unions). Runs only when validation found no problem, so every
+// value here is present and well-typed.
+
+import type { ConfigSpec, bindingSpec, exchangeSpec, groupSpec, rateLimitSpec, serverSpec, streamSpec } from './keys.js'
+import type { Raw } from './spec.js'
+import type { BindingConfig, Config, DeadLetterConfig, ExchangeConfig, FsyncPolicy, GroupConfig, RateLimitConfig, ServerConfig, StreamConfig } from './types.js'
+
+export function buildConfig(raw: Raw<ConfigSpec>): Config {
+  const server = buildServer(raw.server)
+  return {
+    server,
+    auth: { users: raw.auth.users.map((u) => ({ ...u })), apiKeys: raw.auth.apiKeys.map((k) => ({ ...k })) },
+    exchanges: byName(raw.exchanges, buildExchange),
+    streams: byName(raw.streams, (name, s) => buildStream(name, s, server.durability.fsync)),
+    bindings: raw.bindings.map(buildBinding),
+    groups: byName(raw.groups, buildGroup),
+    rateLimits: raw.rateLimits.map(buildRateLimit),
+  }
+}
+
+function byName<R, T>(raw: Readonly<Record<string, R>>, build: (name: string, value: R) => T): Readonly<Record<string, T>> {
+  // A null prototype, because names come from users (see validate.ts).
+  const out: Record<string, T> = Object.create(null) as Record<string, T>
+  for (const [name, value] of Object.entries(raw)) out[name] = build(name, value)
+  return out
+}
+
+function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
+  return {
+    dataDir: s.dataDir,
+    http: { ...s.http },
+    ndjson: { ...s.ndjson },
+    amqp: {
+      enabled: s.amqp.enabled,
+      host: s.amqp.host,
+      port: s.amqp.port,
+      frameMaxBytes: s.amqp.frameMax,
+      channelMax: s.amqp.channelMax,
+      heartbeatMs: s.amqp.heartbeat,
+    },
+    syslog: { ...s.syslog },
+    durability: { fsync: s.durability.fsync, intervalMs: s.durability.interval, maxBatchBytes: s.durability.maxBatchBytes },
+    limits: {
+      maxBodyBytes: s.limits.maxBodySize,
+      maxEventBytes: s.limits.maxEventSize,
+      maxConnections: s.limits.maxConnections,
+    },
+    alarms: { memoryHighWatermark: s.alarms.memoryHighWatermark, diskFreeLimitBytes: s.alarms.diskFreeLimit },
+    log: { level: s.log.level },
+  }
+}
+
+function buildExchange(name: string, e: Raw<typeof exchangeSpec>): ExchangeConfig {
+  return {
+    name,
+    type: e.type,
+    routingKey: e.routingKey,
+    alternate: e.alternate,
+    unroutable: e.unroutable,
+    dedup: e.dedup,
+    dedupWindowMs: e.dedupWindow,
+  }
+}
+
+function buildStream(name: string, s: Raw<typeof streamSpec>, fsync: FsyncPolicy): StreamConfig {
+  return {
+    name,
+    retention: { maxAgeMs: s.retention.maxAge, maxBytes: s.retention.maxBytes, policy: s.retention.policy },
+    segmentBytes: s.segmentSize,
+    segmentAgeMs: s.segmentAge,
+    fsync: s.fsync ?? fsync,
+  }
+}
+
+function buildBinding(b: Raw<typeof bindingSpec>): BindingConfig {
+  // references.ts has already ensured exactly one destination is set.
+  const destination = b.stream !== null ? { kind: 'stream' as const, name: b.stream } : { kind: 'exchange' as const, name: b.toExchange ?? '' }
+  return { exchange: b.exchange, destination, key: b.key, match: b.match, headers: { ...b.headers } }
+}
+
+function buildGroup(name: string, g: Raw<typeof groupSpec>): GroupConfig {
+  let deadLetter: DeadLetterConfig | null = null
+  if (g.deadLetter?.stream != null) deadLetter = { kind: 'stream', stream: g.deadLetter.stream }
+  else if (g.deadLetter?.exchange != null) deadLetter = { kind: 'exchange', exchange: g.deadLetter.exchange, routingKey: g.deadLetter.routingKey }
+  return {
+    name,
+    stream: g.stream,
+    dispatch: g.dispatch,
+    ackMode: g.ackMode,
+    prefetch: g.prefetch,
+    ackTimeoutMs: g.ackTimeout,
+    maxDeliveries: g.maxDeliveries,
+    retryBackoff: {
+      initialMs: g.retryBackoff.initial,
+      maxMs: g.retryBackoff.max,
+      multiplier: g.retryBackoff.multiplier,
+      jitter: g.retryBackoff.jitter,
+    },
+    messageTtlMs: g.messageTtl,
+    maxBacklog: g.maxBacklog,
+    overflow: g.overflow,
+    deadLetter,
+    start: g.start,
+    deliveryRatePerSec: g.deliveryRate,
+    sessionTimeoutMs: g.sessionTimeout,
+  }
+}
+
+function buildRateLimit(r: Raw<typeof rateLimitSpec>): RateLimitConfig {
+  return {
+    match: { ...r.match },
+    eventsPerSec: r.events,
+    bytesPerSec: r.bytes,
+    burstEvents: r.burst ?? (r.events === null ? null : Math.ceil(r.events)),
+  }
+}

@@ -1,0 +1,262 @@
+// The key table: every configuration key is declared here once, with its type, default, bounds
+// and one line of documentation. The validator, the defaults and docs/configuration.md are all
+// derived from this table, so they cannot drift apart (as Kafka's LogConfig `define(...)` rows).
+
+import type { ObjectSpec } from './spec.js'
+
+const port = (defaultPort: number, what: string) =>
+  ({ type: 'int', default: defaultPort, min: 0, max: 65535, doc: `TCP port for ${what}; 0 picks a free port (tests).` }) as const
+
+const host = { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: 'Address to listen on; 0.0.0.0 for every interface.' } as const
+
+const enabled = { type: 'bool', default: true, doc: 'Start this listener.' } as const
+
+const fsyncValues = ['always', 'batch', 'never'] as const
+
+export const serverSpec = {
+  type: 'object',
+  doc: 'Where data lives, the listeners, durability, limits and alarms.',
+  keys: {
+    dataDir: { type: 'string', default: './data', nonEmpty: true, doc: 'Directory for stream segments and the metadata store.' },
+    http: {
+      type: 'object',
+      doc: 'HTTP API, publish and consume endpoints, /metrics.',
+      keys: { enabled, host, port: port(7400, 'the HTTP API') },
+    },
+    ndjson: {
+      type: 'object',
+      doc: 'TCP listener taking one JSON event a line.',
+      keys: {
+        enabled,
+        host,
+        port: port(7401, 'NDJSON ingest'),
+        exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every line is published to; the listener starts only when this is set.' },
+        routingKey: { type: 'template', default: null, doc: "Routing-key template over the event's fields; unset uses the exchange's template." },
+      },
+    },
+    amqp: {
+      type: 'object',
+      doc: 'AMQP 0-9-1 listener for RabbitMQ clients.',
+      keys: {
+        enabled,
+        host,
+        port: port(5672, 'AMQP 0-9-1'),
+        frameMax: { type: 'size', default: '128kb', min: '4kb', max: '16mb', doc: 'Largest frame offered in connection.tune.' },
+        channelMax: { type: 'int', default: 2047, min: 1, max: 65535, doc: 'Most channels per connection offered in connection.tune.' },
+        heartbeat: { type: 'duration', default: '60s', min: '0ms', max: '1h', doc: 'Heartbeat interval offered in connection.tune; 0 disables.' },
+      },
+    },
+    syslog: {
+      type: 'object',
+      doc: 'Syslog listener (RFC 5424 and RFC 3164) over TCP and, optionally, UDP.',
+      keys: {
+        enabled,
+        host,
+        port: port(5514, 'syslog (TCP and UDP)'),
+        udp: { type: 'bool', default: true, doc: 'Also listen on UDP.' },
+        exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every message is published to; the listener starts only when this is set.' },
+        routingKey: { type: 'template', default: 'syslog.{facility}.{severity}', doc: "Routing-key template over the message's fields." },
+      },
+    },
+    durability: {
+      type: 'object',
+      doc: 'When a publish is confirmed relative to fsync.',
+      keys: {
+        fsync: {
+          type: 'enum',
+          values: fsyncValues,
+          default: 'batch',
+          doc: 'always: fsync each write; batch: group commit every `interval`; never: leave it to the OS (a power cut loses what the OS had not written).',
+        },
+        interval: { type: 'duration', default: '5ms', min: '0ms', max: '10s', doc: 'Longest wait before a group commit under `fsync: batch`.' },
+        maxBatchBytes: { type: 'size', default: '1mb', min: '1kb', max: '1gb', doc: 'A group commit starts early once this much is buffered.' },
+      },
+    },
+    limits: {
+      type: 'object',
+      doc: 'Ceilings on what clients may send.',
+      keys: {
+        maxBodySize: { type: 'size', default: '16mb', min: '1kb', max: '1gb', doc: 'Largest HTTP request body (413 above it).' },
+        maxEventSize: { type: 'size', default: '1mb', min: '64b', max: '1gb', doc: 'Largest single event, on every listener.' },
+        maxConnections: { type: 'int', default: 10000, min: 1, max: 1000000, doc: 'Most open connections across the TCP listeners.' },
+      },
+    },
+    alarms: {
+      type: 'object',
+      doc: 'Resource alarms that block publishers until they clear.',
+      keys: {
+        memoryHighWatermark: { type: 'number', default: 0.6, min: 0, max: 1, doc: 'Fraction of the heap limit above which publishers are blocked.' },
+        diskFreeLimit: { type: 'size', default: '1gb', min: '0b', doc: 'Free disk space in dataDir below which publishers are blocked.' },
+      },
+    },
+    log: {
+      type: 'object',
+      doc: "The broker's own log.",
+      keys: {
+        level: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', doc: 'Lowest level written.' },
+      },
+    },
+  },
+} as const satisfies ObjectSpec
+
+export const authSpec = {
+  type: 'object',
+  doc: 'Credentials. With none declared, every client is let in.',
+  keys: {
+    users: {
+      type: 'list',
+      doc: 'Username and password pairs (HTTP basic auth, AMQP PLAIN).',
+      of: {
+        type: 'object',
+        doc: 'One user.',
+        keys: {
+          username: { type: 'string', required: true, nonEmpty: true, doc: 'Login name.' },
+          password: { type: 'string', required: true, nonEmpty: true, doc: 'Password; use ${ENV} rather than writing it in the file.' },
+        },
+      },
+    },
+    apiKeys: {
+      type: 'list',
+      doc: 'API keys for HTTP (`authorization: Bearer <key>`).',
+      of: {
+        type: 'object',
+        doc: 'One API key.',
+        keys: {
+          key: { type: 'string', required: true, nonEmpty: true, doc: 'The secret; use ${ENV} rather than writing it in the file.' },
+          name: { type: 'name', required: true, declares: 'apiKey', doc: 'Name used in metrics, logs and `rateLimits[].match.apiKey`.' },
+        },
+      },
+    },
+  },
+} as const satisfies ObjectSpec
+
+export const exchangeSpec = {
+  type: 'object',
+  doc: 'One exchange.',
+  keys: {
+    type: { type: 'enum', values: ['direct', 'fanout', 'topic', 'headers'], default: 'direct', doc: 'Routing: exact key, every binding, `*`/`#` key patterns, or header match.' },
+    routingKey: { type: 'template', default: null, doc: "Template for events published without a routing key, e.g. `{service}.{level}`." },
+    alternate: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange receiving events that no binding matched.' },
+    unroutable: { type: 'enum', values: ['drop', 'reject'], default: 'drop', doc: 'Without an alternate: count and drop unroutable events, or reject the publish.' },
+    dedup: { type: 'string', default: null, nonEmpty: true, doc: 'Top-level body field holding the event id; repeated ids within `dedupWindow` are stored once.' },
+    dedupWindow: { type: 'duration', default: '2m', min: '1s', max: '7d', doc: 'How long event ids are remembered for dedup.' },
+  },
+} as const satisfies ObjectSpec
+
+export const streamSpec = {
+  type: 'object',
+  doc: 'One stream.',
+  keys: {
+    retention: {
+      type: 'object',
+      doc: 'When whole segments are deleted.',
+      keys: {
+        maxAge: { type: 'duration', default: '7d', nullable: true, min: '1s', doc: 'Delete segments whose newest event is older than this; `none` keeps them.' },
+        maxBytes: { type: 'size', default: null, min: '1kb', doc: 'Delete the oldest segments while the stream is larger than this.' },
+        policy: {
+          type: 'enum',
+          values: ['limits', 'interest'],
+          default: 'limits',
+          doc: 'limits: age and size only; interest: also delete segments every group has settled past.',
+        },
+      },
+    },
+    segmentSize: { type: 'size', default: '64mb', min: '1kb', max: '1gb', doc: 'Roll to a new segment file at this size.' },
+    segmentAge: { type: 'duration', default: '7d', min: '1s', doc: 'Roll to a new segment file at this age, so age retention can delete it.' },
+    fsync: { type: 'enum', values: fsyncValues, default: null, doc: 'Overrides `server.durability.fsync` for this stream.' },
+  },
+} as const satisfies ObjectSpec
+
+export const bindingSpec = {
+  type: 'object',
+  doc: 'One binding; exactly one of `stream` and `toExchange`.',
+  keys: {
+    exchange: { type: 'name', ref: 'exchange', required: true, doc: 'Source exchange.' },
+    stream: { type: 'name', ref: 'stream', default: null, doc: 'Destination stream.' },
+    toExchange: { type: 'name', ref: 'exchange', default: null, doc: 'Destination exchange (exchange-to-exchange binding).' },
+    key: { type: 'string', default: '', doc: 'Binding key: exact for direct, `*`/`#` pattern for topic, ignored by fanout and headers.' },
+    match: { type: 'enum', values: ['all', 'any'], default: 'all', doc: 'headers exchanges: every header must match, or any one.' },
+    headers: { type: 'headers', default: {}, doc: 'headers exchanges: attribute values to match.' },
+  },
+} as const satisfies ObjectSpec
+
+export const groupSpec = {
+  type: 'object',
+  doc: 'One consumer group.',
+  keys: {
+    stream: { type: 'name', ref: 'stream', required: true, doc: 'Stream the group reads.' },
+    dispatch: { type: 'enum', values: ['fair', 'round-robin'], default: 'fair', doc: 'fair: member with most free credit; round-robin: members in turn.' },
+    ackMode: { type: 'enum', values: ['manual', 'auto'], default: 'manual', doc: 'manual: consumers ack; auto: settled on delivery (at most once).' },
+    prefetch: { type: 'int', default: 100, min: 1, max: 65535, doc: 'Unacked deliveries one member may hold.' },
+    ackTimeout: { type: 'duration', default: '30s', min: '100ms', max: '1d', doc: 'Unacked this long: redelivered to another member.' },
+    maxDeliveries: { type: 'int', default: 5, min: 0, max: 1000000, doc: 'Deliveries before dead-lettering with reason `delivery_limit`; 0 = unlimited.' },
+    retryBackoff: {
+      type: 'object',
+      doc: 'Delay before redelivering a nacked event.',
+      keys: {
+        initial: { type: 'duration', default: '1s', min: '0ms', doc: 'Delay after the first nack.' },
+        max: { type: 'duration', default: '1m', min: '0ms', doc: 'Longest delay.' },
+        multiplier: { type: 'number', default: 2, min: 1, max: 100, doc: 'Growth factor per further nack.' },
+        jitter: { type: 'number', default: 0.2, min: 0, max: 1, doc: 'Random fraction added or removed, so retries do not come in waves.' },
+      },
+    },
+    messageTtl: { type: 'duration', default: null, min: '1ms', doc: 'Events older than this when due are dead-lettered with reason `expired`.' },
+    maxBacklog: { type: 'int', default: null, min: 1, doc: 'Pending events above which `overflow` applies.' },
+    overflow: {
+      type: 'enum',
+      values: ['dead-letter', 'reject-publish'],
+      default: 'dead-letter',
+      doc: 'Over maxBacklog: dead-letter the oldest (reason `maxlen`), or refuse publishes (429/NACK).',
+    },
+    deadLetter: {
+      type: 'object',
+      optional: true,
+      doc: 'Where poison events go: `{ stream }` or `{ exchange, routingKey }`; unset drops them.',
+      keys: {
+        stream: { type: 'name', ref: 'stream', default: null, doc: 'Dead-letter stream.' },
+        exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Dead-letter exchange.' },
+        routingKey: { type: 'string', default: null, doc: "Routing key at the dead-letter exchange; unset keeps the event's own." },
+      },
+    },
+    start: { type: 'start', default: 'earliest', doc: 'Where a new group starts: earliest, latest, an offset or an ISO time.' },
+    deliveryRate: { type: 'eventRate', default: null, doc: 'Most deliveries per unit of time across members, e.g. 5000/s.' },
+    sessionTimeout: { type: 'duration', default: '30s', min: '1s', max: '1h', doc: 'A member silent this long is removed and its deliveries go to others.' },
+  },
+} as const satisfies ObjectSpec
+
+export const rateLimitSpec = {
+  type: 'object',
+  doc: 'One ingest token bucket; every rule whose match fits applies.',
+  keys: {
+    match: {
+      type: 'object',
+      doc: 'Which publishers the rule applies to; every given field must match, none = all.',
+      keys: {
+        listener: { type: 'enum', values: ['http', 'ndjson', 'amqp', 'syslog'], default: null, doc: 'Listener the events arrive on.' },
+        remote: { type: 'remote', default: null, doc: 'Client address or CIDR block, e.g. 10.0.0.0/8.' },
+        apiKey: { type: 'name', ref: 'apiKey', default: null, doc: 'Name of an API key in `auth.apiKeys`.' },
+        exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange published to.' },
+      },
+    },
+    events: { type: 'eventRate', default: null, doc: 'Events per unit of time, e.g. 50000/s.' },
+    bytes: { type: 'byteRate', default: null, doc: 'Bytes per unit of time, e.g. 50mb/s.' },
+    burst: { type: 'int', default: null, min: 1, doc: 'Bucket size in events; unset = one second of `events`. The bytes bucket holds one second of `bytes`.' },
+  },
+} as const satisfies ObjectSpec
+
+export const configSpec = {
+  type: 'object',
+  doc: 'The configuration file.',
+  keys: {
+    server: serverSpec,
+    auth: authSpec,
+    exchanges: { type: 'named', declares: 'exchange', of: exchangeSpec, doc: 'Exchanges by name. Exchanges declared over AMQP live beside these.' },
+    streams: { type: 'named', declares: 'stream', of: streamSpec, doc: 'Streams by name; each is a directory under dataDir.' },
+    bindings: { type: 'list', of: bindingSpec, doc: 'Routes from exchanges to streams or to other exchanges; each has exactly one of `stream` and `toExchange`.' },
+    groups: { type: 'named', declares: 'group', of: groupSpec, doc: 'Consumer groups by name.' },
+    rateLimits: { type: 'list', of: rateLimitSpec, doc: 'Ingest token buckets; every rule whose match fits a publisher applies to it.' },
+  },
+} as const satisfies ObjectSpec
+
+// The table's literal type, from which the validated shape is derived (spec.ts `Raw`).
+export type ConfigSpec = typeof configSpec

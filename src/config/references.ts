@@ -1,0 +1,177 @@
+// Checks that span keys: names that must exist, either/or pairs, and routes that loop. They run
+// even when single keys were invalid, so one start lists everything; an invalid value is
+// undefined at this point (whatever its type says) and is skipped here, its problem already
+// reported.
+
+import { childPath, didYouMean, type Pos, type Problems } from './problems.js'
+import type { NameKind } from './spec.js'
+import type { Validated } from './validate.js'
+
+const kindWords: Readonly<Record<NameKind, string>> = { exchange: 'exchange', stream: 'stream', group: 'group', apiKey: 'API key' }
+
+export function checkReferences(v: Validated, problems: Problems): void {
+  const at = (path: string): Pos | undefined => v.positions.get(path)
+  const declared = new Map<NameKind, Set<string>>()
+  for (const use of v.declared) {
+    const names = declared.get(use.kind) ?? new Set<string>()
+    // Names in mappings are unique already (the YAML parser rejects duplicate keys); names in
+    // lists (API keys) are not.
+    if (names.has(use.name)) problems.add(use.path, use.pos, `${kindWords[use.kind]} name ${JSON.stringify(use.name)} is already used`)
+    names.add(use.name)
+    declared.set(use.kind, names)
+  }
+  for (const use of v.references) {
+    const names = declared.get(use.kind) ?? new Set<string>()
+    if (!names.has(use.name)) {
+      const where = use.kind === 'apiKey' ? ' in auth.apiKeys' : ''
+      problems.add(use.path, use.pos, `no ${kindWords[use.kind]} named ${JSON.stringify(use.name)}${where}${didYouMean(use.name, names)}`)
+    }
+  }
+  checkAuth(v, problems, at)
+  checkBindings(v, problems, at)
+  checkGroups(v, problems, at)
+  checkRateLimits(v, problems, at)
+  checkAlternateCycles(v, problems, at)
+}
+
+type At = (path: string) => Pos | undefined
+
+function checkAuth(v: Validated, problems: Problems, at: At): void {
+  const usernames = new Set<string>()
+  v.raw.auth.users.forEach((user, i) => {
+    if (typeof user?.username !== 'string') return
+    const path = childPath(childPath('auth.users', i), 'username')
+    if (usernames.has(user.username)) problems.add(path, at(path), `user ${JSON.stringify(user.username)} is declared twice`)
+    usernames.add(user.username)
+  })
+  const keys = new Set<string>()
+  v.raw.auth.apiKeys.forEach((apiKey, i) => {
+    if (typeof apiKey?.key !== 'string') return
+    const path = childPath(childPath('auth.apiKeys', i), 'key')
+    // The secret itself is never echoed into a message that ends up in logs.
+    if (keys.has(apiKey.key)) problems.add(path, at(path), 'this API key is declared twice')
+    keys.add(apiKey.key)
+  })
+}
+
+function checkBindings(v: Validated, problems: Problems, at: At): void {
+  const edges: Edge[] = []
+  v.raw.bindings.forEach((binding, i) => {
+    if (binding === null) return
+    const path = childPath('bindings', i)
+    const hasStream = binding.stream !== null && binding.stream !== undefined
+    const hasExchange = binding.toExchange !== null && binding.toExchange !== undefined
+    if (hasStream && hasExchange) {
+      problems.add(path, at(path), 'a binding has either `stream` or `toExchange`, not both')
+    } else if (binding.stream === null && binding.toExchange === null) {
+      problems.add(path, at(path), 'a binding needs a destination: `stream` or `toExchange`')
+    }
+    const source = typeof binding.exchange === 'string' ? v.raw.exchanges[binding.exchange] : undefined
+    if (source === undefined || source === null || typeof source.type !== 'string') return
+    if (source.type === 'topic' && typeof binding.key === 'string') {
+      const bad = binding.key.split('.').find((word) => /[*#]/.test(word) && word !== '*' && word !== '#')
+      if (bad !== undefined) {
+        const keyPath = childPath(path, 'key')
+        problems.add(keyPath, at(keyPath), `topic binding key ${JSON.stringify(binding.key)}: "*" and "#" must be whole words between dots, not ${JSON.stringify(bad)}`)
+      }
+    }
+    if (source.type !== 'headers' && binding.headers !== undefined && Object.keys(binding.headers).length > 0) {
+      const headersPath = childPath(path, 'headers')
+      problems.add(headersPath, at(headersPath), `exchange ${JSON.stringify(binding.exchange)} is ${source.type}, so these headers would be ignored; only headers exchanges match on headers`)
+    }
+    if (hasExchange && !hasStream && typeof binding.toExchange === 'string') {
+      edges.push({ from: binding.exchange, to: binding.toExchange, path })
+    }
+  })
+  for (const cycle of findCycles(edges)) {
+    const last = cycle[cycle.length - 1]
+    if (last === undefined) continue
+    const route = [...cycle.map((e) => e.from), last.to].join(' → ')
+    problems.add(last.path, at(last.path), `exchange-to-exchange bindings form a cycle: ${route}; an event would be routed forever`)
+  }
+}
+
+function checkGroups(v: Validated, problems: Problems, at: At): void {
+  for (const [name, group] of Object.entries(v.raw.groups)) {
+    if (group === null) continue
+    const path = childPath('groups', name)
+    const backoff = group.retryBackoff
+    if (backoff !== null && typeof backoff.initial === 'number' && typeof backoff.max === 'number' && backoff.max < backoff.initial) {
+      const maxPath = childPath(childPath(path, 'retryBackoff'), 'max')
+      problems.add(maxPath, at(maxPath), 'is below retryBackoff.initial')
+    }
+    const dl = group.deadLetter
+    if (dl === null) continue
+    const dlPath = childPath(path, 'deadLetter')
+    if (dl.stream !== null && dl.exchange !== null && dl.stream !== undefined && dl.exchange !== undefined) {
+      problems.add(dlPath, at(dlPath), 'set `stream` or `exchange` (with `routingKey`), not both')
+    } else if (dl.stream === null && dl.exchange === null) {
+      problems.add(dlPath, at(dlPath), 'set a dead-letter target: `{ stream }` or `{ exchange, routingKey }`')
+    }
+    if (dl.stream !== null && dl.stream !== undefined && dl.routingKey !== null && dl.routingKey !== undefined) {
+      const keyPath = childPath(dlPath, 'routingKey')
+      problems.add(keyPath, at(keyPath), 'applies only to a dead-letter `exchange`; a stream takes events as they are')
+    }
+    if (typeof dl.stream === 'string' && dl.stream === group.stream) {
+      const streamPath = childPath(dlPath, 'stream')
+      problems.add(streamPath, at(streamPath), `is the group's own stream; dead-lettered events would come straight back to the group`)
+    }
+  }
+}
+
+function checkRateLimits(v: Validated, problems: Problems, at: At): void {
+  v.raw.rateLimits.forEach((rule, i) => {
+    if (rule === null) return
+    if (rule.events === null && rule.bytes === null) {
+      const path = childPath('rateLimits', i)
+      problems.add(path, at(path), 'a rate limit needs `events`, `bytes` or both')
+    }
+  })
+}
+
+function checkAlternateCycles(v: Validated, problems: Problems, at: At): void {
+  const edges: Edge[] = []
+  for (const [name, exchange] of Object.entries(v.raw.exchanges)) {
+    if (typeof exchange?.alternate === 'string') edges.push({ from: name, to: exchange.alternate, path: childPath(childPath('exchanges', name), 'alternate') })
+  }
+  for (const cycle of findCycles(edges)) {
+    const last = cycle[cycle.length - 1]
+    if (last === undefined) continue
+    const route = [...cycle.map((e) => e.from), last.to].join(' → ')
+    problems.add(last.path, at(last.path), `alternate exchanges form a cycle: ${route}; an unroutable event would never settle`)
+  }
+}
+
+interface Edge {
+  readonly from: string
+  readonly to: string
+  readonly path: string
+}
+
+/**
+ * Cycles found by one depth-first search: each edge that leads back onto the current path closes
+ * one cycle, reported as its edges in order. Every looping group of exchanges yields at least one
+ * cycle, and the search is linear however the bindings fan out.
+ */
+export function findCycles(edges: readonly Edge[]): Edge[][] {
+  const adjacency = new Map<string, Edge[]>()
+  for (const edge of edges) adjacency.set(edge.from, [...(adjacency.get(edge.from) ?? []), edge])
+  const done = new Set<string>()
+  const onPath = new Set<string>()
+  const path: Edge[] = []
+  const cycles: Edge[][] = []
+  const visit = (node: string): void => {
+    onPath.add(node)
+    for (const edge of adjacency.get(node) ?? []) {
+      path.push(edge)
+      if (onPath.has(edge.to)) cycles.push(path.slice(path.findIndex((e) => e.from === edge.to)))
+      else if (!done.has(edge.to)) visit(edge.to)
+      path.pop()
+    }
+    onPath.delete(node)
+    done.add(node)
+  }
+  // Sorted starts make the reported cycle the same from run to run.
+  for (const start of [...adjacency.keys()].sort()) if (!done.has(start)) visit(start)
+  return cycles
+}

@@ -1,0 +1,191 @@
+// The typed, frozen configuration that core modules receive. Units live in field names
+// (`intervalMs`, `segmentBytes`) while YAML keys stay as designed (`interval`, `segmentSize`).
+// Enumerations are derived from the key table so a new value is added in one place.
+
+import type { exchangeSpec, groupSpec, rateLimitSpec, serverSpec, streamSpec, bindingSpec } from './keys.js'
+import type { StartPosition } from './spec.js'
+
+export type { StartPosition }
+
+type Values<S> = S extends { readonly values: readonly (infer V)[] } ? V : never
+
+export type FsyncPolicy = Values<typeof serverSpec.keys.durability.keys.fsync>
+export type LogLevel = Values<typeof serverSpec.keys.log.keys.level>
+export type ExchangeType = Values<typeof exchangeSpec.keys.type>
+export type UnroutablePolicy = Values<typeof exchangeSpec.keys.unroutable>
+export type RetentionPolicy = Values<typeof streamSpec.keys.retention.keys.policy>
+export type HeadersMatch = Values<typeof bindingSpec.keys.match>
+export type DispatchMode = Values<typeof groupSpec.keys.dispatch>
+export type AckMode = Values<typeof groupSpec.keys.ackMode>
+export type OverflowPolicy = Values<typeof groupSpec.keys.overflow>
+export type ListenerName = Values<typeof rateLimitSpec.keys.match.keys.listener>
+
+export interface ListenerConfig {
+  readonly enabled: boolean
+  readonly host: string
+  readonly port: number
+}
+
+export interface NdjsonListenerConfig extends ListenerConfig {
+  /** The listener starts only when an exchange is set. */
+  readonly exchange: string | null
+  /** null: the exchange's own routingKey template. */
+  readonly routingKey: string | null
+}
+
+export interface AmqpListenerConfig extends ListenerConfig {
+  readonly frameMaxBytes: number
+  readonly channelMax: number
+  /** 0 disables heartbeats. */
+  readonly heartbeatMs: number
+}
+
+export interface SyslogListenerConfig extends ListenerConfig {
+  readonly udp: boolean
+  /** The listener starts only when an exchange is set. */
+  readonly exchange: string | null
+  readonly routingKey: string
+}
+
+export interface DurabilityConfig {
+  readonly fsync: FsyncPolicy
+  readonly intervalMs: number
+  readonly maxBatchBytes: number
+}
+
+export interface LimitsConfig {
+  readonly maxBodyBytes: number
+  readonly maxEventBytes: number
+  readonly maxConnections: number
+}
+
+export interface AlarmsConfig {
+  /** Fraction (0..1) of the heap limit. */
+  readonly memoryHighWatermark: number
+  readonly diskFreeLimitBytes: number
+}
+
+export interface ServerConfig {
+  readonly dataDir: string
+  readonly http: ListenerConfig
+  readonly ndjson: NdjsonListenerConfig
+  readonly amqp: AmqpListenerConfig
+  readonly syslog: SyslogListenerConfig
+  readonly durability: DurabilityConfig
+  readonly limits: LimitsConfig
+  readonly alarms: AlarmsConfig
+  readonly log: { readonly level: LogLevel }
+}
+
+export interface UserConfig {
+  readonly username: string
+  readonly password: string
+}
+
+export interface ApiKeyConfig {
+  readonly key: string
+  readonly name: string
+}
+
+export interface AuthConfig {
+  readonly users: readonly UserConfig[]
+  readonly apiKeys: readonly ApiKeyConfig[]
+}
+
+export interface ExchangeConfig {
+  readonly name: string
+  readonly type: ExchangeType
+  /** Template such as `{service}.{level}`; null: events need an explicit routing key. */
+  readonly routingKey: string | null
+  readonly alternate: string | null
+  readonly unroutable: UnroutablePolicy
+  /** Body field holding the event id; null: no dedup by id. */
+  readonly dedup: string | null
+  readonly dedupWindowMs: number
+}
+
+export interface RetentionConfig {
+  /** null: no age limit. */
+  readonly maxAgeMs: number | null
+  /** null: no size limit. */
+  readonly maxBytes: number | null
+  readonly policy: RetentionPolicy
+}
+
+export interface StreamConfig {
+  readonly name: string
+  readonly retention: RetentionConfig
+  readonly segmentBytes: number
+  readonly segmentAgeMs: number
+  /** Effective policy: the stream's override, else `server.durability.fsync`. */
+  readonly fsync: FsyncPolicy
+}
+
+export type BindingDestination = { readonly kind: 'stream'; readonly name: string } | { readonly kind: 'exchange'; readonly name: string }
+
+export interface BindingConfig {
+  readonly exchange: string
+  readonly destination: BindingDestination
+  readonly key: string
+  readonly match: HeadersMatch
+  readonly headers: Readonly<Record<string, string>>
+}
+
+export type DeadLetterConfig =
+  | { readonly kind: 'stream'; readonly stream: string }
+  | { readonly kind: 'exchange'; readonly exchange: string; /** null: keep the event's own key. */ readonly routingKey: string | null }
+
+export interface RetryBackoffConfig {
+  readonly initialMs: number
+  readonly maxMs: number
+  readonly multiplier: number
+  /** Fraction (0..1) of the delay added or removed at random. */
+  readonly jitter: number
+}
+
+export interface GroupConfig {
+  readonly name: string
+  readonly stream: string
+  readonly dispatch: DispatchMode
+  readonly ackMode: AckMode
+  readonly prefetch: number
+  readonly ackTimeoutMs: number
+  /** 0: unlimited. */
+  readonly maxDeliveries: number
+  readonly retryBackoff: RetryBackoffConfig
+  readonly messageTtlMs: number | null
+  readonly maxBacklog: number | null
+  readonly overflow: OverflowPolicy
+  /** null: poison events are dropped (and counted). */
+  readonly deadLetter: DeadLetterConfig | null
+  readonly start: StartPosition
+  readonly deliveryRatePerSec: number | null
+  readonly sessionTimeoutMs: number
+}
+
+export interface RateLimitMatch {
+  readonly listener: ListenerName | null
+  readonly remote: string | null
+  readonly apiKey: string | null
+  readonly exchange: string | null
+}
+
+export interface RateLimitConfig {
+  /** null fields match everything. */
+  readonly match: RateLimitMatch
+  readonly eventsPerSec: number | null
+  readonly bytesPerSec: number | null
+  /** Events allowed at once above the rate: as written, else one second of `eventsPerSec`. */
+  readonly burstEvents: number | null
+}
+
+export interface Config {
+  readonly server: ServerConfig
+  readonly auth: AuthConfig
+  /** By name, with a null prototype: a lookup of `constructor` finds nothing. */
+  readonly exchanges: Readonly<Record<string, ExchangeConfig>>
+  readonly streams: Readonly<Record<string, StreamConfig>>
+  readonly bindings: readonly BindingConfig[]
+  readonly groups: Readonly<Record<string, GroupConfig>>
+  readonly rateLimits: readonly RateLimitConfig[]
+}

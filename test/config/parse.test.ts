@@ -1,0 +1,242 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { loadConfig, parseConfig, summarizeConfig, validateConfigText, type Config } from '../../src/config/index.js'
+
+const defaultConfigPath = new URL('../../config/sluice.yaml', import.meta.url).pathname
+const designExamplePath = new URL('./fixtures/design-example.yaml', import.meta.url).pathname
+
+describe('the default config/sluice.yaml', () => {
+  it('parses into the documented pipeline', async () => {
+    const config = await loadConfig(defaultConfigPath, {})
+    expect(config.server.dataDir).toBe('./data')
+    expect(config.exchanges['logs']).toEqual({
+      name: 'logs',
+      type: 'topic',
+      routingKey: '{service}.{level}',
+      alternate: 'unrouted',
+      unroutable: 'drop',
+      dedup: 'id',
+      dedupWindowMs: 120_000,
+    })
+    expect(config.exchanges['unrouted']?.type).toBe('fanout')
+    expect(Object.keys(config.streams)).toEqual(['app-logs', 'errors', 'unrouted', 'app-logs-dlq'])
+    expect(config.streams['app-logs']?.retention).toEqual({ maxAgeMs: 7 * 86_400_000, maxBytes: 10 * 1024 ** 3, policy: 'limits' })
+    expect(config.bindings.map((b) => [b.exchange, b.key, b.destination.name])).toEqual([
+      ['logs', '#', 'app-logs'],
+      ['logs', '*.error', 'errors'],
+      ['unrouted', '', 'unrouted'],
+    ])
+    expect(config.groups['indexer']?.stream).toBe('app-logs')
+    expect(config.groups['indexer']?.deadLetter).toEqual({ kind: 'stream', stream: 'app-logs-dlq' })
+  })
+
+  it('takes its data dir from SLUICE_DATA_DIR', async () => {
+    const config = await loadConfig(defaultConfigPath, { SLUICE_DATA_DIR: '/var/lib/sluice' })
+    expect(config.server.dataDir).toBe('/var/lib/sluice')
+  })
+
+  it('summarizes the pipeline for `sluice validate`', async () => {
+    expect(summarizeConfig(await loadConfig(defaultConfigPath, {}))).toBe(
+      [
+        'data dir ./data; fsync batch every 5ms',
+        'listeners: http 127.0.0.1:7400, ndjson 127.0.0.1:7401 → logs, amqp 127.0.0.1:5672, syslog 127.0.0.1:5514 tcp+udp → logs',
+        'exchanges (2):',
+        '  logs: topic, key {service}.{level}, alternate unrouted, dedup id (2m)',
+        '  unrouted: fanout, unroutable drop',
+        'streams (4):',
+        '  app-logs: keep 7d / 10gb; fsync batch',
+        '  errors: keep 7d; fsync batch',
+        '  unrouted: keep 7d; fsync batch',
+        '  app-logs-dlq: keep 7d; fsync batch',
+        'bindings (3):',
+        '  logs [#] → stream app-logs',
+        '  logs [*.error] → stream errors',
+        '  unrouted → stream unrouted',
+        'groups (1):',
+        '  indexer on app-logs: fair, manual ack, prefetch 100, max 5 deliveries, from earliest, dead-letter → stream app-logs-dlq',
+      ].join('\n'),
+    )
+  })
+})
+
+describe('the example in DESIGN.md', () => {
+  it('parses, with every field in the typed Config', async () => {
+    const config = await loadConfig(designExamplePath, {})
+    expect(config.server.ndjson).toEqual({ enabled: true, host: '127.0.0.1', port: 7401, exchange: 'logs', routingKey: '{service}.{level}' })
+    expect(config.server.syslog).toEqual({
+      enabled: true,
+      host: '127.0.0.1',
+      port: 5514,
+      udp: true,
+      exchange: 'logs',
+      routingKey: 'syslog.{facility}.{severity}',
+    })
+    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000 })
+    expect(config.server.alarms).toEqual({ memoryHighWatermark: 0.6, diskFreeLimitBytes: 1024 ** 3 })
+    expect(config.bindings[3]).toEqual({
+      exchange: 'by-attr',
+      destination: { kind: 'stream', name: 'errors' },
+      key: '',
+      match: 'all',
+      headers: { level: 'error' },
+    })
+    expect(config.bindings[4]?.destination).toEqual({ kind: 'exchange', name: 'audit' })
+    expect(config.groups['indexer']).toEqual({
+      name: 'indexer',
+      stream: 'app-logs',
+      dispatch: 'fair',
+      ackMode: 'manual',
+      prefetch: 100,
+      ackTimeoutMs: 30_000,
+      maxDeliveries: 5,
+      retryBackoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 },
+      messageTtlMs: 3_600_000,
+      maxBacklog: 1_000_000,
+      overflow: 'dead-letter',
+      deadLetter: { kind: 'stream', stream: 'app-logs-dlq' },
+      start: { kind: 'earliest' },
+      deliveryRatePerSec: 5000,
+      sessionTimeoutMs: 30_000,
+    })
+    expect(config.rateLimits).toEqual([
+      {
+        match: { listener: 'http', remote: null, apiKey: null, exchange: null },
+        eventsPerSec: 50_000,
+        bytesPerSec: 50 * 1024 ** 2,
+        burstEvents: 100_000,
+      },
+    ])
+  })
+})
+
+describe('an empty file', () => {
+  it.each(['', '# nothing here\n', '---\n', 'server:\nexchanges:\nstreams: {}\nbindings: []\n'])('is a valid config of defaults (%j)', (text) => {
+    const config = parseConfig(text, { env: {} })
+    expect(config).toEqual({
+      server: {
+        dataDir: './data',
+        http: { enabled: true, host: '127.0.0.1', port: 7400 },
+        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null },
+        amqp: { enabled: true, host: '127.0.0.1', port: 5672, frameMaxBytes: 131_072, channelMax: 2047, heartbeatMs: 60_000 },
+        syslog: { enabled: true, host: '127.0.0.1', port: 5514, udp: true, exchange: null, routingKey: 'syslog.{facility}.{severity}' },
+        durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
+        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000 },
+        alarms: { memoryHighWatermark: 0.6, diskFreeLimitBytes: 1024 ** 3 },
+        log: { level: 'info' },
+      },
+      auth: { users: [], apiKeys: [] },
+      exchanges: {},
+      streams: {},
+      bindings: [],
+      groups: {},
+      rateLimits: [],
+    } satisfies Config)
+  })
+})
+
+describe('defaults and overrides', () => {
+  it('fills a minimal stream, exchange and group from the key table', () => {
+    const config = parseConfig('exchanges:\n  e: {}\nstreams:\n  s:\ngroups:\n  g: { stream: s }\n', { env: {} })
+    expect(config.exchanges['e']).toEqual({ name: 'e', type: 'direct', routingKey: null, alternate: null, unroutable: 'drop', dedup: null, dedupWindowMs: 120_000 })
+    expect(config.streams['s']).toEqual({
+      name: 's',
+      retention: { maxAgeMs: 604_800_000, maxBytes: null, policy: 'limits' },
+      segmentBytes: 64 * 1024 ** 2,
+      segmentAgeMs: 604_800_000,
+      fsync: 'batch',
+    })
+    expect(config.groups['g']).toMatchObject({ deadLetter: null, messageTtlMs: null, maxBacklog: null, deliveryRatePerSec: null, maxDeliveries: 5 })
+  })
+
+  it('applies per-stream fsync over the server policy, and `none` switches a limit off', () => {
+    const text = 'server:\n  durability: { fsync: never }\nstreams:\n  audit: { fsync: always, retention: { maxAge: none, policy: interest } }\n  bulk: {}\n'
+    const config = parseConfig(text, { env: {} })
+    expect(config.streams['audit']?.fsync).toBe('always')
+    expect(config.streams['audit']?.retention).toEqual({ maxAgeMs: null, maxBytes: null, policy: 'interest' })
+    expect(config.streams['bulk']?.fsync).toBe('never')
+  })
+
+  it('parses every form of group start and dead-letter exchange', () => {
+    const text = `streams:\n  s: {}\nexchanges:\n  dlx: { type: direct }\ngroups:
+  a: { stream: s, start: latest }
+  b: { stream: s, start: 42 }
+  c: { stream: s, start: "2024-05-01T12:00:00Z", deadLetter: { exchange: dlx, routingKey: dead } }
+  d: { stream: s, start: 2024-05-01, maxDeliveries: 0, deadLetter: { exchange: dlx } }
+`
+    const groups = parseConfig(text, { env: {} }).groups
+    expect([groups['a']?.start, groups['b']?.start, groups['c']?.start, groups['d']?.start]).toEqual([
+      { kind: 'latest' },
+      { kind: 'offset', offset: 42 },
+      { kind: 'time', timeMs: Date.UTC(2024, 4, 1, 12) },
+      { kind: 'time', timeMs: Date.UTC(2024, 4, 1) },
+    ])
+    expect(groups['c']?.deadLetter).toEqual({ kind: 'exchange', exchange: 'dlx', routingKey: 'dead' })
+    expect(groups['d']?.deadLetter).toEqual({ kind: 'exchange', exchange: 'dlx', routingKey: null })
+    expect(groups['d']?.maxDeliveries).toBe(0)
+  })
+
+  it('shares settings through YAML anchors', () => {
+    const text = 'streams:\n  a: &short { retention: { maxAge: 1h } }\n  b: *short\n'
+    const streams = parseConfig(text, { env: {} }).streams
+    expect([streams['a']?.retention.maxAgeMs, streams['b']?.retention.maxAgeMs]).toEqual([3_600_000, 3_600_000])
+  })
+})
+
+describe('the Config object', () => {
+  it('is deeply frozen', async () => {
+    const config = await loadConfig(defaultConfigPath, {})
+    const mutable = config as unknown as {
+      server: { durability: { intervalMs: number } }
+      streams: Record<string, { retention: { maxAgeMs: number } }>
+      bindings: unknown[]
+      groups: Record<string, unknown>
+    }
+    expect(Object.isFrozen(config)).toBe(true)
+    expect(() => {
+      mutable.server.durability.intervalMs = 0
+    }).toThrow(TypeError)
+    expect(() => {
+      const appLogs = mutable.streams['app-logs']
+      if (appLogs) appLogs.retention.maxAgeMs = 0
+    }).toThrow(TypeError)
+    expect(() => mutable.bindings.push({})).toThrow(TypeError)
+    expect(() => {
+      mutable.groups['new'] = {}
+    }).toThrow(TypeError)
+    expect(config.server.durability.intervalMs).toBe(5)
+  })
+
+  it('looks names up without reaching Object.prototype', () => {
+    const config = parseConfig('streams:\n  __proto__: {}\n', { env: {} })
+    expect(config.streams['constructor']).toBeUndefined()
+    expect(config.streams['toString']).toBeUndefined()
+    expect(Object.keys(config.streams)).toEqual(['__proto__'])
+    expect(config.streams['__proto__']?.name).toBe('__proto__')
+  })
+})
+
+describe('robustness', () => {
+  it('never throws on arbitrary text, only reports problems', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (text) => {
+        const result = validateConfigText(text, { env: {} })
+        if (!result.ok) expect(result.problems.length).toBeGreaterThan(0)
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('never throws on YAML of the right keys with arbitrary values', () => {
+    const scalar = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null))
+    const value = fc.oneof(scalar, fc.array(scalar, { maxLength: 3 }), fc.dictionary(fc.constantFrom('stream', 'exchange', 'key', 'type'), scalar))
+    const section = fc.dictionary(fc.constantFrom('app-logs', 'errors', 'logs', 'x y'), fc.dictionary(fc.constantFrom('type', 'stream', 'retention', 'deadLetter', 'start', 'alternate'), value))
+    fc.assert(
+      fc.property(section, section, section, (exchanges, streams, groups) => {
+        const text = JSON.stringify({ exchanges, streams, groups, bindings: [{ exchange: 'logs', toExchange: 'logs' }] })
+        const result = validateConfigText(text, { env: {} })
+        expect(typeof result.ok).toBe('boolean')
+      }),
+      { numRuns: 200 },
+    )
+  })
+})
