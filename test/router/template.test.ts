@@ -1,0 +1,83 @@
+import { describe, expect, test } from 'vitest'
+import { SluiceError } from '../../src/errors.js'
+import { compileTemplate, missingFieldWord, Router } from '../../src/router/index.js'
+
+describe('routing key templates', () => {
+  test.each<[string, unknown, string]>([
+    ['{service}.{level}', { service: 'api', level: 'error' }, 'api.error'],
+    ['logs', { service: 'api' }, 'logs'],
+    ['', {}, ''],
+    ['syslog.{facility}.{severity}', { facility: 4, severity: 3 }, 'syslog.4.3'],
+    ['http.{http.status}.{http.method}', { http: { status: 503, method: 'GET' } }, 'http.503.GET'],
+    ['{a.b.c}', { a: { b: { c: true } } }, 'true'],
+    ['{ok}', { ok: false }, 'false'],
+    ['{n}', { n: -1.5 }, '-1.5'],
+    ['{tags.0}', { tags: ['first'] }, 'first'],
+    ['pre-{x}-post', { x: 'mid' }, 'pre-mid-post'],
+    ['{x}{y}', { x: 'a', y: 'b' }, 'ab'],
+    // An empty string is still one (empty) word.
+    ['{service}.{level}', { service: '', level: 'error' }, '.error'],
+    // A dot inside a value is kept.
+    ['{service}.{level}', { service: 'billing.api', level: 'error' }, 'billing.api.error'],
+  ])('%j over %j is %j', (template, body, key) => {
+    expect(compileTemplate(template)(body)).toBe(key)
+  })
+
+  test.each<[string, unknown]>([
+    ['missing field', { level: 'error' }],
+    ['null', { service: null, level: 'error' }],
+    ['object', { service: { name: 'api' }, level: 'error' }],
+    ['array', { service: ['api'], level: 'error' }],
+  ])('a %s yields "_" and keeps the word count', (_name, body) => {
+    const key = compileTemplate('{service}.{level}')(body)
+    expect(key).toBe(`${missingFieldWord}.error`)
+    const r = new Router([{ name: 't', type: 'topic' }], [{ exchange: 't', stream: 'errors', key: '*.error' }])
+    expect(r.route('t', key).streams).toEqual(['errors'])
+  })
+
+  test.each<[string, unknown]>([
+    ['a body that is not an object', 'just a string'],
+    ['a null body', null],
+    ['an undefined body', undefined],
+    ['a path through a scalar', { http: 5 }],
+    ['a path through null', { http: null }],
+    ['a missing nested field', { http: {} }],
+  ])('%s yields "_"', (_name, body) => {
+    expect(compileTemplate('{http.status}')(body)).toBe('_')
+  })
+
+  test('only own properties are read', () => {
+    expect(compileTemplate('{constructor.name}.{toString}.{__proto__}')({})).toBe('_._._')
+  })
+
+  test('doubled braces are literal braces', () => {
+    expect(compileTemplate('{{literal}}.{x}')({ x: 'v' })).toBe('{literal}.v')
+    expect(compileTemplate('{{{x}}}')({ x: 'v' })).toBe('{v}')
+    expect(compileTemplate('}}{{')({})).toBe('}{')
+    expect(compileTemplate('{{{x}')({ x: 'v' })).toBe('{v')
+    // A field named like a placeholder is not expanded twice.
+    expect(compileTemplate('{x}')({ x: '{y}', y: 'no' })).toBe('{y}')
+  })
+
+  test.each<[string, RegExp]>([
+    ['{service', /character 0: a "\{" with no closing "\}"/],
+    ['a.{b.{c}}', /character 2: a "\{" inside a placeholder/],
+    ['a}', /character 1: a lone "\}"/],
+    ['{}', /an empty placeholder/],
+    ['{a..b}', /an empty field name in "\{a..b\}"/],
+    ['{.a}', /an empty field name/],
+    ['{a.}', /an empty field name/],
+    ['{ level }', /whitespace in placeholder/],
+    ['{x}}', /character 3: a lone "\}"/],
+  ])('%j is refused at compile time', (template, message) => {
+    let thrown: unknown
+    try {
+      compileTemplate(template)
+    } catch (e) {
+      thrown = e
+    }
+    expect(thrown).toBeInstanceOf(SluiceError)
+    expect(thrown).toMatchObject({ code: 'SLUICE_ERR_ROUTER_BAD_TEMPLATE', status: 400, details: { template } })
+    expect((thrown as Error).message).toMatch(message)
+  })
+})
