@@ -20,11 +20,18 @@ export class SluiceError extends Error {
     this.details = details
   }
 
+  /** The wire code: the catalogue name without its prefix, in snake_case (`SLUICE_ERR_NOT_READY` → `not_ready`). */
+  get wireCode(): string {
+    return wireCode(this.code)
+  }
+
   /** The JSON shape every HTTP error uses: {"error": {"code", "message", "details"}}. */
   toJSON(): { error: { code: string; message: string; details?: ErrorDetails } } {
-    return { error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) } }
+    return { error: { code: this.wireCode, message: this.message, ...(this.details ? { details: this.details } : {}) } }
   }
 }
+
+export const wireCode = (code: string): string => code.replace(/^SLUICE_ERR_/, '').toLowerCase()
 
 export const errors = {
   // Storage
@@ -33,6 +40,8 @@ export const errors = {
   logClosed: (dir: string) => new SluiceError('SLUICE_ERR_LOG_CLOSED', `log ${dir} is closed`, 503, true, { dir }),
   logRecordTooLarge: (bytes: number, limit: number) =>
     new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `record of ${bytes} bytes is over the ${limit}-byte field limit of the batch format`, 413, false, { bytes, limit }),
+  logBatchTooLarge: (bytes: number, segmentBytes: number) =>
+    new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `batch of ${bytes} bytes does not fit in a segment of ${segmentBytes} bytes (segmentSize)`, 413, false, { bytes, limit: segmentBytes }),
   logOffsetOutOfRange: (offset: number, start: number, end: number) =>
     new SluiceError('SLUICE_ERR_LOG_OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log [${start}, ${end})`, 416, false, { offset, start, end }),
   metaClosed: () => new SluiceError('SLUICE_ERR_META_CLOSED', 'metadata store is closed', 503, true),
@@ -51,9 +60,25 @@ export const errors = {
   startup: (why: string, cause?: unknown) => new SluiceError('SLUICE_ERR_STARTUP', `cannot start: ${why}`, 500, false, undefined, { cause }),
   config: (problems: readonly string[]) =>
     new SluiceError('SLUICE_ERR_CONFIG', `invalid configuration:\n  ${problems.join('\n  ')}`, 400, false, { problems }),
+  configFile: (source: string, problems: readonly string[]) =>
+    new SluiceError('SLUICE_ERR_CONFIG', `invalid configuration in ${source}:\n  ${problems.join('\n  ')}`, 400, false, { source, problems }),
+  // Publishing
+  unroutable: (line: number, exchange: string, routingKey: string) =>
+    new SluiceError('SLUICE_ERR_UNROUTABLE', `line ${line}: no binding of exchange "${exchange}" matches routing key "${routingKey}" and the exchange rejects unroutable events; nothing was stored`, 400, false, { line, exchange, routingKey }),
+  unknownStream: (stream: string) => new SluiceError('SLUICE_ERR_UNKNOWN_STREAM', `stream "${stream}" does not exist`, 404, false, { stream }),
+  badEvent: (line: number, why: string, unit: 'line' | 'event' = 'line') =>
+    new SluiceError('SLUICE_ERR_BAD_EVENT', `${unit} ${line}: ${why}; nothing was stored`, 400, false, { [unit]: line }),
+  badRequest: (why: string, details?: ErrorDetails) => new SluiceError('SLUICE_ERR_BAD_REQUEST', why, 400, false, details),
+  bodyTooLarge: (bytes: number, limit: number) =>
+    new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `request body of ${bytes} bytes or more is over server.limits.maxBodySize (${limit} bytes); nothing was stored`, 413, false, { limit: 'maxBodySize', limitBytes: limit }),
+  eventTooLarge: (line: number, bytes: number, limit: number, unit: 'line' | 'event' = 'line') =>
+    new SluiceError('SLUICE_ERR_EVENT_TOO_LARGE', `${unit} ${line}: event of ${bytes} bytes is over server.limits.maxEventSize (${limit} bytes); nothing was stored`, 413, false, { [unit]: line, limit: 'maxEventSize', limitBytes: limit }),
+  unsupportedMediaType: (type: string) =>
+    new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send application/json or application/x-ndjson`, 415, false, { contentType: type }),
+  notReady: () => new SluiceError('SLUICE_ERR_NOT_READY', 'recovering: streams are still opening; retry shortly', 503, true),
   // Routing
   routerUnknownExchange: (exchange: string) =>
-    new SluiceError('SLUICE_ERR_ROUTER_UNKNOWN_EXCHANGE', `exchange "${exchange}" does not exist`, 404, false, { exchange }),
+    new SluiceError('SLUICE_ERR_UNKNOWN_EXCHANGE', `exchange "${exchange}" does not exist`, 404, false, { exchange }),
   routerBadExchange: (exchange: string, why: string) =>
     new SluiceError('SLUICE_ERR_ROUTER_BAD_EXCHANGE', `exchange "${exchange}": ${why}`, 400, false, { exchange }),
   // A redeclare with other settings; the AMQP door answers it with 406 PRECONDITION_FAILED.

@@ -197,7 +197,7 @@ export class Log {
       return Promise.reject(err)
     }
     if (buf.length > this.options.segmentBytes) {
-      return Promise.reject(errors.logRecordTooLarge(buf.length, this.options.segmentBytes))
+      return Promise.reject(errors.logBatchTooLarge(buf.length, this.options.segmentBytes))
     }
     const baseOffset = this.#nextOffset
     const lastOffset = baseOffset + records.length - 1
@@ -598,7 +598,8 @@ export class Log {
       }
       // A clean stop synced every index, so only the bytes after the last index entry need a look;
       // otherwise the last segment, written without synced indexes, is walked from its start.
-      const full = !indexOk || (isLast && !clean)
+      // Repair walks every segment: damage inside a sealed one is invisible to the tail check.
+      const full = this.options.repair || !indexOk || (isLast && !clean)
       let from = 0
       if (!full && seg.index.entries > 0) {
         from = seg.index.lastPosition()

@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+
+# Build stage: compile TypeScript with the dev dependencies, then keep only production ones.
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY benchmarks ./benchmarks
+RUN npm run build && npm prune --omit=dev
+
+# Runtime stage: no compiler, no dev dependencies, not root.
+FROM node:20-slim
+ENV NODE_ENV=production \
+    SLUICE_DATA_DIR=/var/lib/sluice
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY config ./config
+RUN mkdir -p /var/lib/sluice && chown node:node /var/lib/sluice
+USER node
+VOLUME ["/var/lib/sluice"]
+# HTTP API, NDJSON over TCP, AMQP 0-9-1, syslog (TCP and UDP).
+EXPOSE 7400 7401 5672 5514 5514/udp
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:7400/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["serve", "--config", "config/sluice.yaml"]

@@ -1,0 +1,42 @@
+import { fastify, type FastifyInstance } from 'fastify'
+import { errors, SluiceError } from '../../errors.js'
+import { registerRoutes, type BrokerView } from './routes.js'
+
+export interface HttpDeps {
+  /** undefined until recovery has finished: /readyz and the data routes answer 503 until then. */
+  readonly getBroker: () => BrokerView | undefined
+  readonly maxBodyBytes: number
+  readonly maxEventBytes: number
+}
+
+/** Maps fastify's and zlib's own failures onto the one error shape. */
+function toSluiceError(err: unknown, maxBodyBytes: number): SluiceError {
+  if (err instanceof SluiceError) return err
+  const e = err as { statusCode?: number; code?: string; message?: string }
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) return errors.bodyTooLarge(maxBodyBytes + 1, maxBodyBytes)
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) return errors.unsupportedMediaType('')
+  if (e.code === 'Z_DATA_ERROR' || e.code === 'Z_BUF_ERROR') return errors.badRequest(`the gzip body cannot be decoded: ${e.message ?? ''}`)
+  if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return errors.badRequest(e.message ?? 'bad request')
+  return new SluiceError('SLUICE_ERR_INTERNAL', 'internal error', 500, true, undefined, { cause: err })
+}
+
+export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => void): FastifyInstance {
+  const app = fastify({ logger: false, bodyLimit: deps.maxBodyBytes, return503OnClosing: true })
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = toSluiceError(err, deps.maxBodyBytes)
+    if (e.status >= 500 && e.code === 'SLUICE_ERR_INTERNAL') onInternalError(err)
+    if (e.status === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1')
+    return reply.status(e.status).send(e.toJSON())
+  })
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }))
+
+  // Liveness: the process answers. Readiness: recovery is over and publishes can be confirmed.
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_req, reply) => {
+    if (deps.getBroker() === undefined) return reply.status(503).header('retry-after', '1').send(errors.notReady().toJSON())
+    return { status: 'ready' }
+  })
+  registerRoutes(app, deps.getBroker, { maxEventBytes: deps.maxEventBytes })
+  return app
+}

@@ -1,0 +1,207 @@
+import { createGunzip } from 'node:zlib'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../../config/index.js'
+import { errors } from '../../errors.js'
+import type { StoredRecord } from '../../log/index.js'
+import type { Router } from '../../router/index.js'
+import type { BrokerPublisher } from '../../streams/publisher.js'
+import type { StreamRates } from '../../streams/rates.js'
+import type { StreamRegistry } from '../../streams/registry.js'
+import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
+
+/** What the HTTP door may use of the broker; undefined until recovery has finished. */
+export interface BrokerView {
+  readonly config: Config
+  readonly publisher: BrokerPublisher
+  readonly streams: StreamRegistry
+  readonly router: Router
+  readonly rates: StreamRates
+  readonly startedAt: number
+}
+
+const readLimitMax = 10_000
+const readWaitMsMax = 30_000
+const eventHeaderPrefix = 'x-event-'
+
+function brokerOr503(get: () => BrokerView | undefined, reply: FastifyReply): BrokerView {
+  const b = get()
+  if (b === undefined) {
+    void reply.header('retry-after', '1')
+    throw errors.notReady()
+  }
+  return b
+}
+
+export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: { maxEventBytes: number }): void {
+  // Bodies stay raw buffers: NDJSON lines are stored as they came, without a parse/stringify trip.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser(['application/json', 'application/x-ndjson', 'application/jsonl', 'application/ndjson'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+  app.addContentTypeParser('*', (req, _payload, done) => done(errors.unsupportedMediaType(String(req.headers['content-type'] ?? '')), undefined))
+
+  // gzip request bodies; fastify applies bodyLimit to the decoded bytes (a zip bomb stops at it).
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const enc = req.headers['content-encoding']
+    if (enc === undefined || enc === 'identity') return payload
+    if (enc !== 'gzip' && enc !== 'x-gzip') throw errors.badRequest(`content-encoding "${enc}" is not supported; use gzip or none`)
+    const gunzip = createGunzip()
+    Object.defineProperty(gunzip, 'receivedEncodedLength', { get: () => gunzip.bytesWritten })
+    payload.pipe(gunzip)
+    return gunzip
+  })
+
+  app.post<{ Params: { exchange: string }; Querystring: { routingKey?: string; envelope?: string } }>('/v1/exchanges/:exchange/publish', async (req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    const exchange = req.params.exchange
+    if (broker.publisher.exchangeConfig(exchange) === undefined) throw errors.routerUnknownExchange(exchange)
+    const body = req.body
+    if (!Buffer.isBuffer(body) || body.length === 0) throw errors.badRequest('the body is empty; send events as application/json or application/x-ndjson')
+    const opts = decodeOptions(req, limits.maxEventBytes)
+    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+    const events = type === 'application/json' ? decodeJson(body, opts) : decodeNdjson(body, opts)
+    const idem = req.headers['idempotency-key']
+    const idempotencyKey = typeof idem === 'string' && idem.length > 0 ? idem : undefined
+    if (idempotencyKey !== undefined && !idempotencyKey.isWellFormed()) throw errors.badRequest('idempotency-key holds invalid Unicode')
+    return broker.publisher.publish({ exchange, events, idempotencyKey })
+  })
+
+  app.get<{ Params: { stream: string }; Querystring: { from?: string; limit?: string; waitMs?: string } }>('/v1/streams/:stream/events', async (req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    const stream = broker.streams.get(req.params.stream)
+    if (stream === undefined) throw errors.unknownStream(req.params.stream)
+    const log = stream.log
+    const limit = intParam(req.query.limit, 'limit', 100, 1, readLimitMax)
+    const waitMs = intParam(req.query.waitMs, 'waitMs', 0, 0, readWaitMsMax)
+    let from: number
+    const f = req.query.from
+    if (f === undefined || f === '' || f === 'earliest') from = log.startOffset
+    else if (f === 'latest') from = log.endOffset
+    else if (/^\d+$/.test(f)) from = Number(f)
+    else {
+      const t = Date.parse(f)
+      if (Number.isNaN(t)) throw errors.badRequest(`from "${f}" is neither an offset, an ISO 8601 time, "earliest" nor "latest"`, { from: f })
+      from = await log.offsetForTime(t)
+    }
+    if (from < log.startOffset) from = log.startOffset
+    if (from >= log.endOffset && waitMs > 0) await log.waitFor(from, waitMs)
+    const { records, nextOffset } = await log.read(from, { maxRecords: limit })
+    return {
+      stream: stream.name,
+      events: records.map(toWireEvent),
+      nextOffset,
+      startOffset: log.startOffset,
+      endOffset: log.endOffset,
+    }
+  })
+
+  app.get('/v1/streams', async (_req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    return { streams: broker.streams.all().map((s) => streamView(broker, s.name)) }
+  })
+
+  app.get<{ Params: { stream: string } }>('/v1/streams/:stream', async (req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    if (broker.streams.get(req.params.stream) === undefined) throw errors.unknownStream(req.params.stream)
+    return streamView(broker, req.params.stream)
+  })
+
+  app.get('/v1/exchanges', async (_req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    const bindings = broker.router.bindings()
+    return {
+      exchanges: Object.values(broker.config.exchanges).map((ex) => ({
+        name: ex.name,
+        type: ex.type,
+        routingKey: ex.routingKey,
+        alternate: ex.alternate,
+        unroutable: ex.unroutable,
+        dedup: ex.dedup,
+        dedupWindowMs: ex.dedupWindowMs,
+        bindings: bindings
+          .filter((b) => b.exchange === ex.name)
+          .map((b) => ({ ...(b.stream !== undefined ? { stream: b.stream } : { toExchange: b.toExchange }), key: b.key ?? '', ...(b.headers !== undefined ? { match: b.match ?? 'all', headers: b.headers } : {}) })),
+      })),
+    }
+  })
+
+  app.get('/v1/overview', async (_req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    const streams = broker.streams.all()
+    let events = 0
+    let bytes = 0
+    for (const s of streams) {
+      const st = s.log.stats()
+      events += st.endOffset - st.startOffset
+      bytes += st.bytes
+    }
+    return {
+      ready: true,
+      uptimeSeconds: Math.round((Date.now() - broker.startedAt) / 1000),
+      exchanges: Object.keys(broker.config.exchanges).length,
+      streams: streams.length,
+      events,
+      bytes,
+      publish: broker.publisher.counters,
+      alarms: [],
+    }
+  })
+}
+
+function streamView(broker: BrokerView, name: string): Record<string, unknown> {
+  const s = broker.streams.get(name)!
+  const st = s.log.stats()
+  return {
+    name,
+    events: st.endOffset - st.startOffset,
+    bytes: st.bytes,
+    segments: st.segments,
+    firstOffset: st.startOffset,
+    lastOffset: st.endOffset - 1,
+    nextOffset: st.endOffset,
+    oldestTimestamp: st.oldestTimestamp < 0 ? null : new Date(st.oldestTimestamp).toISOString(),
+    newestTimestamp: st.newestTimestamp < 0 ? null : new Date(st.newestTimestamp).toISOString(),
+    appendRatePerSec: Math.round(broker.rates.rate(name) * 10) / 10,
+    fsync: s.config.fsync,
+    retention: s.config.retention,
+  }
+}
+
+export function toWireEvent(r: StoredRecord): Record<string, unknown> {
+  let body: unknown
+  let bodyEncoding: string | undefined
+  if (r.json) body = JSON.parse(r.body.toString('utf8'))
+  else {
+    body = r.body.toString('base64')
+    bodyEncoding = 'base64'
+  }
+  return {
+    offset: r.offset,
+    timestamp: new Date(r.timestamp).toISOString(),
+    routingKey: r.key,
+    id: r.id ?? null,
+    headers: r.headers === undefined ? {} : (JSON.parse(r.headers.toString('utf8')) as unknown),
+    body,
+    ...(bodyEncoding !== undefined ? { bodyEncoding } : {}),
+  }
+}
+
+function decodeOptions(req: FastifyRequest<{ Querystring: { routingKey?: string; envelope?: string } }>, maxEventBytes: number): DecodeOptions {
+  const headerKey = req.headers['x-routing-key']
+  const routingKey = req.query.routingKey ?? (typeof headerKey === 'string' ? headerKey : undefined)
+  let headers: Record<string, string> | undefined
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (!name.startsWith(eventHeaderPrefix) || typeof value !== 'string') continue
+    headers ??= {}
+    headers[name.slice(eventHeaderPrefix.length)] = value
+  }
+  const env = req.query.envelope
+  if (env !== undefined && env !== 'true' && env !== 'false') throw errors.badRequest(`envelope must be true or false, not "${env}"`)
+  return { envelope: env === 'true', maxEventBytes, routingKey, headers }
+}
+
+function intParam(raw: string | undefined, name: string, dflt: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return dflt
+  if (!/^\d+$/.test(raw)) throw errors.badRequest(`${name} must be a whole number, not "${raw}"`, { [name]: raw })
+  const n = Number(raw)
+  if (n < min || n > max) throw errors.badRequest(`${name} must be between ${min} and ${max}`, { [name]: n })
+  return n
+}

@@ -1,0 +1,114 @@
+import type { FastifyInstance } from 'fastify'
+import type { Config } from './config/index.js'
+import { errors } from './errors.js'
+import { buildHttpApp } from './ingest/http/app.js'
+import type { BrokerView } from './ingest/http/routes.js'
+import type { Logger } from './logger.js'
+import { metaDir, openMeta, type MetaStore } from './meta/index.js'
+import { Router, type BindingDef, type ExchangeDef } from './router/index.js'
+import { DedupWindow } from './streams/dedup-window.js'
+import { BrokerPublisher } from './streams/publisher.js'
+import { StreamRates } from './streams/rates.js'
+import { StreamRegistry } from './streams/registry.js'
+
+const retentionCheckMs = 30_000
+const dedupExpireEveryMs = 30_000
+const dedupExpireBatch = 100_000
+/** Event ids and idempotency keys held in memory for the dedup windows of all exchanges. */
+export const dedupIdsMax = 1_000_000
+
+export interface SluiceServer {
+  /** Base URL of the HTTP API once listening, e.g. http://127.0.0.1:7400. */
+  readonly httpUrl: string
+  readonly streams: StreamRegistry
+  readonly meta: MetaStore
+  readonly publisher: BrokerPublisher
+  stop(): Promise<void>
+}
+
+export function routerFromConfig(config: Config): Router {
+  const exchanges: ExchangeDef[] = Object.values(config.exchanges).map((ex) => ({
+    name: ex.name,
+    type: ex.type,
+    unroutable: ex.unroutable,
+    ...(ex.alternate !== null ? { alternate: ex.alternate } : {}),
+  }))
+  const bindings: BindingDef[] = config.bindings.map((b) => {
+    const isHeaders = config.exchanges[b.exchange]?.type === 'headers'
+    return {
+      exchange: b.exchange,
+      ...(b.destination.kind === 'stream' ? { stream: b.destination.name } : { toExchange: b.destination.name }),
+      key: b.key,
+      ...(isHeaders ? { match: b.match, headers: b.headers } : {}),
+    }
+  })
+  return new Router(exchanges, bindings)
+}
+
+/**
+ * Composition root: Config in, running broker out. HTTP listens first so /healthz answers and
+ * /readyz says "recovering" while the logs open; the data routes come up once recovery is done.
+ */
+export async function startServer(config: Config, logger: Logger): Promise<SluiceServer> {
+  let broker: BrokerView | undefined
+  const { server } = config
+  const app: FastifyInstance = buildHttpApp(
+    { getBroker: () => broker, maxBodyBytes: server.limits.maxBodyBytes, maxEventBytes: server.limits.maxEventBytes },
+    (err) => logger.error({ err }, 'internal error in an HTTP request'),
+  )
+  try {
+    await app.listen({ host: server.http.host, port: server.http.port })
+  } catch (err) {
+    throw errors.startup(`HTTP listener on ${server.http.host}:${server.http.port}: ${(err as Error).message}`, err)
+  }
+  const address = app.server.address()
+  const httpUrl = typeof address === 'object' && address !== null ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address)
+  logger.info({ url: httpUrl }, 'http listener up')
+
+  let meta: MetaStore | undefined
+  let streams: StreamRegistry | undefined
+  let publisher: BrokerPublisher
+  let dedup: DedupWindow
+  const router = routerFromConfig(config)
+  try {
+    meta = await openMeta(metaDir(server.dataDir))
+    streams = await StreamRegistry.open(server.dataDir, config.streams, server.durability, logger)
+    dedup = new DedupWindow(meta, dedupIdsMax)
+    const dedupExchanges = Object.keys(config.exchanges)
+    const loaded = await dedup.load(dedupExchanges, Date.now())
+    publisher = new BrokerPublisher(config, router, streams, meta, dedup)
+    logger.info({ ids: loaded }, 'dedup window loaded')
+  } catch (err) {
+    await app.close()
+    await streams?.close()
+    await meta?.close()
+    throw errors.startup(`opening data dir ${server.dataDir}: ${(err as Error).message}`, err)
+  }
+  const rates = new StreamRates(streams)
+  rates.start()
+  streams.startRetention(retentionCheckMs, (err, stream) => logger.error({ err, stream }, 'retention failed'))
+  const m = meta
+  const expireTimer = setInterval(() => {
+    dedup.expire(Object.keys(config.exchanges), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
+  }, dedupExpireEveryMs)
+  expireTimer.unref()
+  broker = { config, publisher, streams, router, rates, startedAt: Date.now() }
+  logger.info({ dataDir: server.dataDir, streams: streams.all().map((s) => ({ name: s.name, ...s.log.stats() })) }, 'ready')
+
+  const openStreams = streams
+  let stopping: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      // Stop taking requests and let in-flight confirms finish, then sync and close the logs.
+      await app.close()
+      broker = undefined
+      clearInterval(expireTimer)
+      rates.stop()
+      await openStreams.close()
+      await m.close()
+      logger.info({}, 'stopped')
+    })()
+    return stopping
+  }
+  return { httpUrl, streams, meta, publisher, stop }
+}

@@ -1,0 +1,68 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { DurabilityConfig, StreamConfig } from '../config/index.js'
+import { openLog, type Log, type LogLogger } from '../log/index.js'
+
+export interface Stream {
+  readonly name: string
+  readonly config: StreamConfig
+  readonly log: Log
+}
+
+export const streamDir = (dataDir: string, name: string): string => join(dataDir, 'streams', name)
+
+/**
+ * The open streams of a data dir: one log each, opened (and recovered) in parallel at start and
+ * closed together at stop. Retention runs on a timer so no append ever waits for a delete.
+ */
+export class StreamRegistry {
+  readonly #streams = new Map<string, Stream>()
+  #retentionTimer: NodeJS.Timeout | undefined
+
+  private constructor(readonly dataDir: string) {}
+
+  static async open(dataDir: string, configs: Readonly<Record<string, StreamConfig>>, durability: DurabilityConfig, logger?: LogLogger): Promise<StreamRegistry> {
+    const reg = new StreamRegistry(dataDir)
+    await mkdir(join(dataDir, 'streams'), { recursive: true })
+    const opened = await Promise.allSettled(
+      Object.values(configs).map(async (config) => {
+        const log = await openLog(streamDir(dataDir, config.name), {
+          fsync: config.fsync,
+          intervalMs: durability.intervalMs,
+          maxBatchBytes: durability.maxBatchBytes,
+          segmentBytes: config.segmentBytes,
+          segmentAgeMs: config.segmentAgeMs,
+          retention: { maxAgeMs: config.retention.maxAgeMs ?? undefined, maxBytes: config.retention.maxBytes ?? undefined },
+          logger,
+        })
+        reg.#streams.set(config.name, { name: config.name, config, log })
+      }),
+    )
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) {
+      await reg.close()
+      throw failed.reason
+    }
+    return reg
+  }
+
+  get(name: string): Stream | undefined {
+    return this.#streams.get(name)
+  }
+
+  all(): Stream[] {
+    return [...this.#streams.values()]
+  }
+
+  startRetention(intervalMs: number, onError: (err: unknown, stream: string) => void): void {
+    this.#retentionTimer = setInterval(() => {
+      for (const s of this.#streams.values()) s.log.enforceRetention().catch((err: unknown) => onError(err, s.name))
+    }, intervalMs)
+    this.#retentionTimer.unref()
+  }
+
+  async close(): Promise<void> {
+    if (this.#retentionTimer !== undefined) clearInterval(this.#retentionTimer)
+    await Promise.all([...this.#streams.values()].map((s) => s.log.close()))
+  }
+}
