@@ -6,14 +6,24 @@ import { fsck, formatFsckReport } from './log/index.js'
 import { createLogger } from './logger.js'
 import { startServer } from './server.js'
 import { readFile } from 'node:fs/promises'
+import { createInterface } from 'node:readline'
 
 const usage = `usage: sluice <command> [options]
 
 commands:
-  serve [--config FILE]        run the broker (default config: config/sluice.yaml)
-  validate <FILE>              check a configuration file; prints every error, or a summary
-  fsck <DATA_DIR> [--repair]   check every segment and index; --repair truncates and rebuilds
+  serve [--config FILE]            run the broker (default config: config/sluice.yaml)
+  validate [FILE | --config FILE]  check a configuration file; prints every error, or a summary
+  publish <EXCHANGE> [--key K]     publish NDJSON from stdin, 1,000 lines a request
+  tail <STREAM> [--from F] [--follow] [--limit N]
+                                   print a stream's events as NDJSON (from: offset, ISO time,
+                                   earliest, latest; default earliest)
+  fsck <DATA_DIR> [--repair]       check every segment and index; --repair truncates and rebuilds
+
+publish and tail talk to a running server: --url (default http://127.0.0.1:7400, or SLUICE_URL).
 `
+const defaultUrl = process.env.SLUICE_URL ?? 'http://127.0.0.1:7400'
+const publishBatchLines = 1000
+const publishBatchBytes = 4 * 1024 * 1024
 
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c', default: 'config/sluice.yaml' } } })
@@ -53,7 +63,8 @@ async function serve(args: string[]): Promise<number> {
 }
 
 async function validate(args: string[]): Promise<number> {
-  const file = args[0]
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } })
+  const file = values.config ?? positionals[0]
   if (file === undefined) {
     process.stderr.write(usage)
     return 2
@@ -81,6 +92,88 @@ async function fsckCommand(args: string[]): Promise<number> {
   return report.ok ? 0 : 1
 }
 
+async function httpError(res: Response): Promise<string> {
+  const text = await res.text()
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string; message?: string } }
+    return `${res.status} ${body.error?.code ?? ''}: ${body.error?.message ?? text}`
+  } catch {
+    return `${res.status}: ${text}`
+  }
+}
+
+async function publish(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string', short: 'k' }, url: { type: 'string', default: defaultUrl } } })
+  const exchange = positionals[0]
+  if (exchange === undefined) {
+    process.stderr.write(usage)
+    return 2
+  }
+  const endpoint = `${values.url}/v1/exchanges/${encodeURIComponent(exchange)}/publish${values.key === undefined ? '' : `?routingKey=${encodeURIComponent(values.key)}`}`
+  const totals = { accepted: 0, duplicates: 0, unroutable: 0 }
+  let lines: string[] = []
+  let bytes = 0
+  let firstLine = 1
+  let lineNo = 0
+  const send = async (): Promise<boolean> => {
+    if (lines.length === 0) return true
+    const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines.join('\n') })
+    if (res.status !== 200) {
+      process.stderr.write(`lines ${firstLine}-${firstLine + lines.length - 1}: ${await httpError(res)}\n`)
+      return false
+    }
+    const r = (await res.json()) as typeof totals
+    totals.accepted += r.accepted
+    totals.duplicates += r.duplicates
+    totals.unroutable += r.unroutable
+    firstLine += lines.length
+    lines = []
+    bytes = 0
+    return true
+  }
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })
+  for await (const line of rl) {
+    lineNo++
+    lines.push(line)
+    bytes += line.length + 1
+    if (lines.length >= publishBatchLines || bytes >= publishBatchBytes) if (!(await send())) return 1
+  }
+  if (!(await send())) return 1
+  process.stdout.write(`${JSON.stringify({ lines: lineNo, ...totals })}\n`)
+  return 0
+}
+
+async function tail(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { from: { type: 'string', default: 'earliest' }, follow: { type: 'boolean', short: 'f', default: false }, limit: { type: 'string' }, url: { type: 'string', default: defaultUrl } },
+  })
+  const stream = positionals[0]
+  if (stream === undefined) {
+    process.stderr.write(usage)
+    return 2
+  }
+  let remaining = values.limit === undefined ? Number.POSITIVE_INFINITY : Number(values.limit)
+  let from = values.from
+  let stop = false
+  process.once('SIGINT', () => (stop = true))
+  while (!stop && remaining > 0) {
+    const page = Math.min(1000, remaining)
+    const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/events?from=${encodeURIComponent(from)}&limit=${page}${values.follow ? '&waitMs=10000' : ''}`)
+    if (res.status !== 200) {
+      process.stderr.write(`${await httpError(res)}\n`)
+      return 1
+    }
+    const body = (await res.json()) as { events: unknown[]; nextOffset: number }
+    for (const e of body.events) process.stdout.write(`${JSON.stringify(e)}\n`)
+    remaining -= body.events.length
+    from = String(body.nextOffset)
+    if (body.events.length === 0 && !values.follow) break
+  }
+  return 0
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
@@ -90,6 +183,10 @@ async function main(argv: string[]): Promise<number> {
       return validate(rest)
     case 'fsck':
       return fsckCommand(rest)
+    case 'publish':
+      return publish(rest)
+    case 'tail':
+      return tail(rest)
     case undefined:
     case 'help':
     case '--help':
