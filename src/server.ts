@@ -26,6 +26,9 @@ export interface SluiceServer {
   stop(): Promise<void>
 }
 
+/** Event ids are kept per stream, idempotency keys per exchange. */
+const dedupScopes = (config: Config): string[] => [...new Set([...Object.keys(config.streams), ...Object.keys(config.exchanges)])]
+
 export function routerFromConfig(config: Config): Router {
   const exchanges: ExchangeDef[] = Object.values(config.exchanges).map((ex) => ({
     name: ex.name,
@@ -74,10 +77,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     meta = await openMeta(metaDir(server.dataDir))
     streams = await StreamRegistry.open(server.dataDir, config.streams, server.durability, logger)
     dedup = new DedupWindow(meta, dedupIdsMax)
-    const dedupExchanges = Object.keys(config.exchanges)
-    const loaded = await dedup.load(dedupExchanges, Date.now())
+    const windowMs = Math.max(0, ...Object.values(config.exchanges).map((e) => e.dedupWindowMs))
+    const logs = new Map(streams.all().map((s) => [s.name, s.log]))
+    const loaded = await dedup.load(dedupScopes(config), logs, windowMs, Date.now())
     publisher = new BrokerPublisher(config, router, streams, meta, dedup)
-    logger.info({ ids: loaded }, 'dedup window loaded')
+    logger.info(loaded, 'dedup window loaded')
   } catch (err) {
     await app.close()
     await streams?.close()
@@ -89,7 +93,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   streams.startRetention(retentionCheckMs, (err, stream) => logger.error({ err, stream }, 'retention failed'))
   const m = meta
   const expireTimer = setInterval(() => {
-    dedup.expire(Object.keys(config.exchanges), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
+    dedup.expire(dedupScopes(config), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
   }, dedupExpireEveryMs)
   expireTimer.unref()
   broker = { config, publisher, streams, router, rates, startedAt: Date.now() }

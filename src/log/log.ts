@@ -161,6 +161,11 @@ export class Log {
     return this.#endOffset
   }
 
+  /** The offset the next append will start at (assigned now, durable later). */
+  get nextOffset(): number {
+    return this.#nextOffset
+  }
+
   get counters(): { appendedBatches: number; syncs: number } {
     return { appendedBatches: this.#appendedBatches, syncs: this.#syncs }
   }
@@ -651,6 +656,7 @@ export class Log {
       indexOk = true
     }
     if (this.#segments.length === 0) {
+      clean = true // a new log has nothing to recover
       const seg = new Segment(this.dir, 0, now)
       await seg.create()
       await syncDir(this.dir)

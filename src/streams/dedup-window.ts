@@ -1,26 +1,40 @@
-import { emptyCodec, str, u64, type Keyspace, type MetaOp, type MetaStore } from '../meta/index.js'
+import { emptyCodec, jsonCodec, str, u64, type Keyspace, type MetaOp, type MetaStore } from '../meta/index.js'
+import type { Log } from '../log/index.js'
 
-// Namespace byte of the exchange dedup keyspace in the metadata store (0x10+ are free for modules).
-const dedupNamespace = 0x10
+// Namespace bytes in the metadata store (0x10 and up are free for modules).
+const idsNamespace = 0x10
+const checkpointNamespace = 0x11
 
-type DedupKey = [exchange: string, expiresAtMs: number, id: string]
+type IdKey = [scope: string, expiresAtMs: number, id: string]
+
+/** Marks idempotency keys apart from event ids in the same scope. */
+export const requestKeyPrefix = '\u0001req:'
 
 /**
- * The dedup window of event ids and idempotency keys, per exchange. It is fixed, not sliding: an
- * id is remembered for `dedupWindow` from when it was first stored, and a duplicate does not
- * extend it (as JetStream's duplicate window). Membership is answered from memory; the metadata
- * store keeps it across restarts, keyed by expiry so start-up loads only live ids and expiry
- * deletes a key range.
+ * Dedup windows. Event ids are kept per stream: an id already stored in a stream is not stored
+ * there again, whichever exchange it came through. Idempotency keys are kept per exchange.
+ *
+ * The window is fixed, not sliding: an id is remembered for `dedupWindow` from when it was first
+ * stored, and a duplicate does not extend it (as JetStream's duplicate window). Membership is
+ * answered from memory. The metadata store keeps ids across restarts, keyed by expiry so start-up
+ * loads only live ones; it is written after the log's fsync. A crash between the two would forget
+ * ids, so each stream also has a checkpoint: the offset below which every id is persisted. At
+ * open, the records from the checkpoint to the log's end are read back and their ids restored:
+ * the log, not the metadata, is the truth for what was stored.
  */
 export class DedupWindow {
-  readonly #ids = new Map<string, number>() // `${exchange}\0${id}` → expiresAtMs, in insertion order
+  readonly #ids = new Map<string, number>() // `${scope}\0${id}` → expiresAtMs, insertion order
   readonly #pending = new Map<string, Promise<boolean>>()
-  readonly #keyspace: Keyspace<DedupKey, null>
+  readonly #keyspace: Keyspace<IdKey, null>
+  readonly #checkpoints: Keyspace<[string], number>
+  /** Per stream: base offsets of appends whose ids are not yet persisted, and the end so far. */
+  readonly #unpersisted = new Map<string, { bases: Set<number>; end: number }>()
   readonly #maxIds: number
   evicted = 0
 
   constructor(meta: MetaStore, maxIds: number) {
-    this.#keyspace = meta.keyspace('exchangeDedup', dedupNamespace, [str(), u64(), str()] as const, emptyCodec)
+    this.#keyspace = meta.keyspace('dedupIds', idsNamespace, [str(), u64(), str()] as const, emptyCodec)
+    this.#checkpoints = meta.keyspace('dedupCheckpoints', checkpointNamespace, [str()] as const, jsonCodec<number>())
     this.#maxIds = maxIds
   }
 
@@ -28,51 +42,90 @@ export class DedupWindow {
     return this.#ids.size
   }
 
-  async load(exchanges: readonly string[], nowMs: number): Promise<number> {
+  /** Loads live ids of `scopes`, then restores the ids of records each stream stored past its checkpoint. */
+  async load(scopes: readonly string[], streams: ReadonlyMap<string, Log>, windowMs: number, nowMs: number): Promise<{ loaded: number; restored: number }> {
     let loaded = 0
-    for (const ex of exchanges) {
-      for await (const { key } of this.#keyspace.iterate({ prefix: [ex], gte: [ex, nowMs + 1] })) {
-        if (this.#ids.size >= this.#maxIds) return loaded
-        this.#ids.set(`${ex}\0${key[2]}`, key[1])
+    for (const scope of scopes) {
+      for await (const { key } of this.#keyspace.iterate({ prefix: [scope], gte: [scope, nowMs + 1] })) {
+        if (this.#ids.size >= this.#maxIds) break
+        this.#ids.set(`${scope}\0${key[2]}`, key[1])
         loaded++
       }
     }
-    return loaded
+    let restored = 0
+    for (const [name, log] of streams) {
+      const checkpoint = (await this.#checkpoints.get([name])) ?? log.startOffset
+      let next = Math.max(checkpoint, log.startOffset)
+      while (next < log.endOffset) {
+        const { records, nextOffset } = await log.read(next)
+        if (records.length === 0) break
+        for (const r of records) {
+          if (r.id === undefined) continue
+          this.#ids.set(`${name}\0${r.id}`, nowMs + windowMs)
+          restored++
+        }
+        next = nextOffset
+      }
+      this.#unpersisted.set(name, { bases: new Set(), end: log.endOffset })
+    }
+    return { loaded, restored }
   }
 
   /**
-   * 'new' when the id is unseen (it is then reserved as pending until settle()), 'duplicate' when
-   * it is in the window, or a promise when a concurrent publish of the same id has not settled:
-   * it resolves to whether that one stored it.
+   * 'new' when unseen, 'duplicate' when in the window, or a promise when a concurrent publish of
+   * the same id has not settled yet: it resolves to whether that one stored it.
    */
-  check(exchange: string, id: string, nowMs: number): 'new' | 'duplicate' | Promise<boolean> {
-    const k = `${exchange}\0${id}`
+  check(scope: string, id: string, nowMs: number): 'new' | 'duplicate' | Promise<boolean> {
+    const k = `${scope}\0${id}`
     const exp = this.#ids.get(k)
     if (exp !== undefined && exp > nowMs) return 'duplicate'
-    const pending = this.#pending.get(k)
-    if (pending !== undefined) return pending
-    return 'new'
+    return this.#pending.get(k) ?? 'new'
   }
 
-  reserve(exchange: string, id: string, outcome: Promise<boolean>): void {
-    this.#pending.set(`${exchange}\0${id}`, outcome)
+  reserve(scope: string, id: string, outcome: Promise<boolean>): void {
+    this.#pending.set(`${scope}\0${id}`, outcome)
   }
 
-  /** After the events are durable: remember the ids, and give the ops that persist them. */
-  commit(exchange: string, ids: readonly string[], nowMs: number, windowMs: number, ops: MetaOp[]): void {
+  release(scope: string, ids: readonly string[]): void {
+    for (const id of ids) this.#pending.delete(`${scope}\0${id}`)
+  }
+
+  /** Called before an append whose records carry ids, with the offset the append will start at. */
+  appending(stream: string, baseOffset: number): void {
+    let u = this.#unpersisted.get(stream)
+    if (u === undefined) this.#unpersisted.set(stream, (u = { bases: new Set(), end: baseOffset }))
+    u.bases.add(baseOffset)
+  }
+
+  /** An append that will not be committed (it failed): its ids need no checkpoint. */
+  abandon(stream: string, baseOffset: number): void {
+    this.#unpersisted.get(stream)?.bases.delete(baseOffset)
+  }
+
+  /**
+   * After the events are durable: remember the ids, and add the ops that persist them together
+   * with the stream's new checkpoint (the lowest append whose ids are still unpersisted).
+   */
+  commit(scope: string, ids: readonly string[], nowMs: number, windowMs: number, ops: MetaOp[], append?: { baseOffset: number; endOffset: number }): void {
     const expiresAt = nowMs + windowMs
     for (const id of ids) {
-      const k = `${exchange}\0${id}`
+      const k = `${scope}\0${id}`
       this.#pending.delete(k)
-      this.#ids.delete(k) // re-insert so the map stays in expiry order
+      this.#ids.delete(k) // re-insert, so the map stays in expiry order
       this.#ids.set(k, expiresAt)
-      ops.push(this.#keyspace.putOp([exchange, expiresAt, id], null))
+      ops.push(this.#keyspace.putOp([scope, expiresAt, id], null))
+    }
+    if (append !== undefined) {
+      const u = this.#unpersisted.get(scope)
+      if (u !== undefined) {
+        u.bases.delete(append.baseOffset)
+        if (append.endOffset > u.end) u.end = append.endOffset
+        let checkpoint = u.end
+        for (const b of u.bases) if (b < checkpoint) checkpoint = b
+        ops.push(this.#checkpoints.putOp([scope], checkpoint))
+      }
     }
     this.#trim(nowMs)
-  }
-
-  release(exchange: string, ids: readonly string[]): void {
-    for (const id of ids) this.#pending.delete(`${exchange}\0${id}`)
   }
 
   #trim(nowMs: number): void {
@@ -85,11 +138,11 @@ export class DedupWindow {
   }
 
   /** Deletes persisted ids that expired, at most `limit` a call. */
-  async expire(exchanges: readonly string[], nowMs: number, limit: number, write: (ops: MetaOp[]) => Promise<void>): Promise<number> {
+  async expire(scopes: readonly string[], nowMs: number, limit: number, write: (ops: MetaOp[]) => Promise<void>): Promise<number> {
     const ops: MetaOp[] = []
-    for (const ex of exchanges) {
-      for await (const { key } of this.#keyspace.iterate({ prefix: [ex], lt: [ex, nowMs + 1], limit: limit - ops.length })) ops.push(this.#keyspace.delOp(key))
+    for (const scope of scopes) {
       if (ops.length >= limit) break
+      for await (const { key } of this.#keyspace.iterate({ prefix: [scope], lt: [scope, nowMs + 1], limit: limit - ops.length })) ops.push(this.#keyspace.delOp(key))
     }
     this.#trim(nowMs)
     if (ops.length > 0) await write(ops)

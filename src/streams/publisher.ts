@@ -1,9 +1,9 @@
 import type { Config, ExchangeConfig } from '../config/index.js'
 import { errors } from '../errors.js'
-import type { AppendRecord } from '../log/index.js'
+import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
 import { compileTemplate, type Router, type RoutingKeyTemplate } from '../router/index.js'
-import type { DedupWindow } from './dedup-window.js'
+import { requestKeyPrefix, type DedupWindow } from './dedup-window.js'
 import type { StreamRegistry } from './registry.js'
 
 /** One event as a door hands it over: serialised once, parsed once. */
@@ -50,8 +50,10 @@ interface ExchangeRuntime {
   readonly template: RoutingKeyTemplate | undefined
 }
 
-const idempotencyPrefix = 'idempotency-key:'
-const eventIdPrefix = 'id:'
+interface StreamBatch {
+  readonly records: AppendRecord[]
+  readonly ids: string[]
+}
 
 /**
  * The one publish path: validate → route → one append per target stream → wait until durable in
@@ -87,126 +89,160 @@ export class BrokerPublisher implements Publisher {
     this.counters.requests++
     this.counters.events += req.events.length
     const now = this.#now()
-    const windowMs = ex.config.dedupWindowMs
 
-    // A retried request: confirm it again, store nothing. A concurrent twin waits for the first.
+    // A retried request is confirmed again and stores nothing; a concurrent twin waits for the first.
     let requestKey: string | undefined
     let settleRequest: ((stored: boolean) => void) | undefined
     if (req.idempotencyKey !== undefined) {
-      requestKey = idempotencyPrefix + req.idempotencyKey
-      let seen = this.#dedup.check(req.exchange, requestKey, now)
-      while (typeof seen !== 'string') {
+      requestKey = requestKeyPrefix + req.idempotencyKey
+      for (let seen = this.#dedup.check(req.exchange, requestKey, now); seen !== 'new'; seen = this.#dedup.check(req.exchange, requestKey, this.#now())) {
+        if (seen === 'duplicate') {
+          this.counters.duplicates += req.events.length
+          return { accepted: 0, duplicates: req.events.length, unroutable: 0 }
+        }
         await seen
-        seen = this.#dedup.check(req.exchange, requestKey, this.#now())
-      }
-      if (seen === 'duplicate') {
-        this.counters.duplicates += req.events.length
-        return { accepted: 0, duplicates: req.events.length, unroutable: 0 }
       }
       this.#dedup.reserve(req.exchange, requestKey, new Promise<boolean>((resolve) => (settleRequest = resolve)))
     }
 
-    const perStream = new Map<string, AppendRecord[]>()
-    const newIds: string[] = []
-    let duplicates = 0
-    let unroutable = 0
     let settleIds: ((stored: boolean) => void) | undefined
     const idsOutcome = new Promise<boolean>((resolve) => (settleIds = resolve))
+    const reserved: Array<[stream: string, id: string]> = []
+    const appended: Array<{ stream: string; ids: string[]; result: AppendResult }> = []
+    let failure: unknown
+    let result: PublishResult | undefined
     try {
-      // First pass: classify every id. A twin inside the request or one already in the window is a
-      // duplicate; one that a concurrent request is storing right now waits for its outcome.
-      const ids = new Array<string | undefined>(req.events.length)
-      const duplicate = new Uint8Array(req.events.length)
-      const inRequest = new Set<string>()
-      const waits: Promise<void>[] = []
-      for (let i = 0; i < req.events.length; i++) {
-        const ev = req.events[i]!
-        const id = ev.id ?? (ex.config.dedup === null ? undefined : idFromBody(ev.value, ex.config.dedup, i + 1))
-        ids[i] = id
-        if (id === undefined) continue
-        const key = eventIdPrefix + id
-        if (inRequest.has(key)) {
-          duplicate[i] = 1
-          continue
-        }
-        inRequest.add(key)
-        const seen = this.#dedup.check(req.exchange, key, now)
-        if (seen === 'duplicate') duplicate[i] = 1
-        else if (seen === 'new') {
-          this.#dedup.reserve(req.exchange, key, idsOutcome)
-          newIds.push(key)
-        } else {
-          waits.push(seen.then((stored) => void (duplicate[i] = stored ? 1 : 0)))
-        }
-      }
-      if (waits.length > 0) await Promise.all(waits)
-
-      for (let i = 0; i < req.events.length; i++) {
-        const ev = req.events[i]!
-        const id = ids[i]
-        if (duplicate[i] === 1) {
-          duplicates++
-          continue
-        }
-        const routingKey = ev.routingKey ?? (ex.template === undefined ? '' : ex.template(ev.value))
-        const route = this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
-        if (route.unroutable) {
-          if (route.policy === 'reject') throw errors.unroutable(i + 1, req.exchange, routingKey)
-          unroutable++
-          continue
-        }
-        const record: AppendRecord = {
-          timestamp: ev.timestamp ?? now,
-          key: routingKey,
-          body: ev.body,
-          json: ev.json,
-          id,
-          headers: ev.headers === undefined ? undefined : Buffer.from(JSON.stringify(ev.headers)),
-        }
-        for (const name of route.streams) {
-          let list = perStream.get(name)
-          if (list === undefined) perStream.set(name, (list = []))
-          list.push(record)
-        }
-      }
-
-      const appends: Promise<unknown>[] = []
-      for (const [name, records] of perStream) {
-        const stream = this.#streams.get(name)
-        if (stream === undefined) throw errors.unknownStream(name)
-        appends.push(stream.log.append(records))
-      }
-      // Every target must be durable before the confirm; a failure fails the request (the client
-      // retries, and ids keep the streams that did store it from storing it twice).
-      await Promise.all(appends)
-
-      const ops: MetaOp[] = []
-      const stamp = this.#now()
-      this.#dedup.commit(req.exchange, newIds, stamp, windowMs, ops)
-      if (requestKey !== undefined) this.#dedup.commit(req.exchange, [requestKey], stamp, windowMs, ops)
-      // The ids reach the metadata store after the log's fsync, never before: a crash between
-      // the two can at worst forget an id (a later retry stores a duplicate), never lose an event.
-      if (ops.length > 0) await this.#meta.write(ops, { sync: this.#syncIds(perStream) })
-      settleIds!(true)
-      settleRequest?.(true)
+      const { batches, duplicates, unroutable } = await this.#plan(req, ex, now, idsOutcome, reserved)
+      const names = [...batches.keys()]
+      const settled = await Promise.allSettled(
+        names.map((name) => {
+          const stream = this.#streams.get(name)
+          if (stream === undefined) return Promise.reject(errors.unknownStream(name))
+          const batch = batches.get(name)!
+          const base = stream.log.nextOffset
+          if (batch.ids.length > 0) this.#dedup.appending(name, base)
+          return stream.log.append(batch.records).catch((err: unknown) => {
+            if (batch.ids.length > 0) this.#dedup.abandon(name, base)
+            throw err
+          })
+        }),
+      )
+      settled.forEach((s, k) => {
+        const name = names[k]!
+        if (s.status === 'fulfilled') appended.push({ stream: name, ids: batches.get(name)!.ids, result: s.value })
+        else failure ??= s.reason
+      })
+      result = { accepted: req.events.length - duplicates - unroutable, duplicates, unroutable }
     } catch (err) {
-      this.#dedup.release(req.exchange, newIds)
-      if (requestKey !== undefined) this.#dedup.release(req.exchange, [requestKey])
-      settleIds!(false)
-      settleRequest?.(false)
-      this.counters.rejected += req.events.length
-      throw err
+      failure = err
     }
-    const accepted = req.events.length - duplicates - unroutable
-    this.counters.accepted += accepted
-    this.counters.duplicates += duplicates
-    this.counters.unroutable += unroutable
-    return { accepted, duplicates, unroutable }
+
+    // Ids of every append that is durable are remembered, even when another target failed: the
+    // client retries, and those streams must not store the events twice. They reach the metadata
+    // store only after the log's fsync: a crash in between forgets nothing, because the stream's
+    // checkpoint makes the next start read those records back.
+    const ops: MetaOp[] = []
+    const stamp = this.#now()
+    const windowMs = ex.config.dedupWindowMs
+    for (const a of appended) {
+      if (a.ids.length > 0) this.#dedup.commit(a.stream, a.ids, stamp, windowMs, ops, { baseOffset: a.result.baseOffset, endOffset: a.result.lastOffset + 1 })
+    }
+    for (const [stream, id] of reserved) this.#dedup.release(stream, [id])
+    if (failure === undefined && requestKey !== undefined) this.#dedup.commit(req.exchange, [requestKey], stamp, windowMs, ops)
+    try {
+      if (ops.length > 0) await this.#meta.write(ops, { sync: appended.some((a) => this.#streams.get(a.stream)?.config.fsync !== 'never') })
+    } catch (err) {
+      failure ??= err
+    }
+    settleIds!(failure === undefined)
+    settleRequest?.(failure === undefined)
+    if (requestKey !== undefined && failure !== undefined) this.#dedup.release(req.exchange, [requestKey])
+    if (failure !== undefined || result === undefined) {
+      this.counters.rejected += req.events.length
+      throw failure
+    }
+    this.counters.accepted += result.accepted
+    this.counters.duplicates += result.duplicates
+    this.counters.unroutable += result.unroutable
+    return result
   }
 
-  #syncIds(perStream: Map<string, AppendRecord[]>): boolean {
-    for (const name of perStream.keys()) if (this.#streams.get(name)?.config.fsync !== 'never') return true
-    return false
+  /**
+   * Routes every event and drops, per target stream, the ones whose id that stream already holds.
+   * An event counts as a duplicate when every stream it routes to already had it.
+   */
+  async #plan(
+    req: PublishRequest,
+    ex: ExchangeRuntime,
+    now: number,
+    outcome: Promise<boolean>,
+    reserved: Array<[string, string]>,
+  ): Promise<{ batches: Map<string, StreamBatch>; duplicates: number; unroutable: number }> {
+    const n = req.events.length
+    const records = new Array<AppendRecord | undefined>(n)
+    const targets = new Array<string[]>(n)
+    const waits: Promise<void>[] = []
+    const inRequest = new Set<string>()
+    let unroutable = 0
+    for (let i = 0; i < n; i++) {
+      const ev = req.events[i]!
+      const id = ev.id ?? (ex.config.dedup === null ? undefined : idFromBody(ev.value, ex.config.dedup, i + 1))
+      const routingKey = ev.routingKey ?? (ex.template === undefined ? '' : ex.template(ev.value))
+      const route = this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
+      if (route.unroutable) {
+        if (route.policy === 'reject') throw errors.unroutable(i + 1, req.exchange, routingKey)
+        unroutable++
+        targets[i] = []
+        continue
+      }
+      records[i] = {
+        timestamp: ev.timestamp ?? now,
+        key: routingKey,
+        body: ev.body,
+        json: ev.json,
+        id,
+        headers: ev.headers === undefined ? undefined : Buffer.from(JSON.stringify(ev.headers)),
+      }
+      if (id === undefined) {
+        targets[i] = [...route.streams]
+        continue
+      }
+      const mine: string[] = []
+      targets[i] = mine
+      for (const stream of route.streams) {
+        const k = `${stream}\0${id}`
+        if (inRequest.has(k)) continue
+        inRequest.add(k)
+        const seen = this.#dedup.check(stream, id, now)
+        if (seen === 'new') {
+          this.#dedup.reserve(stream, id, outcome)
+          reserved.push([stream, id])
+          mine.push(stream)
+        } else if (seen !== 'duplicate') {
+          // Another request is storing this id in this stream now: store it only if that one fails.
+          waits.push(seen.then((stored) => void (stored ? undefined : mine.push(stream))))
+        }
+      }
+    }
+    if (waits.length > 0) await Promise.all(waits)
+    const batches = new Map<string, StreamBatch>()
+    let duplicates = 0
+    for (let i = 0; i < n; i++) {
+      const record = records[i]
+      if (record === undefined) continue
+      const streams = targets[i]!
+      if (streams.length === 0) {
+        duplicates++
+        continue
+      }
+      for (const name of streams) {
+        let b = batches.get(name)
+        if (b === undefined) batches.set(name, (b = { records: [], ids: [] }))
+        b.records.push(record)
+        if (record.id !== undefined) b.ids.push(record.id)
+      }
+    }
+    return { batches, duplicates, unroutable }
   }
 }
 

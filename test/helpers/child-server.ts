@@ -1,0 +1,47 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const cli = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url))
+
+export interface ChildServer {
+  readonly url: string
+  readonly proc: ChildProcess
+  kill(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/**
+ * The real server in its own process (built CLI), for tests that SIGKILL it. Resolves once it
+ * logs "ready", with the URL from its "http listener up" line.
+ */
+export async function startChildServer(dir: string, yaml: string): Promise<ChildServer> {
+  const configPath = join(dir, 'sluice.yaml')
+  await writeFile(configPath, yaml)
+  const proc = spawn(process.execPath, [cli, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  const url = await new Promise<string>((resolve, reject) => {
+    let listening: string | undefined
+    const lines = createInterface({ input: proc.stdout! })
+    lines.on('line', (line) => {
+      let entry: { msg?: string; url?: string }
+      try {
+        entry = JSON.parse(line) as { msg?: string; url?: string }
+      } catch {
+        return
+      }
+      if (entry.msg === 'http listener up') listening = entry.url
+      if (entry.msg === 'ready' && listening !== undefined) resolve(listening)
+    })
+    void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready`)))
+  })
+  return {
+    url,
+    proc,
+    kill: (signal = 'SIGKILL') => {
+      proc.kill(signal)
+      return exited
+    },
+  }
+}
