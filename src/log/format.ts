@@ -17,8 +17,9 @@ import { crc32c } from './crc.js'
 //   0 u32 recordLength      bytes after this field
 //   4 u32 offsetDelta       offset - baseOffset
 //   8 i48 timestampDelta    timestamp - firstTimestamp
-//  14 u8  attributes        bit 0: body is JSON, bit 1: has id, bit 2: has headers
+//  14 u8  attributes        bit 0: body is JSON, bit 1: has id, bit 2: has headers, bit 3: has exchange
 //  15 u16 keyLength, key (UTF-8)
+//     [u8 exchangeLength, exchange (UTF-8)] when bit 3
 //     [u16 idLength, id (UTF-8)]           when bit 1
 //     [u32 headersLength, headers (JSON)]  when bit 2
 //     u32 bodyLength, body
@@ -31,7 +32,8 @@ const keyBytesMax = 0xffff
 const idBytesMax = 0xffff
 const twoTo32 = 0x1_0000_0000
 
-export const recordFlags = { json: 1, id: 2, headers: 4 } as const
+export const recordFlags = { json: 1, id: 2, headers: 4, exchange: 8 } as const
+const exchangeBytesMax = 0xff
 
 /** What a door hands to the log: one event, already serialised. */
 export interface AppendRecord {
@@ -40,6 +42,8 @@ export interface AppendRecord {
   readonly body: Uint8Array
   readonly json?: boolean | undefined
   readonly id?: string | undefined
+  /** The exchange it was published to: dead-lettering and redrive route back through it. */
+  readonly exchange?: string | undefined
   /** Already-serialised JSON object of headers, so the encoder never stringifies on the hot path. */
   readonly headers?: Uint8Array | undefined
 }
@@ -52,6 +56,7 @@ export interface StoredRecord {
   readonly body: Buffer
   readonly json: boolean
   readonly id: string | undefined
+  readonly exchange: string | undefined
   readonly headers: Buffer | undefined
 }
 
@@ -89,6 +94,7 @@ export function encodeBatch(records: readonly AppendRecord[], baseOffset: number
   if (records.length === 0) throw new RangeError('a batch holds at least one record')
   const keyLens = new Array<number>(records.length)
   const idLens = new Array<number>(records.length)
+  const exLens = new Array<number>(records.length)
   let size = batchHeaderBytes
   let maxTimestamp = 0
   for (let i = 0; i < records.length; i++) {
@@ -97,10 +103,14 @@ export function encodeBatch(records: readonly AppendRecord[], baseOffset: number
     if (keyLen > keyBytesMax) throw new RecordTooLargeError('key', keyLen, keyBytesMax)
     const idLen = r.id === undefined ? -1 : Buffer.byteLength(r.id)
     if (idLen > idBytesMax) throw new RecordTooLargeError('id', idLen, idBytesMax)
+    const exLen = r.exchange === undefined ? -1 : Buffer.byteLength(r.exchange)
+    if (exLen > exchangeBytesMax) throw new RecordTooLargeError('exchange', exLen, exchangeBytesMax)
     keyLens[i] = keyLen
     idLens[i] = idLen
+    exLens[i] = exLen
     size += recordFixedBytes + keyLen + r.body.length
     if (idLen >= 0) size += 2 + idLen
+    if (exLen >= 0) size += 1 + exLen
     if (r.headers !== undefined) size += 4 + r.headers.length
     if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp
   }
@@ -120,6 +130,7 @@ export function encodeBatch(records: readonly AppendRecord[], baseOffset: number
     const r = records[i]!
     const keyLen = keyLens[i]!
     const idLen = idLens[i]!
+    const exLen = exLens[i]!
     const start = p
     p += 4
     buf.writeUInt32BE(i, p)
@@ -127,10 +138,15 @@ export function encodeBatch(records: readonly AppendRecord[], baseOffset: number
     let flags = r.json === true ? recordFlags.json : 0
     if (idLen >= 0) flags |= recordFlags.id
     if (r.headers !== undefined) flags |= recordFlags.headers
+    if (exLen >= 0) flags |= recordFlags.exchange
     buf[p + 10] = flags
     buf.writeUInt16BE(keyLen, p + 11)
     p += 13
     if (keyLen > 0) p += buf.write(r.key, p, keyLen, 'utf8')
+    if (exLen >= 0) {
+      buf[p++] = exLen
+      if (exLen > 0) p += buf.write(r.exchange!, p, exLen, 'utf8')
+    }
     if (idLen >= 0) {
       buf.writeUInt16BE(idLen, p)
       p += 2
@@ -213,6 +229,12 @@ export function decodeRecords(batch: Buffer, fromOffset = 0, out: StoredRecord[]
     p += 17
     const key = keyLen === 0 ? '' : batch.toString('utf8', p, p + keyLen)
     p += keyLen
+    let exchange: string | undefined
+    if ((flags & recordFlags.exchange) !== 0) {
+      const exLen = batch[p]!
+      exchange = batch.toString('utf8', p + 1, p + 1 + exLen)
+      p += 1 + exLen
+    }
     let id: string | undefined
     if ((flags & recordFlags.id) !== 0) {
       const idLen = batch.readUInt16BE(p)
@@ -229,7 +251,7 @@ export function decodeRecords(batch: Buffer, fromOffset = 0, out: StoredRecord[]
     const body = batch.subarray(p + 4, p + 4 + bodyLen)
     p += 4 + bodyLen
     if (p !== recordEnd || p > end) throw new RangeError(`record ${i} fields do not add up to its length`)
-    out.push({ offset, timestamp, key, body, json: (flags & recordFlags.json) !== 0, id, headers })
+    out.push({ offset, timestamp, key, body, json: (flags & recordFlags.json) !== 0, id, exchange, headers })
   }
   return out
 }

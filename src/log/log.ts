@@ -232,8 +232,9 @@ export class Log {
     this.#flushing = true
     this.#flushDone = this.#runExclusive(() => this.#flushLoop()).finally(() => {
       this.#flushing = false
-      // Appends that raced the end of the loop.
-      if (this.#pending.length > 0 && this.#state !== 'failed') this.#schedule()
+      // Appends that raced the end of the loop arrived while the log was busy: under load the
+      // write itself was their batching window, so they go now rather than after another interval.
+      if (this.#pending.length > 0 && this.#state !== 'failed') this.#startFlush()
     })
   }
 
@@ -278,23 +279,26 @@ export class Log {
         continue
       }
       const fh = await active.file()
-      let written = 0
-      while (written < bytes) {
-        const rest = written === 0 ? group : [Buffer.concat(group).subarray(written)]
-        const { bytesWritten } = await fh.writev(rest, startPosition + written)
-        if (bytesWritten === 0) throw new Error(`short write to ${active.logPath}`)
-        written += bytesWritten
-      }
-      active.size += bytes
       let position = startPosition
       for (const b of group) {
         active.noteBatch(readBatchHeader(b), position, this.options.indexIntervalBytes)
         position += b.length
       }
-      // Index files are not synced here: recovery rebuilds the active segment's indexes.
-      await active.flushIndexes()
+      const writeAll = async (): Promise<void> => {
+        let written = 0
+        while (written < bytes) {
+          const rest = written === 0 ? group : [Buffer.concat(group).subarray(written)]
+          const { bytesWritten } = await fh.writev(rest, startPosition + written)
+          if (bytesWritten === 0) throw new Error(`short write to ${active.logPath}`)
+          written += bytesWritten
+        }
+      }
+      // Index files are written beside the data and never synced on this path: after a crash
+      // recovery rebuilds the active segment's indexes from the log itself.
+      await Promise.all([writeAll(), active.flushIndexes()])
+      active.size += bytes
       if (this.options.fsync !== 'never') {
-        await fh.datasync()
+        if (!active.dsync) await fh.datasync()
         this.#syncs++
       }
       this.#appendedBatches += group.length
@@ -313,7 +317,7 @@ export class Log {
     const old = this.#active()
     if (old.isEmpty && old.base === base) return old
     await old.syncAll()
-    const seg = new Segment(this.dir, base, this.options.now())
+    const seg = new Segment(this.dir, base, this.options.now(), this.options.fsync === 'always')
     await seg.create()
     await syncDir(this.dir)
     this.#segments.push(seg)
@@ -594,7 +598,7 @@ export class Log {
     for (let k = 0; k < sorted.length; k++) {
       const base = sorted[k]!
       const isLast = k === sorted.length - 1
-      const seg = new Segment(this.dir, base, now)
+      const seg = new Segment(this.dir, base, now, this.options.fsync === 'always' && k === sorted.length - 1)
       const fileBytes = (await stat(seg.logPath)).size
       let indexOk = await seg.index.load(seg.indexPath, seg.timeIndexPath, Math.max(fileBytes, 1))
       if (!indexOk) {
@@ -657,7 +661,7 @@ export class Log {
     }
     if (this.#segments.length === 0) {
       clean = true // a new log has nothing to recover
-      const seg = new Segment(this.dir, 0, now)
+      const seg = new Segment(this.dir, 0, now, this.options.fsync === 'always')
       await seg.create()
       await syncDir(this.dir)
       this.#segments.push(seg)

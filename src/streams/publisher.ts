@@ -201,6 +201,7 @@ export class BrokerPublisher implements Publisher {
         body: ev.body,
         json: ev.json,
         id,
+        exchange: req.exchange,
         headers: ev.headers === undefined ? undefined : Buffer.from(JSON.stringify(ev.headers)),
       }
       if (id === undefined) {

@@ -8,6 +8,7 @@ const recordArb: fc.Arbitrary<AppendRecord> = fc.record({
   body: fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)),
   json: fc.boolean(),
   id: fc.option(fc.string({ maxLength: 30, unit: 'grapheme' }), { nil: undefined }),
+  exchange: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }),
   headers: fc.option(fc.uint8Array({ maxLength: 50 }).map((u) => Buffer.from(u)), { nil: undefined }),
 })
 
@@ -32,6 +33,7 @@ describe('batch codec', () => {
           expect(r.timestamp).toBe(src.timestamp)
           expect(r.key).toBe(src.key)
           expect(r.id).toBe(src.id)
+          expect(r.exchange).toBe(src.exchange)
           expect(r.json).toBe(src.json)
           expect(Buffer.compare(r.body, Buffer.from(src.body))).toBe(0)
           expect(r.headers === undefined ? undefined : Buffer.from(r.headers)).toEqual(src.headers === undefined ? undefined : Buffer.from(src.headers))
@@ -48,7 +50,7 @@ describe('batch codec', () => {
 
   it('detects every single-byte corruption of a batch', () => {
     const records: AppendRecord[] = [
-      { timestamp: 1_700_000_000_000, key: 'api.error', body: Buffer.from('{"level":"error","msg":"boom"}'), json: true, id: 'e-1', headers: Buffer.from('{"a":1}') },
+      { timestamp: 1_700_000_000_000, key: 'api.error', body: Buffer.from('{"level":"error","msg":"boom"}'), json: true, id: 'e-1', exchange: 'logs', headers: Buffer.from('{"a":1}') },
       { timestamp: 1_700_000_000_005, key: 'api.info', body: Buffer.from('plain bytes') },
     ]
     const good = encodeBatch(records, 42)
