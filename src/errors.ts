@@ -76,6 +76,12 @@ export const errors = {
   unsupportedMediaType: (type: string) =>
     new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send application/json or application/x-ndjson`, 415, false, { contentType: type }),
   notReady: () => new SluiceError('SLUICE_ERR_NOT_READY', 'recovering: streams are still opening; retry shortly', 503, true),
+  // Consumer groups
+  unknownGroup: (group: string) => new SluiceError('SLUICE_ERR_UNKNOWN_GROUP', `group "${group}" does not exist`, 404, false, { group }),
+  groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),
+  groupExists: (group: string) => new SluiceError('SLUICE_ERR_GROUP_EXISTS', `group "${group}" already exists with other settings`, 409, false, { group }),
+  backlogFull: (stream: string, group: string, backlog: number, limit: number) =>
+    new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${backlog} unsettled events, at its maxBacklog of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlog, limit: 'maxBacklog', limitEvents: limit }),
   // Routing
   routerUnknownExchange: (exchange: string) =>
     new SluiceError('SLUICE_ERR_UNKNOWN_EXCHANGE', `exchange "${exchange}" does not exist`, 404, false, { exchange }),

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
+import { GroupRegistry, Redriver } from './consumers/index.js'
 import { errors } from './errors.js'
 import { buildHttpApp } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
@@ -23,6 +24,7 @@ export interface SluiceServer {
   readonly streams: StreamRegistry
   readonly meta: MetaStore
   readonly publisher: BrokerPublisher
+  readonly groups: GroupRegistry
   stop(): Promise<void>
 }
 
@@ -72,6 +74,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   let streams: StreamRegistry | undefined
   let publisher: BrokerPublisher
   let dedup: DedupWindow
+  let groups: GroupRegistry
   const router = routerFromConfig(config)
   try {
     meta = await openMeta(metaDir(server.dataDir))
@@ -82,6 +85,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     const loaded = await dedup.load(dedupScopes(config), logs, windowMs, Date.now())
     publisher = new BrokerPublisher(config, router, streams, meta, dedup)
     logger.info(loaded, 'dedup window loaded')
+    groups = await GroupRegistry.open(config, streams, meta, publisher, logger)
+    const g = groups
+    publisher.admission = (stream, events) => g.admit(stream, events)
   } catch (err) {
     await app.close()
     await streams?.close()
@@ -96,7 +102,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     dedup.expire(dedupScopes(config), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
   }, dedupExpireEveryMs)
   expireTimer.unref()
-  broker = { config, publisher, streams, router, rates, startedAt: Date.now() }
+  const redriver = new Redriver(meta, publisher)
+  broker = { config, publisher, streams, router, rates, groups, redriver, startedAt: Date.now() }
   logger.info({ dataDir: server.dataDir, streams: streams.all().map((s) => ({ name: s.name, ...s.log.stats() })) }, 'ready')
 
   const openStreams = streams
@@ -108,11 +115,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
       broker = undefined
       clearInterval(expireTimer)
       rates.stop()
+      await groups.close()
       await openStreams.close()
       await m.close()
       logger.info({}, 'stopped')
     })()
     return stopping
   }
-  return { httpUrl, streams, meta, publisher, stop }
+  return { httpUrl, streams, meta, publisher, groups, stop }
 }

@@ -23,6 +23,11 @@ export interface PublishRequest {
   readonly exchange: string
   readonly events: readonly PublishEvent[]
   readonly idempotencyKey?: string | undefined
+  /**
+   * Sluice republishing its own events (dead-lettering, redrive): no dedup, since the same id
+   * legitimately comes back, and no backlog admission, since refusing would lose the event.
+   */
+  readonly internal?: boolean | undefined
 }
 
 export interface PublishResult {
@@ -67,6 +72,8 @@ export class BrokerPublisher implements Publisher {
   readonly #meta: MetaStore
   readonly #now: () => number
   readonly counters: PublishCounters = { requests: 0, events: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }
+  /** Throws to refuse events bound for a stream (a group's `overflow: reject-publish`). */
+  admission: ((stream: string, events: number) => void) | undefined
 
   constructor(config: Config, router: Router, streams: StreamRegistry, meta: MetaStore, dedup: DedupWindow, now: () => number = Date.now) {
     for (const ex of Object.values(config.exchanges)) {
@@ -114,6 +121,7 @@ export class BrokerPublisher implements Publisher {
     try {
       const { batches, duplicates, unroutable } = await this.#plan(req, ex, now, idsOutcome, reserved)
       const names = [...batches.keys()]
+      if (this.admission !== undefined && req.internal !== true) for (const name of names) this.admission(name, batches.get(name)!.records.length)
       const settled = await Promise.allSettled(
         names.map((name) => {
           const stream = this.#streams.get(name)
@@ -187,6 +195,7 @@ export class BrokerPublisher implements Publisher {
     for (let i = 0; i < n; i++) {
       const ev = req.events[i]!
       const id = ev.id ?? (ex.config.dedup === null ? undefined : idFromBody(ev.value, ex.config.dedup, i + 1))
+      const dedup = id !== undefined && req.internal !== true
       const routingKey = ev.routingKey ?? (ex.template === undefined ? '' : ex.template(ev.value))
       const route = this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
       if (route.unroutable) {
@@ -204,7 +213,7 @@ export class BrokerPublisher implements Publisher {
         exchange: req.exchange,
         headers: ev.headers === undefined ? undefined : Buffer.from(JSON.stringify(ev.headers)),
       }
-      if (id === undefined) {
+      if (!dedup) {
         targets[i] = [...route.streams]
         continue
       }
@@ -240,7 +249,7 @@ export class BrokerPublisher implements Publisher {
         let b = batches.get(name)
         if (b === undefined) batches.set(name, (b = { records: [], ids: [] }))
         b.records.push(record)
-        if (record.id !== undefined) b.ids.push(record.id)
+        if (record.id !== undefined && req.internal !== true) b.ids.push(record.id)
       }
     }
     return { batches, duplicates, unroutable }

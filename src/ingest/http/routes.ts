@@ -1,6 +1,7 @@
 import { createGunzip } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
+import type { GroupRegistry, Redriver } from '../../consumers/index.js'
 import { errors } from '../../errors.js'
 import type { StoredRecord } from '../../log/index.js'
 import type { Router } from '../../router/index.js'
@@ -8,6 +9,7 @@ import type { BrokerPublisher } from '../../streams/publisher.js'
 import type { StreamRates } from '../../streams/rates.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
+import { registerGroupRoutes } from './groups.js'
 
 /** What the HTTP door may use of the broker; undefined until recovery has finished. */
 export interface BrokerView {
@@ -16,6 +18,8 @@ export interface BrokerView {
   readonly streams: StreamRegistry
   readonly router: Router
   readonly rates: StreamRates
+  readonly groups: GroupRegistry
+  readonly redriver: Redriver
   readonly startedAt: number
 }
 
@@ -48,6 +52,8 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     payload.pipe(gunzip)
     return gunzip
   })
+
+  registerGroupRoutes(app, (reply) => brokerOr503(getBroker, reply))
 
   app.post<{ Params: { exchange: string }; Querystring: { routingKey?: string; envelope?: string } }>('/v1/exchanges/:exchange/publish', async (req, reply) => {
     const broker = brokerOr503(getBroker, reply)
@@ -141,6 +147,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
       events,
       bytes,
       publish: broker.publisher.counters,
+      groups: broker.groups.all().length,
       alarms: [],
     }
   })
@@ -177,6 +184,7 @@ export function toWireEvent(r: StoredRecord): Record<string, unknown> {
     offset: r.offset,
     timestamp: new Date(r.timestamp).toISOString(),
     routingKey: r.key,
+    exchange: r.exchange ?? null,
     id: r.id ?? null,
     headers: r.headers === undefined ? {} : (JSON.parse(r.headers.toString('utf8')) as unknown),
     body,

@@ -1,0 +1,159 @@
+import { errors } from '../errors.js'
+import type { StoredRecord } from '../log/index.js'
+import { str, u64, type Keyspace, type MetaOp, type MetaStore, type ValueCodec } from '../meta/index.js'
+import type { Publisher, PublishEvent } from '../streams/publisher.js'
+import type { Stream } from '../streams/registry.js'
+import type { DeathEntry } from './dead-letter.js'
+import { IntervalSet, RangeChange } from './interval-set.js'
+
+export interface RedriveFilter {
+  readonly reason?: string | undefined
+  readonly group?: string | undefined
+  readonly exchange?: string | undefined
+}
+
+export interface RedriveResult {
+  readonly redriven: number
+  /** Dead-lettered events that matched but name no exchange to go back to. */
+  readonly skipped: number
+  /** Offsets left for a later call (limit reached). */
+  readonly remaining: boolean
+}
+
+const endCodec: ValueCodec<number> = {
+  name: 'u64end',
+  encode: (n) => {
+    const b = Buffer.allocUnsafe(8)
+    b.writeBigUInt64BE(BigInt(n))
+    return b
+  },
+  decode: (b) => Number(b.readBigUInt64BE(0)),
+}
+
+const scanBytes = 256 * 1024
+const redriveCountHeader = 'x-redrive-count'
+
+/**
+ * Redrive: republish dead-lettered events to the exchange and routing key of their latest death.
+ * Which offsets of a dead-letter stream were redriven is kept as ranges in the metadata store, so
+ * a redrive never sends an event twice and a filtered redrive leaves the rest for later.
+ */
+export class Redriver {
+  readonly #ks: Keyspace<[string, number], number>
+  readonly #done = new Map<string, IntervalSet>()
+  readonly #meta: MetaStore
+  readonly #publisher: Publisher
+  #running = Promise.resolve()
+
+  constructor(meta: MetaStore, publisher: Publisher) {
+    this.#meta = meta
+    this.#publisher = publisher
+    this.#ks = meta.keyspace('redriven', 0x14, [str(), u64()] as const, endCodec)
+  }
+
+  async #set(stream: string): Promise<IntervalSet> {
+    let s = this.#done.get(stream)
+    if (s === undefined) {
+      s = new IntervalSet()
+      for await (const { key, value } of this.#ks.iterate({ prefix: [stream] })) s.add(key[1], value)
+      this.#done.set(stream, s)
+    }
+    return s
+  }
+
+  /** One redrive at a time, so two calls cannot send the same events. */
+  redrive(stream: Stream, limit: number, filter: RedriveFilter = {}): Promise<RedriveResult> {
+    const run = this.#running.then(() => this.#redrive(stream, limit, filter))
+    this.#running = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
+  }
+
+  async #redrive(stream: Stream, limit: number, filter: RedriveFilter): Promise<RedriveResult> {
+    const done = await this.#set(stream.name)
+    const log = stream.log
+    const chosen: Array<{ record: StoredRecord; death: DeathEntry; headers: Record<string, unknown> }> = []
+    let skipped = 0
+    let next = done.skip(log.startOffset)
+    let remaining = false
+    while (next < log.endOffset) {
+      const { records, nextOffset } = await log.read(next, { maxBytes: scanBytes })
+      if (records.length === 0) break
+      for (const r of records) {
+        if (done.has(r.offset)) continue
+        const headers = parseHeaders(r)
+        const deaths = headers['x-death']
+        const death = Array.isArray(deaths) ? (deaths[0] as DeathEntry | undefined) : undefined
+        if (death === undefined) continue
+        if (filter.reason !== undefined && death.reason !== filter.reason) continue
+        if (filter.group !== undefined && death.group !== filter.group) continue
+        if (filter.exchange !== undefined && death.exchange !== filter.exchange) continue
+        if (chosen.length >= limit) {
+          remaining = true
+          break
+        }
+        if (typeof death.exchange !== 'string' || death.exchange === '') {
+          skipped++
+          continue
+        }
+        chosen.push({ record: r, death, headers })
+      }
+      if (remaining) break
+      next = done.skip(nextOffset)
+    }
+    // Republish in order, one request per run of the same exchange.
+    let k = 0
+    while (k < chosen.length) {
+      const exchange = chosen[k]!.death.exchange!
+      let j = k
+      const events: PublishEvent[] = []
+      while (j < chosen.length && chosen[j]!.death.exchange === exchange) {
+        const c = chosen[j]!
+        const count = typeof c.headers[redriveCountHeader] === 'number' ? (c.headers[redriveCountHeader] as number) : 0
+        events.push({
+          body: Buffer.from(c.record.body),
+          value: c.record.json ? safeParse(c.record.body) : undefined,
+          json: c.record.json,
+          routingKey: c.death.routingKey,
+          headers: { ...c.headers, [redriveCountHeader]: count + 1 },
+          id: c.record.id,
+          timestamp: c.record.timestamp,
+        })
+        j++
+      }
+      try {
+        await this.#publisher.publish({ exchange, events, internal: true })
+      } catch (err) {
+        throw errors.badRequest(`redrive to exchange "${exchange}" failed: ${(err as Error).message}`, { exchange })
+      }
+      const change = new RangeChange()
+      for (let i = k; i < j; i++) done.add(chosen[i]!.record.offset, chosen[i]!.record.offset + 1, change)
+      const ops: MetaOp[] = []
+      for (const start of change.removed) ops.push(this.#ks.delOp([stream.name, start]))
+      for (const [start, end] of change.upserts) ops.push(this.#ks.putOp([stream.name, start], end))
+      await this.#meta.write(ops, { sync: true })
+      k = j
+    }
+    return { redriven: chosen.length, skipped, remaining }
+  }
+}
+
+function parseHeaders(r: StoredRecord): Record<string, unknown> {
+  if (r.headers === undefined) return {}
+  try {
+    const h = JSON.parse(r.headers.toString('utf8')) as unknown
+    return typeof h === 'object' && h !== null && !Array.isArray(h) ? (h as Record<string, unknown>) : {}
+  } catch {
+    return {}
+  }
+}
+
+function safeParse(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown
+  } catch {
+    return undefined
+  }
+}

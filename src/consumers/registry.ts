@@ -1,0 +1,132 @@
+import { validateConfigText, type Config, type GroupConfig } from '../config/index.js'
+import { errors } from '../errors.js'
+import type { AppendRecord, LogLogger } from '../log/index.js'
+import type { JsonValue, MetaStore } from '../meta/index.js'
+import type { Publisher } from '../streams/publisher.js'
+import type { StreamRegistry } from '../streams/registry.js'
+import type { DeadLetterSink } from './dead-letter.js'
+import { ConsumerGroup, groupKeyspaces, type GroupKeyspaces } from './group.js'
+
+/** Groups: those the YAML declares and those created at run time (kept in the metadata store). */
+export class GroupRegistry {
+  readonly #groups = new Map<string, ConsumerGroup>()
+  readonly #config: Config
+  readonly #streams: StreamRegistry
+  readonly #meta: MetaStore
+  readonly #publisher: Publisher
+  readonly #ks: GroupKeyspaces
+  readonly #logger: LogLogger | undefined
+
+  private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger) {
+    this.#config = config
+    this.#streams = streams
+    this.#meta = meta
+    this.#publisher = publisher
+    this.#ks = groupKeyspaces(meta)
+    this.#logger = logger
+  }
+
+  static async open(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger): Promise<GroupRegistry> {
+    const reg = new GroupRegistry(config, streams, meta, publisher, logger)
+    for (const g of Object.values(config.groups)) await reg.#open(g)
+    for await (const { key, value } of meta.definitions.iterate({ prefix: ['group'] })) {
+      const name = key[1]
+      if (reg.#groups.has(name)) continue // the YAML wins over an older run-time declaration
+      const result = reg.#validate(name, value)
+      if (!result.ok) {
+        logger?.warn({ group: name, problems: result.problems }, 'run-time group no longer valid; not started')
+        continue
+      }
+      await reg.#open(result.config)
+    }
+    return reg
+  }
+
+  get(name: string): ConsumerGroup | undefined {
+    return this.#groups.get(name)
+  }
+
+  all(): ConsumerGroup[] {
+    return [...this.#groups.values()]
+  }
+
+  /**
+   * Publish admission for `overflow: reject-publish`: refuses events bound for a stream one of
+   * whose groups is at its maxBacklog, before anything is stored.
+   */
+  admit(stream: string, events: number): void {
+    for (const g of this.#groups.values()) {
+      const max = g.config.maxBacklog
+      if (g.stream !== stream || max === null || g.config.overflow !== 'reject-publish') continue
+      if (g.backlog + events > max) throw errors.backlogFull(stream, g.name, g.backlog, max)
+    }
+  }
+
+  /** Creates a group at run time (PUT /v1/groups/{group}); the same definition again is a no-op. */
+  async declare(name: string, definition: unknown): Promise<{ created: boolean; group: ConsumerGroup }> {
+    const result = this.#validate(name, definition)
+    if (!result.ok) throw errors.badRequest(`invalid group definition: ${result.problems.join('; ')}`, { problems: result.problems })
+    const existing = this.#groups.get(name)
+    if (existing !== undefined) {
+      if (JSON.stringify(existing.config) !== JSON.stringify(result.config)) throw errors.groupExists(name)
+      return { created: false, group: existing }
+    }
+    await this.#meta.definitions.put(['group', name], definition as JsonValue, { sync: true })
+    return { created: true, group: await this.#open(result.config) }
+  }
+
+  /**
+   * Validates a group definition with the configuration's own rules, against the streams and
+   * exchanges that exist, so a run-time group obeys exactly what a YAML one would.
+   */
+  #validate(name: string, definition: unknown): { ok: true; config: GroupConfig } | { ok: false; problems: readonly string[] } {
+    const doc = {
+      exchanges: Object.fromEntries(Object.values(this.#config.exchanges).map((e) => [e.name, { type: e.type }])),
+      streams: Object.fromEntries(this.#streams.all().map((s) => [s.name, {}])),
+      groups: { [name]: definition },
+    }
+    const result = validateConfigText(JSON.stringify(doc, null, 1), { env: {} })
+    if (!result.ok) return { ok: false, problems: result.problems.map((p) => p.replace(/ \(line \d+, col \d+\)/, '')) }
+    return { ok: true, config: result.config.groups[name]! }
+  }
+
+  async #open(config: GroupConfig): Promise<ConsumerGroup> {
+    const stream = this.#streams.get(config.stream)
+    if (stream === undefined) throw errors.unknownStream(config.stream)
+    const group = await ConsumerGroup.open(config, { stream, meta: this.#meta, keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger })
+    this.#groups.set(config.name, group)
+    return group
+  }
+
+  #sink(config: GroupConfig): DeadLetterSink | undefined {
+    const dl = config.deadLetter
+    if (dl === null) return undefined
+    if (dl.kind === 'stream') {
+      const target = this.#streams.get(dl.stream)
+      if (target === undefined) throw errors.unknownStream(dl.stream)
+      return { deadLetter: async (records) => void (await target.log.append(records)) }
+    }
+    const publisher = this.#publisher
+    return {
+      deadLetter: async (records: readonly AppendRecord[], values: readonly unknown[]) => {
+        await publisher.publish({
+          exchange: dl.exchange,
+          internal: true,
+          events: records.map((r, i) => ({
+            body: Buffer.from(r.body),
+            value: values[i],
+            json: r.json === true,
+            routingKey: r.key,
+            headers: r.headers === undefined ? undefined : (JSON.parse(Buffer.from(r.headers).toString('utf8')) as Record<string, unknown>),
+            id: r.id,
+            timestamp: r.timestamp,
+          })),
+        })
+      },
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#groups.values()].map((g) => g.close()))
+  }
+}

@@ -1,0 +1,173 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { StartPosition } from '../../config/index.js'
+import type { ConsumerGroup, Delivery, GroupRegistry, Redriver, TagResult } from '../../consumers/index.js'
+import { errors } from '../../errors.js'
+import type { StreamRegistry } from '../../streams/registry.js'
+import { toWireEvent } from './routes.js'
+
+export interface ConsumeView {
+  readonly groups: GroupRegistry
+  readonly streams: StreamRegistry
+  readonly redriver: Redriver
+}
+
+const fetchMaxEvents = 10_000
+const fetchWaitMsMax = 30_000
+const tagsMax = 10_000
+const consumerPattern = /^[A-Za-z0-9._:@/-]{1,200}$/
+
+function body(req: FastifyRequest): Record<string, unknown> {
+  const raw = req.body
+  if (raw === undefined || raw === null || (Buffer.isBuffer(raw) && raw.length === 0)) return {}
+  let value: unknown
+  try {
+    value = Buffer.isBuffer(raw) ? JSON.parse(raw.toString('utf8')) : raw
+  } catch (err) {
+    throw errors.badRequest(`the body is not valid JSON (${(err as Error).message})`)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badRequest('the body must be a JSON object')
+  return value as Record<string, unknown>
+}
+
+function intField(b: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
+  const v = b[name]
+  if (v === undefined) return dflt
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw errors.badRequest(`${name} must be a whole number from ${min} to ${max}`, { [name]: v })
+  return v
+}
+
+function tagsField(b: Record<string, unknown>): string[] {
+  const tags = b.tags
+  if (!Array.isArray(tags) || tags.length === 0 || tags.length > tagsMax) throw errors.badRequest(`tags must be a list of 1 to ${tagsMax} delivery tags`)
+  return tags.map((t) => (typeof t === 'string' ? t : String(t)))
+}
+
+function startPosition(to: unknown): StartPosition {
+  if (to === 'earliest' || to === 'latest') return { kind: to }
+  if (typeof to === 'number' && Number.isSafeInteger(to) && to >= 0) return { kind: 'offset', offset: to }
+  if (typeof to === 'string' && /^\d+$/.test(to)) return { kind: 'offset', offset: Number(to) }
+  if (typeof to === 'string') {
+    const t = Date.parse(to)
+    if (!Number.isNaN(t)) return { kind: 'time', timeMs: t }
+  }
+  throw errors.badRequest('to must be "earliest", "latest", an offset or an ISO 8601 time', { to })
+}
+
+export function toWireDelivery(stream: string, d: Delivery): Record<string, unknown> {
+  const e = toWireEvent(d.record)
+  return {
+    tag: d.tag,
+    id: d.record.id ?? `${stream}:${d.record.offset}`,
+    stream,
+    offset: d.record.offset,
+    deliveryCount: d.deliveryCount,
+    redelivered: d.redelivered,
+    routingKey: e.routingKey,
+    timestamp: e.timestamp,
+    headers: e.headers,
+    body: e.body,
+    ...(e.bodyEncoding !== undefined ? { bodyEncoding: e.bodyEncoding } : {}),
+  }
+}
+
+/** Per-tag answers: every tag gets one; failures say why instead of failing the request. */
+function settleAnswer(results: TagResult[]): Record<string, unknown> {
+  const failed = results.filter((r) => r.status !== 'ok')
+  const messages: Record<string, string> = {
+    unknown_tag: 'no delivery has this tag',
+    stale_tag: 'this delivery was redelivered, reset or settled since; its tag no longer applies',
+    already_settled: 'the event is already settled',
+  }
+  return {
+    settled: results.length - failed.length,
+    failed: failed.map((r) => ({ tag: r.tag, code: r.status, message: messages[r.status] ?? r.status })),
+  }
+}
+
+export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyReply) => ConsumeView): void {
+  const group = (req: FastifyRequest<{ Params: { group: string } }>, reply: FastifyReply): ConsumerGroup => {
+    const g = get(reply).groups.get(req.params.group)
+    if (g === undefined) throw errors.unknownGroup(req.params.group)
+    return g
+  }
+
+  app.get('/v1/groups', async (_req, reply) => {
+    const view = get(reply)
+    return { groups: await Promise.all(view.groups.all().map((g) => g.stats())) }
+  })
+
+  app.get<{ Params: { group: string } }>('/v1/groups/:group', async (req, reply) => {
+    const g = group(req, reply)
+    return { ...(await g.stats()), config: g.config }
+  })
+
+  app.put<{ Params: { group: string } }>('/v1/groups/:group', async (req, reply) => {
+    const { created, group: g } = await get(reply).groups.declare(req.params.group, body(req))
+    return reply.status(created ? 201 : 200).send({ ...(await g.stats()), config: g.config })
+  })
+
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/fetch', async (req, reply) => {
+    const g = group(req, reply)
+    const b = body(req)
+    const consumer = b.consumer
+    if (typeof consumer !== 'string' || !consumerPattern.test(consumer)) throw errors.badRequest('consumer must name the member: 1-200 letters, digits or ._:@/-')
+    const max = intField(b, 'max', 100, 1, fetchMaxEvents)
+    const waitMs = intField(b, 'waitMs', 0, 0, fetchWaitMsMax)
+    // A client that goes away mid-poll must not leave events assigned to a dead request.
+    const deliveries = await g.fetch(consumer, max, waitMs)
+    return { events: deliveries.map((d) => toWireDelivery(g.stream, d)) }
+  })
+
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => settleAnswer(await group(req, reply).ack(tagsField(body(req)))))
+
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/nack', async (req, reply) => {
+    const g = group(req, reply)
+    const b = body(req)
+    const requeue = b.requeue ?? true
+    if (typeof requeue !== 'boolean') throw errors.badRequest('requeue must be true or false')
+    const delayMs = b.delayMs === undefined ? undefined : intField(b, 'delayMs', 0, 0, 7 * 24 * 3600 * 1000)
+    const reason = b.reason
+    if (reason !== undefined && (typeof reason !== 'string' || reason.length > 1000)) throw errors.badRequest('reason must be a string of at most 1000 characters')
+    return settleAnswer(await g.nack(tagsField(b), { requeue, delayMs, reason }))
+  })
+
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/extend', async (req, reply) => settleAnswer(group(req, reply).extend(tagsField(body(req)))))
+
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/reset', async (req, reply) => {
+    const g = group(req, reply)
+    const cursor = await g.reset(startPosition(body(req).to))
+    return { cursor }
+  })
+
+  app.get<{ Params: { group: string }; Querystring: { limit?: string } }>('/v1/groups/:group/parked', async (req, reply) => {
+    const g = group(req, reply)
+    const limit = Math.min(Number(req.query.limit ?? 100) || 100, 10_000)
+    return { parked: g.parkedEvents(limit).map((p) => ({ ...p, time: new Date(p.time).toISOString() })) }
+  })
+
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/parked/redrive', async (req, reply) => {
+    const g = group(req, reply)
+    return { redriven: await g.redriveParked(intField(body(req), 'limit', 10_000, 1, 1_000_000)) }
+  })
+
+  app.delete<{ Params: { group: string }; Querystring: { limit?: string } }>('/v1/groups/:group/parked', async (req, reply) => {
+    const g = group(req, reply)
+    const limit = Math.min(Number(req.query.limit ?? 10_000) || 10_000, 1_000_000)
+    return { purged: await g.purgeParked(limit) }
+  })
+
+  app.post<{ Params: { stream: string } }>('/v1/streams/:stream/redrive', async (req, reply) => {
+    const view = get(reply)
+    const stream = view.streams.get(req.params.stream)
+    if (stream === undefined) throw errors.unknownStream(req.params.stream)
+    const b = body(req)
+    const limit = intField(b, 'limit', 10_000, 1, 1_000_000)
+    const f = b.filter
+    if (f !== undefined && (typeof f !== 'object' || f === null || Array.isArray(f))) throw errors.badRequest('filter must be an object {reason?, group?, exchange?}')
+    const filter = (f ?? {}) as Record<string, unknown>
+    for (const [k, v] of Object.entries(filter)) {
+      if (!['reason', 'group', 'exchange'].includes(k) || typeof v !== 'string') throw errors.badRequest(`filter.${k}: the filter takes reason, group and exchange, as strings`)
+    }
+    return view.redriver.redrive(stream, limit, filter as { reason?: string; group?: string; exchange?: string })
+  })
+}
