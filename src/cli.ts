@@ -17,9 +17,11 @@ commands:
   tail <STREAM> [--from F] [--follow] [--limit N]
                                    print a stream's events as NDJSON (from: offset, ISO time,
                                    earliest, latest; default earliest)
+  redrive <STREAM> [--limit N] [--reason R] [--group G]
+                                   republish dead-lettered events to their original exchange
   fsck <DATA_DIR> [--repair]       check every segment and index; --repair truncates and rebuilds
 
-publish and tail talk to a running server: --url (default http://127.0.0.1:7400, or SLUICE_URL).
+publish, tail and redrive talk to a running server: --url (default http://127.0.0.1:7400, or SLUICE_URL).
 `
 const defaultUrl = process.env.SLUICE_URL ?? 'http://127.0.0.1:7400'
 const publishBatchLines = 1000
@@ -174,6 +176,28 @@ async function tail(args: string[]): Promise<number> {
   return 0
 }
 
+async function redrive(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { limit: { type: 'string' }, reason: { type: 'string' }, group: { type: 'string' }, url: { type: 'string', default: defaultUrl } },
+  })
+  const stream = positionals[0]
+  if (stream === undefined) {
+    process.stderr.write(usage)
+    return 2
+  }
+  const filter = { ...(values.reason !== undefined ? { reason: values.reason } : {}), ...(values.group !== undefined ? { group: values.group } : {}) }
+  const body = { ...(values.limit !== undefined ? { limit: Number(values.limit) } : {}), filter }
+  const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/redrive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  if (res.status !== 200) {
+    process.stderr.write(`${await httpError(res)}\n`)
+    return 1
+  }
+  process.stdout.write(`${await res.text()}\n`)
+  return 0
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
@@ -187,6 +211,8 @@ async function main(argv: string[]): Promise<number> {
       return publish(rest)
     case 'tail':
       return tail(rest)
+    case 'redrive':
+      return redrive(rest)
     case undefined:
     case 'help':
     case '--help':
