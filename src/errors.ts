@@ -42,6 +42,8 @@ export const errors = {
     new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `record of ${bytes} bytes is over the ${limit}-byte field limit of the batch format`, 413, false, { bytes, limit }),
   logBatchTooLarge: (bytes: number, segmentBytes: number) =>
     new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `batch of ${bytes} bytes does not fit in a segment of ${segmentBytes} bytes (segmentSize)`, 413, false, { bytes, limit: segmentBytes }),
+  logFailed: (dir: string, cause: unknown) =>
+    new SluiceError('SLUICE_ERR_LOG_FAILED', `log ${dir} failed a write and refuses appends until reopened`, 503, true, { dir }, { cause }),
   logOffsetOutOfRange: (offset: number, start: number, end: number) =>
     new SluiceError('SLUICE_ERR_LOG_OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log [${start}, ${end})`, 416, false, { offset, start, end }),
   metaClosed: () => new SluiceError('SLUICE_ERR_META_CLOSED', 'metadata store is closed', 503, true),
@@ -56,6 +58,8 @@ export const errors = {
   metaWrite: (cause: unknown) => new SluiceError('SLUICE_ERR_META_WRITE', 'metadata write failed; nothing in its batch was applied', 503, true, undefined, { cause }),
   metaOverloaded: (queuedOps: number, limit: number) =>
     new SluiceError('SLUICE_ERR_META_OVERLOADED', `metadata write queue holds ${queuedOps} ops, at its limit of ${limit} (queuedOpsMax)`, 503, true, { queuedOps, limit }),
+  internal: (cause: unknown) => new SluiceError('SLUICE_ERR_INTERNAL', 'internal error', 500, true, undefined, { cause }),
+  notFound: (method: string, url: string) => new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${method} ${url}`, 404, false),
   // Startup and configuration
   startup: (why: string, cause?: unknown) => new SluiceError('SLUICE_ERR_STARTUP', `cannot start: ${why}`, 500, false, undefined, { cause }),
   config: (problems: readonly string[]) =>

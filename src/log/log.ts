@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { SluiceError, errors } from '../errors.js'
+import type { SluiceError } from '../errors.js'
+import { errors } from '../errors.js'
 import { batchHeaderBytes, batchLastOffset, checkBatch, decodeRecords, encodeBatch, readBatchHeader, RecordTooLargeError, type AppendRecord, type StoredRecord } from './format.js'
 import { Segment, segmentNamePattern } from './segment.js'
 
@@ -338,7 +339,7 @@ export class Log {
   }
 
   #failedError(): SluiceError {
-    return new SluiceError('SLUICE_ERR_LOG_FAILED', `log ${this.dir} failed a write and refuses appends until reopened`, 503, true, { dir: this.dir }, { cause: this.#failure })
+    return errors.logFailed(this.dir, this.#failure)
   }
 
   #advanceEnd(end: number): void {

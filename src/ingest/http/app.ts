@@ -17,7 +17,7 @@ function toSluiceError(err: unknown, maxBodyBytes: number): SluiceError {
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) return errors.unsupportedMediaType('')
   if (e.code === 'Z_DATA_ERROR' || e.code === 'Z_BUF_ERROR') return errors.badRequest(`the gzip body cannot be decoded: ${e.message ?? ''}`)
   if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return errors.badRequest(e.message ?? 'bad request')
-  return new SluiceError('SLUICE_ERR_INTERNAL', 'internal error', 500, true, undefined, { cause: err })
+  return errors.internal(err)
 }
 
 export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => void): FastifyInstance {
@@ -29,7 +29,7 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     if (e.status === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1')
     return reply.status(e.status).send(e.toJSON())
   })
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }))
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(errors.notFound(req.method, req.url).toJSON()))
 
   // Liveness: the process answers. Readiness: recovery is over and publishes can be confirmed.
   app.get('/healthz', async () => ({ status: 'ok' }))
