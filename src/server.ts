@@ -1,6 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
+import type { StreamConfig } from './config/index.js'
 import { GroupRegistry, Redriver } from './consumers/index.js'
+import { IngestErrors, ingestErrorsStream } from './ingest/ingest-errors.js'
+import { ndjsonListener } from './ingest/ndjson/listener.js'
+import type { TcpListener } from './ingest/tcp/server.js'
 import { errors } from './errors.js'
 import { buildHttpApp } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
@@ -25,11 +29,28 @@ export interface SluiceServer {
   readonly meta: MetaStore
   readonly publisher: BrokerPublisher
   readonly groups: GroupRegistry
+  readonly listeners: readonly TcpListener[]
   stop(): Promise<void>
 }
 
 /** Event ids are kept per stream, idempotency keys per exchange. */
 const dedupScopes = (config: Config): string[] => [...new Set([...Object.keys(config.streams), ...Object.keys(config.exchanges)])]
+
+/**
+ * The streams to open: the configured ones, plus ingest-errors (where the TCP doors set aside
+ * what they cannot parse) unless the configuration declares it with its own settings.
+ */
+function streamConfigs(config: Config): Record<string, StreamConfig> {
+  const out: Record<string, StreamConfig> = { ...config.streams }
+  out[ingestErrorsStream] ??= {
+    name: ingestErrorsStream,
+    retention: { maxAgeMs: 7 * 24 * 3600 * 1000, maxBytes: 1024 ** 3, policy: 'limits' },
+    segmentBytes: 64 * 1024 * 1024,
+    segmentAgeMs: 24 * 3600 * 1000,
+    fsync: config.server.durability.fsync,
+  }
+  return out
+}
 
 export function routerFromConfig(config: Config): Router {
   const exchanges: ExchangeDef[] = Object.values(config.exchanges).map((ex) => ({
@@ -78,7 +99,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   const router = routerFromConfig(config)
   try {
     meta = await openMeta(metaDir(server.dataDir))
-    streams = await StreamRegistry.open(server.dataDir, config.streams, server.durability, logger)
+    streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger)
     dedup = new DedupWindow(meta, dedupIdsMax)
     const windowMs = Math.max(0, ...Object.values(config.exchanges).map((e) => e.dedupWindowMs))
     const logs = new Map(streams.all().map((s) => [s.name, s.log]))
@@ -103,7 +124,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   }, dedupExpireEveryMs)
   expireTimer.unref()
   const redriver = new Redriver(meta, publisher)
-  broker = { config, publisher, streams, router, rates, groups, redriver, startedAt: Date.now() }
+  const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream)?.log)
+  const listeners: TcpListener[] = []
+  try {
+    if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, logger))
+    for (const l of listeners) await l.listen()
+  } catch (err) {
+    for (const l of listeners) await l.close().catch(() => undefined)
+    await app.close()
+    await groups.close()
+    await streams.close()
+    await meta.close()
+    throw errors.startup(`listener: ${(err as Error).message}`, err)
+  }
+  broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, startedAt: Date.now() }
   logger.info({ dataDir: server.dataDir, streams: streams.all().map((s) => ({ name: s.name, ...s.log.stats() })) }, 'ready')
 
   const openStreams = streams
@@ -111,7 +145,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Stop taking requests and let in-flight confirms finish, then sync and close the logs.
+      await Promise.all(listeners.map((l) => l.close()))
       await app.close()
+      await ingestErrors.drain()
       broker = undefined
       clearInterval(expireTimer)
       rates.stop()
@@ -122,5 +158,5 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     })()
     return stopping
   }
-  return { httpUrl, streams, meta, publisher, groups, stop }
+  return { httpUrl, streams, meta, publisher, groups, listeners, stop }
 }

@@ -30,7 +30,16 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
   return {
     dataDir: s.dataDir,
     http: { ...s.http },
-    ndjson: { ...s.ndjson },
+    ndjson: {
+      enabled: s.ndjson.enabled,
+      host: s.ndjson.host,
+      port: s.ndjson.port,
+      exchange: s.ndjson.exchange,
+      routingKey: s.ndjson.routingKey,
+      maxLineBytes: s.ndjson.maxLineSize,
+      idleTimeoutMs: s.ndjson.idleTimeout,
+      maxConnections: s.ndjson.maxConnections,
+    },
     amqp: {
       enabled: s.amqp.enabled,
       host: s.amqp.host,
@@ -39,7 +48,18 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       channelMax: s.amqp.channelMax,
       heartbeatMs: s.amqp.heartbeat,
     },
-    syslog: { ...s.syslog },
+    syslog: {
+      enabled: s.syslog.enabled,
+      host: s.syslog.host,
+      port: s.syslog.port,
+      udp: s.syslog.udp,
+      exchange: s.syslog.exchange,
+      routingKey: s.syslog.routingKey,
+      maxMessageBytes: s.syslog.maxMessageSize,
+      idleTimeoutMs: s.syslog.idleTimeout,
+      maxConnections: s.syslog.maxConnections,
+      udpQueueSize: s.syslog.udpQueueSize,
+    },
     durability: { fsync: s.durability.fsync, intervalMs: s.durability.interval, maxBatchBytes: s.durability.maxBatchBytes },
     limits: {
       maxBodyBytes: s.limits.maxBodySize,

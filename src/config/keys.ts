@@ -32,6 +32,9 @@ export const serverSpec = {
         port: port(7401, 'NDJSON ingest'),
         exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every line is published to; the listener starts only when this is set.' },
         routingKey: { type: 'template', default: null, doc: "Routing-key template over the event's fields; unset uses the exchange's template." },
+        maxLineSize: { type: 'size', default: '1mb', min: '1kb', max: '64mb', doc: 'Longest line; a longer one goes to the ingest-errors stream and the connection goes on.' },
+        idleTimeout: { type: 'duration', default: '5m', min: '1s', max: '7d', doc: 'A connection that sends nothing for this long is closed.' },
+        maxConnections: { type: 'int', default: 1000, min: 1, max: 1000000, doc: 'Open connections at most; more are refused at accept.' },
       },
     },
     amqp: {
@@ -56,6 +59,10 @@ export const serverSpec = {
         udp: { type: 'bool', default: true, doc: 'Also listen on UDP.' },
         exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every message is published to; the listener starts only when this is set.' },
         routingKey: { type: 'template', default: 'syslog.{facility}.{severity}', doc: "Routing-key template over the message's fields." },
+        maxMessageSize: { type: 'size', default: '64kb', min: '480b', max: '16mb', doc: 'Longest message; a longer one goes to the ingest-errors stream and the connection goes on.' },
+        idleTimeout: { type: 'duration', default: '5m', min: '1s', max: '7d', doc: 'A TCP connection that sends nothing for this long is closed.' },
+        maxConnections: { type: 'int', default: 1000, min: 1, max: 1000000, doc: 'Open TCP connections at most; more are refused at accept.' },
+        udpQueueSize: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'UDP messages waiting to be stored at most; past it datagrams are dropped and counted (UDP has no backpressure).' },
       },
     },
     durability: {

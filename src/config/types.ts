@@ -31,6 +31,9 @@ export interface NdjsonListenerConfig extends ListenerConfig {
   readonly exchange: string | null
   /** null: the exchange's own routingKey template. */
   readonly routingKey: string | null
+  readonly maxLineBytes: number
+  readonly idleTimeoutMs: number
+  readonly maxConnections: number
 }
 
 export interface AmqpListenerConfig extends ListenerConfig {
@@ -45,6 +48,10 @@ export interface SyslogListenerConfig extends ListenerConfig {
   /** The listener starts only when an exchange is set. */
   readonly exchange: string | null
   readonly routingKey: string
+  readonly maxMessageBytes: number
+  readonly idleTimeoutMs: number
+  readonly maxConnections: number
+  readonly udpQueueSize: number
 }
 
 export interface DurabilityConfig {

@@ -62,8 +62,8 @@ describe('the default config/sluice.yaml', () => {
 describe('the example in DESIGN.md', () => {
   it('parses, with every field in the typed Config', async () => {
     const config = await loadConfig(designExamplePath, {})
-    expect(config.server.ndjson).toEqual({ enabled: true, host: '127.0.0.1', port: 7401, exchange: 'logs', routingKey: '{service}.{level}' })
-    expect(config.server.syslog).toEqual({
+    expect(config.server.ndjson).toMatchObject({ enabled: true, host: '127.0.0.1', port: 7401, exchange: 'logs', routingKey: '{service}.{level}' })
+    expect(config.server.syslog).toMatchObject({
       enabled: true,
       host: '127.0.0.1',
       port: 5514,
@@ -116,9 +116,20 @@ describe('an empty file', () => {
       server: {
         dataDir: './data',
         http: { enabled: true, host: '127.0.0.1', port: 7400 },
-        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null },
+        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000 },
         amqp: { enabled: true, host: '127.0.0.1', port: 5672, frameMaxBytes: 131_072, channelMax: 2047, heartbeatMs: 60_000 },
-        syslog: { enabled: true, host: '127.0.0.1', port: 5514, udp: true, exchange: null, routingKey: 'syslog.{facility}.{severity}' },
+        syslog: {
+          enabled: true,
+          host: '127.0.0.1',
+          port: 5514,
+          udp: true,
+          exchange: null,
+          routingKey: 'syslog.{facility}.{severity}',
+          maxMessageBytes: 64 * 1024,
+          idleTimeoutMs: 300_000,
+          maxConnections: 1000,
+          udpQueueSize: 10_000,
+        },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
         limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000 },
         alarms: { memoryHighWatermark: 0.6, diskFreeLimitBytes: 1024 ** 3 },

@@ -24,8 +24,25 @@ bindings:
   - { exchange: by-attr, stream: errors, match: all, headers: { level: error } }
 `
 
-export function testConfig(dataDir: string, pipeline = testPipeline, server = ''): Config {
-  const text = `server:\n  dataDir: ${JSON.stringify(dataDir)}\n  http: { port: 0 }\n  ndjson: { enabled: false }\n  amqp: { enabled: false }\n  syslog: { enabled: false }\n${server}\n${pipeline}`
+export interface ListenerYaml {
+  /** Flow maps replacing `{ enabled: false }` for a listener, e.g. `{ port: 0, exchange: logs }`. */
+  readonly ndjson?: string
+  readonly syslog?: string
+  readonly amqp?: string
+}
+
+export function testConfig(dataDir: string, pipeline = testPipeline, server = '', listeners: ListenerYaml = {}): Config {
+  const off = '{ enabled: false }'
+  const text = [
+    'server:',
+    `  dataDir: ${JSON.stringify(dataDir)}`,
+    '  http: { port: 0 }',
+    `  ndjson: ${listeners.ndjson ?? off}`,
+    `  amqp: ${listeners.amqp ?? off}`,
+    `  syslog: ${listeners.syslog ?? off}`,
+    server,
+    pipeline,
+  ].join('\n')
   return parseConfig(text, { env: {} })
 }
 
@@ -37,9 +54,9 @@ export interface TestServer {
 }
 
 /** A real server on an ephemeral port over a fresh temp data dir, stopped when the test ends. */
-export async function startTestServer(opts: { dataDir?: string; pipeline?: string; server?: string } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { dataDir?: string; pipeline?: string; server?: string } & ListenerYaml = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await tempDir())
-  const server = await startServer(testConfig(dataDir, opts.pipeline, opts.server), createLogger('silent'))
+  const server = await startServer(testConfig(dataDir, opts.pipeline, opts.server, opts), createLogger('silent'))
   let stopped = false
   const stop = async (): Promise<void> => {
     if (stopped) return

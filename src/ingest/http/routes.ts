@@ -8,6 +8,8 @@ import type { Router } from '../../router/index.js'
 import type { BrokerPublisher } from '../../streams/publisher.js'
 import type { StreamRates } from '../../streams/rates.js'
 import type { StreamRegistry } from '../../streams/registry.js'
+import type { IngestErrors } from '../ingest-errors.js'
+import type { TcpListener } from '../tcp/server.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerGroupRoutes } from './groups.js'
 
@@ -20,6 +22,8 @@ export interface BrokerView {
   readonly rates: StreamRates
   readonly groups: GroupRegistry
   readonly redriver: Redriver
+  readonly listeners: readonly TcpListener[]
+  readonly ingestErrors: IngestErrors
   readonly startedAt: number
 }
 
@@ -148,6 +152,8 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
       bytes,
       publish: broker.publisher.counters,
       groups: broker.groups.all().length,
+      listeners: Object.fromEntries(broker.listeners.map((l) => [l.options.name, l.counters])),
+      ingestErrors: { recorded: broker.ingestErrors.recorded, dropped: broker.ingestErrors.dropped },
       alarms: [],
     }
   })

@@ -1,0 +1,101 @@
+import type { Socket } from 'node:net'
+import { SluiceError } from '../../errors.js'
+import type { Publisher, PublishEvent } from '../../streams/publisher.js'
+
+/**
+ * Events parsed from one TCP connection, published in order. One publish is in flight at a time;
+ * what arrives meanwhile accumulates into the next batch, so a fast sender is batched by the
+ * durability wait itself. Past `maxPendingBytes` the socket is paused: the sender's kernel buffer
+ * fills and TCP slows it down. Nothing read is dropped: a publish refused for a passing reason
+ * (alarm, rate limit, backlog full, a failing disk) is retried, with the socket paused, until it
+ * goes through; one refused for good goes to `onRejected` (the ingest-errors stream).
+ */
+export class ConnectionPipeline {
+  #pending: PublishEvent[] = []
+  #pendingBytes = 0
+  #inFlight = false
+  #paused = false
+  #ended = false
+  #retryMs = 50
+  #idle: (() => void) | undefined
+  published = 0
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly publisher: Publisher,
+    private readonly exchange: string,
+    private readonly maxPendingBytes: number,
+    private readonly onRejected: (events: PublishEvent[], err: SluiceError) => void,
+    private readonly onFailure: (err: unknown) => void,
+  ) {}
+
+  get pendingBytes(): number {
+    return this.#pendingBytes
+  }
+
+  add(event: PublishEvent): void {
+    this.#pending.push(event)
+    this.#pendingBytes += event.body.length
+    if (this.#pendingBytes >= this.maxPendingBytes && !this.#paused) {
+      this.#paused = true
+      this.socket.pause()
+    }
+  }
+
+  /** Called after each chunk is parsed: starts a publish if none is running. */
+  flush(): void {
+    if (!this.#inFlight && this.#pending.length > 0) this.#send(this.#take())
+  }
+
+  /** Resolves once everything read so far is stored (or set aside). */
+  end(): Promise<void> {
+    this.#ended = true
+    this.flush()
+    if (!this.#inFlight) return Promise.resolve()
+    return new Promise((resolve) => (this.#idle = resolve))
+  }
+
+  #take(): PublishEvent[] {
+    const batch = this.#pending
+    this.#pending = []
+    this.#pendingBytes = 0
+    return batch
+  }
+
+  #send(batch: PublishEvent[]): void {
+    this.#inFlight = true
+    this.publisher.publish({ exchange: this.exchange, events: batch }).then(
+      () => {
+        this.published += batch.length
+        this.#retryMs = 50
+        this.#next()
+      },
+      (err: unknown) => {
+        if (err instanceof SluiceError && !err.retryable) {
+          this.onRejected(batch, err)
+          this.#next()
+          return
+        }
+        // Passing trouble: hold the socket and try the same batch again, keeping the order.
+        if (!this.#paused) {
+          this.#paused = true
+          this.socket.pause()
+        }
+        this.onFailure(err)
+        const delay = this.#retryMs
+        this.#retryMs = Math.min(this.#retryMs * 2, 2000)
+        setTimeout(() => this.#send(batch), delay).unref()
+      },
+    )
+  }
+
+  #next(): void {
+    this.#inFlight = false
+    if (this.#paused && this.#pendingBytes < this.maxPendingBytes && !this.socket.destroyed) {
+      this.#paused = false
+      this.socket.resume()
+    }
+    if (this.#pending.length > 0) this.#send(this.#take())
+    else if (this.#ended && this.#idle !== undefined) this.#idle()
+  }
+}

@@ -1,0 +1,93 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import type { Logger } from '../../logger.js'
+
+export interface ListenerCounters {
+  connections: number
+  connectionsTotal: number
+  connectionsRefused: number
+  idleClosed: number
+  messages: number
+  bytes: number
+  parseErrors: number
+  dropped: number
+}
+
+export const newCounters = (): ListenerCounters => ({ connections: 0, connectionsTotal: 0, connectionsRefused: 0, idleClosed: 0, messages: 0, bytes: 0, parseErrors: 0, dropped: 0 })
+
+export interface TcpListenerOptions {
+  readonly name: string
+  readonly host: string
+  readonly port: number
+  readonly maxConnections: number
+  readonly idleTimeoutMs: number
+  readonly logger: Logger
+  readonly onConnection: (socket: Socket, remote: string) => { end(): Promise<void> }
+}
+
+/**
+ * A TCP door: connection limit, idle timeout, and a clean stop that stops accepting, lets each
+ * connection store what it already read, then closes it.
+ */
+export class TcpListener {
+  readonly counters = newCounters()
+  readonly #server: Server
+  readonly #open = new Map<Socket, { end(): Promise<void> }>()
+
+  constructor(readonly options: TcpListenerOptions) {
+    this.#server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket))
+    this.#server.maxConnections = options.maxConnections
+    this.#server.on('drop', () => {
+      this.counters.connectionsRefused++
+    })
+  }
+
+  #accept(socket: Socket): void {
+    const c = this.counters
+    c.connections++
+    c.connectionsTotal++
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`
+    socket.setTimeout(this.options.idleTimeoutMs, () => {
+      c.idleClosed++
+      socket.destroy()
+    })
+    socket.on('error', () => undefined) // a reset peer is routine; 'close' follows
+    const handler = this.options.onConnection(socket, remote)
+    this.#open.set(socket, handler)
+    socket.once('close', () => {
+      c.connections--
+      this.#open.delete(socket)
+    })
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen({ host: this.options.host, port: this.options.port }, () => {
+        this.#server.off('error', reject)
+        resolve()
+      })
+    })
+    const a = this.#server.address()
+    const address = typeof a === 'object' && a !== null ? `${a.address}:${a.port}` : String(a)
+    this.options.logger.info({ listener: this.options.name, address }, 'listener up')
+    return address
+  }
+
+  get port(): number {
+    const a = this.#server.address()
+    return typeof a === 'object' && a !== null ? a.port : 0
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
+    await Promise.all(
+      [...this.#open].map(async ([socket, h]) => {
+        socket.pause()
+        await h.end()
+        socket.end()
+      }),
+    )
+    for (const socket of this.#open.keys()) socket.destroy()
+    await closed
+  }
+}
