@@ -80,6 +80,11 @@ export const errors = {
   unsupportedMediaType: (type: string) =>
     new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send application/json or application/x-ndjson`, 415, false, { contentType: type }),
   notReady: () => new SluiceError('SLUICE_ERR_NOT_READY', 'recovering: streams are still opening; retry shortly', 503, true),
+  // Flow control
+  rateLimited: (rule: string, retryAfterMs: number) =>
+    new SluiceError('SLUICE_ERR_RATE_LIMITED', `over the ingest rate limit ${rule}; retry after ${Math.ceil(retryAfterMs / 1000)} s; nothing was stored`, 429, true, { rule, retryAfterMs }),
+  alarm: (alarms: readonly string[], retryAfterMs: number) =>
+    new SluiceError('SLUICE_ERR_ALARM', `publishing is blocked while the ${alarms.join(' and ')} alarm${alarms.length > 1 ? 's are' : ' is'} up; consumers keep draining; nothing was stored`, 503, true, { alarms, retryAfterMs }),
   // Consumer groups
   unknownGroup: (group: string) => new SluiceError('SLUICE_ERR_UNKNOWN_GROUP', `group "${group}" does not exist`, 404, false, { group }),
   groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),

@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
 import type { StreamConfig } from './config/index.js'
 import { GroupRegistry, Redriver } from './consumers/index.js'
+import { Alarms } from './flow/alarms.js'
+import { RateLimiter } from './flow/rate-limiter.js'
 import { IngestErrors, ingestErrorsStream } from './ingest/ingest-errors.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import type { TcpListener } from './ingest/tcp/server.js'
@@ -125,19 +127,32 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   expireTimer.unref()
   const redriver = new Redriver(meta, publisher)
   const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream)?.log)
+  const limiter = new RateLimiter(config.rateLimits)
+  const alarms = new Alarms({
+    ...server.alarms,
+    dataDir: server.dataDir,
+    onChange: (raised, state) => (raised ? logger.warn(state, 'resource alarm raised: publishers blocked') : logger.info(state, 'resource alarm cleared')),
+  })
+  await alarms.check()
+  alarms.start()
+  const alarmRetryMs = 5000
+  publisher.gate = () => {
+    if (alarms.blocked) throw errors.alarm(alarms.active().map((a) => a.name), alarmRetryMs)
+  }
   const listeners: TcpListener[] = []
   try {
-    if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, logger))
+    if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger))
     for (const l of listeners) await l.listen()
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => undefined)
+    alarms.stop()
     await app.close()
     await groups.close()
     await streams.close()
     await meta.close()
     throw errors.startup(`listener: ${(err as Error).message}`, err)
   }
-  broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, startedAt: Date.now() }
+  broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, limiter, alarms, startedAt: Date.now() }
   logger.info({ dataDir: server.dataDir, streams: streams.all().map((s) => ({ name: s.name, ...s.log.stats() })) }, 'ready')
 
   const openStreams = streams
@@ -145,6 +160,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Stop taking requests and let in-flight confirms finish, then sync and close the logs.
+      alarms.stop()
       await Promise.all(listeners.map((l) => l.close()))
       await app.close()
       await ingestErrors.drain()

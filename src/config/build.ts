@@ -66,7 +66,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxEventBytes: s.limits.maxEventSize,
       maxConnections: s.limits.maxConnections,
     },
-    alarms: { memoryHighWatermark: s.alarms.memoryHighWatermark, diskFreeLimitBytes: s.alarms.diskFreeLimit },
+    alarms: { memoryHighWatermark: s.alarms.memoryHighWatermark, memoryLimitBytes: s.alarms.memoryLimit, diskFreeLimitBytes: s.alarms.diskFreeLimit },
     log: { level: s.log.level },
   }
 }

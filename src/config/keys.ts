@@ -92,7 +92,8 @@ export const serverSpec = {
       type: 'object',
       doc: 'Resource alarms that block publishers until they clear.',
       keys: {
-        memoryHighWatermark: { type: 'number', default: 0.6, min: 0, max: 1, doc: 'Fraction of the heap limit above which publishers are blocked.' },
+        memoryHighWatermark: { type: 'number', default: 0.6, min: 0, max: 1, doc: "Fraction of the machine's memory the process may hold (resident) before publishers are blocked." },
+        memoryLimit: { type: 'size', default: null, min: '16mb', doc: 'Absolute resident-memory limit; overrides memoryHighWatermark when set.' },
         diskFreeLimit: { type: 'size', default: '1gb', min: '0b', doc: 'Free disk space in dataDir below which publishers are blocked.' },
       },
     },
@@ -218,7 +219,7 @@ export const groupSpec = {
     deadLetter: {
       type: 'object',
       optional: true,
-      doc: 'Where poison events go: `{ stream }` or `{ exchange, routingKey }`; unset drops them.',
+      doc: 'Where poison events go: `{ stream }` or `{ exchange, routingKey }`; unset parks them in the group (listed, never dropped).',
       keys: {
         stream: { type: 'name', ref: 'stream', default: null, doc: 'Dead-letter stream.' },
         exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Dead-letter exchange.' },

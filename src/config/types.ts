@@ -67,8 +67,10 @@ export interface LimitsConfig {
 }
 
 export interface AlarmsConfig {
-  /** Fraction (0..1) of the heap limit. */
+  /** Fraction (0..1) of the machine's memory. */
   readonly memoryHighWatermark: number
+  /** null: use the fraction. */
+  readonly memoryLimitBytes: number | null
   readonly diskFreeLimitBytes: number
 }
 
@@ -163,7 +165,7 @@ export interface GroupConfig {
   readonly messageTtlMs: number | null
   readonly maxBacklog: number | null
   readonly overflow: OverflowPolicy
-  /** null: poison events are dropped (and counted). */
+  /** null: poison events are parked in the group, never dropped. */
   readonly deadLetter: DeadLetterConfig | null
   readonly start: StartPosition
   readonly deliveryRatePerSec: number | null

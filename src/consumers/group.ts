@@ -100,6 +100,8 @@ interface Candidate {
   readonly count: number
   /** Shown as redelivered: it was delivered before, maybe before a restart. */
   readonly seen: boolean
+  /** The member whose delivery of it timed out; dispatch prefers another one (see #pick). */
+  readonly avoid?: Member | undefined
 }
 
 interface Inflight {
@@ -127,6 +129,7 @@ interface Member {
 interface Scheduled {
   readonly count: number
   readonly stamp: number
+  readonly avoid?: Member | undefined
 }
 
 interface PendingDeath extends Death {
@@ -336,9 +339,17 @@ export class ConsumerGroup {
 
   /** Hands a member what was assigned to it, up to what its fetch asked for. */
   async #complete(m: Member): Promise<void> {
-    if (m.waiter === undefined || m.assigned.length === 0) return
+    const w = m.waiter
+    if (w === undefined || m.assigned.length === 0) return
     const take = m.assigned.splice(0, Math.max(1, m.want))
+    // Fix: this fetch is answered below, after a metadata write. Detach its waiter now, so its
+    // waitMs timer (or a newer fetch of the member) cannot answer it empty during the write and
+    // leave these deliveries in flight with nobody holding them (auto mode: settled and lost).
+    m.waiter = undefined
+    m.want = 0
+    if (w.timer !== undefined) clearTimeout(w.timer)
     const now = this.#now()
+    const deliveredBefore = this.#deliveredEnd
     const out: Delivery[] = []
     const auto = this.config.ackMode === 'auto'
     for (const c of take) {
@@ -357,12 +368,30 @@ export class ConsumerGroup {
     }
     if (auto) {
       // At most once: settled, durably, before the consumer sees it.
-      await this.#settle(take.map((c) => c.record.offset))
+      try {
+        await this.#settle(take.map((c) => c.record.offset))
+      } catch (err) {
+        w.resolve([])
+        throw err
+      }
       this.counters.acked += take.length
     } else {
       this.#arm()
+      // Fix: the delivered high-water mark used to be written only with a settle (ack, dead
+      // letter, reset), so events delivered after the group's last ack came back after a restart
+      // as `redelivered: false, deliveryCount: 1`. It is now in the metadata store before the
+      // consumer sees the events. Not synced, like a nack's due time: it survives a process
+      // crash; a power cut can only turn a redelivered flag back to false, never lose an event.
+      if (this.#deliveredEnd > deliveredBefore) {
+        try {
+          await this.#meta.write([this.#recordOp()], { sync: false })
+        } catch (err) {
+          this.#logger?.warn({ group: this.name, err }, 'could not record the delivered mark; delivering anyway')
+        }
+      }
     }
-    this.#answer(m, out)
+    m.lastSeen = this.#now()
+    w.resolve(out)
   }
 
   /** Runs the dispatch loop; concurrent callers share the run in progress (it loops again for them). */
@@ -428,32 +457,50 @@ export class ConsumerGroup {
     return (this.#retryReady.length > 0 ? this.#retryReady.shift() : this.#fresh.shift())!
   }
 
-  #pick(): Member | undefined {
+  /**
+   * The member for the next event. Fix: an event whose ack timed out goes to another member
+   * when one can take it now (the contract: "no ack within ackTimeout: redelivered to another
+   * member"); before, the member that let it time out usually got it straight back. `avoid`
+   * is only a preference: with no other member able to take it, its old member may.
+   */
+  #pick(avoid?: Member): Member | undefined {
     if (this.config.dispatch === 'round-robin') {
       // Members in turn, fetching or not: an event waits in its member's queue, as RabbitMQ's
       // round-robin pushes to each consumer in turn; credit still caps what a member holds.
       const n = this.#ring.length
+      let fallback = -1
       for (let k = 0; k < n; k++) {
         const m = this.#ring[(this.#ringPos + k) % n]!
         if (this.#free(m) > 0) {
+          if (m === avoid) {
+            fallback = k
+            continue
+          }
           this.#ringPos = (this.#ringPos + k + 1) % n
           return m
         }
       }
-      return undefined
+      if (fallback === -1) return undefined
+      this.#ringPos = (this.#ringPos + fallback + 1) % n
+      return avoid
     }
     // Fair: the fetching member with the most free credit.
     let best: Member | undefined
     let bestFree = 0
+    let avoided = false
     for (const m of this.#members.values()) {
       if (m.waiter === undefined || m.assigned.length >= m.want) continue
       const free = this.#free(m)
+      if (m === avoid) {
+        avoided = free > 0
+        continue
+      }
       if (free > bestFree) {
         best = m
         bestFree = free
       }
     }
-    return best
+    return best ?? (avoided ? avoid : undefined)
   }
 
   async #dispatch(): Promise<void> {
@@ -465,7 +512,7 @@ export class ConsumerGroup {
         void this.#die(c, 'expired').catch(() => undefined)
         continue
       }
-      const m = this.#pick()
+      const m = this.#pick(c.avoid)
       if (m === undefined) break
       m.assigned.push(this.#takeCandidate())
     }
@@ -584,7 +631,7 @@ export class ConsumerGroup {
   // ---- redelivery and dead-lettering ------------------------------------------------------------
 
   /** Schedules redelivery after the backoff (or `delayMs`), or dead-letters at the delivery limit. */
-  async #retry(items: Array<{ offset: number; count: number; record: StoredRecord }>, delayMs?: number): Promise<void> {
+  async #retry(items: Array<{ offset: number; count: number; record: StoredRecord; avoid?: Member }>, delayMs?: number): Promise<void> {
     const ops: MetaOp[] = []
     const deaths: Promise<void>[] = []
     const now = this.#now()
@@ -595,7 +642,7 @@ export class ConsumerGroup {
         continue
       }
       const due = now + (delayMs ?? retryDelayMs(this.config.retryBackoff, it.count, this.#random))
-      this.#schedule(it.offset, it.count, due)
+      this.#schedule(it.offset, it.count, due, it.avoid)
       this.#persistedDelivery.add(it.offset)
       ops.push(this.#meta.deliveries.putOp([this.name, it.offset], { count: it.count, dueAtMs: due, parked: false }))
     }
@@ -604,9 +651,9 @@ export class ConsumerGroup {
     await Promise.all(deaths)
   }
 
-  #schedule(offset: number, count: number, due: number): void {
+  #schedule(offset: number, count: number, due: number, avoid?: Member): void {
     const stamp = ++this.#stampSeq
-    this.#scheduled.set(offset, { count, stamp })
+    this.#scheduled.set(offset, { count, stamp, avoid })
     this.#heap.push({ at: due, offset, kind: 'retry', stamp })
     this.#arm()
   }
@@ -623,7 +670,7 @@ export class ConsumerGroup {
       const { records } = await this.#log.read(offset, { maxRecords: 1 })
       const r = records[0]
       if (r === undefined || r.offset !== offset) continue
-      this.#retryReady.push({ record: copyRecord(r), count: s.count, seen: true })
+      this.#retryReady.push({ record: copyRecord(r), count: s.count, seen: true, avoid: s.avoid })
     }
   }
 
@@ -724,7 +771,7 @@ export class ConsumerGroup {
     this.#timer = undefined
     this.#timerAt = Number.POSITIVE_INFINITY
     const now = this.#now()
-    const timedOut: Array<{ offset: number; count: number; record: StoredRecord }> = []
+    const timedOut: Array<{ offset: number; count: number; record: StoredRecord; avoid: Member }> = []
     for (let d = this.#heap.peek(); d !== undefined && d.at <= now; d = this.#heap.peek()) {
       this.#heap.pop()
       if (d.kind === 'ack') {
@@ -734,7 +781,7 @@ export class ConsumerGroup {
         this.#inflight.delete(d.offset)
         entry.member.inflight.delete(d.offset)
         this.counters.ackTimeouts++
-        timedOut.push({ offset: d.offset, count: entry.count, record: entry.record })
+        timedOut.push({ offset: d.offset, count: entry.count, record: entry.record, avoid: entry.member })
       } else {
         const s = this.#scheduled.get(d.offset)
         if (s !== undefined && s.stamp === d.stamp) this.#retryDue.push(d.offset)

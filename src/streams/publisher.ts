@@ -74,6 +74,8 @@ export class BrokerPublisher implements Publisher {
   readonly counters: PublishCounters = { requests: 0, events: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }
   /** Throws to refuse events bound for a stream (a group's `overflow: reject-publish`). */
   admission: ((stream: string, events: number) => void) | undefined
+  /** Throws to refuse every outside publish (a resource alarm is up). */
+  gate: (() => void) | undefined
 
   constructor(config: Config, router: Router, streams: StreamRegistry, meta: MetaStore, dedup: DedupWindow, now: () => number = Date.now) {
     for (const ex of Object.values(config.exchanges)) {
@@ -93,6 +95,7 @@ export class BrokerPublisher implements Publisher {
   async publish(req: PublishRequest): Promise<PublishResult> {
     const ex = this.#exchanges.get(req.exchange)
     if (ex === undefined) throw errors.routerUnknownExchange(req.exchange)
+    if (req.internal !== true) this.gate?.()
     this.counters.requests++
     this.counters.events += req.events.length
     const now = this.#now()

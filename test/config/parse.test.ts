@@ -72,7 +72,7 @@ describe('the example in DESIGN.md', () => {
       routingKey: 'syslog.{facility}.{severity}',
     })
     expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000 })
-    expect(config.server.alarms).toEqual({ memoryHighWatermark: 0.6, diskFreeLimitBytes: 1024 ** 3 })
+    expect(config.server.alarms).toEqual({ memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 })
     expect(config.bindings[3]).toEqual({
       exchange: 'by-attr',
       destination: { kind: 'stream', name: 'errors' },
@@ -132,7 +132,7 @@ describe('an empty file', () => {
         },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
         limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000 },
-        alarms: { memoryHighWatermark: 0.6, diskFreeLimitBytes: 1024 ** 3 },
+        alarms: { memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 },
         log: { level: 'info' },
       },
       auth: { users: [], apiKeys: [] },

@@ -26,7 +26,10 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   app.setErrorHandler((err, _req, reply) => {
     const e = toSluiceError(err, deps.maxBodyBytes)
     if (e.status >= 500 && e.code === 'SLUICE_ERR_INTERNAL') onInternalError(err)
-    if (e.status === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1')
+    // Retry-After from what the refusal computed (a bucket's refill, an alarm's check period).
+    const retryAfterMs = typeof e.details?.retryAfterMs === 'number' ? e.details.retryAfterMs : undefined
+    if (retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
+    else if ((e.status === 503 || e.status === 429) && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1')
     return reply.status(e.status).send(e.toJSON())
   })
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errors.notFound(req.method, req.url).toJSON()))
@@ -34,7 +37,13 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   // Liveness: the process answers. Readiness: recovery is over and publishes can be confirmed.
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
-    if (deps.getBroker() === undefined) return reply.status(503).header('retry-after', '1').send(errors.notReady().toJSON())
+    const broker = deps.getBroker()
+    if (broker === undefined) return reply.status(503).header('retry-after', '1').send(errors.notReady().toJSON())
+    const alarms = broker.alarms.active()
+    if (alarms.length > 0) {
+      const e = errors.alarm(alarms.map((a) => a.name), 5000)
+      return reply.status(503).header('retry-after', '5').send({ error: { code: e.wireCode, message: e.message, details: { alarms } } })
+    }
     return { status: 'ready' }
   })
   registerRoutes(app, deps.getBroker, { maxEventBytes: deps.maxEventBytes })

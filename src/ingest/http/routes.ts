@@ -8,6 +8,8 @@ import type { Router } from '../../router/index.js'
 import type { BrokerPublisher } from '../../streams/publisher.js'
 import type { StreamRates } from '../../streams/rates.js'
 import type { StreamRegistry } from '../../streams/registry.js'
+import type { Alarms } from '../../flow/alarms.js'
+import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import type { TcpListener } from '../tcp/server.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
@@ -24,6 +26,8 @@ export interface BrokerView {
   readonly redriver: Redriver
   readonly listeners: readonly TcpListener[]
   readonly ingestErrors: IngestErrors
+  readonly limiter: RateLimiter
+  readonly alarms: Alarms
   readonly startedAt: number
 }
 
@@ -68,6 +72,10 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const opts = decodeOptions(req, limits.maxEventBytes)
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
     const events = type === 'application/json' ? decodeJson(body, opts) : decodeNdjson(body, opts)
+    if (broker.limiter.active) {
+      const d = broker.limiter.check({ listener: 'http', remote: req.ip, exchange }, events.length, body.length)
+      if (d.retryAfterMs > 0) throw errors.rateLimited(d.rule!, d.retryAfterMs)
+    }
     const idem = req.headers['idempotency-key']
     const idempotencyKey = typeof idem === 'string' && idem.length > 0 ? idem : undefined
     if (idempotencyKey !== undefined && !idempotencyKey.isWellFormed()) throw errors.badRequest('idempotency-key holds invalid Unicode')
@@ -154,7 +162,8 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
       groups: broker.groups.all().length,
       listeners: Object.fromEntries(broker.listeners.map((l) => [l.options.name, l.counters])),
       ingestErrors: { recorded: broker.ingestErrors.recorded, dropped: broker.ingestErrors.dropped },
-      alarms: [],
+      alarms: broker.alarms.active(),
+      rateLimited: Object.fromEntries(broker.limiter.refusedByRule),
     }
   })
 }

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import type { NdjsonListenerConfig } from '../../config/index.js'
+import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { Logger } from '../../logger.js'
 import { compileTemplate, type RoutingKeyTemplate } from '../../router/index.js'
 import type { Publisher } from '../../streams/publisher.js'
@@ -16,7 +17,7 @@ export const tcpMaxPendingBytes = 4 * 1024 * 1024
  * body published to the configured exchange; a malformed line goes to ingest-errors with its
  * line number and the connection goes on.
  */
-export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, logger: Logger): TcpListener {
+export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger): TcpListener {
   // Without its own template the listener leaves the key to the exchange's template.
   const template: RoutingKeyTemplate | undefined = config.routingKey === null ? undefined : compileTemplate(config.routingKey)
   const listener: TcpListener = new TcpListener({
@@ -37,6 +38,7 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
           for (const e of events) errors.record({ listener: 'ndjson', remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
         },
         (err) => logger.warn({ listener: 'ndjson', remote, err }, 'publish failed; retrying with the connection paused'),
+        limiter.active ? (events, bytes) => limiter.check({ listener: 'ndjson', remote: socket.remoteAddress, exchange }, events, bytes).retryAfterMs : undefined,
       )
       const lines = new LineSplitter(
         config.maxLineBytes,

@@ -27,6 +27,8 @@ export class ConnectionPipeline {
     private readonly maxPendingBytes: number,
     private readonly onRejected: (events: PublishEvent[], err: SluiceError) => void,
     private readonly onFailure: (err: unknown) => void,
+    /** Rate limits: 0 admits the batch (tokens taken), else the wait in ms before asking again. */
+    private readonly admit: (events: number, bytes: number) => number = () => 0,
   ) {}
 
   get pendingBytes(): number {
@@ -64,6 +66,18 @@ export class ConnectionPipeline {
 
   #send(batch: PublishEvent[]): void {
     this.#inFlight = true
+    let bytes = 0
+    for (const e of batch) bytes += e.body.length
+    const wait = this.admit(batch.length, bytes)
+    if (wait > 0) {
+      // Over a rate limit: stop reading until the bucket has refilled; TCP tells the sender.
+      if (!this.#paused) {
+        this.#paused = true
+        this.socket.pause()
+      }
+      setTimeout(() => this.#send(batch), wait).unref()
+      return
+    }
     this.publisher.publish({ exchange: this.exchange, events: batch }).then(
       () => {
         this.published += batch.length
