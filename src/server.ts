@@ -32,6 +32,7 @@ export interface SluiceServer {
   readonly publisher: BrokerPublisher
   readonly groups: GroupRegistry
   readonly listeners: readonly TcpListener[]
+  readonly alarms: Alarms
   stop(): Promise<void>
 }
 
@@ -174,5 +175,5 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     })()
     return stopping
   }
-  return { httpUrl, streams, meta, publisher, groups, listeners, stop }
+  return { httpUrl, streams, meta, publisher, groups, listeners, alarms, stop }
 }

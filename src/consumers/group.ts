@@ -6,6 +6,7 @@ import type { Stream } from '../streams/registry.js'
 import { retryDelayMs } from './backoff.js'
 import { deadLetterRecord, type DeadLetterSink, type Death, type DeathReason } from './dead-letter.js'
 import { IntervalSet, RangeChange } from './interval-set.js'
+import { TokenBucket } from '../flow/token-bucket.js'
 import { DeadlineHeap } from './timer-heap.js'
 
 /** What a consumer receives. `tag` names this delivery; it goes stale when the event is redelivered. */
@@ -190,6 +191,9 @@ export class ConsumerGroup {
   #pumpRun: Promise<void> | undefined
   #pumpAgain = false
   #closed = false
+  /** deliveryRate: a bucket of a tenth of a second, so a stored burst drains at the set pace. */
+  readonly #rate: TokenBucket | undefined
+  #rateTimer: NodeJS.Timeout | undefined
   #lagCache: { cursor: number; timestamp: number } | undefined
 
   readonly counters = { delivered: 0, acked: 0, nacked: 0, redelivered: 0, ackTimeouts: 0, deadLettered: { rejected: 0, expired: 0, maxlen: 0, delivery_limit: 0 } }
@@ -204,6 +208,8 @@ export class ConsumerGroup {
     this.#logger = deps.logger
     this.#now = deps.now ?? Date.now
     this.#random = deps.random ?? Math.random
+    const r = config.deliveryRatePerSec
+    this.#rate = r === null ? undefined : new TokenBucket(r, Math.max(1, Math.ceil(r / 10)), this.#now())
   }
 
   static async open(config: GroupConfig, deps: GroupDeps): Promise<ConsumerGroup> {
@@ -506,6 +512,7 @@ export class ConsumerGroup {
   async #dispatch(): Promise<void> {
     const ttl = this.config.messageTtlMs
     const now = this.#now()
+    const rate = this.#rate
     for (let c = this.#nextCandidate(); c !== undefined; c = this.#nextCandidate()) {
       if (ttl !== null && now - c.record.timestamp >= ttl) {
         this.#takeCandidate()
@@ -514,6 +521,18 @@ export class ConsumerGroup {
       }
       const m = this.#pick(c.avoid)
       if (m === undefined) break
+      if (rate !== undefined) {
+        const wait = rate.wait(1, now)
+        if (wait > 0) {
+          // Over deliveryRate: the rest waits in the log; come back when a token is there.
+          this.#rateTimer ??= setTimeout(() => {
+            this.#rateTimer = undefined
+            void this.#pump()
+          }, wait)
+          break
+        }
+        rate.take(1, now)
+      }
       m.assigned.push(this.#takeCandidate())
     }
     const completions: Promise<void>[] = []
@@ -927,6 +946,7 @@ export class ConsumerGroup {
     this.#closed = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (this.#sweep !== undefined) clearInterval(this.#sweep)
+    if (this.#rateTimer !== undefined) clearTimeout(this.#rateTimer)
     for (const m of this.#members.values()) this.#answer(m, [])
     await this.#pumpRun
     await this.#deathRun

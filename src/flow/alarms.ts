@@ -41,12 +41,18 @@ async function diskFree(dir: string): Promise<number> {
  */
 export class Alarms {
   readonly #raised = new Map<AlarmName, AlarmState>()
-  readonly #opts: AlarmOptions
+  #opts: AlarmOptions
   #timer: NodeJS.Timeout | undefined
   raisedTotal = 0
 
   constructor(opts: AlarmOptions) {
     this.#opts = opts
+  }
+
+  /** Changes the limits at run time (an operator lowering a watermark); applies at the next check. */
+  setLimits(limits: Partial<Pick<AlarmOptions, 'memoryHighWatermark' | 'memoryLimitBytes' | 'diskFreeLimitBytes'>>): Promise<void> {
+    this.#opts = { ...this.#opts, ...limits }
+    return this.check()
   }
 
   get memoryLimitBytes(): number {
