@@ -85,6 +85,8 @@ export const errors = {
     new SluiceError('SLUICE_ERR_RATE_LIMITED', `over the ingest rate limit ${rule}; retry after ${Math.ceil(retryAfterMs / 1000)} s; nothing was stored`, 429, true, { rule, retryAfterMs }),
   alarm: (alarms: readonly string[], retryAfterMs: number) =>
     new SluiceError('SLUICE_ERR_ALARM', `publishing is blocked while the ${alarms.join(' and ')} alarm${alarms.length > 1 ? 's are' : ' is'} up; consumers keep draining; nothing was stored`, 503, true, { alarms, retryAfterMs }),
+  overloaded: (inFlight: number, limit: number) =>
+    new SluiceError('SLUICE_ERR_OVERLOADED', `${inFlight} requests are being served, at server.http.maxInFlightRequests (${limit}); retry shortly`, 503, true, { limit: 'maxInFlightRequests', limitRequests: limit, retryAfterMs: 1000 }),
   // Consumer groups
   unknownGroup: (group: string) => new SluiceError('SLUICE_ERR_UNKNOWN_GROUP', `group "${group}" does not exist`, 404, false, { group }),
   groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),

@@ -82,7 +82,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   let broker: BrokerView | undefined
   const { server } = config
   const app: FastifyInstance = buildHttpApp(
-    { getBroker: () => broker, maxBodyBytes: server.limits.maxBodyBytes, maxEventBytes: server.limits.maxEventBytes },
+    {
+      getBroker: () => broker,
+      maxBodyBytes: server.limits.maxBodyBytes,
+      maxEventBytes: server.limits.maxEventBytes,
+      requestTimeoutMs: server.http.requestTimeoutMs,
+      headersTimeoutMs: server.http.headersTimeoutMs,
+      keepAliveTimeoutMs: server.http.keepAliveTimeoutMs,
+      maxInFlightRequests: server.http.maxInFlightRequests,
+    },
     (err) => logger.error({ err }, 'internal error in an HTTP request'),
   )
   try {

@@ -29,7 +29,15 @@ function byName<R, T>(raw: Readonly<Record<string, R>>, build: (name: string, va
 function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
   return {
     dataDir: s.dataDir,
-    http: { ...s.http },
+    http: {
+      enabled: s.http.enabled,
+      host: s.http.host,
+      port: s.http.port,
+      requestTimeoutMs: s.http.requestTimeout,
+      headersTimeoutMs: s.http.headersTimeout,
+      keepAliveTimeoutMs: s.http.keepAliveTimeout,
+      maxInFlightRequests: s.http.maxInFlightRequests,
+    },
     ndjson: {
       enabled: s.ndjson.enabled,
       host: s.ndjson.host,

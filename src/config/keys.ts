@@ -21,7 +21,15 @@ export const serverSpec = {
     http: {
       type: 'object',
       doc: 'HTTP API, publish and consume endpoints, /metrics.',
-      keys: { enabled, host, port: port(7400, 'the HTTP API') },
+      keys: {
+        enabled,
+        host,
+        port: port(7400, 'the HTTP API'),
+        requestTimeout: { type: 'duration', default: '30s', min: '1s', max: '1h', doc: 'A request must arrive whole within this; a slow sender (slow-loris) is cut off with 408.' },
+        headersTimeout: { type: 'duration', default: '10s', min: '1s', max: '10m', doc: 'The request headers must arrive within this.' },
+        keepAliveTimeout: { type: 'duration', default: '72s', min: '1s', max: '1h', doc: 'An idle keep-alive connection is closed after this.' },
+        maxInFlightRequests: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Publish and consume requests being served at once at most; past it they get 503 overloaded.' },
+      },
     },
     ndjson: {
       type: 'object',

@@ -74,9 +74,16 @@ export interface AlarmsConfig {
   readonly diskFreeLimitBytes: number
 }
 
+export interface HttpListenerConfig extends ListenerConfig {
+  readonly requestTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly keepAliveTimeoutMs: number
+  readonly maxInFlightRequests: number
+}
+
 export interface ServerConfig {
   readonly dataDir: string
-  readonly http: ListenerConfig
+  readonly http: HttpListenerConfig
   readonly ndjson: NdjsonListenerConfig
   readonly amqp: AmqpListenerConfig
   readonly syslog: SyslogListenerConfig

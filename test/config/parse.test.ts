@@ -115,7 +115,7 @@ describe('an empty file', () => {
     expect(config).toEqual({
       server: {
         dataDir: './data',
-        http: { enabled: true, host: '127.0.0.1', port: 7400 },
+        http: { enabled: true, host: '127.0.0.1', port: 7400, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, maxInFlightRequests: 1024 },
         ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000 },
         amqp: { enabled: true, host: '127.0.0.1', port: 5672, frameMaxBytes: 131_072, channelMax: 2047, heartbeatMs: 60_000 },
         syslog: {

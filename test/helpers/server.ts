@@ -36,7 +36,7 @@ export function testConfig(dataDir: string, pipeline = testPipeline, server = ''
   const text = [
     'server:',
     `  dataDir: ${JSON.stringify(dataDir)}`,
-    '  http: { port: 0 }',
+    ...(server.trimStart().startsWith('http:') ? [] : ['  http: { port: 0 }']),
     `  ndjson: ${listeners.ndjson ?? off}`,
     `  amqp: ${listeners.amqp ?? off}`,
     `  syslog: ${listeners.syslog ?? off}`,

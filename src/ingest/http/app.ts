@@ -1,3 +1,4 @@
+import { createServer } from 'node:http'
 import { fastify, type FastifyInstance } from 'fastify'
 import { errors, SluiceError } from '../../errors.js'
 import { registerRoutes, type BrokerView } from './routes.js'
@@ -7,6 +8,10 @@ export interface HttpDeps {
   readonly getBroker: () => BrokerView | undefined
   readonly maxBodyBytes: number
   readonly maxEventBytes: number
+  readonly requestTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly keepAliveTimeoutMs: number
+  readonly maxInFlightRequests: number
 }
 
 /** Maps fastify's and zlib's own failures onto the one error shape. */
@@ -21,7 +26,35 @@ function toSluiceError(err: unknown, maxBodyBytes: number): SluiceError {
 }
 
 export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => void): FastifyInstance {
-  const app = fastify({ logger: false, bodyLimit: deps.maxBodyBytes, return503OnClosing: true })
+  const app = fastify({
+    logger: false,
+    bodyLimit: deps.maxBodyBytes,
+    return503OnClosing: true,
+    requestTimeout: deps.requestTimeoutMs,
+    keepAliveTimeout: deps.keepAliveTimeoutMs,
+    // Node checks header and request deadlines on a sweep (30 s by default); a one-second sweep
+    // makes a slow-loris client go close to its deadline, not up to 30 s later.
+    serverFactory: (handler) =>
+      createServer({ headersTimeout: deps.headersTimeoutMs, requestTimeout: deps.requestTimeoutMs, connectionsCheckingInterval: 1000, keepAliveTimeout: deps.keepAliveTimeoutMs }, handler),
+  })
+
+  // Requests being served: past the limit a request is refused at once rather than queued.
+  let inFlight = 0
+  app.addHook('onRequest', async (req) => {
+    if (!req.url.startsWith('/v1/')) return
+    if (inFlight >= deps.maxInFlightRequests) throw errors.overloaded(inFlight, deps.maxInFlightRequests)
+    inFlight++
+    ;(req as { counted?: boolean }).counted = true
+  })
+  app.addHook('onResponse', async (req) => {
+    if ((req as { counted?: boolean }).counted === true) inFlight--
+  })
+  app.addHook('onRequestAbort', async (req) => {
+    if ((req as { counted?: boolean }).counted === true) {
+      ;(req as { counted?: boolean }).counted = false
+      inFlight--
+    }
+  })
 
   app.setErrorHandler((err, _req, reply) => {
     const e = toSluiceError(err, deps.maxBodyBytes)
