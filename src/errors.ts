@@ -31,6 +31,14 @@ export class SluiceError extends Error {
   }
 }
 
+import { hitLimit } from './limits.js'
+
+/** Counts the limit a refusal names, then returns the error: every limit error is a metric too. */
+function counted<E>(name: string, e: E): E {
+  hitLimit(name)
+  return e
+}
+
 export const wireCode = (code: string): string => code.replace(/^SLUICE_ERR_/, '').toLowerCase()
 
 export const errors = {
@@ -39,9 +47,9 @@ export const errors = {
     new SluiceError('SLUICE_ERR_LOG_CORRUPT', `${file} at byte ${position}: ${why}; run "sluice fsck --repair" to truncate from there`, 500, false, { file, position }),
   logClosed: (dir: string) => new SluiceError('SLUICE_ERR_LOG_CLOSED', `log ${dir} is closed`, 503, true, { dir }),
   logRecordTooLarge: (bytes: number, limit: number) =>
-    new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `record of ${bytes} bytes is over the ${limit}-byte field limit of the batch format`, 413, false, { bytes, limit }),
+    counted('recordFieldBytes', new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `record of ${bytes} bytes is over the ${limit}-byte field limit of the batch format`, 413, false, { bytes, limit })),
   logBatchTooLarge: (bytes: number, segmentBytes: number) =>
-    new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `batch of ${bytes} bytes does not fit in a segment of ${segmentBytes} bytes (segmentSize)`, 413, false, { bytes, limit: segmentBytes }),
+    counted('segmentSize', new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `batch of ${bytes} bytes does not fit in a segment of ${segmentBytes} bytes (segmentSize)`, 413, false, { bytes, limit: segmentBytes })),
   logFailed: (dir: string, cause: unknown) =>
     new SluiceError('SLUICE_ERR_LOG_FAILED', `log ${dir} failed a write and refuses appends until reopened`, 503, true, { dir }, { cause }),
   logOffsetOutOfRange: (offset: number, start: number, end: number) =>
@@ -57,7 +65,7 @@ export const errors = {
     new SluiceError('SLUICE_ERR_META_CORRUPT', `metadata ${what}: ${why}`, 500, false, { what }),
   metaWrite: (cause: unknown) => new SluiceError('SLUICE_ERR_META_WRITE', 'metadata write failed; nothing in its batch was applied', 503, true, undefined, { cause }),
   metaOverloaded: (queuedOps: number, limit: number) =>
-    new SluiceError('SLUICE_ERR_META_OVERLOADED', `metadata write queue holds ${queuedOps} ops, at its limit of ${limit} (queuedOpsMax)`, 503, true, { queuedOps, limit }),
+    counted('meta.queuedOpsMax', new SluiceError('SLUICE_ERR_META_OVERLOADED', `metadata write queue holds ${queuedOps} ops, at its limit of ${limit} (queuedOpsMax)`, 503, true, { queuedOps, limit })),
   internal: (cause: unknown) => new SluiceError('SLUICE_ERR_INTERNAL', 'internal error', 500, true, undefined, { cause }),
   notFound: (method: string, url: string) => new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${method} ${url}`, 404, false),
   // Startup and configuration
@@ -74,25 +82,25 @@ export const errors = {
     new SluiceError('SLUICE_ERR_BAD_EVENT', `${unit} ${line}: ${why}; nothing was stored`, 400, false, { [unit]: line }),
   badRequest: (why: string, details?: ErrorDetails) => new SluiceError('SLUICE_ERR_BAD_REQUEST', why, 400, false, details),
   bodyTooLarge: (bytes: number, limit: number) =>
-    new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `request body of ${bytes} bytes or more is over server.limits.maxBodySize (${limit} bytes); nothing was stored`, 413, false, { limit: 'maxBodySize', limitBytes: limit }),
+    counted('maxBodySize', new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `request body of ${bytes} bytes or more is over server.limits.maxBodySize (${limit} bytes); nothing was stored`, 413, false, { limit: 'maxBodySize', limitBytes: limit })),
   eventTooLarge: (line: number, bytes: number, limit: number, unit: 'line' | 'event' = 'line') =>
-    new SluiceError('SLUICE_ERR_EVENT_TOO_LARGE', `${unit} ${line}: event of ${bytes} bytes is over server.limits.maxEventSize (${limit} bytes); nothing was stored`, 413, false, { [unit]: line, limit: 'maxEventSize', limitBytes: limit }),
+    counted('maxEventSize', new SluiceError('SLUICE_ERR_EVENT_TOO_LARGE', `${unit} ${line}: event of ${bytes} bytes is over server.limits.maxEventSize (${limit} bytes); nothing was stored`, 413, false, { [unit]: line, limit: 'maxEventSize', limitBytes: limit })),
   unsupportedMediaType: (type: string) =>
     new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send application/json or application/x-ndjson`, 415, false, { contentType: type }),
   notReady: () => new SluiceError('SLUICE_ERR_NOT_READY', 'recovering: streams are still opening; retry shortly', 503, true),
   // Flow control
   rateLimited: (rule: string, retryAfterMs: number) =>
-    new SluiceError('SLUICE_ERR_RATE_LIMITED', `over the ingest rate limit ${rule}; retry after ${Math.ceil(retryAfterMs / 1000)} s; nothing was stored`, 429, true, { rule, retryAfterMs }),
+    counted('rateLimits', new SluiceError('SLUICE_ERR_RATE_LIMITED', `over the ingest rate limit ${rule}; retry after ${Math.ceil(retryAfterMs / 1000)} s; nothing was stored`, 429, true, { rule, retryAfterMs })),
   alarm: (alarms: readonly string[], retryAfterMs: number) =>
     new SluiceError('SLUICE_ERR_ALARM', `publishing is blocked while the ${alarms.join(' and ')} alarm${alarms.length > 1 ? 's are' : ' is'} up; consumers keep draining; nothing was stored`, 503, true, { alarms, retryAfterMs }),
   overloaded: (inFlight: number, limit: number) =>
-    new SluiceError('SLUICE_ERR_OVERLOADED', `${inFlight} requests are being served, at server.http.maxInFlightRequests (${limit}); retry shortly`, 503, true, { limit: 'maxInFlightRequests', limitRequests: limit, retryAfterMs: 1000 }),
+    counted('maxInFlightRequests', new SluiceError('SLUICE_ERR_OVERLOADED', `${inFlight} requests are being served, at server.http.maxInFlightRequests (${limit}); retry shortly`, 503, true, { limit: 'maxInFlightRequests', limitRequests: limit, retryAfterMs: 1000 })),
   // Consumer groups
   unknownGroup: (group: string) => new SluiceError('SLUICE_ERR_UNKNOWN_GROUP', `group "${group}" does not exist`, 404, false, { group }),
   groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),
   groupExists: (group: string) => new SluiceError('SLUICE_ERR_GROUP_EXISTS', `group "${group}" already exists with other settings`, 409, false, { group }),
   backlogFull: (stream: string, group: string, backlog: number, limit: number) =>
-    new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${backlog} unsettled events, at its maxBacklog of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlog, limit: 'maxBacklog', limitEvents: limit }),
+    counted('maxBacklog', new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${backlog} unsettled events, at its maxBacklog of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlog, limit: 'maxBacklog', limitEvents: limit })),
   // Routing
   routerUnknownExchange: (exchange: string) =>
     new SluiceError('SLUICE_ERR_UNKNOWN_EXCHANGE', `exchange "${exchange}" does not exist`, 404, false, { exchange }),

@@ -4,6 +4,7 @@ import type { StreamConfig } from './config/index.js'
 import { GroupRegistry, Redriver } from './consumers/index.js'
 import { Alarms } from './flow/alarms.js'
 import { RateLimiter } from './flow/rate-limiter.js'
+import { Metrics } from './metrics/index.js'
 import { IngestErrors, ingestErrorsStream } from './ingest/ingest-errors.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import type { TcpListener } from './ingest/tcp/server.js'
@@ -81,9 +82,11 @@ export function routerFromConfig(config: Config): Router {
 export async function startServer(config: Config, logger: Logger): Promise<SluiceServer> {
   let broker: BrokerView | undefined
   const { server } = config
+  const metrics = new Metrics()
   const app: FastifyInstance = buildHttpApp(
     {
       getBroker: () => broker,
+      metrics,
       maxBodyBytes: server.limits.maxBodyBytes,
       maxEventBytes: server.limits.maxEventBytes,
       requestTimeoutMs: server.http.requestTimeoutMs,
@@ -110,7 +113,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   const router = routerFromConfig(config)
   try {
     meta = await openMeta(metaDir(server.dataDir))
-    streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger)
+    streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger, (name) => metrics.logObserver(name))
     dedup = new DedupWindow(meta, dedupIdsMax)
     const windowMs = Math.max(0, ...Object.values(config.exchanges).map((e) => e.dedupWindowMs))
     const logs = new Map(streams.all().map((s) => [s.name, s.log]))
@@ -162,6 +165,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     throw errors.startup(`listener: ${(err as Error).message}`, err)
   }
   broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, limiter, alarms, startedAt: Date.now() }
+  metrics.bind({ publisher, streams, groups, limiter, alarms, listeners, ingestErrors })
   logger.info({ dataDir: server.dataDir, streams: streams.all().map((s) => ({ name: s.name, ...s.log.stats() })) }, 'ready')
 
   const openStreams = streams

@@ -1,3 +1,4 @@
+import { hitLimit } from '../limits.js'
 import type { AppendRecord, Log } from '../log/index.js'
 
 /** The stream that keeps what a door could not parse, so a bad frame is set aside, never lost. */
@@ -34,6 +35,7 @@ export class IngestErrors {
   record(info: IngestErrorInfo): void {
     if (this.log === undefined || this.#queue.length >= ingestErrorsQueueMax) {
       this.dropped++
+      hitLimit('ingestErrorsQueueMax')
       return
     }
     const raw = info.raw.subarray(0, ingestErrorRawBytesMax)

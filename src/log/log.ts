@@ -27,6 +27,15 @@ export interface LogOptions {
   readonly repair: boolean
   readonly logger: LogLogger | undefined
   readonly now: () => number
+  /** Timings for metrics, called once per flush (never per record). */
+  readonly observer?: LogObserver | undefined
+}
+
+export interface LogObserver {
+  /** Seconds from each append call to its durable confirmation, for every append in a flush. */
+  appended(latenciesSeconds: readonly number[], records: number, bytes: number): void
+  /** Seconds one fdatasync (or O_DSYNC write) took. */
+  synced(seconds: number): void
 }
 
 export const logDefaults: LogOptions = {
@@ -90,6 +99,7 @@ export interface LogStats {
 }
 
 interface Pending {
+  readonly startedAt: number
   readonly buf: Buffer
   readonly baseOffset: number
   readonly lastOffset: number
@@ -209,7 +219,7 @@ export class Log {
     const lastOffset = baseOffset + records.length - 1
     this.#nextOffset = lastOffset + 1
     return new Promise<AppendResult>((resolve, reject) => {
-      this.#pending.push({ buf, baseOffset, lastOffset, resolve, reject })
+      this.#pending.push({ startedAt: this.options.observer === undefined ? 0 : performance.now(), buf, baseOffset, lastOffset, resolve, reject })
       this.#pendingBytes += buf.length
       this.#schedule()
     })
@@ -255,6 +265,18 @@ export class Log {
         this.#fail(err, items)
         return
       }
+      const observer = this.options.observer
+      if (observer !== undefined) {
+        const now = performance.now()
+        let records = 0
+        let bytes = 0
+        const latencies = items.map((it) => {
+          records += it.lastOffset - it.baseOffset + 1
+          bytes += it.buf.length
+          return (now - it.startedAt) / 1000
+        })
+        observer.appended(latencies, records, bytes)
+      }
       for (const it of items) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset })
     }
   }
@@ -296,12 +318,16 @@ export class Log {
       }
       // Index files are written beside the data and never synced on this path: after a crash
       // recovery rebuilds the active segment's indexes from the log itself.
+      const t0 = performance.now()
       await Promise.all([writeAll(), active.flushIndexes()])
-      active.size += bytes
       if (this.options.fsync !== 'never') {
+        // With O_DSYNC the write was the sync; otherwise time the fdatasync alone.
+        const t1 = active.dsync ? t0 : performance.now()
         if (!active.dsync) await fh.datasync()
+        this.options.observer?.synced((performance.now() - t1) / 1000)
         this.#syncs++
       }
+      active.size += bytes
       this.#appendedBatches += group.length
       active.durableSize = active.size
       this.#advanceEnd(active.nextOffset)

@@ -1,4 +1,5 @@
 import { emptyCodec, jsonCodec, str, u64, type Keyspace, type MetaOp, type MetaStore } from '../meta/index.js'
+import { hitLimit } from '../limits.js'
 import type { Log } from '../log/index.js'
 
 // Namespace bytes in the metadata store (0x10 and up are free for modules).
@@ -132,7 +133,10 @@ export class DedupWindow {
     // Insertion order is expiry order for one window length; mixed windows only delay a delete.
     for (const [k, exp] of this.#ids) {
       if (exp > nowMs && this.#ids.size <= this.#maxIds) break
-      if (exp > nowMs) this.evicted++
+      if (exp > nowMs) {
+        this.evicted++
+        hitLimit('dedupIdsMax')
+      }
       this.#ids.delete(k)
     }
   }

@@ -28,7 +28,11 @@ export interface PublishRequest {
    * legitimately comes back, and no backlog admission, since refusing would lose the event.
    */
   readonly internal?: boolean | undefined
+  /** The door it came through, for per-listener metrics. */
+  readonly source?: PublishSourceName | undefined
 }
+
+export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'amqp' | 'internal'
 
 export interface PublishResult {
   readonly accepted: number
@@ -44,6 +48,18 @@ export interface Publisher {
 export interface PublishCounters {
   requests: number
   events: number
+  accepted: number
+  duplicates: number
+  unroutable: number
+  rejected: number
+}
+
+/** Per door and exchange: what came in and what became of it. */
+export interface SourceCounters {
+  readonly source: PublishSourceName
+  readonly exchange: string
+  events: number
+  bytes: number
   accepted: number
   duplicates: number
   unroutable: number
@@ -72,6 +88,7 @@ export class BrokerPublisher implements Publisher {
   readonly #meta: MetaStore
   readonly #now: () => number
   readonly counters: PublishCounters = { requests: 0, events: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }
+  readonly bySource = new Map<string, SourceCounters>()
   /** Throws to refuse events bound for a stream (a group's `overflow: reject-publish`). */
   admission: ((stream: string, events: number) => void) | undefined
   /** Throws to refuse every outside publish (a resource alarm is up). */
@@ -95,7 +112,20 @@ export class BrokerPublisher implements Publisher {
   async publish(req: PublishRequest): Promise<PublishResult> {
     const ex = this.#exchanges.get(req.exchange)
     if (ex === undefined) throw errors.routerUnknownExchange(req.exchange)
-    if (req.internal !== true) this.gate?.()
+    const source: PublishSourceName = req.internal === true ? 'internal' : (req.source ?? 'http')
+    const sourceKey = `${source}\0${req.exchange}`
+    let sc = this.bySource.get(sourceKey)
+    if (sc === undefined) this.bySource.set(sourceKey, (sc = { source, exchange: req.exchange, events: 0, bytes: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }))
+    sc.events += req.events.length
+    for (const e of req.events) sc.bytes += e.body.length
+    if (req.internal !== true) {
+      try {
+        this.gate?.()
+      } catch (err) {
+        sc.rejected += req.events.length
+        throw err
+      }
+    }
     this.counters.requests++
     this.counters.events += req.events.length
     const now = this.#now()
@@ -170,11 +200,15 @@ export class BrokerPublisher implements Publisher {
     if (requestKey !== undefined && failure !== undefined) this.#dedup.release(req.exchange, [requestKey])
     if (failure !== undefined || result === undefined) {
       this.counters.rejected += req.events.length
+      sc.rejected += req.events.length
       throw failure
     }
     this.counters.accepted += result.accepted
     this.counters.duplicates += result.duplicates
     this.counters.unroutable += result.unroutable
+    sc.accepted += result.accepted
+    sc.duplicates += result.duplicates
+    sc.unroutable += result.unroutable
     return result
   }
 

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DurabilityConfig, StreamConfig } from '../config/index.js'
-import { openLog, type Log, type LogLogger } from '../log/index.js'
+import { openLog, type Log, type LogLogger, type LogObserver } from '../log/index.js'
 
 export interface Stream {
   readonly name: string
@@ -21,7 +21,13 @@ export class StreamRegistry {
 
   private constructor(readonly dataDir: string) {}
 
-  static async open(dataDir: string, configs: Readonly<Record<string, StreamConfig>>, durability: DurabilityConfig, logger?: LogLogger): Promise<StreamRegistry> {
+  static async open(
+    dataDir: string,
+    configs: Readonly<Record<string, StreamConfig>>,
+    durability: DurabilityConfig,
+    logger?: LogLogger,
+    observer?: (stream: string) => LogObserver,
+  ): Promise<StreamRegistry> {
     const reg = new StreamRegistry(dataDir)
     await mkdir(join(dataDir, 'streams'), { recursive: true })
     const opened = await Promise.allSettled(
@@ -34,6 +40,7 @@ export class StreamRegistry {
           segmentAgeMs: config.segmentAgeMs,
           retention: { maxAgeMs: config.retention.maxAgeMs ?? undefined, maxBytes: config.retention.maxBytes ?? undefined },
           logger,
+          observer: observer?.(config.name),
         })
         reg.#streams.set(config.name, { name: config.name, config, log })
       }),

@@ -1,11 +1,13 @@
 import { createServer } from 'node:http'
 import { fastify, type FastifyInstance } from 'fastify'
 import { errors, SluiceError } from '../../errors.js'
+import type { Metrics } from '../../metrics/index.js'
 import { registerRoutes, type BrokerView } from './routes.js'
 
 export interface HttpDeps {
   /** undefined until recovery has finished: /readyz and the data routes answer 503 until then. */
   readonly getBroker: () => BrokerView | undefined
+  readonly metrics: Metrics
   readonly maxBodyBytes: number
   readonly maxEventBytes: number
   readonly requestTimeoutMs: number
@@ -69,6 +71,7 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
 
   // Liveness: the process answers. Readiness: recovery is over and publishes can be confirmed.
   app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/metrics', async (_req, reply) => reply.header('content-type', deps.metrics.contentType).send(await deps.metrics.render()))
   app.get('/readyz', async (_req, reply) => {
     const broker = deps.getBroker()
     if (broker === undefined) return reply.status(503).header('retry-after', '1').send(errors.notReady().toJSON())

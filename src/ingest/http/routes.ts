@@ -79,7 +79,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const idem = req.headers['idempotency-key']
     const idempotencyKey = typeof idem === 'string' && idem.length > 0 ? idem : undefined
     if (idempotencyKey !== undefined && !idempotencyKey.isWellFormed()) throw errors.badRequest('idempotency-key holds invalid Unicode')
-    return broker.publisher.publish({ exchange, events, idempotencyKey })
+    return broker.publisher.publish({ exchange, events, idempotencyKey, source: 'http' })
   })
 
   app.get<{ Params: { stream: string }; Querystring: { from?: string; limit?: string; waitMs?: string } }>('/v1/streams/:stream/events', async (req, reply) => {

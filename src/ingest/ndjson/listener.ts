@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { NdjsonListenerConfig } from '../../config/index.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
+import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
 import { compileTemplate, type RoutingKeyTemplate } from '../../router/index.js'
 import type { Publisher } from '../../streams/publisher.js'
@@ -58,6 +59,7 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
         },
         (prefix, bytes, lineNo) => {
           counters.parseErrors++
+          hitLimit('ndjson.maxLineSize')
           errors.record({ listener: 'ndjson', remote, reason: `line of ${bytes} bytes is over server.ndjson.maxLineSize (${config.maxLineBytes} bytes)`, raw: prefix, bytes, line: lineNo })
         },
       )

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import { SluiceError } from '../../errors.js'
-import type { Publisher, PublishEvent } from '../../streams/publisher.js'
+import { hitLimit } from '../../limits.js'
+import type { Publisher, PublishEvent, PublishSourceName } from '../../streams/publisher.js'
 
 /**
  * Events parsed from one TCP connection, published in order. One publish is in flight at a time;
@@ -29,6 +30,7 @@ export class ConnectionPipeline {
     private readonly onFailure: (err: unknown) => void,
     /** Rate limits: 0 admits the batch (tokens taken), else the wait in ms before asking again. */
     private readonly admit: (events: number, bytes: number) => number = () => 0,
+    private readonly source: PublishSourceName = 'ndjson',
   ) {}
 
   get pendingBytes(): number {
@@ -40,6 +42,7 @@ export class ConnectionPipeline {
     this.#pendingBytes += event.body.length
     if (this.#pendingBytes >= this.maxPendingBytes && !this.#paused) {
       this.#paused = true
+      hitLimit('tcpMaxPendingBytes')
       this.socket.pause()
     }
   }
@@ -78,7 +81,7 @@ export class ConnectionPipeline {
       setTimeout(() => this.#send(batch), wait).unref()
       return
     }
-    this.publisher.publish({ exchange: this.exchange, events: batch }).then(
+    this.publisher.publish({ exchange: this.exchange, events: batch, source: this.source }).then(
       () => {
         this.published += batch.length
         this.#retryMs = 50

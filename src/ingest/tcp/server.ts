@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net'
+import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
 
 export interface ListenerCounters {
@@ -38,6 +39,7 @@ export class TcpListener {
     this.#server.maxConnections = options.maxConnections
     this.#server.on('drop', () => {
       this.counters.connectionsRefused++
+      hitLimit(`${options.name}.maxConnections`)
     })
   }
 
@@ -48,6 +50,7 @@ export class TcpListener {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`
     socket.setTimeout(this.options.idleTimeoutMs, () => {
       c.idleClosed++
+      hitLimit(`${this.options.name}.idleTimeout`)
       socket.destroy()
     })
     socket.on('error', () => undefined) // a reset peer is routine; 'close' follows

@@ -1,0 +1,216 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { GroupRegistry } from '../consumers/index.js'
+import type { Alarms } from '../flow/alarms.js'
+import type { RateLimiter } from '../flow/rate-limiter.js'
+import { limitHits } from '../limits.js'
+import type { LogObserver } from '../log/index.js'
+import type { ListenerCounters } from '../ingest/tcp/server.js'
+import type { BrokerPublisher } from '../streams/publisher.js'
+import type { StreamRegistry } from '../streams/registry.js'
+
+/** What the scrape reads; everything is counted where it happens and read here, not pushed. */
+export interface MetricSources {
+  readonly publisher: BrokerPublisher
+  readonly streams: StreamRegistry
+  readonly groups: GroupRegistry
+  readonly limiter: RateLimiter
+  readonly alarms: Alarms
+  readonly listeners: ReadonlyArray<{ readonly options: { readonly name: string }; readonly counters: ListenerCounters }>
+  readonly ingestErrors: { readonly recorded: number; readonly dropped: number }
+}
+
+// Latency buckets from 100 µs (a page-cache write) to 10 s (a stalled disk).
+const latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
+
+/** prom-client's Node gauges named *_total break Prometheus naming (promtool flags them). */
+const misnamedDefaults = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+
+function setCounter(c: Counter<string>, labels: Record<string, string>, value: number): void {
+  c.inc(labels, value)
+}
+
+/**
+ * The one metrics registry. Counters and gauges are filled at scrape time from the broker's own
+ * counters, so the hot path pays nothing for metrics; only the append and fsync histograms are
+ * observed as they happen (once per flush, never per event). Labels are bounded: listener,
+ * exchange, stream, group, reason, alarm and limit names all come from the configuration.
+ */
+export class Metrics {
+  readonly registry = new Registry()
+  #sources: MetricSources | undefined
+  readonly #appendSeconds: Histogram<'stream'>
+  readonly #fsyncSeconds: Histogram<'stream'>
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry })
+    for (const name of misnamedDefaults) this.registry.removeSingleMetric(name)
+    this.#appendSeconds = new Histogram({ name: 'sluice_stream_append_seconds', help: 'Time from an append to its durable confirmation, per append.', labelNames: ['stream'], buckets: latencyBuckets, registers: [this.registry] })
+    this.#fsyncSeconds = new Histogram({ name: 'sluice_stream_fsync_seconds', help: 'Time one fdatasync of a stream took.', labelNames: ['stream'], buckets: latencyBuckets, registers: [this.registry] })
+    this.#define()
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
+  }
+
+  logObserver(stream: string): LogObserver {
+    const append = this.#appendSeconds.labels({ stream })
+    const fsync = this.#fsyncSeconds.labels({ stream })
+    return {
+      appended: (latencies) => {
+        for (const l of latencies) append.observe(l)
+      },
+      synced: (seconds) => fsync.observe(seconds),
+    }
+  }
+
+  bind(sources: MetricSources): void {
+    this.#sources = sources
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  #define(): void {
+    const reg = [this.registry]
+    const src = (): MetricSources | undefined => this.#sources
+    const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>, s: MetricSources) => void | Promise<void>): void => {
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: reg,
+        async collect() {
+          const s = src()
+          if (s === undefined) return
+          this.reset()
+          await fill(this, s)
+        },
+      })
+    }
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, s: MetricSources) => void | Promise<void>): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: reg,
+        async collect() {
+          const s = src()
+          if (s === undefined) return
+          this.reset()
+          await fill(this, s)
+        },
+      })
+    }
+
+    // Ingest and publish, per door and exchange.
+    counter('sluice_ingest_events_total', 'Events received, by listener and exchange.', ['listener', 'exchange'], (c, s) => {
+      for (const v of s.publisher.bySource.values()) setCounter(c, { listener: v.source, exchange: v.exchange }, v.events)
+    })
+    counter('sluice_ingest_bytes_total', 'Event body bytes received, by listener and exchange.', ['listener', 'exchange'], (c, s) => {
+      for (const v of s.publisher.bySource.values()) setCounter(c, { listener: v.source, exchange: v.exchange }, v.bytes)
+    })
+    counter('sluice_published_events_total', 'Events by outcome: confirmed (stored durably), duplicate, unroutable (dropped by policy), rejected (refused or failed).', ['exchange', 'outcome'], (c, s) => {
+      const by = new Map<string, { accepted: number; duplicates: number; unroutable: number; rejected: number }>()
+      for (const v of s.publisher.bySource.values()) {
+        const t = by.get(v.exchange) ?? { accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }
+        t.accepted += v.accepted
+        t.duplicates += v.duplicates
+        t.unroutable += v.unroutable
+        t.rejected += v.rejected
+        by.set(v.exchange, t)
+      }
+      for (const [exchange, t] of by) {
+        setCounter(c, { exchange, outcome: 'confirmed' }, t.accepted)
+        setCounter(c, { exchange, outcome: 'duplicate' }, t.duplicates)
+        setCounter(c, { exchange, outcome: 'unroutable' }, t.unroutable)
+        setCounter(c, { exchange, outcome: 'rejected' }, t.rejected)
+      }
+    })
+
+    // Streams.
+    gauge('sluice_stream_events', 'Events held by a stream (between its first and last offset).', ['stream'], (g, s) => {
+      for (const st of s.streams.all()) {
+        const x = st.log.stats()
+        g.set({ stream: st.name }, x.endOffset - x.startOffset)
+      }
+    })
+    gauge('sluice_stream_bytes', 'Bytes of segment files held by a stream.', ['stream'], (g, s) => {
+      for (const st of s.streams.all()) g.set({ stream: st.name }, st.log.stats().bytes)
+    })
+    gauge('sluice_stream_segments', 'Segment files of a stream.', ['stream'], (g, s) => {
+      for (const st of s.streams.all()) g.set({ stream: st.name }, st.log.stats().segments)
+    })
+    gauge('sluice_stream_first_offset', 'First offset a stream still holds.', ['stream'], (g, s) => {
+      for (const st of s.streams.all()) g.set({ stream: st.name }, st.log.startOffset)
+    })
+    gauge('sluice_stream_last_offset', 'Last durable offset of a stream (-1 when empty).', ['stream'], (g, s) => {
+      for (const st of s.streams.all()) g.set({ stream: st.name }, st.log.endOffset - 1)
+    })
+    counter('sluice_stream_appended_events_total', 'Events appended to a stream since it was created.', ['stream'], (c, s) => {
+      for (const st of s.streams.all()) setCounter(c, { stream: st.name }, st.log.endOffset)
+    })
+
+    // Groups.
+    const groupStats = async (s: MetricSources) => Promise.all(s.groups.all().map((g) => g.stats()))
+    gauge('sluice_group_backlog_events', 'Unsettled events of a group, in flight and parked included.', ['group', 'stream'], async (g, s) => {
+      for (const x of await groupStats(s)) g.set({ group: x.name, stream: x.stream }, x.backlog)
+    })
+    gauge('sluice_group_lag_seconds', 'Age of the oldest unsettled event of a group (0 when none).', ['group', 'stream'], async (g, s) => {
+      for (const x of await groupStats(s)) g.set({ group: x.name, stream: x.stream }, x.lagSeconds)
+    })
+    gauge('sluice_group_in_flight', 'Events delivered and not yet settled.', ['group'], async (g, s) => {
+      for (const x of await groupStats(s)) g.set({ group: x.name }, x.inFlight)
+    })
+    gauge('sluice_group_parked', 'Poison events parked in a group without a dead-letter target.', ['group'], async (g, s) => {
+      for (const x of await groupStats(s)) g.set({ group: x.name }, x.parked)
+    })
+    gauge('sluice_group_members', 'Members of a group seen within its session timeout.', ['group'], async (g, s) => {
+      for (const x of await groupStats(s)) g.set({ group: x.name }, x.members.length)
+    })
+    for (const [field, help] of [
+      ['delivered', 'Deliveries made by a group, redeliveries included.'],
+      ['acked', 'Events acked (settled) in a group.'],
+      ['nacked', 'Events nacked in a group.'],
+      ['redelivered', 'Deliveries that were redeliveries.'],
+      ['ackTimeouts', 'Deliveries whose ackTimeout expired.'],
+    ] as const) {
+      const name = `sluice_group_${field === 'ackTimeouts' ? 'ack_timeouts' : field}_total`
+      counter(name, help, ['group'], async (c, s) => {
+        for (const x of await groupStats(s)) setCounter(c, { group: x.name }, x[field])
+      })
+    }
+    counter('sluice_group_dead_lettered_total', 'Events a group dead-lettered (or parked), by reason.', ['group', 'reason'], async (c, s) => {
+      for (const x of await groupStats(s)) for (const [reason, n] of Object.entries(x.deadLettered)) setCounter(c, { group: x.name, reason }, n)
+    })
+
+    // Flow control and limits.
+    counter('sluice_rate_limited_total', 'Publishes refused by an ingest rate limit, by rule.', ['rule'], (c, s) => {
+      for (const [rule, n] of s.limiter.refusedByRule) setCounter(c, { rule }, n)
+    })
+    gauge('sluice_alarm', 'Whether a resource alarm is up (1) and publishers blocked.', ['alarm'], (g, s) => {
+      const up = new Set(s.alarms.active().map((a) => a.name))
+      for (const name of ['memory', 'disk']) g.set({ alarm: name }, up.has(name as 'memory') ? 1 : 0)
+    })
+    counter('sluice_alarms_raised_total', 'Times a resource alarm was raised.', [], (c, s) => setCounter(c, {}, s.alarms.raisedTotal))
+    counter('sluice_limit_hits_total', 'Times a named limit refused, cut or held something back.', ['limit'], (c) => {
+      for (const [name, n] of limitHits) setCounter(c, { limit: name }, n)
+    })
+
+    // Listeners.
+    gauge('sluice_connections', 'Open connections, by listener.', ['listener'], (g, s) => {
+      for (const l of s.listeners) g.set({ listener: l.options.name }, l.counters.connections)
+    })
+    counter('sluice_connections_total', 'Connections accepted, by listener.', ['listener'], (c, s) => {
+      for (const l of s.listeners) setCounter(c, { listener: l.options.name }, l.counters.connectionsTotal)
+    })
+    counter('sluice_ingest_parse_errors_total', 'Frames or lines a listener could not parse (kept in ingest-errors).', ['listener'], (c, s) => {
+      for (const l of s.listeners) setCounter(c, { listener: l.options.name }, l.counters.parseErrors)
+    })
+    counter('sluice_ingest_dropped_total', 'Messages dropped by a listener (UDP over its queue, no backpressure there).', ['listener'], (c, s) => {
+      for (const l of s.listeners) setCounter(c, { listener: l.options.name }, l.counters.dropped)
+    })
+    counter('sluice_ingest_errors_recorded_total', 'Records written to the ingest-errors stream.', [], (c, s) => setCounter(c, {}, s.ingestErrors.recorded))
+  }
+}
