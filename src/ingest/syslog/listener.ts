@@ -1,0 +1,184 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { isIPv6 } from 'node:net'
+import type { Socket } from 'node:net'
+import type { SyslogListenerConfig } from '../../config/index.js'
+import type { RateLimiter } from '../../flow/rate-limiter.js'
+import { hitLimit } from '../../limits.js'
+import type { Logger } from '../../logger.js'
+import { compileTemplate } from '../../router/index.js'
+import type { Publisher, PublishEvent } from '../../streams/publisher.js'
+import type { IngestErrors } from '../ingest-errors.js'
+import { tcpMaxPendingBytes } from '../ndjson/listener.js'
+import { ConnectionPipeline } from '../tcp/pipeline.js'
+import { newCounters, TcpListener, type ListenerCounters } from '../tcp/server.js'
+import { SyslogFramer } from './framing.js'
+import { isSyslogParseError, parseSyslog } from './parse.js'
+
+const udpReceiveBufferBytes = 4 * 1024 * 1024
+
+/** Turns one frame into an event, or sets it aside in ingest-errors. */
+function makeEvent(frame: Buffer, remote: string | undefined, template: (v: unknown) => string, errors: IngestErrors, counters: ListenerCounters, listener: string): PublishEvent | undefined {
+  counters.messages++
+  // HOSTNAME "-" stays null: the sender said it has none, and a relay's address would mislead.
+  const parsed = parseSyslog(frame, { receivedAt: Date.now() })
+  if (isSyslogParseError(parsed)) {
+    counters.parseErrors++
+    errors.record({ listener, remote, reason: parsed.error, raw: frame })
+    return undefined
+  }
+  return { body: Buffer.from(JSON.stringify(parsed)), value: parsed, json: true, routingKey: template(parsed) }
+}
+
+/**
+ * Syslog over TCP: RFC 5424 and RFC 3164 messages, framed by octet count or LF (detected per
+ * frame), published in order per connection with the TCP door's backpressure.
+ */
+export function syslogTcpListener(config: SyslogListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger): TcpListener {
+  const template = compileTemplate(config.routingKey)
+  const listener: TcpListener = new TcpListener({
+    name: 'syslog',
+    host: config.host,
+    port: config.port,
+    maxConnections: config.maxConnections,
+    idleTimeoutMs: config.idleTimeoutMs,
+    logger,
+    onConnection: (socket: Socket, remote: string) => {
+      const counters = listener.counters
+      const pipeline = new ConnectionPipeline(
+        socket,
+        publisher,
+        exchange,
+        tcpMaxPendingBytes,
+        (events, err) => {
+          for (const e of events) errors.record({ listener: 'syslog', remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
+        },
+        (err) => logger.warn({ listener: 'syslog', remote, err }, 'publish failed; retrying with the connection paused'),
+        limiter.active ? (events, bytes) => limiter.check({ listener: 'syslog', remote: socket.remoteAddress, exchange }, events, bytes).retryAfterMs : undefined,
+        'syslog',
+      )
+      const framer = new SyslogFramer({
+        maxMessageBytes: config.maxMessageBytes,
+        onFrame: (frame) => {
+          const ev = makeEvent(frame, remote, template, errors, counters, 'syslog')
+          if (ev !== undefined) pipeline.add(ev)
+        },
+        onError: (reason, raw, kind) => {
+          counters.parseErrors++
+          if (kind === 'too-long') hitLimit('syslog.maxMessageSize')
+          errors.record({ listener: 'syslog', remote, reason, raw })
+        },
+      })
+      socket.on('data', (chunk: Buffer) => {
+        counters.bytes += chunk.length
+        framer.push(chunk)
+        pipeline.flush()
+      })
+      const finish = (): Promise<void> => {
+        framer.end()
+        return pipeline.end()
+      }
+      socket.on('end', () => void finish())
+      return { end: finish }
+    },
+  })
+  return listener
+}
+
+/**
+ * Syslog over UDP: one message a datagram. UDP has no backpressure, so the door queues up to
+ * `udpQueueSize` messages while a publish is in flight and counts what it must drop past that.
+ */
+export class SyslogUdpListener {
+  readonly options = { name: 'syslog-udp' }
+  readonly counters = newCounters()
+  readonly #socket: UdpSocket
+  #queue: PublishEvent[] = []
+  #inFlight = false
+  #idle: (() => void) | undefined
+
+  constructor(
+    private readonly config: SyslogListenerConfig,
+    private readonly exchange: string,
+    private readonly publisher: Publisher,
+    errors: IngestErrors,
+    private readonly limiter: RateLimiter,
+    private readonly logger: Logger,
+  ) {
+    // A large receive buffer absorbs bursts while the event loop is busy; the kernel caps it at
+    // net.core.rmem_max. What still overflows is lost, as UDP always allows.
+    this.#socket = createSocket({ type: isIPv6(config.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: udpReceiveBufferBytes })
+    const template = compileTemplate(config.routingKey)
+    this.#socket.on('message', (msg, rinfo) => {
+      this.counters.bytes += msg.length
+      if (msg.length > config.maxMessageBytes) {
+        this.counters.parseErrors++
+        hitLimit('syslog.maxMessageSize')
+        errors.record({ listener: 'syslog-udp', remote: `${rinfo.address}:${rinfo.port}`, reason: `datagram of ${msg.length} bytes is over server.syslog.maxMessageSize`, raw: msg, bytes: msg.length })
+        return
+      }
+      if (this.#queue.length >= config.udpQueueSize) {
+        this.counters.dropped++
+        hitLimit('syslog.udpQueueSize')
+        return
+      }
+      const ev = makeEvent(msg, `${rinfo.address}:${rinfo.port}`, template, errors, this.counters, 'syslog-udp')
+      if (ev === undefined) return
+      this.#queue.push(ev)
+      if (!this.#inFlight) this.#send()
+    })
+  }
+
+  get port(): number {
+    return this.#socket.address().port
+  }
+
+  #send(): void {
+    if (this.#queue.length === 0) {
+      this.#inFlight = false
+      this.#idle?.()
+      return
+    }
+    this.#inFlight = true
+    const batch = this.#queue
+    this.#queue = []
+    let bytes = 0
+    for (const e of batch) bytes += e.body.length
+    const wait = this.limiter.active ? this.limiter.check({ listener: 'syslog', exchange: this.exchange }, batch.length, bytes).retryAfterMs : 0
+    if (wait > 0) {
+      this.#queue = batch.concat(this.#queue)
+      setTimeout(() => this.#send(), wait).unref()
+      return
+    }
+    this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog' }).then(
+      () => this.#send(),
+      (err: unknown) => {
+        // Keep the batch at the front and try again shortly; the queue limit bounds the memory.
+        this.logger.warn({ listener: 'syslog-udp', err }, 'publish failed; retrying')
+        this.#queue = batch.concat(this.#queue)
+        if (this.#queue.length > this.config.udpQueueSize) {
+          const over = this.#queue.length - this.config.udpQueueSize
+          this.#queue.length = this.config.udpQueueSize
+          this.counters.dropped += over
+          hitLimit('syslog.udpQueueSize', over)
+        }
+        setTimeout(() => this.#send(), 200).unref()
+      },
+    )
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#socket.once('error', reject)
+      this.#socket.bind(this.config.port, this.config.host, () => {
+        this.#socket.off('error', reject)
+        resolve()
+      })
+    })
+    this.logger.info({ listener: 'syslog-udp', address: `${this.config.host}:${this.port}` }, 'listener up')
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.#socket.close(() => resolve()))
+    if (this.#inFlight) await new Promise<void>((resolve) => (this.#idle = resolve))
+  }
+}
