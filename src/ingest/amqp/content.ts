@@ -314,7 +314,8 @@ export function encodeDeliver(
   // u16 class | u16 method | shortstr consumer-tag | u64 delivery-tag | octet redelivered | shortstr exchange | shortstr routing-key
   const methodSize = 4 + 1 + ctLen + 8 + 1 + 1 + exLen + 1 + rkLen
   const propsSize = properties instanceof Uint8Array ? properties.length : propertiesSize(properties)
-  checkFits(FRAME_OVERHEAD + 12 + propsSize, frameMax, 'content header') // a method of at most 780 bytes always fits 4096
+  checkFits(FRAME_OVERHEAD + methodSize, frameMax, 'basic.deliver')
+  checkFits(FRAME_OVERHEAD + 12 + propsSize, frameMax, 'content header')
   const buf = Buffer.allocUnsafe(FRAME_OVERHEAD * 2 + methodSize + 12 + propsSize + bodyFramesSize(body.length, chunkMax))
   buf[0] = FRAME_METHOD
   writeU16(buf, 1, channel)
