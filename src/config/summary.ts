@@ -92,7 +92,7 @@ function group(g: GroupConfig): string {
 }
 
 function deadLetter(dl: DeadLetterConfig | null): string {
-  if (dl === null) return 'dropped'
+  if (dl === null) return 'parked in the group'
   if (dl.kind === 'stream') return `→ stream ${dl.stream}`
   return `→ exchange ${dl.exchange}${dl.routingKey === null ? '' : ` [${dl.routingKey}]`}`
 }

@@ -125,6 +125,12 @@ interface Member {
   /** Events the current fetch still takes; 0 when not fetching. */
   want: number
   waiter: Waiter | undefined
+  /** A push consumer (AMQP basic.consume): deliveries are handed to it as they are dispatched. */
+  push: ((deliveries: Delivery[]) => void) | undefined
+  /** Its own credit (AMQP basic.qos), else the group's prefetch. */
+  prefetch: number | undefined
+  /** Cancelled push consumer kept only to settle what it holds: it takes nothing new. */
+  retired: boolean
 }
 
 interface Scheduled {
@@ -295,7 +301,7 @@ export class ConsumerGroup {
   #member(name: string): Member {
     let m = this.#members.get(name)
     if (m === undefined) {
-      m = { name, lastSeen: this.#now(), inflight: new Set(), assigned: [], want: 0, waiter: undefined }
+      m = { name, lastSeen: this.#now(), inflight: new Set(), assigned: [], want: 0, waiter: undefined, push: undefined, prefetch: undefined, retired: false }
       this.#members.set(name, m)
       this.#ring.push(m)
     }
@@ -304,7 +310,65 @@ export class ConsumerGroup {
   }
 
   #free(m: Member): number {
-    return this.config.prefetch - m.inflight.size - m.assigned.length
+    if (m.retired) return 0
+    return (m.prefetch ?? this.config.prefetch) - m.inflight.size - m.assigned.length
+  }
+
+  /** Receptive now: a waiting fetch with room left, or a push consumer. */
+  #receptive(m: Member): boolean {
+    return m.push !== undefined || (m.waiter !== undefined && m.assigned.length < m.want)
+  }
+
+  /**
+   * A push consumer: events are handed to `deliver` as they are dispatched, up to `prefetch` in
+   * flight (0 = the group's prefetch). The same member name may not also fetch.
+   */
+  subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void): void {
+    if (this.#closed) throw errors.groupClosed(this.name)
+    const m = this.#member(consumer)
+    m.push = deliver
+    m.retired = false
+    m.prefetch = prefetch > 0 ? prefetch : undefined
+    void this.#pump()
+  }
+
+  /** Changes a push consumer's credit (AMQP basic.qos after consume). */
+  setPrefetch(consumer: string, prefetch: number): void {
+    const m = this.#members.get(consumer)
+    if (m === undefined) return
+    m.prefetch = prefetch > 0 ? prefetch : undefined
+    void this.#pump()
+  }
+
+  /**
+   * Stops pushing to a consumer. With `release`, what it holds goes back to the group at once
+   * (its channel closed); without, its in-flight events stay its to ack (AMQP basic.cancel).
+   */
+  unsubscribe(consumer: string, release: boolean): void {
+    const m = this.#members.get(consumer)
+    if (m === undefined) return
+    m.push = undefined
+    m.retired = true
+    this.#retryReady.unshift(...m.assigned)
+    m.assigned = []
+    if (release) this.#dropMember(m)
+    void this.#pump()
+  }
+
+  #dropMember(m: Member): void {
+    this.#members.delete(m.name)
+    this.#ring = this.#ring.filter((x) => x !== m)
+    const back: Array<{ offset: number; count: number; record: StoredRecord }> = []
+    for (const offset of m.inflight) {
+      const entry = this.#inflight.get(offset)
+      if (entry === undefined) continue
+      this.#inflight.delete(offset)
+      back.push({ offset, count: entry.count, record: entry.record })
+    }
+    m.inflight.clear()
+    this.#retryReady.unshift(...m.assigned)
+    m.assigned = []
+    if (back.length > 0) void this.#retry(back, 0).then(() => this.#pump())
   }
 
   /**
@@ -345,9 +409,9 @@ export class ConsumerGroup {
 
   /** Hands a member what was assigned to it, up to what its fetch asked for. */
   async #complete(m: Member): Promise<void> {
-    const w = m.waiter
+    const w = m.waiter ?? (m.push !== undefined ? { resolve: m.push, timer: undefined } : undefined)
     if (w === undefined || m.assigned.length === 0) return
-    const take = m.assigned.splice(0, Math.max(1, m.want))
+    const take = m.assigned.splice(0, m.push !== undefined && m.waiter === undefined ? m.assigned.length : Math.max(1, m.want))
     // Fix: this fetch is answered below, after a metadata write. Detach its waiter now, so its
     // waitMs timer (or a newer fetch of the member) cannot answer it empty during the write and
     // leave these deliveries in flight with nobody holding them (auto mode: settled and lost).
@@ -430,6 +494,7 @@ export class ConsumerGroup {
       const free = this.#free(m)
       if (free <= 0) continue
       if (this.config.dispatch === 'round-robin') d += free
+      else if (m.push !== undefined) d += free
       else if (m.waiter !== undefined) d += Math.min(free, m.want - m.assigned.length)
     }
     return d
@@ -495,7 +560,7 @@ export class ConsumerGroup {
     let bestFree = 0
     let avoided = false
     for (const m of this.#members.values()) {
-      if (m.waiter === undefined || m.assigned.length >= m.want) continue
+      if (!this.#receptive(m)) continue
       const free = this.#free(m)
       if (m === avoid) {
         avoided = free > 0
@@ -536,7 +601,7 @@ export class ConsumerGroup {
       m.assigned.push(this.#takeCandidate())
     }
     const completions: Promise<void>[] = []
-    for (const m of this.#members.values()) if (m.waiter !== undefined && m.assigned.length > 0) completions.push(this.#complete(m))
+    for (const m of this.#members.values()) if ((m.waiter !== undefined || m.push !== undefined) && m.assigned.length > 0) completions.push(this.#complete(m))
     await Promise.all(completions)
   }
 
@@ -628,14 +693,20 @@ export class ConsumerGroup {
   /** Marks offsets settled, moves the cursor, and resolves once that is durable. */
   async #settle(offsets: number[], extra: MetaOp[] = []): Promise<void> {
     offsets.sort((a, b) => a - b)
-    const change = new RangeChange()
+    const ranges: Array<[number, number]> = []
     let i = 0
     while (i < offsets.length) {
       let j = i + 1
       while (j < offsets.length && offsets[j] === offsets[j - 1]! + 1) j++
-      this.#settled.add(offsets[i]!, offsets[j - 1]! + 1, change)
+      ranges.push([offsets[i]!, offsets[j - 1]! + 1])
       i = j
     }
+    await this.#settleRanges(ranges, extra, offsets)
+  }
+
+  async #settleRanges(ranges: ReadonlyArray<readonly [number, number]>, extra: MetaOp[] = [], offsets: readonly number[] = []): Promise<void> {
+    const change = new RangeChange()
+    for (const [a, b] of ranges) this.#settled.add(a, b, change)
     for (let r = this.#settled.takeAt(this.#cursor, change); r !== undefined; r = this.#settled.takeAt(this.#cursor, change)) this.#cursor = r[1]
     const ops: MetaOp[] = [...extra, this.#recordOp()]
     for (const start of change.removed) ops.push(this.#meta.settled.delOp([this.name, start]))
@@ -818,7 +889,7 @@ export class ConsumerGroup {
     const now = this.#now()
     const back: Array<{ offset: number; count: number; record: StoredRecord }> = []
     for (const m of [...this.#members.values()]) {
-      if (m.waiter !== undefined || now - m.lastSeen < this.config.sessionTimeoutMs) continue
+      if (m.waiter !== undefined || m.push !== undefined || now - m.lastSeen < this.config.sessionTimeoutMs) continue
       // Gone: what it held goes back to the group at once.
       this.#members.delete(m.name)
       this.#ring = this.#ring.filter((x) => x !== m)
@@ -880,6 +951,51 @@ export class ConsumerGroup {
     await this.#meta.write(ops, { sync: true })
     void this.#pump()
     return offset
+  }
+
+  /** Removes every key of this group from the metadata store (the group is being deleted). */
+  async purgeState(): Promise<void> {
+    const ops: MetaOp[] = [this.#ks.record.delOp([this.name])]
+    for await (const { key } of this.#meta.settled.iterate({ prefix: [this.name] })) ops.push(this.#meta.settled.delOp(key))
+    for await (const { key } of this.#meta.deliveries.iterate({ prefix: [this.name] })) ops.push(this.#meta.deliveries.delOp(key))
+    for await (const { key } of this.#ks.parked.iterate({ prefix: [this.name] })) ops.push(this.#ks.parked.delOp(key))
+    await this.#meta.write(ops, { sync: true })
+  }
+
+  /** Settles everything unsettled now (AMQP queue.purge); returns how many. */
+  async purge(): Promise<number> {
+    const n = this.backlog - this.#inflight.size
+    const end = this.#log.endOffset
+    // Everything from the cursor to the end, in ranges around what is in flight (its holders may
+    // still ack it, as AMQP's queue.purge leaves unacked messages alone).
+    const held = [...this.#inflight.keys()].sort((a, b) => a - b)
+    const ranges: Array<[number, number]> = []
+    let from = this.#cursor
+    for (const o of held) {
+      if (o > from) ranges.push([from, o])
+      from = o + 1
+    }
+    if (end > from) ranges.push([from, end])
+    const extra: MetaOp[] = [...this.#parked.keys()].map((o) => this.#ks.parked.delOp([this.name, o]))
+    const persisted = [...this.#persistedDelivery].filter((o) => !this.#inflight.has(o))
+    this.#fresh = []
+    this.#retryReady = []
+    this.#scheduled.clear()
+    this.#parked.clear()
+    this.#skip.clear()
+    this.#readOffset = end
+    await this.#settleRanges(ranges, extra, persisted)
+    return Math.max(0, n)
+  }
+
+  get inFlightCount(): number {
+    return this.#inflight.size
+  }
+
+  consumerCount(): number {
+    let n = 0
+    for (const m of this.#members.values()) if (m.push !== undefined) n++
+    return n
   }
 
   parkedEvents(limit: number): ParkedEvent[] {

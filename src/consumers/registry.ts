@@ -126,6 +126,17 @@ export class GroupRegistry {
     }
   }
 
+  /** Deletes a group (AMQP queue.delete): its state and definition go with it. */
+  async delete(name: string): Promise<boolean> {
+    const g = this.#groups.get(name)
+    if (g === undefined) return false
+    this.#groups.delete(name)
+    await g.close()
+    await g.purgeState()
+    await this.#meta.definitions.del(['group', name], { sync: true })
+    return true
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#groups.values()].map((g) => g.close()))
   }

@@ -109,6 +109,19 @@ export class BrokerPublisher implements Publisher {
     return this.#exchanges.get(name)?.config
   }
 
+  exchangeConfigs(): ExchangeConfig[] {
+    return [...this.#exchanges.values()].map((e) => e.config)
+  }
+
+  /** Run-time declarations (AMQP exchange.declare) go through the catalog, which calls these. */
+  addExchange(config: ExchangeConfig): void {
+    this.#exchanges.set(config.name, { config, template: config.routingKey === null ? undefined : compileTemplate(config.routingKey) })
+  }
+
+  removeExchange(name: string): void {
+    this.#exchanges.delete(name)
+  }
+
   async publish(req: PublishRequest): Promise<PublishResult> {
     const ex = this.#exchanges.get(req.exchange)
     if (ex === undefined) throw errors.routerUnknownExchange(req.exchange)
@@ -138,6 +151,7 @@ export class BrokerPublisher implements Publisher {
       for (let seen = this.#dedup.check(req.exchange, requestKey, now); seen !== 'new'; seen = this.#dedup.check(req.exchange, requestKey, this.#now())) {
         if (seen === 'duplicate') {
           this.counters.duplicates += req.events.length
+          sc.duplicates += req.events.length
           return { accepted: 0, duplicates: req.events.length, unroutable: 0 }
         }
         await seen

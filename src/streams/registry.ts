@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DurabilityConfig, StreamConfig } from '../config/index.js'
 import { openLog, type Log, type LogLogger, type LogObserver } from '../log/index.js'
@@ -51,6 +51,35 @@ export class StreamRegistry {
       throw failed.reason
     }
     return reg
+  }
+
+  /** Opens a stream declared at run time (AMQP queue.declare). */
+  async add(config: StreamConfig, durability: DurabilityConfig, logger?: LogLogger, observer?: (stream: string) => LogObserver): Promise<Stream> {
+    const existing = this.#streams.get(config.name)
+    if (existing !== undefined) return existing
+    const log = await openLog(streamDir(this.dataDir, config.name), {
+      fsync: config.fsync,
+      intervalMs: durability.intervalMs,
+      maxBatchBytes: durability.maxBatchBytes,
+      segmentBytes: config.segmentBytes,
+      segmentAgeMs: config.segmentAgeMs,
+      retention: { maxAgeMs: config.retention.maxAgeMs ?? undefined, maxBytes: config.retention.maxBytes ?? undefined },
+      logger,
+      observer: observer?.(config.name),
+    })
+    const stream = { name: config.name, config, log }
+    this.#streams.set(config.name, stream)
+    return stream
+  }
+
+  /** Closes a stream and deletes its files (AMQP queue.delete). */
+  async remove(name: string): Promise<boolean> {
+    const s = this.#streams.get(name)
+    if (s === undefined) return false
+    this.#streams.delete(name)
+    await s.log.close()
+    await rm(streamDir(this.dataDir, name), { recursive: true, force: true })
+    return true
   }
 
   get(name: string): Stream | undefined {

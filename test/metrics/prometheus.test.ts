@@ -75,3 +75,12 @@ describe('metrics', () => {
     expect(Number(result.value[1])).toBeGreaterThan(0)
   })
 })
+
+describe('docs/alerts.yml', () => {
+  it('is a valid Prometheus rule file', () => {
+    const promtool = requireProgram('promtool', 'prometheus')
+    const r = spawnSync(promtool, ['check', 'rules', new URL('../../docs/alerts.yml', import.meta.url).pathname], { encoding: 'utf8' })
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/SUCCESS: \d+ rules found/)
+  })
+})
