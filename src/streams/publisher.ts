@@ -265,7 +265,8 @@ export class BrokerPublisher implements Publisher {
         headers: ev.headers === undefined ? undefined : Buffer.from(JSON.stringify(ev.headers)),
       }
       if (!dedup) {
-        targets[i] = [...route.streams]
+        // A fresh array per route (the router builds one each call); read only from here on.
+        targets[i] = route.streams as string[]
         continue
       }
       const mine: string[] = []

@@ -12,7 +12,7 @@ import { tcpMaxPendingBytes } from '../ndjson/listener.js'
 import { ConnectionPipeline } from '../tcp/pipeline.js'
 import { newCounters, TcpListener, type ListenerCounters } from '../tcp/server.js'
 import { SyslogFramer } from './framing.js'
-import { isSyslogParseError, parseSyslog } from './parse.js'
+import { isSyslogParseError, parseSyslog, type SyslogEvent } from './parse.js'
 
 const udpReceiveBufferBytes = 4 * 1024 * 1024
 
@@ -26,7 +26,18 @@ function makeEvent(frame: Buffer, remote: string | undefined, template: (v: unkn
     errors.record({ listener, remote, reason: parsed.error, raw: frame })
     return undefined
   }
-  return { body: Buffer.from(JSON.stringify(parsed)), value: parsed, json: true, routingKey: template(parsed) }
+  return { body: Buffer.from(eventJson(parsed)), value: parsed, json: true, routingKey: template(parsed) }
+}
+
+const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v))
+
+/**
+ * The event's JSON, same text as JSON.stringify for this fixed shape but built directly: on the
+ * syslog hot path the generic stringify (walking an object of unknown shape) was the largest
+ * single cost per message in a CPU profile.
+ */
+export function eventJson(e: SyslogEvent): string {
+  return `{"timestamp":${str(e.timestamp)},"host":${str(e.host)},"app":${str(e.app)},"procid":${str(e.procid)},"msgid":${str(e.msgid)},"facility":"${e.facility}","severity":"${e.severity}","structuredData":${e.structuredData === null ? 'null' : JSON.stringify(e.structuredData)},"message":${str(e.message)}}`
 }
 
 /**

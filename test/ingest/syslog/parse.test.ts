@@ -477,3 +477,19 @@ describe('parseSyslog never throws', () => {
     )
   })
 })
+
+describe('event JSON of the syslog door', () => {
+  it('is exactly JSON.stringify of the parsed event', async () => {
+    const { eventJson } = await import('../../../src/ingest/syslog/listener.js')
+    const { parseSyslog } = await import('../../../src/ingest/syslog/parse.js')
+    for (const line of [
+      '<134>1 2026-11-25T15:56:32.708988+00:00 vm web - - [timeQuality tzKnown="1" isSynced="0"][x@1 a="q\\"uote\\\\" b="é"] GET "/" \u2028 200',
+      '<12>Nov 25 15:56:32 vm api[1436]: request slow\ttab',
+      '<79>1 - - cron - - - tick',
+    ]) {
+      const ev = parseSyslog(Buffer.from(line), { receivedAt: Date.UTC(2026, 10, 25) })
+      if ('error' in ev) throw new Error(ev.error)
+      expect(eventJson(ev)).toBe(JSON.stringify(ev))
+    }
+  })
+})
