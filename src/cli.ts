@@ -38,6 +38,7 @@ async function serve(args: string[]): Promise<number> {
     return 1
   }
   const logger = createLogger(config.server.log.level)
+  logger.info({ config: values.config, dataDir: config.server.dataDir, node: process.version, pid: process.pid }, 'starting')
   const server = await startServer(config, logger).catch((err: unknown) => {
     logger.error({ err }, 'start failed')
     return undefined
