@@ -7,7 +7,8 @@ import { RateLimiter } from './flow/rate-limiter.js'
 import { Metrics } from './metrics/index.js'
 import { IngestErrors, ingestErrorsStream } from './ingest/ingest-errors.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
-import type { TcpListener } from './ingest/tcp/server.js'
+import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
+import type { IngestListener } from './ingest/tcp/server.js'
 import { errors } from './errors.js'
 import { buildHttpApp } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
@@ -32,7 +33,7 @@ export interface SluiceServer {
   readonly meta: MetaStore
   readonly publisher: BrokerPublisher
   readonly groups: GroupRegistry
-  readonly listeners: readonly TcpListener[]
+  readonly listeners: readonly IngestListener[]
   readonly alarms: Alarms
   stop(): Promise<void>
 }
@@ -151,9 +152,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   publisher.gate = () => {
     if (alarms.blocked) throw errors.alarm(alarms.active().map((a) => a.name), alarmRetryMs)
   }
-  const listeners: TcpListener[] = []
+  const listeners: IngestListener[] = []
   try {
     if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger))
+    if (server.syslog.enabled && server.syslog.exchange !== null) {
+      listeners.push(syslogTcpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger))
+      if (server.syslog.udp) listeners.push(new SyslogUdpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger))
+    }
     for (const l of listeners) await l.listen()
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => undefined)

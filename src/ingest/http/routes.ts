@@ -11,7 +11,7 @@ import type { StreamRegistry } from '../../streams/registry.js'
 import type { Alarms } from '../../flow/alarms.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { IngestErrors } from '../ingest-errors.js'
-import type { TcpListener } from '../tcp/server.js'
+import type { IngestListener } from '../tcp/server.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerGroupRoutes } from './groups.js'
 
@@ -24,7 +24,7 @@ export interface BrokerView {
   readonly rates: StreamRates
   readonly groups: GroupRegistry
   readonly redriver: Redriver
-  readonly listeners: readonly TcpListener[]
+  readonly listeners: readonly IngestListener[]
   readonly ingestErrors: IngestErrors
   readonly limiter: RateLimiter
   readonly alarms: Alarms

@@ -15,6 +15,15 @@ export interface ListenerCounters {
 
 export const newCounters = (): ListenerCounters => ({ connections: 0, connectionsTotal: 0, connectionsRefused: 0, idleClosed: 0, messages: 0, bytes: 0, parseErrors: 0, dropped: 0 })
 
+/** What the server needs of any door that listens on a socket (TCP or UDP). */
+export interface IngestListener {
+  readonly options: { readonly name: string }
+  readonly counters: ListenerCounters
+  readonly port: number
+  listen(): Promise<unknown>
+  close(): Promise<void>
+}
+
 export interface TcpListenerOptions {
   readonly name: string
   readonly host: string
@@ -29,7 +38,7 @@ export interface TcpListenerOptions {
  * A TCP door: connection limit, idle timeout, and a clean stop that stops accepting, lets each
  * connection store what it already read, then closes it.
  */
-export class TcpListener {
+export class TcpListener implements IngestListener {
   readonly counters = newCounters()
   readonly #server: Server
   readonly #open = new Map<Socket, { end(): Promise<void> }>()
