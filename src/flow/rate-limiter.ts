@@ -90,6 +90,42 @@ export class RateLimiter {
     return { retryAfterMs: 0 }
   }
 
+  /**
+   * For a stream door that can send part of a batch (TCP): how many of `events` (of `bytes` in
+   * all) may go now, tokens taken for those; the rest waits `retryAfterMs`. Unlike check(), a
+   * batch larger than a bucket is never let through whole, so a sender that bursts in one write
+   * is still held to the rate.
+   */
+  grant(src: PublishSource, events: number, bytes: number, now: number = Date.now()): { granted: number; retryAfterMs: number; rule?: string | undefined } {
+    const perEvent = events > 0 ? bytes / events : 0
+    let granted = events
+    let rule: string | undefined
+    const matched: Rule[] = []
+    for (const r of this.#rules) {
+      if (!this.#matches(r, src)) continue
+      matched.push(r)
+      let k = events
+      if (r.events !== undefined) k = Math.min(k, Math.floor(r.events.tokens(now)))
+      if (r.bytes !== undefined && perEvent > 0) k = Math.min(k, Math.floor(r.bytes.tokens(now) / perEvent))
+      if (k < granted) {
+        granted = Math.max(0, k)
+        rule = r.name
+      }
+    }
+    if (granted > 0) {
+      for (const r of matched) {
+        r.events?.take(granted, now)
+        r.bytes?.take(granted * perEvent, now)
+      }
+    }
+    if (granted === events) return { granted, retryAfterMs: 0 }
+    // Time until the next event fits under every rule.
+    let wait = 1
+    for (const r of matched) wait = Math.max(wait, r.events?.wait(1, now) ?? 0, r.bytes?.wait(Math.max(1, perEvent), now) ?? 0)
+    if (granted === 0 && rule !== undefined) this.refusedByRule.set(rule, (this.refusedByRule.get(rule) ?? 0) + 1)
+    return { granted, retryAfterMs: wait, rule }
+  }
+
   describe(name: string): RateLimitConfig | undefined {
     return this.#rules.find((r) => r.name === name)?.config
   }

@@ -78,6 +78,14 @@ rateLimits:
     expect(rl.refusedByRule.get('rateLimits[1]')).toBe(1)
   })
 
+  it('grants a TCP batch only what the buckets hold, so one big write is still held to the rate', () => {
+    const rl = new RateLimiter(config.rateLimits, 0)
+    expect(rl.grant({ listener: 'http', exchange: 'audit' }, 25, 250, 0)).toEqual({ granted: 10, retryAfterMs: 100, rule: 'rateLimits[1]' })
+    expect(rl.grant({ listener: 'http', exchange: 'audit' }, 15, 150, 0)).toMatchObject({ granted: 0, retryAfterMs: 100 })
+    expect(rl.grant({ listener: 'http', exchange: 'audit' }, 15, 150, 500)).toMatchObject({ granted: 5 })
+    expect(rl.grant({ listener: 'ndjson', exchange: 'audit' }, 5000, 1, 0)).toEqual({ granted: 5000, retryAfterMs: 0 })
+  })
+
   it('matches remote addresses by CIDR, IPv4-mapped IPv6 included', () => {
     const rl = new RateLimiter(config.rateLimits, 0)
     expect(rl.check({ listener: 'ndjson', exchange: 'logs', remote: '::ffff:10.1.2.3' }, 1, 1024, 0).retryAfterMs).toBe(0)

@@ -39,7 +39,7 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
           for (const e of events) errors.record({ listener: 'ndjson', remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
         },
         (err) => logger.warn({ listener: 'ndjson', remote, err }, 'publish failed; retrying with the connection paused'),
-        limiter.active ? (events, bytes) => limiter.check({ listener: 'ndjson', remote: socket.remoteAddress, exchange }, events, bytes).retryAfterMs : undefined,
+        limiter.active ? (events, bytes) => limiter.grant({ listener: 'ndjson', remote: socket.remoteAddress, exchange }, events, bytes) : undefined,
       )
       const lines = new LineSplitter(
         config.maxLineBytes,

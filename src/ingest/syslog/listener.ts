@@ -64,7 +64,7 @@ export function syslogTcpListener(config: SyslogListenerConfig, exchange: string
           for (const e of events) errors.record({ listener: 'syslog', remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
         },
         (err) => logger.warn({ listener: 'syslog', remote, err }, 'publish failed; retrying with the connection paused'),
-        limiter.active ? (events, bytes) => limiter.check({ listener: 'syslog', remote: socket.remoteAddress, exchange }, events, bytes).retryAfterMs : undefined,
+        limiter.active ? (events, bytes) => limiter.grant({ listener: 'syslog', remote: socket.remoteAddress, exchange }, events, bytes) : undefined,
         'syslog',
       )
       const framer = new SyslogFramer({

@@ -18,6 +18,7 @@ export class ConnectionPipeline {
   #paused = false
   #ended = false
   #retryMs = 50
+  #retryAt = 0
   #idle: (() => void) | undefined
   published = 0
 
@@ -28,8 +29,8 @@ export class ConnectionPipeline {
     private readonly maxPendingBytes: number,
     private readonly onRejected: (events: PublishEvent[], err: SluiceError) => void,
     private readonly onFailure: (err: unknown) => void,
-    /** Rate limits: 0 admits the batch (tokens taken), else the wait in ms before asking again. */
-    private readonly admit: (events: number, bytes: number) => number = () => 0,
+    /** Rate limits: how many of the batch may go now (tokens taken) and how long the rest waits. */
+    private readonly admit: (events: number, bytes: number) => { granted: number; retryAfterMs: number } = (events) => ({ granted: events, retryAfterMs: 0 }),
     private readonly source: PublishSourceName = 'ndjson',
   ) {}
 
@@ -71,15 +72,23 @@ export class ConnectionPipeline {
     this.#inFlight = true
     let bytes = 0
     for (const e of batch) bytes += e.body.length
-    const wait = this.admit(batch.length, bytes)
-    if (wait > 0) {
-      // Over a rate limit: stop reading until the bucket has refilled; TCP tells the sender.
+    const { granted, retryAfterMs } = this.admit(batch.length, bytes)
+    if (granted < batch.length) {
+      // Over a rate limit: stop reading; what the buckets allow goes now, the rest after the
+      // refill. TCP tells the sender to slow down; nothing is dropped.
       if (!this.#paused) {
         this.#paused = true
         this.socket.pause()
       }
-      setTimeout(() => this.#send(batch), wait).unref()
-      return
+      const rest = batch.slice(granted)
+      if (granted === 0) {
+        setTimeout(() => this.#send(batch), retryAfterMs).unref()
+        return
+      }
+      batch = batch.slice(0, granted)
+      this.#pending = rest.concat(this.#pending)
+      for (const e of rest) this.#pendingBytes += e.body.length
+      this.#retryAt = Date.now() + retryAfterMs
     }
     this.publisher.publish({ exchange: this.exchange, events: batch, source: this.source }).then(
       () => {
@@ -108,6 +117,14 @@ export class ConnectionPipeline {
 
   #next(): void {
     this.#inFlight = false
+    const hold = this.#retryAt - Date.now()
+    if (hold > 0) {
+      // Part of the last batch is waiting for rate-limit tokens.
+      this.#inFlight = true
+      setTimeout(() => this.#next(), hold).unref()
+      this.#retryAt = 0
+      return
+    }
     if (this.#paused && this.#pendingBytes < this.maxPendingBytes && !this.socket.destroyed) {
       this.#paused = false
       this.socket.resume()
