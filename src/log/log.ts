@@ -507,12 +507,13 @@ export class Log {
   // ---- retention -------------------------------------------------------------------------------
 
   /**
-   * Drops whole segments past maxAge or over maxBytes, oldest first. The active segment is never
+   * Drops whole segments past maxAge or over maxBytes, or (interest retention) wholly below
+   * `settledBelow`, oldest first. The active segment is never
    * dropped; when it alone holds only expired records it is rolled first, so an idle stream does
    * not keep old data forever. Each file is renamed to `.deleted` before it is unlinked, so a
    * crash mid-way leaves a log that opens (leftovers are removed at open).
    */
-  enforceRetention(): Promise<RetentionResult> {
+  enforceRetention(settledBelow?: number): Promise<RetentionResult> {
     return this.#runExclusive(async () => {
       const { maxAgeMs, maxBytes } = this.options.retention
       const now = this.options.now()
@@ -529,7 +530,9 @@ export class Log {
         const oldest = this.#segments[0]!
         const expired = maxAgeMs !== undefined && oldest.maxTimestamp < now - maxAgeMs
         const oversize = maxBytes !== undefined && total - oldest.size >= maxBytes
-        if (!expired && !oversize) break
+        // Interest: every group settled past the whole segment, so nobody needs it any more.
+        const unwanted = settledBelow !== undefined && oldest.nextOffset <= settledBelow
+        if (!expired && !oversize && !unwanted) break
         this.#segments.shift()
         await this.#deleteSegment(oldest)
         total -= oldest.size

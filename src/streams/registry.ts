@@ -90,9 +90,16 @@ export class StreamRegistry {
     return [...this.#streams.values()]
   }
 
-  startRetention(intervalMs: number, onError: (err: unknown, stream: string) => void): void {
+  /**
+   * Runs retention every `intervalMs`. For a stream with `retention.policy: interest`,
+   * `interestFloor` gives the lowest cursor of the groups on it (undefined: no group, keep all).
+   */
+  startRetention(intervalMs: number, onError: (err: unknown, stream: string) => void, interestFloor?: (stream: string) => number | undefined): void {
     this.#retentionTimer = setInterval(() => {
-      for (const s of this.#streams.values()) s.log.enforceRetention().catch((err: unknown) => onError(err, s.name))
+      for (const s of this.#streams.values()) {
+        const floor = s.config.retention.policy === 'interest' ? interestFloor?.(s.name) : undefined
+        s.log.enforceRetention(floor).catch((err: unknown) => onError(err, s.name))
+      }
     }, intervalMs)
     this.#retentionTimer.unref()
   }

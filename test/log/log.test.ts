@@ -119,6 +119,25 @@ describe('log', () => {
     })
   })
 
+  it('interest retention drops only segments wholly below what every group settled', async () => {
+    const dir = await tempDir()
+    await withLog(dir, { segmentBytes: 4096, fsync: 'never' }, async (log) => {
+      for (let k = 0; k < 300; k++) await log.append([rec(k)])
+      const segments = log.stats().segments
+      expect(segments).toBeGreaterThan(3)
+      expect((await log.enforceRetention(0)).deletedSegments).toBe(0)
+      const r = await log.enforceRetention(150)
+      expect(r.deletedSegments).toBeGreaterThan(0)
+      // Offset 150 and what follows are all still there; the first kept segment starts at or below it.
+      expect(log.startOffset).toBeLessThanOrEqual(150)
+      expect(await readAll(log, 150)).toEqual(range(150, 300))
+      // Everything settled: all but the active segment go.
+      await log.enforceRetention(300)
+      expect(log.stats().segments).toBe(1)
+      expect((await log.append([rec(300)])).baseOffset).toBe(300)
+    })
+  })
+
   it('a tailing reader wakes on new durable records', async () => {
     const dir = await tempDir()
     await withLog(dir, { fsync: 'batch' }, async (log) => {
