@@ -291,6 +291,11 @@ export class ConsumerGroup {
     return this.#ks.record.putOp([this.name], { cursor: this.#cursor, generation: this.#generation, delivered: this.#deliveredEnd })
   }
 
+  /** Lowest unsettled offset. */
+  get cursor(): number {
+    return this.#cursor
+  }
+
   /** Unsettled events: the backlog, in flight and parked included. */
   get backlog(): number {
     return Math.max(0, this.#log.endOffset - this.#cursor - this.#settled.count)
