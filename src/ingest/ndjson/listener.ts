@@ -7,11 +7,8 @@ import { compileTemplate, type RoutingKeyTemplate } from '../../router/index.js'
 import type { Publisher } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import { LineSplitter } from '../tcp/lines.js'
-import { ConnectionPipeline } from '../tcp/pipeline.js'
+import { doorPipeline } from '../tcp/pipeline.js'
 import { TcpListener } from '../tcp/server.js'
-
-/** Bytes read from one connection and not yet stored, before its socket is paused. */
-export const tcpMaxPendingBytes = 4 * 1024 * 1024
 
 /**
  * One JSON value a line over TCP (Vector, Fluent Bit, pino-socket, `nc`). Each line is an event
@@ -30,17 +27,7 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
     logger,
     onConnection: (socket: Socket, remote: string) => {
       const counters = listener.counters
-      const pipeline = new ConnectionPipeline(
-        socket,
-        publisher,
-        exchange,
-        tcpMaxPendingBytes,
-        (events, err) => {
-          for (const e of events) errors.record({ listener: 'ndjson', remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
-        },
-        (err) => logger.warn({ listener: 'ndjson', remote, err }, 'publish failed; retrying with the connection paused'),
-        limiter.active ? (events, bytes) => limiter.grant({ listener: 'ndjson', remote: socket.remoteAddress, exchange }, events, bytes) : undefined,
-      )
+      const pipeline = doorPipeline(socket, remote, { listener: 'ndjson', exchange, publisher, errors, limiter, logger })
       const lines = new LineSplitter(
         config.maxLineBytes,
         (line, lineNo) => {

@@ -8,8 +8,7 @@ import type { Logger } from '../../logger.js'
 import { compileTemplate } from '../../router/index.js'
 import type { Publisher, PublishEvent } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
-import { tcpMaxPendingBytes } from '../ndjson/listener.js'
-import { ConnectionPipeline } from '../tcp/pipeline.js'
+import { doorPipeline } from '../tcp/pipeline.js'
 import { newCounters, TcpListener, type ListenerCounters } from '../tcp/server.js'
 import { SyslogFramer } from './framing.js'
 import { isSyslogParseError, parseSyslog, type SyslogEvent } from './parse.js'
@@ -55,18 +54,7 @@ export function syslogTcpListener(config: SyslogListenerConfig, exchange: string
     logger,
     onConnection: (socket: Socket, remote: string) => {
       const counters = listener.counters
-      const pipeline = new ConnectionPipeline(
-        socket,
-        publisher,
-        exchange,
-        tcpMaxPendingBytes,
-        (events, err) => {
-          for (const e of events) errors.record({ listener: 'syslog', remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
-        },
-        (err) => logger.warn({ listener: 'syslog', remote, err }, 'publish failed; retrying with the connection paused'),
-        limiter.active ? (events, bytes) => limiter.grant({ listener: 'syslog', remote: socket.remoteAddress, exchange }, events, bytes) : undefined,
-        'syslog',
-      )
+      const pipeline = doorPipeline(socket, remote, { listener: 'syslog', exchange, publisher, errors, limiter, logger })
       const framer = new SyslogFramer({
         maxMessageBytes: config.maxMessageBytes,
         onFrame: (frame) => {

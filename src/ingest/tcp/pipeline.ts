@@ -1,7 +1,10 @@
 import type { Socket } from 'node:net'
 import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
+import type { RateLimiter } from '../../flow/rate-limiter.js'
+import type { Logger } from '../../logger.js'
 import type { Publisher, PublishEvent, PublishSourceName } from '../../streams/publisher.js'
+import type { IngestErrors } from '../ingest-errors.js'
 
 /**
  * Events parsed from one TCP connection, published in order. One publish is in flight at a time;
@@ -132,4 +135,36 @@ export class ConnectionPipeline {
     if (this.#pending.length > 0) this.#send(this.#take())
     else if (this.#ended && this.#idle !== undefined) this.#idle()
   }
+}
+
+export interface DoorContext {
+  readonly listener: 'ndjson' | 'syslog'
+  readonly exchange: string
+  readonly publisher: Publisher
+  readonly errors: IngestErrors
+  readonly limiter: RateLimiter
+  readonly logger: Logger
+}
+
+/** Bytes read from one connection and not yet stored, before its socket is paused. */
+export const tcpMaxPendingBytes = 4 * 1024 * 1024
+
+/**
+ * The pipeline of one connection of a TCP door: refused events go to ingest-errors, passing
+ * failures are logged and retried, and the door's rate limits apply per remote address.
+ */
+export function doorPipeline(socket: Socket, remote: string, door: DoorContext): ConnectionPipeline {
+  const { listener, exchange, limiter } = door
+  return new ConnectionPipeline(
+    socket,
+    door.publisher,
+    exchange,
+    tcpMaxPendingBytes,
+    (events, err) => {
+      for (const e of events) door.errors.record({ listener, remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
+    },
+    (err) => door.logger.warn({ listener, remote, err }, 'publish failed; retrying with the connection paused'),
+    limiter.active ? (events, bytes) => limiter.grant({ listener, remote: socket.remoteAddress, exchange }, events, bytes) : undefined,
+    listener,
+  )
 }
