@@ -107,6 +107,31 @@ describe('flow control', () => {
     expect(await streamEvents(s.url)).toBe(2)
   })
 
+  it('a TCP sender held back by an alarm longer than idleTimeout keeps its connection and loses nothing', async () => {
+    const s = await startTestServer({ pipeline, ndjson: '{ port: 0, exchange: logs, idleTimeout: 1s }' })
+    await s.server.alarms.setLimits({ diskFreeLimitBytes: 2 ** 52 })
+    const port = s.server.listeners.find((l) => l.options.name === 'ndjson')!.port
+    const socket = connect({ host: '127.0.0.1', port })
+    await new Promise<void>((r) => socket.once('connect', () => r()))
+    let closed = false
+    socket.once('close', () => (closed = true))
+    for (let i = 0; i < 100; i++) {
+      socket.write(`${JSON.stringify({ service: 'a', level: 'info', i, pad: 'p'.repeat(4000) })}\n`)
+      await sleep(25) // 2.5 s of writing into a paused connection, 2.5x idleTimeout
+    }
+    expect(closed).toBe(false)
+    expect(await streamEvents(s.url)).toBe(0)
+    await s.server.alarms.setLimits({ diskFreeLimitBytes: 0 })
+    socket.end()
+    const deadline = Date.now() + 10_000
+    let n = 0
+    while (n < 100 && Date.now() < deadline) {
+      await sleep(50)
+      n = await streamEvents(s.url)
+    }
+    expect(n).toBe(100)
+  })
+
   it('a burst at 10x a group deliveryRate is stored in full, then drained at the set rate', async () => {
     const rate = 400
     const s = await startTestServer({ pipeline: pipeline.replace('prefetch: 1000 }', `prefetch: 1000, deliveryRate: ${rate}/s }`) })

@@ -115,3 +115,29 @@ describe('NDJSON over TCP', () => {
     expect(n).toBe(total)
   })
 })
+
+describe('large batches', () => {
+  it('a TCP burst larger than a segment is stored whole, in order, across segments', async () => {
+    const s = await startTestServer({
+      ndjson: '{ port: 0, exchange: logs }',
+      pipeline: `
+exchanges: { logs: { type: topic, routingKey: "{service}.{level}" } }
+streams: { app-logs: { segmentSize: 64kb } }
+bindings: [ { exchange: logs, stream: app-logs, key: "#" } ]
+`,
+    })
+    const socket = await open(ndjsonPort(s))
+    const total = 5000
+    socket.end(Array.from({ length: total }, (_, i) => `${JSON.stringify({ service: 'a', level: 'info', i, pad: 'p'.repeat(180) })}\n`).join(''))
+    const deadline = Date.now() + 15_000
+    let n = 0
+    while (n < total && Date.now() < deadline) {
+      await sleep(50)
+      n = ((await (await fetch(`${s.url}/v1/streams/app-logs`)).json()) as { events: number }).events
+    }
+    expect(n).toBe(total)
+    const stats = (await (await fetch(`${s.url}/v1/streams/app-logs`)).json()) as { segments: number }
+    expect(stats.segments).toBeGreaterThan(10)
+    expect(((await (await fetch(`${s.url}/v1/streams/ingest-errors`)).json()) as { events: number }).events).toBe(0)
+  })
+})

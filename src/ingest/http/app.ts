@@ -31,7 +31,8 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   const app = fastify({
     logger: false,
     bodyLimit: deps.maxBodyBytes,
-    return503OnClosing: true,
+    // While closing, the routes answer 503 not_ready themselves (with Retry-After).
+    return503OnClosing: false,
     requestTimeout: deps.requestTimeoutMs,
     keepAliveTimeout: deps.keepAliveTimeoutMs,
     // Node checks header and request deadlines on a sweep (30 s by default); a one-second sweep

@@ -2,6 +2,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import type { Socket } from 'node:net'
 import type { SyslogListenerConfig } from '../../config/index.js'
+import { SluiceError } from '../../errors.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
@@ -99,7 +100,7 @@ export class SyslogUdpListener {
     private readonly config: SyslogListenerConfig,
     private readonly exchange: string,
     private readonly publisher: Publisher,
-    errors: IngestErrors,
+    private readonly errors: IngestErrors,
     private readonly limiter: RateLimiter,
     private readonly logger: Logger,
   ) {
@@ -151,6 +152,12 @@ export class SyslogUdpListener {
     this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog' }).then(
       () => this.#send(),
       (err: unknown) => {
+        if (err instanceof SluiceError && !err.retryable) {
+          // Refused for good (e.g. unroutable with `unroutable: reject`): set aside, go on.
+          for (const e of batch) this.errors.record({ listener: 'syslog-udp', remote: undefined, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
+          this.#send()
+          return
+        }
         // Keep the batch at the front and try again shortly; the queue limit bounds the memory.
         this.logger.warn({ listener: 'syslog-udp', err }, 'publish failed; retrying')
         this.#queue = batch.concat(this.#queue)

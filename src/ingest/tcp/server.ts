@@ -58,6 +58,9 @@ export class TcpListener implements IngestListener {
     c.connectionsTotal++
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`
     socket.setTimeout(this.options.idleTimeoutMs, () => {
+      // A socket we paused (backpressure, an alarm, a rate limit) is quiet because of us, not the
+      // sender: closing it would lose what the sender still has. Activity re-arms the timer.
+      if (socket.isPaused()) return
       c.idleClosed++
       hitLimit(`${this.options.name}.idleTimeout`)
       socket.destroy()
