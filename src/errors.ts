@@ -109,6 +109,11 @@ export const errors = {
   // A redeclare with other settings; the AMQP door answers it with 406 PRECONDITION_FAILED.
   routerExchangeConflict: (exchange: string, why: string) =>
     new SluiceError('SLUICE_ERR_ROUTER_EXCHANGE_CONFLICT', `exchange "${exchange}" already exists ${why}`, 409, false, { exchange }),
+  // Run-time definitions (AMQP declarations): the YAML's own are read-only at run time.
+  definitionProtected: (kind: 'exchange' | 'stream' | 'binding', name: string) =>
+    new SluiceError('SLUICE_ERR_DEFINITION_PROTECTED', `${kind} "${name}" is declared in the configuration file; change it there, not at run time`, 403, false, { kind, name }),
+  definitionInUse: (kind: 'exchange' | 'stream', name: string, why: string) =>
+    new SluiceError('SLUICE_ERR_DEFINITION_IN_USE', `${kind} "${name}" ${why}`, 409, false, { kind, name }),
   routerBadBinding: (exchange: string, why: string) =>
     new SluiceError('SLUICE_ERR_ROUTER_BAD_BINDING', `binding on exchange "${exchange}": ${why}`, 400, false, { exchange }),
   routerBadTemplate: (template: string, position: number, why: string) =>

@@ -6,6 +6,8 @@ import { Alarms } from './flow/alarms.js'
 import { RateLimiter } from './flow/rate-limiter.js'
 import { Metrics } from './metrics/index.js'
 import { IngestErrors, ingestErrorsStream } from './ingest/ingest-errors.js'
+import { amqpListener } from './ingest/amqp/server.js'
+import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
 import type { IngestListener } from './ingest/tcp/server.js'
@@ -15,6 +17,7 @@ import type { BrokerView } from './ingest/http/routes.js'
 import type { Logger } from './logger.js'
 import { metaDir, openMeta, type MetaStore } from './meta/index.js'
 import { Router, type BindingDef, type ExchangeDef } from './router/index.js'
+import { Catalog } from './streams/catalog.js'
 import { DedupWindow } from './streams/dedup-window.js'
 import { BrokerPublisher } from './streams/publisher.js'
 import { StreamRates } from './streams/rates.js'
@@ -38,8 +41,8 @@ export interface SluiceServer {
   stop(): Promise<void>
 }
 
-/** Event ids are kept per stream, idempotency keys per exchange. */
-const dedupScopes = (config: Config): string[] => [...new Set([...Object.keys(config.streams), ...Object.keys(config.exchanges)])]
+/** Event ids are kept per stream, idempotency keys per exchange; run-time ones included. */
+const dedupScopes = (streams: StreamRegistry, publisher: BrokerPublisher): string[] => [...new Set([...streams.all().map((s) => s.name), ...publisher.exchangeConfigs().map((e) => e.name)])]
 
 /**
  * The streams to open: the configured ones, plus ingest-errors (where the TCP doors set aside
@@ -111,17 +114,31 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   let publisher: BrokerPublisher
   let dedup: DedupWindow
   let groups: GroupRegistry
+  let catalog: Catalog
   const router = routerFromConfig(config)
   try {
     meta = await openMeta(metaDir(server.dataDir))
     streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger, (name) => metrics.logObserver(name))
     dedup = new DedupWindow(meta, dedupIdsMax)
-    const windowMs = Math.max(0, ...Object.values(config.exchanges).map((e) => e.dedupWindowMs))
-    const logs = new Map(streams.all().map((s) => [s.name, s.log]))
-    const loaded = await dedup.load(dedupScopes(config), logs, windowMs, Date.now())
     publisher = new BrokerPublisher(config, router, streams, meta, dedup)
+    // Run-time definitions (AMQP declarations) come back before the dedup window loads and
+    // before groups open, so groups on run-time streams and exchanges find them.
+    catalog = await Catalog.open({
+      config,
+      router,
+      publisher,
+      streams,
+      meta,
+      logger,
+      observer: (name) => metrics.logObserver(name),
+      ...(server.amqp.enabled ? { builtins: builtinExchanges, defaultExchange: defaultExchangeName } : {}),
+    })
+    const windowMs = Math.max(0, ...publisher.exchangeConfigs().map((e) => e.dedupWindowMs))
+    const logs = new Map(streams.all().map((s) => [s.name, s.log]))
+    const loaded = await dedup.load(dedupScopes(streams, publisher), logs, windowMs, Date.now())
     logger.info(loaded, 'dedup window loaded')
-    groups = await GroupRegistry.open(config, streams, meta, publisher, logger)
+    const cat = catalog
+    groups = await GroupRegistry.open(config, streams, meta, publisher, logger, () => cat.exchanges().map((e) => e.config))
     const g = groups
     publisher.admission = (stream, events) => g.admit(stream, events)
   } catch (err) {
@@ -132,19 +149,30 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   }
   const rates = new StreamRates(streams)
   rates.start()
-  streams.startRetention(retentionCheckMs, (err, stream) => logger.error({ err, stream }, 'retention failed'))
+  const g2 = groups
+  streams.startRetention(
+    retentionCheckMs,
+    (err, stream) => logger.error({ err, stream }, 'retention failed'),
+    (stream) => g2.settledFloor(stream),
+  )
   const m = meta
+  const openStreamsForDedup = streams
   const expireTimer = setInterval(() => {
-    dedup.expire(dedupScopes(config), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
+    dedup.expire(dedupScopes(openStreamsForDedup, publisher), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
   }, dedupExpireEveryMs)
   expireTimer.unref()
   const redriver = new Redriver(meta, publisher)
   const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream)?.log)
   const limiter = new RateLimiter(config.rateLimits)
-  const alarms = new Alarms({
+  const alarmWatchers = new Set<(blocked: boolean) => void>()
+  const alarms: Alarms = new Alarms({
     ...server.alarms,
     dataDir: server.dataDir,
-    onChange: (raised, state) => (raised ? logger.warn(state, 'resource alarm raised: publishers blocked') : logger.info(state, 'resource alarm cleared')),
+    onChange: (raised, state) => {
+      if (raised) logger.warn(state, 'resource alarm raised: publishers blocked')
+      else logger.info(state, 'resource alarm cleared')
+      for (const w of alarmWatchers) w(alarms.blocked)
+    },
   })
   await alarms.check()
   alarms.start()
@@ -158,6 +186,22 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     if (server.syslog.enabled && server.syslog.exchange !== null) {
       listeners.push(syslogTcpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger))
       if (server.syslog.udp) listeners.push(new SyslogUdpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger))
+    }
+    if (server.amqp.enabled) {
+      listeners.push(
+        await amqpListener({
+          config: server.amqp,
+          users: config.auth.users,
+          maxConnections: server.limits.maxConnections,
+          bodySizeMax: server.limits.maxEventBytes,
+          logger,
+          vhost: { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked },
+          onAlarm: (fn) => {
+            alarmWatchers.add(fn)
+            return () => alarmWatchers.delete(fn)
+          },
+        }),
+      )
     }
     for (const l of listeners) await l.listen()
   } catch (err) {
@@ -178,11 +222,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Stop taking requests and let in-flight confirms finish, then sync and close the logs.
+      // New HTTP requests get our 503 not_ready with Retry-After; those already running hold
+      // their own reference to the broker and finish.
+      broker = undefined
       alarms.stop()
       await Promise.all(listeners.map((l) => l.close()))
       await app.close()
       await ingestErrors.drain()
-      broker = undefined
       clearInterval(expireTimer)
       rates.stop()
       await groups.close()

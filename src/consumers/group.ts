@@ -296,6 +296,14 @@ export class ConsumerGroup {
     return this.#cursor
   }
 
+  /**
+   * The backlog counting appends still on their way to disk: what publish admission must use, or
+   * publishes racing each other's fsync could all pass a full group.
+   */
+  get backlogWithPending(): number {
+    return Math.max(0, this.#log.nextOffset - this.#cursor - this.#settled.count)
+  }
+
   /** Unsettled events: the backlog, in flight and parked included. */
   get backlog(): number {
     return Math.max(0, this.#log.endOffset - this.#cursor - this.#settled.count)
@@ -737,7 +745,11 @@ export class ConsumerGroup {
         continue
       }
       const due = now + (delayMs ?? retryDelayMs(this.config.retryBackoff, it.count, this.#random))
-      this.#schedule(it.offset, it.count, due, it.avoid)
+      // Requeued with no delay (AMQP basic.nack/reject/recover with requeue, a member leaving):
+      // ready at once, ahead of fresh events, as RabbitMQ puts it back at the head of the queue,
+      // so the next dispatch (a basic.get right after) sees it without waiting for the timer.
+      if (due <= now) this.#retryReady.push({ record: it.record, count: it.count, seen: true, avoid: it.avoid })
+      else this.#schedule(it.offset, it.count, due, it.avoid)
       this.#persistedDelivery.add(it.offset)
       ops.push(this.#meta.deliveries.putOp([this.name, it.offset], { count: it.count, dueAtMs: due, parked: false }))
     }

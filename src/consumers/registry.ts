@@ -10,24 +10,35 @@ import { ConsumerGroup, groupKeyspaces, type GroupKeyspaces } from './group.js'
 /** Groups: those the YAML declares and those created at run time (kept in the metadata store). */
 export class GroupRegistry {
   readonly #groups = new Map<string, ConsumerGroup>()
-  readonly #config: Config
   readonly #streams: StreamRegistry
   readonly #meta: MetaStore
   readonly #publisher: Publisher
   readonly #ks: GroupKeyspaces
   readonly #logger: LogLogger | undefined
+  readonly #exchanges: () => Iterable<{ readonly name: string; readonly type: string }>
 
-  private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger) {
-    this.#config = config
+  private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger, exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>) {
     this.#streams = streams
     this.#meta = meta
     this.#publisher = publisher
     this.#ks = groupKeyspaces(meta)
     this.#logger = logger
+    this.#exchanges = exchanges ?? (() => Object.values(config.exchanges))
   }
 
-  static async open(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger): Promise<GroupRegistry> {
-    const reg = new GroupRegistry(config, streams, meta, publisher, logger)
+  /**
+   * `exchanges` lists the exchanges a group may dead-letter to: by default the YAML's; pass the
+   * catalog's when exchanges are declared at run time (AMQP x-dead-letter-exchange).
+   */
+  static async open(
+    config: Config,
+    streams: StreamRegistry,
+    meta: MetaStore,
+    publisher: Publisher,
+    logger?: LogLogger,
+    exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>,
+  ): Promise<GroupRegistry> {
+    const reg = new GroupRegistry(config, streams, meta, publisher, logger, exchanges)
     for (const g of Object.values(config.groups)) await reg.#open(g)
     for await (const { key, value } of meta.definitions.iterate({ prefix: ['group'] })) {
       const name = key[1]
@@ -40,6 +51,13 @@ export class GroupRegistry {
       await reg.#open(result.config)
     }
     return reg
+  }
+
+  /** The lowest cursor of the groups on `stream`: below it every group has settled everything. */
+  settledFloor(stream: string): number | undefined {
+    let floor: number | undefined
+    for (const g of this.#groups.values()) if (g.stream === stream) floor = Math.min(floor ?? Number.POSITIVE_INFINITY, g.cursor)
+    return floor
   }
 
   get(name: string): ConsumerGroup | undefined {
@@ -58,7 +76,8 @@ export class GroupRegistry {
     for (const g of this.#groups.values()) {
       const max = g.config.maxBacklog
       if (g.stream !== stream || max === null || g.config.overflow !== 'reject-publish') continue
-      if (g.backlog + events > max) throw errors.backlogFull(stream, g.name, g.backlog, max)
+      const backlog = g.backlogWithPending
+      if (backlog + events > max) throw errors.backlogFull(stream, g.name, backlog, max)
     }
   }
 
@@ -81,7 +100,7 @@ export class GroupRegistry {
    */
   #validate(name: string, definition: unknown): { ok: true; config: GroupConfig } | { ok: false; problems: readonly string[] } {
     const doc = {
-      exchanges: Object.fromEntries(Object.values(this.#config.exchanges).map((e) => [e.name, { type: e.type }])),
+      exchanges: Object.fromEntries([...this.#exchanges()].map((e) => [e.name, { type: e.type }])),
       streams: Object.fromEntries(this.#streams.all().map((s) => [s.name, {}])),
       groups: { [name]: definition },
     }

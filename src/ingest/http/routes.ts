@@ -126,7 +126,8 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const broker = brokerOr503(getBroker, reply)
     const bindings = broker.router.bindings()
     return {
-      exchanges: Object.values(broker.config.exchanges).map((ex) => ({
+      // The YAML's exchanges and those declared at run time (AMQP), with every binding.
+      exchanges: broker.publisher.exchangeConfigs().map((ex) => ({
         name: ex.name,
         type: ex.type,
         routingKey: ex.routingKey,
@@ -154,7 +155,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     return {
       ready: true,
       uptimeSeconds: Math.round((Date.now() - broker.startedAt) / 1000),
-      exchanges: Object.keys(broker.config.exchanges).length,
+      exchanges: broker.publisher.exchangeConfigs().length,
       streams: streams.length,
       events,
       bytes,

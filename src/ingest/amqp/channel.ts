@@ -1,0 +1,694 @@
+import { randomBytes } from 'node:crypto'
+import type { ConsumerGroup, Delivery } from '../../consumers/index.js'
+import { SluiceError } from '../../errors.js'
+import type { PublishEvent } from '../../streams/publisher.js'
+import type { Command, ContentCommand } from './commands.js'
+import { encodeContent, encodeDeliver } from './content.js'
+import { ReplyCode } from './constants.js'
+import { type FieldTable, fieldString } from './field-table.js'
+import { bindingHeaders, defaultExchangeName, deliveryProperties, toPublishEvent, wireExchange } from './message.js'
+import type { MethodInit, MethodOf } from './methods.js'
+import { AmqpReplyError, reply, replyFor } from './reply.js'
+import type { AmqpVhost, ConsumerHandle, ExchangeAttributes, Queue } from './vhost.js'
+
+// One AMQP channel: its commands run in arrival order, one at a time, so a publish that follows a
+// queue.declare on the wire is routed after the queue exists, as in RabbitMQ. Publishes are
+// batched: the consecutive publishes waiting on the channel (those of one socket chunk, or that
+// arrived while a declare was running) go to the publisher as one call per run of the same
+// exchange. Routing happens inside that call, before it returns, so later commands cannot
+// overtake it; the durability wait is not awaited here, only its confirms are ordered.
+
+/** What a channel needs of its connection. */
+export interface ChannelHost {
+  readonly id: string
+  readonly remote: string
+  readonly frameMax: number
+  readonly vhost: AmqpVhost
+  readonly capabilities: { readonly consumerCancelNotify: boolean; readonly basicNack: boolean }
+  write(buf: Buffer): void
+  sendMethod(channel: number, method: MethodInit): void
+  /** Socket backpressure for deliveries with no ack to bound them (no-ack consumers). */
+  readonly writableNeedDrain: boolean
+  onDrain(fn: () => void): void
+  /** Publish bytes taken in and not yet settled; the connection pauses its socket above a bound. */
+  publishing(bytes: number): void
+  /** Stops reading the socket until `until` settles (alarm, rate limit). */
+  hold(until: Promise<unknown>): void
+  hardError(err: AmqpReplyError): void
+  channelClosed(number: number): void
+  countMessage(bytes: number): void
+}
+
+interface Consumer extends ConsumerHandle {
+  readonly tag: string
+  readonly queue: Queue
+  readonly group: ConsumerGroup
+  readonly member: string
+  readonly noAck: boolean
+  /** The group was made for this consumer (stream queue) and goes with it. */
+  readonly ownGroup: boolean
+  cancelled: boolean
+}
+
+interface Unacked {
+  readonly group: ConsumerGroup
+  readonly tag: string
+}
+
+interface Outcome {
+  readonly seq: number
+  readonly ok: boolean
+}
+
+interface TxSettle {
+  readonly kind: 'ack' | 'nack'
+  readonly deliveryTag: number
+  readonly multiple: boolean
+  readonly requeue: boolean
+}
+
+type State = 'open' | 'closing' | 'closed'
+
+const alarmPollMs = 250
+
+export class AmqpChannel {
+  readonly number: number
+  readonly #host: ChannelHost
+  #state: State = 'open'
+  readonly #inbox: Command[] = []
+  #running = false
+  #confirm = false
+  #tx = false
+  #txPublishes: ContentCommand[] = []
+  #txSettles: TxSettle[] = []
+  #publishSeq = 0
+  #confirmTail: Promise<void> = Promise.resolve()
+  #confirmedUpTo = 0
+  #deliveryTag = 0
+  readonly #unacked = new Map<number, Unacked>()
+  readonly #consumers = new Map<string, Consumer>()
+  /** Members this channel used (consumers, basic.get), released when it closes. */
+  readonly #members = new Map<string, ConsumerGroup>()
+  #prefetch = 0
+  #lastQueue = ''
+
+  constructor(number: number, host: ChannelHost) {
+    this.number = number
+    this.#host = host
+  }
+
+  get open(): boolean {
+    return this.#state === 'open'
+  }
+
+  /** Queues a command; call `kick` once the socket chunk is parsed. */
+  receive(cmd: Command): void {
+    if (this.#state !== 'open') return
+    this.#inbox.push(cmd)
+  }
+
+  kick(): void {
+    if (!this.#running && this.#inbox.length > 0 && this.#state === 'open') void this.#run()
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true
+    try {
+      while (this.#inbox.length > 0 && this.#state === 'open') {
+        const head = this.#inbox[0]!
+        if (head.method.name === 'basic.publish') {
+          let n = 1
+          while (n < this.#inbox.length && this.#inbox[n]!.method.name === 'basic.publish') n++
+          const batch = this.#inbox.splice(0, n) as ContentCommand[]
+          await this.#publishBatch(batch)
+          continue
+        }
+        this.#inbox.shift()
+        try {
+          await this.#handle(head)
+        } catch (err) {
+          throw replyFor(err).at(head.method.classId, head.method.methodId)
+        }
+      }
+    } catch (err) {
+      this.#fail(replyFor(err))
+    } finally {
+      this.#running = false
+    }
+  }
+
+  #send(method: MethodInit): void {
+    if (this.#state === 'open') this.#host.sendMethod(this.number, method)
+  }
+
+  /** A channel exception: soft ones close this channel, hard ones the connection. */
+  #fail(err: AmqpReplyError): void {
+    if (this.#state !== 'open') return
+    if (err.hard) {
+      this.#host.hardError(err)
+      return
+    }
+    this.#host.sendMethod(this.number, { name: 'channel.close', replyCode: err.replyCode, replyText: err.replyText, failingClassId: err.classId, failingMethodId: err.methodId })
+    this.#state = 'closing'
+    this.teardown()
+  }
+
+  /** The client's channel.close. */
+  closeByClient(): void {
+    if (this.#state === 'open') this.teardown()
+    this.#state = 'closed'
+    this.#host.sendMethod(this.number, { name: 'channel.close-ok' })
+  }
+
+  /** The client's channel.close-ok after ours. */
+  closeOk(): void {
+    this.#state = 'closed'
+  }
+
+  /** Releases everything the channel holds: consumers go, unacked deliveries return to their groups. */
+  teardown(): void {
+    if (this.#state === 'open') this.#state = 'closed'
+    this.#inbox.length = 0
+    this.#txPublishes = []
+    this.#txSettles = []
+    const vhost = this.#host.vhost
+    for (const c of this.#consumers.values()) {
+      c.cancelled = true
+      vhost.removeConsumer(c.queue.name, c)
+      if (c.ownGroup) {
+        c.group.unsubscribe(c.member, true)
+        void vhost.dropStreamConsumerGroup(c.group.name)
+      }
+    }
+    this.#consumers.clear()
+    for (const [member, group] of this.#members) group.unsubscribe(member, true)
+    this.#members.clear()
+    this.#unacked.clear()
+  }
+
+  // ---- dispatch ----------------------------------------------------------------------------------
+
+  async #handle(cmd: Command): Promise<void> {
+    const m = cmd.method
+    switch (m.name) {
+      case 'channel.flow':
+        if (!m.active) throw reply.notImplemented('active=false')
+        this.#send({ name: 'channel.flow-ok', active: true })
+        return
+      case 'channel.flow-ok':
+        return
+      case 'access.request':
+        this.#send({ name: 'access.request-ok', ticket: 1 })
+        return
+      case 'exchange.declare':
+        return this.#exchangeDeclare(m)
+      case 'exchange.delete':
+        return this.#exchangeDelete(m)
+      case 'exchange.bind':
+      case 'exchange.unbind':
+        return this.#exchangeBind(m)
+      case 'queue.declare':
+        return this.#queueDeclare(m)
+      case 'queue.bind':
+      case 'queue.unbind':
+        return this.#queueBind(m)
+      case 'queue.purge': {
+        const count = await this.#host.vhost.purge(this.#host.id, this.#queueName(m.queue))
+        if (!m.nowait) this.#send({ name: 'queue.purge-ok', messageCount: count })
+        return
+      }
+      case 'queue.delete': {
+        const count = await this.#host.vhost.deleteQueue(this.#host.id, this.#queueName(m.queue), { ifUnused: m.ifUnused, ifEmpty: m.ifEmpty })
+        if (!m.nowait) this.#send({ name: 'queue.delete-ok', messageCount: count })
+        return
+      }
+      case 'basic.qos':
+        return this.#qos(m)
+      case 'basic.consume':
+        return this.#consume(m)
+      case 'basic.cancel':
+        this.#cancel(m.consumerTag)
+        if (!m.nowait) this.#send({ name: 'basic.cancel-ok', consumerTag: m.consumerTag })
+        return
+      case 'basic.get':
+        return this.#get(m)
+      case 'basic.ack':
+        return this.#settleOrBuffer({ kind: 'ack', deliveryTag: m.deliveryTag, multiple: m.multiple, requeue: false })
+      case 'basic.nack':
+        return this.#settleOrBuffer({ kind: 'nack', deliveryTag: m.deliveryTag, multiple: m.multiple, requeue: m.requeue })
+      case 'basic.reject':
+        return this.#settleOrBuffer({ kind: 'nack', deliveryTag: m.deliveryTag, multiple: false, requeue: m.requeue })
+      case 'basic.recover':
+      case 'basic.recover-async':
+        // Both requeue: what the channel holds goes back to its queue, to any consumer.
+        await this.#settle({ kind: 'nack', deliveryTag: 0, multiple: true, requeue: true })
+        if (m.name === 'basic.recover') this.#send({ name: 'basic.recover-ok' })
+        return
+      case 'confirm.select':
+        if (this.#tx) throw reply.precondition('cannot switch from tx to confirm mode')
+        this.#confirm = true
+        if (!m.nowait) this.#send({ name: 'confirm.select-ok' })
+        return
+      case 'tx.select':
+        if (this.#confirm) throw reply.precondition('cannot switch from confirm to tx mode')
+        this.#tx = true
+        this.#send({ name: 'tx.select-ok' })
+        return
+      case 'tx.commit':
+        return this.#commit()
+      case 'tx.rollback':
+        if (!this.#tx) throw reply.precondition('channel is not transactional')
+        this.#txPublishes = []
+        this.#txSettles = []
+        this.#send({ name: 'tx.rollback-ok' })
+        return
+      default:
+        throw reply.commandInvalid(`unexpected method ${m.name} on channel ${this.number}`)
+    }
+  }
+
+  #queueName(q: string): string {
+    if (q !== '') return q
+    if (this.#lastQueue === '') throw reply.precondition('no previously declared queue')
+    return this.#lastQueue
+  }
+
+  // ---- exchanges ---------------------------------------------------------------------------------
+
+  async #exchangeDeclare(m: MethodOf<'exchange.declare'>): Promise<void> {
+    const { catalog } = this.#host.vhost.deps
+    const name = m.exchange
+    if (name === '') throw reply.defaultExchange()
+    const existing = catalog.exchange(name)
+    if (m.passive) {
+      if (existing === undefined || name === defaultExchangeName) throw reply.noExchange(name)
+      if (!m.nowait) this.#send({ name: 'exchange.declare-ok' })
+      return
+    }
+    const type = m.type
+    if (type !== 'direct' && type !== 'fanout' && type !== 'topic' && type !== 'headers') throw reply.unknownExchangeType(type)
+    const altArg = m.arguments['alternate-exchange']
+    const alternate = altArg === undefined ? null : (fieldString(altArg) ?? null)
+    if (existing !== undefined) {
+      const cur = existing.config
+      const attrs = existing.attributes as unknown as ExchangeAttributes | undefined
+      const curDurable = attrs?.durable ?? true
+      const curAutoDelete = attrs?.autoDelete ?? false
+      const curInternal = attrs?.internal ?? false
+      if (cur.type !== type) throw reply.inequivalent('type', 'exchange', name, `'${type}'`, `'${cur.type}'`)
+      if (curDurable !== m.durable) throw reply.inequivalent('durable', 'exchange', name, `'${m.durable}'`, `'${curDurable}'`)
+      if (curAutoDelete !== m.autoDelete) throw reply.inequivalent('auto_delete', 'exchange', name, `'${m.autoDelete}'`, `'${curAutoDelete}'`)
+      if (curInternal !== m.internal) throw reply.inequivalent('internal', 'exchange', name, `'${m.internal}'`, `'${curInternal}'`)
+      if (cur.alternate !== alternate) throw reply.inequivalent('alternate-exchange', 'exchange', name, alternate === null ? 'none' : `'${alternate}'`, cur.alternate === null ? 'none' : `'${cur.alternate}'`)
+    } else {
+      if (name.startsWith('amq.')) throw reply.reservedName('exchange', name)
+      const attributes: ExchangeAttributes = { amqp: 'exchange', durable: m.durable, autoDelete: m.autoDelete, internal: m.internal }
+      await this.#host.vhost.serial(() => catalog.declareExchange({ name, type, alternate, attributes: attributes as never }))
+    }
+    if (!m.nowait) this.#send({ name: 'exchange.declare-ok' })
+  }
+
+  async #exchangeDelete(m: MethodOf<'exchange.delete'>): Promise<void> {
+    const name = m.exchange
+    if (name === '' || name === defaultExchangeName) throw reply.defaultExchange()
+    const { catalog } = this.#host.vhost.deps
+    const ex = catalog.exchange(name)
+    if (ex !== undefined && name.startsWith('amq.') && ex.protected) throw reply.reservedName('exchange', name)
+    await this.#host.vhost.serial(() => catalog.deleteExchange(name, { ifUnused: m.ifUnused }))
+    if (!m.nowait) this.#send({ name: 'exchange.delete-ok' })
+  }
+
+  async #exchangeBind(m: MethodOf<'exchange.bind'> | MethodOf<'exchange.unbind'>): Promise<void> {
+    if (m.source === '' || m.destination === '' || m.source === defaultExchangeName || m.destination === defaultExchangeName) throw reply.defaultExchange()
+    const { catalog } = this.#host.vhost.deps
+    const source = catalog.exchange(m.source)
+    if (source === undefined) throw reply.noExchange(m.source)
+    if (catalog.exchange(m.destination) === undefined) throw reply.noExchange(m.destination)
+    const headers = source.config.type === 'headers' ? bindingHeaders(m.arguments) : undefined
+    const def = { exchange: m.source, toExchange: m.destination, key: m.routingKey, ...(headers !== undefined ? { headers } : {}) }
+    if (m.name === 'exchange.bind') {
+      await this.#host.vhost.serial(() => catalog.bind(def))
+      if (!m.nowait) this.#send({ name: 'exchange.bind-ok' })
+    } else {
+      await this.#host.vhost.serial(() => catalog.unbind(def))
+      if (!m.nowait) this.#send({ name: 'exchange.unbind-ok' })
+    }
+  }
+
+  // ---- queues ------------------------------------------------------------------------------------
+
+  async #queueDeclare(m: MethodOf<'queue.declare'>): Promise<void> {
+    const ok = await this.#host.vhost.declareQueue(this.#host.id, m)
+    this.#lastQueue = ok.queue
+    if (!m.nowait) this.#send({ name: 'queue.declare-ok', ...ok })
+  }
+
+  async #queueBind(m: MethodOf<'queue.bind'> | MethodOf<'queue.unbind'>): Promise<void> {
+    const vhost = this.#host.vhost
+    const { catalog } = vhost.deps
+    if (m.exchange === '' || m.exchange === defaultExchangeName) throw reply.defaultExchange()
+    const q = vhost.use(this.#queueName(m.queue), this.#host.id)
+    const source = catalog.exchange(m.exchange)
+    if (source === undefined) throw reply.noExchange(m.exchange)
+    const headers = source.config.type === 'headers' ? bindingHeaders(m.arguments) : undefined
+    const def = { exchange: m.exchange, stream: q.stream, key: m.routingKey, ...(headers !== undefined ? { headers } : {}) }
+    if (m.name === 'queue.bind') {
+      await vhost.serial(() => catalog.bind(def))
+      if (!m.nowait) this.#send({ name: 'queue.bind-ok' })
+    } else {
+      await vhost.serial(() => catalog.unbind(def))
+      this.#send({ name: 'queue.unbind-ok' })
+    }
+  }
+
+  // ---- publishing --------------------------------------------------------------------------------
+
+  /** Waits, with the socket held, while an alarm blocks publishers or a rate limit says so. */
+  async #admit(exchange: string, events: number, bytes: number): Promise<void> {
+    const { limiter, blocked } = this.#host.vhost.deps
+    while (blocked() && this.#state === 'open') {
+      const wait = new Promise((r) => setTimeout(r, alarmPollMs))
+      this.#host.hold(wait)
+      await wait
+    }
+    if (!limiter.active) return
+    for (;;) {
+      const ms = limiter.check({ listener: 'amqp', remote: this.#host.remote, exchange }, events, bytes).retryAfterMs
+      if (ms <= 0 || this.#state !== 'open') return
+      const wait = new Promise((r) => setTimeout(r, ms))
+      this.#host.hold(wait)
+      await wait
+    }
+  }
+
+  async #publishBatch(batch: ContentCommand[]): Promise<void> {
+    if (this.#tx) {
+      for (const cmd of batch) this.#checkPublish(cmd)
+      this.#txPublishes.push(...batch)
+      return
+    }
+    let i = 0
+    while (i < batch.length && this.#state === 'open') {
+      const exchange = (batch[i]!.method as MethodOf<'basic.publish'>).exchange
+      let j = i
+      while (j < batch.length && (batch[j]!.method as MethodOf<'basic.publish'>).exchange === exchange) j++
+      const run = batch.slice(i, j)
+      i = j
+      try {
+        this.#checkPublish(run[0]!)
+      } catch (err) {
+        throw replyFor(err).at(60, 40)
+      }
+      const done = this.#publishRun(run, await this.#prepared(run))
+      this.#chainConfirms(done)
+    }
+  }
+
+  #checkPublish(cmd: ContentCommand): void {
+    const m = cmd.method as MethodOf<'basic.publish'>
+    if (m.immediate) throw new AmqpReplyError(ReplyCode.NOT_IMPLEMENTED, 'immediate=true', { classId: 60, methodId: 40 })
+    const ex = this.#host.vhost.deps.catalog.exchange(m.exchange === '' ? defaultExchangeName : m.exchange)
+    if (ex === undefined || (m.exchange !== '' && m.exchange === defaultExchangeName)) throw reply.noExchange(m.exchange).at(60, 40)
+    if ((ex.attributes as unknown as ExchangeAttributes | undefined)?.internal === true) throw reply.internalExchange(m.exchange).at(60, 40)
+  }
+
+  /** Events of one exchange run, after admission, with their confirm numbers. */
+  async #prepared(run: ContentCommand[]): Promise<{ exchange: string; events: PublishEvent[]; seqs: number[]; refused: Outcome[] }> {
+    const m0 = run[0]!.method as MethodOf<'basic.publish'>
+    const exchange = m0.exchange === '' ? defaultExchangeName : m0.exchange
+    const { router, catalog } = this.#host.vhost.deps
+    const rejectUnroutable = catalog.exchange(exchange)?.config.unroutable === 'reject'
+    const events: PublishEvent[] = []
+    const seqs: number[] = []
+    const refused: Outcome[] = []
+    let bytes = 0
+    for (const cmd of run) {
+      const m = cmd.method as MethodOf<'basic.publish'>
+      const seq = this.#confirm ? ++this.#publishSeq : 0
+      const ev = toPublishEvent(m.routingKey, cmd.header.properties, cmd.body)
+      bytes += cmd.body.length
+      this.#host.countMessage(cmd.body.length)
+      if (m.mandatory || rejectUnroutable) {
+        // Routing is checked here for the events that need to know; the publisher routes again.
+        let unroutable = false
+        try {
+          unroutable = router.route(exchange, ev.routingKey ?? '', ev.headers, ev.value).unroutable
+        } catch {
+          unroutable = true
+        }
+        if (unroutable) {
+          if (m.mandatory) this.#host.write(encodeContent(this.number, { name: 'basic.return', replyCode: ReplyCode.NO_ROUTE, replyText: 'NO_ROUTE', exchange: m.exchange, routingKey: m.routingKey }, cmd.header.properties, cmd.body, this.#host.frameMax))
+          if (rejectUnroutable) {
+            // The exchange refuses unroutable events: this one is left out (acked when returned, as RabbitMQ does).
+            if (seq > 0) refused.push({ seq, ok: m.mandatory })
+            continue
+          }
+        }
+      }
+      events.push(ev)
+      seqs.push(seq)
+    }
+    await this.#admit(exchange, events.length, bytes)
+    return { exchange, events, seqs, refused }
+  }
+
+  #publishRun(run: ContentCommand[], p: { exchange: string; events: PublishEvent[]; seqs: number[]; refused: Outcome[] }): Promise<{ ok: boolean; outcomes: Outcome[] }> {
+    let bytes = 0
+    for (const cmd of run) bytes += cmd.body.length
+    this.#host.publishing(bytes)
+    const settled = (ok: boolean): { ok: boolean; outcomes: Outcome[] } => {
+      this.#host.publishing(-bytes)
+      const outcomes: Outcome[] = [...p.refused]
+      for (const seq of p.seqs) if (seq > 0) outcomes.push({ seq, ok })
+      return { ok, outcomes: outcomes.sort((a, b) => a.seq - b.seq) }
+    }
+    if (p.events.length === 0) return Promise.resolve(settled(true))
+    return this.#host.vhost.deps.publisher.publish({ exchange: p.exchange, events: p.events, source: 'amqp' }).then(
+      () => settled(true),
+      (err: unknown) => {
+        if (!(err instanceof SluiceError) || err.status >= 500) this.#host.vhost.deps.logger.warn({ err, exchange: p.exchange, events: p.events.length }, 'AMQP publish failed')
+        return settled(false)
+      },
+    )
+  }
+
+  /** Confirms go out in publish order, whatever order the durability waits end in. */
+  #chainConfirms(done: Promise<{ ok: boolean; outcomes: Outcome[] }>): void {
+    this.#confirmTail = this.#confirmTail.then(async () => this.#emitConfirms((await done).outcomes))
+  }
+
+  /** Contiguous acks become one `multiple` ack; nacks go one by one. */
+  #emitConfirms(outcomes: Outcome[]): void {
+    if (!this.#confirm || this.#state !== 'open') return
+    let k = 0
+    while (k < outcomes.length) {
+      const o = outcomes[k]!
+      if (!o.ok) {
+        this.#send({ name: 'basic.nack', deliveryTag: o.seq, multiple: false, requeue: false })
+        this.#confirmedUpTo = Math.max(this.#confirmedUpTo, o.seq)
+        k++
+        continue
+      }
+      let last = k
+      while (last + 1 < outcomes.length && outcomes[last + 1]!.ok && outcomes[last + 1]!.seq === outcomes[last]!.seq + 1) last++
+      const first = outcomes[k]!.seq
+      const upTo = outcomes[last]!.seq
+      if (first === this.#confirmedUpTo + 1 && upTo > first) this.#send({ name: 'basic.ack', deliveryTag: upTo, multiple: true })
+      else for (let s = k; s <= last; s++) this.#send({ name: 'basic.ack', deliveryTag: outcomes[s]!.seq, multiple: false })
+      this.#confirmedUpTo = Math.max(this.#confirmedUpTo, upTo)
+      k = last + 1
+    }
+  }
+
+  /** Resolves once every publish taken in so far has its confirm out (or failed). */
+  drained(): Promise<void> {
+    return this.#confirmTail
+  }
+
+  // ---- transactions ------------------------------------------------------------------------------
+
+  async #commit(): Promise<void> {
+    if (!this.#tx) throw reply.precondition('channel is not transactional')
+    const publishes = this.#txPublishes
+    const settles = this.#txSettles
+    this.#txPublishes = []
+    this.#txSettles = []
+    let i = 0
+    while (i < publishes.length) {
+      const exchange = (publishes[i]!.method as MethodOf<'basic.publish'>).exchange
+      let j = i
+      while (j < publishes.length && (publishes[j]!.method as MethodOf<'basic.publish'>).exchange === exchange) j++
+      const run = publishes.slice(i, j)
+      i = j
+      const { ok, outcomes } = await this.#publishRun(run, await this.#prepared(run))
+      if (!ok || outcomes.some((o) => !o.ok)) {
+        throw reply.precondition(`tx.commit failed storing the publishes to exchange '${exchange}'; runs before it are stored, nothing after it is`)
+      }
+    }
+    for (const s of settles) await this.#settle(s)
+    this.#send({ name: 'tx.commit-ok' })
+  }
+
+  // ---- consuming ---------------------------------------------------------------------------------
+
+  #qos(m: MethodOf<'basic.qos'>): void {
+    this.#prefetch = m.prefetchCount
+    if (m.global) for (const c of this.#consumers.values()) c.group.setPrefetch(c.member, m.prefetchCount)
+    this.#send({ name: 'basic.qos-ok' })
+  }
+
+  async #consume(m: MethodOf<'basic.consume'>): Promise<void> {
+    const vhost = this.#host.vhost
+    const q = vhost.use(this.#queueName(m.queue), this.#host.id)
+    const tag = m.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : m.consumerTag
+    if (this.#consumers.has(tag)) throw reply.reuseConsumerTag(tag)
+    const ownGroup = q.kind === 'stream'
+    const group = q.kind === 'group' ? q.group : await vhost.streamConsumerGroup(q, tag, (m.arguments as FieldTable)['x-stream-offset'])
+    const member = `${this.#host.id}/${this.number}/${tag}`
+    const c: Consumer = {
+      tag,
+      queue: q,
+      group,
+      member,
+      noAck: m.noAck,
+      ownGroup,
+      cancelled: false,
+      connectionId: this.#host.id,
+      exclusive: m.exclusive,
+      cancelledByServer: () => this.#cancelledByServer(c),
+    }
+    try {
+      vhost.addConsumer(q.name, c)
+    } catch (err) {
+      if (ownGroup) await vhost.dropStreamConsumerGroup(group.name)
+      throw err
+    }
+    this.#consumers.set(tag, c)
+    this.#members.set(member, group)
+    // consume-ok goes before the first delivery.
+    if (!m.nowait) this.#send({ name: 'basic.consume-ok', consumerTag: tag })
+    group.subscribe(member, this.#prefetch, (ds) => this.#deliver(c, ds))
+  }
+
+  #cancel(tag: string): void {
+    const c = this.#consumers.get(tag)
+    if (c === undefined) return
+    this.#consumers.delete(tag)
+    c.cancelled = true
+    // What it holds stays its channel's to ack, as after a RabbitMQ basic.cancel.
+    c.group.unsubscribe(c.member, false)
+    this.#host.vhost.removeConsumer(c.queue.name, c)
+    if (c.ownGroup) {
+      this.#members.delete(c.member)
+      for (const [k, u] of this.#unacked) if (u.group === c.group) this.#unacked.delete(k)
+      void this.#host.vhost.dropStreamConsumerGroup(c.group.name)
+    }
+  }
+
+  #cancelledByServer(c: Consumer): void {
+    if (c.cancelled) return
+    c.cancelled = true
+    this.#consumers.delete(c.tag)
+    c.group.unsubscribe(c.member, true)
+    this.#members.delete(c.member)
+    for (const [k, u] of this.#unacked) if (u.group === c.group) this.#unacked.delete(k)
+    if (this.#host.capabilities.consumerCancelNotify) this.#send({ name: 'basic.cancel', consumerTag: c.tag, nowait: true })
+  }
+
+  #deliver(c: Consumer, ds: Delivery[]): void {
+    if (c.cancelled || this.#state !== 'open') {
+      // Dispatched while the consumer went away: straight back to the queue.
+      void c.group.nack(ds.map((d) => d.tag), { requeue: true, delayMs: 0 }).catch(() => undefined)
+      return
+    }
+    const host = this.#host
+    const autoAck: string[] = []
+    for (const d of ds) {
+      const r = d.record
+      const tag = ++this.#deliveryTag
+      if (c.noAck) autoAck.push(d.tag)
+      else this.#unacked.set(tag, { group: c.group, tag: d.tag })
+      host.write(encodeDeliver(this.number, c.tag, tag, d.redelivered, wireExchange(r.exchange), r.key, deliveryProperties(r, d.deliveryCount), r.body, host.frameMax))
+    }
+    if (autoAck.length === 0) return
+    // No-ack: settled on send. When the socket is backed up, the acks (and so the next deliveries) wait.
+    const ack = (): void => void c.group.ack(autoAck).catch(() => undefined)
+    if (host.writableNeedDrain) host.onDrain(ack)
+    else ack()
+  }
+
+  async #get(m: MethodOf<'basic.get'>): Promise<void> {
+    const q = this.#host.vhost.use(this.#queueName(m.queue), this.#host.id)
+    if (q.kind !== 'group') throw reply.precondition(`queue '${q.name}' in vhost '/' is a stream queue; basic.get is not supported on it, use basic.consume`)
+    const member = `${this.#host.id}/${this.number}/basic.get`
+    this.#members.set(member, q.group)
+    const [d] = await q.group.fetch(member, 1, 0)
+    if (this.#state !== 'open') return
+    if (d === undefined) {
+      this.#send({ name: 'basic.get-empty' })
+      return
+    }
+    const tag = ++this.#deliveryTag
+    if (!m.noAck) this.#unacked.set(tag, { group: q.group, tag: d.tag })
+    const r = d.record
+    const messageCount = Math.max(0, q.group.backlog - q.group.inFlightCount)
+    this.#host.write(
+      encodeContent(
+        this.number,
+        { name: 'basic.get-ok', deliveryTag: tag, redelivered: d.redelivered, exchange: wireExchange(r.exchange), routingKey: r.key, messageCount },
+        deliveryProperties(r, d.deliveryCount),
+        r.body,
+        this.#host.frameMax,
+      ),
+    )
+    if (m.noAck) await q.group.ack([d.tag])
+  }
+
+  #settleOrBuffer(s: TxSettle): void {
+    this.#take(s, false) // unknown tags fail now, not at commit
+    if (this.#tx) this.#txSettles.push(s)
+    else void this.#settle(s)
+  }
+
+  /** The deliveries an ack/nack names; `remove` takes them off the channel. Throws on an unknown tag. */
+  #take(s: TxSettle, remove: boolean): Unacked[] {
+    const out: Unacked[] = []
+    if (s.multiple) {
+      for (const [k, u] of this.#unacked) {
+        if (s.deliveryTag !== 0 && k > s.deliveryTag) break
+        out.push(u)
+        if (remove) this.#unacked.delete(k)
+      }
+      return out
+    }
+    const u = this.#unacked.get(s.deliveryTag)
+    if (u === undefined) throw reply.unknownDeliveryTag(s.deliveryTag)
+    if (remove) this.#unacked.delete(s.deliveryTag)
+    return [u]
+  }
+
+  #settle(s: TxSettle): Promise<void> {
+    let taken: Unacked[]
+    try {
+      taken = this.#take(s, true)
+    } catch (err) {
+      // In a transaction, a tag settled twice: RabbitMQ fails the commit the same way.
+      return Promise.reject(err)
+    }
+    const byGroup = new Map<ConsumerGroup, string[]>()
+    for (const u of taken) {
+      let tags = byGroup.get(u.group)
+      if (tags === undefined) byGroup.set(u.group, (tags = []))
+      tags.push(u.tag)
+    }
+    const work: Promise<unknown>[] = []
+    for (const [group, tags] of byGroup) {
+      // requeue: back at once, as RabbitMQ requeues; no requeue: dead-lettered, reason rejected.
+      work.push(s.kind === 'ack' ? group.ack(tags) : group.nack(tags, s.requeue ? { requeue: true, delayMs: 0 } : { requeue: false }))
+    }
+    return Promise.all(work).then(
+      () => undefined,
+      (err: unknown) => this.#host.vhost.deps.logger.warn({ err }, 'AMQP settle failed; the deliveries come back after the ack timeout'),
+    )
+  }
+}

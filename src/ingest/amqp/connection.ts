@@ -1,0 +1,445 @@
+import { readFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import type { AmqpListenerConfig, UserConfig } from '../../config/index.js'
+import { hitLimit } from '../../limits.js'
+import type { Logger } from '../../logger.js'
+import type { ListenerCounters } from '../tcp/server.js'
+import { AmqpChannel, type ChannelHost } from './channel.js'
+import { type Command, CommandAssembler } from './commands.js'
+import { FRAME_MIN_SIZE, PROTOCOL_HEADER, ReplyCode } from './constants.js'
+import { decodeFieldTable, type FieldTable, isFieldTable, fieldString } from './field-table.js'
+import { FrameParser, HEARTBEAT_FRAME, type Frame } from './frames.js'
+import { encodeMethodFrame, type MethodInit } from './methods.js'
+import { AmqpProtocolError } from './protocol-error.js'
+import { AmqpReplyError, reply } from './reply.js'
+import type { AmqpVhost } from './vhost.js'
+
+// One AMQP connection, after RabbitMQ's rabbit_reader:
+//
+//   client                         server
+//   "AMQP" 0 0 9 1          →
+//                           ←      connection.start (PLAIN, AMQPLAIN; server properties)
+//   connection.start-ok     →      (credentials checked)
+//                           ←      connection.tune (channel-max, frame-max, heartbeat)
+//   connection.tune-ok      →
+//   connection.open "/"     →
+//                           ←      connection.open-ok
+//   ... channels ...
+//   connection.close        →  ←   connection.close-ok
+//
+// A wrong protocol header is answered with ours, then the socket closes. Hard errors close the
+// connection with connection.close and the reply code; soft ones close one channel.
+// Heartbeats: sent when nothing else went out for an interval; the socket is closed when nothing
+// came in for two.
+
+/** Publish bytes read from one connection and not yet stored, before its socket is paused. */
+export const amqpPendingPublishBytesMax = 8 * 1024 * 1024
+/** How long a connection.close waits for close-ok before the socket is destroyed. */
+const closeOkWaitMs = 2000
+
+export const sluiceVersion: string = (() => {
+  for (const up of ['../../../package.json', '../../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'sluice' && typeof pkg.version === 'string') return pkg.version
+    } catch {
+      // try the next level: src/ and dist/src/ sit at different depths
+    }
+  }
+  return '0.0.0'
+})()
+
+export interface ConnectionDeps {
+  readonly id: string
+  readonly vhost: AmqpVhost
+  readonly config: AmqpListenerConfig
+  readonly users: readonly UserConfig[]
+  readonly bodySizeMax: number
+  readonly logger: Logger
+  readonly counters: ListenerCounters
+  /** Registers for alarm changes; returns the unregister function. */
+  readonly onAlarm: (fn: (blocked: boolean) => void) => () => void
+}
+
+type State = 'start' | 'secure' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed'
+
+const loopback = (addr: string | undefined): boolean => addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1' || (addr?.startsWith('127.') ?? false)
+
+export class AmqpConnection implements ChannelHost {
+  readonly id: string
+  readonly remote: string
+  readonly vhost: AmqpVhost
+  capabilities = { consumerCancelNotify: false, basicNack: false, connectionBlocked: false }
+  frameMax: number
+  readonly #socket: Socket
+  readonly #deps: ConnectionDeps
+  readonly #parser: FrameParser
+  readonly #assembler: CommandAssembler
+  readonly #channels = new Map<number, AmqpChannel>()
+  readonly #touched = new Set<AmqpChannel>()
+  #state: State = 'start'
+  #channelMax: number
+  #heartbeatMs = 0
+  #heartbeatTimer: NodeJS.Timeout | undefined
+  #lastRead = Date.now()
+  #lastWrite = Date.now()
+  #pendingPublishBytes = 0
+  #holds = 0
+  #paused = false
+  #blockedSent = false
+  #user = ''
+  readonly #offAlarm: () => void
+  #closed: Promise<void>
+  #resolveClosed!: () => void
+
+  constructor(socket: Socket, remote: string, deps: ConnectionDeps) {
+    this.id = deps.id
+    this.remote = socket.remoteAddress ?? remote
+    this.vhost = deps.vhost
+    this.#socket = socket
+    this.#deps = deps
+    this.frameMax = deps.config.frameMaxBytes
+    this.#channelMax = deps.config.channelMax
+    this.#closed = new Promise((r) => (this.#resolveClosed = r))
+    this.#parser = new FrameParser({
+      frameMax: Math.max(FRAME_MIN_SIZE, deps.config.frameMaxBytes),
+      onProtocolHeader: () => this.#sendStart(),
+      onFrame: (f) => this.#onFrame(f),
+    })
+    this.#assembler = new CommandAssembler({ bodySizeMax: deps.bodySizeMax })
+    this.#offAlarm = deps.onAlarm((blocked) => this.#alarm(blocked))
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    socket.once('close', () => this.#onSocketClose())
+  }
+
+  // ---- ChannelHost -------------------------------------------------------------------------------
+
+  write(buf: Buffer): void {
+    if (this.#socket.destroyed) return
+    this.#lastWrite = Date.now()
+    this.#socket.write(buf)
+  }
+
+  sendMethod(channel: number, method: MethodInit): void {
+    this.write(encodeMethodFrame(channel, method))
+  }
+
+  get writableNeedDrain(): boolean {
+    return this.#socket.writableNeedDrain
+  }
+
+  onDrain(fn: () => void): void {
+    this.#socket.once('drain', fn)
+  }
+
+  publishing(bytes: number): void {
+    this.#pendingPublishBytes += bytes
+    this.#flow()
+  }
+
+  hold(until: Promise<unknown>): void {
+    this.#holds++
+    this.#flow()
+    void until.finally(() => {
+      this.#holds--
+      this.#flow()
+    })
+  }
+
+  /** Reads the socket only while publishes in flight are under their bound and nothing holds it. */
+  #flow(): void {
+    const pause = this.#holds > 0 || this.#pendingPublishBytes >= amqpPendingPublishBytesMax
+    if (pause && !this.#paused) {
+      this.#paused = true
+      if (this.#pendingPublishBytes >= amqpPendingPublishBytesMax) hitLimit('amqp.pendingPublishBytes')
+      this.#socket.pause()
+    } else if (!pause && this.#paused) {
+      this.#paused = false
+      if (!this.#socket.destroyed) this.#socket.resume()
+    }
+  }
+
+  hardError(err: AmqpReplyError): void {
+    this.#close(err.replyCode, err.replyText, err.classId, err.methodId)
+  }
+
+  channelClosed(number: number): void {
+    this.#channels.delete(number)
+    this.#assembler.reset(number)
+  }
+
+  countMessage(bytes: number): void {
+    void bytes
+    this.#deps.counters.messages++
+  }
+
+  // ---- input -------------------------------------------------------------------------------------
+
+  #onData(chunk: Buffer): void {
+    this.#lastRead = Date.now()
+    this.#deps.counters.bytes += chunk.length
+    if (this.#state === 'closed') return
+    const err = this.#parser.feed(chunk)
+    for (const ch of this.#touched) ch.kick()
+    this.#touched.clear()
+    if (err !== undefined) this.#protocolError(err)
+  }
+
+  #protocolError(err: AmqpProtocolError): void {
+    this.#deps.counters.parseErrors++
+    if (err.kind === 'protocol-header') {
+      // Not AMQP 0-9-1: tell the client which protocol we speak, then hang up.
+      this.#socket.end(PROTOCOL_HEADER)
+      this.#state = 'closed'
+      return
+    }
+    this.#close(err.replyCode, `${replyName(err.replyCode)} - ${err.message}`, err.classId, err.methodId)
+  }
+
+  #onFrame(frame: Frame): void {
+    if (this.#state === 'closed') return
+    const out = this.#assembler.push(frame)
+    if (out === undefined) return
+    if (out instanceof AmqpProtocolError) {
+      this.#protocolError(out)
+      return
+    }
+    try {
+      if (out.channel === 0) this.#connectionMethod(out)
+      else this.#channelCommand(out)
+    } catch (err) {
+      if (err instanceof AmqpReplyError) this.#close(err.replyCode, err.replyText, err.classId || out.method.classId, err.methodId || out.method.methodId)
+      else throw err
+    }
+  }
+
+  #connectionMethod(cmd: Command): void {
+    const m = cmd.method
+    if (this.#state === 'closing') {
+      if (m.name === 'connection.close-ok' || m.name === 'connection.close') {
+        if (m.name === 'connection.close') this.sendMethod(0, { name: 'connection.close-ok' })
+        this.#socket.end()
+        this.#state = 'closed'
+      }
+      return
+    }
+    switch (m.name) {
+      case 'connection.start-ok':
+        if (this.#state !== 'start') throw reply.commandInvalid('connection.start-ok out of order')
+        return this.#startOk(m.clientProperties, m.mechanism, m.response)
+      case 'connection.secure-ok':
+        throw reply.commandInvalid('connection.secure-ok: no challenge was sent')
+      case 'connection.tune-ok':
+        if (this.#state !== 'tune') throw reply.commandInvalid('connection.tune-ok out of order')
+        return this.#tuneOk(m.channelMax, m.frameMax, m.heartbeat)
+      case 'connection.open':
+        if (this.#state !== 'open-wait') throw reply.commandInvalid('connection.open out of order')
+        if (m.virtualHost !== '/') {
+          this.#close(ReplyCode.NOT_ALLOWED, `NOT_ALLOWED - vhost ${m.virtualHost} not found`, m.classId, m.methodId)
+          return
+        }
+        this.#state = 'open'
+        this.sendMethod(0, { name: 'connection.open-ok', knownHosts: '' })
+        if (this.vhost.deps.blocked()) this.#alarm(true)
+        return
+      case 'connection.close':
+        this.sendMethod(0, { name: 'connection.close-ok' })
+        this.#teardown()
+        this.#state = 'closed'
+        this.#socket.end()
+        return
+      case 'connection.close-ok':
+        return
+      case 'connection.blocked':
+      case 'connection.unblocked':
+        return
+      case 'connection.update-secret':
+        this.sendMethod(0, { name: 'connection.update-secret-ok' })
+        return
+      default:
+        throw reply.commandInvalid(`unexpected method ${m.name} on channel 0`)
+    }
+  }
+
+  #channelCommand(cmd: Command): void {
+    if (this.#state !== 'open') {
+      if (this.#state === 'closing') return
+      throw reply.commandInvalid(`${cmd.method.name} before connection.open`)
+    }
+    const n = cmd.channel
+    const m = cmd.method
+    const ch = this.#channels.get(n)
+    if (m.name === 'channel.open') {
+      if (ch !== undefined) throw reply.channelError(`second 'channel.open' seen on channel ${n}`)
+      if (n > this.#channelMax) throw reply.notAllowed(`channel ${n} is over the negotiated channel-max ${this.#channelMax}`)
+      this.#channels.set(n, new AmqpChannel(n, this))
+      this.sendMethod(n, { name: 'channel.open-ok', channelId: Buffer.alloc(0) })
+      return
+    }
+    if (ch === undefined) throw reply.channelError(`expected 'channel.open' on channel ${n}`)
+    if (m.name === 'channel.close') {
+      ch.closeByClient()
+      this.channelClosed(n)
+      return
+    }
+    if (m.name === 'channel.close-ok') {
+      ch.closeOk()
+      this.channelClosed(n)
+      return
+    }
+    if (!ch.open) return // closing: everything but close and close-ok is dropped, as the spec says
+    ch.receive(cmd)
+    this.#touched.add(ch)
+  }
+
+  // ---- handshake ---------------------------------------------------------------------------------
+
+  #sendStart(): void {
+    const capabilities: FieldTable = {
+      publisher_confirms: true,
+      exchange_exchange_bindings: true,
+      'basic.nack': true,
+      consumer_cancel_notify: true,
+      'connection.blocked': true,
+      authentication_failure_close: true,
+      per_consumer_qos: true,
+    }
+    this.sendMethod(0, {
+      name: 'connection.start',
+      versionMajor: 0,
+      versionMinor: 9,
+      serverProperties: { product: 'Sluice', version: sluiceVersion, platform: `Node.js ${process.version}`, information: 'Durable log pipeline with AMQP 0-9-1 routing', capabilities },
+      mechanisms: Buffer.from('PLAIN AMQPLAIN'),
+      locales: Buffer.from('en_US'),
+    })
+  }
+
+  #startOk(clientProperties: FieldTable, mechanism: string, response: Buffer): void {
+    const caps = clientProperties.capabilities
+    if (isFieldTable(caps)) {
+      this.capabilities = { consumerCancelNotify: caps.consumer_cancel_notify === true, basicNack: caps['basic.nack'] === true, connectionBlocked: caps['connection.blocked'] === true }
+    }
+    let user: string | undefined
+    let pass: string | undefined
+    if (mechanism === 'PLAIN') {
+      // authzid \0 authcid \0 password
+      const parts = response.toString('utf8').split('\0')
+      if (parts.length === 3) [, user, pass] = parts
+    } else if (mechanism === 'AMQPLAIN') {
+      // A field table without its length prefix: LOGIN and PASSWORD.
+      try {
+        const len = Buffer.alloc(4)
+        len.writeUInt32BE(response.length)
+        const t = decodeFieldTable(Buffer.concat([len, response]))
+        user = fieldString(t.LOGIN)
+        pass = fieldString(t.PASSWORD)
+      } catch {
+        user = undefined
+      }
+    } else {
+      this.#close(ReplyCode.COMMAND_INVALID, `COMMAND_INVALID - unknown authentication mechanism '${mechanism}'`, 10, 11)
+      return
+    }
+    if (user === undefined || pass === undefined || !this.#authenticate(user, pass)) {
+      this.#deps.logger.info({ listener: 'amqp', remote: this.remote, user, mechanism }, 'AMQP login refused')
+      this.#close(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`, 10, 11)
+      return
+    }
+    this.#user = user
+    this.#state = 'tune'
+    this.sendMethod(0, { name: 'connection.tune', channelMax: this.#deps.config.channelMax, frameMax: this.#deps.config.frameMaxBytes, heartbeat: Math.round(this.#deps.config.heartbeatMs / 1000) })
+  }
+
+  /** auth.users when configured; otherwise guest/guest, from loopback only, as RabbitMQ does. */
+  #authenticate(user: string, pass: string): boolean {
+    const users = this.#deps.users
+    if (users.length > 0) return users.some((u) => u.username === user && u.password === pass)
+    return user === 'guest' && pass === 'guest' && loopback(this.#socket.remoteAddress)
+  }
+
+  #tuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
+    const ours = this.#deps.config.frameMaxBytes
+    if (frameMax !== 0 && frameMax < FRAME_MIN_SIZE) {
+      this.#close(ReplyCode.NOT_ALLOWED, `NOT_ALLOWED - frame_max=${frameMax} < ${FRAME_MIN_SIZE} min size`, 10, 31)
+      return
+    }
+    if (frameMax > ours) {
+      this.#close(ReplyCode.NOT_ALLOWED, `NOT_ALLOWED - frame_max=${frameMax} > ${ours} max size`, 10, 31)
+      return
+    }
+    this.frameMax = frameMax === 0 ? ours : frameMax
+    this.#parser.frameMax = Math.max(FRAME_MIN_SIZE, this.frameMax)
+    this.#channelMax = channelMax === 0 ? this.#deps.config.channelMax : Math.min(channelMax, this.#deps.config.channelMax)
+    this.#heartbeatMs = heartbeat * 1000
+    this.#state = 'open-wait'
+    if (this.#heartbeatMs > 0) {
+      this.#lastRead = Date.now()
+      this.#heartbeatTimer = setInterval(() => this.#beat(), Math.max(250, this.#heartbeatMs / 2))
+      this.#heartbeatTimer.unref()
+    }
+  }
+
+  #beat(): void {
+    const now = Date.now()
+    if (now - this.#lastRead > 2 * this.#heartbeatMs) {
+      // Two intervals without a byte: the peer or the path is gone.
+      this.#deps.counters.idleClosed++
+      this.#deps.logger.info({ listener: 'amqp', remote: this.remote, user: this.#user }, 'AMQP heartbeat missed; closing the connection')
+      this.#socket.destroy()
+      return
+    }
+    if (now - this.#lastWrite >= this.#heartbeatMs / 2) this.write(HEARTBEAT_FRAME)
+  }
+
+  #alarm(blocked: boolean): void {
+    if (this.#state !== 'open' || !this.capabilities.connectionBlocked) return
+    if (blocked && !this.#blockedSent) {
+      this.#blockedSent = true
+      this.sendMethod(0, { name: 'connection.blocked', reason: 'low on resources' })
+    } else if (!blocked && this.#blockedSent) {
+      this.#blockedSent = false
+      this.sendMethod(0, { name: 'connection.unblocked' })
+    }
+  }
+
+  // ---- closing -----------------------------------------------------------------------------------
+
+  /** Server-initiated connection.close: channels are released now, the socket after close-ok. */
+  #close(code: number, text: string, classId = 0, methodId = 0): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return
+    this.sendMethod(0, { name: 'connection.close', replyCode: code, replyText: text.length > 255 ? text.slice(0, 255) : text, failingClassId: classId, failingMethodId: methodId })
+    this.#state = 'closing'
+    this.#teardown()
+    setTimeout(() => this.#socket.destroy(), closeOkWaitMs).unref()
+  }
+
+  #teardown(): void {
+    for (const ch of this.#channels.values()) ch.teardown()
+    this.#channels.clear()
+  }
+
+  #onSocketClose(): void {
+    this.#state = 'closed'
+    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer)
+    this.#offAlarm()
+    this.#teardown()
+    void this.vhost.connectionClosed(this.id).finally(() => this.#resolveClosed())
+  }
+
+  /** The server is stopping: confirms of what was read go out, then connection.close 320. */
+  async end(): Promise<void> {
+    await Promise.all([...this.#channels.values()].map((ch) => ch.drained()))
+    if (this.#state === 'open' || this.#state === 'open-wait' || this.#state === 'tune' || this.#state === 'start') {
+      this.#close(ReplyCode.CONNECTION_FORCED, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+    }
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed
+  }
+}
+
+function replyName(code: number): string {
+  for (const [k, v] of Object.entries(ReplyCode)) if (v === code) return k
+  return 'ERROR'
+}

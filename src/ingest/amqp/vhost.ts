@@ -1,0 +1,384 @@
+import { randomBytes } from 'node:crypto'
+import { isValidName } from '../../config/index.js'
+import type { ConsumerGroup, GroupRegistry } from '../../consumers/index.js'
+import type { RateLimiter } from '../../flow/rate-limiter.js'
+import type { Logger } from '../../logger.js'
+import type { JsonValue } from '../../meta/index.js'
+import type { ExchangeType, Router } from '../../router/index.js'
+import type { Catalog } from '../../streams/catalog.js'
+import type { BrokerPublisher } from '../../streams/publisher.js'
+import type { StreamRegistry } from '../../streams/registry.js'
+import { type FieldTable, type FieldValue, fieldNumber, fieldString } from './field-table.js'
+import { defaultExchangeName, toJson } from './message.js'
+import { reply, replyFor } from './reply.js'
+
+// The one virtual host, "/": AMQP's queues and exchanges mapped onto Sluice's catalog.
+//
+//   AMQP                          Sluice
+//   exchange X                    exchange X (the catalog's, or the YAML's)
+//   default exchange ""           amq.default, a direct exchange bound to every stream by name
+//   queue Q (classic, quorum)     stream Q + consumer group Q on it (x-arguments → group settings)
+//   queue Q (x-queue-type stream) stream Q alone; each consumer gets its own group Q.<tag>
+//   a YAML group G                queue G: consumable, bindable (to G's stream), not deletable
+//
+// Queue state that has no place in the core (exclusive owner, consumers, auto-delete) lives here,
+// in memory: it belongs to live connections, which a restart ends anyway.
+
+export const builtinExchanges: ReadonlyArray<{ name: string; type: ExchangeType }> = [
+  { name: 'amq.direct', type: 'direct' },
+  { name: 'amq.fanout', type: 'fanout' },
+  { name: 'amq.topic', type: 'topic' },
+  { name: 'amq.headers', type: 'headers' },
+  { name: 'amq.match', type: 'headers' },
+]
+export { defaultExchangeName }
+
+/** In flight per consumer when the client sets no prefetch (AMQP's "unlimited"). */
+export const queuePrefetchDefault = 1000
+/** RabbitMQ's consumer timeout: an unacked delivery goes back after this long. */
+const queueAckTimeout = '30m'
+
+export interface QueueAttributes {
+  readonly amqp: 'queue'
+  readonly type: 'classic' | 'stream'
+  readonly durable: boolean
+  readonly exclusive: boolean
+  readonly autoDelete: boolean
+  readonly arguments: Record<string, JsonValue>
+}
+
+export interface ExchangeAttributes {
+  readonly amqp: 'exchange'
+  readonly durable: boolean
+  readonly autoDelete: boolean
+  readonly internal: boolean
+}
+
+/** A queue as a client sees it. */
+export type Queue =
+  | { readonly kind: 'group'; readonly name: string; readonly group: ConsumerGroup; readonly stream: string; readonly attributes: QueueAttributes | undefined }
+  | { readonly kind: 'stream'; readonly name: string; readonly stream: string; readonly attributes: QueueAttributes }
+
+/** What the vhost needs of a consumer to tell it its queue went away. */
+export interface ConsumerHandle {
+  readonly connectionId: string
+  readonly exclusive: boolean
+  /** The queue was deleted: send basic.cancel when the client understands it, forget the consumer. */
+  cancelledByServer(): void
+}
+
+export interface VhostDeps {
+  readonly catalog: Catalog
+  readonly groups: GroupRegistry
+  readonly publisher: BrokerPublisher
+  readonly router: Router
+  readonly streams: StreamRegistry
+  readonly limiter: RateLimiter
+  readonly logger: Logger
+  /** True while a resource alarm blocks publishers. */
+  readonly blocked: () => boolean
+}
+
+// Arguments a redeclare must repeat, as RabbitMQ checks them.
+const queueArgs = ['x-message-ttl', 'x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-max-length', 'x-max-length-bytes', 'x-overflow', 'x-delivery-limit', 'x-queue-type', 'x-max-age']
+
+export class AmqpVhost {
+  readonly deps: VhostDeps
+  readonly #consumers = new Map<string, Set<ConsumerHandle>>()
+  readonly #owners = new Map<string, string>()
+  readonly #ownedBy = new Map<string, Set<string>>()
+  #lock: Promise<unknown> = Promise.resolve()
+
+  constructor(deps: VhostDeps) {
+    this.deps = deps
+  }
+
+  /** Exclusive queues left by connections of an earlier run go now, as their owners did. */
+  async start(): Promise<void> {
+    for (const s of this.deps.streams.all()) {
+      const attrs = this.#queueAttributes(s.name)
+      if (attrs?.exclusive === true) await this.#delete(s.name).catch((err: unknown) => this.deps.logger.warn({ queue: s.name, err }, 'could not delete an exclusive queue of an earlier run'))
+    }
+  }
+
+  /** Serialises definition changes, so two declares of one name cannot interleave. */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn)
+    this.#lock = run.catch(() => undefined)
+    return run
+  }
+
+  #queueAttributes(stream: string): QueueAttributes | undefined {
+    const a = this.deps.catalog.stream(stream)?.attributes
+    return typeof a === 'object' && a !== null && !Array.isArray(a) && (a as Record<string, unknown>).amqp === 'queue' ? (a as unknown as QueueAttributes) : undefined
+  }
+
+  queue(name: string): Queue | undefined {
+    const group = this.deps.groups.get(name)
+    if (group !== undefined) return { kind: 'group', name, group, stream: group.stream, attributes: this.#queueAttributes(group.stream === name ? name : '') }
+    const attrs = this.#queueAttributes(name)
+    if (attrs?.type === 'stream') return { kind: 'stream', name, stream: name, attributes: attrs }
+    return undefined
+  }
+
+  /** The queue, or 404; 405 when another connection holds it exclusively. */
+  use(name: string, connectionId: string): Queue {
+    const q = this.queue(name)
+    if (q === undefined) throw reply.noQueue(name)
+    const owner = this.#owners.get(name)
+    if (owner !== undefined && owner !== connectionId) throw reply.locked(name)
+    return q
+  }
+
+  counts(q: Queue): { messageCount: number; consumerCount: number } {
+    const consumerCount = this.#consumers.get(q.name)?.size ?? 0
+    if (q.kind === 'group') return { messageCount: Math.max(0, q.group.backlog - q.group.inFlightCount), consumerCount }
+    const log = this.deps.streams.get(q.stream)?.log
+    return { messageCount: log === undefined ? 0 : log.endOffset - log.startOffset, consumerCount }
+  }
+
+  // ---- queues ------------------------------------------------------------------------------------
+
+  declareQueue(
+    connectionId: string,
+    m: { queue: string; passive: boolean; durable: boolean; exclusive: boolean; autoDelete: boolean; arguments: FieldTable },
+  ): Promise<{ queue: string; messageCount: number; consumerCount: number }> {
+    return this.serial(async () => {
+      const name = m.queue === '' ? `amq.gen-${randomBytes(16).toString('base64url')}` : m.queue
+      const existing = this.queue(name)
+      if (m.passive) {
+        const q = this.use(name, connectionId)
+        return { queue: name, ...this.counts(q) }
+      }
+      if (existing !== undefined) {
+        const q = this.use(name, connectionId)
+        if (q.attributes !== undefined) checkQueueEquivalent(name, q.attributes, m)
+        return { queue: name, ...this.counts(q) }
+      }
+      if (m.queue.startsWith('amq.')) throw reply.reservedName('queue', name)
+      if (!isValidName(name)) throw reply.precondition(`queue name '${name}' is not valid in Sluice: letters, digits, '.', '_' and '-', at most 200 characters`)
+      if (this.deps.streams.get(name) !== undefined) throw reply.precondition(`a stream named '${name}' exists without a consumer group of that name; Sluice cannot make it a queue`)
+      const spec = queueSpec(name, m.arguments)
+      const attributes: QueueAttributes = { amqp: 'queue', type: spec.type, durable: m.durable, exclusive: m.exclusive, autoDelete: m.autoDelete, arguments: spec.args }
+      if (spec.deadLetterExchange !== undefined && this.deps.catalog.exchange(spec.deadLetterExchange) === undefined) throw reply.noExchange(spec.deadLetterExchange)
+      try {
+        await this.deps.catalog.declareStream({ name, attributes: attributes as unknown as JsonValue, retention: spec.retention })
+        if (spec.group !== undefined) {
+          try {
+            await this.deps.groups.declare(name, spec.group)
+          } catch (err) {
+            await this.deps.catalog.deleteStream(name)
+            throw err
+          }
+        }
+      } catch (err) {
+        throw replyFor(err, { queue: name })
+      }
+      if (m.exclusive) this.#own(name, connectionId)
+      const q = this.queue(name)!
+      return { queue: name, ...this.counts(q) }
+    })
+  }
+
+  #own(queue: string, connectionId: string): void {
+    this.#owners.set(queue, connectionId)
+    let set = this.#ownedBy.get(connectionId)
+    if (set === undefined) this.#ownedBy.set(connectionId, (set = new Set()))
+    set.add(queue)
+  }
+
+  deleteQueue(connectionId: string, name: string, opts: { ifUnused: boolean; ifEmpty: boolean }): Promise<number> {
+    return this.serial(async () => {
+      const q = this.queue(name)
+      if (q === undefined) return 0 // RabbitMQ answers delete-ok for a queue that is not there
+      this.use(name, connectionId)
+      if (q.attributes === undefined || q.stream !== name) throw reply.protectedDefinition('queue', name)
+      const { messageCount, consumerCount } = this.counts(q)
+      if (opts.ifUnused && consumerCount > 0) throw reply.inUse('queue', name)
+      if (opts.ifEmpty && messageCount > 0) throw reply.notEmpty(name)
+      await this.#delete(name)
+      return messageCount
+    })
+  }
+
+  async #delete(name: string): Promise<void> {
+    const consumers = this.#consumers.get(name)
+    this.#consumers.delete(name)
+    for (const c of consumers ?? []) c.cancelledByServer()
+    const owner = this.#owners.get(name)
+    if (owner !== undefined) {
+      this.#owners.delete(name)
+      this.#ownedBy.get(owner)?.delete(name)
+    }
+    // A stream queue's per-consumer groups go with it.
+    for (const g of this.deps.groups.all()) if (g.stream === name) await this.deps.groups.delete(g.name)
+    await this.deps.catalog.deleteStream(name)
+  }
+
+  purge(connectionId: string, name: string): Promise<number> {
+    const q = this.use(name, connectionId)
+    if (q.kind !== 'group') throw reply.precondition(`queue '${name}' in vhost '/' is a stream queue; purge is not supported on it`)
+    return q.group.purge()
+  }
+
+  // ---- consumers ---------------------------------------------------------------------------------
+
+  addConsumer(queue: string, c: ConsumerHandle): void {
+    const set = this.#consumers.get(queue)
+    if (c.exclusive && set !== undefined && set.size > 0) throw reply.exclusiveUse(queue)
+    if (set !== undefined) for (const other of set) if (other.exclusive) throw reply.exclusiveUse(queue)
+    if (set === undefined) this.#consumers.set(queue, new Set([c]))
+    else set.add(c)
+  }
+
+  /** The consumer is gone (cancel, channel or connection closed); an auto-delete queue goes with its last. */
+  removeConsumer(queue: string, c: ConsumerHandle): void {
+    const set = this.#consumers.get(queue)
+    if (set === undefined || !set.delete(c)) return
+    if (set.size > 0) return
+    this.#consumers.delete(queue)
+    const attrs = this.#queueAttributes(queue)
+    if (attrs?.autoDelete === true) {
+      void this.serial(async () => {
+        if ((this.#consumers.get(queue)?.size ?? 0) > 0 || this.queue(queue) === undefined) return
+        await this.#delete(queue)
+      }).catch((err: unknown) => this.deps.logger.warn({ queue, err }, 'could not delete an auto-delete queue'))
+    }
+  }
+
+  /** A connection closed: its exclusive queues go. */
+  async connectionClosed(connectionId: string): Promise<void> {
+    const owned = this.#ownedBy.get(connectionId)
+    this.#ownedBy.delete(connectionId)
+    for (const q of owned ?? []) {
+      await this.serial(async () => {
+        if (this.#owners.get(q) === connectionId) await this.#delete(q)
+      }).catch((err: unknown) => this.deps.logger.warn({ queue: q, err }, 'could not delete an exclusive queue'))
+    }
+  }
+
+  /** A per-consumer group on a stream queue, reading from `x-stream-offset`. */
+  async streamConsumerGroup(q: Queue, tag: string, offset: FieldValue | undefined): Promise<ConsumerGroup> {
+    const name = `${q.name}.${tag}`
+    if (!isValidName(name)) throw reply.precondition(`consumer tag '${tag}' cannot name a Sluice group on stream queue '${q.name}'`)
+    const def = { stream: q.stream, prefetch: queuePrefetchDefault, ackTimeout: queueAckTimeout, maxDeliveries: 0, sessionTimeout: '1h', start: streamStart(q, offset, this.deps.streams) }
+    try {
+      const existing = this.deps.groups.get(name)
+      if (existing !== undefined) await this.deps.groups.delete(name)
+      return (await this.deps.groups.declare(name, def)).group
+    } catch (err) {
+      throw replyFor(err, { queue: q.name })
+    }
+  }
+
+  async dropStreamConsumerGroup(name: string): Promise<void> {
+    await this.deps.groups.delete(name).catch((err: unknown) => this.deps.logger.warn({ group: name, err }, 'could not delete a stream consumer group'))
+  }
+}
+
+function streamStart(q: Queue, offset: FieldValue | undefined, streams: StreamRegistry): string | number {
+  if (offset === undefined) return 'latest'
+  const s = fieldString(offset)
+  if (s === 'first') return 'earliest'
+  if (s === 'next') return 'latest'
+  if (s === 'last') {
+    const log = streams.get(q.stream)?.log
+    return log === undefined ? 'latest' : Math.max(log.startOffset, log.endOffset - 1)
+  }
+  if (s !== undefined) {
+    const t = Date.parse(s)
+    if (!Number.isNaN(t)) return new Date(t).toISOString()
+    throw reply.precondition(`invalid x-stream-offset '${s}': first, last, next, an offset or a timestamp`)
+  }
+  if (offset !== null && typeof offset === 'object' && 'type' in offset && offset.type === 'T') return new Date(Number(offset.value) * 1000).toISOString()
+  const n = fieldNumber(offset)
+  if (n === undefined || !Number.isInteger(n) || n < 0) throw reply.precondition('invalid x-stream-offset: first, last, next, an offset or a timestamp')
+  return n
+}
+
+interface QueueSpec {
+  readonly type: 'classic' | 'stream'
+  readonly args: Record<string, JsonValue>
+  readonly group: Record<string, unknown> | undefined
+  readonly retention: { maxAgeMs?: number | null; maxBytes?: number | null; policy?: 'limits' | 'interest' } | undefined
+  readonly deadLetterExchange: string | undefined
+}
+
+/** queue.declare arguments → the group definition (YAML shape) and stream settings. */
+function queueSpec(name: string, a: FieldTable): QueueSpec {
+  const args: Record<string, JsonValue> = {}
+  for (const k of queueArgs) if (a[k] !== undefined) args[k] = toJson(a[k]) as JsonValue
+  const num = (k: string, min: number): number | undefined => {
+    const v = a[k]
+    if (v === undefined) return undefined
+    const n = fieldNumber(v)
+    if (n === undefined || !Number.isInteger(n)) throw reply.invalidArg(k, 'queue', name, `expected an integer, got ${JSON.stringify(toJson(v))}`)
+    if (n < min) throw reply.invalidArg(k, 'queue', name, `must be at least ${min}, got ${n}`)
+    return n
+  }
+  const str = (k: string): string | undefined => {
+    const v = a[k]
+    if (v === undefined) return undefined
+    const s = fieldString(v)
+    if (s === undefined) throw reply.invalidArg(k, 'queue', name, 'expected a string')
+    return s
+  }
+  const qt = str('x-queue-type') ?? 'classic'
+  if (qt !== 'classic' && qt !== 'quorum' && qt !== 'stream') throw reply.invalidArg('x-queue-type', 'queue', name, `unknown queue type '${qt}'; classic, quorum or stream`)
+  if (qt === 'stream') {
+    const maxBytes = num('x-max-length-bytes', 1024)
+    const maxAge = str('x-max-age')
+    return {
+      type: 'stream',
+      args,
+      group: undefined,
+      retention: { maxBytes: maxBytes ?? null, maxAgeMs: maxAge === undefined ? null : parseMaxAge(name, maxAge), policy: 'limits' },
+      deadLetterExchange: undefined,
+    }
+  }
+  if (a['x-max-length-bytes'] !== undefined) throw reply.unsupportedArg('x-max-length-bytes', 'queue', name, 'groups bound their backlog in events (x-max-length), not bytes')
+  const group: Record<string, unknown> = { stream: name, prefetch: queuePrefetchDefault, ackTimeout: queueAckTimeout, maxDeliveries: 0, sessionTimeout: '1h' }
+  const ttl = num('x-message-ttl', 0)
+  if (ttl !== undefined) group.messageTtl = `${Math.max(1, ttl)}ms`
+  const maxLength = num('x-max-length', 1)
+  if (maxLength !== undefined) group.maxBacklog = maxLength
+  const overflow = str('x-overflow')
+  if (overflow !== undefined) {
+    if (overflow === 'drop-head') group.overflow = 'dead-letter'
+    else if (overflow === 'reject-publish' || overflow === 'reject-publish-dlx') group.overflow = 'reject-publish'
+    else throw reply.invalidArg('x-overflow', 'queue', name, `unknown overflow '${overflow}'; drop-head, reject-publish or reject-publish-dlx`)
+  }
+  const limit = num('x-delivery-limit', 0)
+  // RabbitMQ counts failed attempts after the first delivery; a group counts deliveries.
+  if (limit !== undefined) group.maxDeliveries = limit + 1
+  const dlx = str('x-dead-letter-exchange')
+  const dlk = str('x-dead-letter-routing-key')
+  let deadLetterExchange: string | undefined
+  if (dlx !== undefined) {
+    deadLetterExchange = dlx === '' ? defaultExchangeName : dlx
+    group.deadLetter = { exchange: deadLetterExchange, ...(dlk !== undefined ? { routingKey: dlk } : {}) }
+  }
+  return { type: 'classic', args, group, retention: undefined, deadLetterExchange }
+}
+
+function parseMaxAge(name: string, s: string): number {
+  const m = /^(\d+)(Y|M|D|h|m|s)$/.exec(s)
+  if (m === null) throw reply.invalidArg('x-max-age', 'queue', name, `expected a number and a unit (Y, M, D, h, m, s), got '${s}'`)
+  const unit = { Y: 365 * 86400, M: 30 * 86400, D: 86400, h: 3600, m: 60, s: 1 }[m[2] as 'Y' | 'M' | 'D' | 'h' | 'm' | 's']
+  return Number(m[1]) * unit * 1000
+}
+
+const show = (v: JsonValue | undefined): string => (v === undefined ? 'none' : `'${typeof v === 'string' ? v : JSON.stringify(v)}'`)
+
+function checkQueueEquivalent(name: string, cur: QueueAttributes, m: { durable: boolean; exclusive: boolean; autoDelete: boolean; arguments: FieldTable }): void {
+  if (cur.durable !== m.durable) throw reply.inequivalent('durable', 'queue', name, `'${m.durable}'`, `'${cur.durable}'`)
+  if (cur.exclusive !== m.exclusive) throw reply.locked(name)
+  if (cur.autoDelete !== m.autoDelete) throw reply.inequivalent('auto_delete', 'queue', name, `'${m.autoDelete}'`, `'${cur.autoDelete}'`)
+  for (const k of queueArgs) {
+    const got = m.arguments[k] === undefined ? undefined : (toJson(m.arguments[k]) as JsonValue)
+    const had = cur.arguments[k]
+    // Declaring a classic queue with x-queue-type: classic again is the same queue.
+    if (k === 'x-queue-type' && (got ?? 'classic') === (had ?? 'classic')) continue
+    if (JSON.stringify(got) !== JSON.stringify(had)) throw reply.inequivalent(k, 'queue', name, show(got), show(had))
+  }
+}

@@ -1,0 +1,328 @@
+import type { Config, DurabilityConfig, ExchangeConfig, RetentionConfig, StreamConfig } from '../config/index.js'
+import { isValidName } from '../config/index.js'
+import { errors } from '../errors.js'
+import type { LogLogger, LogObserver } from '../log/index.js'
+import type { JsonValue, MetaStore } from '../meta/index.js'
+import type { BindingDef, ExchangeType, Router } from '../router/index.js'
+import type { BrokerPublisher } from './publisher.js'
+import type { StreamRegistry } from './registry.js'
+
+// Run-time definitions: exchanges, streams and bindings declared after start (AMQP
+// exchange.declare, queue.declare, queue.bind), next to those of the configuration file.
+//
+//   meta.definitions key     value
+//   ['exchange', name]       {type, alternate, attributes}
+//   ['stream', name]         {retention, segmentBytes, attributes}
+//   ['binding', id]          the binding (BindingDef); id is its identity as JSON
+//
+// A declaration is written (synced) before it is applied, and restored at start before groups
+// open, so a group on a run-time stream, or dead-lettering to a run-time exchange, finds it.
+// `attributes` is opaque here: the door that declared it keeps what it needs to compare a
+// redeclaration (AMQP's durable, auto-delete, arguments).
+//
+// Definitions from the configuration file, and the built-in exchanges the server asks for, are
+// visible like the others but protected: redeclaring one with other settings fails with
+// SLUICE_ERR_ROUTER_EXCHANGE_CONFLICT, deleting one (or unbinding a YAML binding) with
+// SLUICE_ERR_DEFINITION_PROTECTED.
+
+export interface CatalogExchange {
+  readonly config: ExchangeConfig
+  readonly attributes: JsonValue | undefined
+  /** Declared in the YAML or built in: cannot be deleted at run time. */
+  readonly protected: boolean
+}
+
+export interface CatalogStream {
+  readonly config: StreamConfig
+  readonly attributes: JsonValue | undefined
+  readonly protected: boolean
+}
+
+export interface ExchangeDeclaration {
+  readonly name: string
+  readonly type: ExchangeType
+  readonly alternate?: string | null | undefined
+  readonly attributes?: JsonValue | undefined
+}
+
+export interface StreamDeclaration {
+  readonly name: string
+  readonly retention?: Partial<RetentionConfig> | undefined
+  readonly segmentBytes?: number | undefined
+  readonly attributes?: JsonValue | undefined
+}
+
+export interface CatalogOptions {
+  readonly config: Config
+  readonly router: Router
+  readonly publisher: BrokerPublisher
+  readonly streams: StreamRegistry
+  readonly meta: MetaStore
+  readonly logger?: LogLogger | undefined
+  readonly observer?: ((stream: string) => LogObserver) | undefined
+  /** Exchanges that always exist (AMQP's amq.*), created at start when absent; protected. */
+  readonly builtins?: ReadonlyArray<{ readonly name: string; readonly type: ExchangeType }> | undefined
+  /**
+   * A direct exchange bound to every stream with the stream's name as key (AMQP's default
+   * exchange). Its bindings are implied, never stored: each stream gets one when it opens.
+   */
+  readonly defaultExchange?: string | undefined
+}
+
+interface StoredExchange {
+  type: ExchangeType
+  alternate: string | null
+  attributes?: JsonValue
+}
+
+interface StoredStream {
+  retention: RetentionConfig
+  segmentBytes: number
+  attributes?: JsonValue
+}
+
+/** Run-time exchanges keep event ids for dedup (AMQP message-id) as long as the YAML default. */
+const runtimeDedupWindowMs = 2 * 60 * 1000
+const runtimeSegmentBytes = 16 * 1024 * 1024
+const runtimeSegmentAgeMs = 24 * 3600 * 1000
+
+/** A binding's identity: source, destination, key and header arguments, as AMQP identifies one. */
+export function bindingId(def: Readonly<BindingDef>): string {
+  const headers = def.headers === undefined ? null : Object.entries(def.headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return JSON.stringify([def.exchange, def.stream ?? null, def.toExchange ?? null, def.key ?? '', def.match ?? null, headers])
+}
+
+export class Catalog {
+  readonly #opts: CatalogOptions
+  readonly #exchanges = new Map<string, CatalogExchange>()
+  readonly #streamAttributes = new Map<string, JsonValue | undefined>()
+  readonly #configBindings = new Set<string>()
+  readonly #durability: DurabilityConfig
+
+  private constructor(opts: CatalogOptions) {
+    this.#opts = opts
+    this.#durability = opts.config.server.durability
+  }
+
+  /** Restores the run-time definitions of the data dir and creates the built-in exchanges. */
+  static async open(opts: CatalogOptions): Promise<Catalog> {
+    const c = new Catalog(opts)
+    await c.#restore()
+    return c
+  }
+
+  async #restore(): Promise<void> {
+    const { config, router, publisher, meta, logger } = this.#opts
+    for (const ex of Object.values(config.exchanges)) this.#exchanges.set(ex.name, { config: ex, attributes: undefined, protected: true })
+    for (const b of router.bindings()) this.#configBindings.add(bindingId(b))
+    const builtins = [...(this.#opts.builtins ?? [])]
+    if (this.#opts.defaultExchange !== undefined) builtins.push({ name: this.#opts.defaultExchange, type: 'direct' })
+    for (const b of builtins) {
+      if (this.#exchanges.has(b.name)) continue
+      const cfg = runtimeExchange(b.name, b.type, null)
+      router.addExchange({ name: b.name, type: b.type })
+      publisher.addExchange(cfg)
+      this.#exchanges.set(b.name, { config: cfg, attributes: undefined, protected: true })
+    }
+
+    for await (const { key, value } of meta.definitions.iterate({ prefix: ['stream'] })) {
+      const name = key[1]
+      if (config.streams[name] !== undefined) continue // the YAML wins over an older run-time declaration
+      const v = value as unknown as StoredStream
+      try {
+        await this.#openStream(this.#streamConfig(name, v.retention, v.segmentBytes), v.attributes)
+      } catch (err) {
+        logger?.warn({ stream: name, err }, 'run-time stream could not be opened; skipped')
+      }
+    }
+    const stored: Array<[string, StoredExchange]> = []
+    for await (const { key, value } of meta.definitions.iterate({ prefix: ['exchange'] })) {
+      if (this.#exchanges.has(key[1])) continue
+      stored.push([key[1], value as unknown as StoredExchange])
+    }
+    // All exchanges first, so an alternate or exchange-to-exchange binding declared earlier than
+    // its target still resolves.
+    for (const [name, v] of stored) this.#applyExchange(name, v)
+    for (const s of this.#opts.streams.all()) this.#bindDefault(s.name)
+    for await (const { key, value } of meta.definitions.iterate({ prefix: ['binding'] })) {
+      const def = value as unknown as BindingDef
+      try {
+        if (def.stream !== undefined && this.#opts.streams.get(def.stream) === undefined) throw errors.unknownStream(def.stream)
+        router.bind(def)
+      } catch (err) {
+        logger?.warn({ binding: key[1], err }, 'run-time binding no longer valid; skipped')
+      }
+    }
+  }
+
+  #applyExchange(name: string, v: StoredExchange): CatalogExchange {
+    const cfg = runtimeExchange(name, v.type, v.alternate)
+    this.#opts.router.addExchange({ name, type: v.type, ...(v.alternate !== null ? { alternate: v.alternate } : {}) })
+    this.#opts.publisher.addExchange(cfg)
+    const entry: CatalogExchange = { config: cfg, attributes: v.attributes, protected: false }
+    this.#exchanges.set(name, entry)
+    return entry
+  }
+
+  #streamConfig(name: string, retention: Partial<RetentionConfig> | undefined, segmentBytes: number | undefined): StreamConfig {
+    return {
+      name,
+      // A queue keeps what nobody consumed: no age or size limit unless asked for.
+      retention: { maxAgeMs: retention?.maxAgeMs ?? null, maxBytes: retention?.maxBytes ?? null, policy: retention?.policy ?? 'interest' },
+      segmentBytes: segmentBytes ?? runtimeSegmentBytes,
+      segmentAgeMs: runtimeSegmentAgeMs,
+      fsync: this.#durability.fsync,
+    }
+  }
+
+  async #openStream(config: StreamConfig, attributes: JsonValue | undefined): Promise<void> {
+    await this.#opts.streams.add(config, this.#durability, this.#opts.logger, this.#opts.observer)
+    this.#streamAttributes.set(config.name, attributes)
+  }
+
+  #bindDefault(stream: string): void {
+    const ex = this.#opts.defaultExchange
+    if (ex !== undefined) this.#opts.router.bind({ exchange: ex, stream, key: stream })
+  }
+
+  // ---- exchanges ---------------------------------------------------------------------------------
+
+  exchange(name: string): CatalogExchange | undefined {
+    return this.#exchanges.get(name)
+  }
+
+  exchanges(): CatalogExchange[] {
+    return [...this.#exchanges.values()]
+  }
+
+  /** Returns true when created, false when the same exchange exists; throws on a conflict. */
+  async declareExchange(d: ExchangeDeclaration): Promise<boolean> {
+    if (!isValidName(d.name)) throw errors.routerBadExchange(d.name, 'not a valid name: letters, digits, ".", "_" and "-", at most 200')
+    const alternate = d.alternate ?? null
+    const existing = this.#exchanges.get(d.name)
+    if (existing !== undefined) {
+      if (existing.config.type !== d.type) throw errors.routerExchangeConflict(d.name, `as ${existing.config.type}, not ${d.type}`)
+      if (existing.config.alternate !== alternate) throw errors.routerExchangeConflict(d.name, `with alternate ${existing.config.alternate ?? 'none'}, not ${alternate ?? 'none'}`)
+      return false
+    }
+    const stored: StoredExchange = { type: d.type, alternate, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
+    await this.#opts.meta.definitions.put(['exchange', d.name], stored as unknown as JsonValue, { sync: true })
+    this.#applyExchange(d.name, stored)
+    return true
+  }
+
+  /** Deletes a run-time exchange and every binding from or to it. */
+  async deleteExchange(name: string, opts: { ifUnused?: boolean } = {}): Promise<boolean> {
+    const ex = this.#exchanges.get(name)
+    if (ex === undefined) return false
+    if (ex.protected) throw errors.definitionProtected('exchange', name)
+    const router = this.#opts.router
+    const touching = router.bindings().filter((b) => b.exchange === name || b.toExchange === name)
+    if (opts.ifUnused === true && touching.some((b) => b.exchange === name)) throw errors.definitionInUse('exchange', name, 'has bindings (if-unused)')
+    const meta = this.#opts.meta
+    await meta.write([meta.definitions.delOp(['exchange', name]), ...touching.map((b) => meta.definitions.delOp(['binding', bindingId(b)]))], { sync: true })
+    router.deleteExchange(name)
+    this.#opts.publisher.removeExchange(name)
+    this.#exchanges.delete(name)
+    return true
+  }
+
+  // ---- streams -----------------------------------------------------------------------------------
+
+  stream(name: string): CatalogStream | undefined {
+    const s = this.#opts.streams.get(name)
+    if (s === undefined) return undefined
+    return { config: s.config, attributes: this.#streamAttributes.get(name), protected: !this.#streamAttributes.has(name) }
+  }
+
+  /** Returns true when created, false when a stream of that name exists (its settings are kept). */
+  async declareStream(d: StreamDeclaration): Promise<boolean> {
+    if (!isValidName(d.name)) throw errors.badRequest(`stream name "${d.name}" is not valid: letters, digits, ".", "_" and "-", at most 200`)
+    if (this.#opts.streams.get(d.name) !== undefined) return false
+    const config = this.#streamConfig(d.name, d.retention, d.segmentBytes)
+    const stored: StoredStream = { retention: config.retention, segmentBytes: config.segmentBytes, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
+    await this.#opts.meta.definitions.put(['stream', d.name], stored as unknown as JsonValue, { sync: true })
+    await this.#openStream(config, d.attributes)
+    this.#bindDefault(d.name)
+    return true
+  }
+
+  /** Deletes a run-time stream, its bindings and its files. Groups on it must be deleted first. */
+  async deleteStream(name: string): Promise<boolean> {
+    if (this.#opts.streams.get(name) === undefined) return false
+    if (!this.#streamAttributes.has(name)) throw errors.definitionProtected('stream', name)
+    const router = this.#opts.router
+    const meta = this.#opts.meta
+    const bound = router.bindings().filter((b) => b.stream === name)
+    await meta.write([meta.definitions.delOp(['stream', name]), ...bound.map((b) => meta.definitions.delOp(['binding', bindingId(b)]))], { sync: true })
+    for (const b of bound) router.unbind(b)
+    this.#streamAttributes.delete(name)
+    await this.#opts.streams.remove(name)
+    return true
+  }
+
+  // ---- bindings ----------------------------------------------------------------------------------
+
+  /** Returns true when created, false when the same binding exists. */
+  async bind(def: BindingDef): Promise<boolean> {
+    const router = this.#opts.router
+    const source = this.#exchanges.get(def.exchange)
+    if (source === undefined) throw errors.routerUnknownExchange(def.exchange)
+    if (def.toExchange !== undefined && !this.#exchanges.has(def.toExchange)) throw errors.routerUnknownExchange(def.toExchange)
+    if (def.stream !== undefined && this.#opts.streams.get(def.stream) === undefined) throw errors.unknownStream(def.stream)
+    const norm = normalizeBinding(def, source.config.type)
+    // The router validates it before anything is stored.
+    if (!router.bind(norm)) return false
+    try {
+      await this.#opts.meta.definitions.put(['binding', bindingId(norm)], norm as unknown as JsonValue, { sync: true })
+    } catch (err) {
+      router.unbind(norm)
+      throw err
+    }
+    return true
+  }
+
+  /** Returns false when no such binding exists. */
+  async unbind(def: BindingDef): Promise<boolean> {
+    const source = this.#exchanges.get(def.exchange)
+    if (source === undefined) return false
+    const norm = normalizeBinding(def, source.config.type)
+    const id = bindingId(norm)
+    if (!this.#opts.router.bindings().some((b) => bindingId(b) === id)) return false
+    if (this.#configBindings.has(id)) throw errors.definitionProtected('binding', `${def.exchange} → ${def.stream ?? def.toExchange ?? ''}`)
+    await this.#opts.meta.definitions.del(['binding', id], { sync: true })
+    this.#opts.router.unbind(norm)
+    return true
+  }
+
+  /** Bindings whose source is `exchange` (the default exchange's implied ones included). */
+  bindingsFrom(exchange: string): readonly Readonly<BindingDef>[] {
+    return this.#opts.router.bindings().filter((b) => b.exchange === exchange)
+  }
+
+  bindingsTo(stream: string): readonly Readonly<BindingDef>[] {
+    return this.#opts.router.bindings().filter((b) => b.stream === stream)
+  }
+}
+
+/** `def` in the router's own shape (key filled, header arguments only on headers exchanges), so ids compare. */
+function normalizeBinding(def: BindingDef, type: ExchangeType): BindingDef {
+  const out: BindingDef = { exchange: def.exchange, key: def.key ?? '' }
+  if (def.stream !== undefined) out.stream = def.stream
+  if (def.toExchange !== undefined) out.toExchange = def.toExchange
+  if (type === 'headers') {
+    const headers: Record<string, string | number | boolean | null> = {}
+    let match = def.match
+    for (const [k, v] of Object.entries(def.headers ?? {})) {
+      if (k === 'x-match') match = v === 'any' ? 'any' : 'all'
+      else headers[k] = v
+    }
+    out.match = match ?? 'all'
+    out.headers = headers
+  }
+  return out
+}
+
+function runtimeExchange(name: string, type: ExchangeType, alternate: string | null): ExchangeConfig {
+  return { name, type, routingKey: null, alternate, unroutable: 'drop', dedup: null, dedupWindowMs: runtimeDedupWindowMs }
+}
