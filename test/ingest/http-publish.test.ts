@@ -43,6 +43,23 @@ describe('HTTP publish', () => {
     expect(last).toMatchObject({ body: 'plain string body', id: 'env-1', headers: { region: 'eu', tenant: 't1' }, timestamp: '2026-01-02T03:04:05.000Z' })
   })
 
+  it('takes a body with no content type as NDJSON (pipe tools send none)', async () => {
+    const { url } = await startTestServer()
+    const { request } = await import('node:http')
+    const u = new URL(`${url}/v1/exchanges/logs/publish`)
+    const body = `${JSON.stringify(ev(1))}\n${JSON.stringify(ev(2))}\n`
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const r = request({ host: u.hostname, port: u.port, method: 'POST', path: u.pathname, headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = ''
+        res.on('data', (d: Buffer) => (text += d.toString()))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+      })
+      r.once('error', reject)
+      r.end(body)
+    })
+    expect(answer).toEqual({ status: 200, text: JSON.stringify({ accepted: 2, duplicates: 0, unroutable: 0 }) })
+  })
+
   it('rejects a malformed line 731 of 1,000 naming it, and stores nothing', async () => {
     const { url } = await startTestServer()
     const lines: string[] = Array.from({ length: 1000 }, (_, i) => JSON.stringify(ev(i)))
@@ -69,6 +86,7 @@ describe('HTTP publish', () => {
     expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('unknown_exchange')
     const text = await fetch(`${url}/v1/exchanges/logs/publish`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' })
     expect(text.status).toBe(415)
+    expect(((await text.json()) as { error: { code: string } }).error.code).toBe('unsupported_media_type')
     expect((await readStream(url, 'app-logs')).events).toEqual([])
   })
 

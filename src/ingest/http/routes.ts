@@ -48,7 +48,13 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
   // Bodies stay raw buffers: NDJSON lines are stored as they came, without a parse/stringify trip.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser(['application/json', 'application/x-ndjson', 'application/jsonl', 'application/ndjson'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
-  app.addContentTypeParser('*', (req, _payload, done) => done(errors.unsupportedMediaType(String(req.headers['content-type'] ?? '')), undefined))
+  // No content type at all is taken as NDJSON (pino-http-send and similar pipe tools send none);
+  // any other type is refused by name.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const type = String(req.headers['content-type'] ?? '').trim()
+    if (type === '') done(null, body)
+    else done(errors.unsupportedMediaType(type), undefined)
+  })
 
   // gzip request bodies; fastify applies bodyLimit to the decoded bytes (a zip bomb stops at it).
   app.addHook('preParsing', async (req, _reply, payload) => {
