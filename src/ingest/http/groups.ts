@@ -3,7 +3,7 @@ import type { StartPosition } from '../../config/index.js'
 import type { ConsumerGroup, Delivery, GroupRegistry, Redriver, TagResult } from '../../consumers/index.js'
 import { errors } from '../../errors.js'
 import type { StreamRegistry } from '../../streams/registry.js'
-import { toWireEvent } from './routes.js'
+import { bodyJson, headersJson, toWireEvent } from './routes.js'
 
 export interface ConsumeView {
   readonly groups: GroupRegistry
@@ -51,6 +51,13 @@ function startPosition(to: unknown): StartPosition {
     if (!Number.isNaN(t)) return { kind: 'time', timeMs: t }
   }
   throw errors.badRequest('to must be "earliest", "latest", an offset or an ISO 8601 time', { to })
+}
+
+/** A delivery as JSON text, bodies and headers passed through as stored (see bodyJson). */
+export function wireDeliveryJson(stream: string, d: Delivery): string {
+  const r = d.record
+  const id = r.id ?? `${stream}:${r.offset}`
+  return `{"tag":"${d.tag}","id":${JSON.stringify(id)},"stream":${JSON.stringify(stream)},"offset":${r.offset},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"routingKey":${JSON.stringify(r.key)},"timestamp":"${new Date(r.timestamp).toISOString()}","headers":${headersJson(r)},"body":${bodyJson(r)}}`
 }
 
 export function toWireDelivery(stream: string, d: Delivery): Record<string, unknown> {
@@ -115,7 +122,7 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     const waitMs = intField(b, 'waitMs', 0, 0, fetchWaitMsMax)
     // A client that goes away mid-poll must not leave events assigned to a dead request.
     const deliveries = await g.fetch(consumer, max, waitMs)
-    return { events: deliveries.map((d) => toWireDelivery(g.stream, d)) }
+    return reply.type('application/json; charset=utf-8').send(`{"events":[${deliveries.map((d) => wireDeliveryJson(g.stream, d)).join(',')}]}`)
   })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => settleAnswer(await group(req, reply).ack(tagsField(body(req)))))
