@@ -7,7 +7,7 @@ import { retryDelayMs } from './backoff.js'
 import { deadLetterRecord, type DeadLetterSink, type Death, type DeathReason } from './dead-letter.js'
 import { IntervalSet, RangeChange } from './interval-set.js'
 import { TokenBucket } from '../flow/token-bucket.js'
-import { DeadlineHeap } from './timer-heap.js'
+import { DeadlineHeap, type Deadline } from './timer-heap.js'
 
 /** What a consumer receives. `tag` names this delivery; it goes stale when the event is redelivered. */
 export interface Delivery {
@@ -526,8 +526,9 @@ export class ConsumerGroup {
         if (this.#skip.delete(r.offset)) continue
         const prior = this.#priorCounts.get(r.offset)
         const seen = r.offset < this.#deliveredEnd
-        // Copy: a read buffer holds a whole chunk, and a delivery may live long in flight.
-        this.#fresh.push({ record: copyRecord(r), count: prior ?? (seen ? 1 : 0), seen })
+        // A view into the read buffer, not a copy: the events of one read are delivered together,
+        // so the buffer lives about as long as they are in flight (copying each cost GC time).
+        this.#fresh.push({ record: r, count: prior ?? (seen ? 1 : 0), seen })
       }
       this.#readOffset = this.#settled.skip(nextOffset)
     }
@@ -591,14 +592,18 @@ export class ConsumerGroup {
     const ttl = this.config.messageTtlMs
     const now = this.#now()
     const rate = this.#rate
+    let run: Member | undefined
     for (let c = this.#nextCandidate(); c !== undefined; c = this.#nextCandidate()) {
       if (ttl !== null && now - c.record.timestamp >= ttl) {
         this.#takeCandidate()
         void this.#die(c, 'expired').catch(() => undefined)
         continue
       }
-      const m = this.#pick(c.avoid)
+      // Fair mode gives the chosen member a contiguous run, up to its fetch and credit: interleaved
+      // offsets across members would cut every ack into hundreds of settled ranges.
+      const m = run !== undefined && run !== c.avoid && this.#receptive(run) && this.#free(run) > 0 ? run : this.#pick(c.avoid)
       if (m === undefined) break
+      if (this.config.dispatch === 'fair') run = m
       if (rate !== undefined) {
         const wait = rate.wait(1, now)
         if (wait > 0) {
@@ -659,6 +664,10 @@ export class ConsumerGroup {
       offsets.push(entry.record.offset)
       results.push({ tag: String(tag), status: 'ok' })
     }
+    // Acked deliveries leave their ack deadlines behind in the heap (cancelled lazily); drop them
+    // in one sweep once they outnumber the live ones, or a fast drain holds a deadline per event
+    // for a whole ackTimeout.
+    if (this.#heap.size > 2 * (this.#inflight.size + this.#scheduled.size) + 1024) this.#heap.retain((d) => this.#live(d))
     if (offsets.length > 0) {
       this.counters.acked += offsets.length
       await this.#settle(offsets)
@@ -850,7 +859,7 @@ export class ConsumerGroup {
           if (records.length === 0) break
           for (const r of records) {
             if (r.offset < this.#readOffset || this.#settled.has(r.offset) || this.#skip.delete(r.offset)) continue
-            this.#fresh.push({ record: copyRecord(r), count: this.#priorCounts.get(r.offset) ?? 0, seen: r.offset < this.#deliveredEnd })
+            this.#fresh.push({ record: r, count: this.#priorCounts.get(r.offset) ?? 0, seen: r.offset < this.#deliveredEnd })
           }
           this.#readOffset = this.#settled.skip(nextOffset)
         }
@@ -864,6 +873,11 @@ export class ConsumerGroup {
   }
 
   // ---- timers ----------------------------------------------------------------------------------
+
+  #live(d: Deadline): boolean {
+    if (d.kind === 'ack') return this.#inflight.get(d.offset)?.stamp === d.stamp
+    return this.#scheduled.get(d.offset)?.stamp === d.stamp
+  }
 
   #arm(): void {
     const top = this.#heap.peek()

@@ -58,4 +58,11 @@ export class DeadlineHeap {
   clear(): void {
     this.#items.length = 0
   }
+
+  /** Keeps only the entries `keep` accepts, and restores the heap order (O(n)). */
+  retain(keep: (d: Deadline) => boolean): void {
+    const kept = this.#items.filter(keep)
+    this.#items.length = 0
+    for (const d of kept.sort((a, b) => a.at - b.at)) this.#items.push(d)
+  }
 }
