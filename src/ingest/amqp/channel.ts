@@ -86,6 +86,9 @@ export class AmqpChannel {
   #confirmedUpTo = 0
   #deliveryTag = 0
   readonly #unacked = new Map<number, Unacked>()
+  /** Acks gathered in this turn of the event loop, settled together (see #coalesceAck). */
+  readonly #acks = new Map<ConsumerGroup, string[]>()
+  #acksScheduled = false
   readonly #consumers = new Map<string, Consumer>()
   /** Members this channel used (consumers, basic.get), released when it closes. */
   readonly #members = new Map<string, ConsumerGroup>()
@@ -167,6 +170,9 @@ export class AmqpChannel {
 
   /** Releases everything the channel holds: consumers go, unacked deliveries return to their groups. */
   teardown(): void {
+    // Acks still gathered are settled first (group.ack takes them out of flight synchronously),
+    // or releasing the members below would hand them out again.
+    void this.flushAcks()
     if (this.#state === 'open') this.#state = 'closed'
     this.#inbox.length = 0
     this.#txPublishes = []
@@ -647,7 +653,36 @@ export class AmqpChannel {
   #settleOrBuffer(s: TxSettle): void {
     this.#take(s, false) // unknown tags fail now, not at commit
     if (this.#tx) this.#txSettles.push(s)
+    else if (s.kind === 'ack') this.#coalesceAck(s)
     else void this.#settle(s)
+  }
+
+  /**
+   * Clients such as amqplib ack every message on its own. The acks that arrive in one turn of the
+   * event loop are settled as one group.ack, so they share one metadata write instead of paying
+   * for one each (in a profile, per-message ack writes were the largest cost of consuming).
+   */
+  #coalesceAck(s: TxSettle): void {
+    for (const u of this.#take(s, true)) {
+      let tags = this.#acks.get(u.group)
+      if (tags === undefined) this.#acks.set(u.group, (tags = []))
+      tags.push(u.tag)
+    }
+    if (this.#acksScheduled) return
+    this.#acksScheduled = true
+    setImmediate(() => void this.flushAcks())
+  }
+
+  /** Settles the coalesced acks now (also before the channel releases what it holds). */
+  flushAcks(): Promise<void> {
+    this.#acksScheduled = false
+    if (this.#acks.size === 0) return Promise.resolve()
+    const batch = [...this.#acks]
+    this.#acks.clear()
+    return Promise.all(batch.map(([group, tags]) => group.ack(tags))).then(
+      () => undefined,
+      (err: unknown) => this.#host.vhost.deps.logger.warn({ err }, 'AMQP ack failed; the deliveries come back after the ack timeout'),
+    )
   }
 
   /** The deliveries an ack/nack names; `remove` takes them off the channel. Throws on an unknown tag. */
