@@ -134,6 +134,7 @@ export class Log {
   #pendingBytes = 0
   #flushing = false
   #lastFlushEnd = Number.NEGATIVE_INFINITY
+  #lastSyncMs = 0
   #timer: NodeJS.Timeout | undefined
   #exclusive: Promise<void> = Promise.resolve()
   #waiters: Waiter[] = []
@@ -232,10 +233,16 @@ export class Log {
       // Group commit without a fixed toll on latency: a log idle for a whole interval writes at
       // once; one that flushed within the interval gathers until the interval since that flush
       // has passed. Under load the write in flight is the batching window (see #startFlush).
+      // The wait is also capped at what the last sync took: waiting longer than one fsync can
+      // save at most that fsync, while a closed-loop client (send, await the confirm, send) pays
+      // the whole wait on every round trip.
       const sinceLast = performance.now() - this.#lastFlushEnd
       if (sinceLast < this.options.intervalMs) {
-        this.#timer ??= setTimeout(() => this.#startFlush(), this.options.intervalMs - sinceLast)
-        return
+        const wait = Math.min(this.options.intervalMs - sinceLast, this.#lastSyncMs)
+        if (wait >= 0.05) {
+          this.#timer ??= setTimeout(() => this.#startFlush(), wait)
+          return
+        }
       }
     }
     this.#startFlush()
@@ -332,7 +339,8 @@ export class Log {
         // With O_DSYNC the write was the sync; otherwise time the fdatasync alone.
         const t1 = active.dsync ? t0 : performance.now()
         if (!active.dsync) await fh.datasync()
-        this.options.observer?.synced((performance.now() - t1) / 1000)
+        this.#lastSyncMs = performance.now() - t1
+        this.options.observer?.synced(this.#lastSyncMs / 1000)
         this.#syncs++
       }
       active.size += bytes
