@@ -33,6 +33,8 @@ const idBytesMax = 0xffff
 const twoTo32 = 0x1_0000_0000
 
 export const recordFlags = { json: 1, id: 2, headers: 4, exchange: 8 } as const
+/** Timestamps are stored as deltas in 48 signed bits, so every timestamp must be below 2^47 ms (year 6429). */
+export const timestampMaxMs = 2 ** 47 - 1
 const exchangeBytesMax = 0xff
 
 /** What a door hands to the log: one event, already serialised. */
@@ -112,6 +114,7 @@ export function encodeBatch(records: readonly AppendRecord[], baseOffset: number
     if (idLen >= 0) size += 2 + idLen
     if (exLen >= 0) size += 1 + exLen
     if (r.headers !== undefined) size += 4 + r.headers.length
+    if (!Number.isSafeInteger(r.timestamp) || r.timestamp < 0 || r.timestamp > timestampMaxMs) throw new RangeError(`timestamp ${r.timestamp} is outside 0..${timestampMaxMs} ms`)
     if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp
   }
   const buf = Buffer.allocUnsafe(size)

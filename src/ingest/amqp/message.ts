@@ -1,3 +1,4 @@
+import { timestampMaxMs } from '../../log/format.js'
 import type { StoredRecord } from '../../log/index.js'
 import type { PublishEvent } from '../../streams/publisher.js'
 import type { BasicProperties } from './content.js'
@@ -58,7 +59,8 @@ export function toPublishEvent(routingKey: string, p: BasicProperties, body: Buf
     routingKey,
     headers,
     id: p.messageId !== undefined && p.messageId !== '' && p.messageId.isWellFormed() ? p.messageId : undefined,
-    timestamp: p.timestamp !== undefined ? p.timestamp * 1000 : undefined,
+    // A timestamp the log cannot hold (beyond year 6429) falls back to the time of arrival.
+    timestamp: p.timestamp !== undefined && p.timestamp * 1000 <= timestampMaxMs ? p.timestamp * 1000 : undefined,
   }
 }
 

@@ -1,4 +1,5 @@
 import { errors } from '../../errors.js'
+import { timestampMaxMs } from '../../log/format.js'
 import type { PublishEvent } from '../../streams/publisher.js'
 
 export interface DecodeOptions {
@@ -96,7 +97,7 @@ function toEvent(value: unknown, bytes: Buffer | undefined, n: number, unit: Uni
   let timestamp: number | undefined
   if (env.timestamp !== undefined) {
     timestamp = typeof env.timestamp === 'number' ? env.timestamp : typeof env.timestamp === 'string' ? Date.parse(env.timestamp) : Number.NaN
-    if (!Number.isInteger(timestamp) || timestamp < 0) throw errors.badEvent(n, '"timestamp" must be an ISO 8601 time or milliseconds since the epoch', unit)
+    if (!Number.isInteger(timestamp) || timestamp < 0 || timestamp > timestampMaxMs) throw errors.badEvent(n, '"timestamp" must be an ISO 8601 time or milliseconds since the epoch, before the year 6429', unit)
   }
   return { body, value: env.body, json: true, routingKey, headers, id, timestamp }
 }
