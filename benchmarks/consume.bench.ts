@@ -59,7 +59,7 @@ import { fileURLToPath } from 'node:url'
 import { parseConfig } from '../src/config/index.js'
 import { openLog, type AppendRecord } from '../src/log/index.js'
 import type { ClientSpec, ConsumeResult, ConsumeSpec, HoldResult, HoldSpec, PublishResult, PublishSpec } from './consume-client.js'
-import { formatProfile, summarizeProfile } from './consume-profile.js'
+import { formatProfile, summarizeProfile } from './cpuprofile-summary.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 

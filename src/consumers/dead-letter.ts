@@ -25,7 +25,8 @@ export interface DeadLetterSink {
   deadLetter(records: readonly AppendRecord[], values: readonly unknown[]): Promise<void>
 }
 
-function parseHeaders(record: StoredRecord): Record<string, unknown> {
+/** A stored record's headers as an object; {} when it has none or they are not a JSON object. */
+export function parseHeaders(record: StoredRecord): Record<string, unknown> {
   if (record.headers === undefined) return {}
   try {
     const h = JSON.parse(record.headers.toString('utf8')) as unknown
@@ -79,5 +80,14 @@ export function deadLetterRecord(d: Death, stream: string, group: string, nowMs:
     id: d.record.id,
     exchange: d.record.exchange,
     headers: Buffer.from(JSON.stringify(headers)),
+  }
+}
+
+/** A stored JSON body parsed, for routing templates; undefined when it does not parse. */
+export function safeParse(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown
+  } catch {
+    return undefined
   }
 }

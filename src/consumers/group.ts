@@ -4,7 +4,7 @@ import type { LogLogger, StoredRecord } from '../log/index.js'
 import { str, u64, type Keyspace, type MetaOp, type MetaStore, type ValueCodec } from '../meta/index.js'
 import type { Stream } from '../streams/registry.js'
 import { retryDelayMs } from './backoff.js'
-import { deadLetterRecord, type DeadLetterSink, type Death, type DeathReason } from './dead-letter.js'
+import { deadLetterRecord, safeParse, type DeadLetterSink, type Death, type DeathReason } from './dead-letter.js'
 import { IntervalSet, RangeChange } from './interval-set.js'
 import { TokenBucket } from '../flow/token-bucket.js'
 import { DeadlineHeap, type Deadline } from './timer-heap.js'
@@ -1101,12 +1101,4 @@ export class ConsumerGroup {
 
 function copyRecord(r: StoredRecord): StoredRecord {
   return { ...r, body: Buffer.from(r.body), headers: r.headers === undefined ? undefined : Buffer.from(r.headers) }
-}
-
-function safeParse(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8')) as unknown
-  } catch {
-    return undefined
-  }
 }

@@ -3,7 +3,7 @@ import type { StoredRecord } from '../log/index.js'
 import { str, u64, type Keyspace, type MetaOp, type MetaStore, type ValueCodec } from '../meta/index.js'
 import type { Publisher, PublishEvent } from '../streams/publisher.js'
 import type { Stream } from '../streams/registry.js'
-import type { DeathEntry } from './dead-letter.js'
+import { parseHeaders, safeParse, type DeathEntry } from './dead-letter.js'
 import { IntervalSet, RangeChange } from './interval-set.js'
 
 export interface RedriveFilter {
@@ -137,23 +137,5 @@ export class Redriver {
       k = j
     }
     return { redriven: chosen.length, skipped, remaining }
-  }
-}
-
-function parseHeaders(r: StoredRecord): Record<string, unknown> {
-  if (r.headers === undefined) return {}
-  try {
-    const h = JSON.parse(r.headers.toString('utf8')) as unknown
-    return typeof h === 'object' && h !== null && !Array.isArray(h) ? (h as Record<string, unknown>) : {}
-  } catch {
-    return {}
-  }
-}
-
-function safeParse(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8')) as unknown
-  } catch {
-    return undefined
   }
 }
