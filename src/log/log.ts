@@ -1,5 +1,6 @@
 import { mkdir, open, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { noteBackgroundError } from '../background.js'
 import type { SluiceError } from '../errors.js'
 import { errors } from '../errors.js'
 import { batchHeaderBytes, batchLastOffset, checkBatch, decodeRecords, encodeBatch, readBatchHeader, RecordTooLargeError, type AppendRecord, type StoredRecord } from './format.js'
@@ -255,13 +256,16 @@ export class Log {
     }
     if (this.#flushing || this.#pending.length === 0) return
     this.#flushing = true
-    this.#flushDone = this.#runExclusive(() => this.#flushLoop()).finally(() => {
-      this.#flushing = false
-      this.#lastFlushEnd = performance.now()
-      // Appends that raced the end of the loop arrived while the log was busy: under load the
-      // write itself was their batching window, so they go now rather than after another interval.
-      if (this.#pending.length > 0 && this.#state !== 'failed') this.#startFlush()
-    })
+    this.#flushDone = this.#runExclusive(() => this.#flushLoop())
+      .finally(() => {
+        this.#flushing = false
+        this.#lastFlushEnd = performance.now()
+        // Appends that raced the end of the loop arrived while the log was busy: under load the
+        // write itself was their batching window, so they go now rather than after another interval.
+        if (this.#pending.length > 0 && this.#state !== 'failed') this.#startFlush()
+      })
+      // Nobody awaits a flush but close(): a throw here would otherwise end the process.
+      .catch((err: unknown) => noteBackgroundError('log.flush', err, (e) => this.options.logger?.warn({ dir: this.dir, err: e }, 'log flush failed')))
   }
 
   /**
@@ -280,6 +284,7 @@ export class Log {
         this.#fail(err, items)
         return
       }
+      for (const it of items) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset })
       const observer = this.options.observer
       if (observer !== undefined) {
         const now = performance.now()
@@ -290,9 +295,8 @@ export class Log {
           bytes += it.buf.length
           return (now - it.startedAt) / 1000
         })
-        observer.appended(latencies, records, bytes)
+        this.#observe(() => observer.appended(latencies, records, bytes))
       }
-      for (const it of items) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset })
     }
   }
 
@@ -340,7 +344,8 @@ export class Log {
         const t1 = active.dsync ? t0 : performance.now()
         if (!active.dsync) await fh.datasync()
         this.#lastSyncMs = performance.now() - t1
-        this.options.observer?.synced(this.#lastSyncMs / 1000)
+        const seconds = this.#lastSyncMs / 1000
+        this.#observe(() => this.options.observer?.synced(seconds))
         this.#syncs++
       }
       active.size += bytes
@@ -348,6 +353,15 @@ export class Log {
       active.durableSize = active.size
       this.#advanceEnd(active.nextOffset)
       if (i < items.length) await this.#roll(items[i]!.baseOffset)
+    }
+  }
+
+  /** Metrics are the observer's business: a throw there must not fail a write that succeeded. */
+  #observe(fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      noteBackgroundError('log.observer', err, (e) => this.options.logger?.warn({ dir: this.dir, err: e }, 'log observer failed'))
     }
   }
 

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { GroupRegistry } from '../consumers/index.js'
 import type { Alarms } from '../flow/alarms.js'
 import type { RateLimiter } from '../flow/rate-limiter.js'
+import { backgroundErrors } from '../background.js'
 import { limitHits } from '../limits.js'
 import type { LogObserver } from '../log/index.js'
 import type { ListenerCounters } from '../ingest/tcp/server.js'
@@ -196,6 +197,9 @@ export class Metrics {
     counter('sluice_alarms_raised_total', 'Times a resource alarm was raised.', [], (c, s) => setCounter(c, {}, s.alarms.raisedTotal))
     counter('sluice_limit_hits_total', 'Times a named limit refused, cut or held something back.', ['limit'], (c) => {
       for (const [name, n] of limitHits) setCounter(c, { limit: name }, n)
+    })
+    counter('sluice_background_errors_total', 'Failures caught in timers and callbacks nobody awaits (alarm probes, retention, flushes), by task.', ['task'], (c) => {
+      for (const [task, n] of backgroundErrors) setCounter(c, { task }, n)
     })
 
     // Listeners.

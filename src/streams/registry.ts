@@ -1,5 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { shielded } from '../background.js'
 import type { DurabilityConfig, StreamConfig } from '../config/index.js'
 import { openLog, type Log, type LogLogger, type LogObserver } from '../log/index.js'
 
@@ -97,8 +98,13 @@ export class StreamRegistry {
   startRetention(intervalMs: number, onError: (err: unknown, stream: string) => void, interestFloor?: (stream: string) => number | undefined): void {
     this.#retentionTimer = setInterval(() => {
       for (const s of this.#streams.values()) {
-        const floor = s.config.retention.policy === 'interest' ? interestFloor?.(s.name) : undefined
-        s.log.enforceRetention(floor).catch((err: unknown) => onError(err, s.name))
+        // One stream's failure (its floor, its disk, the reporter itself) is counted and
+        // reported; it neither stops the others nor escapes the timer.
+        const report = (err: unknown): void => onError(err, s.name)
+        shielded('retention', () => {
+          const floor = s.config.retention.policy === 'interest' ? interestFloor?.(s.name) : undefined
+          return s.log.enforceRetention(floor)
+        }, report)()
       }
     }, intervalMs)
     this.#retentionTimer.unref()
