@@ -10,6 +10,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir, type as osType, release } from 'node:os'
 import { join } from 'node:path'
+import { groupKeyspaces } from '../src/consumers/group.js'
 import { openMeta, type MetaStore } from '../src/meta/index.js'
 
 interface Run {
@@ -42,7 +43,16 @@ const configs = [
   { name: 'not synced, 100 callers', callers: 100, sync: false },
 ] as const
 
+const registered = new WeakMap<MetaStore, ReturnType<typeof groupKeyspaces>>()
+// A keyspace is registered once per store; every run on the same store shares the handles.
+function keyspacesOf(meta: MetaStore): ReturnType<typeof groupKeyspaces> {
+  let ks = registered.get(meta)
+  if (ks === undefined) registered.set(meta, (ks = groupKeyspaces(meta)))
+  return ks
+}
+
 async function runOnce(meta: MetaStore, callers: number, sync: boolean, runId: number): Promise<Omit<Run, 'name' | 'repeat'>> {
+  const { settled } = keyspacesOf(meta)
   const before = { ...meta.stats }
   const deadline = performance.now() + durationMs
   const started = performance.now()
@@ -50,7 +60,7 @@ async function runOnce(meta: MetaStore, callers: number, sync: boolean, runId: n
   const caller = async (id: number): Promise<void> => {
     const group = `bench-${runId}-${id}`
     for (let offset = 0; offset < writesMaxPerCaller && performance.now() < deadline; offset++) {
-      await meta.settled.put([group, offset], { end: offset + 1 }, { sync })
+      await settled.put([group, offset], { end: offset + 1 }, { sync })
       writes++
     }
   }

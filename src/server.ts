@@ -115,6 +115,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   let dedup: DedupWindow
   let groups: GroupRegistry
   let catalog: Catalog
+  let redriver: Redriver
   const router = routerFromConfig(config)
   try {
     meta = await openMeta(metaDir(server.dataDir))
@@ -137,6 +138,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     const logs = new Map(streams.all().map((s) => [s.name, s.log]))
     const loaded = await dedup.load(dedupScopes(streams, publisher), logs, windowMs, Date.now())
     logger.info(loaded, 'dedup window loaded')
+    // Before groups open: a group may dead-letter as soon as it opens, at offsets the clamp must
+    // not mistake for redriven ones.
+    redriver = new Redriver(meta, publisher)
+    const logEnds = streams
+    const droppedRedriven = await redriver.load((name) => logEnds.get(name)?.log.endOffset)
+    if (droppedRedriven > 0) logger.warn({ dropped: droppedRedriven }, 'redrive marks past the end of their logs dropped')
     const cat = catalog
     groups = await GroupRegistry.open(config, streams, meta, publisher, logger, () => cat.exchanges().map((e) => e.config))
     const g = groups
@@ -161,7 +168,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     dedup.expire(dedupScopes(openStreamsForDedup, publisher), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
   }, dedupExpireEveryMs)
   expireTimer.unref()
-  const redriver = new Redriver(meta, publisher)
   const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream)?.log)
   const limiter = new RateLimiter(config.rateLimits)
   const alarmWatchers = new Set<(blocked: boolean) => void>()

@@ -1,7 +1,7 @@
 import type { GroupConfig, StartPosition } from '../config/index.js'
 import { errors } from '../errors.js'
 import type { LogLogger, StoredRecord } from '../log/index.js'
-import { str, u64, type Keyspace, type MetaOp, type MetaStore, type ValueCodec } from '../meta/index.js'
+import { deliveryStateCodec, settledRangeCodec, str, u64, type DeliveryState, type Keyspace, type MetaOp, type MetaStore, type SettledRange, type ValueCodec } from '../meta/index.js'
 import type { Stream } from '../streams/registry.js'
 import { retryDelayMs } from './backoff.js'
 import { deadLetterRecord, safeParse, type DeadLetterSink, type Death, type DeathReason } from './dead-letter.js'
@@ -65,8 +65,11 @@ interface GroupRecord {
   delivered: number
 }
 
+/** The four keyspaces a group's state lives in; groups are their only writers (namespaces.ts). */
 export interface GroupKeyspaces {
   readonly record: Keyspace<[string], GroupRecord>
+  readonly settled: Keyspace<[string, number], SettledRange>
+  readonly deliveries: Keyspace<[string, number], DeliveryState>
   readonly parked: Keyspace<[string, number], ParkedEvent>
 }
 
@@ -79,8 +82,10 @@ const json = <T>(name: string): ValueCodec<T> => ({
 
 export function groupKeyspaces(meta: MetaStore): GroupKeyspaces {
   return {
-    record: meta.keyspace('groupRecord', 0x12, [str()] as const, json<GroupRecord>('groupRecord')),
-    parked: meta.keyspace('groupParked', 0x13, [str(), u64()] as const, json<ParkedEvent>('parkedEvent')),
+    record: meta.keyspace('groupRecord', [str()] as const, json<GroupRecord>('groupRecord')),
+    settled: meta.keyspace('settled', [str(), u64()] as const, settledRangeCodec),
+    deliveries: meta.keyspace('deliveries', [str(), u64()] as const, deliveryStateCodec),
+    parked: meta.keyspace('groupParked', [str(), u64()] as const, json<ParkedEvent>('parkedEvent')),
   }
 }
 
@@ -245,32 +250,53 @@ export class ConsumerGroup {
       this.#generation = 1
       this.#deliveredEnd = this.#cursor
       await this.#meta.write([this.#recordOp()], { sync: true })
-    } else {
-      this.#generation = saved.generation
-      this.#cursor = saved.cursor
-      this.#deliveredEnd = saved.delivered
-      for await (const { key, value } of this.#meta.settled.iterate({ prefix: [this.name] })) this.#settled.add(key[1], value.end)
-      for await (const { key, value } of this.#meta.deliveries.iterate({ prefix: [this.name] })) {
-        const offset = key[1]
-        this.#persistedDelivery.add(offset)
-        this.#priorCounts.set(offset, value.count)
-        if (value.dueAtMs !== null && !value.parked) {
-          // A nack's backoff survives the restart.
-          this.#skip.add(offset)
-          this.#schedule(offset, value.count, value.dueAtMs)
-        }
+      return
+    }
+    // State at or past the log's end names events that are gone: a tail cut by recovery (fsync:
+    // never and a power cut, or fsck --repair). Those offsets will be reused by new events, so
+    // every piece of it is dropped here, before it can settle, skip or count an event it never saw.
+    const end = log.endOffset
+    const clamp: MetaOp[] = []
+    this.#generation = saved.generation
+    this.#cursor = Math.min(saved.cursor, end)
+    this.#deliveredEnd = Math.min(saved.delivered, end)
+    for await (const { key, value } of this.#ks.settled.iterate({ prefix: [this.name] })) {
+      const start = key[1]
+      if (start >= end) clamp.push(this.#ks.settled.delOp(key))
+      else if (value.end > end) clamp.push(this.#ks.settled.putOp(key, { end }))
+      if (start < end) this.#settled.add(start, Math.min(value.end, end))
+    }
+    for await (const { key, value } of this.#ks.deliveries.iterate({ prefix: [this.name] })) {
+      const offset = key[1]
+      if (offset >= end) {
+        clamp.push(this.#ks.deliveries.delOp(key))
+        continue
       }
-      for await (const { key, value } of this.#ks.parked.iterate({ prefix: [this.name] })) {
-        this.#parked.set(key[1], value)
-        this.#skip.add(key[1])
+      this.#persistedDelivery.add(offset)
+      this.#priorCounts.set(offset, value.count)
+      if (value.dueAtMs !== null && !value.parked) {
+        // A nack's backoff survives the restart.
+        this.#skip.add(offset)
+        this.#schedule(offset, value.count, value.dueAtMs)
       }
+    }
+    for await (const { key, value } of this.#ks.parked.iterate({ prefix: [this.name] })) {
+      if (key[1] >= end) {
+        clamp.push(this.#ks.parked.delOp(key))
+        continue
+      }
+      this.#parked.set(key[1], value)
+      this.#skip.add(key[1])
     }
     // Retention may have dropped events this group never settled; the log has moved on.
     if (this.#cursor < log.startOffset) this.#cursor = log.startOffset
-    if (this.#cursor > log.endOffset) this.#cursor = log.endOffset
     this.#settled.dropBelow(this.#cursor)
     for (let r = this.#settled.takeAt(this.#cursor); r !== undefined; r = this.#settled.takeAt(this.#cursor)) this.#cursor = r[1]
     this.#readOffset = this.#cursor
+    if (clamp.length > 0 || saved.cursor > end || saved.delivered > end) {
+      this.#logger?.warn({ group: this.name, stream: this.stream, logEnd: end, cursor: saved.cursor, delivered: saved.delivered, dropped: clamp.length }, 'group state past the end of its log dropped')
+      await this.#meta.write([...clamp, this.#recordOp()], { sync: true })
+    }
   }
 
   async #startOffset(start: StartPosition): Promise<number> {
@@ -730,10 +756,10 @@ export class ConsumerGroup {
     for (const [a, b] of ranges) this.#settled.add(a, b, change)
     for (let r = this.#settled.takeAt(this.#cursor, change); r !== undefined; r = this.#settled.takeAt(this.#cursor, change)) this.#cursor = r[1]
     const ops: MetaOp[] = [...extra, this.#recordOp()]
-    for (const start of change.removed) ops.push(this.#meta.settled.delOp([this.name, start]))
-    for (const [start, end] of change.upserts) ops.push(this.#meta.settled.putOp([this.name, start], { end }))
+    for (const start of change.removed) ops.push(this.#ks.settled.delOp([this.name, start]))
+    for (const [start, end] of change.upserts) ops.push(this.#ks.settled.putOp([this.name, start], { end }))
     for (const o of offsets) {
-      if (this.#persistedDelivery.delete(o)) ops.push(this.#meta.deliveries.delOp([this.name, o]))
+      if (this.#persistedDelivery.delete(o)) ops.push(this.#ks.deliveries.delOp([this.name, o]))
       this.#priorCounts.delete(o)
     }
     await this.#meta.write(ops, { sync: true })
@@ -759,7 +785,7 @@ export class ConsumerGroup {
       if (due <= now) this.#retryReady.push({ record: it.record, count: it.count, seen: true, avoid: it.avoid })
       else this.#schedule(it.offset, it.count, due, it.avoid)
       this.#persistedDelivery.add(it.offset)
-      ops.push(this.#meta.deliveries.putOp([this.name, it.offset], { count: it.count, dueAtMs: due, parked: false }))
+      ops.push(this.#ks.deliveries.putOp([this.name, it.offset], { count: it.count, dueAtMs: due, parked: false }))
     }
     // Not synced: losing a due time in a crash only brings the event back sooner.
     if (ops.length > 0) deaths.push(this.#meta.write(ops, { sync: false }))
@@ -955,8 +981,8 @@ export class ConsumerGroup {
   async reset(to: StartPosition): Promise<number> {
     const offset = await this.#startOffset(to)
     const ops: MetaOp[] = []
-    for (const [start] of this.#settled.entries()) ops.push(this.#meta.settled.delOp([this.name, start]))
-    for (const o of this.#persistedDelivery) ops.push(this.#meta.deliveries.delOp([this.name, o]))
+    for (const [start] of this.#settled.entries()) ops.push(this.#ks.settled.delOp([this.name, start]))
+    for (const o of this.#persistedDelivery) ops.push(this.#ks.deliveries.delOp([this.name, o]))
     for (const o of this.#parked.keys()) ops.push(this.#ks.parked.delOp([this.name, o]))
     this.#settled.clear()
     this.#persistedDelivery.clear()
@@ -986,8 +1012,8 @@ export class ConsumerGroup {
   /** Removes every key of this group from the metadata store (the group is being deleted). */
   async purgeState(): Promise<void> {
     const ops: MetaOp[] = [this.#ks.record.delOp([this.name])]
-    for await (const { key } of this.#meta.settled.iterate({ prefix: [this.name] })) ops.push(this.#meta.settled.delOp(key))
-    for await (const { key } of this.#meta.deliveries.iterate({ prefix: [this.name] })) ops.push(this.#meta.deliveries.delOp(key))
+    for await (const { key } of this.#ks.settled.iterate({ prefix: [this.name] })) ops.push(this.#ks.settled.delOp(key))
+    for await (const { key } of this.#ks.deliveries.iterate({ prefix: [this.name] })) ops.push(this.#ks.deliveries.delOp(key))
     for await (const { key } of this.#ks.parked.iterate({ prefix: [this.name] })) ops.push(this.#ks.parked.delOp(key))
     await this.#meta.write(ops, { sync: true })
   }
@@ -1039,7 +1065,7 @@ export class ConsumerGroup {
     for (const p of chosen) {
       this.#parked.delete(p.offset)
       ops.push(this.#ks.parked.delOp([this.name, p.offset]))
-      if (this.#persistedDelivery.delete(p.offset)) ops.push(this.#meta.deliveries.delOp([this.name, p.offset]))
+      if (this.#persistedDelivery.delete(p.offset)) ops.push(this.#ks.deliveries.delOp([this.name, p.offset]))
     }
     await this.#meta.write(ops, { sync: true })
     for (const p of chosen) this.#schedule(p.offset, 0, this.#now())

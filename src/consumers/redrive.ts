@@ -48,16 +48,35 @@ export class Redriver {
   constructor(meta: MetaStore, publisher: Publisher) {
     this.#meta = meta
     this.#publisher = publisher
-    this.#ks = meta.keyspace('redriven', 0x14, [str(), u64()] as const, endCodec)
+    this.#ks = meta.keyspace('redriven', [str(), u64()] as const, endCodec)
   }
 
-  async #set(stream: string): Promise<IntervalSet> {
-    let s = this.#done.get(stream)
-    if (s === undefined) {
-      s = new IntervalSet()
-      for await (const { key, value } of this.#ks.iterate({ prefix: [stream] })) s.add(key[1], value)
-      this.#done.set(stream, s)
+  /**
+   * Loads every stream's redriven ranges; runs at start-up, before anything can dead-letter.
+   * Ranges at or past a log's end name events a cut tail lost: those offsets will hold new dead
+   * letters, which must not count as redriven. A stream without a log (deleted) loses its ranges.
+   */
+  async load(endOf: (stream: string) => number | undefined): Promise<number> {
+    const clamp: MetaOp[] = []
+    for await (const { key, value } of this.#ks.iterate({})) {
+      const [name, start] = key
+      const end = endOf(name)
+      if (end === undefined || start >= end) {
+        clamp.push(this.#ks.delOp(key))
+        continue
+      }
+      if (value > end) clamp.push(this.#ks.putOp(key, end))
+      let set = this.#done.get(name)
+      if (set === undefined) this.#done.set(name, (set = new IntervalSet()))
+      set.add(start, Math.min(value, end))
     }
+    if (clamp.length > 0) await this.#meta.write(clamp, { sync: true })
+    return clamp.length
+  }
+
+  #set(stream: string): IntervalSet {
+    let s = this.#done.get(stream)
+    if (s === undefined) this.#done.set(stream, (s = new IntervalSet()))
     return s
   }
 
@@ -72,7 +91,7 @@ export class Redriver {
   }
 
   async #redrive(stream: Stream, limit: number, filter: RedriveFilter): Promise<RedriveResult> {
-    const done = await this.#set(stream.name)
+    const done = this.#set(stream.name)
     const log = stream.log
     const chosen: Array<{ record: StoredRecord; death: DeathEntry; headers: Record<string, unknown> }> = []
     let skipped = 0

@@ -5,25 +5,23 @@ export {
   metaDir,
   metaDefaults,
   metaFormatVersion,
-  namespaces,
   definitionKinds,
   type MetaStore,
   type MetaState,
   type MetaOptions,
   type DefinitionKind,
-  type ClampResult,
 } from './store.js'
 export type { Keyspace, KeyRange, Entry, WriteOptions } from './keyspace.js'
 export type { MetaOp, CommitStats } from './group-commit.js'
-export type { DedupTable } from './dedup.js'
+export { keyspaceTable, retiredNamespaces, type KeyspaceName } from './namespaces.js'
 export { str, u64, oneOf, type KeyPart, type KeyOf, type KeyPrefix } from './key-codec.js'
 export {
   jsonCodec,
   emptyCodec,
+  settledRangeCodec,
+  deliveryStateCodec,
   type ValueCodec,
   type JsonValue,
-  type GroupState,
   type SettledRange,
   type DeliveryState,
-  type DedupRecord,
 } from './value-codec.js'

@@ -2,44 +2,16 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { errors, SluiceError } from '../errors.js'
-import { dedupTable, type DedupTable } from './dedup.js'
 import { GroupCommit, type CommitStats, type MetaOp } from './group-commit.js'
-import { keyCodec, oneOf, str, u64, type KeyOf, type KeyPart } from './key-codec.js'
+import { keyCodec, oneOf, str, type KeyOf, type KeyPart } from './key-codec.js'
 import { LevelKeyspace, type Keyspace, type KeyspaceHost, type WriteOptions } from './keyspace.js'
-import {
-  dedupRecordCodec,
-  deliveryStateCodec,
-  emptyCodec,
-  groupStateCodec,
-  jsonCodec,
-  settledRangeCodec,
-  u32Codec,
-  type DeliveryState,
-  type GroupState,
-  type JsonValue,
-  type SettledRange,
-  type ValueCodec,
-} from './value-codec.js'
+import { keyspaceTable, type KeyspaceName } from './namespaces.js'
+import { jsonCodec, u32Codec, type JsonValue, type ValueCodec } from './value-codec.js'
 
 export type MetaState = 'open' | 'closing' | 'closed'
 
 export const definitionKinds = ['exchange', 'stream', 'binding', 'group'] as const
 export type DefinitionKind = (typeof definitionKinds)[number]
-
-/**
- * Namespace bytes: the first byte of every key. Changing one orphans data on disk, so they
- * are fixed here once. 0x10-0xfe are free for keyspaces registered with MetaStore.keyspace().
- */
-export const namespaces = {
-  store: 0x00,
-  definitions: 0x01,
-  groupState: 0x02,
-  settled: 0x03,
-  deliveries: 0x04,
-  dedup: 0x05,
-  dedupByOffset: 0x06,
-} as const
-const firstFreeNamespace = 0x10
 
 // Bumped when a key layout changes incompatibly; value layouts carry their own version byte.
 export const metaFormatVersion = 1
@@ -62,13 +34,6 @@ export const metaDefaults = {
   cacheSizeBytes: 8 * 1024 * 1024,
 } as const satisfies Required<MetaOptions>
 
-export interface ClampResult {
-  readonly cursorClamped: boolean
-  readonly settledDropped: number
-  readonly settledTrimmed: number
-  readonly deliveriesDropped: number
-}
-
 export interface MetaStore {
   readonly dir: string
   readonly state: MetaState
@@ -76,21 +41,13 @@ export interface MetaStore {
   readonly stats: Readonly<CommitStats>
   /** Runtime-declared exchanges, streams, bindings and groups, as JSON. */
   readonly definitions: Keyspace<[DefinitionKind, string], JsonValue>
-  /** Per group: its cursor (lowest unsettled offset). */
-  readonly groupState: Keyspace<[string], GroupState>
-  /** Per group and start offset: settled ranges above the cursor. */
-  readonly settled: Keyspace<[string, number], SettledRange>
-  /** Per group and offset: delivery count, retry due time, parked flag. */
-  readonly deliveries: Keyspace<[string, number], DeliveryState>
-  readonly dedup: DedupTable
-  /** Registers a keyspace on a free namespace byte (0x10-0xfe), e.g. for consumer-group state. */
-  keyspace<const Parts extends readonly KeyPart[], V>(name: string, namespace: number, parts: Parts, values: ValueCodec<V>): Keyspace<KeyOf<Parts>, V>
+  /**
+   * Registers a keyspace listed in namespaces.ts, once: its owner holds the returned handle, and
+   * a second registration of the same name fails.
+   */
+  keyspace<const Parts extends readonly KeyPart[], V>(name: KeyspaceName, parts: Parts, values: ValueCodec<V>): Keyspace<KeyOf<Parts>, V>
   /** Applies ops from any keyspaces atomically: all are visible, or none. */
   write(ops: readonly MetaOp[], opts?: WriteOptions): Promise<void>
-  /** Recovery clamp for a stream's dedup ids; see docs/metadata.md. */
-  dropDedupAbove(scope: string, lastOffset: number): Promise<number>
-  /** Recovery clamp for a group whose stream recovered with next offset `logEnd`. */
-  clampGroup(group: string, logEnd: number): Promise<ClampResult>
   /** Waits for queued writes, then closes. Later calls reject with SLUICE_ERR_META_CLOSED. */
   close(): Promise<void>
 }
@@ -125,12 +82,8 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
   readonly db: ClassicLevel<Buffer, Buffer>
   readonly rangeEntriesMax: number
   readonly definitions: Keyspace<[DefinitionKind, string], JsonValue>
-  readonly groupState: Keyspace<[string], GroupState>
-  readonly settled: Keyspace<[string, number], SettledRange>
-  readonly deliveries: Keyspace<[string, number], DeliveryState>
-  readonly dedup: DedupTable
   readonly #commit: GroupCommit
-  readonly #namespacesUsed = new Set<number>()
+  readonly #registered = new Set<KeyspaceName>()
   readonly #storeKeys: Keyspace<[string], number>
   #state: MetaState = 'open'
   #closing: Promise<void> | undefined
@@ -140,14 +93,8 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
     this.dir = dir
     this.rangeEntriesMax = limits.rangeEntriesMax
     this.#commit = new GroupCommit((ops, sync) => this.#applyBatch(ops, sync), limits)
-    this.#storeKeys = this.#register('store', namespaces.store, [str()], u32Codec)
-    this.definitions = this.#register('definitions', namespaces.definitions, [oneOf(definitionKinds), str()], jsonCodec())
-    this.groupState = this.#register('groupState', namespaces.groupState, [str()], groupStateCodec)
-    this.settled = this.#register('settled', namespaces.settled, [str(), u64()], settledRangeCodec)
-    this.deliveries = this.#register('deliveries', namespaces.deliveries, [str(), u64()], deliveryStateCodec)
-    const byId = this.#register('dedup', namespaces.dedup, [str(), str()], dedupRecordCodec)
-    const byOffset = this.#register('dedupByOffset', namespaces.dedupByOffset, [str(), u64(), str()], emptyCodec)
-    this.dedup = dedupTable(byId, byOffset, (ops, o) => this.write(ops, o))
+    this.#storeKeys = this.keyspace('store', [str()], u32Codec)
+    this.definitions = this.keyspace('definitions', [oneOf(definitionKinds), str()], jsonCodec())
   }
 
   get state(): MetaState {
@@ -164,15 +111,10 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
     else if (found !== metaFormatVersion) throw errors.metaFormat(this.dir, found, metaFormatVersion)
   }
 
-  keyspace<const Parts extends readonly KeyPart[], V>(name: string, namespace: number, parts: Parts, values: ValueCodec<V>): Keyspace<KeyOf<Parts>, V> {
-    assert.ok(namespace >= firstFreeNamespace && namespace < 0xff, `namespace 0x${namespace.toString(16)} is reserved`)
-    return this.#register(name, namespace, parts, values)
-  }
-
-  #register<const Parts extends readonly KeyPart[], V>(name: string, namespace: number, parts: Parts, values: ValueCodec<V>): Keyspace<KeyOf<Parts>, V> {
-    assert.ok(!this.#namespacesUsed.has(namespace), `namespace 0x${namespace.toString(16)} is already registered`)
-    this.#namespacesUsed.add(namespace)
-    return new LevelKeyspace(this, name, keyCodec(namespace, parts), values)
+  keyspace<const Parts extends readonly KeyPart[], V>(name: KeyspaceName, parts: Parts, values: ValueCodec<V>): Keyspace<KeyOf<Parts>, V> {
+    assert.ok(!this.#registered.has(name), `keyspace ${name} is already registered`)
+    this.#registered.add(name)
+    return new LevelKeyspace(this, name, keyCodec(keyspaceTable[name].namespace, parts), values)
   }
 
   assertOpen(): void {
@@ -211,37 +153,6 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
     const code = (err as { code?: unknown }).code
     if (code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'LEVEL_ITERATOR_NOT_OPEN') return errors.metaClosed()
     return writing ? errors.metaWrite(err) : err
-  }
-
-  dropDedupAbove(scope: string, lastOffset: number): Promise<number> {
-    return this.dedup.dropAbove(scope, lastOffset)
-  }
-
-  async clampGroup(group: string, logEnd: number): Promise<ClampResult> {
-    assert.ok(Number.isSafeInteger(logEnd) && logEnd >= 0, `logEnd ${logEnd} is not an offset`)
-    const ops: MetaOp[] = []
-    const state = await this.groupState.get([group])
-    const cursorClamped = state !== undefined && state.cursor > logEnd
-    if (state !== undefined && cursorClamped) ops.push(this.groupState.putOp([group], { ...state, cursor: logEnd }))
-    let settledDropped = 0
-    for await (const { key } of this.settled.iterate({ prefix: [group], gte: [group, logEnd] })) {
-      ops.push(this.settled.delOp(key))
-      settledDropped++
-    }
-    // Ranges are disjoint, so only the last one starting below logEnd can reach past it.
-    let settledTrimmed = 0
-    const [straddling] = await this.settled.range([group], [group, logEnd], { reverse: true, limit: 1 })
-    if (straddling !== undefined && straddling.value.end > logEnd) {
-      ops.push(this.settled.putOp(straddling.key, { end: logEnd }))
-      settledTrimmed++
-    }
-    let deliveriesDropped = 0
-    for await (const { key } of this.deliveries.iterate({ prefix: [group], gte: [group, logEnd] })) {
-      ops.push(this.deliveries.delOp(key))
-      deliveriesDropped++
-    }
-    await this.write(ops, { sync: true })
-    return { cursorClamped, settledDropped, settledTrimmed, deliveriesDropped }
   }
 
   close(): Promise<void> {

@@ -50,32 +50,6 @@ function checkLayout(name: string, bytes: Buffer, version: number, length: numbe
   if (bytes.length !== length) throw new Error(`${name}: ${bytes.length} bytes, layout ${version} has ${length}`)
 }
 
-/** A group's durable cursor: everything below `cursor` is settled. */
-export interface GroupState {
-  /** Lowest unsettled offset. */
-  readonly cursor: number
-  /** Bumped on every reset or replay, so acks for deliveries made before it can be told apart. */
-  readonly generation: number
-  readonly updatedAtMs: number
-}
-
-// u8 version=1 | u64 cursor | u32 generation | u64 updatedAtMs
-export const groupStateCodec: ValueCodec<GroupState> = {
-  name: 'groupState',
-  encode: (s) => {
-    const b = Buffer.allocUnsafe(21)
-    b[0] = 1
-    writeU64(b, s.cursor, 1)
-    b.writeUInt32BE(s.generation, 9)
-    writeU64(b, s.updatedAtMs, 13)
-    return b
-  },
-  decode: (b) => {
-    checkLayout('groupState', b, 1, 21)
-    return { cursor: readU64(b, 1), generation: b.readUInt32BE(9), updatedAtMs: readU64(b, 13) }
-  },
-}
-
 /** A settled range above the cursor: offsets [key offset, end) are settled. */
 export interface SettledRange {
   readonly end: number
@@ -126,31 +100,6 @@ export const deliveryStateCodec: ValueCodec<DeliveryState> = {
   },
 }
 
-/** Where a dedup id was stored, and until when it counts. */
-export interface DedupRecord {
-  readonly offset: number
-  readonly storedAtMs: number
-  readonly expiresAtMs: number
-}
-
-// u8 version=1 | u64 offset | u64 storedAtMs | u64 expiresAtMs
-export const dedupRecordCodec: ValueCodec<DedupRecord> = {
-  name: 'dedupRecord',
-  encode: (r) => {
-    const b = Buffer.allocUnsafe(25)
-    b[0] = 1
-    writeU64(b, r.offset, 1)
-    writeU64(b, r.storedAtMs, 9)
-    writeU64(b, r.expiresAtMs, 17)
-    return b
-  },
-  decode: (b) => {
-    checkLayout('dedupRecord', b, 1, 25)
-    return { offset: readU64(b, 1), storedAtMs: readU64(b, 9), expiresAtMs: readU64(b, 17) }
-  },
-}
-
-// u32 format version, big-endian
 export const u32Codec: ValueCodec<number> = {
   name: 'u32',
   encode: (n) => {

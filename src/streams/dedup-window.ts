@@ -1,12 +1,27 @@
-import { emptyCodec, jsonCodec, str, u64, type Keyspace, type MetaOp, type MetaStore } from '../meta/index.js'
+import { jsonCodec, str, u64, type Keyspace, type MetaOp, type MetaStore, type ValueCodec } from '../meta/index.js'
 import { hitLimit } from '../limits.js'
 import type { Log } from '../log/index.js'
 
-// Namespace bytes in the metadata store (0x10 and up are free for modules).
-const idsNamespace = 0x10
-const checkpointNamespace = 0x11
-
 type IdKey = [scope: string, expiresAtMs: number, id: string]
+
+/**
+ * What a remembered id points at, so start-up can forget ids whose events a cut log tail lost:
+ * an event id, the stream offset it was stored at; an idempotency key, the last offset of its
+ * request in each stream. Ids written before offsets were kept decode as null and are trusted.
+ */
+export type IdTarget = { readonly offset: number } | { readonly streams: Readonly<Record<string, number>> } | null
+
+const idTargetCodec: ValueCodec<IdTarget> = {
+  name: 'dedupIdTarget',
+  encode: (v) => (v === null ? Buffer.alloc(0) : Buffer.from(JSON.stringify(v), 'utf8')),
+  decode: (b) => (b.length === 0 ? null : (JSON.parse(b.toString('utf8')) as IdTarget)),
+}
+
+/** An id as the publish path commits it: `offset` for an event id, omitted for an idempotency key. */
+export interface CommittedId {
+  readonly id: string
+  readonly offset?: number | undefined
+}
 
 /** Marks idempotency keys apart from event ids in the same scope. */
 export const requestKeyPrefix = '\u0001req:'
@@ -26,16 +41,18 @@ export const requestKeyPrefix = '\u0001req:'
 export class DedupWindow {
   readonly #ids = new Map<string, number>() // `${scope}\0${id}` → expiresAtMs, insertion order
   readonly #pending = new Map<string, Promise<boolean>>()
-  readonly #keyspace: Keyspace<IdKey, null>
+  readonly #keyspace: Keyspace<IdKey, IdTarget>
   readonly #checkpoints: Keyspace<[string], number>
   /** Per stream: base offsets of appends whose ids are not yet persisted, and the end so far. */
   readonly #unpersisted = new Map<string, { bases: Set<number>; end: number }>()
   readonly #maxIds: number
+  readonly #meta: MetaStore
   evicted = 0
 
   constructor(meta: MetaStore, maxIds: number) {
-    this.#keyspace = meta.keyspace('dedupIds', idsNamespace, [str(), u64(), str()] as const, emptyCodec)
-    this.#checkpoints = meta.keyspace('dedupCheckpoints', checkpointNamespace, [str()] as const, jsonCodec<number>())
+    this.#meta = meta
+    this.#keyspace = meta.keyspace('dedupIds', [str(), u64(), str()] as const, idTargetCodec)
+    this.#checkpoints = meta.keyspace('dedupCheckpoints', [str()] as const, jsonCodec<number>())
     this.#maxIds = maxIds
   }
 
@@ -43,20 +60,36 @@ export class DedupWindow {
     return this.#ids.size
   }
 
-  /** Loads live ids of `scopes`, then restores the ids of records each stream stored past its checkpoint. */
-  async load(scopes: readonly string[], streams: ReadonlyMap<string, Log>, windowMs: number, nowMs: number): Promise<{ loaded: number; restored: number }> {
+  /**
+   * Loads live ids of `scopes`, then restores the ids of records each stream stored past its
+   * checkpoint. Ids and checkpoints pointing at or past a stream's end are dropped first: the
+   * log lost that tail, so a retry of those events must store them again.
+   */
+  async load(scopes: readonly string[], streams: ReadonlyMap<string, Log>, windowMs: number, nowMs: number): Promise<{ loaded: number; restored: number; dropped: number }> {
     let loaded = 0
+    const clamp: MetaOp[] = []
+    const lost = (stream: string, offset: number): boolean => {
+      const log = streams.get(stream)
+      return log !== undefined && offset >= log.endOffset
+    }
     for (const scope of scopes) {
-      for await (const { key } of this.#keyspace.iterate({ prefix: [scope], gte: [scope, nowMs + 1] })) {
-        if (this.#ids.size >= this.#maxIds) break
+      for await (const { key, value } of this.#keyspace.iterate({ prefix: [scope], gte: [scope, nowMs + 1] })) {
+        const gone =
+          value !== null && ('offset' in value ? lost(scope, value.offset) : Object.entries(value.streams).some(([stream, last]) => lost(stream, last)))
+        if (gone) {
+          clamp.push(this.#keyspace.delOp(key))
+          continue
+        }
+        if (this.#ids.size >= this.#maxIds) continue
         this.#ids.set(`${scope}\0${key[2]}`, key[1])
         loaded++
       }
     }
     let restored = 0
     for (const [name, log] of streams) {
-      const checkpoint = (await this.#checkpoints.get([name])) ?? log.startOffset
-      let next = Math.max(checkpoint, log.startOffset)
+      const saved = await this.#checkpoints.get([name])
+      if (saved !== undefined && saved > log.endOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
+      let next = Math.max(Math.min(saved ?? log.startOffset, log.endOffset), log.startOffset)
       while (next < log.endOffset) {
         const { records, nextOffset } = await log.read(next)
         if (records.length === 0) break
@@ -69,7 +102,8 @@ export class DedupWindow {
       }
       this.#unpersisted.set(name, { bases: new Set(), end: log.endOffset })
     }
-    return { loaded, restored }
+    if (clamp.length > 0) await this.#meta.write(clamp, { sync: true })
+    return { loaded, restored, dropped: clamp.length }
   }
 
   /**
@@ -106,15 +140,25 @@ export class DedupWindow {
   /**
    * After the events are durable: remember the ids, and add the ops that persist them together
    * with the stream's new checkpoint (the lowest append whose ids are still unpersisted).
+   * `target` is where an idempotency key's request was stored; event ids carry their own offset.
    */
-  commit(scope: string, ids: readonly string[], nowMs: number, windowMs: number, ops: MetaOp[], append?: { baseOffset: number; endOffset: number }): void {
+  commit(
+    scope: string,
+    ids: readonly CommittedId[],
+    nowMs: number,
+    windowMs: number,
+    ops: MetaOp[],
+    append?: { baseOffset: number; endOffset: number },
+    target?: Readonly<Record<string, number>>,
+  ): void {
     const expiresAt = nowMs + windowMs
-    for (const id of ids) {
+    for (const { id, offset } of ids) {
       const k = `${scope}\0${id}`
       this.#pending.delete(k)
       this.#ids.delete(k) // re-insert, so the map stays in expiry order
       this.#ids.set(k, expiresAt)
-      ops.push(this.#keyspace.putOp([scope, expiresAt, id], null))
+      const value: IdTarget = offset !== undefined ? { offset } : target !== undefined ? { streams: target } : null
+      ops.push(this.#keyspace.putOp([scope, expiresAt, id], value))
     }
     if (append !== undefined) {
       const u = this.#unpersisted.get(scope)

@@ -73,7 +73,8 @@ interface ExchangeRuntime {
 
 interface StreamBatch {
   readonly records: AppendRecord[]
-  readonly ids: string[]
+  /** Ids to remember, each with its record's index in `records` (its offset once appended). */
+  readonly ids: Array<{ readonly id: string; readonly index: number }>
 }
 
 /**
@@ -162,7 +163,7 @@ export class BrokerPublisher implements Publisher {
     let settleIds: ((stored: boolean) => void) | undefined
     const idsOutcome = new Promise<boolean>((resolve) => (settleIds = resolve))
     const reserved: Array<[stream: string, id: string]> = []
-    const appended: Array<{ stream: string; ids: string[]; result: AppendResult }> = []
+    const appended: Array<{ stream: string; ids: StreamBatch['ids']; result: AppendResult }> = []
     let failure: unknown
     let result: PublishResult | undefined
     try {
@@ -200,10 +201,16 @@ export class BrokerPublisher implements Publisher {
     const stamp = this.#now()
     const windowMs = ex.config.dedupWindowMs
     for (const a of appended) {
-      if (a.ids.length > 0) this.#dedup.commit(a.stream, a.ids, stamp, windowMs, ops, { baseOffset: a.result.baseOffset, endOffset: a.result.lastOffset + 1 })
+      if (a.ids.length === 0) continue
+      const base = a.result.baseOffset
+      const ids = a.ids.map(({ id, index }) => ({ id, offset: base + index }))
+      this.#dedup.commit(a.stream, ids, stamp, windowMs, ops, { baseOffset: base, endOffset: a.result.lastOffset + 1 })
     }
     for (const [stream, id] of reserved) this.#dedup.release(stream, [id])
-    if (failure === undefined && requestKey !== undefined) this.#dedup.commit(req.exchange, [requestKey], stamp, windowMs, ops)
+    if (failure === undefined && requestKey !== undefined) {
+      const target = Object.fromEntries(appended.map((a) => [a.stream, a.result.lastOffset]))
+      this.#dedup.commit(req.exchange, [{ id: requestKey }], stamp, windowMs, ops, undefined, target)
+    }
     try {
       if (ops.length > 0) await this.#meta.write(ops, { sync: appended.some((a) => this.#streams.get(a.stream)?.config.fsync !== 'never') })
     } catch (err) {
@@ -300,8 +307,8 @@ export class BrokerPublisher implements Publisher {
       for (const name of streams) {
         let b = batches.get(name)
         if (b === undefined) batches.set(name, (b = { records: [], ids: [] }))
+        if (record.id !== undefined && req.internal !== true) b.ids.push({ id: record.id, index: b.records.length })
         b.records.push(record)
-        if (record.id !== undefined && req.internal !== true) b.ids.push(record.id)
       }
     }
     return { batches, duplicates, unroutable }

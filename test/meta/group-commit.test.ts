@@ -1,25 +1,28 @@
 import { describe, expect, test } from 'vitest'
 import { GroupCommit, type MetaOp } from '../../src/meta/group-commit.js'
+import { groupKeyspaces } from '../../src/consumers/group.js'
 import { tempMeta } from './temp-dir.js'
 
 describe('group commit on a real store', () => {
   test('100 concurrent synced writes share far fewer than 100 synced batches', async () => {
     const { meta } = await tempMeta()
+    const ks = groupKeyspaces(meta)
     const before = { ...meta.stats }
-    await Promise.all(Array.from({ length: 100 }, (_, i) => meta.groupState.put([`g${i}`], { cursor: i, generation: 0, updatedAtMs: i }, { sync: true })))
+    await Promise.all(Array.from({ length: 100 }, (_, i) => ks.record.put([`g${i}`], { cursor: i, generation: 0, delivered: 0 }, { sync: true })))
     const synced = meta.stats.syncedBatches - before.syncedBatches
     expect(meta.stats.writes - before.writes).toBe(100)
     expect(synced).toBeGreaterThanOrEqual(1)
     expect(synced).toBeLessThanOrEqual(5)
-    for (let i = 0; i < 100; i++) expect(await meta.groupState.get([`g${i}`])).toEqual({ cursor: i, generation: 0, updatedAtMs: i })
+    for (let i = 0; i < 100; i++) expect(await ks.record.get([`g${i}`])).toEqual({ cursor: i, generation: 0, delivered: 0 })
   })
 
   test('callers arriving while a sync is in flight ride the next one', async () => {
     const { meta } = await tempMeta()
+    const ks = groupKeyspaces(meta)
     const before = { ...meta.stats }
     // 50 independent ackers, each awaiting its own durable write before the next, as a consumer does.
     const acker = async (id: number): Promise<void> => {
-      for (let round = 0; round < 10; round++) await meta.settled.put([`g${id}`, round], { end: round + 1 }, { sync: true })
+      for (let round = 0; round < 10; round++) await ks.settled.put([`g${id}`, round], { end: round + 1 }, { sync: true })
     }
     await Promise.all(Array.from({ length: 50 }, (_, i) => acker(i)))
     const writes = meta.stats.writes - before.writes
@@ -27,21 +30,22 @@ describe('group commit on a real store', () => {
     expect(writes).toBe(500)
     expect(synced).toBeLessThan(writes / 10)
     expect(meta.stats.maxWritesPerBatch).toBeGreaterThanOrEqual(25)
-    expect((await meta.settled.scan(['g49'])).map((e) => e.key[1])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    expect((await ks.settled.scan(['g49'])).map((e) => e.key[1])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
   })
 
   test('non-synced writes never issue a synced batch, and keep call order with synced ones', async () => {
     const { meta } = await tempMeta()
+    const ks = groupKeyspaces(meta)
     const before = { ...meta.stats }
-    await Promise.all(Array.from({ length: 20 }, (_, i) => meta.groupState.put(['g'], { cursor: i, generation: 0, updatedAtMs: 0 }, { sync: false })))
+    await Promise.all(Array.from({ length: 20 }, (_, i) => ks.record.put(['g'], { cursor: i, generation: 0, delivered: 0 }, { sync: false })))
     expect(meta.stats.syncedBatches).toBe(before.syncedBatches)
     expect(meta.stats.batches).toBeGreaterThan(before.batches)
-    expect((await meta.groupState.get(['g']))?.cursor).toBe(19)
+    expect((await ks.record.get(['g']))?.cursor).toBe(19)
 
     // Mixed: the last call wins whatever its sync flag, since batches keep call order.
-    const mixed = Array.from({ length: 30 }, (_, i) => meta.groupState.put(['h'], { cursor: i, generation: 0, updatedAtMs: 0 }, { sync: i % 3 === 0 }))
+    const mixed = Array.from({ length: 30 }, (_, i) => ks.record.put(['h'], { cursor: i, generation: 0, delivered: 0 }, { sync: i % 3 === 0 }))
     await Promise.all(mixed)
-    expect((await meta.groupState.get(['h']))?.cursor).toBe(29)
+    expect((await ks.record.get(['h']))?.cursor).toBe(29)
   })
 })
 
