@@ -168,7 +168,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     dedup.expire(dedupScopes(openStreamsForDedup, publisher), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
   }, dedupExpireEveryMs)
   expireTimer.unref()
-  const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream)?.log)
+  const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream))
   const limiter = new RateLimiter(config.rateLimits)
   const alarmWatchers = new Set<(blocked: boolean) => void>()
   const alarms: Alarms = new Alarms({

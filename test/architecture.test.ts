@@ -42,6 +42,19 @@ describe('architecture', () => {
     expect(offenders).toEqual([])
   })
 
+  it('every write to a log goes through the one append path', async () => {
+    // Log.append takes one batch that must fit a segment and knows nothing of chunking; a writer
+    // calling it directly is how dead letters once failed forever on a small segment size.
+    const allowed = new Set(['src/streams/append.ts'])
+    const offenders: string[] = []
+    for (const file of await filesUnder('src')) {
+      if (file.startsWith('src/log/') || allowed.has(file)) continue
+      const text = await readFile(join(root, file), 'utf8')
+      for (const m of text.matchAll(/\blog!?\??\.append\(/g)) offenders.push(`${file}: ${m[0]}`)
+    }
+    expect(offenders).toEqual([])
+  })
+
   it('the checker would see an offending import', async () => {
     // Guards the guard: the pattern must match the forms used in this codebase.
     const sample = "import { fastify } from 'fastify'\nimport net from 'node:net'\nimport { createServer, isIP } from 'node:net'"

@@ -1,5 +1,5 @@
 import type { GroupConfig, StartPosition } from '../config/index.js'
-import { errors } from '../errors.js'
+import { errors, SluiceError } from '../errors.js'
 import type { LogLogger, StoredRecord } from '../log/index.js'
 import { deliveryStateCodec, settledRangeCodec, str, u64, type DeliveryState, type Keyspace, type MetaOp, type MetaStore, type SettledRange, type ValueCodec } from '../meta/index.js'
 import type { Stream } from '../streams/registry.js'
@@ -835,6 +835,21 @@ export class ConsumerGroup {
             d.done()
           }
         } catch (err) {
+          if (err instanceof SluiceError && !err.retryable && this.#sink !== undefined) {
+            // The target can never take them (an event larger than its segments): retrying
+            // would loop forever and hold the backlog, so they are parked in the group instead.
+            this.#logger?.warn({ group: this.name, err, events: batch.length }, 'dead-letter target refused the events for good; parked in the group')
+            try {
+              await this.#park(batch, this.#now(), err.message)
+              for (const d of batch) {
+                this.counters.deadLettered[d.reason]++
+                d.done()
+              }
+              continue
+            } catch (parkErr) {
+              err = parkErr
+            }
+          }
           this.#logger?.warn({ group: this.name, err, events: batch.length }, 'dead-lettering failed; the events stay unsettled and come back')
           // They stay unsettled: back to redelivery so nothing is lost, and the callers learn.
           for (const d of batch) this.#schedule(d.record.offset, d.count, this.#now() + this.config.retryBackoff.initialMs)
@@ -848,17 +863,7 @@ export class ConsumerGroup {
 
   async #bury(batch: PendingDeath[]): Promise<void> {
     const now = this.#now()
-    if (this.#sink === undefined) {
-      // No target: park, never drop. Parked events hold the cursor until redriven or purged.
-      const ops: MetaOp[] = []
-      for (const d of batch) {
-        const p: ParkedEvent = { offset: d.record.offset, reason: d.reason, deliveryCount: d.count, time: now, ...(d.error !== undefined ? { error: d.error } : {}) }
-        this.#parked.set(p.offset, p)
-        ops.push(this.#ks.parked.putOp([this.name, p.offset], p))
-      }
-      await this.#meta.write(ops, { sync: true })
-      return
-    }
+    if (this.#sink === undefined) return this.#park(batch, now)
     const routingKey = this.config.deadLetter?.kind === 'exchange' ? (this.config.deadLetter.routingKey ?? undefined) : undefined
     const records = batch.map((d) => deadLetterRecord(d, this.#stream.name, this.name, now, routingKey))
     const values = batch.map((d) => (d.record.json ? safeParse(d.record.body) : undefined))
@@ -866,6 +871,18 @@ export class ConsumerGroup {
     // dead-letters it again (a duplicate in the target), never loses it.
     await this.#sink.deadLetter(records, values)
     await this.#settle(batch.map((d) => d.record.offset))
+  }
+
+  /** Sets events aside in the group, never dropped: they hold the cursor until redriven or purged. */
+  async #park(batch: readonly PendingDeath[], now: number, targetError?: string): Promise<void> {
+    const ops: MetaOp[] = []
+    for (const d of batch) {
+      const error = targetError ?? d.error
+      const p: ParkedEvent = { offset: d.record.offset, reason: d.reason, deliveryCount: d.count, time: now, ...(error !== undefined ? { error } : {}) }
+      this.#parked.set(p.offset, p)
+      ops.push(this.#ks.parked.putOp([this.name, p.offset], p))
+    }
+    await this.#meta.write(ops, { sync: true })
   }
 
   async #enforceBacklog(): Promise<void> {

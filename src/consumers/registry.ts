@@ -123,7 +123,7 @@ export class GroupRegistry {
     if (dl.kind === 'stream') {
       const target = this.#streams.get(dl.stream)
       if (target === undefined) throw errors.unknownStream(dl.stream)
-      return { deadLetter: async (records) => void (await target.log.append(records)) }
+      return { deadLetter: async (records) => void (await target.append(records)) }
     }
     const publisher = this.#publisher
     return {

@@ -1,5 +1,6 @@
 import { hitLimit } from '../limits.js'
-import type { AppendRecord, Log } from '../log/index.js'
+import type { AppendRecord } from '../log/index.js'
+import type { Stream } from '../streams/registry.js'
 
 /** The stream that keeps what a door could not parse, so a bad frame is set aside, never lost. */
 export const ingestErrorsStream = 'ingest-errors'
@@ -30,10 +31,10 @@ export class IngestErrors {
   recorded = 0
   dropped = 0
 
-  constructor(private readonly log: Log | undefined) {}
+  constructor(private readonly stream: Stream | undefined) {}
 
   record(info: IngestErrorInfo): void {
-    if (this.log === undefined || this.#queue.length >= ingestErrorsQueueMax) {
+    if (this.stream === undefined || this.#queue.length >= ingestErrorsQueueMax) {
       this.dropped++
       hitLimit('ingestErrorsQueueMax')
       return
@@ -63,7 +64,7 @@ export class IngestErrors {
         const batch = this.#queue
         this.#queue = []
         try {
-          await this.log!.append(batch)
+          await this.stream!.append(batch)
         } catch {
           this.dropped += batch.length
         }

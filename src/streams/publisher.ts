@@ -1,6 +1,6 @@
 import type { Config, ExchangeConfig } from '../config/index.js'
 import { errors } from '../errors.js'
-import type { AppendRecord, AppendResult, Log } from '../log/index.js'
+import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
 import { compileTemplate, type Router, type RoutingKeyTemplate } from '../router/index.js'
 import { requestKeyPrefix, type DedupWindow } from './dedup-window.js'
@@ -177,7 +177,7 @@ export class BrokerPublisher implements Publisher {
           const batch = batches.get(name)!
           const base = stream.log.nextOffset
           if (batch.ids.length > 0) this.#dedup.appending(name, base)
-          return appendInChunks(stream.log, batch.records, stream.config.segmentBytes).catch((err: unknown) => {
+          return stream.append(batch.records).catch((err: unknown) => {
             if (batch.ids.length > 0) this.#dedup.abandon(name, base)
             throw err
           })
@@ -313,41 +313,6 @@ export class BrokerPublisher implements Publisher {
     }
     return { batches, duplicates, unroutable }
   }
-}
-
-/** A log batch must fit in a segment; a large publish is appended as several batches. */
-const appendBytesMax = 8 * 1024 * 1024
-
-function estimatedBytes(r: AppendRecord): number {
-  // Upper bound of the encoded record: fixed fields, UTF-8 at 3 bytes a UTF-16 unit at most.
-  return 32 + r.body.length + 3 * (r.key.length + (r.id?.length ?? 0) + (r.exchange?.length ?? 0)) + (r.headers?.length ?? 0)
-}
-
-/**
- * Appends records as one batch, or as consecutive batches when they would not fit in a segment
- * (half a segment, at most 8 MiB each). The appends are issued back to back, so their offsets
- * are contiguous; the result spans them all.
- */
-async function appendInChunks(log: Log, records: AppendRecord[], segmentBytes: number): Promise<AppendResult> {
-  const cap = Math.min(appendBytesMax, Math.floor(segmentBytes / 2))
-  let bytes = 0
-  for (const r of records) bytes += estimatedBytes(r)
-  if (bytes <= cap) return log.append(records)
-  const parts: Promise<AppendResult>[] = []
-  let start = 0
-  let size = 0
-  for (let i = 0; i < records.length; i++) {
-    const b = estimatedBytes(records[i]!)
-    if (size + b > cap && i > start) {
-      parts.push(log.append(records.slice(start, i)))
-      start = i
-      size = 0
-    }
-    size += b
-  }
-  parts.push(log.append(records.slice(start)))
-  const results = await Promise.all(parts)
-  return { baseOffset: results[0]!.baseOffset, lastOffset: results[results.length - 1]!.lastOffset }
 }
 
 function idFromBody(value: unknown, field: string, n: number): string | undefined {

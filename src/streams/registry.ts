@@ -2,12 +2,30 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { shielded } from '../background.js'
 import type { DurabilityConfig, StreamConfig } from '../config/index.js'
-import { openLog, type Log, type LogLogger, type LogObserver } from '../log/index.js'
+import { openLog, type AppendRecord, type AppendResult, type Log, type LogLogger, type LogObserver } from '../log/index.js'
+import { appendToLog } from './append.js'
 
 export interface Stream {
   readonly name: string
   readonly config: StreamConfig
+  /** For reads, tails and stats. Writes go through `append`, never `log.append`. */
   readonly log: Log
+  /** The one write path: chunked to the segment size, resolved once durable (see append.ts). */
+  append(records: readonly AppendRecord[]): Promise<AppendResult>
+}
+
+async function openStream(dataDir: string, config: StreamConfig, durability: DurabilityConfig, logger?: LogLogger, observer?: (stream: string) => LogObserver): Promise<Stream> {
+  const log = await openLog(streamDir(dataDir, config.name), {
+    fsync: config.fsync,
+    intervalMs: durability.intervalMs,
+    maxBatchBytes: durability.maxBatchBytes,
+    segmentBytes: config.segmentBytes,
+    segmentAgeMs: config.segmentAgeMs,
+    retention: { maxAgeMs: config.retention.maxAgeMs ?? undefined, maxBytes: config.retention.maxBytes ?? undefined },
+    logger,
+    observer: observer?.(config.name),
+  })
+  return { name: config.name, config, log, append: (records) => appendToLog(log, records, config.segmentBytes) }
 }
 
 export const streamDir = (dataDir: string, name: string): string => join(dataDir, 'streams', name)
@@ -33,17 +51,7 @@ export class StreamRegistry {
     await mkdir(join(dataDir, 'streams'), { recursive: true })
     const opened = await Promise.allSettled(
       Object.values(configs).map(async (config) => {
-        const log = await openLog(streamDir(dataDir, config.name), {
-          fsync: config.fsync,
-          intervalMs: durability.intervalMs,
-          maxBatchBytes: durability.maxBatchBytes,
-          segmentBytes: config.segmentBytes,
-          segmentAgeMs: config.segmentAgeMs,
-          retention: { maxAgeMs: config.retention.maxAgeMs ?? undefined, maxBytes: config.retention.maxBytes ?? undefined },
-          logger,
-          observer: observer?.(config.name),
-        })
-        reg.#streams.set(config.name, { name: config.name, config, log })
+        reg.#streams.set(config.name, await openStream(dataDir, config, durability, logger, observer))
       }),
     )
     const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected')
@@ -58,17 +66,7 @@ export class StreamRegistry {
   async add(config: StreamConfig, durability: DurabilityConfig, logger?: LogLogger, observer?: (stream: string) => LogObserver): Promise<Stream> {
     const existing = this.#streams.get(config.name)
     if (existing !== undefined) return existing
-    const log = await openLog(streamDir(this.dataDir, config.name), {
-      fsync: config.fsync,
-      intervalMs: durability.intervalMs,
-      maxBatchBytes: durability.maxBatchBytes,
-      segmentBytes: config.segmentBytes,
-      segmentAgeMs: config.segmentAgeMs,
-      retention: { maxAgeMs: config.retention.maxAgeMs ?? undefined, maxBytes: config.retention.maxBytes ?? undefined },
-      logger,
-      observer: observer?.(config.name),
-    })
-    const stream = { name: config.name, config, log }
+    const stream = await openStream(this.dataDir, config, durability, logger, observer)
     this.#streams.set(config.name, stream)
     return stream
   }
