@@ -52,6 +52,8 @@ export const errors = {
     counted('segmentSize', new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `batch of ${bytes} bytes does not fit in a segment of ${segmentBytes} bytes (segmentSize)`, 413, false, { bytes, limit: segmentBytes })),
   logFailed: (dir: string, cause: unknown) =>
     new SluiceError('SLUICE_ERR_LOG_FAILED', `log ${dir} failed a write and refuses appends until reopened`, 503, true, { dir }, { cause }),
+  logWriteFailed: (dir: string, errno: string, cause: unknown) =>
+    new SluiceError('SLUICE_ERR_LOG_WRITE_FAILED', `a write to log ${dir} failed (${errno}); the log rolled back to its last durable batch and nothing of this request was kept`, 503, true, { dir, errno, retryAfterMs: 1000 }, { cause }),
   logOffsetOutOfRange: (offset: number, start: number, end: number) =>
     new SluiceError('SLUICE_ERR_LOG_OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log [${start}, ${end})`, 416, false, { offset, start, end }),
   metaClosed: () => new SluiceError('SLUICE_ERR_META_CLOSED', 'metadata store is closed', 503, true),
@@ -93,6 +95,8 @@ export const errors = {
     counted('rateLimits', new SluiceError('SLUICE_ERR_RATE_LIMITED', `over the ingest rate limit ${rule}; retry after ${Math.ceil(retryAfterMs / 1000)} s; nothing was stored`, 429, true, { rule, retryAfterMs })),
   alarm: (alarms: readonly string[], retryAfterMs: number) =>
     new SluiceError('SLUICE_ERR_ALARM', `publishing is blocked while the ${alarms.join(' and ')} alarm${alarms.length > 1 ? 's are' : ' is'} up; consumers keep draining; nothing was stored`, 503, true, { alarms, retryAfterMs }),
+  diskSpace: (requestBytes: number, freeBytes: number, limitBytes: number, retryAfterMs: number) =>
+    new SluiceError('SLUICE_ERR_DISK_SPACE', `storing ${requestBytes} bytes would take the free disk space (about ${freeBytes} bytes) below server.alarms.diskFreeLimit (${limitBytes} bytes); nothing was stored`, 503, true, { alarms: ['disk'], requestBytes, freeBytes, limitBytes, retryAfterMs }),
   overloaded: (inFlight: number, limit: number) =>
     counted('maxInFlightRequests', new SluiceError('SLUICE_ERR_OVERLOADED', `${inFlight} requests are being served, at server.http.maxInFlightRequests (${limit}); retry shortly`, 503, true, { limit: 'maxInFlightRequests', limitRequests: limit, retryAfterMs: 1000 })),
   // Consumer groups

@@ -78,7 +78,10 @@ async function checkLog(dir: string, repair: boolean): Promise<FsckLogReport> {
         p += h.length
       }
       const indexOk = await seg.index.load(seg.indexPath, seg.timeIndexPath, Math.max(fileBytes, 1))
-      let indexProblem = indexOk ? undefined : 'index file is malformed (size, order or range)'
+      // The active segment's indexes are written only at a roll or a close: after a crash the
+      // last segment may have none, and opening the log rebuilds them from the log itself.
+      const unwrittenTail = !indexOk && base === bases[bases.length - 1] && !(await exists(seg.indexPath)) && !(await exists(seg.timeIndexPath))
+      let indexProblem = indexOk || unwrittenTail ? undefined : 'index file is malformed (size, order or range)'
       if (indexOk) {
         for (const [pos, off] of starts) {
           const floor = seg.index.floorPosition(off - base)
@@ -107,6 +110,16 @@ async function checkLog(dir: string, repair: boolean): Promise<FsckLogReport> {
     await log.close()
   }
   return { dir, segments: bases.length, bytes, startOffset: bases[0] ?? 0, endOffset, problems, repaired }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw err
+  }
 }
 
 export function formatFsckReport(report: FsckReport): string {

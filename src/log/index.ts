@@ -3,3 +3,4 @@ export type { AppendResult, BatchReadResult, FsyncPolicy, LogLogger, LogObserver
 export { decodeRecords, encodeBatch, checkBatch, readBatchHeader, batchHeaderBytes } from './format.js'
 export type { AppendRecord, StoredRecord, BatchHeader } from './format.js'
 export { fsck, formatFsckReport, type FsckReport } from './fsck.js'
+export { SegmentFilePool, defaultSegmentFilePool, segmentFilesDefault, type SegmentFilePoolStats } from './file-pool.js'

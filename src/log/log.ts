@@ -4,7 +4,8 @@ import { noteBackgroundError } from '../background.js'
 import type { SluiceError } from '../errors.js'
 import { errors } from '../errors.js'
 import { batchHeaderBytes, batchLastOffset, checkBatch, decodeRecords, encodeBatch, readBatchHeader, RecordTooLargeError, type AppendRecord, type StoredRecord } from './format.js'
-import { Segment, segmentNamePattern } from './segment.js'
+import { defaultSegmentFilePool, type SegmentFilePool } from './file-pool.js'
+import { Segment, segmentNamePattern, type SegmentMark } from './segment.js'
 
 export type FsyncPolicy = 'always' | 'batch' | 'never'
 
@@ -30,6 +31,13 @@ export interface LogOptions {
   readonly now: () => number
   /** Timings for metrics, called once per flush (never per record). */
   readonly observer?: LogObserver | undefined
+  /** Where sealed segments borrow read handles; shared by every log of a server. */
+  readonly files?: SegmentFilePool | undefined
+  /**
+   * Told of a write or sync that failed (after the log rolled itself back), so a full disk can
+   * raise the disk alarm at once.
+   */
+  readonly onWriteError?: ((err: unknown) => void) | undefined
 }
 
 export interface LogObserver {
@@ -145,6 +153,7 @@ export class Log {
   #flushDone: Promise<void> = Promise.resolve()
   #appendedBatches = 0
   #syncs = 0
+  #writeErrors = 0
 
   private constructor(dir: string, options: LogOptions) {
     this.dir = dir
@@ -180,8 +189,12 @@ export class Log {
     return this.#nextOffset
   }
 
-  get counters(): { appendedBatches: number; syncs: number } {
-    return { appendedBatches: this.#appendedBatches, syncs: this.#syncs }
+  get counters(): { appendedBatches: number; syncs: number; writeErrors: number } {
+    return { appendedBatches: this.#appendedBatches, syncs: this.#syncs, writeErrors: this.#writeErrors }
+  }
+
+  get #files(): SegmentFilePool {
+    return this.options.files ?? defaultSegmentFilePool
   }
 
   stats(): LogStats {
@@ -224,6 +237,59 @@ export class Log {
     return new Promise<AppendResult>((resolve, reject) => {
       this.#pending.push({ startedAt: this.options.observer === undefined ? 0 : performance.now(), buf, baseOffset, lastOffset, resolve, reject })
       this.#pendingBytes += buf.length
+      this.#schedule()
+    })
+  }
+
+  /**
+   * Appends several batches that stand or fall together (a request split to fit segments): all
+   * are encoded first, so a bad record queues none of them, then queued at once, so one flush
+   * writes them and a failed write rolls back every one. Resolves with the span of offsets.
+   */
+  appendAll(parts: readonly (readonly AppendRecord[])[]): Promise<AppendResult> {
+    if (parts.length === 1) return this.append(parts[0]!)
+    if (this.#state !== 'open') return Promise.reject(this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir))
+    const bufs: Buffer[] = []
+    let offset = this.#nextOffset
+    for (const records of parts) {
+      let buf: Buffer
+      try {
+        buf = encodeBatch(records, offset)
+      } catch (err) {
+        if (err instanceof RecordTooLargeError) return Promise.reject(errors.logRecordTooLarge(err.bytes, err.limit))
+        return Promise.reject(err)
+      }
+      if (buf.length > this.options.segmentBytes) return Promise.reject(errors.logBatchTooLarge(buf.length, this.options.segmentBytes))
+      bufs.push(buf)
+      offset += records.length
+    }
+    const baseOffset = this.#nextOffset
+    const lastOffset = offset - 1
+    this.#nextOffset = offset
+    return new Promise<AppendResult>((resolve, reject) => {
+      let left = bufs.length
+      let failed = false
+      const startedAt = this.options.observer === undefined ? 0 : performance.now()
+      let at = baseOffset
+      for (let k = 0; k < bufs.length; k++) {
+        const n = parts[k]!.length
+        this.#pending.push({
+          startedAt,
+          buf: bufs[k]!,
+          baseOffset: at,
+          lastOffset: at + n - 1,
+          resolve: () => {
+            if (--left === 0 && !failed) resolve({ baseOffset, lastOffset })
+          },
+          reject: (e) => {
+            if (failed) return
+            failed = true
+            reject(e)
+          },
+        })
+        this.#pendingBytes += bufs[k]!.length
+        at += n
+      }
       this.#schedule()
     })
   }
@@ -278,10 +344,11 @@ export class Log {
       const items = this.#pending
       this.#pending = []
       this.#pendingBytes = 0
+      const mark = { segments: this.#segments.length, active: this.#active().mark() }
       try {
         await this.#writeItems(items)
       } catch (err) {
-        this.#fail(err, items)
+        await this.#writeFailed(err, items, mark)
         return
       }
       for (const it of items) it.resolve({ baseOffset: it.baseOffset, lastOffset: it.lastOffset })
@@ -300,7 +367,13 @@ export class Log {
     }
   }
 
+  /**
+   * Writes the items, rolling into new segments as they fill. Nothing becomes visible until
+   * every item is written and synced: readers see the whole flush or none of it, so a failure
+   * anywhere can be rolled back without taking away anything that was read or confirmed.
+   */
   async #writeItems(items: Pending[]): Promise<void> {
+    const touched: Segment[] = []
     let i = 0
     while (i < items.length) {
       let active = this.#active()
@@ -326,22 +399,16 @@ export class Log {
         active.noteBatch(readBatchHeader(b), position, this.options.indexIntervalBytes)
         position += b.length
       }
-      const writeAll = async (): Promise<void> => {
-        let written = 0
-        while (written < bytes) {
-          const rest = written === 0 ? group : [Buffer.concat(group).subarray(written)]
-          const { bytesWritten } = await fh.writev(rest, startPosition + written)
-          if (bytesWritten === 0) throw new Error(`short write to ${active.logPath}`)
-          written += bytesWritten
-        }
+      let written = 0
+      while (written < bytes) {
+        const rest = written === 0 ? group : [Buffer.concat(group).subarray(written)]
+        const { bytesWritten } = await fh.writev(rest, startPosition + written)
+        if (bytesWritten === 0) throw new Error(`short write to ${active.logPath}`)
+        written += bytesWritten
       }
-      // Index files are written beside the data and never synced on this path: after a crash
-      // recovery rebuilds the active segment's indexes from the log itself.
-      const t0 = performance.now()
-      await Promise.all([writeAll(), active.flushIndexes()])
       if (this.options.fsync !== 'never') {
         // With O_DSYNC the write was the sync; otherwise time the fdatasync alone.
-        const t1 = active.dsync ? t0 : performance.now()
+        const t1 = performance.now()
         if (!active.dsync) await fh.datasync()
         this.#lastSyncMs = performance.now() - t1
         const seconds = this.#lastSyncMs / 1000
@@ -350,10 +417,11 @@ export class Log {
       }
       active.size += bytes
       this.#appendedBatches += group.length
-      active.durableSize = active.size
-      this.#advanceEnd(active.nextOffset)
+      touched.push(active)
       if (i < items.length) await this.#roll(items[i]!.baseOffset)
     }
+    for (const seg of touched) seg.durableSize = seg.size
+    this.#advanceEnd(this.#active().nextOffset)
   }
 
   /** Metrics are the observer's business: a throw there must not fail a write that succeeded. */
@@ -373,17 +441,73 @@ export class Log {
   async #roll(base: number): Promise<Segment> {
     const old = this.#active()
     if (old.isEmpty && old.base === base) return old
-    await old.syncAll()
-    const seg = new Segment(this.dir, base, this.options.now(), this.options.fsync === 'always')
+    await old.seal()
+    const seg = new Segment(this.dir, base, this.options.now(), this.options.fsync === 'always', this.#files)
     await seg.create()
-    await syncDir(this.dir)
+    // In the list before the directory sync: should that fail, the rollback finds and removes it.
     this.#segments.push(seg)
+    await syncDir(this.dir)
     return seg
   }
 
+  /**
+   * A write or sync failed (a full disk, an I/O error). The log goes back to where this flush
+   * started, which is the last durable end: segments the flush created are removed, the active
+   * one is cut back (file, indexes, counters). Every batch of the flush, and every append queued
+   * behind it, fails; nothing of them is kept, served or recovered, and offsets are handed out
+   * again from the durable end. The log then takes appends again, so a disk that fills and
+   * empties needs no restart. Only when the rollback itself fails does the log stop taking
+   * appends until it is reopened.
+   */
+  async #writeFailed(err: unknown, items: Pending[], mark: { segments: number; active: SegmentMark }): Promise<void> {
+    this.#writeErrors++
+    let rolledBack = true
+    try {
+      await this.#rollBack(mark)
+    } catch (rollbackErr) {
+      rolledBack = false
+      this.options.logger?.warn({ dir: this.dir, err: rollbackErr }, 'log rollback after a failed write failed')
+    }
+    if (!rolledBack) {
+      this.#fail(err, items)
+    } else {
+      this.#nextOffset = this.#endOffset
+      const code = (err as NodeJS.ErrnoException).code
+      this.options.logger?.warn({ dir: this.dir, err, endOffset: this.#endOffset }, 'log write failed; rolled back to the last durable batch')
+      const error = errors.logWriteFailed(this.dir, typeof code === 'string' ? code : 'EIO', err)
+      const queued = this.#pending
+      this.#pending = []
+      this.#pendingBytes = 0
+      for (const it of items) it.reject(error)
+      for (const it of queued) it.reject(error)
+    }
+    // Told after the state is settled and before the callers hear: a publisher that retries at
+    // once meets the disk alarm, not the same full disk.
+    const report = this.options.onWriteError
+    if (report !== undefined) {
+      try {
+        report(err)
+      } catch (reportErr) {
+        noteBackgroundError('log.onWriteError', reportErr)
+      }
+    }
+  }
+
+  async #rollBack(mark: { segments: number; active: SegmentMark }): Promise<void> {
+    let removed = false
+    while (this.#segments.length > mark.segments) {
+      const seg = this.#segments.pop()!
+      await seg.closeFiles()
+      for (const p of [seg.logPath, seg.indexPath, seg.timeIndexPath]) await unlink(p).catch(ignoreMissing)
+      removed = true
+    }
+    if (removed) await syncDir(this.dir)
+    await this.#active().rollBack(mark.active)
+  }
+
   #fail(err: unknown, items: Pending[]): void {
-    // After a failed write or fsync the page cache can no longer be trusted (a later fsync may
-    // report success for lost pages), so the log stops taking appends until it is reopened.
+    // The write failed and so did the rollback: what is on disk past the durable end is unknown,
+    // so the log stops taking appends until it is reopened (recovery then cuts a torn tail).
     this.#state = 'failed'
     this.#failure = err
     this.options.logger?.warn({ dir: this.dir, err }, 'log write failed; appends are refused until reopen')
@@ -480,12 +604,14 @@ export class Log {
         if (last >= from) {
           batches.push(chunk.subarray(p, p + len))
           nextOffset = last + 1
+          // Only what is returned counts: batches skipped on the way to `from` (at most an index
+          // interval's worth) must not use up a small budget and return nothing.
+          budget -= len
         }
         p += len
       }
       if (p === 0) break
       position += p
-      budget -= p
     }
     return { batches, nextOffset }
   }
@@ -579,7 +705,8 @@ export class Log {
     const paths = [seg.logPath, seg.indexPath, seg.timeIndexPath]
     for (const p of paths) await rename(p, `${p}.deleted`).catch(ignoreMissing)
     await syncDir(this.dir)
-    if (!seg.pinned) await seg.closeFiles()
+    // A read in flight keeps its handle until it is done; the unlinked file lives until then.
+    await seg.closeFiles()
     for (const p of paths) await unlink(`${p}.deleted`).catch(ignoreMissing)
   }
 
@@ -598,12 +725,28 @@ export class Log {
         w.resolve(false)
       }
       this.#waiters = []
+      let synced = false
       if (!wasFailed && this.#segments.length > 0) {
-        await this.#active().syncAll()
-        await writeFile(join(this.dir, cleanMarker), `${this.#endOffset}\n`)
-        await syncDir(this.dir)
+        try {
+          const active = this.#active()
+          await active.writeIndexes(true)
+          await (await active.file()).datasync()
+          synced = true
+        } catch (err) {
+          // A full disk at close: no marker, so the next open scans the last segment instead.
+          this.options.logger?.warn({ dir: this.dir, err }, 'log close could not sync its indexes; the next open rebuilds them')
+        }
       }
+      // Descriptors go back before the marker takes one: a close under a tight fd limit works.
       for (const s of this.#segments) await s.closeFiles()
+      if (synced) {
+        try {
+          await writeFile(join(this.dir, cleanMarker), `${this.#endOffset}\n`)
+          await syncDir(this.dir)
+        } catch (err) {
+          this.options.logger?.warn({ dir: this.dir, err }, 'log close could not write its clean-shutdown marker; the next open scans the last segment')
+        }
+      }
     })
     this.#state = 'closed'
   }
@@ -655,73 +798,89 @@ export class Log {
     }
     const sorted = [...logs].sort((a, b) => a - b)
     const now = this.options.now()
-    for (let k = 0; k < sorted.length; k++) {
-      const base = sorted[k]!
-      const isLast = k === sorted.length - 1
-      const seg = new Segment(this.dir, base, now, this.options.fsync === 'always' && k === sorted.length - 1)
-      const fileBytes = (await stat(seg.logPath)).size
-      let indexOk = await seg.index.load(seg.indexPath, seg.timeIndexPath, Math.max(fileBytes, 1))
-      if (!indexOk) {
-        seg.index.reset()
-        rebuiltIndexes.push(seg.logPath)
-      }
-      // A clean stop synced every index, so only the bytes after the last index entry need a look;
-      // otherwise the last segment, written without synced indexes, is walked from its start.
-      // Repair walks every segment: damage inside a sealed one is invisible to the tail check.
-      const full = this.options.repair || !indexOk || (isLast && !clean)
-      let from = 0
-      if (!full && seg.index.entries > 0) {
-        from = seg.index.lastPosition()
-        seg.nextOffset = base + seg.index.lastRelativeOffset()
-        seg.maxTimestamp = seg.index.lastTimestamp()
-      }
-      if (full) await seg.resetIndexFiles()
-      const result = await seg.scan(from, fileBytes, full, this.options.indexIntervalBytes)
-      if (!full) {
-        seg.bytesSinceIndex = result.validEnd - from
-        seg.nextOffset = result.nextOffset
-        seg.maxTimestamp = Math.max(seg.maxTimestamp, result.maxTimestamp)
-        if (seg.firstTimestamp < 0) seg.firstTimestamp = await firstTimestampOf(seg)
-      }
-      if (full && indexOk) rebuiltIndexes.push(seg.logPath)
-      if (result.damage !== undefined) {
-        const d = result.damage
-        const tailDamage = isLast && !d.middle
-        if (!tailDamage && !this.options.repair) {
-          await seg.closeFiles()
-          for (const s of this.#segments) await s.closeFiles()
-          throw errors.logCorrupt(seg.logPath, d.position, `${d.reason}${d.middle ? ' with whole batches after it' : ' in a sealed segment'}`)
-        }
-        if (!full) {
-          // Damage found after a trusted index: rebuild this segment's index from scratch too.
-          await seg.resetIndexFiles()
-          seg.nextOffset = base
-          seg.maxTimestamp = -1
-          seg.firstTimestamp = -1
-          await seg.scan(0, d.position, true, this.options.indexIntervalBytes)
+    let current: Segment | undefined
+    try {
+      for (let k = 0; k < sorted.length; k++) {
+        const base = sorted[k]!
+        const isLast = k === sorted.length - 1
+        const seg = new Segment(this.dir, base, now, this.options.fsync === 'always' && isLast, this.#files)
+        current = seg
+        const fileBytes = (await stat(seg.logPath)).size
+        const indexOk = await seg.index.load(seg.indexPath, seg.timeIndexPath, Math.max(fileBytes, 1))
+        if (!indexOk) {
+          seg.resetIndex()
           rebuiltIndexes.push(seg.logPath)
         }
-        await seg.truncate(d.position)
-        const entry = { file: seg.logPath, position: d.position, bytes: fileBytes - d.position, fromOffset: result.nextOffset, reason: d.reason }
-        truncated.push(entry)
-        logger?.warn(entry, 'log recovery truncated damaged bytes')
-        clean = false
+        // A clean stop synced every index, so only the bytes after the last index entry need a look;
+        // otherwise the last segment, whose indexes are written only at a roll or a close, is walked
+        // from its start. Repair walks every segment: damage inside a sealed one is invisible to the
+        // tail check.
+        const full = this.options.repair || !indexOk || (isLast && !clean)
+        let from = 0
+        if (!full && seg.index.entries > 0) {
+          from = seg.index.lastPosition()
+          seg.nextOffset = base + seg.index.lastRelativeOffset()
+          seg.maxTimestamp = seg.index.lastTimestamp()
+        }
+        if (full) seg.resetIndex()
+        const result = await seg.scan(from, fileBytes, full, this.options.indexIntervalBytes)
+        if (!full) {
+          seg.bytesSinceIndex = result.validEnd - from
+          seg.nextOffset = result.nextOffset
+          seg.maxTimestamp = Math.max(seg.maxTimestamp, result.maxTimestamp)
+          if (seg.firstTimestamp < 0) seg.firstTimestamp = await firstTimestampOf(seg)
+        }
+        if (full && indexOk) rebuiltIndexes.push(seg.logPath)
+        if (result.damage !== undefined) {
+          const d = result.damage
+          const tailDamage = isLast && !d.middle
+          if (!tailDamage && !this.options.repair) {
+            throw errors.logCorrupt(seg.logPath, d.position, `${d.reason}${d.middle ? ' with whole batches after it' : ' in a sealed segment'}`)
+          }
+          if (!full) {
+            // Damage found after a trusted index: rebuild this segment's index from scratch too.
+            seg.resetIndex()
+            seg.nextOffset = base
+            seg.maxTimestamp = -1
+            seg.firstTimestamp = -1
+            await seg.scan(0, d.position, true, this.options.indexIntervalBytes)
+            rebuiltIndexes.push(seg.logPath)
+          }
+          await seg.truncate(d.position)
+          const entry = { file: seg.logPath, position: d.position, bytes: fileBytes - d.position, fromOffset: result.nextOffset, reason: d.reason }
+          truncated.push(entry)
+          logger?.warn(entry, 'log recovery truncated damaged bytes')
+          clean = false
+        }
+        seg.size = seg.durableSize = result.damage?.position ?? result.validEnd
+        if (seg.firstTimestamp > 0) seg.createdAtMs = seg.firstTimestamp
+        if (seg.index.unwritten) {
+          try {
+            await seg.writeIndexes(false)
+          } catch (err) {
+            // A full disk must not stop the start: the index is whole in memory, and an index file
+            // that is short or torn is rebuilt or extended by a later open.
+            logger?.warn({ file: seg.indexPath, err }, 'log recovery could not write a rebuilt index')
+          }
+        }
+        this.#segments.push(seg)
+        current = undefined
+        // A gap between segments means files were lost; refuse rather than renumber offsets.
+        const prev = this.#segments[this.#segments.length - 2]
+        if (prev !== undefined && prev.nextOffset !== seg.base && !this.options.repair) {
+          throw errors.logCorrupt(seg.logPath, 0, `segment starts at offset ${seg.base} but the previous one ends at ${prev.nextOffset}`)
+        }
+        // Only the last segment stays open (for appends); a sealed one costs no descriptor until read.
+        if (!isLast) await seg.release()
       }
-      seg.size = seg.durableSize = result.damage?.position ?? result.validEnd
-      if (seg.firstTimestamp > 0) seg.createdAtMs = seg.firstTimestamp
-      await seg.flushIndexes()
-      this.#segments.push(seg)
-      // A gap between segments means files were lost; refuse rather than renumber offsets.
-      const prev = this.#segments[this.#segments.length - 2]
-      if (prev !== undefined && prev.nextOffset !== seg.base && !this.options.repair) {
-        for (const s of this.#segments) await s.closeFiles()
-        throw errors.logCorrupt(seg.logPath, 0, `segment starts at offset ${seg.base} but the previous one ends at ${prev.nextOffset}`)
-      }
-      indexOk = true
+    } catch (err) {
+      await current?.closeFiles()
+      for (const s of this.#segments) await s.closeFiles()
+      throw err
     }
     if (this.#segments.length === 0) {
       clean = true // a new log has nothing to recover
-      const seg = new Segment(this.dir, 0, now, this.options.fsync === 'always')
+      const seg = new Segment(this.dir, 0, now, this.options.fsync === 'always', this.#files)
       await seg.create()
       await syncDir(this.dir)
       this.#segments.push(seg)

@@ -1,8 +1,9 @@
+import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 
-// Sparse indexes of one segment, kept in memory and appended to their files as batches are
-// written. Neither file is fsynced on the append path: after a crash the active segment's
-// indexes are rebuilt from the log itself, which is the only thing recovery trusts.
+// Sparse indexes of one segment, kept in memory and written to their files when the segment is
+// sealed (a roll) or its log closes, never on the append path: after a crash the active
+// segment's indexes are rebuilt from the log itself, which is the only thing recovery trusts.
 //
 // <base>.index      entries of 8 bytes:  u32 relativeOffset | u32 position
 // <base>.timeindex  entries of 12 bytes: u64 maxTimestampSoFar | u32 relativeOffset
@@ -50,15 +51,21 @@ class F64Column {
   }
 }
 
+/** How much of one index file matches the entries in memory. */
+interface FileState {
+  /** Leading entries the file holds that equal the first ones in memory. */
+  entries: number
+  /** The file may hold bytes past those entries (stale or unknown): cut before appending. */
+  dirty: boolean
+}
+
 export class SegmentIndex {
   readonly #relOffsets = new U32Column()
   readonly #positions = new U32Column()
   readonly #timeValues = new F64Column()
   readonly #timeOffsets = new U32Column()
-  #pendingOffsets: Buffer[] = []
-  #pendingTimes: Buffer[] = []
-  #offsetFileBytes = 0
-  #timeFileBytes = 0
+  readonly #offsetFile: FileState = { entries: 0, dirty: false }
+  readonly #timeFile: FileState = { entries: 0, dirty: false }
 
   get entries(): number {
     return this.#relOffsets.length
@@ -66,6 +73,13 @@ export class SegmentIndex {
 
   get timeEntries(): number {
     return this.#timeOffsets.length
+  }
+
+  /** Whether the files lag the entries in memory (or hold stale ones). */
+  get unwritten(): boolean {
+    const o = this.#offsetFile
+    const t = this.#timeFile
+    return o.dirty || t.dirty || o.entries < this.entries || t.entries < this.timeEntries
   }
 
   lastPosition(): number {
@@ -80,28 +94,15 @@ export class SegmentIndex {
     return this.#timeOffsets.length === 0 ? -1 : this.#timeValues.at(this.#timeOffsets.length - 1)
   }
 
-  /** Records a batch start; `toFile` false when loading from the file itself. */
-  addOffset(relativeOffset: number, position: number, toFile = true): void {
+  /** Records a batch start, in memory; writeTo() puts it in the file. */
+  addOffset(relativeOffset: number, position: number): void {
     this.#relOffsets.push(relativeOffset)
     this.#positions.push(position)
-    if (toFile) {
-      const e = Buffer.allocUnsafe(offsetEntryBytes)
-      e.writeUInt32BE(relativeOffset, 0)
-      e.writeUInt32BE(position, 4)
-      this.#pendingOffsets.push(e)
-    }
   }
 
-  addTime(timestamp: number, relativeOffset: number, toFile = true): void {
+  addTime(timestamp: number, relativeOffset: number): void {
     this.#timeValues.push(timestamp)
     this.#timeOffsets.push(relativeOffset)
-    if (toFile) {
-      const e = Buffer.allocUnsafe(timeEntryBytes)
-      e.writeUInt32BE(Math.floor(timestamp / 0x1_0000_0000), 0)
-      e.writeUInt32BE(timestamp >>> 0, 4)
-      e.writeUInt32BE(relativeOffset, 8)
-      this.#pendingTimes.push(e)
-    }
   }
 
   /** Position of the last indexed batch starting at or before `relativeOffset`. */
@@ -141,26 +142,23 @@ export class SegmentIndex {
     return firstReaching === 0 ? 0 : this.#timeOffsets.at(firstReaching - 1)
   }
 
-  /** Pending file bytes for both files, to be written after the segment data they point into. */
-  takePending(): { offsets: Buffer[]; times: Buffer[] } {
-    const out = { offsets: this.#pendingOffsets, times: this.#pendingTimes }
-    this.#pendingOffsets = []
-    this.#pendingTimes = []
-    return out
-  }
-
-  async flushTo(offsetFile: FileHandle, timeFile: FileHandle): Promise<void> {
-    const { offsets, times } = this.takePending()
-    if (offsets.length > 0) {
-      const data = Buffer.concat(offsets)
-      await offsetFile.write(data, 0, data.length, this.#offsetFileBytes)
-      this.#offsetFileBytes += data.length
-    }
-    if (times.length > 0) {
-      const data = Buffer.concat(times)
-      await timeFile.write(data, 0, data.length, this.#timeFileBytes)
-      this.#timeFileBytes += data.length
-    }
+  /**
+   * Brings both files level with memory: cuts what they hold past the matching entries, then
+   * appends the missing ones. Each file is opened for the write and closed after it, so an index
+   * costs no descriptor between writes. A failed write leaves the file state as it was, and the
+   * next call writes the same entries again.
+   */
+  async writeTo(offsetPath: string, timePath: string, sync: boolean): Promise<void> {
+    await writeFileState(offsetPath, this.#offsetFile, this.entries, offsetEntryBytes, (buf, i, at) => {
+      buf.writeUInt32BE(this.#relOffsets.at(i), at)
+      buf.writeUInt32BE(this.#positions.at(i), at + 4)
+    }, sync)
+    await writeFileState(timePath, this.#timeFile, this.timeEntries, timeEntryBytes, (buf, i, at) => {
+      const ts = this.#timeValues.at(i)
+      buf.writeUInt32BE(Math.floor(ts / 0x1_0000_0000), at)
+      buf.writeUInt32BE(ts >>> 0, at + 4)
+      buf.writeUInt32BE(this.#timeOffsets.at(i), at + 8)
+    }, sync)
   }
 
   /**
@@ -178,7 +176,7 @@ export class SegmentIndex {
       const rel = offsets.readUInt32BE(p)
       const pos = offsets.readUInt32BE(p + 4)
       if (rel <= prevRel || pos <= prevPos || pos >= segmentBytes) return false
-      this.addOffset(rel, pos, false)
+      this.addOffset(rel, pos)
       prevRel = rel
       prevPos = pos
     }
@@ -188,24 +186,83 @@ export class SegmentIndex {
       const ts = times.readUInt32BE(p) * 0x1_0000_0000 + times.readUInt32BE(p + 4)
       const rel = times.readUInt32BE(p + 8)
       if (ts <= prevTs || rel <= prevRel) return false
-      this.addTime(ts, rel, false)
+      this.addTime(ts, rel)
       prevTs = ts
       prevRel = rel
     }
-    this.#offsetFileBytes = offsets.length
-    this.#timeFileBytes = times.length
+    this.#offsetFile.entries = this.entries
+    this.#offsetFile.dirty = false
+    this.#timeFile.entries = this.timeEntries
+    this.#timeFile.dirty = false
     return true
   }
 
+  /** Keeps the first entries only (a rolled-back write); the files are cut at their next write. */
+  truncateTo(entries: number, timeEntries: number): void {
+    if (entries < this.#relOffsets.length) {
+      this.#relOffsets.truncate(entries)
+      this.#positions.truncate(entries)
+    }
+    if (timeEntries < this.#timeOffsets.length) {
+      this.#timeValues.truncate(timeEntries)
+      this.#timeOffsets.truncate(timeEntries)
+    }
+    cut(this.#offsetFile, entries)
+    cut(this.#timeFile, timeEntries)
+  }
+
+  /** Drops every entry; the files are rewritten from scratch at their next write. */
   reset(): void {
     this.#relOffsets.truncate(0)
     this.#positions.truncate(0)
     this.#timeValues.truncate(0)
     this.#timeOffsets.truncate(0)
-    this.#pendingOffsets = []
-    this.#pendingTimes = []
-    this.#offsetFileBytes = 0
-    this.#timeFileBytes = 0
+    this.#offsetFile.entries = 0
+    this.#offsetFile.dirty = true
+    this.#timeFile.entries = 0
+    this.#timeFile.dirty = true
+  }
+}
+
+function cut(state: FileState, entries: number): void {
+  if (state.entries > entries) {
+    state.entries = entries
+    state.dirty = true
+  }
+}
+
+async function writeFileState(
+  path: string,
+  state: FileState,
+  entries: number,
+  entryBytes: number,
+  encode: (buf: Buffer, i: number, at: number) => void,
+  sync: boolean,
+): Promise<void> {
+  if (!state.dirty && state.entries >= entries && !sync) return
+  const fh = await open(path, constants.O_WRONLY | constants.O_CREAT)
+  try {
+    if (state.dirty) {
+      await fh.truncate(state.entries * entryBytes)
+      state.dirty = false
+    }
+    if (state.entries < entries) {
+      // A write that fails half way leaves a torn tail: cut it at the next attempt.
+      state.dirty = true
+      const buf = Buffer.allocUnsafe((entries - state.entries) * entryBytes)
+      for (let i = state.entries; i < entries; i++) encode(buf, i, (i - state.entries) * entryBytes)
+      let written = 0
+      while (written < buf.length) {
+        const { bytesWritten } = await fh.write(buf, written, buf.length - written, state.entries * entryBytes + written)
+        if (bytesWritten === 0) throw new Error(`short write to ${path}`)
+        written += bytesWritten
+      }
+      state.entries = entries
+      state.dirty = false
+    }
+    if (sync) await fh.datasync()
+  } finally {
+    await fh.close()
   }
 }
 

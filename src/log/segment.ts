@@ -2,6 +2,7 @@ import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { batchHeaderBytes, batchLastOffset, checkBatch, type BatchHeader } from './format.js'
+import { defaultSegmentFilePool, type SegmentFilePool } from './file-pool.js'
 import { SegmentIndex } from './segment-index.js'
 
 export const segmentFileName = (base: number, ext: 'log' | 'index' | 'timeindex'): string => `${String(base).padStart(20, '0')}.${ext}`
@@ -24,10 +25,25 @@ export interface ScanResult {
   readonly damage: ScanDamage | undefined
 }
 
+/** What a rolled-back write restores: the segment as it was before the write. */
+export interface SegmentMark {
+  readonly size: number
+  readonly nextOffset: number
+  readonly maxTimestamp: number
+  readonly firstTimestamp: number
+  readonly bytesSinceIndex: number
+  readonly indexEntries: number
+  readonly timeEntries: number
+}
+
 /**
  * One segment: its log file and two sparse indexes. `size` counts bytes written, `durableSize`
  * bytes that readers may see (synced under the log's policy); the two differ only while a
  * write is in flight.
+ *
+ * Descriptors: the active segment holds one write handle on its log file; the index files are
+ * opened only to be written (at a roll or a close). A sealed segment holds nothing: its reads
+ * borrow a handle from the process-wide pool.
  */
 export class Segment {
   readonly base: number
@@ -42,10 +58,12 @@ export class Segment {
   firstTimestamp = -1
   createdAtMs: number
   bytesSinceIndex = 0
+  readonly #pool: SegmentFilePool
   #fh: FileHandle | undefined
-  #indexFh: FileHandle | undefined
-  #timeFh: FileHandle | undefined
+  #opening: Promise<FileHandle> | undefined
+  /** Reads in flight on the write handle: it is closed only once they finish. */
   #reads = 0
+  #releasing = false
   #deleted = false
 
   /**
@@ -54,11 +72,12 @@ export class Segment {
    */
   readonly dsync: boolean
 
-  constructor(dir: string, base: number, createdAtMs: number, dsync = false) {
+  constructor(dir: string, base: number, createdAtMs: number, dsync = false, pool: SegmentFilePool = defaultSegmentFilePool) {
     this.dsync = dsync
     this.base = base
     this.nextOffset = base
     this.createdAtMs = createdAtMs
+    this.#pool = pool
     this.logPath = join(dir, segmentFileName(base, 'log'))
     this.indexPath = join(dir, segmentFileName(base, 'index'))
     this.timeIndexPath = join(dir, segmentFileName(base, 'timeindex'))
@@ -68,24 +87,53 @@ export class Segment {
     return this.size === 0
   }
 
+  /** Whether the segment holds its write handle now. */
+  get holdsHandle(): boolean {
+    return this.#fh !== undefined
+  }
+
+  /** The write handle (opened on first use): the active segment's, or recovery's while it scans. */
   async file(): Promise<FileHandle> {
-    this.#fh ??= await open(this.logPath, constants.O_RDWR | (this.dsync ? constants.O_DSYNC : 0))
-    return this.#fh
+    this.#releasing = false
+    if (this.#fh !== undefined) return this.#fh
+    this.#opening ??= open(this.logPath, constants.O_RDWR | (this.dsync ? constants.O_DSYNC : 0)).then(
+      (fh) => {
+        this.#fh = fh
+        this.#opening = undefined
+        this.#pool.noteWriteHandle(1)
+        return fh
+      },
+      (err: unknown) => {
+        this.#opening = undefined
+        throw err
+      },
+    )
+    return this.#opening
   }
 
+  /** Creates the log file of a new segment; its index files come at its first index write. */
   async create(): Promise<void> {
-    this.#fh = await open(this.logPath, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | (this.dsync ? constants.O_DSYNC : 0))
-    this.#indexFh = await open(this.indexPath, 'w')
-    this.#timeFh = await open(this.timeIndexPath, 'w')
+    const fh = await open(this.logPath, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | (this.dsync ? constants.O_DSYNC : 0))
+    this.#fh = fh
+    this.#pool.noteWriteHandle(1)
   }
 
-  async indexFiles(): Promise<[FileHandle, FileHandle]> {
-    this.#indexFh ??= await open(this.indexPath, 'a+')
-    this.#timeFh ??= await open(this.timeIndexPath, 'a+')
-    return [this.#indexFh, this.#timeFh]
+  /** Writes the index entries the files lack (and syncs them with `sync`). */
+  writeIndexes(sync: boolean): Promise<void> {
+    return this.index.writeTo(this.indexPath, this.timeIndexPath, sync)
   }
 
-  /** Registers a batch just appended at `position` in the in-memory indexes (and their files later). */
+  /**
+   * Seals the segment at a roll: indexes written and synced, data synced whatever the policy,
+   * and the write handle given up; later reads go through the pool.
+   */
+  async seal(): Promise<void> {
+    await this.writeIndexes(true)
+    await (await this.file()).datasync()
+    await this.release()
+  }
+
+  /** Registers a batch just appended at `position` in the in-memory indexes. */
   noteBatch(header: BatchHeader, position: number, indexIntervalBytes: number): void {
     const rel = header.baseOffset - this.base
     if (header.maxTimestamp > this.maxTimestamp) this.maxTimestamp = header.maxTimestamp
@@ -100,38 +148,58 @@ export class Segment {
     this.nextOffset = batchLastOffset(header) + 1
   }
 
-  async flushIndexes(): Promise<void> {
-    const [ifh, tfh] = await this.indexFiles()
-    await this.index.flushTo(ifh, tfh)
-  }
-
-  async syncAll(): Promise<void> {
-    await this.flushIndexes()
-    const [ifh, tfh] = await this.indexFiles()
-    await Promise.all([(await this.file()).datasync(), ifh.datasync(), tfh.datasync()])
+  /** The segment as it is now, for rollBack() should the next write fail. */
+  mark(): SegmentMark {
+    return {
+      size: this.durableSize,
+      nextOffset: this.nextOffset,
+      maxTimestamp: this.maxTimestamp,
+      firstTimestamp: this.firstTimestamp,
+      bytesSinceIndex: this.bytesSinceIndex,
+      indexEntries: this.index.entries,
+      timeEntries: this.index.timeEntries,
+    }
   }
 
   /**
-   * Reads up to `length` bytes at `position`, never past the durable end. A read pins the file
-   * so retention can unlink it underneath without closing the descriptor mid-read.
+   * Undoes everything written after `mark`: the log file is cut back and synced, the indexes in
+   * memory trimmed, and their files cut too when they were already written past the mark.
+   */
+  async rollBack(mark: SegmentMark): Promise<void> {
+    this.nextOffset = mark.nextOffset
+    this.maxTimestamp = mark.maxTimestamp
+    this.firstTimestamp = mark.firstTimestamp
+    this.bytesSinceIndex = mark.bytesSinceIndex
+    this.index.truncateTo(mark.indexEntries, mark.timeEntries)
+    await this.truncate(mark.size)
+    if (this.index.unwritten) await this.writeIndexes(false)
+  }
+
+  /**
+   * Reads up to `length` bytes at `position`, never past the durable end. The active segment is
+   * read through its write handle; a sealed one borrows a handle from the pool. A segment that
+   * retention deleted reads as empty: its records are gone, and the reader moves on to the start.
    */
   async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
     const n = Math.max(0, Math.min(length, this.durableSize - position))
     const buf = into !== undefined && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n)
     if (n === 0) return buf
+    if (this.#fh === undefined) {
+      if (this.#deleted) return buf.subarray(0, 0)
+      try {
+        return await this.#pool.use(this, this.logPath, (fh) => readFully(fh, buf, position))
+      } catch (err) {
+        // Deleted between the check and the open: the file is gone, and so are its records.
+        if (this.#deleted && (err as NodeJS.ErrnoException).code === 'ENOENT') return buf.subarray(0, 0)
+        throw err
+      }
+    }
     this.#reads++
     try {
-      const fh = await this.file()
-      let got = 0
-      while (got < n) {
-        const { bytesRead } = await fh.read(buf, got, n - got, position + got)
-        if (bytesRead === 0) break
-        got += bytesRead
-      }
-      return got === n ? buf : buf.subarray(0, got)
+      return await readFully(this.#fh, buf, position)
     } finally {
       this.#reads--
-      if (this.#deleted && this.#reads === 0) await this.closeFiles()
+      if (this.#reads === 0 && this.#releasing) await this.release()
     }
   }
 
@@ -212,25 +280,44 @@ export class Segment {
     this.durableSize = bytes
   }
 
-  async resetIndexFiles(): Promise<void> {
+  /** Drops the indexes in memory; the files are rewritten from scratch at the next index write. */
+  resetIndex(): void {
     this.index.reset()
     this.bytesSinceIndex = 0
-    const [ifh, tfh] = await this.indexFiles()
-    await ifh.truncate(0)
-    await tfh.truncate(0)
-  }
-
-  get pinned(): boolean {
-    return this.#reads > 0
   }
 
   markDeleted(): void {
     this.#deleted = true
   }
 
-  async closeFiles(): Promise<void> {
-    const handles = [this.#fh, this.#indexFh, this.#timeFh]
-    this.#fh = this.#indexFh = this.#timeFh = undefined
-    await Promise.all(handles.map((h) => h?.close()))
+  /** Gives up the write handle, once reads in flight on it are done. */
+  async release(): Promise<void> {
+    if (this.#opening !== undefined) await this.#opening.catch(() => undefined)
+    if (this.#reads > 0) {
+      this.#releasing = true
+      return
+    }
+    this.#releasing = false
+    const fh = this.#fh
+    if (fh === undefined) return
+    this.#fh = undefined
+    this.#pool.noteWriteHandle(-1)
+    await fh.close()
   }
+
+  /** Gives up every descriptor the segment has: its write handle and its pooled read handle. */
+  async closeFiles(): Promise<void> {
+    this.#pool.evict(this)
+    await this.release()
+  }
+}
+
+async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<Buffer> {
+  let got = 0
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got)
+    if (bytesRead === 0) break
+    got += bytesRead
+  }
+  return got === buf.length ? buf : buf.subarray(0, got)
 }

@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { shielded } from '../background.js'
 import type { DurabilityConfig, StreamConfig } from '../config/index.js'
-import { openLog, type AppendRecord, type AppendResult, type Log, type LogLogger, type LogObserver } from '../log/index.js'
+import { defaultSegmentFilePool, openLog, type SegmentFilePool, type AppendRecord, type AppendResult, type Log, type LogLogger, type LogObserver } from '../log/index.js'
 import { appendToLog } from './append.js'
 
 export interface Stream {
@@ -14,8 +14,21 @@ export interface Stream {
   append(records: readonly AppendRecord[]): Promise<AppendResult>
 }
 
-async function openStream(dataDir: string, config: StreamConfig, durability: DurabilityConfig, logger?: LogLogger, observer?: (stream: string) => LogObserver): Promise<Stream> {
+/** How the logs of a registry reach the disk: one pool of segment read handles, one report of failed writes. */
+export interface StreamIo {
+  readonly files?: SegmentFilePool | undefined
+  /** A write to a stream's log failed (and was rolled back); a full disk raises the disk alarm. */
+  readonly onWriteError?: ((err: unknown, stream: string) => void) | undefined
+}
+
+/** Logs opened or closed at once: recovery and close each take a few descriptors per log. */
+const openConcurrency = 8
+
+async function openStream(dataDir: string, config: StreamConfig, durability: DurabilityConfig, logger?: LogLogger, observer?: (stream: string) => LogObserver, io: StreamIo = {}): Promise<Stream> {
+  const onWriteError = io.onWriteError
   const log = await openLog(streamDir(dataDir, config.name), {
+    files: io.files,
+    onWriteError: onWriteError === undefined ? undefined : (err) => onWriteError(err, config.name),
     fsync: config.fsync,
     intervalMs: durability.intervalMs,
     maxBatchBytes: durability.maxBatchBytes,
@@ -37,8 +50,19 @@ export const streamDir = (dataDir: string, name: string): string => join(dataDir
 export class StreamRegistry {
   readonly #streams = new Map<string, Stream>()
   #retentionTimer: NodeJS.Timeout | undefined
+  readonly #io: StreamIo
 
-  private constructor(readonly dataDir: string) {}
+  private constructor(
+    readonly dataDir: string,
+    io: StreamIo,
+  ) {
+    this.#io = io
+  }
+
+  /** The pool every log of this registry borrows segment read handles from. */
+  get files(): SegmentFilePool {
+    return this.#io.files ?? defaultSegmentFilePool
+  }
 
   static async open(
     dataDir: string,
@@ -46,14 +70,15 @@ export class StreamRegistry {
     durability: DurabilityConfig,
     logger?: LogLogger,
     observer?: (stream: string) => LogObserver,
+    io: StreamIo = {},
   ): Promise<StreamRegistry> {
-    const reg = new StreamRegistry(dataDir)
+    const reg = new StreamRegistry(dataDir, io)
     await mkdir(join(dataDir, 'streams'), { recursive: true })
-    const opened = await Promise.allSettled(
-      Object.values(configs).map(async (config) => {
-        reg.#streams.set(config.name, await openStream(dataDir, config, durability, logger, observer))
-      }),
-    )
+    // A few at a time: each recovery holds some descriptors while it runs, and a data dir with
+    // thousands of streams must open under a modest fd limit.
+    const opened = await eachLimited(Object.values(configs), openConcurrency, async (config) => {
+      reg.#streams.set(config.name, await openStream(dataDir, config, durability, logger, observer, io))
+    })
     const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) {
       await reg.close()
@@ -66,7 +91,7 @@ export class StreamRegistry {
   async add(config: StreamConfig, durability: DurabilityConfig, logger?: LogLogger, observer?: (stream: string) => LogObserver): Promise<Stream> {
     const existing = this.#streams.get(config.name)
     if (existing !== undefined) return existing
-    const stream = await openStream(this.dataDir, config, durability, logger, observer)
+    const stream = await openStream(this.dataDir, config, durability, logger, observer, this.#io)
     this.#streams.set(config.name, stream)
     return stream
   }
@@ -110,6 +135,26 @@ export class StreamRegistry {
 
   async close(): Promise<void> {
     if (this.#retentionTimer !== undefined) clearInterval(this.#retentionTimer)
-    await Promise.all([...this.#streams.values()].map((s) => s.log.close()))
+    const closed = await eachLimited([...this.#streams.values()], openConcurrency, (s) => s.log.close())
+    const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
   }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; settles every one, like Promise.allSettled. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<PromiseSettledResult<unknown>[]> {
+  const results = new Array<PromiseSettledResult<unknown>>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      try {
+        results[i] = { status: 'fulfilled', value: await fn(items[i]!) }
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
 }
