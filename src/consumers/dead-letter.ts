@@ -1,4 +1,5 @@
 import type { StoredRecord, AppendRecord } from '../log/index.js'
+import { expiresAtHeader, originalExpiresAtHeader } from '../streams/ttl.js'
 
 export type DeathReason = 'rejected' | 'expired' | 'maxlen' | 'delivery_limit'
 
@@ -56,6 +57,11 @@ export function deathHeaders(record: StoredRecord, death: Omit<DeathEntry, 'coun
   if (death.error !== undefined) entry.error = death.error
   else delete entry.error
   const out: Record<string, unknown> = { ...headers, 'x-death': [entry, ...previous] }
+  // As RabbitMQ drops `expiration`: a TTL that killed the event must not kill its dead letter.
+  if (Object.hasOwn(out, expiresAtHeader)) {
+    out[originalExpiresAtHeader] = out[expiresAtHeader]
+    delete out[expiresAtHeader]
+  }
   if (headers['x-first-death-reason'] === undefined) {
     out['x-first-death-reason'] = death.reason
     out['x-first-death-stream'] = death.stream

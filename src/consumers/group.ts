@@ -5,6 +5,7 @@ import { deliveryStateCodec, settledRangeCodec, str, u64, type DeliveryState, ty
 import type { Stream } from '../streams/registry.js'
 import { retryDelayMs } from './backoff.js'
 import { deadLetterRecord, safeParse, type DeadLetterSink, type Death, type DeathReason } from './dead-letter.js'
+import { expiryOf } from './expiry.js'
 import { IntervalSet, RangeChange } from './interval-set.js'
 import { TokenBucket } from '../flow/token-bucket.js'
 import { DeadlineHeap, type Deadline } from './timer-heap.js'
@@ -205,6 +206,8 @@ export class ConsumerGroup {
   /** deliveryRate: a bucket of a tenth of a second, so a stored burst drains at the set pace. */
   readonly #rate: TokenBucket | undefined
   #rateTimer: NodeJS.Timeout | undefined
+  #expiryTimer: NodeJS.Timeout | undefined
+  #expiryAt = Number.POSITIVE_INFINITY
   #lagCache: { cursor: number; timestamp: number } | undefined
 
   readonly counters = { delivered: 0, acked: 0, nacked: 0, redelivered: 0, ackTimeouts: 0, deadLettered: { rejected: 0, expired: 0, maxlen: 0, delivery_limit: 0 } }
@@ -513,6 +516,7 @@ export class ConsumerGroup {
         do {
           this.#pumpAgain = false
           await this.#loadDueRetries()
+          await this.#expireHead()
           await this.#enforceBacklog()
           await this.#readAhead()
           await this.#dispatch()
@@ -619,7 +623,7 @@ export class ConsumerGroup {
     const rate = this.#rate
     let run: Member | undefined
     for (let c = this.#nextCandidate(); c !== undefined; c = this.#nextCandidate()) {
-      if (ttl !== null && now - c.record.timestamp >= ttl) {
+      if (expiryOf(c.record, ttl) <= now) {
         this.#takeCandidate()
         void this.#die(c, 'expired').catch(() => undefined)
         continue
@@ -834,7 +838,8 @@ export class ConsumerGroup {
             this.counters.deadLettered[d.reason]++
             d.done()
           }
-        } catch (err) {
+        } catch (caught) {
+          let err = caught
           if (err instanceof SluiceError && !err.retryable && this.#sink !== undefined) {
             // The target can never take them (an event larger than its segments): retrying
             // would loop forever and hold the backlog, so they are parked in the group instead.
@@ -883,6 +888,52 @@ export class ConsumerGroup {
       ops.push(this.#ks.parked.putOp([this.name, p.offset], p))
     }
     await this.#meta.write(ops, { sync: true })
+  }
+
+  /**
+   * Dead-letters expired events at the head of the group, consumer or not, as RabbitMQ expires
+   * messages at the head of a queue: a delay queue (a TTL, a dead-letter exchange, nobody
+   * consuming) depends on it. Stops at the first live event and wakes when that one is due.
+   */
+  async #expireHead(): Promise<void> {
+    const ttl = this.config.messageTtlMs
+    const deaths: Promise<void>[] = []
+    for (;;) {
+      let c = this.#nextCandidate()
+      if (c === undefined) {
+        await this.#readAhead()
+        c = this.#nextCandidate()
+        if (c === undefined) break
+      }
+      const at = expiryOf(c.record, ttl)
+      if (at > this.#now()) {
+        this.#armExpiry(at)
+        break
+      }
+      if (deaths.length >= overflowBatchMax) {
+        this.#pumpAgain = true
+        break
+      }
+      this.#takeCandidate()
+      deaths.push(this.#die(c, 'expired'))
+    }
+    // A failed dead-letter puts the event back for redelivery (see #flushDeaths).
+    await Promise.allSettled(deaths)
+  }
+
+  #armExpiry(at: number): void {
+    if (this.#closed || (this.#expiryTimer !== undefined && this.#expiryAt <= at)) return
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer)
+    this.#expiryAt = at
+    this.#expiryTimer = setTimeout(
+      () => {
+        this.#expiryTimer = undefined
+        this.#expiryAt = Number.POSITIVE_INFINITY
+        void this.#pump()
+      },
+      Math.max(0, at - this.#now()),
+    )
+    this.#expiryTimer.unref()
   }
 
   async #enforceBacklog(): Promise<void> {
@@ -1136,6 +1187,7 @@ export class ConsumerGroup {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (this.#sweep !== undefined) clearInterval(this.#sweep)
     if (this.#rateTimer !== undefined) clearTimeout(this.#rateTimer)
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer)
     for (const m of this.#members.values()) this.#answer(m, [])
     await this.#pumpRun
     await this.#deathRun

@@ -3,6 +3,7 @@ import { errors } from '../errors.js'
 import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
 import { compileTemplate, type Router, type RoutingKeyTemplate } from '../router/index.js'
+import { expiresAtHeader } from './ttl.js'
 import { requestKeyPrefix, type DedupWindow } from './dedup-window.js'
 import type { StreamRegistry } from './registry.js'
 
@@ -17,6 +18,8 @@ export interface PublishEvent {
   readonly headers?: Readonly<Record<string, unknown>> | undefined
   readonly id?: string | undefined
   readonly timestamp?: number | undefined
+  /** Per-event TTL in ms, counted from when it is stored (AMQP `expiration`, HTTP `x-event-ttl`). */
+  readonly ttlMs?: number | undefined
 }
 
 export interface PublishRequest {
@@ -269,7 +272,7 @@ export class BrokerPublisher implements Publisher {
         json: ev.json,
         id,
         exchange: req.exchange,
-        headers: ev.headers === undefined ? undefined : Buffer.from(JSON.stringify(ev.headers)),
+        headers: encodeHeaders(ev, now),
       }
       if (!dedup) {
         // A fresh array per route (the router builds one each call); read only from here on.
@@ -313,6 +316,11 @@ export class BrokerPublisher implements Publisher {
     }
     return { batches, duplicates, unroutable }
   }
+}
+
+function encodeHeaders(ev: PublishEvent, now: number): Buffer | undefined {
+  if (ev.ttlMs === undefined) return ev.headers === undefined ? undefined : Buffer.from(JSON.stringify(ev.headers))
+  return Buffer.from(JSON.stringify({ ...ev.headers, [expiresAtHeader]: now + ev.ttlMs }))
 }
 
 function idFromBody(value: unknown, field: string, n: number): string | undefined {
