@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 
 # Build stage: compile TypeScript with the dev dependencies, then keep only production ones.
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,7 +11,7 @@ COPY benchmarks ./benchmarks
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: no compiler, no dev dependencies, not root.
-FROM node:20-slim
+FROM node:24-slim
 ENV NODE_ENV=production \
     SLUICE_DATA_DIR=/var/lib/sluice
 WORKDIR /app
