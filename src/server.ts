@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
 import type { StreamConfig } from './config/index.js'
 import { GroupRegistry, Redriver } from './consumers/index.js'
+import { shielded } from './background.js'
 import { Alarms } from './flow/alarms.js'
 import { RateLimiter } from './flow/rate-limiter.js'
 import { Metrics } from './metrics/index.js'
@@ -16,12 +17,14 @@ import { buildHttpApp } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
 import type { Logger } from './logger.js'
 import { metaDir, openMeta, type MetaStore } from './meta/index.js'
+import { metaReserveBytes } from './meta/reserve.js'
 import { Router, type BindingDef, type ExchangeDef } from './router/index.js'
 import { Catalog } from './streams/catalog.js'
 import { DedupWindow } from './streams/dedup-window.js'
 import { BrokerPublisher } from './streams/publisher.js'
 import { StreamRates } from './streams/rates.js'
 import { StreamRegistry } from './streams/registry.js'
+import { SegmentFilePool } from './log/index.js'
 
 const retentionCheckMs = 30_000
 const dedupExpireEveryMs = 30_000
@@ -117,9 +120,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   let catalog: Catalog
   let redriver: Redriver
   const router = routerFromConfig(config)
+  // Every stream's sealed segments share one bounded pool of read handles.
+  const segmentFiles = new SegmentFilePool(server.limits.maxOpenSegmentFiles)
+  // Until the alarms exist (they start after recovery), a failed write is only logged by its log.
+  let onStreamWriteError: (err: unknown, stream: string) => void = () => undefined
   try {
-    meta = await openMeta(metaDir(server.dataDir))
-    streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger, (name) => metrics.logObserver(name))
+    // The store keeps a reserve beside it so it can start on a full disk.
+    meta = await openMeta(metaDir(server.dataDir), { reserveBytes: metaReserveBytes })
+    streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger, (name) => metrics.logObserver(name), {
+      files: segmentFiles,
+      onWriteError: (err, stream) => onStreamWriteError(err, stream),
+    })
     dedup = new DedupWindow(meta, dedupIdsMax)
     publisher = new BrokerPublisher(config, router, streams, meta, dedup)
     // Run-time definitions (AMQP declarations) come back before the dedup window loads and
@@ -164,9 +175,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   )
   const m = meta
   const openStreamsForDedup = streams
-  const expireTimer = setInterval(() => {
-    dedup.expire(dedupScopes(openStreamsForDedup, publisher), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })).catch((err: unknown) => logger.error({ err }, 'dedup expiry failed'))
-  }, dedupExpireEveryMs)
+  const expireTimer = setInterval(
+    shielded(
+      'dedup.expire',
+      () => dedup.expire(dedupScopes(openStreamsForDedup, publisher), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })),
+      (err) => logger.error({ err }, 'dedup expiry failed'),
+    ),
+    dedupExpireEveryMs,
+  )
   expireTimer.unref()
   const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream))
   const limiter = new RateLimiter(config.rateLimits)
@@ -179,13 +195,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
       else logger.info(state, 'resource alarm cleared')
       for (const w of alarmWatchers) w(alarms.blocked)
     },
+    onError: (err, task) => logger.error({ err, task }, 'resource alarm probe failed; the alarm keeps its last state'),
   })
   await alarms.check()
   alarms.start()
   const alarmRetryMs = 5000
-  publisher.gate = () => {
+  publisher.gate = (bytes) => {
     if (alarms.blocked) throw errors.alarm(alarms.active().map((a) => a.name), alarmRetryMs)
+    const short = alarms.admitDisk(bytes)
+    if (short !== undefined) throw errors.diskSpace(short.requestBytes, short.freeBytes, short.limitBytes, alarmRetryMs)
   }
+  // A stream that found the disk full raises the disk alarm at once; its log has rolled back.
+  onStreamWriteError = (err) => alarms.noteWriteError(err)
   const listeners: IngestListener[] = []
   try {
     if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger))

@@ -73,6 +73,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxBodyBytes: s.limits.maxBodySize,
       maxEventBytes: s.limits.maxEventSize,
       maxConnections: s.limits.maxConnections,
+      maxOpenSegmentFiles: s.limits.maxOpenSegmentFiles,
     },
     alarms: { memoryHighWatermark: s.alarms.memoryHighWatermark, memoryLimitBytes: s.alarms.memoryLimit, diskFreeLimitBytes: s.alarms.diskFreeLimit },
     log: { level: s.log.level },

@@ -94,6 +94,7 @@ export const serverSpec = {
         maxBodySize: { type: 'size', default: '16mb', min: '1kb', max: '1gb', doc: 'Largest HTTP request body (413 above it).' },
         maxEventSize: { type: 'size', default: '1mb', min: '64b', max: '1gb', doc: 'Largest single event, on every listener.' },
         maxConnections: { type: 'int', default: 10000, min: 1, max: 1000000, doc: 'Most open connections across the TCP listeners.' },
+        maxOpenSegmentFiles: { type: 'int', default: 64, min: 1, max: 1000000, doc: 'Read handles on sealed segment files open at once across all streams (least recently used closed first, idle ones after 30 s); more readers wait.' },
       },
     },
     alarms: {

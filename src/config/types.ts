@@ -64,6 +64,8 @@ export interface LimitsConfig {
   readonly maxBodyBytes: number
   readonly maxEventBytes: number
   readonly maxConnections: number
+  /** Read handles on sealed segment files, across all streams. */
+  readonly maxOpenSegmentFiles: number
 }
 
 export interface AlarmsConfig {

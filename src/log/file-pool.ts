@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises'
-import { noteBackgroundError } from '../background.js'
+import { noteBackgroundError, shielded } from '../background.js'
 import { hitLimit } from '../limits.js'
 
 interface Entry {
@@ -9,6 +9,8 @@ interface Entry {
   users: number
   /** Evicted while in use: closed by its last user instead of going back to the pool. */
   doomed: boolean
+  /** When the last user gave it back (performance.now()). */
+  idleSince: number
 }
 
 export interface SegmentFilePoolStats {
@@ -27,7 +29,10 @@ export interface SegmentFilePoolStats {
 }
 
 /** Default of `server.limits.maxOpenSegmentFiles`. */
-export const segmentFilesDefault = 256
+export const segmentFilesDefault = 64
+
+/** A read handle nobody used for this long is closed, so an idle server holds one per stream. */
+export const segmentFileIdleMs = 30_000
 
 /**
  * Read handles of sealed segment files, shared by every log of the process and bounded by
@@ -50,11 +55,39 @@ export class SegmentFilePool {
   #opens = 0
   #waits = 0
   #evictions = 0
+  #sweeper: NodeJS.Timeout | undefined
+  readonly #idleMs: number
 
-  constructor(max: number = segmentFilesDefault, limitName = 'server.limits.maxOpenSegmentFiles') {
+  constructor(max: number = segmentFilesDefault, options: { limitName?: string; idleMs?: number } = {}) {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`a segment file pool needs at least one handle, got ${max}`)
     this.max = max
-    this.limitName = limitName
+    this.limitName = options.limitName ?? 'server.limits.maxOpenSegmentFiles'
+    this.#idleMs = options.idleMs ?? segmentFileIdleMs
+  }
+
+  /**
+   * Closes idle handles unused for `olderThanMs` (all idle ones with 0). A timer does this with
+   * the idle time while any handle is open; tests call it directly instead of waiting.
+   */
+  closeIdle(olderThanMs = 0, now = performance.now()): number {
+    let closed = 0
+    for (const e of [...this.#entries.values()]) {
+      if (e.users > 0 || e.fh === undefined || now - e.idleSince < olderThanMs) continue
+      this.#entries.delete(e.owner)
+      this.#close(e)
+      closed++
+    }
+    if (this.#entries.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
+    }
+    return closed
+  }
+
+  #startSweeper(): void {
+    if (this.#sweeper !== undefined || this.#idleMs <= 0) return
+    this.#sweeper = setInterval(shielded('log.filePool.sweep', () => this.closeIdle(this.#idleMs)), Math.max(1000, this.#idleMs / 3))
+    this.#sweeper.unref()
   }
 
   stats(): SegmentFilePoolStats {
@@ -107,10 +140,11 @@ export class SegmentFilePool {
         await new Promise<void>((resolve) => this.#waiters.push(resolve))
         continue
       }
-      const entry: Entry = { owner, fh: undefined, opening: open(path, 'r'), users: 1, doomed: false }
+      const entry: Entry = { owner, fh: undefined, opening: open(path, 'r'), users: 1, doomed: false, idleSince: 0 }
       this.#inUse++
       this.#entries.set(owner, entry)
       this.#opens++
+      this.#startSweeper()
       try {
         entry.fh = await entry.opening
       } catch (err) {
@@ -127,6 +161,7 @@ export class SegmentFilePool {
   #release(entry: Entry): void {
     entry.users--
     if (entry.users > 0) return
+    entry.idleSince = performance.now()
     this.#inUse--
     if (entry.doomed) {
       entry.doomed = false

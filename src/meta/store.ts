@@ -6,6 +6,7 @@ import { GroupCommit, type CommitStats, type MetaOp } from './group-commit.js'
 import { keyCodec, oneOf, str, type KeyOf, type KeyPart } from './key-codec.js'
 import { LevelKeyspace, type Keyspace, type KeyspaceHost, type WriteOptions } from './keyspace.js'
 import { keyspaceTable, type KeyspaceName } from './namespaces.js'
+import { ensureReserve, releaseReserve, reservePath } from './reserve.js'
 import { jsonCodec, u32Codec, type JsonValue, type ValueCodec } from './value-codec.js'
 
 export type MetaState = 'open' | 'closing' | 'closed'
@@ -25,6 +26,11 @@ export interface MetaOptions {
   readonly rangeEntriesMax?: number
   /** LevelDB block cache. */
   readonly cacheSizeBytes?: number
+  /**
+   * Disk space held in `<dir>.reserve` and given back at open when the disk is short, so the
+   * store can start on a full disk (see reserve.ts); 0: none. The server holds metaReserveBytes.
+   */
+  readonly reserveBytes?: number
 }
 
 export const metaDefaults = {
@@ -32,6 +38,7 @@ export const metaDefaults = {
   queuedOpsMax: 1_000_000,
   rangeEntriesMax: 100_000,
   cacheSizeBytes: 8 * 1024 * 1024,
+  reserveBytes: 0,
 } as const satisfies Required<MetaOptions>
 
 export interface MetaStore {
@@ -58,6 +65,8 @@ export const metaDir = (dataDir: string): string => join(dataDir, 'meta')
 /** Opens (creating if missing) the store in `dir` itself; the server passes metaDir(dataDir). */
 export async function openMeta(dir: string, opts: MetaOptions = {}): Promise<MetaStore> {
   const limits = { ...metaDefaults, ...opts }
+  // Best effort both ways: the reserve helps a start on a full disk, and its absence never stops one.
+  if (limits.reserveBytes > 0) await releaseReserve(reservePath(dir), limits.reserveBytes).catch(() => 0)
   const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: true, cacheSize: limits.cacheSizeBytes })
   try {
     await db.open()
@@ -70,6 +79,8 @@ export async function openMeta(dir: string, opts: MetaOptions = {}): Promise<Met
   const store = new LevelMetaStore(db, dir, limits)
   try {
     await store.checkFormat()
+    // Put back for the next start; on a disk too full for it, that start frees what it can.
+    if (limits.reserveBytes > 0) await ensureReserve(reservePath(dir), limits.reserveBytes).catch(() => false)
   } catch (err) {
     await store.close()
     throw err

@@ -152,6 +152,15 @@ export class Metrics {
     counter('sluice_stream_appended_events_total', 'Events appended to a stream since it was created.', ['stream'], (c, s) => {
       for (const st of s.streams.all()) setCounter(c, { stream: st.name }, st.log.endOffset)
     })
+    counter('sluice_stream_write_errors_total', 'Writes or syncs of a stream that failed (disk full, I/O error) and were rolled back.', ['stream'], (c, s) => {
+      for (const st of s.streams.all()) setCounter(c, { stream: st.name }, st.log.counters.writeErrors)
+    })
+    gauge('sluice_segment_files_open', 'Descriptors on segment files: write (one per stream, its active segment) and read (the pool for sealed segments).', ['kind'], (g, s) => {
+      const f = s.streams.files.stats()
+      g.set({ kind: 'write' }, f.writeHandles)
+      g.set({ kind: 'read' }, f.readHandles)
+    })
+    counter('sluice_segment_file_opens_total', 'Read handles the segment file pool opened; a fast rise means server.limits.maxOpenSegmentFiles is small for the readers.', [], (c, s) => setCounter(c, {}, s.streams.files.stats().opens))
 
     // Groups.
     const groupStats = async (s: MetricSources) => Promise.all(s.groups.all().map((g) => g.stats()))

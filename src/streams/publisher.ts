@@ -95,8 +95,8 @@ export class BrokerPublisher implements Publisher {
   readonly bySource = new Map<string, SourceCounters>()
   /** Throws to refuse events bound for a stream (a group's `overflow: reject-publish`). */
   admission: ((stream: string, events: number) => void) | undefined
-  /** Throws to refuse every outside publish (a resource alarm is up). */
-  gate: (() => void) | undefined
+  /** Throws to refuse an outside publish: a resource alarm is up, or its body `bytes` would fill the disk. */
+  gate: ((bytes: number) => void) | undefined
 
   constructor(config: Config, router: Router, streams: StreamRegistry, meta: MetaStore, dedup: DedupWindow, now: () => number = Date.now) {
     for (const ex of Object.values(config.exchanges)) {
@@ -134,10 +134,12 @@ export class BrokerPublisher implements Publisher {
     let sc = this.bySource.get(sourceKey)
     if (sc === undefined) this.bySource.set(sourceKey, (sc = { source, exchange: req.exchange, events: 0, bytes: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }))
     sc.events += req.events.length
-    for (const e of req.events) sc.bytes += e.body.length
+    let bytes = 0
+    for (const e of req.events) bytes += e.body.length
+    sc.bytes += bytes
     if (req.internal !== true) {
       try {
-        this.gate?.()
+        this.gate?.(bytes)
       } catch (err) {
         sc.rejected += req.events.length
         throw err

@@ -71,7 +71,7 @@ describe('the example in DESIGN.md', () => {
       exchange: 'logs',
       routingKey: 'syslog.{facility}.{severity}',
     })
-    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000 })
+    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64 })
     expect(config.server.alarms).toEqual({ memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 })
     expect(config.bindings[3]).toEqual({
       exchange: 'by-attr',
@@ -131,7 +131,7 @@ describe('an empty file', () => {
           udpQueueSize: 10_000,
         },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
-        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000 },
+        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64 },
         alarms: { memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 },
         log: { level: 'info' },
       },

@@ -76,6 +76,11 @@ describe('segment file handles', () => {
     expect(files.stats().waits).toBeGreaterThan(0)
     expect((await fdsUnder(dir)).length).toBeLessThanOrEqual(1 + 3)
 
+    // Idle handles are closed after a while (here: at once), back to the active segment alone.
+    expect(files.closeIdle(0)).toBe(3)
+    expect((await fdsUnder(dir)).length).toBe(1)
+    expect(files.closeIdle(60_000)).toBe(0)
+
     await log.close()
     expect(await fdsUnder(dir)).toEqual([])
     expect(files.stats()).toMatchObject({ readHandles: 0, writeHandles: 0, readHandlesInUse: 0 })
