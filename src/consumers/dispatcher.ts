@@ -1,0 +1,277 @@
+import type { GroupConfig } from '../config/index.js'
+import type { Log, StoredRecord } from '../log/index.js'
+import type { CursorState } from './cursor-state.js'
+
+/** What a consumer receives. `tag` names this delivery; it goes stale when the event is redelivered. */
+export interface Delivery {
+  readonly tag: string
+  readonly record: StoredRecord
+  readonly deliveryCount: number
+  readonly redelivered: boolean
+}
+
+export interface Candidate {
+  readonly record: StoredRecord
+  /** Deliveries so far. */
+  readonly count: number
+  /** Shown as redelivered: it was delivered before, maybe before a restart. */
+  readonly seen: boolean
+  /** The member whose delivery of it timed out; dispatch prefers another one (see pick). */
+  readonly avoid?: Member | undefined
+}
+
+export interface Inflight {
+  readonly member: Member
+  readonly record: StoredRecord
+  readonly count: number
+  /** Matches its ack deadline; a new stamp (extend) makes the old deadline stale. */
+  stamp: number
+}
+
+export interface Waiter {
+  resolve: (d: Delivery[]) => void
+  timer: NodeJS.Timeout | undefined
+}
+
+export interface Member {
+  readonly name: string
+  lastSeen: number
+  readonly inflight: Set<number>
+  assigned: Candidate[]
+  /** Events the current fetch still takes; 0 when not fetching. */
+  want: number
+  waiter: Waiter | undefined
+  /** A push consumer (AMQP basic.consume): deliveries are handed to it as they are dispatched. */
+  push: ((deliveries: Delivery[]) => void) | undefined
+  /** Its own credit (AMQP basic.qos), else the group's prefetch. */
+  prefetch: number | undefined
+  /** Cancelled push consumer kept only to settle what it holds: it takes nothing new. */
+  retired: boolean
+}
+
+const readAheadBytes = 256 * 1024
+
+/**
+ * Who gets what: a group's members and their credit, the events in flight with each, and the
+ * queues of events ready to go (redeliveries first, then fresh ones read ahead from the log, only
+ * as far as members have credit). It decides and records; the group facade answers the members
+ * and makes settlements durable.
+ */
+export class Dispatcher {
+  readonly members = new Map<string, Member>()
+  readonly inflight = new Map<number, Inflight>()
+  /** Offsets at or after readOffset that a fresh read must pass over (retries and parked after a restart). */
+  readonly skip: Set<number>
+  #ring: Member[] = []
+  #ringPos = 0
+  #retryReady: Candidate[] = []
+  #fresh: Candidate[] = []
+  #readOffset: number
+  readonly #config: GroupConfig
+  readonly #log: Log
+  readonly #state: CursorState
+  readonly #now: () => number
+
+  constructor(config: GroupConfig, log: Log, state: CursorState, now: () => number, skip: Set<number>) {
+    this.#config = config
+    this.#log = log
+    this.#state = state
+    this.#now = now
+    this.skip = skip
+    this.#readOffset = state.cursor
+  }
+
+  // ---- members ---------------------------------------------------------------------------------
+
+  /** The member of that name, made on first sight; either way it was seen now. */
+  member(name: string): Member {
+    let m = this.members.get(name)
+    if (m === undefined) {
+      m = { name, lastSeen: this.#now(), inflight: new Set(), assigned: [], want: 0, waiter: undefined, push: undefined, prefetch: undefined, retired: false }
+      this.members.set(name, m)
+      this.#ring.push(m)
+    }
+    m.lastSeen = this.#now()
+    return m
+  }
+
+  free(m: Member): number {
+    if (m.retired) return 0
+    return (m.prefetch ?? this.#config.prefetch) - m.inflight.size - m.assigned.length
+  }
+
+  /** Receptive now: a waiting fetch with room left, or a push consumer. */
+  receptive(m: Member): boolean {
+    return m.push !== undefined || (m.waiter !== undefined && m.assigned.length < m.want)
+  }
+
+  /** Events members could take now. */
+  demand(): number {
+    let d = 0
+    for (const m of this.members.values()) {
+      const free = this.free(m)
+      if (free <= 0) continue
+      if (this.#config.dispatch === 'round-robin') d += free
+      else if (m.push !== undefined) d += free
+      else if (m.waiter !== undefined) d += Math.min(free, m.want - m.assigned.length)
+    }
+    return d
+  }
+
+  /**
+   * Removes a member; returns what it held in flight (its entries leave `inflight`) and puts
+   * what was assigned to it back at the head of the ready queue.
+   */
+  remove(m: Member): Inflight[] {
+    this.members.delete(m.name)
+    this.#ring = this.#ring.filter((x) => x !== m)
+    const held: Inflight[] = []
+    for (const offset of m.inflight) {
+      const entry = this.inflight.get(offset)
+      if (entry === undefined) continue
+      this.inflight.delete(offset)
+      held.push(entry)
+    }
+    m.inflight.clear()
+    this.returnAssigned(m)
+    return held
+  }
+
+  /** What was assigned to a member but not handed over goes back to the head of the queue. */
+  returnAssigned(m: Member): void {
+    this.#retryReady.unshift(...m.assigned)
+    m.assigned = []
+  }
+
+  /** Fetching members idle past the session timeout: gone. */
+  stale(sessionTimeoutMs: number): Member[] {
+    const now = this.#now()
+    return [...this.members.values()].filter((m) => m.waiter === undefined && m.push === undefined && now - m.lastSeen >= sessionTimeoutMs)
+  }
+
+  /**
+   * The member for the next event. An event whose ack timed out goes to another member when one
+   * can take it now (the contract: "no ack within ackTimeout: redelivered to another member").
+   * `avoid` is only a preference: with no other member able to take it, its old member may.
+   */
+  pick(avoid?: Member): Member | undefined {
+    if (this.#config.dispatch === 'round-robin') {
+      // Members in turn, fetching or not: an event waits in its member's queue, as RabbitMQ's
+      // round-robin pushes to each consumer in turn; credit still caps what a member holds.
+      const n = this.#ring.length
+      let fallback = -1
+      for (let k = 0; k < n; k++) {
+        const m = this.#ring[(this.#ringPos + k) % n]!
+        if (this.free(m) > 0) {
+          if (m === avoid) {
+            fallback = k
+            continue
+          }
+          this.#ringPos = (this.#ringPos + k + 1) % n
+          return m
+        }
+      }
+      if (fallback === -1) return undefined
+      this.#ringPos = (this.#ringPos + fallback + 1) % n
+      return avoid
+    }
+    let best: Member | undefined
+    let bestFree = 0
+    let avoided = false
+    for (const m of this.members.values()) {
+      if (!this.receptive(m)) continue
+      const free = this.free(m)
+      if (m === avoid) {
+        avoided = free > 0
+        continue
+      }
+      if (free > bestFree) {
+        best = m
+        bestFree = free
+      }
+    }
+    return best ?? (avoided ? avoid : undefined)
+  }
+
+  // ---- in flight -------------------------------------------------------------------------------
+
+  hold(m: Member, record: StoredRecord, count: number, stamp: number): void {
+    this.inflight.set(record.offset, { member: m, record, count, stamp })
+    m.inflight.add(record.offset)
+  }
+
+  release(entry: Inflight): void {
+    this.inflight.delete(entry.record.offset)
+    entry.member.inflight.delete(entry.record.offset)
+    entry.member.lastSeen = this.#now()
+  }
+
+  // ---- ready queues ----------------------------------------------------------------------------
+
+  next(): Candidate | undefined {
+    return this.#retryReady[0] ?? this.#fresh[0]
+  }
+
+  take(): Candidate {
+    return (this.#retryReady.length > 0 ? this.#retryReady.shift() : this.#fresh.shift())!
+  }
+
+  /** Ready again (a requeue with no delay, a retry that came due): ahead of fresh events. */
+  ready(c: Candidate): void {
+    this.#retryReady.push(c)
+  }
+
+  get hasRetries(): boolean {
+    return this.#retryReady.length > 0
+  }
+
+  /** Reads fresh events ahead of dispatch: at least 64, or what members can take now. */
+  async readAhead(): Promise<void> {
+    await this.#read(Math.max(64, this.demand()))
+  }
+
+  /**
+   * The oldest fresh (never delivered) event, reading on as far as `atLeast` if none is read yet;
+   * undefined when the log has none past what is settled.
+   */
+  async takeFresh(atLeast: number): Promise<Candidate | undefined> {
+    if (this.#fresh.length === 0) await this.#read(atLeast)
+    return this.#fresh.shift()
+  }
+
+  async #read(target: number): Promise<void> {
+    const log = this.#log
+    while (this.#fresh.length < target && this.#readOffset < log.endOffset) {
+      if (this.#readOffset < log.startOffset) this.#readOffset = log.startOffset
+      const { records, nextOffset } = await log.read(this.#readOffset, { maxBytes: readAheadBytes })
+      if (records.length === 0) break
+      for (const r of records) {
+        if (r.offset < this.#readOffset) continue
+        if (this.#state.isSettled(r.offset)) continue
+        if (this.skip.delete(r.offset)) continue
+        const seen = this.#state.seen(r.offset)
+        // A view into the read buffer, not a copy: the events of one read are delivered together,
+        // so the buffer lives about as long as they are in flight (copying each cost GC time).
+        this.#fresh.push({ record: r, count: this.#state.priorCount(r.offset) ?? (seen ? 1 : 0), seen })
+      }
+      this.#readOffset = this.#state.skipSettled(nextOffset)
+    }
+  }
+
+  /** Forgets every queued event and reads on from `offset` (reset, purge). */
+  restartAt(offset: number): void {
+    this.#retryReady = []
+    this.#fresh = []
+    this.skip.clear()
+    this.#readOffset = offset
+  }
+
+  /** Forgets what is in flight and assigned (reset: a new generation's tags). */
+  forgetDeliveries(): void {
+    this.inflight.clear()
+    for (const m of this.members.values()) {
+      m.inflight.clear()
+      m.assigned = []
+    }
+  }
+}
