@@ -288,14 +288,25 @@ export class ConsumerGroup {
    * Up to `max` deliveries for `consumer`, waiting up to `waitMs` for the first. A member has one
    * fetch at a time; a new one answers the previous one empty.
    */
-  async fetch(consumer: string, max: number, waitMs: number): Promise<Delivery[]> {
+  async fetch(consumer: string, max: number, waitMs: number, signal?: AbortSignal): Promise<Delivery[]> {
     if (this.#closed) throw errors.groupClosed(this.name)
+    if (signal?.aborted === true) return []
     const m = this.#dispatch.member(consumer)
     if (m.waiter !== undefined) this.#answer(m, [])
     m.want = max
     const done = new Promise<Delivery[]>((resolve) => {
       m.waiter = { resolve, timer: undefined }
     })
+    if (signal !== undefined) {
+      // The client went away mid-poll: nothing more may be handed to this fetch, or it would sit
+      // in flight with nobody holding it until ackTimeout.
+      const w = m.waiter!
+      const onAbort = (): void => {
+        if (m.waiter === w) this.#answer(m, [])
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      void done.then(() => signal.removeEventListener('abort', onAbort))
+    }
     if (m.assigned.length > 0) await this.#complete(m)
     else await this.#pump()
     if (m.waiter !== undefined) {
@@ -495,6 +506,24 @@ export class ConsumerGroup {
     await Promise.all(work)
     void this.#pump()
     return results
+  }
+
+  /**
+   * Deliveries that never reached their consumer (its connection closed before the answer was
+   * written): back to the group at once, ahead of fresh events, their delivery count unchanged.
+   * Tags that are not in flight any more are left alone. Returns how many went back.
+   */
+  returnUndelivered(tags: readonly unknown[]): number {
+    let n = 0
+    for (const tag of tags) {
+      const entry = this.#lookup(tag)
+      if (typeof entry === 'string') continue
+      this.#dispatch.release(entry)
+      this.#dispatch.ready({ record: entry.record, count: entry.count - 1, seen: true })
+      n++
+    }
+    if (n > 0) void this.#pump()
+    return n
   }
 
   /** Resets the ack timer of in-flight deliveries, for long work. */

@@ -120,8 +120,23 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     if (typeof consumer !== 'string' || !consumerPattern.test(consumer)) throw errors.badRequest('consumer must name the member: 1-200 letters, digits or ._:@/-')
     const max = intField(b, 'max', 100, 1, fetchMaxEvents)
     const waitMs = intField(b, 'waitMs', 0, 0, fetchWaitMsMax)
-    // A client that goes away mid-poll must not leave events assigned to a dead request.
-    const deliveries = await g.fetch(consumer, max, waitMs)
+    // A client that goes away mid-poll must not leave events assigned to a dead request: the
+    // poll ends at once, and what was written to a connection that closed first goes back.
+    const gone = new AbortController()
+    const res = reply.raw
+    const onClose = (): void => {
+      if (!res.writableFinished) gone.abort()
+    }
+    res.once('close', onClose)
+    const deliveries = await g.fetch(consumer, max, waitMs, gone.signal)
+    if (deliveries.length > 0) {
+      const tags = deliveries.map((d) => d.tag)
+      res.removeListener('close', onClose)
+      res.once('close', () => {
+        if (!res.writableFinished) g.returnUndelivered(tags)
+      })
+      if (gone.signal.aborted || res.destroyed) g.returnUndelivered(tags)
+    }
     return reply.type('application/json; charset=utf-8').send(`{"events":[${deliveries.map((d) => wireDeliveryJson(g.stream, d)).join(',')}]}`)
   })
 
