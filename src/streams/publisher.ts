@@ -1,10 +1,11 @@
 import type { Config, ExchangeConfig } from '../config/index.js'
-import { errors } from '../errors.js'
+import { errors, type SluiceError } from '../errors.js'
 import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
 import { compileTemplate, type Router, type RoutingKeyTemplate } from '../router/index.js'
 import { expiresAtHeader } from './ttl.js'
 import { requestKeyPrefix, type DedupWindow } from './dedup-window.js'
+import { invalidEvent, type EventLimits } from './validate.js'
 import type { StreamRegistry } from './registry.js'
 
 /** One event as a door hands it over: serialised once, parsed once. */
@@ -33,6 +34,12 @@ export interface PublishRequest {
   readonly internal?: boolean | undefined
   /** The door it came through, for per-listener metrics. */
   readonly source?: PublishSourceName | undefined
+  /**
+   * What an invalid event does. `request` (default, HTTP's all-or-nothing): the request fails
+   * with the first one's error and nothing is stored. `event` (stream doors, where each event
+   * is a message of its own): the others are stored and the invalid ones are named in `refused`.
+   */
+  readonly invalid?: 'request' | 'event' | undefined
 }
 
 export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'amqp' | 'internal'
@@ -41,6 +48,8 @@ export interface PublishResult {
   readonly accepted: number
   readonly duplicates: number
   readonly unroutable: number
+  /** With `invalid: 'event'` only: the events not stored, by index in the request, and why. */
+  readonly refused?: ReadonlyArray<{ readonly index: number; readonly error: SluiceError }>
 }
 
 /** The narrow interface every ingest door gets (HTTP, NDJSON, syslog, AMQP). */
@@ -91,6 +100,7 @@ export class BrokerPublisher implements Publisher {
   readonly #dedup: DedupWindow
   readonly #meta: MetaStore
   readonly #now: () => number
+  readonly #limits: EventLimits
   readonly counters: PublishCounters = { requests: 0, events: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }
   readonly bySource = new Map<string, SourceCounters>()
   /** Throws to refuse events bound for a stream (a group's `overflow: reject-publish`). */
@@ -107,6 +117,7 @@ export class BrokerPublisher implements Publisher {
     this.#meta = meta
     this.#dedup = dedup
     this.#now = now
+    this.#limits = { maxEventBytes: config.server.limits.maxEventBytes }
   }
 
   exchangeConfig(name: string): ExchangeConfig | undefined {
@@ -126,9 +137,33 @@ export class BrokerPublisher implements Publisher {
     this.#exchanges.delete(name)
   }
 
-  async publish(req: PublishRequest): Promise<PublishResult> {
-    const ex = this.#exchanges.get(req.exchange)
-    if (ex === undefined) throw errors.routerUnknownExchange(req.exchange)
+  async publish(request: PublishRequest): Promise<PublishResult> {
+    const ex = this.#exchanges.get(request.exchange)
+    if (ex === undefined) throw errors.routerUnknownExchange(request.exchange)
+    let req = request
+    let refused: Array<{ index: number; error: SluiceError }> | undefined
+    if (req.internal !== true) {
+      for (let i = 0; i < req.events.length; i++) {
+        const error = invalidEvent(req.events[i]!, i + 1, this.#limits)
+        if (error === undefined) continue
+        if (req.invalid !== 'event') {
+          this.counters.rejected += req.events.length
+          throw error
+        }
+        ;(refused ??= []).push({ index: i, error })
+      }
+      if (refused !== undefined) {
+        const bad = new Set(refused.map((r) => r.index))
+        req = { ...req, events: req.events.filter((_, i) => !bad.has(i)) }
+        this.counters.rejected += refused.length
+        if (req.events.length === 0) return { accepted: 0, duplicates: 0, unroutable: 0, refused }
+      }
+    }
+    const result = await this.#publish(req, ex)
+    return refused === undefined ? result : { ...result, refused }
+  }
+
+  async #publish(req: PublishRequest, ex: ExchangeRuntime): Promise<PublishResult> {
     const source: PublishSourceName = req.internal === true ? 'internal' : (req.source ?? 'http')
     const sourceKey = `${source}\0${req.exchange}`
     let sc = this.bySource.get(sourceKey)

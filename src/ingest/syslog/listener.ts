@@ -149,8 +149,12 @@ export class SyslogUdpListener {
       setTimeout(() => this.#send(), wait).unref()
       return
     }
-    this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog' }).then(
-      () => this.#send(),
+    this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog', invalid: 'event' }).then(
+      (result) => {
+        // Each datagram is a message of its own: an invalid one is set aside, its neighbours stored.
+        for (const r of result.refused ?? []) this.errors.record({ listener: 'syslog-udp', remote: undefined, reason: `${r.error.wireCode}: ${r.error.message}`, raw: batch[r.index]!.body })
+        this.#send()
+      },
       (err: unknown) => {
         if (err instanceof SluiceError && !err.retryable) {
           // Refused for good (e.g. unroutable with `unroutable: reject`): set aside, go on.

@@ -93,9 +93,11 @@ export class ConnectionPipeline {
       for (const e of rest) this.#pendingBytes += e.body.length
       this.#retryAt = Date.now() + retryAfterMs
     }
-    this.publisher.publish({ exchange: this.exchange, events: batch, source: this.source }).then(
-      () => {
-        this.published += batch.length
+    this.publisher.publish({ exchange: this.exchange, events: batch, source: this.source, invalid: 'event' }).then(
+      (result) => {
+        // Each line is a message of its own: an invalid one is set aside, its neighbours stored.
+        for (const r of result.refused ?? []) this.onRejected([batch[r.index]!], r.error)
+        this.published += batch.length - (result.refused?.length ?? 0)
         this.#retryMs = 50
         this.#next()
       },
