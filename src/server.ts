@@ -186,6 +186,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   expireTimer.unref()
   const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream))
   const limiter = new RateLimiter(config.rateLimits)
+  publisher.limiter = limiter
   const alarmWatchers = new Set<(blocked: boolean) => void>()
   const alarms: Alarms = new Alarms({
     ...server.alarms,
@@ -212,7 +213,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger))
     if (server.syslog.enabled && server.syslog.exchange !== null) {
       listeners.push(syslogTcpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger))
-      if (server.syslog.udp) listeners.push(new SyslogUdpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger))
+      if (server.syslog.udp) listeners.push(new SyslogUdpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, logger))
     }
     if (server.amqp.enabled) {
       listeners.push(

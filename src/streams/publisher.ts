@@ -1,5 +1,6 @@
 import type { Config, ExchangeConfig } from '../config/index.js'
 import { errors, type SluiceError } from '../errors.js'
+import type { PublishSource, RateLimiter } from '../flow/rate-limiter.js'
 import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
 import { compileTemplate, type Router, type RoutingKeyTemplate } from '../router/index.js'
@@ -40,6 +41,13 @@ export interface PublishRequest {
    * is a message of its own): the others are stored and the invalid ones are named in `refused`.
    */
   readonly invalid?: 'request' | 'event' | undefined
+  /** Who is publishing, for the rate limits; internal writers leave it out and are not limited. */
+  readonly from?: Omit<PublishSource, 'exchange'> | undefined
+  /**
+   * How the rate limits admit it: `all` (default; HTTP, AMQP) or a 429 with Retry-After;
+   * `partial` (stream doors): what the buckets hold now is stored, the rest is `deferred`.
+   */
+  readonly admit?: 'all' | 'partial' | undefined
 }
 
 export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'amqp' | 'internal'
@@ -50,6 +58,8 @@ export interface PublishResult {
   readonly unroutable: number
   /** With `invalid: 'event'` only: the events not stored, by index in the request, and why. */
   readonly refused?: ReadonlyArray<{ readonly index: number; readonly error: SluiceError }>
+  /** With `admit: 'partial'` only: events from index `from` on were not stored; send them again after the wait. */
+  readonly deferred?: { readonly from: number; readonly retryAfterMs: number }
 }
 
 /** The narrow interface every ingest door gets (HTTP, NDJSON, syslog, AMQP). */
@@ -107,6 +117,8 @@ export class BrokerPublisher implements Publisher {
   admission: ((stream: string, events: number) => void) | undefined
   /** Throws to refuse an outside publish: a resource alarm is up, or its body `bytes` would fill the disk. */
   gate: ((bytes: number) => void) | undefined
+  /** The ingest rate limits, applied to requests that say who they are from (`from`). */
+  limiter: RateLimiter | undefined
 
   constructor(config: Config, router: Router, streams: StreamRegistry, meta: MetaStore, dedup: DedupWindow, now: () => number = Date.now) {
     for (const ex of Object.values(config.exchanges)) {
@@ -137,30 +149,72 @@ export class BrokerPublisher implements Publisher {
     this.#exchanges.delete(name)
   }
 
+  /**
+   * The one publish path, whatever the door: validation, admission (alarms, then rate limits,
+   * then each target group's backlog), routing, one durable append per target stream, dedup ids,
+   * confirm. Doors only translate its errors and result: a refusal is a SluiceError whose status
+   * and `retryable` say what to do (HTTP 429/503 with Retry-After, a paused TCP socket, an AMQP
+   * nack); a partial grant is `deferred`.
+   */
   async publish(request: PublishRequest): Promise<PublishResult> {
     const ex = this.#exchanges.get(request.exchange)
     if (ex === undefined) throw errors.routerUnknownExchange(request.exchange)
+    if (request.internal === true) return this.#publish(request, ex)
     let req = request
+    // Indexes into `request.events` of what is left after validation, in order.
+    let kept: number[] | undefined
     let refused: Array<{ index: number; error: SluiceError }> | undefined
-    if (req.internal !== true) {
-      for (let i = 0; i < req.events.length; i++) {
-        const error = invalidEvent(req.events[i]!, i + 1, this.#limits)
-        if (error === undefined) continue
-        if (req.invalid !== 'event') {
-          this.counters.rejected += req.events.length
-          throw error
-        }
-        ;(refused ??= []).push({ index: i, error })
+    for (let i = 0; i < req.events.length; i++) {
+      const error = invalidEvent(req.events[i]!, i + 1, this.#limits)
+      if (error === undefined) continue
+      if (req.invalid !== 'event') {
+        this.counters.rejected += req.events.length
+        throw error
       }
-      if (refused !== undefined) {
-        const bad = new Set(refused.map((r) => r.index))
-        req = { ...req, events: req.events.filter((_, i) => !bad.has(i)) }
-        this.counters.rejected += refused.length
-        if (req.events.length === 0) return { accepted: 0, duplicates: 0, unroutable: 0, refused }
+      ;(refused ??= []).push({ index: i, error })
+    }
+    if (refused !== undefined) {
+      const bad = new Set(refused.map((r) => r.index))
+      kept = []
+      for (let i = 0; i < request.events.length; i++) if (!bad.has(i)) kept.push(i)
+      req = { ...req, events: req.events.filter((_, i) => !bad.has(i)) }
+      this.counters.rejected += refused.length
+      if (req.events.length === 0) return { accepted: 0, duplicates: 0, unroutable: 0, refused }
+    }
+
+    let bytes = 0
+    for (const e of req.events) bytes += e.body.length
+    try {
+      // Alarms first: a publish refused for a full disk must not also spend rate-limit tokens.
+      this.gate?.(bytes)
+    } catch (err) {
+      this.counters.rejected += req.events.length
+      throw err
+    }
+    let deferred: PublishResult['deferred']
+    if (this.limiter?.active === true && req.from !== undefined) {
+      const from = { ...req.from, exchange: req.exchange }
+      if (req.admit === 'partial') {
+        const g = this.limiter.grant(from, req.events.length, bytes, this.#now())
+        if (g.granted < req.events.length) {
+          // What the buckets hold goes now; the tail waits. Refusals past the cut are not
+          // reported: the tail comes back and is validated again.
+          const cut = kept === undefined ? g.granted : kept[g.granted]!
+          deferred = { from: cut, retryAfterMs: g.retryAfterMs }
+          if (refused !== undefined) refused = refused.filter((r) => r.index < cut)
+          if (g.granted === 0) return { accepted: 0, duplicates: 0, unroutable: 0, deferred, ...(refused !== undefined && refused.length > 0 ? { refused } : {}) }
+          req = { ...req, events: req.events.slice(0, g.granted) }
+        }
+      } else {
+        const d = this.limiter.check(from, req.events.length, bytes, this.#now())
+        if (d.retryAfterMs > 0) {
+          this.counters.rejected += req.events.length
+          throw errors.rateLimited(d.rule!, d.retryAfterMs)
+        }
       }
     }
     const result = await this.#publish(req, ex)
-    return refused === undefined ? result : { ...result, refused }
+    return { ...result, ...(refused !== undefined && refused.length > 0 ? { refused } : {}), ...(deferred !== undefined ? { deferred } : {}) }
   }
 
   async #publish(req: PublishRequest, ex: ExchangeRuntime): Promise<PublishResult> {
@@ -169,17 +223,7 @@ export class BrokerPublisher implements Publisher {
     let sc = this.bySource.get(sourceKey)
     if (sc === undefined) this.bySource.set(sourceKey, (sc = { source, exchange: req.exchange, events: 0, bytes: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }))
     sc.events += req.events.length
-    let bytes = 0
-    for (const e of req.events) bytes += e.body.length
-    sc.bytes += bytes
-    if (req.internal !== true) {
-      try {
-        this.gate?.(bytes)
-      } catch (err) {
-        sc.rejected += req.events.length
-        throw err
-      }
-    }
+    for (const e of req.events) sc.bytes += e.body.length
     this.counters.requests++
     this.counters.events += req.events.length
     const now = this.#now()

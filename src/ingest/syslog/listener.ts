@@ -101,7 +101,6 @@ export class SyslogUdpListener {
     private readonly exchange: string,
     private readonly publisher: Publisher,
     private readonly errors: IngestErrors,
-    private readonly limiter: RateLimiter,
     private readonly logger: Logger,
   ) {
     // A large receive buffer absorbs bursts while the event loop is busy; the kernel caps it at
@@ -141,19 +140,17 @@ export class SyslogUdpListener {
     this.#inFlight = true
     const batch = this.#queue
     this.#queue = []
-    let bytes = 0
-    for (const e of batch) bytes += e.body.length
-    const wait = this.limiter.active ? this.limiter.check({ listener: 'syslog', exchange: this.exchange }, batch.length, bytes).retryAfterMs : 0
-    if (wait > 0) {
-      this.#queue = batch.concat(this.#queue)
-      setTimeout(() => this.#send(), wait).unref()
-      return
-    }
-    this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog', invalid: 'event' }).then(
+    this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog', invalid: 'event', admit: 'partial', from: { listener: 'syslog' } }).then(
       (result) => {
+        if (result.deferred !== undefined) {
+          // Over a rate limit: the rest waits for the refill, ahead of what came since.
+          this.#queue = batch.slice(result.deferred.from).concat(this.#queue)
+          this.#inFlight = true
+          setTimeout(() => this.#send(), result.deferred.retryAfterMs).unref()
+        }
         // Each datagram is a message of its own: an invalid one is set aside, its neighbours stored.
         for (const r of result.refused ?? []) this.errors.record({ listener: 'syslog-udp', remote: undefined, reason: `${r.error.wireCode}: ${r.error.message}`, raw: batch[r.index]!.body })
-        this.#send()
+        if (result.deferred === undefined) this.#send()
       },
       (err: unknown) => {
         if (err instanceof SluiceError && !err.retryable) {

@@ -3,7 +3,7 @@ import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { Logger } from '../../logger.js'
-import type { Publisher, PublishEvent, PublishSourceName } from '../../streams/publisher.js'
+import type { Publisher, PublishEvent, PublishRequest, PublishSourceName } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
 
 /**
@@ -32,8 +32,8 @@ export class ConnectionPipeline {
     private readonly maxPendingBytes: number,
     private readonly onRejected: (events: PublishEvent[], err: SluiceError) => void,
     private readonly onFailure: (err: unknown) => void,
-    /** Rate limits: how many of the batch may go now (tokens taken) and how long the rest waits. */
-    private readonly admit: (events: number, bytes: number) => { granted: number; retryAfterMs: number } = (events) => ({ granted: events, retryAfterMs: 0 }),
+    /** Who publishes, for the rate limits (the publish path applies them). */
+    private readonly from: PublishRequest['from'],
     private readonly source: PublishSourceName = 'ndjson',
   ) {}
 
@@ -73,31 +73,23 @@ export class ConnectionPipeline {
 
   #send(batch: PublishEvent[]): void {
     this.#inFlight = true
-    let bytes = 0
-    for (const e of batch) bytes += e.body.length
-    const { granted, retryAfterMs } = this.admit(batch.length, bytes)
-    if (granted < batch.length) {
-      // Over a rate limit: stop reading; what the buckets allow goes now, the rest after the
-      // refill. TCP tells the sender to slow down; nothing is dropped.
-      if (!this.#paused) {
-        this.#paused = true
-        this.socket.pause()
-      }
-      const rest = batch.slice(granted)
-      if (granted === 0) {
-        setTimeout(() => this.#send(batch), retryAfterMs).unref()
-        return
-      }
-      batch = batch.slice(0, granted)
-      this.#pending = rest.concat(this.#pending)
-      for (const e of rest) this.#pendingBytes += e.body.length
-      this.#retryAt = Date.now() + retryAfterMs
-    }
-    this.publisher.publish({ exchange: this.exchange, events: batch, source: this.source, invalid: 'event' }).then(
+    const request = { exchange: this.exchange, events: batch, source: this.source, invalid: 'event', admit: 'partial', from: this.from } as const
+    this.publisher.publish(request).then(
       (result) => {
         // Each line is a message of its own: an invalid one is set aside, its neighbours stored.
         for (const r of result.refused ?? []) this.onRejected([batch[r.index]!], r.error)
-        this.published += batch.length - (result.refused?.length ?? 0)
+        let done = batch.length
+        if (result.deferred !== undefined) {
+          // Over a rate limit: stop reading; the rest goes after the refill. TCP tells the
+          // sender to slow down; nothing is dropped.
+          done = result.deferred.from
+          const rest = batch.slice(done)
+          this.#pending = rest.concat(this.#pending)
+          for (const e of rest) this.#pendingBytes += e.body.length
+          this.#retryAt = Date.now() + result.deferred.retryAfterMs
+          this.#pause()
+        }
+        this.published += done - (result.refused?.length ?? 0)
         this.#retryMs = 50
         this.#next()
       },
@@ -108,16 +100,20 @@ export class ConnectionPipeline {
           return
         }
         // Passing trouble: hold the socket and try the same batch again, keeping the order.
-        if (!this.#paused) {
-          this.#paused = true
-          this.socket.pause()
-        }
+        this.#pause()
         this.onFailure(err)
         const delay = this.#retryMs
         this.#retryMs = Math.min(this.#retryMs * 2, 2000)
         setTimeout(() => this.#send(batch), delay).unref()
       },
     )
+  }
+
+  #pause(): void {
+    if (!this.#paused) {
+      this.#paused = true
+      this.socket.pause()
+    }
   }
 
   #next(): void {
@@ -156,7 +152,7 @@ export const tcpMaxPendingBytes = 4 * 1024 * 1024
  * failures are logged and retried, and the door's rate limits apply per remote address.
  */
 export function doorPipeline(socket: Socket, remote: string, door: DoorContext): ConnectionPipeline {
-  const { listener, exchange, limiter } = door
+  const { listener, exchange } = door
   return new ConnectionPipeline(
     socket,
     door.publisher,
@@ -166,7 +162,7 @@ export function doorPipeline(socket: Socket, remote: string, door: DoorContext):
       for (const e of events) door.errors.record({ listener, remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
     },
     (err) => door.logger.warn({ listener, remote, err }, 'publish failed; retrying with the connection paused'),
-    limiter.active ? (events, bytes) => limiter.grant({ listener, remote: socket.remoteAddress, exchange }, events, bytes) : undefined,
+    { listener, remote: socket.remoteAddress },
     listener,
   )
 }
