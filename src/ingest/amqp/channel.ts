@@ -67,7 +67,10 @@ interface TxSettle {
   readonly requeue: boolean
 }
 
-type State = 'open' | 'closing' | 'closed'
+// open: commands run as they come. draining: the client closed the channel, its connection, or its
+// socket; what it sent runs to the end, but nothing more is delivered to it. closing: we sent
+// channel.close and wait for close-ok; nothing runs. closed: gone.
+type State = 'open' | 'draining' | 'closing' | 'closed'
 
 const alarmPollMs = 250
 
@@ -77,6 +80,11 @@ export class AmqpChannel {
   #state: State = 'open'
   readonly #inbox: Command[] = []
   #running = false
+  /** The current run of the inbox; settles when the inbox is empty or the channel stops. */
+  #idle: Promise<void> = Promise.resolve()
+  #finished: Promise<void> | undefined
+  /** The client's channel.close was read: nothing after it on this channel is taken. */
+  #inputClosed = false
   #confirm = false
   #tx = false
   #txPublishes: ContentCommand[] = []
@@ -104,20 +112,25 @@ export class AmqpChannel {
     return this.#state === 'open'
   }
 
+  /** Commands still run: open, or draining what came before the client's close. */
+  get #live(): boolean {
+    return this.#state === 'open' || this.#state === 'draining'
+  }
+
   /** Queues a command; call `kick` once the socket chunk is parsed. */
   receive(cmd: Command): void {
-    if (this.#state !== 'open') return
+    if (!this.#live || this.#inputClosed) return
     this.#inbox.push(cmd)
   }
 
   kick(): void {
-    if (!this.#running && this.#inbox.length > 0 && this.#state === 'open') void this.#run()
+    if (!this.#running && this.#inbox.length > 0 && this.#live) this.#idle = this.#run()
   }
 
   async #run(): Promise<void> {
     this.#running = true
     try {
-      while (this.#inbox.length > 0 && this.#state === 'open') {
+      while (this.#inbox.length > 0 && this.#live) {
         const head = this.#inbox[0]!
         if (head.method.name === 'basic.publish') {
           let n = 1
@@ -141,14 +154,20 @@ export class AmqpChannel {
   }
 
   #send(method: MethodInit): void {
-    if (this.#state === 'open') this.#host.sendMethod(this.number, method)
+    if (this.#live) this.#host.sendMethod(this.number, method)
   }
 
   /** A channel exception: soft ones close this channel, hard ones the connection. */
   #fail(err: AmqpReplyError): void {
-    if (this.#state !== 'open') return
+    if (!this.#live) return
     if (err.hard) {
       this.#host.hardError(err)
+      return
+    }
+    if (this.#state === 'draining') {
+      // The client's close crossed the failure: as RabbitMQ, nothing after the failing command
+      // runs, and the close is answered with close-ok.
+      this.#inbox.length = 0
       return
     }
     this.#host.sendMethod(this.number, { name: 'channel.close', replyCode: err.replyCode, replyText: err.replyText, failingClassId: err.classId, failingMethodId: err.methodId })
@@ -156,11 +175,35 @@ export class AmqpChannel {
     this.teardown()
   }
 
-  /** The client's channel.close. */
-  closeByClient(): void {
-    if (this.#state === 'open') this.teardown()
-    this.#state = 'closed'
-    this.#host.sendMethod(this.number, { name: 'channel.close-ok' })
+  /**
+   * The client closed the channel, its connection, or its socket. RabbitMQ runs a channel's frames
+   * in order, so everything received before the close is routed and stored before close-ok goes
+   * out; the same here: the commands already read run to the end and their publishes are stored
+   * (whether or not anyone is left to be told), then the channel lets go of what it holds.
+   */
+  finish(): Promise<void> {
+    this.#inputClosed = true
+    this.#finished ??= this.settled().then(() => this.teardown())
+    return this.#finished
+  }
+
+  /**
+   * Stops deliveries (the client is closing) and resolves once every command taken in so far has
+   * run and its confirms are out. The connection may still hand it commands meanwhile (amqplib
+   * writes a channel's last publishes after its connection.close).
+   */
+  async settled(): Promise<void> {
+    if (this.#state === 'open') this.#state = 'draining'
+    while (this.#live && (this.#running || this.#inbox.length > 0)) {
+      this.kick()
+      await this.#idle.catch(() => undefined)
+    }
+    await this.#confirmTail
+  }
+
+  /** True while we wait for the client's close-ok to our channel.close. */
+  get closing(): boolean {
+    return this.#state === 'closing'
   }
 
   /** The client's channel.close-ok after ours. */
@@ -173,7 +216,7 @@ export class AmqpChannel {
     // Acks still gathered are settled first (group.ack takes them out of flight synchronously),
     // or releasing the members below would hand them out again.
     void this.flushAcks()
-    if (this.#state === 'open') this.#state = 'closed'
+    if (this.#live) this.#state = 'closed'
     this.#inbox.length = 0
     this.#txPublishes = []
     this.#txSettles = []
@@ -372,7 +415,7 @@ export class AmqpChannel {
   /** Waits, with the socket held, while an alarm blocks publishers or a rate limit says so. */
   async #admit(exchange: string, events: number, bytes: number): Promise<void> {
     const { limiter, blocked } = this.#host.vhost.deps
-    while (blocked() && this.#state === 'open') {
+    while (blocked() && this.#live) {
       const wait = new Promise((r) => setTimeout(r, alarmPollMs))
       this.#host.hold(wait)
       await wait
@@ -380,7 +423,7 @@ export class AmqpChannel {
     if (!limiter.active) return
     for (;;) {
       const ms = limiter.check({ listener: 'amqp', remote: this.#host.remote, exchange }, events, bytes).retryAfterMs
-      if (ms <= 0 || this.#state !== 'open') return
+      if (ms <= 0 || !this.#live) return
       const wait = new Promise((r) => setTimeout(r, ms))
       this.#host.hold(wait)
       await wait
@@ -394,7 +437,7 @@ export class AmqpChannel {
       return
     }
     let i = 0
-    while (i < batch.length && this.#state === 'open') {
+    while (i < batch.length && this.#live) {
       const exchange = (batch[i]!.method as MethodOf<'basic.publish'>).exchange
       let j = i
       while (j < batch.length && (batch[j]!.method as MethodOf<'basic.publish'>).exchange === exchange) j++
@@ -485,7 +528,7 @@ export class AmqpChannel {
 
   /** Contiguous acks become one `multiple` ack; nacks go one by one. */
   #emitConfirms(outcomes: Outcome[]): void {
-    if (!this.#confirm || this.#state !== 'open') return
+    if (!this.#confirm || !this.#live) return
     let k = 0
     while (k < outcomes.length) {
       const o = outcomes[k]!

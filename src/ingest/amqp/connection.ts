@@ -36,6 +36,18 @@ import type { AmqpVhost } from './vhost.js'
 export const amqpPendingPublishBytesMax = 8 * 1024 * 1024
 /** How long a connection.close waits for close-ok before the socket is destroyed. */
 const closeOkWaitMs = 2000
+/**
+ * After a client's connection.close, how long channel frames must stop arriving before close-ok,
+ * when some came after the close (amqplib writes a channel's buffered publishes after it).
+ */
+const lateFramesQuietMs = 20
+
+async function lateFramesQuiet(): Promise<void> {
+  await new Promise((r) => setTimeout(r, lateFramesQuietMs))
+  // Two more turns: a loop blocked past the timer still reads what arrived meanwhile.
+  await new Promise((r) => setImmediate(r))
+  await new Promise((r) => setImmediate(r))
+}
 
 export const sluiceVersion: string = (() => {
   for (const up of ['../../../package.json', '../../../../package.json']) {
@@ -61,7 +73,9 @@ export interface ConnectionDeps {
   readonly onAlarm: (fn: (blocked: boolean) => void) => () => void
 }
 
-type State = 'start' | 'secure' | 'tune' | 'open-wait' | 'open' | 'closing' | 'closed'
+// draining: the client sent connection.close; its channels finish what they read, then close-ok.
+// closing: we sent connection.close and wait for close-ok.
+type State = 'start' | 'secure' | 'tune' | 'open-wait' | 'open' | 'draining' | 'closing' | 'closed'
 
 const loopback = (addr: string | undefined): boolean => addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1' || (addr?.startsWith('127.') ?? false)
 
@@ -85,6 +99,8 @@ export class AmqpConnection implements ChannelHost {
   #lastWrite = Date.now()
   #pendingPublishBytes = 0
   #holds = 0
+  /** Channel commands taken while draining after connection.close. */
+  #framesIn = 0
   #paused = false
   #blockedSent = false
   #user = ''
@@ -215,6 +231,7 @@ export class AmqpConnection implements ChannelHost {
 
   #connectionMethod(cmd: Command): void {
     const m = cmd.method
+    if (this.#state === 'draining') return // close-ok goes out once the channels finish
     if (this.#state === 'closing') {
       if (m.name === 'connection.close-ok' || m.name === 'connection.close') {
         if (m.name === 'connection.close') this.sendMethod(0, { name: 'connection.close-ok' })
@@ -243,10 +260,13 @@ export class AmqpConnection implements ChannelHost {
         if (this.vhost.deps.blocked()) this.#alarm(true)
         return
       case 'connection.close':
-        this.sendMethod(0, { name: 'connection.close-ok' })
-        this.#teardown()
-        this.#state = 'closed'
-        this.#socket.end()
+        this.#state = 'draining'
+        void this.#finishChannels(true).then(() => {
+          if (this.#state !== 'draining') return // the socket ended first: nobody to answer
+          this.sendMethod(0, { name: 'connection.close-ok' })
+          this.#state = 'closed'
+          this.#socket.end()
+        })
         return
       case 'connection.close-ok':
         return
@@ -262,13 +282,23 @@ export class AmqpConnection implements ChannelHost {
   }
 
   #channelCommand(cmd: Command): void {
-    if (this.#state !== 'open') {
+    if (this.#state !== 'open' && this.#state !== 'draining') {
       if (this.#state === 'closing') return
       throw reply.commandInvalid(`${cmd.method.name} before connection.open`)
     }
     const n = cmd.channel
     const m = cmd.method
     const ch = this.#channels.get(n)
+    if (this.#state === 'draining') {
+      // After connection.close a client may send nothing, yet amqplib writes its channels' last
+      // frames after it (it interleaves channels): what reaches an open channel before close-ok
+      // still runs. Nothing new starts.
+      if (ch === undefined || m.name === 'channel.open' || m.name === 'channel.close' || m.name === 'channel.close-ok') return
+      ch.receive(cmd)
+      this.#touched.add(ch)
+      this.#framesIn++
+      return
+    }
     if (m.name === 'channel.open') {
       if (ch !== undefined) throw reply.channelError(`second 'channel.open' seen on channel ${n}`)
       if (n > this.#channelMax) throw reply.notAllowed(`channel ${n} is over the negotiated channel-max ${this.#channelMax}`)
@@ -278,8 +308,17 @@ export class AmqpConnection implements ChannelHost {
     }
     if (ch === undefined) throw reply.channelError(`expected 'channel.open' on channel ${n}`)
     if (m.name === 'channel.close') {
-      ch.closeByClient()
-      this.channelClosed(n)
+      if (ch.closing) {
+        // Both sides closed at once: answer theirs, and still wait for the close-ok to ours.
+        this.sendMethod(n, { name: 'channel.close-ok' })
+        return
+      }
+      void ch.finish().then(() => {
+        // The connection may have closed meanwhile; then close-ok has nobody to go to.
+        if (this.#channels.get(n) !== ch || this.#state !== 'open') return
+        this.sendMethod(n, { name: 'channel.close-ok' })
+        this.channelClosed(n)
+      })
       return
     }
     if (m.name === 'channel.close-ok') {
@@ -406,24 +445,52 @@ export class AmqpConnection implements ChannelHost {
 
   /** Server-initiated connection.close: channels are released now, the socket after close-ok. */
   #close(code: number, text: string, classId = 0, methodId = 0): void {
-    if (this.#state === 'closing' || this.#state === 'closed') return
+    // While draining the client already closed: its close-ok goes out once the channels finish.
+    if (this.#state === 'closing' || this.#state === 'closed' || this.#state === 'draining') return
     this.sendMethod(0, { name: 'connection.close', replyCode: code, replyText: text.length > 255 ? text.slice(0, 255) : text, failingClassId: classId, failingMethodId: methodId })
     this.#state = 'closing'
     this.#teardown()
     setTimeout(() => this.#socket.destroy(), closeOkWaitMs).unref()
   }
 
+  /** After an error: what the channels read and did not run yet is dropped. */
   #teardown(): void {
     for (const ch of this.#channels.values()) ch.teardown()
     this.#channels.clear()
+  }
+
+  /**
+   * After the client's close or the end of its socket: every channel runs what it read first.
+   * `moreInput`: the socket is still read, so commands may keep coming; wait until a round of
+   * settling saw none.
+   */
+  async #finishChannels(moreInput: boolean): Promise<void> {
+    for (;;) {
+      const seen = this.#framesIn
+      await Promise.all([...this.#channels.values()].map((ch) => ch.settled()))
+      if (!moreInput || this.#state !== 'draining') break
+      if (this.#framesIn !== seen) continue
+      // Nothing new while settling. A client that sent nothing after its close gets close-ok now
+      // (after one more turn for bytes already here); one that did (amqplib) may have more on the
+      // way, so it gets a short quiet period first.
+      await new Promise((r) => setImmediate(r))
+      if (this.#framesIn > 0) await lateFramesQuiet()
+      if (this.#framesIn === seen) break
+    }
+    await Promise.all([...this.#channels.values()].map((ch) => ch.finish()))
+    this.#teardown()
   }
 
   #onSocketClose(): void {
     this.#state = 'closed'
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer)
     this.#offAlarm()
-    this.#teardown()
-    void this.vhost.connectionClosed(this.id).finally(() => this.#resolveClosed())
+    // Whole publishes read before the socket ended (FIN, reset, heartbeat timeout) are stored,
+    // even though nobody is left to be told.
+    void this.#finishChannels(false)
+      .then(() => this.vhost.connectionClosed(this.id))
+      .catch((err: unknown) => this.#deps.logger.warn({ err, listener: 'amqp', remote: this.remote }, 'AMQP connection cleanup failed'))
+      .finally(() => this.#resolveClosed())
   }
 
   /** The server is stopping: confirms of what was read go out, then connection.close 320. */
