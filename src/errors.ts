@@ -102,6 +102,8 @@ export const errors = {
   // Consumer groups
   unknownGroup: (group: string) => new SluiceError('SLUICE_ERR_UNKNOWN_GROUP', `group "${group}" does not exist`, 404, false, { group }),
   groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),
+  idempotencyKeyReused: (key: string) =>
+    new SluiceError('SLUICE_ERR_IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" was used for a different request within the dedup window; nothing was stored`, 409, false, { idempotencyKey: key }),
   groupExists: (group: string) => new SluiceError('SLUICE_ERR_GROUP_EXISTS', `group "${group}" already exists with other settings`, 409, false, { group }),
   backlogFull: (stream: string, group: string, backlog: number, limit: number) =>
     counted('maxBacklog', new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${backlog} unsettled events, at its maxBacklog of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlog, limit: 'maxBacklog', limitEvents: limit })),

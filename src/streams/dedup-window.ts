@@ -9,7 +9,7 @@ type IdKey = [scope: string, expiresAtMs: number, id: string]
  * an event id, the stream offset it was stored at; an idempotency key, the last offset of its
  * request in each stream. Ids written before offsets were kept decode as null and are trusted.
  */
-export type IdTarget = { readonly offset: number } | { readonly streams: Readonly<Record<string, number>> } | null
+export type IdTarget = { readonly offset: number } | { readonly streams: Readonly<Record<string, number>>; readonly fingerprint?: string } | null
 
 const idTargetCodec: ValueCodec<IdTarget> = {
   name: 'dedupIdTarget',
@@ -40,6 +40,8 @@ export const requestKeyPrefix = '\u0001req:'
  */
 export class DedupWindow {
   readonly #ids = new Map<string, number>() // `${scope}\0${id}` → expiresAtMs, insertion order
+  /** Idempotency keys only: a digest of the request they stored, so a reuse with another body is told apart. */
+  readonly #fingerprints = new Map<string, string>()
   readonly #pending = new Map<string, Promise<boolean>>()
   readonly #keyspace: Keyspace<IdKey, IdTarget>
   readonly #checkpoints: Keyspace<[string], number>
@@ -82,6 +84,7 @@ export class DedupWindow {
         }
         if (this.#ids.size >= this.#maxIds) continue
         this.#ids.set(`${scope}\0${key[2]}`, key[1])
+        if (value !== null && 'streams' in value && value.fingerprint !== undefined) this.#fingerprints.set(`${scope}\0${key[2]}`, value.fingerprint)
         loaded++
       }
     }
@@ -90,16 +93,20 @@ export class DedupWindow {
       const saved = await this.#checkpoints.get([name])
       if (saved !== undefined && saved > log.endOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
       let next = Math.max(Math.min(saved ?? log.startOffset, log.endOffset), log.startOffset)
+      let found = 0
       while (next < log.endOffset) {
         const { records, nextOffset } = await log.read(next)
         if (records.length === 0) break
         for (const r of records) {
           if (r.id === undefined) continue
           this.#ids.set(`${name}\0${r.id}`, nowMs + windowMs)
-          restored++
+          found++
         }
         next = nextOffset
       }
+      restored += found
+      // Nothing to restore (a stream without ids, say): the next start need not read it again.
+      if (found === 0 && saved !== log.endOffset && log.endOffset > log.startOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
       this.#unpersisted.set(name, { bases: new Set(), end: log.endOffset })
     }
     if (clamp.length > 0) await this.#meta.write(clamp, { sync: true })
@@ -115,6 +122,11 @@ export class DedupWindow {
     const exp = this.#ids.get(k)
     if (exp !== undefined && exp > nowMs) return 'duplicate'
     return this.#pending.get(k) ?? 'new'
+  }
+
+  /** The digest of the request an idempotency key stored, when known. */
+  fingerprint(scope: string, id: string): string | undefined {
+    return this.#fingerprints.get(`${scope}\0${id}`)
   }
 
   reserve(scope: string, id: string, outcome: Promise<boolean>): void {
@@ -150,6 +162,7 @@ export class DedupWindow {
     ops: MetaOp[],
     append?: { baseOffset: number; endOffset: number },
     target?: Readonly<Record<string, number>>,
+    fingerprint?: string,
   ): void {
     const expiresAt = nowMs + windowMs
     for (const { id, offset } of ids) {
@@ -157,7 +170,8 @@ export class DedupWindow {
       this.#pending.delete(k)
       this.#ids.delete(k) // re-insert, so the map stays in expiry order
       this.#ids.set(k, expiresAt)
-      const value: IdTarget = offset !== undefined ? { offset } : target !== undefined ? { streams: target } : null
+      if (fingerprint !== undefined) this.#fingerprints.set(k, fingerprint)
+      const value: IdTarget = offset !== undefined ? { offset } : target !== undefined ? { streams: target, ...(fingerprint !== undefined ? { fingerprint } : {}) } : null
       ops.push(this.#keyspace.putOp([scope, expiresAt, id], value))
     }
     if (append !== undefined) {
@@ -182,6 +196,7 @@ export class DedupWindow {
         hitLimit('dedupIdsMax')
       }
       this.#ids.delete(k)
+      this.#fingerprints.delete(k)
     }
   }
 

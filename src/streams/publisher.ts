@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Config, ExchangeConfig } from '../config/index.js'
 import { errors, type SluiceError } from '../errors.js'
 import type { PublishSource, RateLimiter } from '../flow/rate-limiter.js'
@@ -230,11 +231,16 @@ export class BrokerPublisher implements Publisher {
 
     // A retried request is confirmed again and stores nothing; a concurrent twin waits for the first.
     let requestKey: string | undefined
+    let fingerprint: string | undefined
     let settleRequest: ((stored: boolean) => void) | undefined
     if (req.idempotencyKey !== undefined) {
       requestKey = requestKeyPrefix + req.idempotencyKey
       for (let seen = this.#dedup.check(req.exchange, requestKey, now); seen !== 'new'; seen = this.#dedup.check(req.exchange, requestKey, this.#now())) {
         if (seen === 'duplicate') {
+          const stored = this.#dedup.fingerprint(req.exchange, requestKey)
+          // A key reused for another request is a client bug: confirming it would lose the
+          // second request without a word (Stripe answers the same way).
+          if (stored !== undefined && stored !== (fingerprint ??= requestFingerprint(req))) throw errors.idempotencyKeyReused(req.idempotencyKey)
           this.counters.duplicates += req.events.length
           sc.duplicates += req.events.length
           return { accepted: 0, duplicates: req.events.length, unroutable: 0 }
@@ -293,7 +299,7 @@ export class BrokerPublisher implements Publisher {
     for (const [stream, id] of reserved) this.#dedup.release(stream, [id])
     if (failure === undefined && requestKey !== undefined) {
       const target = Object.fromEntries(appended.map((a) => [a.stream, a.result.lastOffset]))
-      this.#dedup.commit(req.exchange, [{ id: requestKey }], stamp, windowMs, ops, undefined, target)
+      this.#dedup.commit(req.exchange, [{ id: requestKey }], stamp, windowMs, ops, undefined, target, (fingerprint ??= requestFingerprint(req)))
     }
     try {
       if (ops.length > 0) await this.#meta.write(ops, { sync: appended.some((a) => this.#streams.get(a.stream)?.config.fsync !== 'never') })
@@ -397,6 +403,25 @@ export class BrokerPublisher implements Publisher {
     }
     return { batches, duplicates, unroutable }
   }
+}
+
+/** A digest of what a request stores: each event's routing key, id, headers and body. */
+function requestFingerprint(req: PublishRequest): string {
+  const h = createHash('sha256')
+  const len = Buffer.alloc(4)
+  const part = (b: Buffer | string | undefined): void => {
+    const buf = b === undefined ? Buffer.alloc(0) : Buffer.isBuffer(b) ? b : Buffer.from(b)
+    len.writeUInt32BE(b === undefined ? 0xffffffff : buf.length)
+    h.update(len)
+    h.update(buf)
+  }
+  for (const e of req.events) {
+    part(e.routingKey)
+    part(e.id)
+    part(e.headers === undefined ? undefined : JSON.stringify(e.headers))
+    part(e.body)
+  }
+  return h.digest('base64url')
 }
 
 function encodeHeaders(ev: PublishEvent, now: number): Buffer | undefined {
