@@ -55,6 +55,10 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       frameMaxBytes: s.amqp.frameMax,
       channelMax: s.amqp.channelMax,
       heartbeatMs: s.amqp.heartbeat,
+      handshakeTimeoutMs: s.amqp.handshakeTimeout,
+      maxConnections: s.amqp.maxConnections,
+      maxConnectionsPerAddress: s.amqp.maxConnectionsPerAddress,
+      maxQueuesPerConnection: s.amqp.maxQueuesPerConnection,
     },
     syslog: {
       enabled: s.syslog.enabled,

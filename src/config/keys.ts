@@ -55,6 +55,10 @@ export const serverSpec = {
         frameMax: { type: 'size', default: '128kb', min: '4kb', max: '16mb', doc: 'Largest frame offered in connection.tune.' },
         channelMax: { type: 'int', default: 2047, min: 1, max: 65535, doc: 'Most channels per connection offered in connection.tune.' },
         heartbeat: { type: 'duration', default: '60s', min: '0ms', max: '1h', doc: 'Heartbeat interval offered in connection.tune; 0 disables.' },
+        handshakeTimeout: { type: 'duration', default: '10s', min: '100ms', max: '1h', doc: 'A connection must get from its protocol header to connection.open within this, or it is closed (RabbitMQ\'s handshake_timeout).' },
+        maxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Open AMQP connections at most (server.limits.maxConnections caps it too); more are refused with 530 NOT_ALLOWED.' },
+        maxConnectionsPerAddress: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Open AMQP connections from one client address at most; more are refused with 530 NOT_ALLOWED.' },
+        maxQueuesPerConnection: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Exclusive and server-named queues one connection may hold at once; one more is refused with 406 PRECONDITION_FAILED.' },
       },
     },
     syslog: {

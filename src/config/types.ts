@@ -41,6 +41,10 @@ export interface AmqpListenerConfig extends ListenerConfig {
   readonly channelMax: number
   /** 0 disables heartbeats. */
   readonly heartbeatMs: number
+  readonly handshakeTimeoutMs: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+  readonly maxQueuesPerConnection: number
 }
 
 export interface SyslogListenerConfig extends ListenerConfig {

@@ -71,7 +71,24 @@ export interface ConnectionDeps {
   readonly counters: ListenerCounters
   /** Registers for alarm changes; returns the unregister function. */
   readonly onAlarm: (fn: (blocked: boolean) => void) => () => void
+  /** Set when the socket is over a connection cap: it is refused at connection.start-ok. */
+  readonly refusal?: Refusal | undefined
+  /** Counts a limit that refused or cut something, and logs it (rate-limited). */
+  readonly limitHit: (limit: string, fields: Record<string, unknown>, message: string) => void
 }
+
+/** Why a connection is refused: the limit's metric name and the reply text naming it. */
+export interface Refusal {
+  readonly limit: string
+  readonly text: string
+}
+
+/**
+ * A refused client gets this long (at most its handshake timeout) to read why: a real client
+ * sends its header and start-ok in one round trip, and a silent socket over a cap should not hold
+ * a slot for the whole handshake timeout.
+ */
+const refusedHandshakeMs = 1000
 
 // draining: the client sent connection.close; its channels finish what they read, then close-ok.
 // closing: we sent connection.close and wait for close-ok.
@@ -95,6 +112,7 @@ export class AmqpConnection implements ChannelHost {
   #channelMax: number
   #heartbeatMs = 0
   #heartbeatTimer: NodeJS.Timeout | undefined
+  #handshakeTimer: NodeJS.Timeout | undefined
   #lastRead = Date.now()
   #lastWrite = Date.now()
   #pendingPublishBytes = 0
@@ -124,6 +142,9 @@ export class AmqpConnection implements ChannelHost {
     })
     this.#assembler = new CommandAssembler({ bodySizeMax: deps.bodySizeMax })
     this.#offAlarm = deps.onAlarm((blocked) => this.#alarm(blocked))
+    const handshakeMs = deps.refusal === undefined ? deps.config.handshakeTimeoutMs : Math.min(deps.config.handshakeTimeoutMs, refusedHandshakeMs)
+    this.#handshakeTimer = setTimeout(() => this.#handshakeTimedOut(), handshakeMs)
+    this.#handshakeTimer.unref()
     socket.on('data', (chunk: Buffer) => this.#onData(chunk))
     socket.once('close', () => this.#onSocketClose())
   }
@@ -256,6 +277,7 @@ export class AmqpConnection implements ChannelHost {
           return
         }
         this.#state = 'open'
+        clearTimeout(this.#handshakeTimer)
         this.sendMethod(0, { name: 'connection.open-ok', knownHosts: '' })
         if (this.vhost.deps.blocked()) this.#alarm(true)
         return
@@ -354,6 +376,11 @@ export class AmqpConnection implements ChannelHost {
   }
 
   #startOk(clientProperties: FieldTable, mechanism: string, response: Buffer): void {
+    if (this.#deps.refusal !== undefined) {
+      // Over a connection cap: refused before the credentials are even looked at.
+      this.#close(ReplyCode.NOT_ALLOWED, `NOT_ALLOWED - ${this.#deps.refusal.text}`, 10, 11)
+      return
+    }
     const caps = clientProperties.capabilities
     if (isFieldTable(caps)) {
       this.capabilities = { consumerCancelNotify: caps.consumer_cancel_notify === true, basicNack: caps['basic.nack'] === true, connectionBlocked: caps['connection.blocked'] === true }
@@ -416,6 +443,22 @@ export class AmqpConnection implements ChannelHost {
       this.#heartbeatTimer = setInterval(() => this.#beat(), Math.max(250, this.#heartbeatMs / 2))
       this.#heartbeatTimer.unref()
     }
+  }
+
+  /** RabbitMQ's handshake_timeout: a socket that does not reach connection.open in time is closed. */
+  #handshakeTimedOut(): void {
+    if (this.#state === 'open' || this.#state === 'draining') return
+    // 'closed' here is a socket we answered and ended (a wrong protocol header) whose peer never
+    // closed its side: it goes too, without counting as a timeout.
+    if (this.#state !== 'closed' && this.#deps.refusal === undefined) {
+      this.#deps.limitHit(
+        'amqp.handshakeTimeout',
+        { remote: this.remote, state: this.#state, timeoutMs: this.#deps.config.handshakeTimeoutMs },
+        'AMQP handshake timed out (server.amqp.handshakeTimeout); closing the connection',
+      )
+    }
+    this.#state = 'closed'
+    this.#socket.destroy()
   }
 
   #beat(): void {
@@ -484,6 +527,7 @@ export class AmqpConnection implements ChannelHost {
   #onSocketClose(): void {
     this.#state = 'closed'
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer)
+    clearTimeout(this.#handshakeTimer)
     this.#offAlarm()
     // Whole publishes read before the socket ended (FIN, reset, heartbeat timeout) are stored,
     // even though nobody is left to be told.

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import type { AmqpListenerConfig, UserConfig } from '../../config/index.js'
+import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
 import { TcpListener } from '../tcp/server.js'
-import { AmqpConnection } from './connection.js'
+import { AmqpConnection, type Refusal } from './connection.js'
 import { AmqpVhost, type VhostDeps } from './vhost.js'
 
 export interface AmqpListenerOptions {
   readonly config: AmqpListenerConfig
   readonly users: readonly UserConfig[]
+  /** server.limits.maxConnections: sockets past it are closed at accept, before any AMQP. */
   readonly maxConnections: number
   /** Largest message body accepted (server.limits.maxEventSize). */
   readonly bodySizeMax: number
@@ -17,32 +19,85 @@ export interface AmqpListenerOptions {
   readonly onAlarm: (fn: (blocked: boolean) => void) => () => void
 }
 
+/** At most one log line a second per limit, so a flood of refused sockets cannot flood the log. */
+const limitLogEveryMs = 1000
+
 /**
  * The AMQP 0-9-1 door: a TCP listener whose connections speak RabbitMQ's protocol onto the one
- * publish path and the consumer groups. Heartbeats replace the idle timeout.
+ * publish path and the consumer groups. Heartbeats replace the idle timeout; the handshake has a
+ * deadline of its own.
+ *
+ * Connection caps (in total and per client address) count every socket from accept, so silent
+ * ones count too. A socket over a cap is not dropped blind: it is answered up to
+ * connection.start-ok and then closed with 530 NOT_ALLOWED naming the limit, as RabbitMQ refuses
+ * over its connection limits, so the client's error says why.
  */
 export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListener> {
-  const vhost = new AmqpVhost(opts.vhost)
+  const vhost = new AmqpVhost(opts.vhost, { maxQueuesPerConnection: opts.config.maxQueuesPerConnection })
   await vhost.start()
   const prefix = randomBytes(3).toString('hex')
   let seq = 0
+  const cfg = opts.config
+  let admitted = 0
+  const perAddress = new Map<string, number>()
+  const lastLogged = new Map<string, { at: number; suppressed: number }>()
+  const limitHit = (limit: string, fields: Record<string, unknown>, message: string): void => {
+    hitLimit(limit)
+    const now = Date.now()
+    const last = lastLogged.get(limit)
+    if (last !== undefined && now - last.at < limitLogEveryMs) {
+      last.suppressed++
+      return
+    }
+    lastLogged.set(limit, { at: now, suppressed: 0 })
+    opts.logger.warn({ listener: 'amqp', limit, ...fields, ...(last !== undefined && last.suppressed > 0 ? { alsoSinceLastLine: last.suppressed } : {}) }, message)
+  }
+  const refusal = (address: string): Refusal | undefined => {
+    if (admitted >= cfg.maxConnections) {
+      return { limit: 'amqp.maxConnections', text: `connection refused: connection limit (${cfg.maxConnections}) is reached (server.amqp.maxConnections)` }
+    }
+    if ((perAddress.get(address) ?? 0) >= cfg.maxConnectionsPerAddress) {
+      return {
+        limit: 'amqp.maxConnectionsPerAddress',
+        text: `connection refused: connection limit per client address (${cfg.maxConnectionsPerAddress}) is reached for ${address} (server.amqp.maxConnectionsPerAddress)`,
+      }
+    }
+    return undefined
+  }
   const listener: TcpListener = new TcpListener({
     name: 'amqp',
-    host: opts.config.host,
-    port: opts.config.port,
+    host: cfg.host,
+    port: cfg.port,
     maxConnections: opts.maxConnections,
     idleTimeoutMs: 0,
     logger: opts.logger,
     onConnection: (socket, remote) => {
+      const address = socket.remoteAddress ?? remote
+      const refused = refusal(address)
+      if (refused === undefined) {
+        admitted++
+        perAddress.set(address, (perAddress.get(address) ?? 0) + 1)
+        socket.once('close', () => {
+          admitted--
+          const left = (perAddress.get(address) ?? 1) - 1
+          if (left > 0) perAddress.set(address, left)
+          else perAddress.delete(address)
+        })
+      } else {
+        listener.counters.connectionsRefused++
+        limitHit(refused.limit, { remote }, `AMQP connection refused: ${refused.text}`)
+      }
       const conn = new AmqpConnection(socket, remote, {
         id: `${prefix}-${++seq}`,
         vhost,
-        config: opts.config,
+        config: cfg,
         users: opts.users,
         bodySizeMax: opts.bodySizeMax,
         logger: opts.logger,
         counters: listener.counters,
         onAlarm: opts.onAlarm,
+        refusal: refused,
+        limitHit,
       })
       return {
         end: async () => {

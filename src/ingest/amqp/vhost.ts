@@ -3,6 +3,7 @@ import { isValidName } from '../../config/index.js'
 import type { ConsumerGroup, GroupRegistry } from '../../consumers/index.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { Logger } from '../../logger.js'
+import { hitLimit } from '../../limits.js'
 import type { JsonValue } from '../../meta/index.js'
 import type { ExchangeType, Router } from '../../router/index.js'
 import type { Catalog } from '../../streams/catalog.js'
@@ -22,7 +23,8 @@ import { reply, replyFor } from './reply.js'
 //   a YAML group G                queue G: consumable, bindable (to G's stream), not deletable
 //
 // Queue state that has no place in the core (exclusive owner, consumers, auto-delete) lives here,
-// in memory: it belongs to live connections, which a restart ends anyway.
+// in memory: it belongs to live connections, which a restart ends anyway. Exclusive and
+// server-named (amq.gen-…) queues belong to the connection that declared them and go with it.
 
 export const builtinExchanges: ReadonlyArray<{ name: string; type: ExchangeType }> = [
   { name: 'amq.direct', type: 'direct' },
@@ -82,22 +84,36 @@ export interface VhostDeps {
 // Arguments a redeclare must repeat, as RabbitMQ checks them.
 const queueArgs = ['x-message-ttl', 'x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-max-length', 'x-max-length-bytes', 'x-overflow', 'x-delivery-limit', 'x-queue-type', 'x-max-age']
 
+export interface VhostLimits {
+  /** Exclusive and server-named queues one connection may hold at once. */
+  readonly maxQueuesPerConnection: number
+}
+
+/** Server-named queues; clients cannot declare `amq.` names, so the prefix alone marks them. */
+const serverNamedPrefix = 'amq.gen-'
+
 export class AmqpVhost {
   readonly deps: VhostDeps
+  readonly #limits: VhostLimits
   readonly #consumers = new Map<string, Set<ConsumerHandle>>()
+  /** Exclusive queues: only this connection may use them. */
   readonly #owners = new Map<string, string>()
+  /** Exclusive and server-named queues: the connection whose life they follow. */
+  readonly #tiedTo = new Map<string, string>()
   readonly #ownedBy = new Map<string, Set<string>>()
   #lock: Promise<unknown> = Promise.resolve()
 
-  constructor(deps: VhostDeps) {
+  constructor(deps: VhostDeps, limits: VhostLimits) {
     this.deps = deps
+    this.#limits = limits
   }
 
-  /** Exclusive queues left by connections of an earlier run go now, as their owners did. */
+  /** Exclusive and server-named queues left by connections of an earlier run go now, as their owners did. */
   async start(): Promise<void> {
     for (const s of this.deps.streams.all()) {
       const attrs = this.#queueAttributes(s.name)
-      if (attrs?.exclusive === true) await this.#delete(s.name).catch((err: unknown) => this.deps.logger.warn({ queue: s.name, err }, 'could not delete an exclusive queue of an earlier run'))
+      if (attrs === undefined || (!attrs.exclusive && !s.name.startsWith(serverNamedPrefix))) continue
+      await this.#delete(s.name).catch((err: unknown) => this.deps.logger.warn({ queue: s.name, err }, 'could not delete a connection-owned queue of an earlier run'))
     }
   }
 
@@ -156,6 +172,13 @@ export class AmqpVhost {
         return { queue: name, ...this.counts(q) }
       }
       if (m.queue.startsWith('amq.')) throw reply.reservedName('queue', name)
+      const tied = m.exclusive || m.queue === ''
+      const held = this.#ownedBy.get(connectionId)?.size ?? 0
+      if (tied && held >= this.#limits.maxQueuesPerConnection) {
+        hitLimit('amqp.maxQueuesPerConnection')
+        const what = m.queue === '' ? 'a server-named queue' : `exclusive queue '${name}'`
+        throw reply.precondition(`cannot declare ${what} in vhost '/': queue limit per connection (${this.#limits.maxQueuesPerConnection}) is reached (server.amqp.maxQueuesPerConnection)`)
+      }
       if (!isValidName(name)) throw reply.precondition(`queue name '${name}' is not valid in Sluice: letters, digits, '.', '_' and '-', at most 200 characters`)
       if (this.deps.streams.get(name) !== undefined) throw reply.precondition(`a stream named '${name}' exists without a consumer group of that name; Sluice cannot make it a queue`)
       const spec = queueSpec(name, m.arguments)
@@ -174,14 +197,15 @@ export class AmqpVhost {
       } catch (err) {
         throw replyFor(err, { queue: name })
       }
-      if (m.exclusive) this.#own(name, connectionId)
+      if (m.exclusive) this.#owners.set(name, connectionId)
+      if (tied) this.#tie(name, connectionId)
       const q = this.queue(name)!
       return { queue: name, ...this.counts(q) }
     })
   }
 
-  #own(queue: string, connectionId: string): void {
-    this.#owners.set(queue, connectionId)
+  #tie(queue: string, connectionId: string): void {
+    this.#tiedTo.set(queue, connectionId)
     let set = this.#ownedBy.get(connectionId)
     if (set === undefined) this.#ownedBy.set(connectionId, (set = new Set()))
     set.add(queue)
@@ -205,10 +229,11 @@ export class AmqpVhost {
     const consumers = this.#consumers.get(name)
     this.#consumers.delete(name)
     for (const c of consumers ?? []) c.cancelledByServer()
-    const owner = this.#owners.get(name)
-    if (owner !== undefined) {
-      this.#owners.delete(name)
-      this.#ownedBy.get(owner)?.delete(name)
+    this.#owners.delete(name)
+    const tiedTo = this.#tiedTo.get(name)
+    if (tiedTo !== undefined) {
+      this.#tiedTo.delete(name)
+      this.#ownedBy.get(tiedTo)?.delete(name)
     }
     // A stream queue's per-consumer groups go with it.
     for (const g of this.deps.groups.all()) if (g.stream === name) await this.deps.groups.delete(g.name)
@@ -246,14 +271,14 @@ export class AmqpVhost {
     }
   }
 
-  /** A connection closed: its exclusive queues go. */
+  /** A connection closed: its exclusive and server-named queues go. */
   async connectionClosed(connectionId: string): Promise<void> {
     const owned = this.#ownedBy.get(connectionId)
     this.#ownedBy.delete(connectionId)
     for (const q of owned ?? []) {
       await this.serial(async () => {
-        if (this.#owners.get(q) === connectionId) await this.#delete(q)
-      }).catch((err: unknown) => this.deps.logger.warn({ queue: q, err }, 'could not delete an exclusive queue'))
+        if (this.#tiedTo.get(q) === connectionId) await this.#delete(q)
+      }).catch((err: unknown) => this.deps.logger.warn({ queue: q, err }, 'could not delete a queue of a closed connection'))
     }
   }
 
@@ -323,6 +348,9 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
     if (s === undefined) throw reply.invalidArg(k, 'queue', name, 'expected a string')
     return s
   }
+  // Accepted and not acted on, but a value RabbitMQ would refuse is refused here too: x-expires is
+  // a positive number of milliseconds.
+  num('x-expires', 1)
   const qt = str('x-queue-type') ?? 'classic'
   if (qt !== 'classic' && qt !== 'quorum' && qt !== 'stream') throw reply.invalidArg('x-queue-type', 'queue', name, `unknown queue type '${qt}'; classic, quorum or stream`)
   if (qt === 'stream') {
@@ -364,6 +392,7 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
 function parseMaxAge(name: string, s: string): number {
   const m = /^(\d+)(Y|M|D|h|m|s)$/.exec(s)
   if (m === null) throw reply.invalidArg('x-max-age', 'queue', name, `expected a number and a unit (Y, M, D, h, m, s), got '${s}'`)
+  if (Number(m[1]) === 0) throw reply.invalidArg('x-max-age', 'queue', name, `must be more than 0, got '${s}'`)
   const unit = { Y: 365 * 86400, M: 30 * 86400, D: 86400, h: 3600, m: 60, s: 1 }[m[2] as 'Y' | 'M' | 'D' | 'h' | 'm' | 's']
   return Number(m[1]) * unit * 1000
 }
