@@ -1,3 +1,5 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
 import type { StreamConfig } from './config/index.js'
@@ -63,6 +65,23 @@ function streamConfigs(config: Config): Record<string, StreamConfig> {
   return out
 }
 
+/**
+ * Fails with the real reason when the data dir cannot be written: a read-only mount otherwise
+ * surfaces as a misleading ENOENT from a recursive mkdir deep inside LevelDB.
+ */
+async function checkWritable(dataDir: string): Promise<void> {
+  const probe = join(dataDir, `.write-check-${process.pid}`)
+  try {
+    await mkdir(dataDir, { recursive: true })
+    await writeFile(probe, '')
+    await rm(probe, { force: true })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'EROFS' ? 'it is on a read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOSPC' ? 'the disk is full' : (err as Error).message
+    throw new Error(`it is not writable: ${why}${code === undefined ? '' : ` (${code})`}`)
+  }
+}
+
 export function routerFromConfig(config: Config): Router {
   const exchanges: ExchangeDef[] = Object.values(config.exchanges).map((ex) => ({
     name: ex.name,
@@ -125,6 +144,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   // Until the alarms exist (they start after recovery), a failed write is only logged by its log.
   let onStreamWriteError: (err: unknown, stream: string) => void = () => undefined
   try {
+    await checkWritable(server.dataDir)
     // The store keeps a reserve beside it so it can start on a full disk.
     meta = await openMeta(metaDir(server.dataDir), { reserveBytes: metaReserveBytes })
     streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger, (name) => metrics.logObserver(name), {
