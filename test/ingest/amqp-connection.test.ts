@@ -178,7 +178,12 @@ describe('AMQP connection and channel errors', () => {
     const fromOffset = collect(ch, 'events', 4, { arguments: { 'x-stream-offset': 2 } })
     const fromNext = collect(ch, 'events', 1, { arguments: { 'x-stream-offset': 'next' } })
     const byDefault = collect(ch, 'events', 1)
-    await sleep(100)
+    // `next` means the end when the consumer starts: publish only once all three are reading
+    // (a fixed sleep lost that race on a busy machine and the test hung).
+    await until(async () => {
+      const groups = (await (await fetch(`${s.url}/v1/groups`)).json()) as { groups: Array<{ name: string }> }
+      return groups.groups.filter((g) => g.name.startsWith('events.')).length === 3
+    }, 5000, 'three stream consumers')
     ch.sendToQueue('events', Buffer.from('e5'))
     await ch.waitForConfirms()
     expect(text(await fromOffset)).toEqual(['e2', 'e3', 'e4', 'e5'])

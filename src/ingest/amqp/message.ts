@@ -1,4 +1,3 @@
-import { timestampMaxMs } from '../../log/format.js'
 import type { StoredRecord } from '../../log/index.js'
 import type { PublishEvent } from '../../streams/publisher.js'
 import type { BasicProperties } from './content.js'
@@ -59,8 +58,12 @@ export function toPublishEvent(routingKey: string, p: BasicProperties, body: Buf
     routingKey,
     headers,
     id: p.messageId !== undefined && p.messageId !== '' && p.messageId.isWellFormed() ? p.messageId : undefined,
-    // A timestamp the log cannot hold (beyond year 6429) falls back to the time of arrival.
-    timestamp: p.timestamp !== undefined && p.timestamp * 1000 <= timestampMaxMs ? p.timestamp * 1000 : undefined,
+    // Checked by the publish path like every door's: beyond what the log holds (year 6429) the
+    // publish is refused (basic.nack), as an HTTP publish gets a 400.
+    timestamp: p.timestamp === undefined ? undefined : p.timestamp * 1000,
+    // RabbitMQ's per-message TTL: a string of whole milliseconds. Anything else is NaN, which the
+    // publish path refuses.
+    ttlMs: p.expiration === undefined ? undefined : /^\d{1,10}$/.test(p.expiration) ? Number(p.expiration) : Number.NaN,
   }
 }
 
