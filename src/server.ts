@@ -13,7 +13,7 @@ import { amqpListener } from './ingest/amqp/server.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
-import type { IngestListener } from './ingest/tcp/server.js'
+import { ConnectionBudget, type IngestListener } from './ingest/tcp/server.js'
 import { errors } from './errors.js'
 import { buildHttpApp } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
@@ -229,10 +229,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   // A stream that found the disk full raises the disk alarm at once; its log has rolled back.
   onStreamWriteError = (err) => alarms.noteWriteError(err)
   const listeners: IngestListener[] = []
+  const tcpBudget = new ConnectionBudget(server.limits.maxConnections)
   try {
-    if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger))
+    if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
     if (server.syslog.enabled && server.syslog.exchange !== null) {
-      listeners.push(syslogTcpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger))
+      listeners.push(syslogTcpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
       if (server.syslog.udp) listeners.push(new SyslogUdpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, logger))
     }
     if (server.amqp.enabled) {
@@ -241,6 +242,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
           config: server.amqp,
           users: config.auth.users,
           maxConnections: server.limits.maxConnections,
+          budget: tcpBudget,
           bodySizeMax: server.limits.maxEventBytes,
           logger,
           vhost: { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked },

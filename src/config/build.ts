@@ -47,6 +47,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxLineBytes: s.ndjson.maxLineSize,
       idleTimeoutMs: s.ndjson.idleTimeout,
       maxConnections: s.ndjson.maxConnections,
+      maxConnectionsPerAddress: s.ndjson.maxConnectionsPerAddress,
     },
     amqp: {
       enabled: s.amqp.enabled,
@@ -70,6 +71,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxMessageBytes: s.syslog.maxMessageSize,
       idleTimeoutMs: s.syslog.idleTimeout,
       maxConnections: s.syslog.maxConnections,
+      maxConnectionsPerAddress: s.syslog.maxConnectionsPerAddress,
       udpQueueSize: s.syslog.udpQueueSize,
     },
     durability: { fsync: s.durability.fsync, intervalMs: s.durability.interval, maxBatchBytes: s.durability.maxBatchBytes },

@@ -43,6 +43,7 @@ export const serverSpec = {
         maxLineSize: { type: 'size', default: '1mb', min: '1kb', max: '64mb', doc: 'Longest line; a longer one goes to the ingest-errors stream and the connection goes on.' },
         idleTimeout: { type: 'duration', default: '5m', min: '1s', max: '7d', doc: 'A connection that sends nothing for this long is closed.' },
         maxConnections: { type: 'int', default: 1000, min: 1, max: 1000000, doc: 'Open connections at most; more are refused at accept.' },
+        maxConnectionsPerAddress: { type: 'int', default: 256, min: 1, max: 1000000, doc: 'Open connections from one client address at most; more are closed at accept.' },
       },
     },
     amqp: {
@@ -74,6 +75,7 @@ export const serverSpec = {
         maxMessageSize: { type: 'size', default: '64kb', min: '480b', max: '16mb', doc: 'Longest message; a longer one goes to the ingest-errors stream and the connection goes on.' },
         idleTimeout: { type: 'duration', default: '5m', min: '1s', max: '7d', doc: 'A TCP connection that sends nothing for this long is closed.' },
         maxConnections: { type: 'int', default: 1000, min: 1, max: 1000000, doc: 'Open TCP connections at most; more are refused at accept.' },
+        maxConnectionsPerAddress: { type: 'int', default: 256, min: 1, max: 1000000, doc: 'Open TCP connections from one client address at most; more are closed at accept.' },
         udpQueueSize: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'UDP messages waiting to be stored at most; past it datagrams are dropped and counted (UDP has no backpressure).' },
       },
     },

@@ -34,6 +34,7 @@ export interface NdjsonListenerConfig extends ListenerConfig {
   readonly maxLineBytes: number
   readonly idleTimeoutMs: number
   readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
 }
 
 export interface AmqpListenerConfig extends ListenerConfig {
@@ -55,6 +56,7 @@ export interface SyslogListenerConfig extends ListenerConfig {
   readonly maxMessageBytes: number
   readonly idleTimeoutMs: number
   readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
   readonly udpQueueSize: number
 }
 

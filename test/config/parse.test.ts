@@ -116,7 +116,7 @@ describe('an empty file', () => {
       server: {
         dataDir: './data',
         http: { enabled: true, host: '127.0.0.1', port: 7400, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, maxInFlightRequests: 1024 },
-        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000 },
+        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256 },
         amqp: {
           enabled: true,
           host: '127.0.0.1',
@@ -139,6 +139,7 @@ describe('an empty file', () => {
           maxMessageBytes: 64 * 1024,
           idleTimeoutMs: 300_000,
           maxConnections: 1000,
+          maxConnectionsPerAddress: 256,
           udpQueueSize: 10_000,
         },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },

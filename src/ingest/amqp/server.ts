@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { AmqpListenerConfig, UserConfig } from '../../config/index.js'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
-import { TcpListener } from '../tcp/server.js'
+import { TcpListener, type ConnectionBudget } from '../tcp/server.js'
 import { AmqpConnection, type Refusal } from './connection.js'
 import { AmqpVhost, type VhostDeps } from './vhost.js'
 
@@ -11,6 +11,8 @@ export interface AmqpListenerOptions {
   readonly users: readonly UserConfig[]
   /** server.limits.maxConnections: sockets past it are closed at accept, before any AMQP. */
   readonly maxConnections: number
+  /** The count shared with the other TCP doors. */
+  readonly budget?: ConnectionBudget | undefined
   /** Largest message body accepted (server.limits.maxEventSize). */
   readonly bodySizeMax: number
   readonly logger: Logger
@@ -69,6 +71,7 @@ export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListen
     host: cfg.host,
     port: cfg.port,
     maxConnections: opts.maxConnections,
+    budget: opts.budget,
     idleTimeoutMs: 0,
     logger: opts.logger,
     onConnection: (socket, remote) => {

@@ -8,14 +8,14 @@ import type { Publisher } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import { LineSplitter } from '../tcp/lines.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { TcpListener } from '../tcp/server.js'
+import { TcpListener, type ConnectionBudget } from '../tcp/server.js'
 
 /**
  * One JSON value a line over TCP (Vector, Fluent Bit, pino-socket, `nc`). Each line is an event
  * body published to the configured exchange; a malformed line goes to ingest-errors with its
  * line number and the connection goes on.
  */
-export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger): TcpListener {
+export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget): TcpListener {
   // Without its own template the listener leaves the key to the exchange's template.
   const template: RoutingKeyTemplate | undefined = config.routingKey === null ? undefined : compileTemplate(config.routingKey)
   const listener: TcpListener = new TcpListener({
@@ -23,6 +23,8 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
     host: config.host,
     port: config.port,
     maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    budget,
     idleTimeoutMs: config.idleTimeoutMs,
     logger,
     onConnection: (socket: Socket, remote: string) => {

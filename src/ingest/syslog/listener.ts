@@ -10,7 +10,7 @@ import { compileTemplate } from '../../router/index.js'
 import type { Publisher, PublishEvent } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { newCounters, TcpListener, type ListenerCounters } from '../tcp/server.js'
+import { newCounters, TcpListener, type ConnectionBudget, type ListenerCounters } from '../tcp/server.js'
 import { SyslogFramer } from './framing.js'
 import { isSyslogParseError, parseSyslog, type SyslogEvent } from './parse.js'
 
@@ -44,13 +44,15 @@ export function eventJson(e: SyslogEvent): string {
  * Syslog over TCP: RFC 5424 and RFC 3164 messages, framed by octet count or LF (detected per
  * frame), published in order per connection with the TCP door's backpressure.
  */
-export function syslogTcpListener(config: SyslogListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger): TcpListener {
+export function syslogTcpListener(config: SyslogListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget): TcpListener {
   const template = compileTemplate(config.routingKey)
   const listener: TcpListener = new TcpListener({
     name: 'syslog',
     host: config.host,
     port: config.port,
     maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    budget,
     idleTimeoutMs: config.idleTimeoutMs,
     logger,
     onConnection: (socket: Socket, remote: string) => {

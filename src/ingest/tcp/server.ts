@@ -24,11 +24,34 @@ export interface IngestListener {
   close(): Promise<void>
 }
 
+/**
+ * server.limits.maxConnections: one count of open connections shared by every TCP door, so the
+ * doors together cannot take more descriptors than that, whatever each one's own cap.
+ */
+export class ConnectionBudget {
+  open = 0
+  constructor(readonly max: number) {}
+
+  take(): boolean {
+    if (this.open >= this.max) return false
+    this.open++
+    return true
+  }
+
+  give(): void {
+    this.open--
+  }
+}
+
 export interface TcpListenerOptions {
   readonly name: string
   readonly host: string
   readonly port: number
   readonly maxConnections: number
+  /** Connections from one address at most; more are closed at accept. */
+  readonly maxConnectionsPerAddress?: number | undefined
+  /** The count shared with the other TCP doors (server.limits.maxConnections). */
+  readonly budget?: ConnectionBudget | undefined
   readonly idleTimeoutMs: number
   readonly logger: Logger
   readonly onConnection: (socket: Socket, remote: string) => { end(): Promise<void> }
@@ -42,6 +65,7 @@ export class TcpListener implements IngestListener {
   readonly counters = newCounters()
   readonly #server: Server
   readonly #open = new Map<Socket, { end(): Promise<void> }>()
+  readonly #perAddress = new Map<string, number>()
 
   constructor(readonly options: TcpListenerOptions) {
     this.#server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket))
@@ -54,6 +78,18 @@ export class TcpListener implements IngestListener {
 
   #accept(socket: Socket): void {
     const c = this.counters
+    const address = socket.remoteAddress ?? '?'
+    const perAddressMax = this.options.maxConnectionsPerAddress
+    const refuse = (limit: string): void => {
+      c.connectionsRefused++
+      hitLimit(limit)
+      socket.on('error', () => undefined)
+      socket.destroy()
+    }
+    if (perAddressMax !== undefined && (this.#perAddress.get(address) ?? 0) >= perAddressMax) return refuse(`${this.options.name}.maxConnectionsPerAddress`)
+    const budget = this.options.budget
+    if (budget !== undefined && !budget.take()) return refuse('limits.maxConnections')
+    this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
     c.connections++
     c.connectionsTotal++
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`
@@ -70,6 +106,10 @@ export class TcpListener implements IngestListener {
     this.#open.set(socket, handler)
     socket.once('close', () => {
       c.connections--
+      budget?.give()
+      const n = (this.#perAddress.get(address) ?? 1) - 1
+      if (n === 0) this.#perAddress.delete(address)
+      else this.#perAddress.set(address, n)
       this.#open.delete(socket)
     })
   }
