@@ -68,6 +68,17 @@ export const knownScenarios: Readonly<Partial<Record<KnownIssue, Scenario>>> = {
       { kind: 'fetch', member: 0, max: 10 },
     ],
   },
+  // maxBacklog 10 and no dead-letter target: the first dispatch parks the 20 oldest, and as parked
+  // events still count in the backlog (30 > 10), the fetch's dispatch parks the other 10 instead
+  // of delivering them. From then on every new event is parked on arrival.
+  'overflow-parks': {
+    seed: 0,
+    config: { ...base, deadLetter: false, maxBacklog: 10 },
+    steps: [
+      { kind: 'publish', count: 30, ageMs: 0, ttlMs: null },
+      { kind: 'fetch', member: 0, max: 100 },
+    ],
+  },
   // Delivery 2 is not stored (only the nack's count 1 is): after a clean restart the event comes
   // back as delivery 2 again.
   'count-repeat': {
