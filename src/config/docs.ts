@@ -92,7 +92,7 @@ function escape(text: string): string {
   return text.replaceAll('|', '\\|')
 }
 
-function typeText(spec: LeafSpec): string {
+export function typeText(spec: LeafSpec): string {
   const range = (min?: number | string, max?: number | string): string => {
     if (min !== undefined && max !== undefined) return ` (${min} to ${max})`
     if (min !== undefined) return ` (at least ${min})`
@@ -129,7 +129,7 @@ function typeText(spec: LeafSpec): string {
   }
 }
 
-function defaultText(spec: LeafSpec): string {
+export function defaultText(spec: LeafSpec): string {
   if (spec.required) return 'required'
   if (spec.default === null || spec.default === undefined) return 'none'
   const written = typeof spec.default === 'object' ? JSON.stringify(spec.default) : String(spec.default)

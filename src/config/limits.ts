@@ -1,0 +1,122 @@
+// Every limit Sluice enforces, by its key in the table (keys.ts): what a client meets when it
+// hits one, and the metric that counts the hits. docs/limits.md is rendered from this and the key
+// table, and a test fails when a limit-like key is missing here or an entry names no key.
+
+import { configSpec } from './keys.js'
+import type { KeySpec, LeafSpec } from './spec.js'
+import { defaultText, typeText } from './docs.js'
+
+export interface LimitDoc {
+  /** What the client gets: the HTTP status and code, the AMQP reply, or what a stream door does. */
+  readonly error: string
+  /** The `limit` label of sluice_limit_hits_total, or another metric that counts it. */
+  readonly metric: string
+}
+
+const hits = (label: string): string => `\`sluice_limit_hits_total{limit="${label}"}\``
+
+export const limitTable: Readonly<Record<string, LimitDoc>> = {
+  'server.http.requestTimeout': { error: 'HTTP 408 `request_timeout`', metric: hits('http.requestTimeout') },
+  'server.http.headersTimeout': { error: 'HTTP 408 `request_timeout`; the connection is closed', metric: hits('http.headersTimeout') },
+  'server.http.keepAliveTimeout': { error: 'an idle keep-alive connection is closed', metric: '`sluice_listener_connections`' },
+  'server.http.maxInFlightRequests': { error: 'HTTP 503 `overloaded` with Retry-After', metric: hits('http.maxInFlightRequests') },
+  'server.ndjson.maxLineSize': { error: 'the line goes to `ingest-errors`; the connection goes on', metric: hits('ndjson.maxLineSize') },
+  'server.ndjson.idleTimeout': { error: 'the connection is closed', metric: hits('ndjson.idleTimeout') },
+  'server.ndjson.maxConnections': { error: 'the connection is refused at accept', metric: hits('ndjson.maxConnections') },
+  'server.ndjson.maxConnectionsPerAddress': { error: 'the connection is closed at accept', metric: hits('ndjson.maxConnectionsPerAddress') },
+  'server.amqp.frameMax': { error: 'a larger frame closes the connection with 501 FRAME_ERROR', metric: '`sluice_listener_parse_errors_total`' },
+  'server.amqp.channelMax': { error: 'channel.open above it closes the connection with 530 NOT_ALLOWED', metric: hits('amqp.channelMax') },
+  'server.amqp.handshakeTimeout': { error: 'the socket is closed', metric: hits('amqp.handshakeTimeout') },
+  'server.amqp.maxConnections': { error: 'the connection is refused', metric: hits('amqp.maxConnections') },
+  'server.amqp.maxConnectionsPerAddress': { error: 'the connection is refused', metric: hits('amqp.maxConnectionsPerAddress') },
+  'server.amqp.maxQueuesPerConnection': { error: 'queue.declare closes the channel with 406 PRECONDITION_FAILED naming the limit', metric: hits('amqp.maxQueuesPerConnection') },
+  'server.syslog.maxMessageSize': { error: 'the message goes to `ingest-errors`; framing resyncs at the next message', metric: hits('syslog.maxMessageSize') },
+  'server.syslog.idleTimeout': { error: 'the connection is closed', metric: hits('syslog.idleTimeout') },
+  'server.syslog.maxConnections': { error: 'the connection is refused at accept', metric: hits('syslog.maxConnections') },
+  'server.syslog.maxConnectionsPerAddress': { error: 'the connection is closed at accept', metric: hits('syslog.maxConnectionsPerAddress') },
+  'server.syslog.udpQueueSize': { error: 'datagrams past it are dropped', metric: hits('syslog.udpQueueSize') },
+  'server.durability.maxBatchBytes': { error: 'none: a group commit starts early', metric: '`sluice_log_append_seconds`' },
+  'server.limits.maxBodySize': { error: 'HTTP 413 `body_too_large`', metric: hits('maxBodySize') },
+  'server.limits.maxEventSize': { error: 'HTTP 413 `event_too_large` (whole request); stream doors: the event goes to `ingest-errors`; AMQP: channel closed 311 CONTENT_TOO_LARGE', metric: hits('maxEventSize') },
+  'server.limits.maxConnections': { error: 'the connection is closed at accept (one count across NDJSON, syslog and AMQP)', metric: hits('limits.maxConnections') },
+  'server.limits.maxOpenSegmentFiles': { error: 'none: readers wait for a handle', metric: hits('maxOpenSegmentFiles') },
+  'server.alarms.memoryLimit': { error: 'publishers blocked: HTTP 503 `alarm`, TCP paused, AMQP connection.blocked', metric: '`sluice_alarm_active{alarm="memory"}`' },
+  'server.alarms.diskFreeLimit': { error: 'publishers blocked: HTTP 503 `alarm` or `disk_space`, TCP paused, AMQP connection.blocked', metric: '`sluice_alarm_active{alarm="disk"}`' },
+  'streams.<name>.retention.maxAge': { error: 'none: older segments are deleted', metric: '`sluice_stream_bytes`' },
+  'streams.<name>.retention.maxBytes': { error: 'none: the oldest segments are deleted', metric: '`sluice_stream_bytes`' },
+  'streams.<name>.segmentSize': { error: 'a larger single event is refused with 413 `log_record_too_large`', metric: hits('segmentSize') },
+  'groups.<name>.ackTimeout': { error: 'the delivery is redelivered', metric: '`sluice_group_ack_timeouts_total`' },
+  'groups.<name>.maxDeliveries': { error: 'dead-lettered with reason `delivery_limit`', metric: '`sluice_group_dead_lettered_total{reason="delivery_limit"}`' },
+  'groups.<name>.retryBackoff.max': { error: 'none: the longest retry delay', metric: '`sluice_group_redelivered_total`' },
+  'groups.<name>.maxBacklog': { error: '`overflow: dead-letter`: reason `maxlen`; `reject-publish`: HTTP 429 `backlog_full`, AMQP basic.nack', metric: hits('maxBacklog') },
+  'groups.<name>.sessionTimeout': { error: 'the member is removed; its deliveries go to others', metric: '`sluice_group_members`' },
+}
+
+/** Keys that look like limits; each must be in the table (checked by test/config/limits.test.ts). */
+export function limitLikeKeys(): string[] {
+  const out: string[] = []
+  const walk = (spec: KeySpec, path: string): void => {
+    switch (spec.type) {
+      case 'object':
+        for (const [k, child] of Object.entries(spec.keys)) walk(child, path === '' ? k : `${path}.${k}`)
+        return
+      case 'named':
+        return walk(spec.of, `${path}.<name>`)
+      case 'list':
+        return walk(spec.of, `${path}[]`)
+      default: {
+        const key = path.slice(path.lastIndexOf('.') + 1)
+        if (/^max[A-Z]|Timeout$|Limit$|Size$|^channelMax$|^frameMax$/.test(key)) out.push(path)
+      }
+    }
+  }
+  walk(configSpec, '')
+  return out
+}
+
+export function leafAt(path: string): LeafSpec | undefined {
+  let spec: KeySpec = configSpec
+  for (const part of path.split('.')) {
+    if (part === '<name>' && spec.type === 'named') {
+      spec = spec.of
+      continue
+    }
+    if (spec.type !== 'object') return undefined
+    const next: KeySpec | undefined = spec.keys[part]
+    if (next === undefined) return undefined
+    spec = next
+  }
+  return spec.type === 'object' || spec.type === 'named' || spec.type === 'list' ? undefined : spec
+}
+
+/** docs/limits.md. */
+export function renderLimitsDocs(): string {
+  const rows = Object.entries(limitTable).map(([path, d]) => {
+    const leaf = leafAt(path)
+    if (leaf === undefined) throw new Error(`limits table: no key ${path}`)
+    return `| \`${path}\` | ${defaultText(leaf)} | ${typeText(leaf)} | ${leaf.doc.replaceAll('|', '\\|')} | ${d.error.replaceAll('|', '\\|')} | ${d.metric} |`
+  })
+  return `# Limits
+
+<!-- Generated from src/config/limits.ts and src/config/keys.ts by renderLimitsDocs(); do not edit by hand.
+     Regenerate: npm run build && node dist/src/config/render-docs.js limits > docs/limits.md -->
+
+Every limit Sluice enforces has a key in the configuration, a default, an answer a client can act
+on, and a metric. \`sluice_limit_hits_total{limit}\` counts every time a limit refused, cut or
+delayed something, under the label the metric column gives. A few bounds are fixed by the formats
+themselves and listed at the end.
+
+| key | default | type | what it bounds | when hit | metric |
+|---|---|---|---|---|---|
+${rows.join('\n')}
+
+## Fixed by the formats
+
+| bound | value | why |
+|---|---|---|
+| routing key | 65,535 bytes | u16 length in the record format (AMQP's shortstr caps it at 255) |
+| event id | 65,535 bytes | u16 length in the record format |
+| timestamp | 0 to 2^47 − 1 ms (year 6429) | 48-bit deltas in a batch |
+| per-event TTL | 2^32 − 1 ms | as RabbitMQ's \`expiration\` |
+`
+}
