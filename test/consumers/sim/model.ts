@@ -180,12 +180,16 @@ export class Model {
     let lastFirst = -1
     for (const d of got) {
       const where = `delivery ${d.tag} (offset ${d.offset}, count ${d.count}, redelivered ${d.redelivered})`
-      if (offsets.has(d.offset)) this.fail(`${where}: offset twice in one fetch`)
-      offsets.add(d.offset)
       const ev = this.#events.get(d.offset)
       if (ev === undefined) this.fail(`${where}: the log holds no event there (end ${this.end})`)
       if (d.id !== ev.id || d.body !== ev.body) this.fail(`${where}: carries ${d.id} ${d.body}, the log holds ${ev.id} ${ev.body}`)
-      if (ev.ghostRetry && ev.fate !== undefined) this.known('parked-redelivered', `${where}: delivered though ${ev.fate} (parked before the group reopened)`, true)
+      // The stray retry of a parked event is a second copy in the ready queue: besides a delivery
+      // of a parked (or purged) event, it shows as a double one once the event is redriven.
+      if (ev.ghostRetry && (ev.fate !== undefined || offsets.has(d.offset) || [...this.#held.values()].some((h) => h.offset === d.offset))) {
+        this.known('parked-redelivered', `${where}: delivered ${ev.fate === undefined ? 'twice' : `though ${ev.fate}`} (parked with a retry due when the group reopened)`, true)
+      }
+      if (offsets.has(d.offset)) this.fail(`${where}: offset twice in one fetch`)
+      offsets.add(d.offset)
       if (ev.fate === 'acked') this.fail(`${where}: delivered again after its ack was answered`)
       if (ev.fate !== undefined) this.fail(`${where}: delivered though ${ev.fate}`)
       if (ev.expectDeath !== undefined) this.fail(`${where}: delivered though due to be dead-lettered (${ev.expectDeath})`)
