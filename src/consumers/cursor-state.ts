@@ -75,15 +75,16 @@ export class CursorState {
    * Loads a group's saved state, clamped to its log. State at or past the log's end names events
    * that are gone: a tail cut by recovery (fsync: never and a power cut, or fsck --repair). Those
    * offsets will be reused by new events, so every piece of it is dropped before it can settle,
-   * skip or count an event it never saw. Returns the ops that make the clamp durable (empty when
-   * nothing was past the end), the retries to schedule again and the offsets a fresh read skips.
+   * skip or count an event it never saw. Returns the ops that make the clamp and the new generation
+   * durable, how many pieces of state were dropped, the retries to schedule again and the
+   * offsets a fresh read skips.
    */
   static async restore(
     name: string,
     ks: GroupKeyspaces,
     saved: GroupRecord,
     log: LogBounds,
-  ): Promise<{ state: CursorState; clamp: MetaOp[]; retries: RestoredRetry[]; skip: Set<number> }> {
+  ): Promise<{ state: CursorState; clamp: MetaOp[]; dropped: number; retries: RestoredRetry[]; skip: Set<number> }> {
     const s = new CursorState(name, ks)
     const { end } = log
     const clamp: MetaOp[] = []
@@ -120,12 +121,18 @@ export class CursorState {
       s.#parked.set(key[1], value)
       skip.add(key[1])
     }
+    // A parked event is not retried, whatever due time an earlier nack left behind.
+    const live = retries.filter((r) => !s.#parked.has(r.offset))
     // Retention may have dropped events this group never settled; the log has moved on.
     if (s.#cursor < log.start) s.#cursor = log.start
     s.#settled.dropBelow(s.#cursor)
     for (let r = s.#settled.takeAt(s.#cursor); r !== undefined; r = s.#settled.takeAt(s.#cursor)) s.#cursor = r[1]
-    if (clamp.length > 0 || saved.cursor > end || saved.delivered > end) clamp.push(s.recordOp())
-    return { state: s, clamp, retries, skip }
+    // A new generation at every open: a tag issued before (a crash, or a tail cut that let a new
+    // event take the same offset and count) can never settle a delivery made after.
+    const dropped = clamp.length + (saved.cursor > end || saved.delivered > end ? 1 : 0)
+    s.#generation++
+    clamp.push(s.recordOp())
+    return { state: s, clamp, dropped, retries: live, skip }
   }
 
   get generation(): number {
@@ -213,6 +220,9 @@ export class CursorState {
     for (const p of events) {
       this.#parked.set(p.offset, p)
       ops.push(this.#ks.parked.putOp([this.name, p.offset], p))
+      // Its retry record would bring it back after a restart.
+      if (this.#persisted.delete(p.offset)) ops.push(this.#ks.deliveries.delOp([this.name, p.offset]))
+      this.#priorCounts.delete(p.offset)
     }
     return ops
   }

@@ -30,7 +30,8 @@ export interface Inflight {
 
 export interface Waiter {
   resolve: (d: Delivery[]) => void
-  timer: NodeJS.Timeout | undefined
+  /** The waitMs timer, on the group's clock. */
+  timer: unknown
 }
 
 export interface Member {

@@ -196,14 +196,12 @@ export class ConsumerGroup {
       await this.#meta.write(ops, { sync: true })
       return
     }
-    const { state, clamp, retries, skip } = await CursorState.restore(this.name, this.#ks, saved, { start: log.startOffset, end: log.endOffset })
+    const { state, clamp, dropped, retries, skip } = await CursorState.restore(this.name, this.#ks, saved, { start: log.startOffset, end: log.endOffset })
     this.#state = state
     this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), skip)
     for (const r of retries) this.#schedule(r.offset, r.count, r.dueAtMs)
-    if (clamp.length > 0) {
-      this.#logger?.warn({ group: this.name, stream: this.stream, logEnd: log.endOffset, cursor: saved.cursor, delivered: saved.delivered, ops: clamp.length }, 'group state past the end of its log dropped')
-      await this.#meta.write(clamp, { sync: true })
-    }
+    if (dropped > 0) this.#logger?.warn({ group: this.name, stream: this.stream, logEnd: log.endOffset, cursor: saved.cursor, delivered: saved.delivered, dropped }, 'group state past the end of its log dropped')
+    await this.#meta.write(clamp, { sync: true })
   }
 
   async #startOffset(start: StartPosition): Promise<number> {
@@ -313,7 +311,7 @@ export class ConsumerGroup {
       if (waitMs <= 0) this.#answer(m, [])
       else {
         const w = m.waiter
-        w.timer = setTimeout(() => {
+        w.timer = this.#clock.setTimeout(() => {
           if (m.waiter === w) this.#answer(m, [])
         }, waitMs)
       }
@@ -326,7 +324,7 @@ export class ConsumerGroup {
     if (w === undefined) return
     m.waiter = undefined
     m.want = 0
-    if (w.timer !== undefined) clearTimeout(w.timer)
+    if (w.timer !== undefined) this.#clock.clearTimeout(w.timer)
     m.lastSeen = this.#now()
     w.resolve(deliveries)
   }
@@ -335,13 +333,21 @@ export class ConsumerGroup {
   async #complete(m: Member): Promise<void> {
     const w = m.waiter ?? (m.push !== undefined ? { resolve: m.push, timer: undefined } : undefined)
     if (w === undefined || m.assigned.length === 0) return
-    const take = m.assigned.splice(0, m.push !== undefined && m.waiter === undefined ? m.assigned.length : Math.max(1, m.want))
+    let take = m.assigned.splice(0, m.push !== undefined && m.waiter === undefined ? m.assigned.length : Math.max(1, m.want))
+    // An event can wait in a member's queue (round-robin) past its expiry: it dies, never delivered.
+    const ttl = this.config.messageTtlMs
+    const handOver = this.#now()
+    if (take.some((c) => expiryOf(c.record, ttl) <= handOver)) {
+      for (const c of take) if (expiryOf(c.record, ttl) <= handOver) void this.#dead.kill(c.record, c.count, 'expired').catch(() => undefined)
+      take = take.filter((c) => expiryOf(c.record, ttl) > handOver)
+      if (take.length === 0) return
+    }
     // This fetch is answered below, after a metadata write. Detach its waiter now, so its waitMs
     // timer (or a newer fetch of the member) cannot answer it empty during the write and leave
     // these deliveries in flight with nobody holding them (auto mode: settled and lost).
     m.waiter = undefined
     m.want = 0
-    if (w.timer !== undefined) clearTimeout(w.timer)
+    if (w.timer !== undefined) this.#clock.clearTimeout(w.timer)
     const now = this.#now()
     const generation = this.#state.generation
     let markMoved = false
@@ -448,8 +454,10 @@ export class ConsumerGroup {
     if (typeof tag !== 'string') return 'unknown_tag'
     const m = /^(\d+)-(\d+)-(\d+)$/.exec(tag)
     if (m === null) return 'unknown_tag'
-    if (Number(m[1]) !== this.#state.generation) return 'stale_tag'
-    return { offset: Number(m[2]), count: Number(m[3]) }
+    const offset = Number(m[2])
+    // A tag of an earlier generation (before a reset or a reopen) never settles anything.
+    if (Number(m[1]) !== this.#state.generation) return this.#state.isSettled(offset) ? 'already_settled' : offset >= this.#log.endOffset ? 'unknown_tag' : 'stale_tag'
+    return { offset, count: Number(m[3]) }
   }
 
   /** Finds the in-flight delivery a tag names, or why it is not one. */
@@ -667,7 +675,9 @@ export class ConsumerGroup {
   async #enforceBacklog(): Promise<void> {
     const max = this.config.maxBacklog
     if (max === null || this.config.overflow !== 'dead-letter') return
-    let excess = this.backlog - this.#dead.pending - max
+    // Parked events stay in the backlog (they hold the cursor) but overflow cannot move them
+    // again: counted, they would make every dispatch park the rest.
+    let excess = this.backlog - this.#state.parkedCount - this.#dead.pending - max
     if (excess <= 0) return
     const deaths: Promise<void>[] = []
     while (excess > 0 && deaths.length < overflowBatchMax) {

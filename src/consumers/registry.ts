@@ -39,16 +39,23 @@ export class GroupRegistry {
     exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>,
   ): Promise<GroupRegistry> {
     const reg = new GroupRegistry(config, streams, meta, publisher, logger, exchanges)
-    for (const g of Object.values(config.groups)) await reg.#open(g)
-    for await (const { key, value } of meta.definitions.iterate({ prefix: ['group'] })) {
-      const name = key[1]
-      if (reg.#groups.has(name)) continue // the YAML wins over an older run-time declaration
-      const result = reg.#validate(name, value)
-      if (!result.ok) {
-        logger?.warn({ group: name, problems: result.problems }, 'run-time group no longer valid; not started')
-        continue
+    try {
+      for (const g of Object.values(config.groups)) await reg.#open(g)
+      for await (const { key, value } of meta.definitions.iterate({ prefix: ['group'] })) {
+        const name = key[1]
+        if (reg.#groups.has(name)) continue // the YAML wins over an older run-time declaration
+        const result = reg.#validate(name, value)
+        if (!result.ok) {
+          logger?.warn({ group: name, problems: result.problems }, 'run-time group no longer valid; not started')
+          continue
+        }
+        await reg.#open(result.config)
       }
-      await reg.#open(result.config)
+    } catch (err) {
+      // The groups already open must close before the caller closes their streams: a group
+      // whose log closes under it would spin waiting on it.
+      await reg.close()
+      throw err
     }
     return reg
   }

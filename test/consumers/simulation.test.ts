@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { knownScenarios } from './sim/known-issues.js'
+import { fixedIssues, knownScenarios } from './sim/known-issues.js'
 import { knownIssues, Model, SimFailure, type KnownIssue } from './sim/model.js'
 import { report, runScenario, type RunResult } from './sim/run.js'
 import { scenarioFor, type Scenario, type SimConfig } from './sim/scenario.js'
@@ -11,7 +11,7 @@ const env = process.env
 const steps = Number(env['SIM_STEPS'] ?? 40)
 const from = Number(env['SIM_FROM'] ?? 1)
 const seeds = env['SIM_SEED'] !== undefined ? env['SIM_SEED'].split(',').map(Number) : Array.from({ length: Number(env['SIM_SEEDS'] ?? 200) }, (_, i) => from + i)
-const strict = new Set((env['SIM_STRICT'] ?? '').split(',').filter((s) => s !== ''))
+const strict = new Set([...fixedIssues, ...(env['SIM_STRICT'] ?? '').split(',').filter((s) => s !== '')])
 const knownWanted = (env['SIM_KNOWN'] ?? '').split(',').filter((s) => s !== '')
 
 const add = (into: Map<string, number>, key: string, n = 1): void => void into.set(key, (into.get(key) ?? 0) + n)
@@ -48,6 +48,12 @@ describe('consumer group simulation against a model', () => {
       expect(b.totals).toEqual(a.totals)
       expect(a.totals.deliveries).toBeGreaterThan(0)
     }
+  })
+
+  it.each(fixedIssues)('fixed issue %s stays fixed: its scenario passes strictly', async (issue) => {
+    const scenario = knownScenarios[issue]!
+    const r = await runScenario(scenario, { strict: new Set([issue]) })
+    expect(r.failure, r.ok ? '' : report(r, scenario, `SIM_KNOWN=${issue} SIM_SEEDS=0`)).toBeUndefined()
   })
 
   it.each(knownWanted.length === 0 ? [] : knownWanted.includes('all') ? Object.keys(knownIssues) : knownWanted)('known issue %s, strictly', async (issue) => {
