@@ -21,7 +21,7 @@ export interface PublishEvent {
   readonly headers?: Readonly<Record<string, unknown>> | undefined
   readonly id?: string | undefined
   readonly timestamp?: number | undefined
-  /** Per-event TTL in ms, counted from when it is stored (AMQP `expiration`, HTTP `x-event-ttl`). */
+  /** Per-event TTL in ms, counted from when it is stored (AMQP `expiration`). */
   readonly ttlMs?: number | undefined
 }
 

@@ -1,6 +1,5 @@
 /**
- * Per-event TTL: the publish path turns a TTL (AMQP `expiration`, HTTP `x-event-ttl` or an
- * envelope's `ttl`) into this header, an absolute time in ms, so the clock starts when the event
+ * Per-event TTL: the publish path turns a TTL (AMQP `expiration`) into this header, an absolute time in ms, so the clock starts when the event
  * is stored, as RabbitMQ's per-message TTL does, whatever the event's own timestamp says.
  */
 export const expiresAtHeader = 'x-expires-at'
