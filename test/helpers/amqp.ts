@@ -63,3 +63,14 @@ export async function until(fn: () => boolean | Promise<boolean>, ms = 5000, wha
     await sleep(10)
   }
 }
+
+/** Runs `op` on a fresh channel and resolves with the channel-close error it causes. */
+export async function channelError(conn: amqp.ChannelModel, op: (ch: amqp.Channel) => Promise<unknown>): Promise<{ code: number; message: string }> {
+  const ch = await conn.createChannel()
+  const closed = new Promise<{ code: number; message: string }>((resolve) => ch.once('error', (e: { code: number; message: string }) => resolve(e)))
+  await op(ch).then(
+    () => undefined,
+    () => undefined,
+  )
+  return closed
+}

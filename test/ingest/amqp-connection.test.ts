@@ -2,19 +2,8 @@ import { connect as netConnect } from 'node:net'
 import type amqp from 'amqplib'
 import amqplib from 'amqplib'
 import { describe, expect, it } from 'vitest'
-import { collect, connect, sleep, startAmqpServer, until } from '../helpers/amqp.js'
+import { channelError, collect, connect, sleep, startAmqpServer, until } from '../helpers/amqp.js'
 import { amqpPipeline } from '../helpers/amqp-pipeline.js'
-
-/** Runs `op` on a fresh channel and resolves with the channel-close error it causes. */
-async function channelError(conn: amqp.ChannelModel, op: (ch: amqp.Channel) => Promise<unknown>): Promise<{ code: number; message: string }> {
-  const ch = await conn.createChannel()
-  const closed = new Promise<{ code: number; message: string }>((resolve) => ch.once('error', (e: { code: number; message: string }) => resolve(e)))
-  await op(ch).then(
-    () => undefined,
-    () => undefined,
-  )
-  return closed
-}
 
 describe('AMQP connection and channel errors', () => {
   it('passive declares answer 404 for what is missing; 404/406 close the channel, the connection survives', async () => {

@@ -1,10 +1,9 @@
 import { connect as netConnect, type Socket } from 'node:net'
-import type amqp from 'amqplib'
 import amqplib from 'amqplib'
 import { describe, expect, it } from 'vitest'
 import { PROTOCOL_HEADER } from '../../src/ingest/amqp/constants.js'
 import { encodeMethodFrame } from '../../src/ingest/amqp/methods.js'
-import { connect, startAmqpServer, until } from '../helpers/amqp.js'
+import { channelError, connect, startAmqpServer, until } from '../helpers/amqp.js'
 import { amqpPipeline } from '../helpers/amqp-pipeline.js'
 
 // The AMQP door's limits: the handshake deadline, connection caps in total and per client
@@ -33,17 +32,6 @@ async function rawSocket(port: number, sent?: Buffer, localAddress = '127.0.0.1'
 
 const startOk = encodeMethodFrame(0, { name: 'connection.start-ok', clientProperties: {}, mechanism: 'PLAIN', response: Buffer.from('\0guest\0guest'), locale: 'en_US' })
 const tuneOk = encodeMethodFrame(0, { name: 'connection.tune-ok', channelMax: 0, frameMax: 131072, heartbeat: 0 })
-
-/** Runs `op` on a fresh channel and resolves with the channel-close error it causes. */
-async function channelError(conn: amqp.ChannelModel, op: (ch: amqp.Channel) => Promise<unknown>): Promise<{ code: number; message: string }> {
-  const ch = await conn.createChannel()
-  const closed = new Promise<{ code: number; message: string }>((resolve) => ch.once('error', (e: { code: number; message: string }) => resolve(e)))
-  await op(ch).then(
-    () => undefined,
-    () => undefined,
-  )
-  return closed
-}
 
 describe('AMQP handshake timeout', () => {
   it('closes sockets that do not reach connection.open in time, at every step, and counts them', async () => {
