@@ -13,11 +13,19 @@
 // - A bare LF after a counted frame, and empty lines in general, carry no message: they are
 //   skipped silently instead of producing empty frames.
 //
-// Limits are checked before bytes are buffered (STYLE.md §4, §8): a counted frame over
-// `maxMessageBytes` is reported once and exactly MSG-LEN bytes are skipped, so the stream stays in
-// sync; an over-long line is reported once and dropped up to its LF, never held in memory; a
-// malformed count (digits not followed by SP, or more than 9 digits) is reported and the framer
-// resynchronises at the next LF. Memory per connection is bounded by `maxMessageBytes` + 2.
+// Limits are checked before bytes are buffered (STYLE.md §4, §8): an over-long line is reported
+// once and dropped up to its LF, never held in memory; a malformed count (digits not followed by
+// SP, or more than 9 digits) is reported and the framer resynchronises at the next LF. Memory per
+// connection is bounded by `maxMessageBytes` + 2.
+//
+// A count over `maxMessageBytes` is reported once and not trusted: skipping all MSG-LEN bytes let
+// one `999999999 ` swallow a gigabyte of the frames after it. The framer resynchronises at the
+// next frame instead: at the end of the claimed MSG-LEN bytes, or earlier at the first line that
+// starts like a frame (a digit or `<`) after an LF, whichever comes first. rsyslog does the same
+// ("frame too large, change to octet stuffing"). So an honest over-long frame still ends where its
+// count says (logger's frames carry no LF), one whose count was a lie ends at its LF
+// (rsyslog and syslog-ng end every frame with one), and the continuation lines of a long
+// multi-line message are dropped with it, since they do not start like a frame.
 //
 // Frames that lie whole inside one chunk are passed on as `subarray` views of that chunk (no copy;
 // the view keeps the chunk alive as long as it is held). Only a frame spanning chunks is copied.
@@ -27,6 +35,7 @@ const CR = 0x0d
 const SP = 0x20
 const DIGIT_0 = 0x30
 const DIGIT_9 = 0x39
+const LT = 0x3c
 
 /** Bytes of the offending frame attached to an error report: enough to identify the sender. */
 export const syslogFrameErrorRawBytesMax = 1024
@@ -54,13 +63,13 @@ export interface SyslogFramerOptions {
 
 // Framer states. START: at a frame boundary. COUNT: reading MSG-LEN digits. OCTET: filling a
 // counted frame that spans chunks. LINE: collecting a line that spans chunks. SKIP_LINE: dropping
-// bytes up to the next LF. SKIP_BYTES: dropping the rest of an over-long counted frame.
+// bytes up to the next LF. RESYNC: dropping an over-long counted frame up to the next frame.
 const START = 0
 const COUNT = 1
 const OCTET = 2
 const LINE = 3
 const SKIP_LINE = 4
-const SKIP_BYTES = 5
+const RESYNC = 5
 
 /**
  * Streaming RFC 6587 framer for one TCP connection: call `push` with every chunk as it arrives
@@ -78,10 +87,12 @@ export class SyslogFramer {
   #count = 0
   #countDigits = 0
   #countHead: Buffer | null = null
-  // OCTET: the frame being filled and how many bytes it still lacks. SKIP_BYTES: bytes left to drop.
+  // OCTET: the frame being filled and how many bytes it still lacks. RESYNC: bytes of the claimed
+  // frame not yet seen, and whether the next byte starts a line (it may start the next frame).
   #frame: Buffer | null = null
   #filled = 0
   #need = 0
+  #atLineStart = false
   // LINE: copies of the line's pieces from earlier chunks.
   #parts: Buffer[] = []
   #partsBytes = 0
@@ -140,13 +151,8 @@ export class SyslogFramer {
           }
           break
         }
-        default: {
-          // SKIP_BYTES
-          const n = Math.min(this.#need, len - pos)
-          this.#need -= n
-          pos += n
-          if (this.#need === 0) this.#state = START
-        }
+        default:
+          pos = this.#resync(chunk, pos)
       }
     }
     this.#rethrow()
@@ -184,7 +190,7 @@ export class SyslogFramer {
         break
       }
       default:
-        this.#state = START // SKIP_LINE and SKIP_BYTES were reported when they began
+        this.#state = START // SKIP_LINE and RESYNC were reported when they began
     }
     this.#rethrow()
   }
@@ -229,13 +235,15 @@ export class SyslogFramer {
     const available = chunk.length - pos
     // +2: the count may include a trailing CRLF, which is stripped before the limit applies.
     if (n > this.#max + 2) {
-      const raw = this.#rawFrom(chunk, frameStart, chunk.length)
+      // What follows in this chunk up to an LF: the frames after it are not part of the report.
+      const nl = chunk.indexOf(LF, pos)
+      const raw = this.#rawFrom(chunk, frameStart, nl === -1 ? chunk.length : nl + 1)
       this.#countHead = null
-      this.#report(`octet-counted frame of ${n} bytes is over maxMessageBytes (${this.#max}); skipped its ${n} bytes`, raw, 'too-long')
-      const n0 = Math.min(n, available)
-      this.#need = n - n0
-      this.#state = this.#need === 0 ? START : SKIP_BYTES
-      return pos + n0
+      this.#report(`octet-counted frame of ${n} bytes is over maxMessageBytes (${this.#max}); skipped to the next frame`, raw, 'too-long')
+      this.#need = n
+      this.#atLineStart = false
+      this.#state = RESYNC
+      return pos
     }
     this.#countHead = null
     if (available >= n) {
@@ -251,6 +259,32 @@ export class SyslogFramer {
     this.#need = n - available
     this.#state = OCTET
     return chunk.length
+  }
+
+  // RESYNC: drops bytes until the claimed frame ends or a line after an LF starts like a frame.
+  #resync(chunk: Buffer, pos: number): number {
+    const len = chunk.length
+    while (pos < len) {
+      if (this.#atLineStart) {
+        this.#atLineStart = false
+        const c = chunk[pos]!
+        if (c === LT || (c >= DIGIT_0 && c <= DIGIT_9)) {
+          this.#state = START
+          return pos
+        }
+      }
+      const limit = Math.min(len, pos + this.#need)
+      const nl = chunk.indexOf(LF, pos)
+      const stop = nl !== -1 && nl < limit ? nl + 1 : limit
+      this.#need -= stop - pos
+      pos = stop
+      if (this.#need === 0) {
+        this.#state = START
+        return pos
+      }
+      this.#atLineStart = stop === nl + 1
+    }
+    return pos
   }
 
   #fillOctet(chunk: Buffer, pos: number): number {

@@ -177,15 +177,53 @@ describe('SyslogFramer limits and garbage', () => {
     }
   })
 
-  it('an octet count over the limit is reported once and exactly its bytes are skipped', () => {
-    const body = Buffer.alloc(100_000, 0x0a) // LFs inside: skipping must count bytes, not look for LF
-    const stream = Buffer.concat([b('9 <13>first100000 '), body, b('9 <13>after<13>lf\n')])
-    for (const chunks of [[stream], splitAt(stream, [3, 14, 17, 50_000, 100_018]), byteByByte(stream)]) {
+  it('an octet count over the limit is reported once; an honest frame without LF is skipped to its end', () => {
+    const body = Buffer.alloc(100_000, 0x0a) // empty lines do not look like a frame: the claimed end is the boundary
+    const noLf = Buffer.alloc(100_000, 0x61) // logger's over-long frame: no LF, the count is where it ends
+    for (const filler of [body, noLf]) {
+      const stream = Buffer.concat([b('9 <13>first100000 '), filler, b('9 <13>after<13>lf\n')])
+      for (const chunks of [[stream], splitAt(stream, [3, 14, 17, 50_000, 100_018]), byteByByte(stream)]) {
+        const { frames, errors } = frameChunks(chunks, max)
+        expect(text(frames)).toEqual(['<13>first', '<13>after', '<13>lf'])
+        expect(errors.map((e) => e.kind)).toEqual(['too-long'])
+        expect(errors[0]!.reason).toMatch(/100000 bytes is over maxMessageBytes \(1024\); skipped to the next frame/)
+        expect(errors[0]!.raw.subarray(0, 7).toString()).toBe('100000 ')
+      }
+    }
+  })
+
+  it('a count of 999999999 does not swallow the frames after it: resync at the next line that starts like a frame', () => {
+    // rsyslog and syslog-ng end each counted frame with LF; logger sends LF-framed lines too.
+    const stream = b('<13>before\n999999999 <13>liar\n24 <13>1 - h app - - - one\n<13>two\n')
+    for (const chunks of [[stream], byteByByte(stream), splitAt(stream, [11, 20, 31, 32])]) {
       const { frames, errors } = frameChunks(chunks, max)
-      expect(text(frames)).toEqual(['<13>first', '<13>after', '<13>lf'])
+      expect(text(frames)).toEqual(['<13>before', '<13>1 - h app - - - one', '<13>two'])
       expect(errors.map((e) => e.kind)).toEqual(['too-long'])
-      expect(errors[0]!.reason).toMatch(/100000 bytes is over maxMessageBytes \(1024\)/)
-      expect(errors[0]!.raw.subarray(0, 7).toString()).toBe('100000 ')
+      // The report holds the bad frame (as far as this chunk shows it), not the frames after it.
+      expect('999999999 <13>liar\n'.startsWith(errors[0]!.raw.toString())).toBe(true)
+      expect(errors[0]!.raw.toString()).toMatch(/^999999999 /)
+      expect(errors[0]!.reason).toMatch(/999999999 bytes is over maxMessageBytes \(1024\)/)
+    }
+  })
+
+  it('the continuation lines of an over-long multi-line frame are dropped with it, up to the next frame', () => {
+    const trace = `<11>1 - h app - - - Error: boom\n${'    at handler (/srv/app.js:1:2)\n'.repeat(60)}`
+    const stream = Buffer.concat([b(`${Buffer.byteLength(trace)} ${trace}`), b('<13>next\n'), b('9 <13>count')])
+    expect(Buffer.byteLength(trace)).toBeGreaterThan(max)
+    for (const chunks of [[stream], byteByByte(stream)]) {
+      const { frames, errors } = frameChunks(chunks, max)
+      expect(text(frames)).toEqual(['<13>next', '<13>count'])
+      expect(errors.map((e) => e.kind)).toEqual(['too-long'])
+    }
+  })
+
+  it('an over-long count holds nothing in memory while it resynchronises', () => {
+    const framer = new SyslogFramer({ maxMessageBytes: max, onFrame: () => {}, onError: () => {} })
+    framer.push(b('999999999 '))
+    const piece = Buffer.alloc(64 * 1024, 0x78)
+    for (let i = 0; i < 64; i++) {
+      framer.push(piece)
+      expect(framer.bufferedBytes).toBe(0)
     }
   })
 
