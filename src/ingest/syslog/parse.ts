@@ -345,7 +345,8 @@ function parseTag(b: Buffer, pos: number, end: number): number {
     if (close === -1 || close >= end) return pos
     const after = close + 1
     if (after < end && b[after] !== COLON && b[after] !== SP) return pos
-    procid = token(b, i + 1, close)
+    // `app[]` names no process: null, as a missing PID is, never an empty string.
+    procid = close === i + 1 ? null : token(b, i + 1, close)
     i = after
   }
   if (i < end && b[i] === COLON) i++

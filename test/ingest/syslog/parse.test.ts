@@ -493,3 +493,12 @@ describe('event JSON of the syslog door', () => {
     }
   })
 })
+
+describe('parseSyslog: findings of the fuzzer (benchmarks/fuzz.ts)', () => {
+  it('an empty PID (`app[]:`) is no PID: procid null, never an empty string', () => {
+    expect(parse('<18>2026-11-25T15:56:33.491022+00:00 vm postfix/smtpd[]: hello')).toEqual(
+      event({ timestamp: '2026-11-25T15:56:33.491Z', facility: 'mail', severity: 'crit', host: 'vm', app: 'postfix/smtpd', procid: null, message: 'hello' }),
+    )
+    expect(parse('<13>Nov 25 15:56:32 vm app[]')).toMatchObject({ app: 'app', procid: null })
+  })
+})
