@@ -1,8 +1,9 @@
 /**
- * Splits a TCP byte stream into LF-terminated lines (a CR before the LF is dropped). Whole lines
- * inside a chunk are passed on as views; only a line spanning chunks is copied. A line longer
- * than `maxLineBytes` is reported once, with its first bytes, and skipped up to its LF without
- * being buffered, so a 10 MB line costs no more memory than the limit.
+ * Splits a TCP byte stream into LF-terminated lines (a CR before the LF is dropped, and so is a
+ * CR that ends the stream). Whole lines inside a chunk are passed on as views; only a line
+ * spanning chunks is copied. A line longer than `maxLineBytes` (not counting its CR and LF) is
+ * reported once, with its first bytes, and skipped up to its LF without being buffered, so a
+ * 10 MB line costs no more memory than the limit: at most `maxLineBytes` + 1 bytes are held.
  */
 export class LineSplitter {
   #carry: Buffer[] = []
@@ -18,6 +19,11 @@ export class LineSplitter {
     private readonly onTooLong: (prefix: Buffer, bytes: number, lineNo: number) => void,
   ) {}
 
+  /** Bytes held for a line that spans chunks; for metrics and tests. */
+  get bufferedBytes(): number {
+    return this.#carryBytes
+  }
+
   push(chunk: Buffer): void {
     let start = 0
     while (start < chunk.length) {
@@ -27,16 +33,16 @@ export class LineSplitter {
         this.#skipped += end - start
         if (nl === -1) return
         this.#line++
-        this.onTooLong(this.#prefix!, this.#skipped, this.#line)
-        this.#skipping = false
-        this.#prefix = undefined
+        this.#tooLong(this.#prefix!, this.#skipped)
         start = nl + 1
         continue
       }
-      if (this.#carryBytes + (end - start) > this.maxLineBytes) {
+      // +1: the line may end in a CR, dropped with its LF; a line of exactly maxLineBytes + CRLF is fine.
+      if (this.#carryBytes + (end - start) > this.maxLineBytes + 1) {
         // Too long: keep a prefix for the error record and drop the rest as it streams past.
+        // Only the prefix is copied, so the record pins neither the carry nor the chunk.
         const parts = [...this.#carry, chunk.subarray(start, end)]
-        this.#prefix = Buffer.concat(parts).subarray(0, Math.min(this.maxLineBytes, 64 * 1024))
+        this.#prefix = Buffer.concat(parts, Math.min(this.#carryBytes + (end - start), this.#prefixBytes()))
         this.#skipped = this.#carryBytes + (end - start)
         this.#carry = []
         this.#carryBytes = 0
@@ -50,13 +56,11 @@ export class LineSplitter {
         this.#carryBytes += chunk.length - start
         return
       }
-      let line = this.#carry.length === 0 ? chunk.subarray(start, end) : Buffer.concat([...this.#carry, chunk.subarray(start, end)])
+      const line = this.#carry.length === 0 ? chunk.subarray(start, end) : Buffer.concat([...this.#carry, chunk.subarray(start, end)])
       this.#carry = []
       this.#carryBytes = 0
-      if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1)
-      this.#line++
-      this.onLine(line, this.#line)
       start = nl + 1
+      this.#lineDone(line)
     }
   }
 
@@ -64,16 +68,35 @@ export class LineSplitter {
   end(): void {
     if (this.#skipping) {
       this.#line++
-      this.onTooLong(this.#prefix!, this.#skipped, this.#line)
-      this.#skipping = false
+      this.#tooLong(this.#prefix!, this.#skipped)
       return
     }
     if (this.#carryBytes > 0) {
       const line = Buffer.concat(this.#carry)
       this.#carry = []
       this.#carryBytes = 0
-      this.#line++
-      this.onLine(line, this.#line)
+      this.#lineDone(line)
     }
+  }
+
+  // A whole line (its LF, if any, removed): a CR at its end is dropped, then the limit applies.
+  #lineDone(raw: Buffer): void {
+    const line = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw
+    this.#line++
+    if (line.length > this.maxLineBytes) {
+      this.#tooLong(Buffer.from(raw.subarray(0, this.#prefixBytes())), raw.length)
+      return
+    }
+    this.onLine(line, this.#line)
+  }
+
+  #tooLong(prefix: Buffer, bytes: number): void {
+    this.#skipping = false
+    this.#prefix = undefined
+    this.onTooLong(prefix, bytes, this.#line)
+  }
+
+  #prefixBytes(): number {
+    return Math.min(this.maxLineBytes, 64 * 1024)
   }
 }
