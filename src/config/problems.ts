@@ -7,13 +7,25 @@ export interface Pos {
   readonly col: number
 }
 
+const pathCharsMax = 600
+const messageCharsMax = 1500
+
+/** The start and the end of a long text, with "…" between. */
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text
+  const half = Math.floor((max - 1) / 2)
+  return `${text.slice(0, half)}…${text.slice(text.length - half)}`
+}
+
 export class Problems {
   readonly #list: { readonly text: string; readonly line: number; readonly col: number }[] = []
 
   add(path: string, pos: Pos | undefined, message: string): void {
     const where = pos ? `line ${pos.line}, col ${pos.col}` : ''
-    const head = path === '' ? where : where === '' ? path : `${path} (${where})`
-    this.#list.push({ text: head === '' ? message : `${head}: ${message}`, line: pos?.line ?? 0, col: pos?.col ?? 0 })
+    // A key or a value may be megabytes long; the line and column point at it anyway.
+    const shortPath = cut(path, pathCharsMax)
+    const head = shortPath === '' ? where : where === '' ? shortPath : `${shortPath} (${where})`
+    this.#list.push({ text: head === '' ? cut(message, messageCharsMax) : `${head}: ${cut(message, messageCharsMax)}`, line: pos?.line ?? 0, col: pos?.col ?? 0 })
   }
 
   get size(): number {
@@ -60,6 +72,8 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   let best: string | undefined
   let bestDistance = Infinity
   for (const candidate of candidates) {
+    // The distance is at least the difference in length: a long key is never compared in full.
+    if (Math.abs(candidate.length - word.length) > reach) continue
     const distance = candidate.toLowerCase() === word.toLowerCase() ? 0 : editDistance(word, candidate)
     if (distance <= reach && distance * 2 < candidate.length && distance < bestDistance) {
       best = candidate

@@ -37,15 +37,18 @@ export function checkReferences(v: Validated, problems: Problems): void {
 type At = (path: string) => Pos | undefined
 
 function checkAuth(v: Validated, problems: Problems, at: At): void {
+  // `auth: 5` is reported already and leaves no section to check.
+  const auth = v.raw.auth as typeof v.raw.auth | null
+  if (auth === null) return
   const usernames = new Set<string>()
-  v.raw.auth.users.forEach((user, i) => {
+  auth.users.forEach((user, i) => {
     if (typeof user?.username !== 'string') return
     const path = childPath(childPath('auth.users', i), 'username')
     if (usernames.has(user.username)) problems.add(path, at(path), `user ${JSON.stringify(user.username)} is declared twice`)
     usernames.add(user.username)
   })
   const keys = new Set<string>()
-  v.raw.auth.apiKeys.forEach((apiKey, i) => {
+  auth.apiKeys.forEach((apiKey, i) => {
     if (typeof apiKey?.key !== 'string') return
     const path = childPath(childPath('auth.apiKeys', i), 'key')
     // The secret itself is never echoed into a message that ends up in logs.
