@@ -98,7 +98,18 @@ export const errors = {
   diskSpace: (requestBytes: number, freeBytes: number, limitBytes: number, retryAfterMs: number) =>
     new SluiceError('SLUICE_ERR_DISK_SPACE', `storing ${requestBytes} bytes would take the free disk space (about ${freeBytes} bytes) below server.alarms.diskFreeLimit (${limitBytes} bytes); nothing was stored`, 503, true, { alarms: ['disk'], requestBytes, freeBytes, limitBytes, retryAfterMs }),
   overloaded: (inFlight: number, limit: number) =>
-    counted('maxInFlightRequests', new SluiceError('SLUICE_ERR_OVERLOADED', `${inFlight} requests are being served, at server.http.maxInFlightRequests (${limit}); retry shortly`, 503, true, { limit: 'maxInFlightRequests', limitRequests: limit, retryAfterMs: 1000 })),
+    counted('http.maxInFlightRequests', new SluiceError('SLUICE_ERR_OVERLOADED', `${inFlight} requests are being served, at server.http.maxInFlightRequests (${limit}); retry shortly`, 503, true, { limit: 'maxInFlightRequests', limitRequests: limit, retryAfterMs: 1000 })),
+  addressOverloaded: (address: string, limit: number) =>
+    counted('http.maxInFlightRequestsPerAddress', new SluiceError('SLUICE_ERR_TOO_MANY_REQUESTS', `${limit} requests from ${address} are being served, at server.http.maxInFlightRequestsPerAddress; retry shortly`, 429, true, { limit: 'maxInFlightRequestsPerAddress', limitRequests: limit, address, retryAfterMs: 1000 })),
+  tooManyEvents: (limit: number) =>
+    counted('limits.maxEventsPerRequest', new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the request holds more than ${limit} events, over server.limits.maxEventsPerRequest; split it; nothing was stored`, 413, false, { limit: 'maxEventsPerRequest', limitEvents: limit })),
+  // The HTTP door's own answers for what Node and fastify refuse before a route runs.
+  requestTimeout: (what: 'headers' | 'body' | 'request', limit: string, limitMs: number) =>
+    counted(`http.${limit}`, new SluiceError('SLUICE_ERR_REQUEST_TIMEOUT', `the request ${what} did not arrive within server.http.${limit} (${limitMs} ms); nothing was stored`, 408, true, { limit, limitMs })),
+  uriTooLong: (limitChars: number) =>
+    new SluiceError('SLUICE_ERR_URI_TOO_LONG', `a path segment is longer than ${limitChars} characters; names are at most 200`, 414, false, { limitChars }),
+  headersTooLarge: (limitBytes: number) =>
+    new SluiceError('SLUICE_ERR_HEADERS_TOO_LARGE', `the request line and headers are larger than ${limitBytes} bytes`, 431, false, { limitBytes }),
   // Consumer groups
   unknownGroup: (group: string) => new SluiceError('SLUICE_ERR_UNKNOWN_GROUP', `group "${group}" does not exist`, 404, false, { group }),
   groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),

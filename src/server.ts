@@ -109,16 +109,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   let broker: BrokerView | undefined
   const { server } = config
   const metrics = new Metrics()
+  // server.limits.maxConnections: one count of open connections across every door, HTTP included.
+  const tcpBudget = new ConnectionBudget(server.limits.maxConnections)
   const app: FastifyInstance = buildHttpApp(
     {
       getBroker: () => broker,
       metrics,
-      maxBodyBytes: server.limits.maxBodyBytes,
-      maxEventBytes: server.limits.maxEventBytes,
-      requestTimeoutMs: server.http.requestTimeoutMs,
-      headersTimeoutMs: server.http.headersTimeoutMs,
-      keepAliveTimeoutMs: server.http.keepAliveTimeoutMs,
-      maxInFlightRequests: server.http.maxInFlightRequests,
+      http: server.http,
+      limits: server.limits,
+      budget: tcpBudget,
     },
     (err) => logger.error({ err }, 'internal error in an HTTP request'),
   )
@@ -229,7 +228,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
   // A stream that found the disk full raises the disk alarm at once; its log has rolled back.
   onStreamWriteError = (err) => alarms.noteWriteError(err)
   const listeners: IngestListener[] = []
-  const tcpBudget = new ConnectionBudget(server.limits.maxConnections)
   try {
     if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
     if (server.syslog.enabled && server.syslog.exchange !== null) {

@@ -29,6 +29,11 @@ export const serverSpec = {
         headersTimeout: { type: 'duration', default: '10s', min: '1s', max: '10m', doc: 'The request headers must arrive within this.' },
         keepAliveTimeout: { type: 'duration', default: '72s', min: '1s', max: '1h', doc: 'An idle keep-alive connection is closed after this.' },
         maxInFlightRequests: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Publish and consume requests being served at once at most; past it they get 503 overloaded.' },
+        maxInFlightRequestsPerAddress: { type: 'int', default: 256, min: 1, max: 1000000, doc: 'Requests being served at once for one client address at most; past it that address gets 429 too_many_requests.' },
+        maxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Open HTTP connections at most (they count toward server.limits.maxConnections too); more are closed at accept.' },
+        maxConnectionsPerAddress: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Open HTTP connections from one client address at most; more are closed at accept.' },
+        bodyTimeout: { type: 'duration', default: '10s', min: '100ms', max: '1h', doc: 'A request body must arrive whole within this of its headers, else 408; the shorter of it and requestTimeout applies.' },
+        maxDrainSize: { type: 'size', default: '64mb', min: '0b', max: '1gb', doc: 'After an early answer (413, 429, 503) the rest of the body is read and discarded up to this, so the client reads the answer, not a reset.' },
       },
     },
     ndjson: {
@@ -101,6 +106,8 @@ export const serverSpec = {
         maxEventSize: { type: 'size', default: '1mb', min: '64b', max: '1gb', doc: 'Largest single event, on every listener.' },
         maxConnections: { type: 'int', default: 10000, min: 1, max: 1000000, doc: 'Most open connections across the TCP listeners.' },
         maxOpenSegmentFiles: { type: 'int', default: 64, min: 1, max: 1000000, doc: 'Read handles on sealed segment files open at once across all streams (least recently used closed first, idle ones after 30 s); more readers wait.' },
+        maxEventsPerRequest: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'Most events in one HTTP publish request; more is refused whole with 413 too_many_events.' },
+        maxEventDepth: { type: 'int', default: 64, min: 1, max: 1000, doc: 'Deepest nesting of objects and arrays in a JSON event; deeper is refused with 400 bad_event.' },
       },
     },
     alarms: {

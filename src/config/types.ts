@@ -72,6 +72,8 @@ export interface LimitsConfig {
   readonly maxConnections: number
   /** Read handles on sealed segment files, across all streams. */
   readonly maxOpenSegmentFiles: number
+  readonly maxEventsPerRequest: number
+  readonly maxEventDepth: number
 }
 
 export interface AlarmsConfig {
@@ -87,6 +89,11 @@ export interface HttpListenerConfig extends ListenerConfig {
   readonly headersTimeoutMs: number
   readonly keepAliveTimeoutMs: number
   readonly maxInFlightRequests: number
+  readonly maxInFlightRequestsPerAddress: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+  readonly bodyTimeoutMs: number
+  readonly maxDrainBytes: number
 }
 
 export interface ServerConfig {

@@ -71,7 +71,7 @@ describe('the example in DESIGN.md', () => {
       exchange: 'logs',
       routingKey: 'syslog.{facility}.{severity}',
     })
-    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64 })
+    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64 })
     expect(config.server.alarms).toEqual({ memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 })
     expect(config.bindings[3]).toEqual({
       exchange: 'by-attr',
@@ -115,7 +115,20 @@ describe('an empty file', () => {
     expect(config).toEqual({
       server: {
         dataDir: './data',
-        http: { enabled: true, host: '127.0.0.1', port: 7400, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, maxInFlightRequests: 1024 },
+        http: {
+          enabled: true,
+          host: '127.0.0.1',
+          port: 7400,
+          requestTimeoutMs: 30_000,
+          headersTimeoutMs: 10_000,
+          keepAliveTimeoutMs: 72_000,
+          maxInFlightRequests: 1024,
+          maxInFlightRequestsPerAddress: 256,
+          maxConnections: 4096,
+          maxConnectionsPerAddress: 1024,
+          bodyTimeoutMs: 10_000,
+          maxDrainBytes: 64 * 1024 ** 2,
+        },
         ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256 },
         amqp: {
           enabled: true,
@@ -143,7 +156,7 @@ describe('an empty file', () => {
           udpQueueSize: 10_000,
         },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
-        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64 },
+        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64 },
         alarms: { memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 },
         log: { level: 'info' },
       },

@@ -1,66 +1,169 @@
-import { createServer } from 'node:http'
-import { fastify, type FastifyInstance } from 'fastify'
+import { createServer, maxHeaderSize, STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import { fastify, type FastifyInstance, type FastifyReply } from 'fastify'
 import { errors, SluiceError } from '../../errors.js'
+import type { HttpListenerConfig, LimitsConfig } from '../../config/index.js'
 import type { Metrics } from '../../metrics/index.js'
+import type { ConnectionBudget } from '../tcp/server.js'
+import { beginBody, drainAfterAnswer, hasBodyPending, isDraining, type BodyLimits } from './body.js'
 import { registerRoutes, type BrokerView } from './routes.js'
+import { clientAddress, ConnectionGuard, RequestSlots, type ConnectionCounters, type Ticket } from './slots.js'
 
 export interface HttpDeps {
   /** undefined until recovery has finished: /readyz and the data routes answer 503 until then. */
   readonly getBroker: () => BrokerView | undefined
   readonly metrics: Metrics
-  readonly maxBodyBytes: number
-  readonly maxEventBytes: number
-  readonly requestTimeoutMs: number
-  readonly headersTimeoutMs: number
-  readonly keepAliveTimeoutMs: number
-  readonly maxInFlightRequests: number
+  readonly http: HttpListenerConfig
+  readonly limits: LimitsConfig
+  /** server.limits.maxConnections, one count shared with the other doors. */
+  readonly budget?: ConnectionBudget | undefined
 }
 
-/** Maps fastify's and zlib's own failures onto the one error shape. */
-function toSluiceError(err: unknown, maxBodyBytes: number): SluiceError {
+/**
+ * The longest name (exchange, stream, group) the configuration accepts, as in
+ * src/config/validate.ts; a path segment may carry it percent-encoded, three bytes a character.
+ */
+export const nameMaxChars = 200
+export const maxParamChars = 3 * nameMaxChars
+
+/** The HTTP door's own counters, read by /metrics like a TCP listener's. */
+export interface HttpCounters extends ConnectionCounters {
+  requestsRefused: number
+}
+
+const counters = new WeakMap<FastifyInstance, HttpCounters>()
+
+export function httpCounters(app: FastifyInstance): HttpCounters {
+  return counters.get(app) ?? { connections: 0, connectionsTotal: 0, connectionsRefused: 0, requestsRefused: 0 }
+}
+
+/** Maps fastify's own failures onto the one error shape. */
+function toSluiceError(err: unknown, http: HttpListenerConfig, limits: LimitsConfig): SluiceError {
   if (err instanceof SluiceError) return err
   const e = err as { statusCode?: number; code?: string; message?: string }
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) return errors.bodyTooLarge(maxBodyBytes + 1, maxBodyBytes)
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) return errors.bodyTooLarge(limits.maxBodyBytes + 1, limits.maxBodyBytes)
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) return errors.unsupportedMediaType('')
-  if (e.code === 'Z_DATA_ERROR' || e.code === 'Z_BUF_ERROR') return errors.badRequest(`the gzip body cannot be decoded: ${e.message ?? ''}`)
+  if (e.code === 'FST_ERR_MAX_PARAM_LENGTH' || e.statusCode === 414) return errors.uriTooLong(maxParamChars)
+  if (e.code === 'FST_ERR_BAD_URL') return errors.badRequest(`the URL is not valid: ${e.message ?? ''}`, { reason: 'bad_url' })
+  if (e.statusCode === 408) return errors.requestTimeout('request', 'requestTimeout', http.requestTimeoutMs)
+  if (e.statusCode === 431) return errors.headersTooLarge(maxHeaderSize)
   if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return errors.badRequest(e.message ?? 'bad request')
   return errors.internal(err)
 }
 
+/** One answer written straight to a socket, for what Node refuses before fastify sees a request. */
+function rawAnswer(socket: Socket, e: SluiceError): void {
+  const body = JSON.stringify(e.toJSON())
+  const head = [`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}`, 'content-type: application/json; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`, 'connection: close']
+  if (e.status === 503 || e.status === 429 || e.status === 408) head.push('retry-after: 1')
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`)
+  // The client may keep sending; give the answer a moment to be read, then let go.
+  setTimeout(() => socket.destroy(), 1000).unref()
+}
+
 export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => void): FastifyInstance {
+  const { http, limits } = deps
+  // A body has to finish within its own deadline, and that is never longer than the request's.
+  const body: BodyLimits = { maxBodyBytes: limits.maxBodyBytes, bodyTimeoutMs: Math.min(http.bodyTimeoutMs, http.requestTimeoutMs), maxDrainBytes: http.maxDrainBytes }
   const app = fastify({
     logger: false,
-    bodyLimit: deps.maxBodyBytes,
+    bodyLimit: limits.maxBodyBytes,
+    // Names of up to 200 characters must reach their routes (fastify's default stops at 100).
+    routerOptions: { maxParamLength: maxParamChars },
     // While closing, the routes answer 503 not_ready themselves (with Retry-After).
     return503OnClosing: false,
-    requestTimeout: deps.requestTimeoutMs,
-    keepAliveTimeout: deps.keepAliveTimeoutMs,
+    requestTimeout: http.requestTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
     // Node checks header and request deadlines on a sweep (30 s by default); a one-second sweep
     // makes a slow-loris client go close to its deadline, not up to 30 s later.
     serverFactory: (handler) =>
-      createServer({ headersTimeout: deps.headersTimeoutMs, requestTimeout: deps.requestTimeoutMs, connectionsCheckingInterval: 1000, keepAliveTimeout: deps.keepAliveTimeoutMs }, handler),
+      createServer({ headersTimeout: http.headersTimeoutMs, requestTimeout: http.requestTimeoutMs, connectionsCheckingInterval: 1000, keepAliveTimeout: http.keepAliveTimeoutMs }, handler),
+    // What fastify refuses before routing (a malformed or over-long path) gets the one error shape too.
+    frameworkErrors: (err, _req, reply) => {
+      const e = toSluiceError(err, http, limits)
+      const r = reply as unknown as FastifyReply
+      void r.status(e.status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(e.toJSON()))
+    },
+    // And so does what Node's parser refuses: a header or request deadline, oversized headers,
+    // a malformed request. A reset connection has nobody left to answer.
+    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return
+      // An answer already went out and the body is being discarded: a second answer would be
+      // read as the answer to a request the client never sent.
+      if (isDraining(socket) || !socket.writable) {
+        socket.destroy()
+        return
+      }
+      let e: SluiceError
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        e = hasBodyPending(socket) ? errors.requestTimeout('body', 'requestTimeout', http.requestTimeoutMs) : errors.requestTimeout('headers', 'headersTimeout', http.headersTimeoutMs)
+      } else if (err.code === 'HPE_HEADER_OVERFLOW') e = errors.headersTooLarge(maxHeaderSize)
+      else e = errors.badRequest(`the request is not valid HTTP/1.1 (${err.code ?? err.message})`, { reason: err.code ?? 'parse_error' })
+      rawAnswer(socket, e)
+    },
   })
 
-  // Requests being served: past the limit a request is refused at once rather than queued.
-  let inFlight = 0
+  const counts: HttpCounters = { connections: 0, connectionsTotal: 0, connectionsRefused: 0, requestsRefused: 0 }
+  counters.set(app, counts)
+  const connections = new ConnectionGuard(app.server, { limit: http.maxConnections, limitPerAddress: http.maxConnectionsPerAddress, firstRequestMs: http.headersTimeoutMs, budget: deps.budget }, counts)
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+    connections.closeUnused()
+  })
+
+  // Every request's body clock starts at its headers: the body deadline and the drain deadline.
   app.addHook('onRequest', async (req) => {
+    connections.used(req.raw.socket)
+    beginBody(req.raw, Date.now())
+  })
+
+  const slots = new RequestSlots(http.maxInFlightRequests, http.maxInFlightRequestsPerAddress)
+  // Tickets still held by each connection: when it closes they all go back, including those of
+  // pipelined requests whose responses never got the socket (and so never emit 'close').
+  const held = new WeakMap<Socket, Set<Ticket>>()
+  app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/v1/')) return
-    if (inFlight >= deps.maxInFlightRequests) throw errors.overloaded(inFlight, deps.maxInFlightRequests)
-    inFlight++
-    ;(req as { counted?: boolean }).counted = true
-  })
-  app.addHook('onResponse', async (req) => {
-    if ((req as { counted?: boolean }).counted === true) inFlight--
-  })
-  app.addHook('onRequestAbort', async (req) => {
-    if ((req as { counted?: boolean }).counted === true) {
-      ;(req as { counted?: boolean }).counted = false
-      inFlight--
+    const socket = req.raw.socket
+    const ticket = slots.acquire(clientAddress(socket))
+    if (ticket instanceof SluiceError) {
+      counts.requestsRefused++
+      throw ticket
     }
+    let onSocket = held.get(socket)
+    if (onSocket === undefined) {
+      const set = new Set<Ticket>()
+      onSocket = set
+      held.set(socket, set)
+      socket.once('close', () => {
+        for (const t of set) t.release()
+        set.clear()
+      })
+    }
+    const tickets = onSocket
+    const mine: Ticket = {
+      release: () => {
+        ticket.release()
+        tickets.delete(mine)
+      },
+    }
+    const release = (): void => mine.release()
+    tickets.add(mine)
+    // 'close' follows the answer, or the connection's end when no answer could be sent: fastify's
+    // onResponse and onRequestAbort each miss one of those (an abort after the body has arrived).
+    reply.raw.once('close', release)
+    if (socket.destroyed) release()
+  })
+
+  // An answer sent before its body has all arrived: discard the rest before letting go (see body.ts).
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (drainAfterAnswer(req.raw as IncomingMessage, body, closing)) void reply.header('connection', 'close')
+    else if (!req.raw.complete && !closing && reply.getHeader('connection') === 'close') reply.removeHeader('connection')
+    return payload
   })
 
   app.setErrorHandler((err, _req, reply) => {
-    const e = toSluiceError(err, deps.maxBodyBytes)
+    const e = toSluiceError(err, http, limits)
     if (e.status >= 500 && e.code === 'SLUICE_ERR_INTERNAL') onInternalError(err)
     // Retry-After from what the refusal computed (a bucket's refill, an alarm's check period).
     const retryAfterMs = typeof e.details?.retryAfterMs === 'number' ? e.details.retryAfterMs : undefined
@@ -81,8 +184,13 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
       const e = errors.alarm(alarms.map((a) => a.name), 5000)
       return reply.status(503).header('retry-after', '5').send({ error: { code: e.wireCode, message: e.message, details: { alarms } } })
     }
+    // Every request place taken: the door refuses every /v1 request right now.
+    if (slots.full) {
+      const message = `${slots.inFlight} requests are being served, at server.http.maxInFlightRequests (${slots.limit}); /v1 requests are refused`
+      return reply.status(503).header('retry-after', '1').send({ error: { code: 'overloaded', message, details: { inFlight: slots.inFlight, limit: 'maxInFlightRequests', limitRequests: slots.limit } } })
+    }
     return { status: 'ready' }
   })
-  registerRoutes(app, deps.getBroker, { maxEventBytes: deps.maxEventBytes })
+  registerRoutes(app, deps.getBroker, { ...body, maxEventBytes: limits.maxEventBytes, maxEventsPerRequest: limits.maxEventsPerRequest, maxEventDepth: limits.maxEventDepth })
   return app
 }

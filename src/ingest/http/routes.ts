@@ -1,4 +1,3 @@
-import { createGunzip } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { GroupRegistry, Redriver } from '../../consumers/index.js'
@@ -12,6 +11,7 @@ import type { Alarms } from '../../flow/alarms.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import type { IngestListener } from '../tcp/server.js'
+import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerGroupRoutes } from './groups.js'
 
@@ -44,27 +44,25 @@ function brokerOr503(get: () => BrokerView | undefined, reply: FastifyReply): Br
   return b
 }
 
-export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: { maxEventBytes: number }): void {
+export interface RouteLimits extends BodyLimits {
+  readonly maxEventBytes: number
+  readonly maxEventsPerRequest: number
+  readonly maxEventDepth: number
+}
+
+const eventTypes = ['application/json', 'application/x-ndjson', 'application/jsonl', 'application/ndjson']
+
+export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits): void {
   // Bodies stay raw buffers: NDJSON lines are stored as they came, without a parse/stringify trip.
+  // The door reads them itself (readBody) for its limits: decoded size, gzip, the body deadline.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser(['application/json', 'application/x-ndjson', 'application/jsonl', 'application/ndjson'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+  app.addContentTypeParser(eventTypes, (req: FastifyRequest) => readBody(req.raw, limits))
   // No content type at all is taken as NDJSON (pino-http-send and similar pipe tools send none);
   // any other type is refused by name.
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+  app.addContentTypeParser('*', async (req: FastifyRequest) => {
     const type = String(req.headers['content-type'] ?? '').trim()
-    if (type === '') done(null, body)
-    else done(errors.unsupportedMediaType(type), undefined)
-  })
-
-  // gzip request bodies; fastify applies bodyLimit to the decoded bytes (a zip bomb stops at it).
-  app.addHook('preParsing', async (req, _reply, payload) => {
-    const enc = req.headers['content-encoding']
-    if (enc === undefined || enc === 'identity') return payload
-    if (enc !== 'gzip' && enc !== 'x-gzip') throw errors.badRequest(`content-encoding "${enc}" is not supported; use gzip or none`)
-    const gunzip = createGunzip()
-    Object.defineProperty(gunzip, 'receivedEncodedLength', { get: () => gunzip.bytesWritten })
-    payload.pipe(gunzip)
-    return gunzip
+    if (type !== '') throw errors.unsupportedMediaType(type)
+    return readBody(req.raw, limits)
   })
 
   registerGroupRoutes(app, (reply) => brokerOr503(getBroker, reply))
@@ -75,9 +73,9 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     if (broker.publisher.exchangeConfig(exchange) === undefined) throw errors.routerUnknownExchange(exchange)
     const body = req.body
     if (!Buffer.isBuffer(body) || body.length === 0) throw errors.badRequest('the body is empty; send events as application/json or application/x-ndjson')
-    const opts = decodeOptions(req, limits.maxEventBytes)
+    const opts = decodeOptions(req, limits)
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
-    const events = type === 'application/json' ? decodeJson(body, opts) : decodeNdjson(body, opts)
+    const events = type === 'application/json' ? await decodeJson(body, opts) : await decodeNdjson(body, opts)
     if (broker.limiter.active) {
       const d = broker.limiter.check({ listener: 'http', remote: req.ip, exchange }, events.length, body.length)
       if (d.retryAfterMs > 0) throw errors.rateLimited(d.rule!, d.retryAfterMs)
@@ -231,7 +229,7 @@ export function toWireEvent(r: StoredRecord): Record<string, unknown> {
   }
 }
 
-function decodeOptions(req: FastifyRequest<{ Querystring: { routingKey?: string; envelope?: string } }>, maxEventBytes: number): DecodeOptions {
+function decodeOptions(req: FastifyRequest<{ Querystring: { routingKey?: string; envelope?: string } }>, limits: RouteLimits): DecodeOptions {
   const headerKey = req.headers['x-routing-key']
   const routingKey = req.query.routingKey ?? (typeof headerKey === 'string' ? headerKey : undefined)
   let headers: Record<string, string> | undefined
@@ -242,7 +240,7 @@ function decodeOptions(req: FastifyRequest<{ Querystring: { routingKey?: string;
   }
   const env = req.query.envelope
   if (env !== undefined && env !== 'true' && env !== 'false') throw errors.badRequest(`envelope must be true or false, not "${env}"`)
-  return { envelope: env === 'true', maxEventBytes, routingKey, headers }
+  return { envelope: env === 'true', maxEventBytes: limits.maxEventBytes, maxEvents: limits.maxEventsPerRequest, maxDepth: limits.maxEventDepth, routingKey, headers }
 }
 
 function intParam(raw: string | undefined, name: string, dflt: number, min: number, max: number): number {

@@ -1,0 +1,134 @@
+import type { Server, Socket } from 'node:net'
+import { errors, type SluiceError } from '../../errors.js'
+import { hitLimit } from '../../limits.js'
+
+/** A held place: given back once, whichever of answer, abort, error or close comes first. */
+export interface Ticket {
+  release(): void
+}
+
+/** Clients reach us over IPv4 and IPv6 sockets; `::ffff:10.0.0.1` is the same client as `10.0.0.1`. */
+export function clientAddress(socket: { readonly remoteAddress?: string | undefined }): string {
+  const a = socket.remoteAddress ?? ''
+  return a.startsWith('::ffff:') ? a.slice(7) : a
+}
+
+function take(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1)
+}
+
+function give(map: Map<string, number>, key: string): void {
+  const n = (map.get(key) ?? 0) - 1
+  if (n > 0) map.set(key, n)
+  else map.delete(key)
+}
+
+/**
+ * Requests being served, in total and per client address. Past either limit a request is refused
+ * at once rather than queued. A place is held until the request's response closes (answered, or
+ * its connection gone), never until the route's handler returns, since a handler can outlive its
+ * client (a long poll whose client left) and a client can outlive the handler.
+ */
+export class RequestSlots {
+  #inFlight = 0
+  readonly #byAddress = new Map<string, number>()
+
+  constructor(
+    readonly limit: number,
+    readonly limitPerAddress: number,
+  ) {}
+
+  get inFlight(): number {
+    return this.#inFlight
+  }
+
+  get full(): boolean {
+    return this.#inFlight >= this.limit
+  }
+
+  /** A ticket, or the error to answer with. */
+  acquire(address: string): Ticket | SluiceError {
+    if (this.#inFlight >= this.limit) return errors.overloaded(this.#inFlight, this.limit)
+    if ((this.#byAddress.get(address) ?? 0) >= this.limitPerAddress) return errors.addressOverloaded(address, this.limitPerAddress)
+    this.#inFlight++
+    take(this.#byAddress, address)
+    let held = true
+    return {
+      release: () => {
+        if (!held) return
+        held = false
+        this.#inFlight--
+        give(this.#byAddress, address)
+      },
+    }
+  }
+}
+
+export interface ConnectionCounters {
+  connections: number
+  connectionsTotal: number
+  connectionsRefused: number
+}
+
+/**
+ * Caps open connections in total and per client address. A connection past a cap is closed at
+ * accept, before Node's HTTP parser sees a byte, as the TCP doors do: answering it would cost the
+ * descriptor and the parser the cap is there to save. A connection that sends nothing within
+ * `firstRequestMs` is closed too: Node's header deadline only starts with a request's first byte,
+ * so a silent connection would otherwise hold its place (and a stop) forever.
+ */
+export class ConnectionGuard {
+  readonly #open = new Set<Socket>()
+  readonly #used = new WeakSet<Socket>()
+  readonly #byAddress = new Map<string, number>()
+
+  constructor(
+    server: Server,
+    readonly opts: { readonly limit: number; readonly limitPerAddress: number; readonly firstRequestMs: number; readonly budget?: { take(): boolean; give(): void } | undefined },
+    readonly counters: ConnectionCounters,
+  ) {
+    // Ahead of Node's own listener, so a refused socket never gets a parser.
+    server.prependListener('connection', (socket: Socket) => {
+      const address = clientAddress(socket)
+      let refused: string | undefined
+      if (counters.connections >= opts.limit) refused = 'http.maxConnections'
+      else if ((this.#byAddress.get(address) ?? 0) >= opts.limitPerAddress) refused = 'http.maxConnectionsPerAddress'
+      else if (opts.budget !== undefined && !opts.budget.take()) refused = 'limits.maxConnections'
+      if (refused !== undefined) {
+        hitLimit(refused)
+        counters.connectionsRefused++
+        socket.on('error', () => undefined)
+        socket.destroy()
+        return
+      }
+      counters.connections++
+      counters.connectionsTotal++
+      take(this.#byAddress, address)
+      this.#open.add(socket)
+      const silent = setTimeout(() => {
+        // A request under way is Node's to time out (with a 408); this is for silence.
+        if (this.#used.has(socket) || socket.bytesRead > 0) return
+        hitLimit('http.headersTimeout')
+        socket.destroy()
+      }, opts.firstRequestMs)
+      silent.unref()
+      socket.once('close', () => {
+        clearTimeout(silent)
+        this.#open.delete(socket)
+        counters.connections--
+        opts.budget?.give()
+        give(this.#byAddress, address)
+      })
+    })
+  }
+
+  /** A request arrived on this connection. */
+  used(socket: Socket): void {
+    this.#used.add(socket)
+  }
+
+  /** On stop: connections that never carried a request have nothing to finish. */
+  closeUnused(): void {
+    for (const socket of this.#open) if (!this.#used.has(socket)) socket.destroy()
+  }
+}
