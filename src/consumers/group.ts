@@ -643,7 +643,8 @@ export class ConsumerGroup {
       }
       const at = expiryOf(c.record, ttl)
       if (at > this.#now()) {
-        this.#armExpiry(at)
+        // No TTL at all is Infinity, which setTimeout would take as 1 ms: a pump every millisecond.
+        if (Number.isFinite(at)) this.#armExpiry(at)
         break
       }
       if (deaths.length >= overflowBatchMax) {

@@ -110,7 +110,13 @@ describe('every error Node or fastify produces has the contract shape', () => {
     const streamed = await fetch(`${url}/v1/exchanges/logs/publish`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-ndjson' },
-      body: new ReadableStream({ pull: (c) => (chunks.length > 0 ? c.enqueue(chunks.shift()) : c.close()) }),
+      body: new ReadableStream<Uint8Array>({
+        pull: (c) => {
+          const next = chunks.shift()
+          if (next === undefined) c.close()
+          else c.enqueue(next)
+        },
+      }),
       duplex: 'half',
     } as RequestInit)
     expect(streamed.status).toBe(413)
