@@ -64,8 +64,9 @@ describe('dispatch', () => {
     expect(acked.size).toBe(N)
     expect([...fast, ...slow].sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i))
     expect(fast.length + slow.length).toBe(N)
-    // The slow member holds its first batch for ~0.5 s while the fast one drains the rest.
-    expect(fast.length).toBeGreaterThanOrEqual(0.75 * N)
+    // The slow member holds its first batch for ~0.5 s while the fast one drains the rest: most
+    // of it (an even split would be N/2), with room for a busy machine slowing the fast loop too.
+    expect(fast.length).toBeGreaterThanOrEqual(0.6 * N)
     expect(slow.length).toBeGreaterThan(0)
     // Each member sees its own events in stream order.
     expect(fast).toEqual([...fast].sort((a, b) => a - b))
