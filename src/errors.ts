@@ -101,6 +101,8 @@ export const errors = {
     counted('http.maxInFlightRequests', new SluiceError('SLUICE_ERR_OVERLOADED', `${inFlight} requests are being served, at server.http.maxInFlightRequests (${limit}); retry shortly`, 503, true, { limit: 'maxInFlightRequests', limitRequests: limit, retryAfterMs: 1000 })),
   addressOverloaded: (address: string, limit: number) =>
     counted('http.maxInFlightRequestsPerAddress', new SluiceError('SLUICE_ERR_TOO_MANY_REQUESTS', `${limit} requests from ${address} are being served, at server.http.maxInFlightRequestsPerAddress; retry shortly`, 429, true, { limit: 'maxInFlightRequestsPerAddress', limitRequests: limit, address, retryAfterMs: 1000 })),
+  tooManyConnections: (limit: string, max: number | undefined) =>
+    counted(limit, new SluiceError('SLUICE_ERR_TOO_MANY_CONNECTIONS', `too many open connections, at server.${limit}${max === undefined ? '' : ` (${max})`}; retry shortly`, 503, true, { limit, retryAfterMs: 1000 })),
   tooManyEvents: (limit: number) =>
     counted('limits.maxEventsPerRequest', new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the request holds more than ${limit} events, over server.limits.maxEventsPerRequest; split it; nothing was stored`, 413, false, { limit: 'maxEventsPerRequest', limitEvents: limit })),
   // The HTTP door's own answers for what Node and fastify refuse before a route runs.

@@ -70,35 +70,43 @@ export interface ConnectionCounters {
   connectionsRefused: number
 }
 
+/** Refused connections still being answered; past this many, more are closed without a word. */
+const refusalsAnsweredMax = 1024
+/** How long a refused connection may take to read its answer. */
+const refusalLingerMs = 1000
+
 /**
- * Caps open connections in total and per client address. A connection past a cap is closed at
- * accept, before Node's HTTP parser sees a byte, as the TCP doors do: answering it would cost the
- * descriptor and the parser the cap is there to save. A connection that sends nothing within
- * `firstRequestMs` is closed too: Node's header deadline only starts with a request's first byte,
- * so a silent connection would otherwise hold its place (and a stop) forever.
+ * Caps open connections in total, per client address and in the budget shared with the other
+ * doors (server.limits.maxConnections). A connection past a cap never reaches Node's HTTP parser:
+ * it is answered at once with 503 too_many_connections and closed a moment later. Closing it
+ * without a word would be cheaper, but Node's fetch then waits for an answer until its own
+ * timeout. A connection that sends nothing within `firstRequestMs` is closed too: Node's header
+ * deadline starts only with a request's first byte, so a silent connection would otherwise hold
+ * its place (and a stop) forever.
  */
 export class ConnectionGuard {
   readonly #open = new Set<Socket>()
   readonly #used = new WeakSet<Socket>()
   readonly #byAddress = new Map<string, number>()
+  #answering = 0
 
   constructor(
     server: Server,
     readonly opts: { readonly limit: number; readonly limitPerAddress: number; readonly firstRequestMs: number; readonly budget?: { take(): boolean; give(): void } | undefined },
     readonly counters: ConnectionCounters,
   ) {
-    // Ahead of Node's own listener, so a refused socket never gets a parser.
-    server.prependListener('connection', (socket: Socket) => {
+    // Node's own listener (the HTTP parser) runs only for connections let in.
+    const inner = server.listeners('connection') as Array<(socket: Socket) => void>
+    server.removeAllListeners('connection')
+    server.on('connection', (socket: Socket) => {
       const address = clientAddress(socket)
-      let refused: string | undefined
-      if (counters.connections >= opts.limit) refused = 'http.maxConnections'
-      else if ((this.#byAddress.get(address) ?? 0) >= opts.limitPerAddress) refused = 'http.maxConnectionsPerAddress'
-      else if (opts.budget !== undefined && !opts.budget.take()) refused = 'limits.maxConnections'
+      let refused: SluiceError | undefined
+      if (counters.connections >= opts.limit) refused = errors.tooManyConnections('http.maxConnections', opts.limit)
+      else if ((this.#byAddress.get(address) ?? 0) >= opts.limitPerAddress) refused = errors.tooManyConnections('http.maxConnectionsPerAddress', opts.limitPerAddress)
+      else if (opts.budget !== undefined && !opts.budget.take()) refused = errors.tooManyConnections('limits.maxConnections', undefined)
       if (refused !== undefined) {
-        hitLimit(refused)
         counters.connectionsRefused++
-        socket.on('error', () => undefined)
-        socket.destroy()
+        this.#refuse(socket, refused)
         return
       }
       counters.connections++
@@ -119,6 +127,27 @@ export class ConnectionGuard {
         opts.budget?.give()
         give(this.#byAddress, address)
       })
+      for (const l of inner) l.call(server, socket)
+    })
+  }
+
+  #refuse(socket: Socket, e: SluiceError): void {
+    socket.on('error', () => undefined)
+    if (this.#answering >= refusalsAnsweredMax) {
+      socket.destroy()
+      return
+    }
+    this.#answering++
+    const body = JSON.stringify(e.toJSON())
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`)
+    // Whatever the client sends meanwhile is read and dropped, so that it reads the answer
+    // rather than a reset.
+    socket.resume()
+    const timer = setTimeout(() => socket.destroy(), refusalLingerMs)
+    timer.unref()
+    socket.once('close', () => {
+      clearTimeout(timer)
+      this.#answering--
     })
   }
 
