@@ -15,7 +15,7 @@ import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
 import { ConnectionBudget, type IngestListener } from './ingest/tcp/server.js'
 import { errors } from './errors.js'
-import { buildHttpApp } from './ingest/http/app.js'
+import { buildHttpApp, httpListenerView } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
 import type { Logger } from './logger.js'
 import { metaDir, openMeta, type MetaStore } from './meta/index.js'
@@ -262,7 +262,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     throw errors.startup(`listener: ${(err as Error).message}`, err)
   }
   broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, limiter, alarms, startedAt: Date.now() }
-  metrics.bind({ publisher, streams, groups, limiter, alarms, listeners, ingestErrors })
+  metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors })
   logger.info({ dataDir: server.dataDir, streams: streams.all().map((s) => ({ name: s.name, ...s.log.stats() })) }, 'ready')
 
   const openStreams = streams

@@ -4,10 +4,10 @@ import { fastify, type FastifyInstance, type FastifyReply } from 'fastify'
 import { errors, SluiceError } from '../../errors.js'
 import type { HttpListenerConfig, LimitsConfig } from '../../config/index.js'
 import type { Metrics } from '../../metrics/index.js'
-import type { ConnectionBudget } from '../tcp/server.js'
+import { newCounters, type ConnectionBudget, type ListenerCounters } from '../tcp/server.js'
 import { beginBody, drainAfterAnswer, hasBodyPending, isDraining, type BodyLimits } from './body.js'
 import { registerRoutes, type BrokerView } from './routes.js'
-import { clientAddress, ConnectionGuard, RequestSlots, type ConnectionCounters, type Ticket } from './slots.js'
+import { clientAddress, ConnectionGuard, RequestSlots, type Ticket } from './slots.js'
 
 export interface HttpDeps {
   /** undefined until recovery has finished: /readyz and the data routes answer 503 until then. */
@@ -26,15 +26,16 @@ export interface HttpDeps {
 export const nameMaxChars = 200
 export const maxParamChars = 3 * nameMaxChars
 
-/** The HTTP door's own counters, read by /metrics like a TCP listener's. */
-export interface HttpCounters extends ConnectionCounters {
-  requestsRefused: number
+/** The HTTP door's own counters, shown by /metrics beside the TCP listeners' (listener="http"). */
+export interface HttpListenerView {
+  readonly options: { readonly name: 'http' }
+  readonly counters: ListenerCounters
 }
 
-const counters = new WeakMap<FastifyInstance, HttpCounters>()
+const views = new WeakMap<FastifyInstance, HttpListenerView>()
 
-export function httpCounters(app: FastifyInstance): HttpCounters {
-  return counters.get(app) ?? { connections: 0, connectionsTotal: 0, connectionsRefused: 0, requestsRefused: 0 }
+export function httpListenerView(app: FastifyInstance): HttpListenerView {
+  return views.get(app) ?? { options: { name: 'http' }, counters: newCounters() }
 }
 
 /** Maps fastify's own failures onto the one error shape. */
@@ -103,8 +104,8 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     },
   })
 
-  const counts: HttpCounters = { connections: 0, connectionsTotal: 0, connectionsRefused: 0, requestsRefused: 0 }
-  counters.set(app, counts)
+  const counts = newCounters()
+  views.set(app, { options: { name: 'http' }, counters: counts })
   const connections = new ConnectionGuard(app.server, { limit: http.maxConnections, limitPerAddress: http.maxConnectionsPerAddress, firstRequestMs: http.headersTimeoutMs, budget: deps.budget }, counts)
   let closing = false
   app.addHook('preClose', async () => {
@@ -126,10 +127,7 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     if (!req.url.startsWith('/v1/')) return
     const socket = req.raw.socket
     const ticket = slots.acquire(clientAddress(socket))
-    if (ticket instanceof SluiceError) {
-      counts.requestsRefused++
-      throw ticket
-    }
+    if (ticket instanceof SluiceError) throw ticket
     let onSocket = held.get(socket)
     if (onSocket === undefined) {
       const set = new Set<Ticket>()

@@ -80,5 +80,15 @@ describe('slow and greedy clients do not shut others out', () => {
     expect(((await fourth.json()) as WireError).error).toMatchObject({ code: 'too_many_connections', details: { limit: 'limits.maxConnections' } })
     held[0]!.destroy()
     await until('a place in the shared budget', async () => (await postNdjson(url, 'logs', [{ service: 'a', level: 'b' }])).status === 200)
+    for (const h of held) h.destroy()
+    let metrics = ''
+    await until('/metrics answers', async () => {
+      const res = await fetch(`${url}/metrics`)
+      metrics = await res.text()
+      return res.status === 200
+    })
+    expect(metrics).toMatch(/^sluice_limit_hits_total\{limit="limits\.maxConnections"\} [1-9]/m)
+    expect(metrics).toMatch(/^sluice_connections_total\{listener="http"\} [1-9]/m)
+    expect(metrics).toMatch(/^sluice_connections\{listener="http"\} [1-9]/m)
   })
 })
