@@ -82,6 +82,8 @@ export const errors = {
   unknownStream: (stream: string) => new SluiceError('SLUICE_ERR_UNKNOWN_STREAM', `stream "${stream}" does not exist`, 404, false, { stream }),
   badEvent: (line: number, why: string, unit: 'line' | 'event' = 'line') =>
     new SluiceError('SLUICE_ERR_BAD_EVENT', `${unit} ${line}: ${why}; nothing was stored`, 400, false, { [unit]: line }),
+  eventTooDeep: (line: number, maxDepth: number, unit: 'line' | 'event' = 'line') =>
+    counted('limits.maxEventDepth', new SluiceError('SLUICE_ERR_BAD_EVENT', `${unit} ${line}: nested more than ${maxDepth} levels deep, over server.limits.maxEventDepth; nothing was stored`, 400, false, { [unit]: line, limit: 'maxEventDepth', limitDepth: maxDepth })),
   badRequest: (why: string, details?: ErrorDetails) => new SluiceError('SLUICE_ERR_BAD_REQUEST', why, 400, false, details),
   bodyTooLarge: (bytes: number, limit: number) =>
     counted('maxBodySize', new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `request body of ${bytes} bytes or more is over server.limits.maxBodySize (${limit} bytes); nothing was stored`, 413, false, { limit: 'maxBodySize', limitBytes: limit })),

@@ -130,7 +130,7 @@ export class BrokerPublisher implements Publisher {
     this.#meta = meta
     this.#dedup = dedup
     this.#now = now
-    this.#limits = { maxEventBytes: config.server.limits.maxEventBytes }
+    this.#limits = { maxEventBytes: config.server.limits.maxEventBytes, maxEventDepth: config.server.limits.maxEventDepth }
   }
 
   exchangeConfig(name: string): ExchangeConfig | undefined {

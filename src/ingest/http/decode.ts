@@ -1,9 +1,9 @@
 import { isUtf8 } from 'node:buffer'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { errors } from '../../errors.js'
-import { hitLimit } from '../../limits.js'
 import { timestampMaxMs } from '../../log/format.js'
 import type { PublishEvent } from '../../streams/publisher.js'
+import { nestedDeeperThan } from '../../streams/validate.js'
 
 export interface DecodeOptions {
   readonly envelope: boolean
@@ -109,24 +109,14 @@ function isBlank(buf: Buffer, start: number, stop: number): boolean {
   return true
 }
 
-/** True when `v` nests objects and arrays more than `max` deep. Recursion stops at `max`. */
-function deeperThan(v: unknown, max: number): boolean {
-  if (typeof v !== 'object' || v === null) return false
-  if (max === 0) return true
-  if (Array.isArray(v)) {
-    for (const x of v as unknown[]) if (deeperThan(x, max - 1)) return true
-    return false
-  }
-  const o = v as Record<string, unknown>
-  for (const k in o) if (deeperThan(o[k], max - 1)) return true
-  return false
-}
-
-/** An envelope adds one level around its body, so it is checked against `limit` = maxDepth + 1. */
+/**
+ * The publish path checks every door's events (streams/validate.ts); this earlier check, on the
+ * parsed value before anything re-serialises it, keeps JSON.stringify (JSON arrays, envelopes)
+ * from overflowing the stack. An envelope adds one level around its body, so it is checked
+ * against `limit` = maxDepth + 1.
+ */
 function checkDepth(value: unknown, limit: number, n: number, unit: Unit, maxDepth: number): void {
-  if (!deeperThan(value, limit)) return
-  hitLimit('limits.maxEventDepth')
-  throw errors.badEvent(n, `nested more than ${maxDepth} levels deep, over server.limits.maxEventDepth`, unit)
+  if (nestedDeeperThan(value, limit)) throw errors.eventTooDeep(n, maxDepth, unit)
 }
 
 /**
