@@ -537,16 +537,32 @@ export class Log {
     this.#waiters = still
   }
 
-  /** Resolves true once `offset` is durable and readable, false after `timeoutMs` or on close. */
-  waitFor(offset: number, timeoutMs: number): Promise<boolean> {
+  /**
+   * Resolves true once `offset` is durable and readable, false after `timeoutMs`, on close, or
+   * when `signal` aborts (a server stopping answers its long polls rather than waiting them out).
+   */
+  waitFor(offset: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (offset < this.#endOffset) return Promise.resolve(true)
-    if (this.#state !== 'open' || timeoutMs <= 0) return Promise.resolve(false)
+    if (this.#state !== 'open' || timeoutMs <= 0 || signal?.aborted === true) return Promise.resolve(false)
     return new Promise((resolve) => {
-      const w: Waiter = { offset, resolve, timer: undefined }
-      w.timer = setTimeout(() => {
+      const onAbort = (): void => {
+        clearTimeout(w.timer)
         this.#waiters = this.#waiters.filter((x) => x !== w)
         resolve(false)
+      }
+      const w: Waiter = {
+        offset,
+        resolve: (ready) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(ready)
+        },
+        timer: undefined,
+      }
+      w.timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((x) => x !== w)
+        w.resolve(false)
       }, timeoutMs)
+      signal?.addEventListener('abort', onAbort, { once: true })
       this.#waiters.push(w)
     })
   }

@@ -108,9 +108,13 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   views.set(app, { options: { name: 'http' }, counters: counts })
   const connections = new ConnectionGuard(app.server, { limit: http.maxConnections, limitPerAddress: http.maxConnectionsPerAddress, firstRequestMs: http.headersTimeoutMs, budget: deps.budget }, counts)
   let closing = false
+  // Aborted as the door stops taking connections: long polls answer with what they have, so the
+  // requests in flight end promptly and before the groups they wait on close.
+  const shutdown = new AbortController()
   app.addHook('preClose', async () => {
     closing = true
     connections.closeUnused()
+    shutdown.abort()
   })
 
   // Every request's body clock starts at its headers: the body deadline and the drain deadline.
@@ -155,7 +159,8 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
 
   // An answer sent before its body has all arrived: discard the rest before letting go (see body.ts).
   app.addHook('onSend', async (req, reply, payload) => {
-    if (drainAfterAnswer(req.raw as IncomingMessage, body, closing)) void reply.header('connection', 'close')
+    // While closing, every answer ends its connection: the server's close waits on each one.
+    if (drainAfterAnswer(req.raw as IncomingMessage, body, closing) || closing) void reply.header('connection', 'close')
     else if (!req.raw.complete && !closing && reply.getHeader('connection') === 'close') reply.removeHeader('connection')
     return payload
   })
@@ -189,6 +194,6 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     }
     return { status: 'ready' }
   })
-  registerRoutes(app, deps.getBroker, { ...body, maxEventBytes: limits.maxEventBytes, maxEventsPerRequest: limits.maxEventsPerRequest, maxEventDepth: limits.maxEventDepth })
+  registerRoutes(app, deps.getBroker, { ...body, maxEventBytes: limits.maxEventBytes, maxEventsPerRequest: limits.maxEventsPerRequest, maxEventDepth: limits.maxEventDepth }, shutdown.signal)
   return app
 }

@@ -91,7 +91,7 @@ function settleAnswer(results: TagResult[]): Record<string, unknown> {
   }
 }
 
-export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyReply) => ConsumeView): void {
+export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyReply) => ConsumeView, closing: AbortSignal): void {
   const group = (req: FastifyRequest<{ Params: { group: string } }>, reply: FastifyReply): ConsumerGroup => {
     const g = get(reply).groups.get(req.params.group)
     if (g === undefined) throw errors.unknownGroup(req.params.group)
@@ -128,7 +128,8 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
       if (!res.writableFinished) gone.abort()
     }
     res.once('close', onClose)
-    const deliveries = await g.fetch(consumer, max, waitMs, gone.signal)
+    // A stopping server ends the poll too, before its groups close: answered, not reset.
+    const deliveries = await g.fetch(consumer, max, waitMs, AbortSignal.any([gone.signal, closing]))
     if (deliveries.length > 0) {
       const tags = deliveries.map((d) => d.tag)
       res.removeListener('close', onClose)

@@ -52,7 +52,8 @@ export interface RouteLimits extends BodyLimits {
 
 const eventTypes = ['application/json', 'application/x-ndjson', 'application/jsonl', 'application/ndjson']
 
-export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits): void {
+/** `closing` aborts when the server stops: long polls then answer with what they have. */
+export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits, closing: AbortSignal): void {
   // Bodies stay raw buffers: NDJSON lines are stored as they came, without a parse/stringify trip.
   // The door reads them itself (readBody) for its limits: decoded size, gzip, the body deadline.
   app.removeAllContentTypeParsers()
@@ -65,7 +66,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     return readBody(req.raw, limits)
   })
 
-  registerGroupRoutes(app, (reply) => brokerOr503(getBroker, reply))
+  registerGroupRoutes(app, (reply) => brokerOr503(getBroker, reply), closing)
 
   app.post<{ Params: { exchange: string }; Querystring: { routingKey?: string; envelope?: string } }>('/v1/exchanges/:exchange/publish', async (req, reply) => {
     const broker = brokerOr503(getBroker, reply)
@@ -104,7 +105,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
       from = await log.offsetForTime(t)
     }
     if (from < log.startOffset) from = log.startOffset
-    if (from >= log.endOffset && waitMs > 0) await log.waitFor(from, waitMs)
+    if (from >= log.endOffset && waitMs > 0) await log.waitFor(from, waitMs, closing)
     const { records, nextOffset } = await log.read(from, { maxRecords: limit })
     const events = records.map(wireEventJson).join(',')
     return reply
