@@ -2,7 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
-import type { StreamConfig } from './config/index.js'
+import type { ListenerConfig, ServerConfig, StreamConfig } from './config/index.js'
 import { GroupRegistry, Redriver } from './consumers/index.js'
 import { shielded } from './background.js'
 import { Alarms } from './flow/alarms.js'
@@ -17,6 +17,7 @@ import { ConnectionBudget, type IngestListener } from './ingest/tcp/server.js'
 import { errors } from './errors.js'
 import { buildHttpApp, httpListenerView } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
+import { Lifecycle, type Part } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { metaDir, openMeta, type MetaStore } from './meta/index.js'
 import { metaReserveBytes } from './meta/reserve.js'
@@ -101,111 +102,111 @@ export function routerFromConfig(config: Config): Router {
   return new Router(exchanges, bindings)
 }
 
-/**
- * Composition root: Config in, running broker out. HTTP listens first so /healthz answers and
- * /readyz says "recovering" while the logs open; the data routes come up once recovery is done.
- */
-export async function startServer(config: Config, logger: Logger): Promise<SluiceServer> {
-  let broker: BrokerView | undefined
-  const { server } = config
-  const metrics = new Metrics()
-  // server.limits.maxConnections: one count of open connections across every door, HTTP included.
-  const tcpBudget = new ConnectionBudget(server.limits.maxConnections)
-  const app: FastifyInstance = buildHttpApp(
-    {
-      getBroker: () => broker,
-      metrics,
-      http: server.http,
-      limits: server.limits,
-      budget: tcpBudget,
-    },
-    (err) => logger.error({ err }, 'internal error in an HTTP request'),
-  )
-  try {
-    await app.listen({ host: server.http.host, port: server.http.port })
-  } catch (err) {
-    throw errors.startup(`HTTP listener on ${server.http.host}:${server.http.port}: ${(err as Error).message}`, err)
-  }
-  const address = app.server.address()
-  const httpUrl = typeof address === 'object' && address !== null ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address)
-  logger.info({ url: httpUrl }, 'http listener up')
+/** A part that hands something to the parts after it. */
+type Opened<T> = Part & T
 
-  let meta: MetaStore | undefined
-  let streams: StreamRegistry | undefined
-  let publisher: BrokerPublisher
-  let dedup: DedupWindow
-  let groups: GroupRegistry
-  let catalog: Catalog
-  let redriver: Redriver
-  const router = routerFromConfig(config)
+/** The metadata store; its close releases the store's lock on the data dir. */
+async function openMetaStore(dataDir: string): Promise<Opened<{ meta: MetaStore }>> {
+  await checkWritable(dataDir)
+  // The store keeps a reserve beside it so it can start on a full disk.
+  const meta = await openMeta(metaDir(dataDir), { reserveBytes: metaReserveBytes })
+  return { meta, close: () => meta.close() }
+}
+
+interface StreamDeps {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly onWriteError: (err: unknown, stream: string) => void
+}
+
+async function openStreams(config: Config, deps: StreamDeps): Promise<Opened<{ streams: StreamRegistry }>> {
+  const { server } = config
   // Every stream's sealed segments share one bounded pool of read handles.
-  const segmentFiles = new SegmentFilePool(server.limits.maxOpenSegmentFiles)
-  // Until the alarms exist (they start after recovery), a failed write is only logged by its log.
-  let onStreamWriteError: (err: unknown, stream: string) => void = () => undefined
-  try {
-    await checkWritable(server.dataDir)
-    // The store keeps a reserve beside it so it can start on a full disk.
-    meta = await openMeta(metaDir(server.dataDir), { reserveBytes: metaReserveBytes })
-    streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, logger, (name) => metrics.logObserver(name), {
-      files: segmentFiles,
-      onWriteError: (err, stream) => onStreamWriteError(err, stream),
-    })
-    dedup = new DedupWindow(meta, dedupIdsMax)
-    publisher = new BrokerPublisher(config, router, streams, meta, dedup)
-    // Run-time definitions (AMQP declarations) come back before the dedup window loads and
-    // before groups open, so groups on run-time streams and exchanges find them.
-    catalog = await Catalog.open({
-      config,
-      router,
-      publisher,
-      streams,
-      meta,
-      logger,
-      observer: (name) => metrics.logObserver(name),
-      ...(server.amqp.enabled ? { builtins: builtinExchanges, defaultExchange: defaultExchangeName } : {}),
-    })
-    const windowMs = Math.max(0, ...publisher.exchangeConfigs().map((e) => e.dedupWindowMs))
-    const logs = new Map(streams.all().map((s) => [s.name, s.log]))
-    const loaded = await dedup.load(dedupScopes(streams, publisher), logs, windowMs, Date.now())
-    logger.info(loaded, 'dedup window loaded')
-    // Before groups open: a group may dead-letter as soon as it opens, at offsets the clamp must
-    // not mistake for redriven ones.
-    redriver = new Redriver(meta, publisher)
-    const logEnds = streams
-    const droppedRedriven = await redriver.load((name) => logEnds.get(name)?.log.endOffset)
-    if (droppedRedriven > 0) logger.warn({ dropped: droppedRedriven }, 'redrive marks past the end of their logs dropped')
-    const cat = catalog
-    groups = await GroupRegistry.open(config, streams, meta, publisher, logger, () => cat.exchanges().map((e) => e.config))
-    const g = groups
-    publisher.admission = (stream, events) => g.admit(stream, events)
-  } catch (err) {
-    await app.close()
-    await streams?.close()
-    await meta?.close()
-    throw errors.startup(`opening data dir ${server.dataDir}: ${(err as Error).message}`, err)
-  }
+  const files = new SegmentFilePool(server.limits.maxOpenSegmentFiles)
+  const streams = await StreamRegistry.open(server.dataDir, streamConfigs(config), server.durability, deps.logger, (name) => deps.metrics.logObserver(name), {
+    files,
+    onWriteError: deps.onWriteError,
+  })
+  return { streams, close: () => streams.close() }
+}
+
+interface Catalogued {
+  readonly router: Router
+  readonly dedup: DedupWindow
+  readonly publisher: BrokerPublisher
+  readonly catalog: Catalog
+  readonly redriver: Redriver
+}
+
+/** Routing, the dedup window, run-time definitions and redrive marks: memory only, nothing to close. */
+async function openCatalog(config: Config, deps: { meta: MetaStore; streams: StreamRegistry; logger: Logger; metrics: Metrics }): Promise<Opened<Catalogued>> {
+  const { meta, streams, logger, metrics } = deps
+  const router = routerFromConfig(config)
+  const dedup = new DedupWindow(meta, dedupIdsMax)
+  const publisher = new BrokerPublisher(config, router, streams, meta, dedup)
+  // Run-time definitions (AMQP declarations) come back before the dedup window loads and
+  // before groups open, so groups on run-time streams and exchanges find them.
+  const catalog = await Catalog.open({
+    config,
+    router,
+    publisher,
+    streams,
+    meta,
+    logger,
+    observer: (name) => metrics.logObserver(name),
+    ...(config.server.amqp.enabled ? { builtins: builtinExchanges, defaultExchange: defaultExchangeName } : {}),
+  })
+  const windowMs = Math.max(0, ...publisher.exchangeConfigs().map((e) => e.dedupWindowMs))
+  const logs = new Map(streams.all().map((s) => [s.name, s.log]))
+  const loaded = await dedup.load(dedupScopes(streams, publisher), logs, windowMs, Date.now())
+  logger.info(loaded, 'dedup window loaded')
+  // Before groups open: a group may dead-letter as soon as it opens, at offsets the clamp must
+  // not mistake for redriven ones.
+  const redriver = new Redriver(meta, publisher)
+  const droppedRedriven = await redriver.load((name) => streams.get(name)?.log.endOffset)
+  if (droppedRedriven > 0) logger.warn({ dropped: droppedRedriven }, 'redrive marks past the end of their logs dropped')
+  return { router, dedup, publisher, catalog, redriver, close: () => undefined }
+}
+
+async function openGroups(config: Config, deps: { streams: StreamRegistry; meta: MetaStore; publisher: BrokerPublisher; catalog: Catalog; logger: Logger }): Promise<Opened<{ groups: GroupRegistry }>> {
+  const { streams, meta, publisher, catalog, logger } = deps
+  const groups = await GroupRegistry.open(config, streams, meta, publisher, logger, () => catalog.exchanges().map((e) => e.config))
+  publisher.admission = (stream, events) => groups.admit(stream, events)
+  return { groups, close: () => groups.close() }
+}
+
+/** Stream rates, retention and dedup expiry: timers, all cleared at close. */
+function openBackground(deps: { streams: StreamRegistry; groups: GroupRegistry; meta: MetaStore; dedup: DedupWindow; publisher: BrokerPublisher; logger: Logger }): Opened<{ rates: StreamRates }> {
+  const { streams, groups, meta, dedup, publisher, logger } = deps
   const rates = new StreamRates(streams)
   rates.start()
-  const g2 = groups
   streams.startRetention(
     retentionCheckMs,
     (err, stream) => logger.error({ err, stream }, 'retention failed'),
-    (stream) => g2.settledFloor(stream),
+    (stream) => groups.settledFloor(stream),
   )
-  const m = meta
-  const openStreamsForDedup = streams
   const expireTimer = setInterval(
     shielded(
       'dedup.expire',
-      () => dedup.expire(dedupScopes(openStreamsForDedup, publisher), Date.now(), dedupExpireBatch, (ops) => m.write(ops, { sync: false })),
+      () => dedup.expire(dedupScopes(streams, publisher), Date.now(), dedupExpireBatch, (ops) => meta.write(ops, { sync: false })),
       (err) => logger.error({ err }, 'dedup expiry failed'),
     ),
     dedupExpireEveryMs,
   )
   expireTimer.unref()
-  const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream))
-  const limiter = new RateLimiter(config.rateLimits)
-  publisher.limiter = limiter
+  return {
+    rates,
+    close: () => {
+      clearInterval(expireTimer)
+      streams.stopRetention()
+      rates.stop()
+    },
+  }
+}
+
+/** Memory and disk alarms, and the gate they put on every publish. */
+async function openAlarms(server: ServerConfig, deps: { publisher: BrokerPublisher; logger: Logger }): Promise<Opened<{ alarms: Alarms; onAlarm: (fn: (blocked: boolean) => void) => () => void }>> {
+  const { publisher, logger } = deps
   const alarmWatchers = new Set<(blocked: boolean) => void>()
   const alarms: Alarms = new Alarms({
     ...server.alarms,
@@ -225,65 +226,150 @@ export async function startServer(config: Config, logger: Logger): Promise<Sluic
     const short = alarms.admitDisk(bytes)
     if (short !== undefined) throw errors.diskSpace(short.requestBytes, short.freeBytes, short.limitBytes, alarmRetryMs)
   }
+  const onAlarm = (fn: (blocked: boolean) => void): (() => void) => {
+    alarmWatchers.add(fn)
+    return () => alarmWatchers.delete(fn)
+  }
+  return { alarms, onAlarm, close: () => alarms.stop() }
+}
+
+/** One door: made, then listening. A door that cannot listen lets go of what it took and says where. */
+async function openDoor(name: string, at: ListenerConfig, make: () => IngestListener | Promise<IngestListener>): Promise<Opened<{ listener: IngestListener }>> {
+  const listener = await make()
+  try {
+    await listener.listen()
+  } catch (err) {
+    await listener.close().catch(() => undefined)
+    throw errors.startup(`${name} listener on ${at.host}:${at.port}: ${(err as Error).message}`, err)
+  }
+  return { listener, close: () => listener.close() }
+}
+
+/**
+ * Composition root: Config in, running broker out, as a stack of parts (src/lifecycle.ts), each
+ * opened with its slice of the configuration. The HTTP door listens first so /healthz answers and
+ * /readyz says "recovering" while the logs open; its data routes come up last, once every other
+ * door listens. Parts close in reverse order, on a failed start as on a stop: the data routes
+ * first (long polls answered while their groups are still open), then the other doors, alarms and
+ * timers, the groups, the logs, the store and its lock, and at last the HTTP listener.
+ */
+export async function startServer(config: Config, logger: Logger): Promise<SluiceServer> {
+  const parts = new Lifecycle(logger)
+  try {
+    return await openParts(config, logger, parts)
+  } catch (err) {
+    // Everything opened is let go, so this process can start again on the same data dir.
+    await parts.close()
+    throw err
+  }
+}
+
+async function openParts(config: Config, logger: Logger, parts: Lifecycle): Promise<SluiceServer> {
+  let broker: BrokerView | undefined
+  const { server } = config
+  const metrics = new Metrics()
+  // server.limits.maxConnections: one count of open connections across every door, HTTP included.
+  const tcpBudget = new ConnectionBudget(server.limits.maxConnections)
+  const app: FastifyInstance = buildHttpApp(
+    {
+      getBroker: () => broker,
+      metrics,
+      http: server.http,
+      limits: server.limits,
+      budget: tcpBudget,
+    },
+    (err) => logger.error({ err }, 'internal error in an HTTP request'),
+  )
+  // Both HTTP parts close the one app: the data routes' close on a stop, the listener's when a
+  // start fails before the routes came up.
+  let appClosed: Promise<void> | undefined
+  const closeApp = (): Promise<void> => (appClosed ??= app.close())
+  await parts.open('http listener', async () => {
+    try {
+      await app.listen({ host: server.http.host, port: server.http.port })
+    } catch (err) {
+      await closeApp().catch(() => undefined)
+      throw errors.startup(`HTTP listener on ${server.http.host}:${server.http.port}: ${(err as Error).message}`, err)
+    }
+    return { close: closeApp }
+  })
+  const address = app.server.address()
+  const httpUrl = typeof address === 'object' && address !== null ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address)
+  logger.info({ url: httpUrl }, 'http listener up')
+
+  const dataPart = <P extends Part>(name: string, open: () => Promise<P>): Promise<P> =>
+    parts.open(name, open).catch((err: unknown) => {
+      throw errors.startup(`opening data dir ${server.dataDir}: ${(err as Error).message}`, err)
+    })
+  // Until the alarms exist (they start after recovery), a failed write is only logged by its log.
+  let onStreamWriteError: (err: unknown, stream: string) => void = () => undefined
+  const { meta } = await dataPart('meta store', () => openMetaStore(server.dataDir))
+  const { streams } = await dataPart('streams', () => openStreams(config, { logger, metrics, onWriteError: (err, stream) => onStreamWriteError(err, stream) }))
+  const { router, dedup, publisher, catalog, redriver } = await dataPart('catalog', () => openCatalog(config, { meta, streams, logger, metrics }))
+  const { groups } = await dataPart('groups', () => openGroups(config, { streams, meta, publisher, catalog, logger }))
+  const { rates } = await parts.open('background', () => openBackground({ streams, groups, meta, dedup, publisher, logger }))
+  const limiter = new RateLimiter(config.rateLimits)
+  publisher.limiter = limiter
+  const { alarms, onAlarm } = await parts.open('alarms', () => openAlarms(server, { publisher, logger }))
   // A stream that found the disk full raises the disk alarm at once; its log has rolled back.
   onStreamWriteError = (err) => alarms.noteWriteError(err)
+  // What the doors set aside is written before the streams close.
+  const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream))
+  await parts.open('ingest errors', () => ({ close: () => ingestErrors.drain() }))
+
   const listeners: IngestListener[] = []
-  try {
-    if (server.ndjson.enabled && server.ndjson.exchange !== null) listeners.push(ndjsonListener(server.ndjson, server.ndjson.exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
-    if (server.syslog.enabled && server.syslog.exchange !== null) {
-      listeners.push(syslogTcpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
-      if (server.syslog.udp) listeners.push(new SyslogUdpListener(server.syslog, server.syslog.exchange, publisher, ingestErrors, logger))
-    }
-    if (server.amqp.enabled) {
-      listeners.push(
-        await amqpListener({
-          config: server.amqp,
-          users: config.auth.users,
-          maxConnections: server.limits.maxConnections,
-          budget: tcpBudget,
-          bodySizeMax: server.limits.maxEventBytes,
-          logger,
-          vhost: { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked },
-          onAlarm: (fn) => {
-            alarmWatchers.add(fn)
-            return () => alarmWatchers.delete(fn)
-          },
-        }),
-      )
-    }
-    for (const l of listeners) await l.listen()
-  } catch (err) {
-    for (const l of listeners) await l.close().catch(() => undefined)
-    alarms.stop()
-    await app.close()
-    await groups.close()
-    await streams.close()
-    await meta.close()
-    throw errors.startup(`listener: ${(err as Error).message}`, err)
+  const door = async (name: string, at: ListenerConfig, make: () => IngestListener | Promise<IngestListener>): Promise<void> => {
+    const { listener } = await parts.open(name, () => openDoor(name, at, make))
+    listeners.push(listener)
   }
-  broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, limiter, alarms, startedAt: Date.now() }
-  metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors })
+  if (server.ndjson.enabled && server.ndjson.exchange !== null) {
+    const exchange = server.ndjson.exchange
+    await door('NDJSON', server.ndjson, () => ndjsonListener(server.ndjson, exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
+  }
+  if (server.syslog.enabled && server.syslog.exchange !== null) {
+    const exchange = server.syslog.exchange
+    await door('syslog TCP', server.syslog, () => syslogTcpListener(server.syslog, exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
+    if (server.syslog.udp) await door('syslog UDP', server.syslog, () => new SyslogUdpListener(server.syslog, exchange, publisher, ingestErrors, logger))
+  }
+  if (server.amqp.enabled) {
+    await door('AMQP', server.amqp, () =>
+      amqpListener({
+        config: server.amqp,
+        users: config.auth.users,
+        maxConnections: server.limits.maxConnections,
+        budget: tcpBudget,
+        bodySizeMax: server.limits.maxEventBytes,
+        logger,
+        vhost: { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked },
+        onAlarm,
+      }),
+    )
+  }
+
+  await parts.open('metrics', () => {
+    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors })
+    return { close: () => undefined }
+  })
+  // The data routes close first: new requests get our 503 not_ready with Retry-After, the door
+  // stops taking connections, and long polls answer with what they have while the groups they
+  // wait on are still open; requests already running hold their own reference to the broker.
+  await parts.open('http routes', () => {
+    broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, limiter, alarms, startedAt: Date.now() }
+    return {
+      close: () => {
+        broker = undefined
+        return closeApp()
+      },
+    }
+  })
   logger.info({ dataDir: server.dataDir, streams: streams.all().map((s) => ({ name: s.name, ...s.log.stats() })) }, 'ready')
 
-  const openStreams = streams
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      // Stop taking requests and let in-flight confirms finish, then sync and close the logs.
-      // New HTTP requests get our 503 not_ready with Retry-After; those already running hold
-      // their own reference to the broker and finish.
-      broker = undefined
-      alarms.stop()
-      await Promise.all(listeners.map((l) => l.close()))
-      await app.close()
-      await ingestErrors.drain()
-      clearInterval(expireTimer)
-      rates.stop()
-      await groups.close()
-      await openStreams.close()
-      await m.close()
+    stopping ??= parts.close().then((failures) => {
+      if (failures.length > 0) throw new AggregateError(failures.map((f) => f.error), `stopped, but ${failures.map((f) => f.part).join(', ')} failed to close`)
       logger.info({}, 'stopped')
-    })()
+    })
     return stopping
   }
   return { httpUrl, streams, meta, publisher, groups, listeners, alarms, stop }

@@ -133,8 +133,13 @@ export class StreamRegistry {
     this.#retentionTimer.unref()
   }
 
-  async close(): Promise<void> {
+  stopRetention(): void {
     if (this.#retentionTimer !== undefined) clearInterval(this.#retentionTimer)
+    this.#retentionTimer = undefined
+  }
+
+  async close(): Promise<void> {
+    this.stopRetention()
     const closed = await eachLimited([...this.#streams.values()], openConcurrency, (s) => s.log.close())
     const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) throw failed.reason
