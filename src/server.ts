@@ -347,7 +347,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   }
 
   await parts.open('metrics', () => {
-    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors })
+    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors, catalog })
     return { close: () => undefined }
   })
   // The data routes close first: new requests get our 503 not_ready with Retry-After, the door

@@ -32,6 +32,21 @@ export function checkReferences(v: Validated, problems: Problems): void {
   checkGroups(v, problems, at)
   checkRateLimits(v, problems, at)
   checkAlternateCycles(v, problems, at)
+  checkCounts(v, problems, at)
+}
+
+/** server.limits.maxStreams and maxGroups bound the file's declarations too, not only run time's. */
+function checkCounts(v: Validated, problems: Problems, at: At): void {
+  // `limits: 5` is reported already and leaves nothing to compare with.
+  const limits = (v.raw.server as typeof v.raw.server | null)?.limits as typeof v.raw.server.limits | null | undefined
+  const counts = [
+    { section: 'streams', what: 'streams', n: Object.keys(v.raw.streams).length, key: 'maxStreams', max: limits?.maxStreams },
+    { section: 'groups', what: 'groups', n: Object.keys(v.raw.groups).length, key: 'maxGroups', max: limits?.maxGroups },
+  ] as const
+  for (const c of counts) {
+    if (typeof c.max !== 'number' || c.n <= c.max) continue
+    problems.add(c.section, at(c.section), `${c.n} ${c.what} are declared, over server.limits.${c.key} (${c.max}); raise the limit or declare fewer`)
+  }
 }
 
 type At = (path: string) => Pos | undefined

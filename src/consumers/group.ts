@@ -75,6 +75,37 @@ export interface GroupDeps {
   readonly clock?: GroupClock | undefined
   readonly now?: () => number
   readonly random?: () => number
+  /** server.limits.maxConsumers, shared by every group of a registry; none: no limit. */
+  readonly members?: MemberBudget | undefined
+}
+
+/**
+ * server.limits.maxConsumers: one count of members across the groups that share it, so many
+ * consumer names (an HTTP client making up a new one per fetch) cannot grow memory without end.
+ * A member counts from its first subscribe or fetch until it is removed or its group closes.
+ */
+export class MemberBudget {
+  #count = 0
+
+  constructor(readonly max: number) {}
+
+  get count(): number {
+    return this.#count
+  }
+
+  /** Throws SLUICE_ERR_TOO_MANY_CONSUMERS when one more member would not fit. */
+  check(group: string): void {
+    if (this.#count >= this.max) throw errors.tooManyConsumers(group, this.max)
+  }
+
+  take(group: string): void {
+    this.check(group)
+    this.#count++
+  }
+
+  give(n = 1): void {
+    this.#count = Math.max(0, this.#count - n)
+  }
 }
 
 interface Scheduled {
@@ -108,6 +139,7 @@ export class ConsumerGroup {
   readonly #logger: LogLogger | undefined
   readonly #clock: GroupClock
   readonly #random: () => number
+  readonly #members: MemberBudget | undefined
 
   #state!: CursorState
   #dispatch!: Dispatcher
@@ -137,6 +169,7 @@ export class ConsumerGroup {
     this.#logger = deps.logger
     this.#clock = deps.clock ?? (deps.now !== undefined ? clockWithNow(deps.now) : systemClock)
     this.#random = deps.random ?? Math.random
+    this.#members = deps.members
     const r = config.deliveryRatePerSec
     this.#rate = r === null ? undefined : new TokenBucket(r, Math.max(1, Math.ceil(r / 10)), this.#now())
     this.#deadlines = new Deadlines(
@@ -244,7 +277,7 @@ export class ConsumerGroup {
    */
   subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void): void {
     if (this.#closed) throw errors.groupClosed(this.name)
-    const m = this.#dispatch.member(consumer)
+    const m = this.#member(consumer)
     m.push = deliver
     m.retired = false
     m.prefetch = prefetch > 0 ? prefetch : undefined
@@ -269,8 +302,29 @@ export class ConsumerGroup {
     m.push = undefined
     m.retired = true
     this.#dispatch.returnAssigned(m)
-    if (release) this.#giveBack(this.#dispatch.remove(m))
+    if (release) this.#giveBack(this.#removeMember(m))
     void this.#pump()
+  }
+
+  /** The member of that name, made (and counted against server.limits.maxConsumers) on first sight. */
+  #member(name: string): Member {
+    if (!this.#dispatch.members.has(name)) this.#members?.take(this.name)
+    return this.#dispatch.member(name)
+  }
+
+  #removeMember(m: Member): Inflight[] {
+    // A closed group gave back all its members at once.
+    if (!this.#closed && this.#dispatch.members.has(m.name)) this.#members?.give()
+    return this.#dispatch.remove(m)
+  }
+
+  /**
+   * Throws SLUICE_ERR_TOO_MANY_CONSUMERS when `consumer` is new and server.limits.maxConsumers is
+   * reached, so a door can refuse before it sets anything up (AMQP answers basic.consume-ok
+   * before the first delivery).
+   */
+  admitMember(consumer: string): void {
+    if (!this.#dispatch.members.has(consumer)) this.#members?.check(this.name)
   }
 
   /** Deliveries a gone member held go back to the group at once, counted as delivered. */
@@ -289,7 +343,7 @@ export class ConsumerGroup {
   async fetch(consumer: string, max: number, waitMs: number, signal?: AbortSignal): Promise<Delivery[]> {
     if (this.#closed) throw errors.groupClosed(this.name)
     if (signal?.aborted === true) return []
-    const m = this.#dispatch.member(consumer)
+    const m = this.#member(consumer)
     if (m.waiter !== undefined) this.#answer(m, [])
     m.want = max
     const done = new Promise<Delivery[]>((resolve) => {
@@ -698,7 +752,7 @@ export class ConsumerGroup {
     for (const m of this.#dispatch.stale(this.config.sessionTimeoutMs)) {
       // Gone: what it held goes back to the group at once.
       const assigned = m.assigned.length
-      const held = this.#dispatch.remove(m)
+      const held = this.#removeMember(m)
       returned ||= assigned > 0
       this.#logger?.info({ group: this.name, member: m.name, returned: held.length + assigned }, 'member session timed out')
       this.#giveBack(held)
@@ -819,6 +873,7 @@ export class ConsumerGroup {
   }
 
   async close(): Promise<void> {
+    if (!this.#closed) this.#members?.give(this.#dispatch.members.size)
     this.#closed = true
     this.#deadlines.close()
     if (this.#sweep !== undefined) this.#clock.clearTimeout(this.#sweep)

@@ -5,7 +5,7 @@ import type { JsonValue, MetaStore } from '../meta/index.js'
 import type { Publisher } from '../streams/publisher.js'
 import type { StreamRegistry } from '../streams/registry.js'
 import type { DeadLetterSink } from './dead-letter.js'
-import { ConsumerGroup, groupKeyspaces, type GroupKeyspaces } from './group.js'
+import { ConsumerGroup, groupKeyspaces, MemberBudget, type GroupKeyspaces } from './group.js'
 
 /** Groups: those the YAML declares and those created at run time (kept in the metadata store). */
 export class GroupRegistry {
@@ -16,8 +16,15 @@ export class GroupRegistry {
   readonly #ks: GroupKeyspaces
   readonly #logger: LogLogger | undefined
   readonly #exchanges: () => Iterable<{ readonly name: string; readonly type: string }>
+  readonly #maxGroups: number
+  /** Declarations between their limit check and their group being open. */
+  #declaring = 0
+  /** server.limits.maxConsumers: members across every group here. */
+  readonly members: MemberBudget
 
   private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger, exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>) {
+    this.#maxGroups = config.server.limits.maxGroups
+    this.members = new MemberBudget(config.server.limits.maxConsumers)
     this.#streams = streams
     this.#meta = meta
     this.#publisher = publisher
@@ -97,8 +104,15 @@ export class GroupRegistry {
       if (JSON.stringify(existing.config) !== JSON.stringify(result.config)) throw errors.groupExists(name)
       return { created: false, group: existing }
     }
-    await this.#meta.definitions.put(['group', name], definition as JsonValue, { sync: true })
-    return { created: true, group: await this.#open(result.config) }
+    // Groups restored past a limit lowered since stay; nothing new is made until enough go.
+    if (this.#groups.size + this.#declaring >= this.#maxGroups) throw errors.tooManyGroups(name, this.#maxGroups)
+    this.#declaring++
+    try {
+      await this.#meta.definitions.put(['group', name], definition as JsonValue, { sync: true })
+      return { created: true, group: await this.#open(result.config) }
+    } finally {
+      this.#declaring--
+    }
   }
 
   /**
@@ -106,9 +120,13 @@ export class GroupRegistry {
    * exchanges that exist, so a run-time group obeys exactly what a YAML one would.
    */
   #validate(name: string, definition: unknown): { ok: true; config: GroupConfig } | { ok: false; problems: readonly string[] } {
+    const streams = this.#streams.all()
     const doc = {
+      // The counts are the catalog's and declare's to check; this document lists every stream
+      // only so references resolve, and must not fail a file's maxStreams for it.
+      server: { limits: { maxStreams: Math.max(1, streams.length) } },
       exchanges: Object.fromEntries([...this.#exchanges()].map((e) => [e.name, { type: e.type }])),
-      streams: Object.fromEntries(this.#streams.all().map((s) => [s.name, {}])),
+      streams: Object.fromEntries(streams.map((s) => [s.name, {}])),
       groups: { [name]: definition },
     }
     const result = validateConfigText(JSON.stringify(doc, null, 1), { env: {} })
@@ -119,7 +137,7 @@ export class GroupRegistry {
   async #open(config: GroupConfig): Promise<ConsumerGroup> {
     const stream = this.#streams.get(config.stream)
     if (stream === undefined) throw errors.unknownStream(config.stream)
-    const group = await ConsumerGroup.open(config, { stream, meta: this.#meta, keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger })
+    const group = await ConsumerGroup.open(config, { stream, meta: this.#meta, keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger, members: this.members })
     this.#groups.set(config.name, group)
     return group
   }

@@ -18,6 +18,8 @@ export interface MetricSources {
   readonly alarms: Alarms
   readonly listeners: ReadonlyArray<{ readonly options: { readonly name: string }; readonly counters: ListenerCounters }>
   readonly ingestErrors: { readonly recorded: number; readonly dropped: number }
+  /** The streams server.limits.maxStreams counts (the file's and run time's). */
+  readonly catalog?: { readonly streamCount: number } | undefined
 }
 
 // Latency buckets from 100 µs (a page-cache write) to 10 s (a stalled disk).
@@ -161,6 +163,13 @@ export class Metrics {
       g.set({ kind: 'read' }, f.readHandles)
     })
     counter('sluice_segment_file_opens_total', 'Read handles the segment file pool opened; a fast rise means server.limits.maxOpenSegmentFiles is small for the readers.', [], (c, s) => setCounter(c, {}, s.streams.files.stats().opens))
+
+    // Counts of things, each bounded by a limit (server.limits.maxStreams, maxGroups, maxConsumers).
+    gauge('sluice_streams', 'Streams declared in the file or at run time (the built-in ingest-errors not counted), as server.limits.maxStreams counts them.', [], (g, s) => {
+      g.set({}, s.catalog?.streamCount ?? s.streams.all().length)
+    })
+    gauge('sluice_groups', 'Consumer groups, as server.limits.maxGroups counts them.', [], (g, s) => g.set({}, s.groups.all().length))
+    gauge('sluice_consumers', 'Consumers across all groups (AMQP consumers, HTTP fetch consumers within their session), as server.limits.maxConsumers counts them.', [], (g, s) => g.set({}, s.groups.members.count))
 
     // Groups.
     const groupStats = async (s: MetricSources) => Promise.all(s.groups.all().map((g) => g.stats()))

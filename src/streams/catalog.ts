@@ -98,6 +98,8 @@ export class Catalog {
   readonly #streamAttributes = new Map<string, JsonValue | undefined>()
   readonly #configBindings = new Set<string>()
   readonly #durability: DurabilityConfig
+  /** Run-time declarations between their limit check and their stream being open. */
+  #declaring = 0
 
   private constructor(opts: CatalogOptions) {
     this.#opts = opts
@@ -235,14 +237,31 @@ export class Catalog {
     return { config: s.config, attributes: this.#streamAttributes.get(name), protected: !this.#streamAttributes.has(name) }
   }
 
+  /**
+   * Streams counted by server.limits.maxStreams: the file's and the run-time ones (not the
+   * built-in ingest-errors, which the file does not declare).
+   */
+  get streamCount(): number {
+    return Object.keys(this.#opts.config.streams).length + this.#streamAttributes.size
+  }
+
   /** Returns true when created, false when a stream of that name exists (its settings are kept). */
   async declareStream(d: StreamDeclaration): Promise<boolean> {
     if (!isValidName(d.name)) throw errors.badRequest(`stream name "${d.name}" is not valid: letters, digits, ".", "_" and "-", at most 200`)
     if (this.#opts.streams.get(d.name) !== undefined) return false
-    const config = this.#streamConfig(d.name, d.retention, d.segmentBytes)
-    const stored: StoredStream = { retention: config.retention, segmentBytes: config.segmentBytes, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
-    await this.#opts.meta.definitions.put(['stream', d.name], stored as unknown as JsonValue, { sync: true })
-    await this.#openStream(config, d.attributes)
+    // Restored run-time streams may already be past a limit lowered since: they stay, and
+    // nothing new is made until enough of them go.
+    const max = this.#opts.config.server.limits.maxStreams
+    if (this.streamCount + this.#declaring >= max) throw errors.tooManyStreams(d.name, max)
+    this.#declaring++
+    try {
+      const config = this.#streamConfig(d.name, d.retention, d.segmentBytes)
+      const stored: StoredStream = { retention: config.retention, segmentBytes: config.segmentBytes, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
+      await this.#opts.meta.definitions.put(['stream', d.name], stored as unknown as JsonValue, { sync: true })
+      await this.#openStream(config, d.attributes)
+    } finally {
+      this.#declaring--
+    }
     this.#bindDefault(d.name)
     return true
   }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { ConsumerGroup, Delivery } from '../../consumers/index.js'
 import { SluiceError } from '../../errors.js'
+import { hitLimit } from '../../limits.js'
 import type { PublishEvent } from '../../streams/publisher.js'
 import type { Command, ContentCommand } from './commands.js'
 import { encodeContent, encodeDeliver } from './content.js'
@@ -591,6 +592,11 @@ export class AmqpChannel {
     const q = vhost.use(this.#queueName(m.queue), this.#host.id)
     const tag = m.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : m.consumerTag
     if (this.#consumers.has(tag)) throw reply.reuseConsumerTag(tag)
+    const perChannel = vhost.limits.maxConsumersPerChannel
+    if (this.#consumers.size >= perChannel) {
+      hitLimit('amqp.maxConsumersPerChannel')
+      throw reply.notAllowed(`reached maximum (${perChannel}) of consumers per channel (server.amqp.maxConsumersPerChannel)`)
+    }
     const ownGroup = q.kind === 'stream'
     const group = q.kind === 'group' ? q.group : await vhost.streamConsumerGroup(q, tag, (m.arguments as FieldTable)['x-stream-offset'])
     const member = `${this.#host.id}/${this.number}/${tag}`
@@ -607,6 +613,8 @@ export class AmqpChannel {
       cancelledByServer: () => this.#cancelledByServer(c),
     }
     try {
+      // server.limits.maxConsumers: refused before consume-ok, with nothing set up.
+      group.admitMember(member)
       vhost.addConsumer(q.name, c)
     } catch (err) {
       if (ownGroup) await vhost.dropStreamConsumerGroup(group.name)

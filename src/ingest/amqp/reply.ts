@@ -95,6 +95,14 @@ export function replyFor(err: unknown, names: { queue?: string; exchange?: strin
       return reply.noQueue(names.queue ?? String(details.stream ?? details.group ?? ''))
     case 'SLUICE_ERR_DEFINITION_PROTECTED':
       return new AmqpReplyError(ReplyCode.ACCESS_REFUSED, err.message, {}, { cause: err })
+    // RabbitMQ's queue limits close the channel with 406 and say which limit; so do these.
+    case 'SLUICE_ERR_TOO_MANY_STREAMS':
+      return reply.precondition(`cannot declare queue '${names.queue ?? String(details.stream ?? '')}' ${vhost}: stream limit (${String(details.limitStreams)}) is reached (server.limits.maxStreams)`)
+    case 'SLUICE_ERR_TOO_MANY_GROUPS':
+      return reply.precondition(`cannot declare queue '${names.queue ?? String(details.group ?? '')}' ${vhost}: group limit (${String(details.limitGroups)}) is reached (server.limits.maxGroups)`)
+    // As RabbitMQ's consumer_max_per_channel and channel_max_per_node: 530, closing the connection.
+    case 'SLUICE_ERR_TOO_MANY_CONSUMERS':
+      return reply.notAllowed(`reached maximum (${String(details.limitConsumers)}) of consumers across all queues (server.limits.maxConsumers)`)
     case 'SLUICE_ERR_ROUTER_EXCHANGE_CONFLICT':
     case 'SLUICE_ERR_DEFINITION_IN_USE':
     case 'SLUICE_ERR_GROUP_EXISTS':

@@ -35,7 +35,7 @@ const limitLogEveryMs = 1000
  * over its connection limits, so the client's error says why.
  */
 export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListener> {
-  const vhost = new AmqpVhost(opts.vhost, { maxQueuesPerConnection: opts.config.maxQueuesPerConnection })
+  const vhost = new AmqpVhost(opts.vhost, { maxQueuesPerConnection: opts.config.maxQueuesPerConnection, maxConsumersPerChannel: opts.config.maxConsumersPerChannel })
   await vhost.start()
   const prefix = randomBytes(3).toString('hex')
   let seq = 0

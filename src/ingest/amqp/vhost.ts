@@ -3,6 +3,7 @@ import { isValidName } from '../../config/index.js'
 import type { ConsumerGroup, GroupRegistry } from '../../consumers/index.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { Logger } from '../../logger.js'
+import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { JsonValue } from '../../meta/index.js'
 import type { ExchangeType, Router } from '../../router/index.js'
@@ -87,6 +88,8 @@ const queueArgs = ['x-message-ttl', 'x-dead-letter-exchange', 'x-dead-letter-rou
 export interface VhostLimits {
   /** Exclusive and server-named queues one connection may hold at once. */
   readonly maxQueuesPerConnection: number
+  /** basic.consume consumers one channel may hold at once. */
+  readonly maxConsumersPerChannel: number
 }
 
 /** Server-named queues; clients cannot declare `amq.` names, so the prefix alone marks them. */
@@ -106,6 +109,10 @@ export class AmqpVhost {
   constructor(deps: VhostDeps, limits: VhostLimits) {
     this.deps = deps
     this.#limits = limits
+  }
+
+  get limits(): VhostLimits {
+    return this.#limits
   }
 
   /** Exclusive and server-named queues left by connections of an earlier run go now, as their owners did. */
@@ -292,6 +299,9 @@ export class AmqpVhost {
       if (existing !== undefined) await this.deps.groups.delete(name)
       return (await this.deps.groups.declare(name, def)).group
     } catch (err) {
+      if (err instanceof SluiceError && err.code === 'SLUICE_ERR_TOO_MANY_GROUPS') {
+        throw reply.precondition(`cannot consume from stream queue '${q.name}' in vhost '/': each consumer needs a group of its own and the group limit (${String(err.details?.limitGroups)}) is reached (server.limits.maxGroups)`)
+      }
       throw replyFor(err, { queue: q.name })
     }
   }
