@@ -107,6 +107,9 @@ export const errors = {
     counted(limit, new SluiceError('SLUICE_ERR_TOO_MANY_CONNECTIONS', `too many open connections, at server.${limit}${max === undefined ? '' : ` (${max})`}; retry shortly`, 503, true, { limit, retryAfterMs: 1000 })),
   tooManyEvents: (limit: number) =>
     counted('limits.maxEventsPerRequest', new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the request holds more than ${limit} events, over server.limits.maxEventsPerRequest; split it; nothing was stored`, 413, false, { limit: 'maxEventsPerRequest', limitEvents: limit })),
+  // A request field over a server.http bound (fetch max, waitMs, tags, read limit).
+  overRequestLimit: (field: string, value: number, key: string, max: number) =>
+    counted(`http.${key}`, new SluiceError('SLUICE_ERR_BAD_REQUEST', `${field} ${value} is over server.http.${key} (${max})`, 400, false, { [field]: value, limit: key, limitValue: max })),
   // The HTTP door's own answers for what Node and fastify refuse before a route runs.
   requestTimeout: (what: 'headers' | 'body' | 'request', limit: string, limitMs: number) =>
     counted(`http.${limit}`, new SluiceError('SLUICE_ERR_REQUEST_TIMEOUT', `the request ${what} did not arrive within server.http.${limit} (${limitMs} ms); nothing was stored`, 408, true, { limit, limitMs })),
@@ -120,13 +123,6 @@ export const errors = {
   idempotencyKeyReused: (key: string) =>
     new SluiceError('SLUICE_ERR_IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" was used for a different request within the dedup window; nothing was stored`, 409, false, { idempotencyKey: key }),
   groupExists: (group: string) => new SluiceError('SLUICE_ERR_GROUP_EXISTS', `group "${group}" already exists with other settings`, 409, false, { group }),
-  // Counts of things: past them nothing new is made until something goes; what exists goes on.
-  tooManyStreams: (stream: string, limit: number) =>
-    counted('limits.maxStreams', new SluiceError('SLUICE_ERR_TOO_MANY_STREAMS', `cannot declare stream "${stream}": the stream limit (${limit}) is reached (server.limits.maxStreams)`, 409, false, { stream, limit: 'maxStreams', limitStreams: limit })),
-  tooManyGroups: (group: string, limit: number) =>
-    counted('limits.maxGroups', new SluiceError('SLUICE_ERR_TOO_MANY_GROUPS', `cannot declare group "${group}": the group limit (${limit}) is reached (server.limits.maxGroups)`, 409, false, { group, limit: 'maxGroups', limitGroups: limit })),
-  tooManyConsumers: (group: string, limit: number) =>
-    counted('limits.maxConsumers', new SluiceError('SLUICE_ERR_TOO_MANY_CONSUMERS', `group "${group}" cannot take a new consumer: ${limit} consumers are registered across all groups, at server.limits.maxConsumers; retry once some have left`, 503, true, { group, limit: 'maxConsumers', limitConsumers: limit, retryAfterMs: 1000 })),
   backlogFull: (stream: string, group: string, backlog: number, limit: number) =>
     counted('maxBacklog', new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${backlog} unsettled events, at its maxBacklog of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlog, limit: 'maxBacklog', limitEvents: limit })),
   // Routing

@@ -46,7 +46,6 @@ export interface AmqpListenerConfig extends ListenerConfig {
   readonly maxConnections: number
   readonly maxConnectionsPerAddress: number
   readonly maxQueuesPerConnection: number
-  readonly maxConsumersPerChannel: number
 }
 
 export interface SyslogListenerConfig extends ListenerConfig {
@@ -75,12 +74,6 @@ export interface LimitsConfig {
   readonly maxOpenSegmentFiles: number
   readonly maxEventsPerRequest: number
   readonly maxEventDepth: number
-  /** Streams of the file and of run time together (not the built-in ingest-errors). */
-  readonly maxStreams: number
-  /** Groups of the file and of run time together. */
-  readonly maxGroups: number
-  /** Members across all groups at once, every door. */
-  readonly maxConsumers: number
 }
 
 export interface AlarmsConfig {
@@ -101,6 +94,16 @@ export interface HttpListenerConfig extends ListenerConfig {
   readonly maxConnectionsPerAddress: number
   readonly bodyTimeoutMs: number
   readonly maxDrainBytes: number
+  /** Largest `max` of a group fetch. */
+  readonly maxFetchEvents: number
+  /** Largest `waitMs` of a group fetch. */
+  readonly maxFetchWaitMs: number
+  /** Most tags in one ack, nack or extend. */
+  readonly maxTagsPerRequest: number
+  /** Largest `limit` of a stream read. */
+  readonly maxReadEvents: number
+  /** Largest `waitMs` of a stream read. */
+  readonly maxReadWaitMs: number
 }
 
 export interface ServerConfig {

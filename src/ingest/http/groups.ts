@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { StartPosition } from '../../config/index.js'
+import type { Config, StartPosition } from '../../config/index.js'
 import type { ConsumerGroup, Delivery, GroupRegistry, Redriver, TagResult } from '../../consumers/index.js'
-import { errors } from '../../errors.js'
+import { errors, type SluiceError } from '../../errors.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { bodyJson, headersJson, toWireEvent } from './routes.js'
 
@@ -9,11 +9,16 @@ export interface ConsumeView {
   readonly groups: GroupRegistry
   readonly streams: StreamRegistry
   readonly redriver: Redriver
+  /** server.http bounds what one fetch, ack, nack or extend may ask for. */
+  readonly config: Config
 }
 
-const fetchMaxEvents = 10_000
-const fetchWaitMsMax = 30_000
-const tagsMax = 10_000
+/** A request field's ceiling from the key table: the server.http key and its value. */
+export interface RequestBound {
+  readonly key: string
+  readonly max: number
+}
+
 const consumerPattern = /^[A-Za-z0-9._:@/-]{1,200}$/
 
 function body(req: FastifyRequest): Record<string, unknown> {
@@ -29,16 +34,20 @@ function body(req: FastifyRequest): Record<string, unknown> {
   return value as Record<string, unknown>
 }
 
-function intField(b: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
+function intField(b: Record<string, unknown>, name: string, dflt: number, min: number, max: number | RequestBound): number {
   const v = b[name]
   if (v === undefined) return dflt
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw errors.badRequest(`${name} must be a whole number from ${min} to ${max}`, { [name]: v })
+  const limit = typeof max === 'number' ? max : max.max
+  const out = (): SluiceError => errors.badRequest(`${name} must be a whole number from ${min} to ${limit}`, { [name]: v })
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw out()
+  if (v > limit) throw typeof max === 'number' ? out() : errors.overRequestLimit(name, v, max.key, limit)
   return v
 }
 
-function tagsField(b: Record<string, unknown>): string[] {
+function tagsField(b: Record<string, unknown>, maxTags: number): string[] {
   const tags = b.tags
-  if (!Array.isArray(tags) || tags.length === 0 || tags.length > tagsMax) throw errors.badRequest(`tags must be a list of 1 to ${tagsMax} delivery tags`)
+  if (Array.isArray(tags) && tags.length > maxTags) throw errors.overRequestLimit('tags', tags.length, 'maxTagsPerRequest', maxTags)
+  if (!Array.isArray(tags) || tags.length === 0) throw errors.badRequest(`tags must be a list of 1 to ${maxTags} delivery tags`)
   return tags.map((t) => (typeof t === 'string' ? t : String(t)))
 }
 
@@ -118,8 +127,9 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     const b = body(req)
     const consumer = b.consumer
     if (typeof consumer !== 'string' || !consumerPattern.test(consumer)) throw errors.badRequest('consumer must name the member: 1-200 letters, digits or ._:@/-')
-    const max = intField(b, 'max', 100, 1, fetchMaxEvents)
-    const waitMs = intField(b, 'waitMs', 0, 0, fetchWaitMsMax)
+    const http = get(reply).config.server.http
+    const max = intField(b, 'max', Math.min(100, http.maxFetchEvents), 1, { key: 'maxFetchEvents', max: http.maxFetchEvents })
+    const waitMs = intField(b, 'waitMs', 0, 0, { key: 'maxFetchWait', max: http.maxFetchWaitMs })
     // A client that goes away mid-poll must not leave events assigned to a dead request: the
     // poll ends at once, and what was written to a connection that closed first goes back.
     const gone = new AbortController()
@@ -141,7 +151,9 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     return reply.type('application/json; charset=utf-8').send(`{"events":[${deliveries.map((d) => wireDeliveryJson(g.stream, d)).join(',')}]}`)
   })
 
-  app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => settleAnswer(await group(req, reply).ack(tagsField(body(req)))))
+  const maxTags = (reply: FastifyReply): number => get(reply).config.server.http.maxTagsPerRequest
+
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => settleAnswer(await group(req, reply).ack(tagsField(body(req), maxTags(reply)))))
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/nack', async (req, reply) => {
     const g = group(req, reply)
@@ -151,10 +163,10 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     const delayMs = b.delayMs === undefined ? undefined : intField(b, 'delayMs', 0, 0, 7 * 24 * 3600 * 1000)
     const reason = b.reason
     if (reason !== undefined && (typeof reason !== 'string' || reason.length > 1000)) throw errors.badRequest('reason must be a string of at most 1000 characters')
-    return settleAnswer(await g.nack(tagsField(b), { requeue, delayMs, reason }))
+    return settleAnswer(await g.nack(tagsField(b, maxTags(reply)), { requeue, delayMs, reason }))
   })
 
-  app.post<{ Params: { group: string } }>('/v1/groups/:group/extend', async (req, reply) => settleAnswer(group(req, reply).extend(tagsField(body(req)))))
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/extend', async (req, reply) => settleAnswer(group(req, reply).extend(tagsField(body(req), maxTags(reply)))))
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/reset', async (req, reply) => {
     const g = group(req, reply)

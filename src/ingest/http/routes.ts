@@ -13,7 +13,7 @@ import type { IngestErrors } from '../ingest-errors.js'
 import type { IngestListener } from '../tcp/server.js'
 import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
-import { registerGroupRoutes } from './groups.js'
+import { registerGroupRoutes, type RequestBound } from './groups.js'
 
 /** What the HTTP door may use of the broker; undefined until recovery has finished. */
 export interface BrokerView {
@@ -31,8 +31,6 @@ export interface BrokerView {
   readonly startedAt: number
 }
 
-const readLimitMax = 10_000
-const readWaitMsMax = 30_000
 const eventHeaderPrefix = 'x-event-'
 
 function brokerOr503(get: () => BrokerView | undefined, reply: FastifyReply): BrokerView {
@@ -92,8 +90,9 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const stream = broker.streams.get(req.params.stream)
     if (stream === undefined) throw errors.unknownStream(req.params.stream)
     const log = stream.log
-    const limit = intParam(req.query.limit, 'limit', 100, 1, readLimitMax)
-    const waitMs = intParam(req.query.waitMs, 'waitMs', 0, 0, readWaitMsMax)
+    const http = broker.config.server.http
+    const limit = intParam(req.query.limit, 'limit', Math.min(100, http.maxReadEvents), 1, { key: 'maxReadEvents', max: http.maxReadEvents })
+    const waitMs = intParam(req.query.waitMs, 'waitMs', 0, 0, { key: 'maxReadWait', max: http.maxReadWaitMs })
     let from: number
     const f = req.query.from
     if (f === undefined || f === '' || f === 'earliest') from = log.startOffset
@@ -244,10 +243,11 @@ function decodeOptions(req: FastifyRequest<{ Querystring: { routingKey?: string;
   return { envelope: env === 'true', maxEventBytes: limits.maxEventBytes, maxEvents: limits.maxEventsPerRequest, maxDepth: limits.maxEventDepth, routingKey, headers }
 }
 
-function intParam(raw: string | undefined, name: string, dflt: number, min: number, max: number): number {
+function intParam(raw: string | undefined, name: string, dflt: number, min: number, bound: RequestBound): number {
   if (raw === undefined || raw === '') return dflt
   if (!/^\d+$/.test(raw)) throw errors.badRequest(`${name} must be a whole number, not "${raw}"`, { [name]: raw })
   const n = Number(raw)
-  if (n < min || n > max) throw errors.badRequest(`${name} must be between ${min} and ${max}`, { [name]: n })
+  if (n > bound.max) throw errors.overRequestLimit(name, n, bound.key, bound.max)
+  if (n < min) throw errors.badRequest(`${name} must be between ${min} and ${bound.max}`, { [name]: n })
   return n
 }
