@@ -208,6 +208,17 @@ export class CursorState {
     return ops
   }
 
+  /**
+   * The op that keeps a redelivery's count across a restart: otherwise the restart would hand
+   * the event out with the count of its last failure (or 1) again, and crashes could add
+   * deliveries past maxDeliveries. A first delivery needs none: the delivered mark makes it 1.
+   */
+  redeliveryOp(offset: number, count: number): MetaOp | undefined {
+    if (count <= 1 && !this.#persisted.has(offset)) return undefined
+    this.#persisted.add(offset)
+    return this.#ks.deliveries.putOp([this.name, offset], { count, dueAtMs: null, parked: false })
+  }
+
   /** The op that remembers a delivery count and its retry due time across a restart. */
   retryOp(offset: number, count: number, dueAtMs: number): MetaOp {
     this.#persisted.add(offset)

@@ -138,10 +138,27 @@ export class Dispatcher {
     return held
   }
 
-  /** What was assigned to a member but not handed over goes back to the head of the queue. */
+  /**
+   * What was assigned to a member but not handed over goes back: redeliveries to the head of the
+   * retry queue, never-delivered events into the fresh queue in offset order, so first
+   * deliveries stay in log order whichever members' queues they come back from.
+   */
   returnAssigned(m: Member): void {
-    this.#retryReady.unshift(...m.assigned)
+    const retries: Candidate[] = []
+    const fresh: Candidate[] = []
+    for (const c of m.assigned) (c.seen || c.count > 0 ? retries : fresh).push(c)
     m.assigned = []
+    this.#retryReady.unshift(...retries)
+    if (fresh.length === 0) return
+    fresh.sort((a, b) => a.record.offset - b.record.offset)
+    const merged: Candidate[] = []
+    let i = 0
+    let j = 0
+    while (i < fresh.length || j < this.#fresh.length) {
+      if (j >= this.#fresh.length || (i < fresh.length && fresh[i]!.record.offset < this.#fresh[j]!.record.offset)) merged.push(fresh[i++]!)
+      else merged.push(this.#fresh[j++]!)
+    }
+    this.#fresh = merged
   }
 
   /** Fetching members idle past the session timeout: gone. */

@@ -394,7 +394,16 @@ export class ConsumerGroup {
     if (take.some((c) => expiryOf(c.record, ttl) <= handOver)) {
       for (const c of take) if (expiryOf(c.record, ttl) <= handOver) void this.#dead.kill(c.record, c.count, 'expired').catch(() => undefined)
       take = take.filter((c) => expiryOf(c.record, ttl) > handOver)
-      if (take.length === 0) return
+      // The fetch still waits: the next dispatch gives it what comes after.
+      if (take.length === 0) return void this.#pump()
+    }
+    // Delivered `limit` times already, the last time before a crash (or a member that went away
+    // with it): one more delivery would pass maxDeliveries, so it goes where a nack would send it.
+    const limit = this.config.maxDeliveries
+    if (limit > 0 && take.some((c) => c.count >= limit)) {
+      for (const c of take) if (c.count >= limit) void this.#dead.kill(c.record, c.count, 'delivery_limit').catch(() => undefined)
+      take = take.filter((c) => c.count < limit)
+      if (take.length === 0) return void this.#pump()
     }
     // This fetch is answered below, after a metadata write. Detach its waiter now, so its waitMs
     // timer (or a newer fetch of the member) cannot answer it empty during the write and leave
@@ -405,6 +414,7 @@ export class ConsumerGroup {
     const now = this.#now()
     const generation = this.#state.generation
     let markMoved = false
+    const counts: MetaOp[] = []
     const out: Delivery[] = []
     const auto = this.config.ackMode === 'auto'
     for (const c of take) {
@@ -415,6 +425,8 @@ export class ConsumerGroup {
       if (c.seen) this.counters.redelivered++
       out.push({ tag: `${generation}-${offset}-${count}`, record: c.record, deliveryCount: count, redelivered: c.seen })
       if (!auto) {
+        const op = this.#state.redeliveryOp(offset, count)
+        if (op !== undefined) counts.push(op)
         const stamp = this.#deadlines.stamp()
         this.#dispatch.hold(m, c.record, count, stamp)
         this.#deadlines.add('ack', offset, now + this.config.ackTimeoutMs, stamp)
@@ -429,13 +441,15 @@ export class ConsumerGroup {
         throw err
       }
       this.counters.acked += take.length
-    } else if (markMoved) {
+    } else if (markMoved || counts.length > 0) {
       // The delivered mark is in the metadata store before the consumer sees the events, so events
       // delivered after the group's last ack come back after a restart as redelivered. Not synced
       // and not awaited: the write is queued in order before any later ack's, and waiting for it
       // put an ack batch's fsync in front of every fetch answer. A crash before it lands can only
       // turn a redelivered flag back to false.
-      this.#meta.write([this.#state.recordOp()], { sync: false }).catch((err: unknown) => this.#logger?.warn({ group: this.name, err }, 'could not record the delivered mark'))
+      // Redelivery counts ride along, as unsynced: a crash before they land repeats one count.
+      const ops = markMoved ? [this.#state.recordOp(), ...counts] : counts
+      this.#meta.write(ops, { sync: false }).catch((err: unknown) => this.#logger?.warn({ group: this.name, err }, 'could not record the delivered mark'))
     }
     m.lastSeen = this.#now()
     w.resolve(out)

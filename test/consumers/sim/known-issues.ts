@@ -26,7 +26,7 @@ const base: SimConfig = {
 }
 
 /** Issues fixed in the group: their scenarios run strictly in npm test, and every seed is strict about them. */
-export const fixedIssues: readonly KnownIssue[] = ['parked-redelivered', 'queued-expired-delivered', 'overflow-parks', 'tag-reused']
+export const fixedIssues: readonly KnownIssue[] = ['parked-redelivered', 'queued-expired-delivered', 'overflow-parks', 'tag-reused', 'queued-order', 'count-repeat']
 
 export const knownScenarios: Readonly<Partial<Record<KnownIssue, Scenario>>> = {
   // The first nack stores {count 1, due}; the second reaches maxDeliveries and parks the event,

@@ -68,6 +68,11 @@ interface Ev {
   fate: Fate | undefined
   /** A death the group must have made by the end of the current step. */
   expectDeath: DeathReason | undefined
+  /**
+   * Held at maxDeliveries when the group reopened: that delivery failed with nobody to say so,
+   * and the group dead-letters it (delivery_limit) when it next comes up for dispatch.
+   */
+  diesAtDispatch: boolean
   delivered: boolean
   /** Highest delivery count seen, and in which opening of the group. */
   maxCount: number
@@ -145,7 +150,7 @@ export class Model {
   stored(events: ReadonlyArray<{ offset: number; id: string; body: string; expiresAt: number }>): void {
     for (const e of events) {
       if (e.offset !== this.end) this.fail(`append stored ${e.id} at offset ${e.offset}, expected ${this.end}`)
-      const ev: Ev = { ...e, fate: undefined, expectDeath: undefined, delivered: false, maxCount: 0, countIncarnation: this.incarnation, redriven: false, retryStored: false, ghostRetry: false }
+      const ev: Ev = { ...e, fate: undefined, expectDeath: undefined, diesAtDispatch: false, delivered: false, maxCount: 0, countIncarnation: this.incarnation, redriven: false, retryStored: false, ghostRetry: false }
       this.#events.set(e.offset, ev)
       this.#byId.set(e.id, ev)
       this.end = e.offset + 1
@@ -323,7 +328,12 @@ export class Model {
 
   /** The group was closed (cleanly or not) and opened again from disk at `now`. */
   reopened(now: number): void {
-    for (const h of [...this.#held.values()]) this.#release(h, true)
+    for (const h of [...this.#held.values()]) {
+      this.#release(h, true)
+      // A tail cut may have taken the event with it.
+      const ev = this.#events.get(h.offset)
+      if (ev !== undefined && this.#atLimit(h.count)) ev.diesAtDispatch = true
+    }
     for (const s of this.#stale.splice(0)) this.#stale.push({ tag: s.tag, beforeReopen: true })
     this.#members.clear()
     for (const ev of this.#events.values()) if (ev.fate === 'parked' && ev.retryStored) ev.ghostRetry = true
@@ -358,6 +368,8 @@ export class Model {
         if (d.reason !== ev.expectDeath) this.fail(`${what}: expected reason ${ev.expectDeath}`)
       } else if (d.reason === 'expired') {
         if (ev.expiresAt > now) this.fail(`${what}: expires only in ${ev.expiresAt - now} ms`)
+      } else if (d.reason === 'delivery_limit' && ev.diesAtDispatch) {
+        // Its last delivery failed with the crash or the close: no more deliveries.
       } else if (d.reason === 'maxlen') {
         if (this.config.maxBacklog === null) this.fail(`${what}: the group has no maxBacklog`)
       } else this.fail(`${what}: nothing called for it`)
@@ -403,6 +415,7 @@ export class Model {
       const ev = this.#events.get(o)!
       ev.fate = undefined
       ev.redriven = true
+      ev.diesAtDispatch = false
       ev.retryStored = false
       ev.maxCount = 0
       ev.countIncarnation = this.incarnation
