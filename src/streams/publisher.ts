@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Config, ExchangeConfig } from '../config/index.js'
-import { errors, type SluiceError } from '../errors.js'
+import { errors, SluiceError } from '../errors.js'
 import type { PublishSource, RateLimiter } from '../flow/rate-limiter.js'
 import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
@@ -61,7 +61,18 @@ export interface PublishResult {
   readonly refused?: ReadonlyArray<{ readonly index: number; readonly error: SluiceError }>
   /** With `admit: 'partial'` only: events from index `from` on were not stored; send them again after the wait. */
   readonly deferred?: { readonly from: number; readonly retryAfterMs: number }
+  /** The events that matched no binding and were dropped (the exchange's `unroutable: drop`), by index in the request. */
+  readonly unroutableAt?: readonly number[]
 }
+
+/**
+ * The admission decision, taken before anything is stored. Admitted: `done` settles once the
+ * events are durable (or the append failed). Refused: nothing was stored; `error` says why, and
+ * its `retryable` and `details.retryAfterMs` say whether and when to try again.
+ */
+export type Admission = { readonly admitted: true; readonly done: Promise<PublishResult> } | { readonly admitted: false; readonly error: SluiceError }
+
+const refusal = (error: SluiceError): Admission => ({ admitted: false, error })
 
 /** The narrow interface every ingest door gets (HTTP, NDJSON, syslog, AMQP). */
 export interface Publisher {
@@ -157,10 +168,20 @@ export class BrokerPublisher implements Publisher {
    * and `retryable` say what to do (HTTP 429/503 with Retry-After, a paused TCP socket, an AMQP
    * nack); a partial grant is `deferred`.
    */
-  async publish(request: PublishRequest): Promise<PublishResult> {
+  publish(request: PublishRequest): Promise<PublishResult> {
+    const a = this.admit(request)
+    return a.admitted ? a.done : Promise.reject(a.error)
+  }
+
+  /**
+   * The same path, with its admission decision known at once, before anything is stored. A door
+   * that pipelines (AMQP) waits on a refusal here, holding its socket, and goes on reading the
+   * next publishes while an admitted one waits for durability in `done`.
+   */
+  admit(request: PublishRequest): Admission {
     const ex = this.#exchanges.get(request.exchange)
-    if (ex === undefined) throw errors.routerUnknownExchange(request.exchange)
-    if (request.internal === true) return this.#publish(request, ex)
+    if (ex === undefined) return refusal(errors.routerUnknownExchange(request.exchange))
+    if (request.internal === true) return { admitted: true, done: this.#publish(request, ex, undefined) }
     let req = request
     // Indexes into `request.events` of what is left after validation, in order.
     let kept: number[] | undefined
@@ -170,7 +191,7 @@ export class BrokerPublisher implements Publisher {
       if (error === undefined) continue
       if (req.invalid !== 'event') {
         this.counters.rejected += req.events.length
-        throw error
+        return refusal(error)
       }
       ;(refused ??= []).push({ index: i, error })
     }
@@ -180,7 +201,7 @@ export class BrokerPublisher implements Publisher {
       for (let i = 0; i < request.events.length; i++) if (!bad.has(i)) kept.push(i)
       req = { ...req, events: req.events.filter((_, i) => !bad.has(i)) }
       this.counters.rejected += refused.length
-      if (req.events.length === 0) return { accepted: 0, duplicates: 0, unroutable: 0, refused }
+      if (req.events.length === 0) return { admitted: true, done: Promise.resolve({ accepted: 0, duplicates: 0, unroutable: 0, refused }) }
     }
 
     let bytes = 0
@@ -190,6 +211,7 @@ export class BrokerPublisher implements Publisher {
       this.gate?.(bytes)
     } catch (err) {
       this.counters.rejected += req.events.length
+      if (err instanceof SluiceError) return refusal(err)
       throw err
     }
     let deferred: PublishResult['deferred']
@@ -203,22 +225,29 @@ export class BrokerPublisher implements Publisher {
           const cut = kept === undefined ? g.granted : kept[g.granted]!
           deferred = { from: cut, retryAfterMs: g.retryAfterMs }
           if (refused !== undefined) refused = refused.filter((r) => r.index < cut)
-          if (g.granted === 0) return { accepted: 0, duplicates: 0, unroutable: 0, deferred, ...(refused !== undefined && refused.length > 0 ? { refused } : {}) }
+          if (g.granted === 0) return { admitted: true, done: Promise.resolve({ accepted: 0, duplicates: 0, unroutable: 0, deferred, ...(refused !== undefined && refused.length > 0 ? { refused } : {}) }) }
           req = { ...req, events: req.events.slice(0, g.granted) }
+          if (kept !== undefined) kept = kept.slice(0, g.granted)
         }
       } else {
         const d = this.limiter.check(from, req.events.length, bytes, this.#now())
         if (d.retryAfterMs > 0) {
           this.counters.rejected += req.events.length
-          throw errors.rateLimited(d.rule!, d.retryAfterMs)
+          return refusal(errors.rateLimited(d.rule!, d.retryAfterMs))
         }
       }
     }
-    const result = await this.#publish(req, ex)
-    return { ...result, ...(refused !== undefined && refused.length > 0 ? { refused } : {}), ...(deferred !== undefined ? { deferred } : {}) }
+    const extra = { ...(refused !== undefined && refused.length > 0 ? { refused } : {}), ...(deferred !== undefined ? { deferred } : {}) }
+    const done = this.#publish(req, ex, kept).then((result) => {
+      // Unroutable events refused by the exchange's policy are named with the invalid ones.
+      const all = result.refused === undefined ? refused : [...(refused ?? []), ...result.refused].sort((a, b) => a.index - b.index)
+      return { ...result, ...extra, ...(all !== undefined && all.length > 0 ? { refused: all } : {}) }
+    })
+    return { admitted: true, done }
   }
 
-  async #publish(req: PublishRequest, ex: ExchangeRuntime): Promise<PublishResult> {
+  /** `kept`: the index in the original request of each of `req.events`, when some were left out. */
+  async #publish(req: PublishRequest, ex: ExchangeRuntime, kept: readonly number[] | undefined): Promise<PublishResult> {
     const source: PublishSourceName = req.internal === true ? 'internal' : (req.source ?? 'http')
     const sourceKey = `${source}\0${req.exchange}`
     let sc = this.bySource.get(sourceKey)
@@ -257,7 +286,8 @@ export class BrokerPublisher implements Publisher {
     let failure: unknown
     let result: PublishResult | undefined
     try {
-      const { batches, duplicates, unroutable } = await this.#plan(req, ex, now, idsOutcome, reserved)
+      const { batches, duplicates, unroutableAt, refusedAt } = await this.#plan(req, ex, now, idsOutcome, reserved)
+      const unroutable = unroutableAt.length
       const names = [...batches.keys()]
       if (this.admission !== undefined && req.internal !== true) for (const name of names) this.admission(name, batches.get(name)!.records.length)
       const settled = await Promise.allSettled(
@@ -278,7 +308,14 @@ export class BrokerPublisher implements Publisher {
         if (s.status === 'fulfilled') appended.push({ stream: name, ids: batches.get(name)!.ids, result: s.value })
         else failure ??= s.reason
       })
-      result = { accepted: req.events.length - duplicates - unroutable, duplicates, unroutable }
+      const original = (i: number): number => (kept === undefined ? i : kept[i]!)
+      result = {
+        accepted: req.events.length - duplicates - unroutable - refusedAt.length,
+        duplicates,
+        unroutable,
+        ...(unroutable > 0 ? { unroutableAt: unroutableAt.map(original) } : {}),
+        ...(refusedAt.length > 0 ? { refused: refusedAt.map((r) => ({ index: original(r.index), error: r.error })) } : {}),
+      }
     } catch (err) {
       failure = err
     }
@@ -320,6 +357,9 @@ export class BrokerPublisher implements Publisher {
     sc.accepted += result.accepted
     sc.duplicates += result.duplicates
     sc.unroutable += result.unroutable
+    const refusedHere = result.refused?.length ?? 0
+    this.counters.rejected += refusedHere
+    sc.rejected += refusedHere
     return result
   }
 
@@ -333,13 +373,14 @@ export class BrokerPublisher implements Publisher {
     now: number,
     outcome: Promise<boolean>,
     reserved: Array<[string, string]>,
-  ): Promise<{ batches: Map<string, StreamBatch>; duplicates: number; unroutable: number }> {
+  ): Promise<{ batches: Map<string, StreamBatch>; duplicates: number; unroutableAt: number[]; refusedAt: Array<{ index: number; error: SluiceError }> }> {
     const n = req.events.length
     const records = new Array<AppendRecord | undefined>(n)
     const targets = new Array<string[]>(n)
     const waits: Promise<void>[] = []
     const inRequest = new Set<string>()
-    let unroutable = 0
+    const unroutableAt: number[] = []
+    const refusedAt: Array<{ index: number; error: SluiceError }> = []
     for (let i = 0; i < n; i++) {
       const ev = req.events[i]!
       const id = ev.id ?? (ex.config.dedup === null ? undefined : idFromBody(ev.value, ex.config.dedup, i + 1))
@@ -347,8 +388,11 @@ export class BrokerPublisher implements Publisher {
       const routingKey = ev.routingKey ?? (ex.template === undefined ? '' : ex.template(ev.value))
       const route = this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
       if (route.unroutable) {
-        if (route.policy === 'reject') throw errors.unroutable(i + 1, req.exchange, routingKey)
-        unroutable++
+        if (route.policy === 'reject') {
+          const error = errors.unroutable(i + 1, req.exchange, routingKey)
+          if (req.invalid !== 'event') throw error
+          refusedAt.push({ index: i, error })
+        } else unroutableAt.push(i)
         targets[i] = []
         continue
       }
@@ -401,7 +445,7 @@ export class BrokerPublisher implements Publisher {
         b.records.push(record)
       }
     }
-    return { batches, duplicates, unroutable }
+    return { batches, duplicates, unroutableAt, refusedAt }
   }
 }
 

@@ -84,6 +84,52 @@ describe('AMQP publishing', () => {
     expect((await readStream(s.url, 'eu-orders')).events.map((e) => e.body)).toEqual([Buffer.from('routed').toString('base64')])
   })
 
+  it('each message is confirmed on its own: a bad one in a burst is nacked, the others stored in order', async () => {
+    const s = await startAmqpServer({ pipeline: amqpPipeline })
+    const ch = await (await connect(s.amqpUrl)).createConfirmChannel()
+    await ch.assertQueue('q')
+    const outcomes: Array<string> = []
+    const send = (body: string, expiration?: string): void =>
+      void ch.sendToQueue('q', Buffer.from(body), expiration === undefined ? {} : { expiration }, (err: unknown) => outcomes.push(`${body}:${err === null ? 'ack' : 'nack'}`))
+    // One burst: the frames arrive together and go to the publish path as one run.
+    send('a')
+    send('b', 'soon')
+    send('c')
+    send('d', '2.5')
+    send('e')
+    await ch.waitForConfirms().catch(() => undefined)
+    await until(() => outcomes.length === 5)
+    expect(outcomes).toEqual(['a:ack', 'b:nack', 'c:ack', 'd:nack', 'e:ack'])
+    expect((await readStream(s.url, 'q')).events.map((e) => Buffer.from(e.body as string, 'base64').toString())).toEqual(['a', 'c', 'e'])
+  })
+
+  it('an exchange with unroutable: reject nacks what matches nothing; mandatory returns it and acks it', async () => {
+    const s = await startAmqpServer({
+      pipeline: `
+exchanges:
+  strict: { type: direct, unroutable: reject }
+streams: { kept: {} }
+bindings:
+  - { exchange: strict, stream: kept, key: ok }
+`,
+    })
+    const ch = await (await connect(s.amqpUrl)).createConfirmChannel()
+    const returned: string[] = []
+    ch.on('return', (m: amqp.Message) => returned.push(m.content.toString()))
+    const outcomes: string[] = []
+    const pub = (key: string, body: string, mandatory: boolean): void =>
+      void ch.publish('strict', key, Buffer.from(body), { mandatory }, (err: unknown) => outcomes.push(`${body}:${err === null ? 'ack' : 'nack'}`))
+    pub('ok', 'one', false)
+    pub('nope', 'two', false)
+    pub('nope', 'three', true)
+    pub('ok', 'four', true)
+    await ch.waitForConfirms().catch(() => undefined)
+    await until(() => outcomes.length === 4)
+    expect(outcomes).toEqual(['one:ack', 'two:nack', 'three:ack', 'four:ack'])
+    expect(returned).toEqual(['three'])
+    expect((await readStream(s.url, 'kept')).events.map((e) => Buffer.from(e.body as string, 'base64').toString())).toEqual(['one', 'four'])
+  })
+
   it('transactions: nothing is stored before commit, rollback stores nothing, commit stores all', async () => {
     const s = await startAmqpServer({ pipeline: amqpPipeline })
     const ch = await (await connect(s.amqpUrl)).createChannel()

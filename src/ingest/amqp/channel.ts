@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { ConsumerGroup, Delivery } from '../../consumers/index.js'
 import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
-import type { PublishEvent } from '../../streams/publisher.js'
+import type { PublishEvent, PublishResult } from '../../streams/publisher.js'
 import type { Command, ContentCommand } from './commands.js'
 import { encodeContent, encodeDeliver } from './content.js'
 import { ReplyCode } from './constants.js'
@@ -35,6 +35,8 @@ export interface ChannelHost {
   publishing(bytes: number): void
   /** Stops reading the socket until `until` settles (alarm, rate limit). */
   hold(until: Promise<unknown>): void
+  /** Resolves when no resource alarm blocks publishers (at once when none does). */
+  unblocked(): Promise<void>
   hardError(err: AmqpReplyError): void
   channelClosed(number: number): void
   countMessage(bytes: number): void
@@ -73,8 +75,6 @@ interface TxSettle {
 // channel.close and wait for close-ok; nothing runs. closed: gone.
 type State = 'open' | 'draining' | 'closing' | 'closed'
 
-const alarmPollMs = 250
-
 export class AmqpChannel {
   readonly number: number
   readonly #host: ChannelHost
@@ -88,6 +88,8 @@ export class AmqpChannel {
   #inputClosed = false
   #confirm = false
   #tx = false
+  /** Ends admission waits (alarm, rate limit) once the channel is gone. */
+  readonly #stopWaiting = new AbortController()
   #txPublishes: ContentCommand[] = []
   #txSettles: TxSettle[] = []
   #publishSeq = 0
@@ -218,6 +220,7 @@ export class AmqpChannel {
     // or releasing the members below would hand them out again.
     void this.flushAcks()
     if (this.#live) this.#state = 'closed'
+    this.#stopWaiting.abort()
     this.#inbox.length = 0
     this.#txPublishes = []
     this.#txSettles = []
@@ -413,24 +416,6 @@ export class AmqpChannel {
 
   // ---- publishing --------------------------------------------------------------------------------
 
-  /** Waits, with the socket held, while an alarm blocks publishers or a rate limit says so. */
-  async #admit(exchange: string, events: number, bytes: number): Promise<void> {
-    const { limiter, blocked } = this.#host.vhost.deps
-    while (blocked() && this.#live) {
-      const wait = new Promise((r) => setTimeout(r, alarmPollMs))
-      this.#host.hold(wait)
-      await wait
-    }
-    if (!limiter.active) return
-    for (;;) {
-      const ms = limiter.check({ listener: 'amqp', remote: this.#host.remote, exchange }, events, bytes).retryAfterMs
-      if (ms <= 0 || !this.#live) return
-      const wait = new Promise((r) => setTimeout(r, ms))
-      this.#host.hold(wait)
-      await wait
-    }
-  }
-
   async #publishBatch(batch: ContentCommand[]): Promise<void> {
     if (this.#tx) {
       for (const cmd of batch) this.#checkPublish(cmd)
@@ -449,8 +434,9 @@ export class AmqpChannel {
       } catch (err) {
         throw replyFor(err).at(60, 40)
       }
-      const done = this.#publishRun(run, await this.#prepared(run))
-      this.#chainConfirms(done)
+      // Only admission is waited for here; the durability wait runs on while the next commands
+      // are read, and confirms are chained in publish order.
+      this.#chainConfirms((await this.#publishRun(run)).confirms)
     }
   }
 
@@ -462,64 +448,69 @@ export class AmqpChannel {
     if ((ex.attributes as unknown as ExchangeAttributes | undefined)?.internal === true) throw reply.internalExchange(m.exchange).at(60, 40)
   }
 
-  /** Events of one exchange run, after admission, with their confirm numbers. */
-  async #prepared(run: ContentCommand[]): Promise<{ exchange: string; events: PublishEvent[]; seqs: number[]; refused: Outcome[] }> {
+  /**
+   * Hands one exchange's run of publishes to the publish path. A refusal that clears by itself (an
+   * alarm, a rate limit, a full disk) holds the socket until it clears, as RabbitMQ's flow control
+   * does, and is asked again; nothing is nacked for it. Resolves once the run is admitted, with the
+   * promise of its confirms.
+   */
+  async #publishRun(run: ContentCommand[]): Promise<{ readonly confirms: Promise<{ ok: boolean; outcomes: Outcome[] }> }> {
     const m0 = run[0]!.method as MethodOf<'basic.publish'>
     const exchange = m0.exchange === '' ? defaultExchangeName : m0.exchange
-    const { router, catalog } = this.#host.vhost.deps
-    const rejectUnroutable = catalog.exchange(exchange)?.config.unroutable === 'reject'
     const events: PublishEvent[] = []
     const seqs: number[] = []
-    const refused: Outcome[] = []
     let bytes = 0
     for (const cmd of run) {
       const m = cmd.method as MethodOf<'basic.publish'>
-      const seq = this.#confirm ? ++this.#publishSeq : 0
-      const ev = toPublishEvent(m.routingKey, cmd.header.properties, cmd.body)
+      seqs.push(this.#confirm ? ++this.#publishSeq : 0)
+      events.push(toPublishEvent(m.routingKey, cmd.header.properties, cmd.body))
       bytes += cmd.body.length
       this.#host.countMessage(cmd.body.length)
-      if (m.mandatory || rejectUnroutable) {
-        // Routing is checked here for the events that need to know; the publisher routes again.
-        let unroutable = false
-        try {
-          unroutable = router.route(exchange, ev.routingKey ?? '', ev.headers, ev.value).unroutable
-        } catch {
-          unroutable = true
-        }
-        if (unroutable) {
-          if (m.mandatory) this.#host.write(encodeContent(this.number, { name: 'basic.return', replyCode: ReplyCode.NO_ROUTE, replyText: 'NO_ROUTE', exchange: m.exchange, routingKey: m.routingKey }, cmd.header.properties, cmd.body, this.#host.frameMax))
-          if (rejectUnroutable) {
-            // The exchange refuses unroutable events: this one is left out (acked when returned, as RabbitMQ does).
-            if (seq > 0) refused.push({ seq, ok: m.mandatory })
-            continue
-          }
-        }
-      }
-      events.push(ev)
-      seqs.push(seq)
     }
-    await this.#admit(exchange, events.length, bytes)
-    return { exchange, events, seqs, refused }
-  }
-
-  #publishRun(run: ContentCommand[], p: { exchange: string; events: PublishEvent[]; seqs: number[]; refused: Outcome[] }): Promise<{ ok: boolean; outcomes: Outcome[] }> {
-    let bytes = 0
-    for (const cmd of run) bytes += cmd.body.length
     this.#host.publishing(bytes)
-    const settled = (ok: boolean): { ok: boolean; outcomes: Outcome[] } => {
+    const settled = (result: PublishResult | undefined): { ok: boolean; outcomes: Outcome[] } => {
       this.#host.publishing(-bytes)
-      const outcomes: Outcome[] = [...p.refused]
-      for (const seq of p.seqs) if (seq > 0) outcomes.push({ seq, ok })
-      return { ok, outcomes: outcomes.sort((a, b) => a.seq - b.seq) }
+      if (result === undefined) return { ok: false, outcomes: seqs.filter((q) => q > 0).map((seq) => ({ seq, ok: false })) }
+      // Each event is acked, except those the publish path refused (invalid, or unroutable on an
+      // exchange that rejects those); an unroutable one goes back to a `mandatory` publisher
+      // first, and is then acked, as RabbitMQ does.
+      const refused = new Map<number, SluiceError>()
+      for (const r of result.refused ?? []) refused.set(r.index, r.error)
+      const unroutable = new Set(result.unroutableAt)
+      const outcomes: Outcome[] = []
+      for (let k = 0; k < run.length; k++) {
+        const m = run[k]!.method as MethodOf<'basic.publish'>
+        const error = refused.get(k)
+        const noRoute = unroutable.has(k) || error?.code === 'SLUICE_ERR_UNROUTABLE'
+        if (noRoute && m.mandatory && this.#live) {
+          this.#host.write(encodeContent(this.number, { name: 'basic.return', replyCode: ReplyCode.NO_ROUTE, replyText: 'NO_ROUTE', exchange: m.exchange, routingKey: m.routingKey }, run[k]!.header.properties, run[k]!.body, this.#host.frameMax))
+        }
+        if (error !== undefined && !(noRoute && m.mandatory)) this.#host.vhost.deps.logger.debug({ err: error, exchange }, 'AMQP publish refused')
+        if (seqs[k]! > 0) outcomes.push({ seq: seqs[k]!, ok: error === undefined || (noRoute && m.mandatory) })
+      }
+      return { ok: true, outcomes }
     }
-    if (p.events.length === 0) return Promise.resolve(settled(true))
-    return this.#host.vhost.deps.publisher.publish({ exchange: p.exchange, events: p.events, source: 'amqp' }).then(
-      () => settled(true),
-      (err: unknown) => {
-        if (!(err instanceof SluiceError) || err.status >= 500) this.#host.vhost.deps.logger.warn({ err, exchange: p.exchange, events: p.events.length }, 'AMQP publish failed')
-        return settled(false)
-      },
-    )
+    const { publisher, blocked } = this.#host.vhost.deps
+    const request = { exchange, events, source: 'amqp', from: { listener: 'amqp', remote: this.#host.remote }, invalid: 'event' } as const
+    for (;;) {
+      const a = publisher.admit(request)
+      if (a.admitted) {
+        // Wrapped: an async function's result promise would otherwise wait for durability too.
+        const confirms = a.done.then(settled, (err: unknown) => {
+          if (!(err instanceof SluiceError) || err.status >= 500) this.#host.vhost.deps.logger.warn({ err, exchange, events: events.length }, 'AMQP publish failed')
+          return settled(undefined)
+        })
+        return { confirms }
+      }
+      if (!a.error.retryable || !this.#live) return { confirms: Promise.resolve(settled(undefined)) }
+      const retryAfterMs = typeof a.error.details?.retryAfterMs === 'number' ? a.error.details.retryAfterMs : 1000
+      // An alarm ends when the alarm says so; a rate limit or a disk refusal after its wait.
+      const wait = blocked() ? this.#host.unblocked() : new Promise<void>((r) => setTimeout(r, retryAfterMs))
+      const gone = new Promise<void>((r) => this.#stopWaiting.signal.addEventListener('abort', () => r(), { once: true }))
+      const held = Promise.race([wait, gone])
+      this.#host.hold(held)
+      await held
+    }
   }
 
   /** Confirms go out in publish order, whatever order the durability waits end in. */
@@ -570,7 +561,7 @@ export class AmqpChannel {
       while (j < publishes.length && (publishes[j]!.method as MethodOf<'basic.publish'>).exchange === exchange) j++
       const run = publishes.slice(i, j)
       i = j
-      const { ok, outcomes } = await this.#publishRun(run, await this.#prepared(run))
+      const { ok, outcomes } = await (await this.#publishRun(run)).confirms
       if (!ok || outcomes.some((o) => !o.ok)) {
         throw reply.precondition(`tx.commit failed storing the publishes to exchange '${exchange}'; runs before it are stored, nothing after it is`)
       }

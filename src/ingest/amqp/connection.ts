@@ -123,6 +123,8 @@ export class AmqpConnection implements ChannelHost {
   #blockedSent = false
   #user = ''
   readonly #offAlarm: () => void
+  /** Channels waiting to publish until an alarm clears. */
+  readonly #unblockWaiters: Array<() => void> = []
   #closed: Promise<void>
   #resolveClosed!: () => void
 
@@ -141,7 +143,10 @@ export class AmqpConnection implements ChannelHost {
       onFrame: (f) => this.#onFrame(f),
     })
     this.#assembler = new CommandAssembler({ bodySizeMax: deps.bodySizeMax })
-    this.#offAlarm = deps.onAlarm((blocked) => this.#alarm(blocked))
+    this.#offAlarm = deps.onAlarm((blocked) => {
+      if (!blocked) for (const wake of this.#unblockWaiters.splice(0)) wake()
+      this.#alarm(blocked)
+    })
     const handshakeMs = deps.refusal === undefined ? deps.config.handshakeTimeoutMs : Math.min(deps.config.handshakeTimeoutMs, refusedHandshakeMs)
     this.#handshakeTimer = setTimeout(() => this.#handshakeTimedOut(), handshakeMs)
     this.#handshakeTimer.unref()
@@ -172,6 +177,11 @@ export class AmqpConnection implements ChannelHost {
   publishing(bytes: number): void {
     this.#pendingPublishBytes += bytes
     this.#flow()
+  }
+
+  unblocked(): Promise<void> {
+    if (!this.vhost.deps.blocked()) return Promise.resolve()
+    return new Promise((resolve) => this.#unblockWaiters.push(resolve))
   }
 
   hold(until: Promise<unknown>): void {

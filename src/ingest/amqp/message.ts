@@ -1,5 +1,6 @@
 import type { StoredRecord } from '../../log/index.js'
 import type { PublishEvent } from '../../streams/publisher.js'
+import { parseTtl } from '../../streams/ttl.js'
 import type { BasicProperties } from './content.js'
 import { type FieldTable, type FieldValue, isFieldTable, Typed } from './field-table.js'
 
@@ -63,7 +64,7 @@ export function toPublishEvent(routingKey: string, p: BasicProperties, body: Buf
     timestamp: p.timestamp === undefined ? undefined : p.timestamp * 1000,
     // RabbitMQ's per-message TTL: a string of whole milliseconds. Anything else is NaN, which the
     // publish path refuses.
-    ttlMs: p.expiration === undefined ? undefined : /^\d{1,10}$/.test(p.expiration) ? Number(p.expiration) : Number.NaN,
+    ttlMs: p.expiration === undefined ? undefined : (parseTtl(p.expiration) ?? Number.NaN),
   }
 }
 

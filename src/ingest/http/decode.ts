@@ -4,6 +4,7 @@ import { errors } from '../../errors.js'
 import { timestampMaxMs } from '../../log/format.js'
 import type { PublishEvent } from '../../streams/publisher.js'
 import { nestedDeeperThan } from '../../streams/validate.js'
+import { eventTtlMsMax, parseTtl } from '../../streams/ttl.js'
 
 export interface DecodeOptions {
   readonly envelope: boolean
@@ -16,11 +17,13 @@ export interface DecodeOptions {
   readonly routingKey: string | undefined
   /** Request-level headers (x-event-<name>); an envelope's own headers win. */
   readonly headers: Readonly<Record<string, string>> | undefined
+  /** Request-level per-event TTL in ms (x-event-ttl); an envelope's own `ttl` wins. */
+  readonly ttlMs?: number | undefined
 }
 
 type Unit = 'line' | 'event'
 
-const envelopeKeys = new Set(['body', 'routingKey', 'headers', 'id', 'timestamp'])
+const envelopeKeys = new Set(['body', 'routingKey', 'headers', 'id', 'timestamp', 'ttl'])
 
 /**
  * Large bodies are decoded in slices with a turn of the event loop between them, so one 16 MB
@@ -194,9 +197,9 @@ function toEvent(value: unknown, bytes: Buffer | undefined, n: number, unit: Uni
   if (!opts.envelope) {
     const body = bytes ?? Buffer.from(JSON.stringify(value))
     if (body.length > opts.maxEventBytes) throw errors.eventTooLarge(n, body.length, opts.maxEventBytes, unit)
-    return { body, value, json: true, routingKey: opts.routingKey, headers: opts.headers }
+    return { body, value, json: true, routingKey: opts.routingKey, headers: opts.headers, ttlMs: opts.ttlMs }
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badEvent(n, 'an envelope must be an object {body, routingKey?, headers?, id?, timestamp?}', unit)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badEvent(n, 'an envelope must be an object {body, routingKey?, headers?, id?, timestamp?, ttl?}', unit)
   const env = value as Record<string, unknown>
   for (const k of Object.keys(env)) if (!envelopeKeys.has(k)) throw errors.badEvent(n, `unknown envelope field "${k}"`, unit)
   if (!Object.hasOwn(env, 'body')) throw errors.badEvent(n, 'the envelope has no "body"', unit)
@@ -223,5 +226,10 @@ function toEvent(value: unknown, bytes: Buffer | undefined, n: number, unit: Uni
     timestamp = typeof env.timestamp === 'number' ? env.timestamp : typeof env.timestamp === 'string' ? Date.parse(env.timestamp) : Number.NaN
     if (!Number.isInteger(timestamp) || timestamp < 0 || timestamp > timestampMaxMs) throw errors.badEvent(n, '"timestamp" must be an ISO 8601 time or milliseconds since the epoch, before the year 6429', unit)
   }
-  return { body, value: env.body, json: true, routingKey, headers, id, timestamp }
+  let ttlMs = opts.ttlMs
+  if (env.ttl !== undefined) {
+    ttlMs = parseTtl(env.ttl)
+    if (ttlMs === undefined) throw errors.badEvent(n, `"ttl" must be whole milliseconds from 0 to ${eventTtlMsMax}, as a number or a string of digits`, unit)
+  }
+  return { body, value: env.body, json: true, routingKey, headers, id, timestamp, ttlMs }
 }
