@@ -70,6 +70,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxConnections: s.amqp.maxConnections,
       maxConnectionsPerAddress: s.amqp.maxConnectionsPerAddress,
       maxQueuesPerConnection: s.amqp.maxQueuesPerConnection,
+      maxConsumersPerChannel: s.amqp.maxConsumersPerChannel,
     },
     syslog: {
       enabled: s.syslog.enabled,
@@ -92,6 +93,9 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxOpenSegmentFiles: s.limits.maxOpenSegmentFiles,
       maxEventsPerRequest: s.limits.maxEventsPerRequest,
       maxEventDepth: s.limits.maxEventDepth,
+      maxStreams: s.limits.maxStreams,
+      maxGroups: s.limits.maxGroups,
+      maxConsumers: s.limits.maxConsumers,
     },
     alarms: { memoryHighWatermark: s.alarms.memoryHighWatermark, memoryLimitBytes: s.alarms.memoryLimit, diskFreeLimitBytes: s.alarms.diskFreeLimit },
     log: { level: s.log.level },

@@ -28,7 +28,7 @@ export const serverSpec = {
         requestTimeout: { type: 'duration', default: '30s', min: '1s', max: '1h', doc: 'A request must arrive whole within this; a slow sender (slow-loris) is cut off with 408.' },
         headersTimeout: { type: 'duration', default: '10s', min: '1s', max: '10m', doc: 'The request headers must arrive within this.' },
         keepAliveTimeout: { type: 'duration', default: '72s', min: '1s', max: '1h', doc: 'An idle keep-alive connection is closed after this.' },
-        maxInFlightRequests: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Publish and consume requests being served at once at most; past it they get 503 overloaded.' },
+        maxInFlightRequests: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Publish and consume requests being served at once at most, waiting long polls (group fetches and stream reads with waitMs) included; past it they get 503 overloaded.' },
         maxInFlightRequestsPerAddress: { type: 'int', default: 256, min: 1, max: 1000000, doc: 'Requests being served at once for one client address at most; past it that address gets 429 too_many_requests.' },
         maxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Open HTTP connections at most (they count toward server.limits.maxConnections too); more get 503 too_many_connections at accept.' },
         maxConnectionsPerAddress: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Open HTTP connections from one client address at most; more get 503 too_many_connections at accept.' },
@@ -70,6 +70,7 @@ export const serverSpec = {
         maxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Open AMQP connections at most (server.limits.maxConnections caps it too); more are refused with 530 NOT_ALLOWED.' },
         maxConnectionsPerAddress: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Open AMQP connections from one client address at most; more are refused with 530 NOT_ALLOWED.' },
         maxQueuesPerConnection: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Exclusive and server-named queues one connection may hold at once; one more is refused with 406 PRECONDITION_FAILED.' },
+        maxConsumersPerChannel: { type: 'int', default: 4096, min: 8, max: 1000000, doc: "Consumers (basic.consume) one channel may hold at once, as RabbitMQ's consumer_max_per_channel; one more closes the connection with 530 NOT_ALLOWED." },
       },
     },
     syslog: {
@@ -112,7 +113,10 @@ export const serverSpec = {
         maxConnections: { type: 'int', default: 10000, min: 1, max: 1000000, doc: 'Most open connections across the TCP listeners.' },
         maxOpenSegmentFiles: { type: 'int', default: 64, min: 1, max: 1000000, doc: 'Read handles on sealed segment files open at once across all streams (least recently used closed first, idle ones after 30 s); more readers wait.' },
         maxEventsPerRequest: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'Most events in one HTTP publish request; more is refused whole with 413 too_many_events.' },
-        maxEventDepth: { type: 'int', default: 64, min: 1, max: 1000, doc: 'Deepest nesting of objects and arrays in a JSON event; deeper is refused with 400 bad_event.' },
+        maxEventDepth: { type: 'int', default: 64, min: 1, max: 1000, doc: 'Deepest nesting of objects and arrays in a JSON event body, and in each header value, on every listener; deeper is refused (HTTP 400 bad_event, AMQP basic.nack, the stream listeners set it aside in ingest-errors).' },
+        maxStreams: { type: 'int', default: 10000, min: 1, max: 1000000, doc: "Streams at most, the file's and those declared at run time (each AMQP queue is one) together; the built-in ingest-errors is not counted. A file with more is refused at start; one more at run time is refused (AMQP queue.declare: 406 PRECONDITION_FAILED)." },
+        maxGroups: { type: 'int', default: 10000, min: 1, max: 1000000, doc: "Consumer groups at most, the file's and those declared at run time together (each AMQP classic queue has one, each consumer of a stream queue one of its own). A file with more is refused at start; one more at run time is refused (HTTP 409 too_many_groups, AMQP 406 PRECONDITION_FAILED)." },
+        maxConsumers: { type: 'int', default: 100000, min: 1, max: 10000000, doc: 'Consumers across all groups at once: AMQP consumers and basic.get users until their channel closes, HTTP fetch consumers until their sessionTimeout ends. One more is refused (HTTP 503 too_many_consumers, AMQP 530 NOT_ALLOWED).' },
       },
     },
     alarms: {

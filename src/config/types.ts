@@ -46,6 +46,7 @@ export interface AmqpListenerConfig extends ListenerConfig {
   readonly maxConnections: number
   readonly maxConnectionsPerAddress: number
   readonly maxQueuesPerConnection: number
+  readonly maxConsumersPerChannel: number
 }
 
 export interface SyslogListenerConfig extends ListenerConfig {
@@ -74,6 +75,12 @@ export interface LimitsConfig {
   readonly maxOpenSegmentFiles: number
   readonly maxEventsPerRequest: number
   readonly maxEventDepth: number
+  /** Streams of the file and of run time together (not the built-in ingest-errors). */
+  readonly maxStreams: number
+  /** Groups of the file and of run time together. */
+  readonly maxGroups: number
+  /** Members across all groups at once, every door. */
+  readonly maxConsumers: number
 }
 
 export interface AlarmsConfig {
