@@ -130,13 +130,6 @@ export const errors = {
     counted('limits.maxGroups', new SluiceError('SLUICE_ERR_TOO_MANY_GROUPS', `cannot declare group "${group}": the group limit (${limit}) is reached (server.limits.maxGroups)`, 409, false, { group, limit: 'maxGroups', limitGroups: limit })),
   tooManyConsumers: (group: string, limit: number) =>
     counted('limits.maxConsumers', new SluiceError('SLUICE_ERR_TOO_MANY_CONSUMERS', `group "${group}" cannot take a new consumer: ${limit} consumers are registered across all groups, at server.limits.maxConsumers; retry once some have left`, 503, true, { group, limit: 'maxConsumers', limitConsumers: limit, retryAfterMs: 1000 })),
-  // Counts of things: past them nothing new is made until something goes; what exists goes on.
-  tooManyStreams: (stream: string, limit: number) =>
-    counted('limits.maxStreams', new SluiceError('SLUICE_ERR_TOO_MANY_STREAMS', `cannot declare stream "${stream}": the stream limit (${limit}) is reached (server.limits.maxStreams)`, 409, false, { stream, limit: 'maxStreams', limitStreams: limit })),
-  tooManyGroups: (group: string, limit: number) =>
-    counted('limits.maxGroups', new SluiceError('SLUICE_ERR_TOO_MANY_GROUPS', `cannot declare group "${group}": the group limit (${limit}) is reached (server.limits.maxGroups)`, 409, false, { group, limit: 'maxGroups', limitGroups: limit })),
-  tooManyConsumers: (group: string, limit: number) =>
-    counted('limits.maxConsumers', new SluiceError('SLUICE_ERR_TOO_MANY_CONSUMERS', `group "${group}" cannot take a new consumer: ${limit} consumers are registered across all groups, at server.limits.maxConsumers; retry once some have left`, 503, true, { group, limit: 'maxConsumers', limitConsumers: limit, retryAfterMs: 1000 })),
   backlogFull: (stream: string, group: string, backlog: number, limit: number) =>
     counted('maxBacklog', new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${backlog} unsettled events, at its maxBacklog of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlog, limit: 'maxBacklog', limitEvents: limit })),
   // Routing

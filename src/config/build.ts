@@ -71,7 +71,6 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxConnectionsPerAddress: s.amqp.maxConnectionsPerAddress,
       maxQueuesPerConnection: s.amqp.maxQueuesPerConnection,
       maxConsumersPerChannel: s.amqp.maxConsumersPerChannel,
-      maxConsumersPerChannel: s.amqp.maxConsumersPerChannel,
     },
     syslog: {
       enabled: s.syslog.enabled,
@@ -94,9 +93,6 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxOpenSegmentFiles: s.limits.maxOpenSegmentFiles,
       maxEventsPerRequest: s.limits.maxEventsPerRequest,
       maxEventDepth: s.limits.maxEventDepth,
-      maxStreams: s.limits.maxStreams,
-      maxGroups: s.limits.maxGroups,
-      maxConsumers: s.limits.maxConsumers,
       maxStreams: s.limits.maxStreams,
       maxGroups: s.limits.maxGroups,
       maxConsumers: s.limits.maxConsumers,

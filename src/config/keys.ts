@@ -71,7 +71,6 @@ export const serverSpec = {
         maxConnectionsPerAddress: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Open AMQP connections from one client address at most; more are refused with 530 NOT_ALLOWED.' },
         maxQueuesPerConnection: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Exclusive and server-named queues one connection may hold at once; one more is refused with 406 PRECONDITION_FAILED.' },
         maxConsumersPerChannel: { type: 'int', default: 4096, min: 8, max: 1000000, doc: "Consumers (basic.consume) one channel may hold at once, as RabbitMQ's consumer_max_per_channel; one more closes the connection with 530 NOT_ALLOWED." },
-        maxConsumersPerChannel: { type: 'int', default: 4096, min: 8, max: 1000000, doc: "Consumers (basic.consume) one channel may hold at once, as RabbitMQ's consumer_max_per_channel; one more closes the connection with 530 NOT_ALLOWED." },
       },
     },
     syslog: {

@@ -41,7 +41,6 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'server.amqp.maxConnectionsPerAddress': { error: 'the connection is refused', metric: hits('amqp.maxConnectionsPerAddress') },
   'server.amqp.maxQueuesPerConnection': { error: 'queue.declare closes the channel with 406 PRECONDITION_FAILED naming the limit', metric: hits('amqp.maxQueuesPerConnection') },
   'server.amqp.maxConsumersPerChannel': { error: "basic.consume closes the connection with 530 NOT_ALLOWED `reached maximum (N) of consumers per channel`, as RabbitMQ's consumer_max_per_channel", metric: hits('amqp.maxConsumersPerChannel') },
-  'server.amqp.maxConsumersPerChannel': { error: "basic.consume closes the connection with 530 NOT_ALLOWED `reached maximum (N) of consumers per channel`, as RabbitMQ's consumer_max_per_channel", metric: hits('amqp.maxConsumersPerChannel') },
   'server.syslog.maxMessageSize': { error: 'the message goes to `ingest-errors`; framing resyncs at the next message', metric: hits('syslog.maxMessageSize') },
   'server.syslog.idleTimeout': { error: 'the connection is closed', metric: hits('syslog.idleTimeout') },
   'server.syslog.maxConnections': { error: 'the connection is refused at accept', metric: hits('syslog.maxConnections') },

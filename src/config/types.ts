@@ -47,7 +47,6 @@ export interface AmqpListenerConfig extends ListenerConfig {
   readonly maxConnectionsPerAddress: number
   readonly maxQueuesPerConnection: number
   readonly maxConsumersPerChannel: number
-  readonly maxConsumersPerChannel: number
 }
 
 export interface SyslogListenerConfig extends ListenerConfig {
@@ -76,12 +75,6 @@ export interface LimitsConfig {
   readonly maxOpenSegmentFiles: number
   readonly maxEventsPerRequest: number
   readonly maxEventDepth: number
-  /** Streams of the file and of run time together (not the built-in ingest-errors). */
-  readonly maxStreams: number
-  /** Groups of the file and of run time together. */
-  readonly maxGroups: number
-  /** Members across all groups at once, every door. */
-  readonly maxConsumers: number
   /** Streams of the file and of run time together (not the built-in ingest-errors). */
   readonly maxStreams: number
   /** Groups of the file and of run time together. */

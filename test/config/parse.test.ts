@@ -71,7 +71,7 @@ describe('the example in DESIGN.md', () => {
       exchange: 'logs',
       routingKey: 'syslog.{facility}.{severity}',
     })
-    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000 })
+    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000 })
     expect(config.server.alarms).toEqual({ memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 })
     expect(config.bindings[3]).toEqual({
       exchange: 'by-attr',
@@ -147,7 +147,6 @@ describe('an empty file', () => {
           maxConnectionsPerAddress: 1024,
           maxQueuesPerConnection: 1024,
           maxConsumersPerChannel: 4096,
-          maxConsumersPerChannel: 4096,
         },
         syslog: {
           enabled: true,
@@ -163,7 +162,7 @@ describe('an empty file', () => {
           udpQueueSize: 10_000,
         },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
-        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000 },
+        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000 },
         alarms: { memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 },
         log: { level: 'info' },
       },
