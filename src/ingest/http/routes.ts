@@ -7,6 +7,7 @@ import type { Router } from '../../router/index.js'
 import type { BrokerPublisher } from '../../streams/publisher.js'
 import type { StreamRates } from '../../streams/rates.js'
 import type { StreamRegistry } from '../../streams/registry.js'
+import { eventTtlMsMax, parseTtl } from '../../streams/ttl.js'
 import type { Alarms } from '../../flow/alarms.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { IngestErrors } from '../ingest-errors.js'
@@ -75,14 +76,12 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const opts = decodeOptions(req, limits)
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
     const events = type === 'application/json' ? await decodeJson(body, opts) : await decodeNdjson(body, opts)
-    if (broker.limiter.active) {
-      const d = broker.limiter.check({ listener: 'http', remote: req.ip, exchange }, events.length, body.length)
-      if (d.retryAfterMs > 0) throw errors.rateLimited(d.rule!, d.retryAfterMs)
-    }
     const idem = req.headers['idempotency-key']
     const idempotencyKey = typeof idem === 'string' && idem.length > 0 ? idem : undefined
     if (idempotencyKey !== undefined && !idempotencyKey.isWellFormed()) throw errors.badRequest('idempotency-key holds invalid Unicode')
-    return broker.publisher.publish({ exchange, events, idempotencyKey, source: 'http' })
+    const { accepted, duplicates, unroutable } = await broker.publisher.publish({ exchange, events, idempotencyKey, source: 'http', from: { listener: 'http', remote: req.ip } })
+    // The contract's answer: counts only (an HTTP request is all or nothing, so nothing is refused one by one).
+    return { accepted, duplicates, unroutable }
   })
 
   app.get<{ Params: { stream: string }; Querystring: { from?: string; limit?: string; waitMs?: string } }>('/v1/streams/:stream/events', async (req, reply) => {
@@ -238,9 +237,17 @@ function decodeOptions(req: FastifyRequest<{ Querystring: { routingKey?: string;
     headers ??= {}
     headers[name.slice(eventHeaderPrefix.length)] = value
   }
+  // The TTL is the event's, as AMQP's `expiration` property: it is not stored as a header "ttl".
+  let ttlMs: number | undefined
+  if (headers !== undefined && Object.hasOwn(headers, 'ttl')) {
+    ttlMs = parseTtl(headers.ttl)
+    if (ttlMs === undefined) throw errors.badRequest(`x-event-ttl must be whole milliseconds from 0 to ${eventTtlMsMax}, not "${headers.ttl}"`)
+    delete headers.ttl
+    if (Object.keys(headers).length === 0) headers = undefined
+  }
   const env = req.query.envelope
   if (env !== undefined && env !== 'true' && env !== 'false') throw errors.badRequest(`envelope must be true or false, not "${env}"`)
-  return { envelope: env === 'true', maxEventBytes: limits.maxEventBytes, maxEvents: limits.maxEventsPerRequest, maxDepth: limits.maxEventDepth, routingKey, headers }
+  return { envelope: env === 'true', maxEventBytes: limits.maxEventBytes, maxEvents: limits.maxEventsPerRequest, maxDepth: limits.maxEventDepth, routingKey, headers, ttlMs }
 }
 
 function intParam(raw: string | undefined, name: string, dflt: number, min: number, bound: RequestBound): number {
