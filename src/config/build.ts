@@ -58,6 +58,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       idleTimeoutMs: s.ndjson.idleTimeout,
       maxConnections: s.ndjson.maxConnections,
       maxConnectionsPerAddress: s.ndjson.maxConnectionsPerAddress,
+      maxPendingBytes: s.ndjson.maxPendingSize,
     },
     amqp: {
       enabled: s.amqp.enabled,
@@ -71,6 +72,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxConnectionsPerAddress: s.amqp.maxConnectionsPerAddress,
       maxQueuesPerConnection: s.amqp.maxQueuesPerConnection,
       maxConsumersPerChannel: s.amqp.maxConsumersPerChannel,
+      maxPendingPublishBytes: s.amqp.maxPendingPublishSize,
     },
     syslog: {
       enabled: s.syslog.enabled,
@@ -83,6 +85,8 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       idleTimeoutMs: s.syslog.idleTimeout,
       maxConnections: s.syslog.maxConnections,
       maxConnectionsPerAddress: s.syslog.maxConnectionsPerAddress,
+      maxPendingBytes: s.syslog.maxPendingSize,
+      udpReceiveBufferBytes: s.syslog.udpReceiveBufferSize,
       udpQueueSize: s.syslog.udpQueueSize,
     },
     durability: { fsync: s.durability.fsync, intervalMs: s.durability.interval, maxBatchBytes: s.durability.maxBatchBytes },

@@ -35,6 +35,8 @@ export interface NdjsonListenerConfig extends ListenerConfig {
   readonly idleTimeoutMs: number
   readonly maxConnections: number
   readonly maxConnectionsPerAddress: number
+  /** Read and not yet stored, per connection, before its socket is paused. */
+  readonly maxPendingBytes: number
 }
 
 export interface AmqpListenerConfig extends ListenerConfig {
@@ -47,6 +49,8 @@ export interface AmqpListenerConfig extends ListenerConfig {
   readonly maxConnectionsPerAddress: number
   readonly maxQueuesPerConnection: number
   readonly maxConsumersPerChannel: number
+  /** Publishes read and not yet stored, per connection, before its socket is paused. */
+  readonly maxPendingPublishBytes: number
 }
 
 export interface SyslogListenerConfig extends ListenerConfig {
@@ -58,6 +62,10 @@ export interface SyslogListenerConfig extends ListenerConfig {
   readonly idleTimeoutMs: number
   readonly maxConnections: number
   readonly maxConnectionsPerAddress: number
+  /** Read and not yet stored, per TCP connection, before its socket is paused. */
+  readonly maxPendingBytes: number
+  /** SO_RCVBUF asked for the UDP socket. */
+  readonly udpReceiveBufferBytes: number
   readonly udpQueueSize: number
 }
 

@@ -134,7 +134,7 @@ describe('an empty file', () => {
           maxReadEvents: 10_000,
           maxReadWaitMs: 30_000,
         },
-        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256 },
+        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256, maxPendingBytes: 4 * 1024 ** 2 },
         amqp: {
           enabled: true,
           host: '127.0.0.1',
@@ -147,6 +147,7 @@ describe('an empty file', () => {
           maxConnectionsPerAddress: 1024,
           maxQueuesPerConnection: 1024,
           maxConsumersPerChannel: 4096,
+          maxPendingPublishBytes: 8 * 1024 ** 2,
         },
         syslog: {
           enabled: true,
@@ -159,6 +160,8 @@ describe('an empty file', () => {
           idleTimeoutMs: 300_000,
           maxConnections: 1000,
           maxConnectionsPerAddress: 256,
+          maxPendingBytes: 4 * 1024 ** 2,
+          udpReceiveBufferBytes: 4 * 1024 ** 2,
           udpQueueSize: 10_000,
         },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },

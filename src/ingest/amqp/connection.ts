@@ -32,8 +32,6 @@ import type { AmqpVhost } from './vhost.js'
 // Heartbeats: sent when nothing else went out for an interval; the socket is closed when nothing
 // came in for two.
 
-/** Publish bytes read from one connection and not yet stored, before its socket is paused. */
-export const amqpPendingPublishBytesMax = 8 * 1024 * 1024
 /** How long a connection.close waits for close-ok before the socket is destroyed. */
 const closeOkWaitMs = 2000
 /**
@@ -195,10 +193,11 @@ export class AmqpConnection implements ChannelHost {
 
   /** Reads the socket only while publishes in flight are under their bound and nothing holds it. */
   #flow(): void {
-    const pause = this.#holds > 0 || this.#pendingPublishBytes >= amqpPendingPublishBytesMax
+    const full = this.#pendingPublishBytes >= this.#deps.config.maxPendingPublishBytes
+    const pause = this.#holds > 0 || full
     if (pause && !this.#paused) {
       this.#paused = true
-      if (this.#pendingPublishBytes >= amqpPendingPublishBytesMax) hitLimit('amqp.pendingPublishBytes')
+      if (full) hitLimit('amqp.maxPendingPublishSize')
       this.#socket.pause()
     } else if (!pause && this.#paused) {
       this.#paused = false

@@ -29,7 +29,7 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
     logger,
     onConnection: (socket: Socket, remote: string) => {
       const counters = listener.counters
-      const pipeline = doorPipeline(socket, remote, { listener: 'ndjson', exchange, publisher, errors, limiter, logger })
+      const pipeline = doorPipeline(socket, remote, { listener: 'ndjson', exchange, publisher, errors, limiter, logger, maxPendingBytes: config.maxPendingBytes })
       const lines = new LineSplitter(
         config.maxLineBytes,
         (line, lineNo) => {

@@ -14,8 +14,6 @@ import { newCounters, TcpListener, type ConnectionBudget, type ListenerCounters 
 import { SyslogFramer } from './framing.js'
 import { isSyslogParseError, parseSyslog, type SyslogEvent } from './parse.js'
 
-const udpReceiveBufferBytes = 4 * 1024 * 1024
-
 /** Turns one frame into an event, or sets it aside in ingest-errors. */
 function makeEvent(frame: Buffer, remote: string | undefined, template: (v: unknown) => string, errors: IngestErrors, counters: ListenerCounters, listener: string): PublishEvent | undefined {
   counters.messages++
@@ -57,7 +55,7 @@ export function syslogTcpListener(config: SyslogListenerConfig, exchange: string
     logger,
     onConnection: (socket: Socket, remote: string) => {
       const counters = listener.counters
-      const pipeline = doorPipeline(socket, remote, { listener: 'syslog', exchange, publisher, errors, limiter, logger })
+      const pipeline = doorPipeline(socket, remote, { listener: 'syslog', exchange, publisher, errors, limiter, logger, maxPendingBytes: config.maxPendingBytes })
       const framer = new SyslogFramer({
         maxMessageBytes: config.maxMessageBytes,
         onFrame: (frame) => {
@@ -107,7 +105,7 @@ export class SyslogUdpListener {
   ) {
     // A large receive buffer absorbs bursts while the event loop is busy; the kernel caps it at
     // net.core.rmem_max. What still overflows is lost, as UDP always allows.
-    this.#socket = createSocket({ type: isIPv6(config.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: udpReceiveBufferBytes })
+    this.#socket = createSocket({ type: isIPv6(config.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: config.udpReceiveBufferBytes })
     const template = compileTemplate(config.routingKey)
     this.#socket.on('message', (msg, rinfo) => {
       this.counters.bytes += msg.length

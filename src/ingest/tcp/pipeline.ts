@@ -35,6 +35,8 @@ export class ConnectionPipeline {
     /** Who publishes, for the rate limits (the publish path applies them). */
     private readonly from: PublishRequest['from'],
     private readonly source: PublishSourceName = 'ndjson',
+    /** The `limit` label counted when the socket pauses at maxPendingBytes. */
+    private readonly pendingLimit = `${source}.maxPendingSize`,
   ) {}
 
   get pendingBytes(): number {
@@ -46,7 +48,7 @@ export class ConnectionPipeline {
     this.#pendingBytes += event.body.length
     if (this.#pendingBytes >= this.maxPendingBytes && !this.#paused) {
       this.#paused = true
-      hitLimit('tcpMaxPendingBytes')
+      hitLimit(this.pendingLimit)
       this.socket.pause()
     }
   }
@@ -142,10 +144,9 @@ export interface DoorContext {
   readonly errors: IngestErrors
   readonly limiter: RateLimiter
   readonly logger: Logger
+  /** server.<listener>.maxPendingSize: read and not yet stored, per connection, before the socket pauses. */
+  readonly maxPendingBytes: number
 }
-
-/** Bytes read from one connection and not yet stored, before its socket is paused. */
-export const tcpMaxPendingBytes = 4 * 1024 * 1024
 
 /**
  * The pipeline of one connection of a TCP door: refused events go to ingest-errors, passing
@@ -157,7 +158,7 @@ export function doorPipeline(socket: Socket, remote: string, door: DoorContext):
     socket,
     door.publisher,
     exchange,
-    tcpMaxPendingBytes,
+    door.maxPendingBytes,
     (events, err) => {
       for (const e of events) door.errors.record({ listener, remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
     },
