@@ -8,7 +8,7 @@ import { shielded } from './background.js'
 import { Alarms } from './flow/alarms.js'
 import { RateLimiter } from './flow/rate-limiter.js'
 import { Metrics } from './metrics/index.js'
-import { IngestErrors, ingestErrorsStream } from './ingest/ingest-errors.js'
+import { IngestErrors, ingestErrorsStream, ingestErrorsStreamConfig } from './ingest/ingest-errors.js'
 import { amqpListener } from './ingest/amqp/server.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
@@ -32,8 +32,6 @@ import { SegmentFilePool } from './log/index.js'
 const retentionCheckMs = 30_000
 const dedupExpireEveryMs = 30_000
 const dedupExpireBatch = 100_000
-/** Event ids and idempotency keys held in memory for the dedup windows of all exchanges. */
-export const dedupIdsMax = 1_000_000
 
 export interface SluiceServer {
   /** Base URL of the HTTP API once listening, e.g. http://127.0.0.1:7400. */
@@ -56,13 +54,7 @@ const dedupScopes = (streams: StreamRegistry, publisher: BrokerPublisher): strin
  */
 function streamConfigs(config: Config): Record<string, StreamConfig> {
   const out: Record<string, StreamConfig> = { ...config.streams }
-  out[ingestErrorsStream] ??= {
-    name: ingestErrorsStream,
-    retention: { maxAgeMs: 7 * 24 * 3600 * 1000, maxBytes: 1024 ** 3, policy: 'limits' },
-    segmentBytes: 64 * 1024 * 1024,
-    segmentAgeMs: 24 * 3600 * 1000,
-    fsync: config.server.durability.fsync,
-  }
+  out[ingestErrorsStream] ??= ingestErrorsStreamConfig(config.server)
   return out
 }
 
@@ -142,7 +134,7 @@ interface Catalogued {
 async function openCatalog(config: Config, deps: { meta: MetaStore; streams: StreamRegistry; logger: Logger; metrics: Metrics }): Promise<Opened<Catalogued>> {
   const { meta, streams, logger, metrics } = deps
   const router = routerFromConfig(config)
-  const dedup = new DedupWindow(meta, dedupIdsMax)
+  const dedup = new DedupWindow(meta, config.server.limits.maxDedupIds)
   const publisher = new BrokerPublisher(config, router, streams, meta, dedup)
   // Run-time definitions (AMQP declarations) come back before the dedup window loads and
   // before groups open, so groups on run-time streams and exchanges find them.
@@ -314,7 +306,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   // A stream that found the disk full raises the disk alarm at once; its log has rolled back.
   onStreamWriteError = (err) => alarms.noteWriteError(err)
   // What the doors set aside is written before the streams close.
-  const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream))
+  const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream), server.ingestErrors)
   await parts.open('ingest errors', () => ({ close: () => ingestErrors.drain() }))
 
   const listeners: IngestListener[] = []

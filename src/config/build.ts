@@ -2,9 +2,11 @@
 // references as discriminated unions). Runs only when validation found no problem, so every
 // value here is present and well-typed.
 
-import type { ConfigSpec, bindingSpec, exchangeSpec, groupSpec, rateLimitSpec, serverSpec, streamSpec } from './keys.js'
-import type { Raw } from './spec.js'
-import type { BindingConfig, Config, DeadLetterConfig, ExchangeConfig, FsyncPolicy, GroupConfig, RateLimitConfig, ServerConfig, StreamConfig } from './types.js'
+import type { ConfigSpec, bindingSpec, groupSpec, rateLimitSpec, serverSpec } from './keys.js'
+import { exchangeSpec, streamSpec } from './keys.js'
+import type { ObjectSpec, Raw } from './spec.js'
+import type { BindingConfig, Config, DeadLetterConfig, ExchangeConfig, ExchangeType, FsyncPolicy, GroupConfig, RateLimitConfig, ServerConfig, StreamConfig } from './types.js'
+import { defaultOf } from './validate.js'
 
 export function buildConfig(raw: Raw<ConfigSpec>): Config {
   const server = buildServer(raw.server)
@@ -17,6 +19,31 @@ export function buildConfig(raw: Raw<ConfigSpec>): Config {
     groups: byName(raw.groups, buildGroup),
     rateLimits: raw.rateLimits.map(buildRateLimit),
   }
+}
+
+/**
+ * A stream declared with no settings, as `streams: { <name>: {} }` gives: what run-time (AMQP)
+ * and built-in streams start from, so the key table is the one source of stream defaults.
+ */
+export function defaultStreamConfig(name: string, fsync: FsyncPolicy): StreamConfig {
+  return buildStream(name, defaultsOf(streamSpec) as Raw<typeof streamSpec>, fsync)
+}
+
+/** An exchange declared with only a type and an alternate; every other key at its default. */
+export function defaultExchangeConfig(name: string, type: ExchangeType, alternate: string | null): ExchangeConfig {
+  return buildExchange(name, { ...(defaultsOf(exchangeSpec) as Raw<typeof exchangeSpec>), type, alternate })
+}
+
+// What the validator gives an object the file leaves out: each leaf's parsed default.
+function defaultsOf(spec: ObjectSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, child] of Object.entries(spec.keys)) {
+    if (child.type === 'object') out[k] = child.optional === true ? null : defaultsOf(child)
+    else if (child.type === 'named') out[k] = {}
+    else if (child.type === 'list') out[k] = []
+    else out[k] = defaultOf(child)
+  }
+  return out
 }
 
 function byName<R, T>(raw: Readonly<Record<string, R>>, build: (name: string, value: R) => T): Readonly<Record<string, T>> {
@@ -100,7 +127,9 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxStreams: s.limits.maxStreams,
       maxGroups: s.limits.maxGroups,
       maxConsumers: s.limits.maxConsumers,
+      maxDedupIds: s.limits.maxDedupIds,
     },
+    ingestErrors: { maxQueued: s.ingestErrors.maxQueued, maxRawBytes: s.ingestErrors.maxRawSize, maxBytes: s.ingestErrors.maxBytes },
     alarms: { memoryHighWatermark: s.alarms.memoryHighWatermark, memoryLimitBytes: s.alarms.memoryLimit, diskFreeLimitBytes: s.alarms.diskFreeLimit },
     log: { level: s.log.level },
   }
@@ -144,6 +173,7 @@ function buildGroup(name: string, g: Raw<typeof groupSpec>): GroupConfig {
     dispatch: g.dispatch,
     ackMode: g.ackMode,
     prefetch: g.prefetch,
+    readAheadBytes: g.readAheadSize,
     ackTimeoutMs: g.ackTimeout,
     maxDeliveries: g.maxDeliveries,
     retryBackoff: {

@@ -14,6 +14,7 @@ import { parseTree } from './yaml-tree.js'
 export type * from './types.js'
 export type { Env } from './env.js'
 export { renderConfigDocs } from './docs.js'
+export { defaultExchangeConfig, defaultStreamConfig } from './build.js'
 export { summarizeConfig } from './summary.js'
 export { formatDuration, formatSize, parseByteRate, parseDuration, parseEventRate, parseSize } from './units.js'
 

@@ -115,12 +115,22 @@ export const serverSpec = {
         maxBodySize: { type: 'size', default: '16mb', min: '1kb', max: '1gb', doc: 'Largest HTTP request body (413 above it).' },
         maxEventSize: { type: 'size', default: '1mb', min: '64b', max: '1gb', doc: 'Largest single event, on every listener.' },
         maxConnections: { type: 'int', default: 10000, min: 1, max: 1000000, doc: 'Most open connections across the TCP listeners.' },
+        maxDedupIds: { type: 'int', default: 1000000, min: 1, max: 100000000, doc: 'Event ids and idempotency keys held in memory for all dedup windows at most; past it the oldest are forgotten before their window ends, so a later copy would be stored.' },
         maxOpenSegmentFiles: { type: 'int', default: 64, min: 1, max: 1000000, doc: 'Read handles on sealed segment files open at once across all streams (least recently used closed first, idle ones after 30 s); more readers wait.' },
         maxEventsPerRequest: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'Most events in one HTTP publish request; more is refused whole with 413 too_many_events.' },
         maxEventDepth: { type: 'int', default: 64, min: 1, max: 1000, doc: 'Deepest nesting of objects and arrays in a JSON event body, and in each header value, on every listener; deeper is refused (HTTP 400 bad_event, AMQP basic.nack, the stream listeners set it aside in ingest-errors).' },
         maxStreams: { type: 'int', default: 10000, min: 1, max: 1000000, doc: "Streams at most, the file's and those declared at run time (each AMQP queue is one) together; the built-in ingest-errors is not counted. A file with more is refused at start; one more at run time is refused (AMQP queue.declare: 406 PRECONDITION_FAILED)." },
         maxGroups: { type: 'int', default: 10000, min: 1, max: 1000000, doc: "Consumer groups at most, the file's and those declared at run time together (each AMQP classic queue has one, each consumer of a stream queue one of its own). A file with more is refused at start; one more at run time is refused (HTTP 409 too_many_groups, AMQP 406 PRECONDITION_FAILED)." },
         maxConsumers: { type: 'int', default: 100000, min: 1, max: 10000000, doc: 'Consumers across all groups at once: AMQP consumers and basic.get users until their channel closes, HTTP fetch consumers until their sessionTimeout ends. One more is refused (HTTP 503 too_many_consumers, AMQP 530 NOT_ALLOWED).' },
+      },
+    },
+    ingestErrors: {
+      type: 'object',
+      doc: 'The built-in ingest-errors stream, where the stream doors set aside what they cannot parse.',
+      keys: {
+        maxQueued: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'Records waiting to be stored at most; past it new ones are dropped and counted, and the door goes on.' },
+        maxRawSize: { type: 'size', default: '64kb', min: '64b', max: '16mb', doc: 'How much of an unparseable line or frame a record keeps; the rest is cut and the record says `truncated: true`.' },
+        maxBytes: { type: 'size', default: '1gb', min: '1mb', doc: "The stream's retention.maxBytes (its other settings are a stream's defaults); unused when `streams` declares ingest-errors." },
       },
     },
     alarms: {
@@ -231,6 +241,7 @@ export const groupSpec = {
     dispatch: { type: 'enum', values: ['fair', 'round-robin'], default: 'fair', doc: 'fair: member with most free credit; round-robin: members in turn.' },
     ackMode: { type: 'enum', values: ['manual', 'auto'], default: 'manual', doc: 'manual: consumers ack; auto: settled on delivery (at most once).' },
     prefetch: { type: 'int', default: 100, min: 1, max: 65535, doc: 'Unacked deliveries one member may hold.' },
+    readAheadSize: { type: 'size', default: '256kb', min: '1kb', max: '64mb', doc: 'Most bytes of the stream one read for the next deliveries takes (a larger batch is read whole); the group reads only as far as members have credit.' },
     ackTimeout: { type: 'duration', default: '30s', min: '100ms', max: '1d', doc: 'Unacked this long: redelivered to another member.' },
     maxDeliveries: { type: 'int', default: 5, min: 0, max: 1000000, doc: 'Deliveries before dead-lettering with reason `delivery_limit`; 0 = unlimited.' },
     retryBackoff: {

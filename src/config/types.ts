@@ -89,6 +89,17 @@ export interface LimitsConfig {
   readonly maxGroups: number
   /** Members across all groups at once, every door. */
   readonly maxConsumers: number
+  /** Ids held in memory across all dedup windows. */
+  readonly maxDedupIds: number
+}
+
+export interface IngestErrorsConfig {
+  /** Records waiting to be appended, at most. */
+  readonly maxQueued: number
+  /** Bytes of an unparseable frame kept in its record. */
+  readonly maxRawBytes: number
+  /** retention.maxBytes of the built-in stream (not of one declared in `streams`). */
+  readonly maxBytes: number
 }
 
 export interface AlarmsConfig {
@@ -129,6 +140,7 @@ export interface ServerConfig {
   readonly syslog: SyslogListenerConfig
   readonly durability: DurabilityConfig
   readonly limits: LimitsConfig
+  readonly ingestErrors: IngestErrorsConfig
   readonly alarms: AlarmsConfig
   readonly log: { readonly level: LogLevel }
 }
@@ -205,6 +217,8 @@ export interface GroupConfig {
   readonly dispatch: DispatchMode
   readonly ackMode: AckMode
   readonly prefetch: number
+  /** Bytes one read of the stream takes for the next deliveries (at least one batch). */
+  readonly readAheadBytes: number
   readonly ackTimeoutMs: number
   /** 0: unlimited. */
   readonly maxDeliveries: number

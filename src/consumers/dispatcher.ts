@@ -1,4 +1,5 @@
 import type { GroupConfig } from '../config/index.js'
+import { hitLimit } from '../limits.js'
 import type { Log, StoredRecord } from '../log/index.js'
 import type { CursorState } from './cursor-state.js'
 
@@ -49,8 +50,6 @@ export interface Member {
   /** Cancelled push consumer kept only to settle what it holds: it takes nothing new. */
   retired: boolean
 }
-
-const readAheadBytes = 256 * 1024
 
 /**
  * Who gets what: a group's members and their credit, the events in flight with each, and the
@@ -261,7 +260,7 @@ export class Dispatcher {
     const log = this.#log
     while (this.#fresh.length < target && this.#readOffset < log.endOffset) {
       if (this.#readOffset < log.startOffset) this.#readOffset = log.startOffset
-      const { records, nextOffset } = await log.read(this.#readOffset, { maxBytes: readAheadBytes })
+      const { records, nextOffset } = await log.read(this.#readOffset, { maxBytes: this.#config.readAheadBytes })
       if (records.length === 0) break
       for (const r of records) {
         if (r.offset < this.#readOffset) continue
@@ -273,6 +272,9 @@ export class Dispatcher {
         this.#fresh.push({ record: r, count: this.#state.priorCount(r.offset) ?? (seen ? 1 : 0), seen })
       }
       this.#readOffset = this.#state.skipSettled(nextOffset)
+      // One read did not cover the members' credit (or ended at a segment's end): a larger
+      // readAheadSize would take fewer reads.
+      if (this.#fresh.length < target && this.#readOffset < log.endOffset) hitLimit('groups.readAheadSize')
     }
   }
 

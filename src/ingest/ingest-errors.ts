@@ -1,3 +1,4 @@
+import { defaultStreamConfig, type IngestErrorsConfig, type ServerConfig, type StreamConfig } from '../config/index.js'
 import { hitLimit } from '../limits.js'
 import type { AppendRecord } from '../log/index.js'
 import type { Stream } from '../streams/registry.js'
@@ -5,10 +6,14 @@ import type { Stream } from '../streams/registry.js'
 /** The stream that keeps what a door could not parse, so a bad frame is set aside, never lost. */
 export const ingestErrorsStream = 'ingest-errors'
 
-/** How much of an unparseable frame is kept: enough to see what it was, bounded for a 10 MB line. */
-export const ingestErrorRawBytesMax = 64 * 1024
-/** Queued error records at most; past it they are counted and dropped (the door keeps going). */
-export const ingestErrorsQueueMax = 10_000
+/**
+ * The built-in stream when `streams` does not declare it: a stream's defaults, with a size cap,
+ * since what fills it is chosen by whoever sends garbage.
+ */
+export function ingestErrorsStreamConfig(server: ServerConfig): StreamConfig {
+  const d = defaultStreamConfig(ingestErrorsStream, server.durability.fsync)
+  return { ...d, retention: { ...d.retention, maxBytes: server.ingestErrors.maxBytes } }
+}
 
 export interface IngestErrorInfo {
   readonly listener: string
@@ -31,15 +36,20 @@ export class IngestErrors {
   recorded = 0
   dropped = 0
 
-  constructor(private readonly stream: Stream | undefined) {}
+  constructor(
+    private readonly stream: Stream | undefined,
+    private readonly limits: IngestErrorsConfig,
+  ) {}
 
   record(info: IngestErrorInfo): void {
-    if (this.stream === undefined || this.#queue.length >= ingestErrorsQueueMax) {
+    if (this.stream === undefined || this.#queue.length >= this.limits.maxQueued) {
       this.dropped++
-      hitLimit('ingestErrorsQueueMax')
+      hitLimit('ingestErrors.maxQueued')
       return
     }
-    const raw = info.raw.subarray(0, ingestErrorRawBytesMax)
+    // Enough to see what the frame was, bounded for a line of many megabytes.
+    const raw = info.raw.subarray(0, this.limits.maxRawBytes)
+    if (raw.length < info.raw.length) hitLimit('ingestErrors.maxRawSize')
     const text = raw.toString('utf8')
     const valid = Buffer.from(text, 'utf8').equals(raw)
     const body = {

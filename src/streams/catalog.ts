@@ -1,5 +1,5 @@
 import type { Config, DurabilityConfig, ExchangeConfig, RetentionConfig, StreamConfig } from '../config/index.js'
-import { isValidName } from '../config/index.js'
+import { defaultExchangeConfig, defaultStreamConfig, isValidName } from '../config/index.js'
 import { errors } from '../errors.js'
 import type { LogLogger, LogObserver } from '../log/index.js'
 import type { JsonValue, MetaStore } from '../meta/index.js'
@@ -80,11 +80,6 @@ interface StoredStream {
   segmentBytes: number
   attributes?: JsonValue
 }
-
-/** Run-time exchanges keep event ids for dedup (AMQP message-id) as long as the YAML default. */
-const runtimeDedupWindowMs = 2 * 60 * 1000
-const runtimeSegmentBytes = 16 * 1024 * 1024
-const runtimeSegmentAgeMs = 24 * 3600 * 1000
 
 /** A binding's identity: source, destination, key and header arguments, as AMQP identifies one. */
 export function bindingId(def: Readonly<BindingDef>): string {
@@ -167,13 +162,13 @@ export class Catalog {
   }
 
   #streamConfig(name: string, retention: Partial<RetentionConfig> | undefined, segmentBytes: number | undefined): StreamConfig {
+    // Segment size and age are a YAML stream's defaults (the key table's), unless declared.
+    const d = defaultStreamConfig(name, this.#durability.fsync)
     return {
-      name,
+      ...d,
       // A queue keeps what nobody consumed: no age or size limit unless asked for.
       retention: { maxAgeMs: retention?.maxAgeMs ?? null, maxBytes: retention?.maxBytes ?? null, policy: retention?.policy ?? 'interest' },
-      segmentBytes: segmentBytes ?? runtimeSegmentBytes,
-      segmentAgeMs: runtimeSegmentAgeMs,
-      fsync: this.#durability.fsync,
+      segmentBytes: segmentBytes ?? d.segmentBytes,
     }
   }
 
@@ -342,6 +337,7 @@ function normalizeBinding(def: BindingDef, type: ExchangeType): BindingDef {
   return out
 }
 
+/** Run-time exchanges keep event ids for dedup (AMQP message-id) as long as a YAML exchange does. */
 function runtimeExchange(name: string, type: ExchangeType, alternate: string | null): ExchangeConfig {
-  return { name, type, routingKey: null, alternate, unroutable: 'drop', dedup: null, dedupWindowMs: runtimeDedupWindowMs }
+  return defaultExchangeConfig(name, type, alternate)
 }

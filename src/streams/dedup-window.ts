@@ -193,7 +193,7 @@ export class DedupWindow {
       if (exp > nowMs && this.#ids.size <= this.#maxIds) break
       if (exp > nowMs) {
         this.evicted++
-        hitLimit('dedupIdsMax')
+        hitLimit('limits.maxDedupIds')
       }
       this.#ids.delete(k)
       this.#fingerprints.delete(k)

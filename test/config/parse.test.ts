@@ -71,7 +71,7 @@ describe('the example in DESIGN.md', () => {
       exchange: 'logs',
       routingKey: 'syslog.{facility}.{severity}',
     })
-    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000 })
+    expect(config.server.limits).toEqual({ maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000, maxDedupIds: 1_000_000 })
     expect(config.server.alarms).toEqual({ memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 })
     expect(config.bindings[3]).toEqual({
       exchange: 'by-attr',
@@ -87,6 +87,7 @@ describe('the example in DESIGN.md', () => {
       dispatch: 'fair',
       ackMode: 'manual',
       prefetch: 100,
+      readAheadBytes: 256 * 1024,
       ackTimeoutMs: 30_000,
       maxDeliveries: 5,
       retryBackoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 },
@@ -165,7 +166,8 @@ describe('an empty file', () => {
           udpQueueSize: 10_000,
         },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
-        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000 },
+        limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000, maxDedupIds: 1_000_000 },
+        ingestErrors: { maxQueued: 10_000, maxRawBytes: 64 * 1024, maxBytes: 1024 ** 3 },
         alarms: { memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 },
         log: { level: 'info' },
       },
