@@ -39,7 +39,8 @@ function isHeaderValue(v: unknown): v is HeaderValue {
   return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))
 }
 
-function normalizeBinding(def: BindingDef, type: ExchangeType): Readonly<BindingDef> {
+/** A binding in its one canonical shape (key filled, header arguments only on headers exchanges), checked; ids compare on it. */
+export function normalizeBinding(def: BindingDef, type: ExchangeType): Readonly<BindingDef> {
   const exchange = def.exchange
   const bad = (why: string) => errors.routerBadBinding(exchange, why)
   const hasStream = def.stream !== undefined
@@ -74,15 +75,19 @@ function normalizeBinding(def: BindingDef, type: ExchangeType): Readonly<Binding
 }
 
 /** Two definitions with the same id are the same binding, as AMQP identifies one by source, destination, key and arguments. */
-function bindingId(def: Readonly<BindingDef>): string {
+export function bindingId(def: Readonly<BindingDef>): string {
   const headers = def.headers === undefined ? null : Object.entries(def.headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   return JSON.stringify([def.exchange, def.stream ?? null, def.toExchange ?? null, def.key, def.match ?? null, headers])
 }
 
-function sameExchange(a: Readonly<ExchangeDef>, b: Readonly<ExchangeDef>): string | undefined {
+/**
+ * Why declaring `b` over the existing `a` is a conflict, or undefined when it is the same exchange.
+ * `unroutable` is compared only when `b` names it: AMQP's exchange.declare cannot say it.
+ */
+export function exchangeConflict(a: Readonly<ExchangeDef>, b: Readonly<ExchangeDef>): string | undefined {
   if (a.type !== b.type) return `as ${a.type}, not ${b.type}`
   if (a.alternate !== b.alternate) return `with alternate ${String(a.alternate ?? 'none')}, not ${String(b.alternate ?? 'none')}`
-  if ((a.unroutable ?? 'drop') !== (b.unroutable ?? 'drop')) return `with unroutable ${a.unroutable ?? 'drop'}, not ${b.unroutable ?? 'drop'}`
+  if (b.unroutable !== undefined && (a.unroutable ?? 'drop') !== b.unroutable) return `with unroutable ${a.unroutable ?? 'drop'}, not ${b.unroutable}`
   return undefined
 }
 
@@ -132,7 +137,7 @@ export class Router {
     const normalized = normalizeExchange(def)
     const existing = this.#exchanges.get(normalized.name)
     if (existing !== undefined) {
-      const why = sameExchange(existing.def, normalized)
+      const why = exchangeConflict(existing.def, normalized)
       if (why !== undefined) throw errors.routerExchangeConflict(normalized.name, why)
       return false
     }

@@ -3,7 +3,7 @@ import { defaultExchangeConfig, defaultStreamConfig, isValidName } from '../conf
 import { errors } from '../errors.js'
 import type { LogLogger, LogObserver } from '../log/index.js'
 import type { JsonValue, MetaStore } from '../meta/index.js'
-import type { BindingDef, ExchangeType, Router } from '../router/index.js'
+import { bindingId, exchangeConflict, normalizeBinding, type BindingDef, type ExchangeType, type Router } from '../router/index.js'
 import type { BrokerPublisher } from './publisher.js'
 import type { StreamRegistry } from './registry.js'
 
@@ -79,12 +79,6 @@ interface StoredStream {
   retention: RetentionConfig
   segmentBytes: number
   attributes?: JsonValue
-}
-
-/** A binding's identity: source, destination, key and header arguments, as AMQP identifies one. */
-export function bindingId(def: Readonly<BindingDef>): string {
-  const headers = def.headers === undefined ? null : Object.entries(def.headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  return JSON.stringify([def.exchange, def.stream ?? null, def.toExchange ?? null, def.key ?? '', def.match ?? null, headers])
 }
 
 export class Catalog {
@@ -198,8 +192,11 @@ export class Catalog {
     const alternate = d.alternate ?? null
     const existing = this.#exchanges.get(d.name)
     if (existing !== undefined) {
-      if (existing.config.type !== d.type) throw errors.routerExchangeConflict(d.name, `as ${existing.config.type}, not ${d.type}`)
-      if (existing.config.alternate !== alternate) throw errors.routerExchangeConflict(d.name, `with alternate ${existing.config.alternate ?? 'none'}, not ${alternate ?? 'none'}`)
+      const why = exchangeConflict(
+        { name: d.name, type: existing.config.type, ...(existing.config.alternate !== null ? { alternate: existing.config.alternate } : {}) },
+        { name: d.name, type: d.type, ...(alternate !== null ? { alternate } : {}) },
+      )
+      if (why !== undefined) throw errors.routerExchangeConflict(d.name, why)
       return false
     }
     const stored: StoredExchange = { type: d.type, alternate, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
@@ -317,24 +314,6 @@ export class Catalog {
   bindingsTo(stream: string): readonly Readonly<BindingDef>[] {
     return this.#opts.router.bindings().filter((b) => b.stream === stream)
   }
-}
-
-/** `def` in the router's own shape (key filled, header arguments only on headers exchanges), so ids compare. */
-function normalizeBinding(def: BindingDef, type: ExchangeType): BindingDef {
-  const out: BindingDef = { exchange: def.exchange, key: def.key ?? '' }
-  if (def.stream !== undefined) out.stream = def.stream
-  if (def.toExchange !== undefined) out.toExchange = def.toExchange
-  if (type === 'headers') {
-    const headers: Record<string, string | number | boolean | null> = {}
-    let match = def.match
-    for (const [k, v] of Object.entries(def.headers ?? {})) {
-      if (k === 'x-match') match = v === 'any' ? 'any' : 'all'
-      else headers[k] = v
-    }
-    out.match = match ?? 'all'
-    out.headers = headers
-  }
-  return out
 }
 
 /** Run-time exchanges keep event ids for dedup (AMQP message-id) as long as a YAML exchange does. */
