@@ -330,7 +330,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         users: config.auth.users,
         maxConnections: server.limits.maxConnections,
         budget: tcpBudget,
-        bodySizeMax: server.limits.maxEventBytes,
+        bodySizeMax: server.amqp.maxMessageBytes,
         logger,
         vhost: { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked },
         onAlarm,

@@ -100,6 +100,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxQueuesPerConnection: s.amqp.maxQueuesPerConnection,
       maxConsumersPerChannel: s.amqp.maxConsumersPerChannel,
       maxPendingPublishBytes: s.amqp.maxPendingPublishSize,
+      maxMessageBytes: s.amqp.maxMessageSize,
     },
     syslog: {
       enabled: s.syslog.enabled,

@@ -71,8 +71,9 @@ export const serverSpec = {
         maxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Open AMQP connections at most (server.limits.maxConnections caps it too); more are refused with 530 NOT_ALLOWED.' },
         maxConnectionsPerAddress: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Open AMQP connections from one client address at most; more are refused with 530 NOT_ALLOWED.' },
         maxQueuesPerConnection: { type: 'int', default: 1024, min: 1, max: 1000000, doc: 'Exclusive and server-named queues one connection may hold at once; one more is refused with 406 PRECONDITION_FAILED.' },
-        maxPendingPublishSize: { type: 'size', default: '8mb', min: '1kb', max: '1gb', doc: 'Bytes of publishes read from one connection and not yet stored; at this the socket is paused until they are (TCP backpressure; nothing is dropped).' },
         maxConsumersPerChannel: { type: 'int', default: 4096, min: 8, max: 1000000, doc: "Consumers (basic.consume) one channel may hold at once, as RabbitMQ's consumer_max_per_channel; one more closes the connection with 530 NOT_ALLOWED." },
+        maxMessageSize: { type: 'size', default: '16mb', min: '4kb', max: '512mb', doc: "Largest message body a client may send, as RabbitMQ's max_message_size: a content header declaring more closes the connection with 501 FRAME_ERROR before any of the body is read. A message under it but over server.limits.maxEventSize is nacked on its own." },
+        maxPendingPublishSize: { type: 'size', default: '8mb', min: '1kb', max: '1gb', doc: 'Bytes of publishes read from one connection and not yet stored; at this the socket is paused until they are (TCP backpressure; nothing is dropped).' },
       },
     },
     syslog: {

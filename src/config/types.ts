@@ -51,6 +51,7 @@ export interface AmqpListenerConfig extends ListenerConfig {
   readonly maxConsumersPerChannel: number
   /** Publishes read and not yet stored, per connection, before its socket is paused. */
   readonly maxPendingPublishBytes: number
+  readonly maxMessageBytes: number
 }
 
 export interface SyslogListenerConfig extends ListenerConfig {

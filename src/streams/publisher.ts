@@ -70,7 +70,14 @@ export interface PublishResult {
  * events are durable (or the append failed). Refused: nothing was stored; `error` says why, and
  * its `retryable` and `details.retryAfterMs` say whether and when to try again.
  */
-export type Admission = { readonly admitted: true; readonly done: Promise<PublishResult> } | { readonly admitted: false; readonly error: SluiceError }
+export type Admission =
+  | {
+      readonly admitted: true
+      readonly done: Promise<PublishResult>
+      /** With `admit: 'partial'`: events from `from` on were not taken; send them again after the wait. */
+      readonly deferred?: { readonly from: number; readonly retryAfterMs: number } | undefined
+    }
+  | { readonly admitted: false; readonly error: SluiceError }
 
 const refusal = (error: SluiceError): Admission => ({ admitted: false, error })
 
@@ -225,7 +232,7 @@ export class BrokerPublisher implements Publisher {
           const cut = kept === undefined ? g.granted : kept[g.granted]!
           deferred = { from: cut, retryAfterMs: g.retryAfterMs }
           if (refused !== undefined) refused = refused.filter((r) => r.index < cut)
-          if (g.granted === 0) return { admitted: true, done: Promise.resolve({ accepted: 0, duplicates: 0, unroutable: 0, deferred, ...(refused !== undefined && refused.length > 0 ? { refused } : {}) }) }
+          if (g.granted === 0) return { admitted: true, deferred, done: Promise.resolve({ accepted: 0, duplicates: 0, unroutable: 0, deferred, ...(refused !== undefined && refused.length > 0 ? { refused } : {}) }) }
           req = { ...req, events: req.events.slice(0, g.granted) }
           if (kept !== undefined) kept = kept.slice(0, g.granted)
         }
@@ -243,7 +250,7 @@ export class BrokerPublisher implements Publisher {
       const all = result.refused === undefined ? refused : [...(refused ?? []), ...result.refused].sort((a, b) => a.index - b.index)
       return { ...result, ...extra, ...(all !== undefined && all.length > 0 ? { refused: all } : {}) }
     })
-    return { admitted: true, done }
+    return { admitted: true, done, deferred }
   }
 
   /** `kept`: the index in the original request of each of `req.events`, when some were left out. */

@@ -149,6 +149,7 @@ describe('an empty file', () => {
           maxQueuesPerConnection: 1024,
           maxConsumersPerChannel: 4096,
           maxPendingPublishBytes: 8 * 1024 ** 2,
+          maxMessageBytes: 16 * 1024 ** 2,
         },
         syslog: {
           enabled: true,

@@ -451,7 +451,9 @@ export class AmqpChannel {
   /**
    * Hands one exchange's run of publishes to the publish path. A refusal that clears by itself (an
    * alarm, a rate limit, a full disk) holds the socket until it clears, as RabbitMQ's flow control
-   * does, and is asked again; nothing is nacked for it. Resolves once the run is admitted, with the
+   * does, and is asked again; nothing is nacked for it. Over a rate limit the run is taken in part
+   * ('partial', as the TCP doors): what the buckets hold goes now, the rest after the wait, so a
+   * pipelined burst is held to the rate too. Resolves once the whole run is admitted, with the
    * promise of its confirms.
    */
   async #publishRun(run: ContentCommand[]): Promise<{ readonly confirms: Promise<{ ok: boolean; outcomes: Outcome[] }> }> {
@@ -468,17 +470,22 @@ export class AmqpChannel {
       this.#host.countMessage(cmd.body.length)
     }
     this.#host.publishing(bytes)
-    const settled = (result: PublishResult | undefined): { ok: boolean; outcomes: Outcome[] } => {
-      this.#host.publishing(-bytes)
-      if (result === undefined) return { ok: false, outcomes: seqs.filter((q) => q > 0).map((seq) => ({ seq, ok: false })) }
+    // The outcomes of run[start, end), from the publish result of events[start…] (indexes relative to start).
+    let failed = false
+    const settled = (start: number, end: number, result: PublishResult | undefined): Outcome[] => {
+      const outcomes: Outcome[] = []
+      if (result === undefined) {
+        failed = true
+        for (let k = start; k < end; k++) if (seqs[k]! > 0) outcomes.push({ seq: seqs[k]!, ok: false })
+        return outcomes
+      }
       // Each event is acked, except those the publish path refused (invalid, or unroutable on an
       // exchange that rejects those); an unroutable one goes back to a `mandatory` publisher
       // first, and is then acked, as RabbitMQ does.
       const refused = new Map<number, SluiceError>()
-      for (const r of result.refused ?? []) refused.set(r.index, r.error)
-      const unroutable = new Set(result.unroutableAt)
-      const outcomes: Outcome[] = []
-      for (let k = 0; k < run.length; k++) {
+      for (const r of result.refused ?? []) refused.set(start + r.index, r.error)
+      const unroutable = new Set((result.unroutableAt ?? []).map((i) => start + i))
+      for (let k = start; k < end; k++) {
         const m = run[k]!.method as MethodOf<'basic.publish'>
         const error = refused.get(k)
         const noRoute = unroutable.has(k) || error?.code === 'SLUICE_ERR_UNROUTABLE'
@@ -488,29 +495,54 @@ export class AmqpChannel {
         if (error !== undefined && !(noRoute && m.mandatory)) this.#host.vhost.deps.logger.debug({ err: error, exchange }, 'AMQP publish refused')
         if (seqs[k]! > 0) outcomes.push({ seq: seqs[k]!, ok: error === undefined || (noRoute && m.mandatory) })
       }
-      return { ok: true, outcomes }
+      return outcomes
     }
-    const { publisher, blocked } = this.#host.vhost.deps
-    const request = { exchange, events, source: 'amqp', from: { listener: 'amqp', remote: this.#host.remote }, invalid: 'event' } as const
-    for (;;) {
-      const a = publisher.admit(request)
+    const { publisher, blocked, logger } = this.#host.vhost.deps
+    const parts: Array<Promise<Outcome[]>> = []
+    const finish = (): { readonly confirms: Promise<{ ok: boolean; outcomes: Outcome[] }> } => ({
+      confirms: Promise.all(parts).then((lists) => {
+        this.#host.publishing(-bytes)
+        return { ok: !failed, outcomes: lists.flat() }
+      }),
+    })
+    let start = 0
+    while (start < run.length) {
+      const a = publisher.admit({ exchange, events: start === 0 ? events : events.slice(start), source: 'amqp', from: { listener: 'amqp', remote: this.#host.remote }, invalid: 'event', admit: 'partial' })
+      let waitMs: number
       if (a.admitted) {
-        // Wrapped: an async function's result promise would otherwise wait for durability too.
-        const confirms = a.done.then(settled, (err: unknown) => {
-          if (!(err instanceof SluiceError) || err.status >= 500) this.#host.vhost.deps.logger.warn({ err, exchange, events: events.length }, 'AMQP publish failed')
-          return settled(undefined)
-        })
-        return { confirms }
+        const from = start
+        const end = a.deferred === undefined ? run.length : start + a.deferred.from
+        parts.push(
+          a.done.then(
+            (result) => settled(from, end, result),
+            (err: unknown) => {
+              if (!(err instanceof SluiceError) || err.status >= 500) logger.warn({ err, exchange, events: end - from }, 'AMQP publish failed')
+              return settled(from, end, undefined)
+            },
+          ),
+        )
+        if (a.deferred === undefined) break
+        start = end
+        waitMs = a.deferred.retryAfterMs
+      } else {
+        if (!a.error.retryable) {
+          parts.push(Promise.resolve(settled(start, run.length, undefined)))
+          break
+        }
+        waitMs = typeof a.error.details?.retryAfterMs === 'number' ? a.error.details.retryAfterMs : 1000
       }
-      if (!a.error.retryable || !this.#live) return { confirms: Promise.resolve(settled(undefined)) }
-      const retryAfterMs = typeof a.error.details?.retryAfterMs === 'number' ? a.error.details.retryAfterMs : 1000
+      if (!this.#live) {
+        parts.push(Promise.resolve(settled(start, run.length, undefined)))
+        break
+      }
       // An alarm ends when the alarm says so; a rate limit or a disk refusal after its wait.
-      const wait = blocked() ? this.#host.unblocked() : new Promise<void>((r) => setTimeout(r, retryAfterMs))
+      const wait = !a.admitted && blocked() ? this.#host.unblocked() : new Promise<void>((r) => setTimeout(r, waitMs))
       const gone = new Promise<void>((r) => this.#stopWaiting.signal.addEventListener('abort', () => r(), { once: true }))
       const held = Promise.race([wait, gone])
       this.#host.hold(held)
       await held
     }
+    return finish()
   }
 
   /** Confirms go out in publish order, whatever order the durability waits end in. */
