@@ -70,6 +70,11 @@ export const errors = {
     counted('meta.queuedOpsMax', new SluiceError('SLUICE_ERR_META_OVERLOADED', `metadata write queue holds ${queuedOps} ops, at its limit of ${limit} (queuedOpsMax)`, 503, true, { queuedOps, limit })),
   internal: (cause: unknown) => new SluiceError('SLUICE_ERR_INTERNAL', 'internal error', 500, true, undefined, { cause }),
   notFound: (method: string, url: string) => new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${method} ${url}`, 404, false),
+  // Access: the message never says whether the user exists or which part of a login was wrong.
+  unauthenticated: (why: string, retryAfterMs?: number) =>
+    new SluiceError('SLUICE_ERR_UNAUTHENTICATED', why, 401, retryAfterMs !== undefined, retryAfterMs === undefined ? undefined : { retryAfterMs }),
+  forbidden: (message: string, permission: string, resource: { readonly kind: string; readonly name: string }) =>
+    new SluiceError('SLUICE_ERR_FORBIDDEN', message, 403, false, { permission, resource }),
   // Startup and configuration
   startup: (why: string, cause?: unknown) => new SluiceError('SLUICE_ERR_STARTUP', `cannot start: ${why}`, 500, false, undefined, { cause }),
   config: (problems: readonly string[]) =>

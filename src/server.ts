@@ -5,6 +5,7 @@ import type { Config } from './config/index.js'
 import type { ListenerConfig, ServerConfig, StreamConfig } from './config/index.js'
 import { GroupRegistry, Redriver } from './consumers/index.js'
 import { shielded } from './background.js'
+import { Authenticator, Authorizer } from './auth/index.js'
 import { Alarms } from './flow/alarms.js'
 import { RateLimiter } from './flow/rate-limiter.js'
 import { Metrics } from './metrics/index.js'
@@ -260,6 +261,9 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   let broker: BrokerView | undefined
   const { server } = config
   const metrics = new Metrics()
+  // One authenticator and one authorizer for every door, so a user means the same everywhere.
+  const authenticator = new Authenticator(config.auth, { logger })
+  const authorizer = new Authorizer()
   // server.limits.maxConnections: one count of open connections across every door, HTTP included.
   const tcpBudget = new ConnectionBudget(server.limits.maxConnections)
   const app: FastifyInstance = buildHttpApp(
@@ -269,6 +273,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
       http: server.http,
       limits: server.limits,
       budget: tcpBudget,
+      access: { authenticator, authorizer, openMetrics: server.http.openMetrics },
     },
     (err) => logger.error({ err }, 'internal error in an HTTP request'),
   )
@@ -327,7 +332,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
     await door('AMQP', server.amqp, () =>
       amqpListener({
         config: server.amqp,
-        users: config.auth.users,
+        authenticator,
         maxConnections: server.limits.maxConnections,
         budget: tcpBudget,
         bodySizeMax: server.amqp.maxMessageBytes,
@@ -339,7 +344,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   }
 
   await parts.open('metrics', () => {
-    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors, catalog })
+    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors, catalog, auth: authenticator })
     return { close: () => undefined }
   })
   // The data routes close first: new requests get our 503 not_ready with Retry-After, the door

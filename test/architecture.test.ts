@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 
 const root = new URL('..', import.meta.url).pathname
 // The broker core, and the config it is built from.
-const coreDirs = ['src/log', 'src/meta', 'src/router', 'src/streams', 'src/consumers', 'src/flow', 'src/config']
+const coreDirs = ['src/log', 'src/meta', 'src/router', 'src/streams', 'src/consumers', 'src/flow', 'src/config', 'src/auth']
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = []

@@ -2,17 +2,17 @@
 // references as discriminated unions). Runs only when validation found no problem, so every
 // value here is present and well-typed.
 
-import type { ConfigSpec, bindingSpec, groupSpec, rateLimitSpec, serverSpec } from './keys.js'
+import type { ConfigSpec, authSpec, bindingSpec, groupSpec, rateLimitSpec, serverSpec } from './keys.js'
 import { exchangeSpec, streamSpec } from './keys.js'
 import type { ObjectSpec, Raw } from './spec.js'
-import type { BindingConfig, Config, DeadLetterConfig, ExchangeConfig, ExchangeType, FsyncPolicy, GroupConfig, RateLimitConfig, ServerConfig, StreamConfig } from './types.js'
+import type { AuthConfig, BindingConfig, Config, DeadLetterConfig, ExchangeConfig, ExchangeType, FsyncPolicy, GroupConfig, RateLimitConfig, ServerConfig, StreamConfig, UserConfig } from './types.js'
 import { defaultOf } from './validate.js'
 
 export function buildConfig(raw: Raw<ConfigSpec>): Config {
   const server = buildServer(raw.server)
   return {
     server,
-    auth: { users: raw.auth.users.map((u) => ({ ...u })), apiKeys: raw.auth.apiKeys.map((k) => ({ ...k })) },
+    auth: buildAuth(raw.auth),
     exchanges: byName(raw.exchanges, buildExchange),
     streams: byName(raw.streams, (name, s) => buildStream(name, s, server.durability.fsync)),
     bindings: raw.bindings.map(buildBinding),
@@ -74,6 +74,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       maxTagsPerRequest: s.http.maxTagsPerRequest,
       maxReadEvents: s.http.maxReadEvents,
       maxReadWaitMs: s.http.maxReadWait,
+      openMetrics: s.http.openMetrics,
     },
     ndjson: {
       enabled: s.ndjson.enabled,
@@ -145,6 +146,30 @@ function buildExchange(name: string, e: Raw<typeof exchangeSpec>): ExchangeConfi
     unroutable: e.unroutable,
     dedup: e.dedup,
     dedupWindowMs: e.dedupWindow,
+  }
+}
+
+/**
+ * The user an absent `auth.users` stands for, so `npm start` and curl from the same machine work
+ * with no credentials (anonymous loopback clients act as guest), as RabbitMQ's guest does.
+ */
+export const defaultGuest: UserConfig = {
+  username: 'guest',
+  password: 'guest',
+  passwordHash: null,
+  tags: ['administrator'],
+  permissions: { configure: '.*', write: '.*', read: '.*' },
+  loopbackOnly: true,
+}
+
+function buildAuth(a: Raw<typeof authSpec>): AuthConfig {
+  return {
+    anonymous: a.anonymous,
+    users: a.users === null ? [defaultGuest] : a.users.map((u) => ({ ...u, tags: [...u.tags], permissions: { ...u.permissions } })),
+    apiKeys: a.apiKeys.map((k) => ({ ...k })),
+    maxFailureDelayMs: a.maxFailureDelay,
+    maxPendingLoginsPerAddress: a.maxPendingLoginsPerAddress,
+    maxTrackedAddresses: a.maxTrackedAddresses,
   }
 }
 

@@ -74,7 +74,7 @@ function collectRows(spec: ObjectSpec, path: string, rows: string[]): void {
         collectRows(child.of, `${childPath}.<name>`, rows)
         break
       case 'list':
-        rows.push(row(childPath, 'list', '`[]`', child.doc))
+        rows.push(row(childPath, 'list', child.whenAbsent ?? '`[]`', child.doc))
         collectRows(child.of, `${childPath}[]`, rows)
         break
       default:
@@ -122,6 +122,8 @@ export function typeText(spec: LeafSpec): string {
       return '`earliest` \\| `latest` \\| offset \\| ISO time'
     case 'headers':
       return 'mapping of strings'
+    case 'enumList':
+      return `list of ${spec.values.map((v) => `\`${v}\``).join(', ')}`
     case 'bool':
       return 'boolean'
     case 'string':

@@ -39,6 +39,7 @@ export const serverSpec = {
         maxTagsPerRequest: { type: 'int', default: 10000, min: 1, max: 1000000, doc: 'Most delivery tags in one ack, nack or extend request; more is refused with 400 naming this key.' },
         maxReadEvents: { type: 'int', default: 10000, min: 1, max: 1000000, doc: 'Most events one stream read may ask for (`limit`); more is refused with 400 naming this key.' },
         maxReadWait: { type: 'duration', default: '30s', min: '0ms', max: '10m', doc: 'Longest wait for new events one stream read may ask for (`waitMs`); longer is refused with 400 naming this key.' },
+        openMetrics: { type: 'bool', default: false, doc: 'Serve /metrics to every client; otherwise it needs a user tagged monitoring or administrator (Prometheus sends Basic or a bearer token).' },
       },
     },
     ndjson: {
@@ -153,33 +154,78 @@ export const serverSpec = {
   },
 } as const satisfies ObjectSpec
 
+const permissionPattern = (what: string) =>
+  ({ type: 'string', default: null, doc: `Regular expression over the names this user may ${what}, matched against the whole name; unset matches nothing.` }) as const
+
 export const authSpec = {
   type: 'object',
-  doc: 'Credentials. With none declared, every client is let in.',
+  doc: 'Who may connect and what each user may do (docs/security.md): users with tags and permission patterns, as RabbitMQ has them, and API keys acting as a user.',
   keys: {
+    anonymous: {
+      type: 'enum',
+      values: ['loopback', 'none'],
+      default: 'loopback',
+      doc: 'loopback: a client on 127.0.0.1 or ::1 sending no credentials acts as the user `guest` (if there is one); none: every client must log in.',
+    },
     users: {
       type: 'list',
-      doc: 'Username and password pairs (HTTP basic auth, AMQP PLAIN).',
+      whenAbsent: 'one `guest` user',
+      doc: 'Users (HTTP Basic, AMQP PLAIN and AMQPLAIN). Left out, there is one: `guest`, password `guest`, loopbackOnly, administrator, every permission; declaring users replaces it.',
       of: {
         type: 'object',
         doc: 'One user.',
         keys: {
           username: { type: 'string', required: true, nonEmpty: true, doc: 'Login name.' },
-          password: { type: 'string', required: true, nonEmpty: true, doc: 'Password; use ${ENV} rather than writing it in the file.' },
+          password: { type: 'string', default: null, nonEmpty: true, doc: 'Password; use ${ENV} rather than writing it in the file. Exactly one of password and passwordHash.' },
+          passwordHash: { type: 'string', default: null, nonEmpty: true, doc: 'scrypt hash of the password, as `sluice passwd` prints it (`scrypt$N$r$p$salt$hash`).' },
+          tags: { type: 'enumList', values: ['administrator', 'monitoring'], default: [], doc: 'administrator: may do everything; monitoring: may read every listing, the overview and /metrics.' },
+          permissions: {
+            type: 'object',
+            doc: 'What the user may do to exchanges, streams and groups, by name (the table is in docs/security.md).',
+            keys: {
+              configure: permissionPattern('declare, delete, bind, reset and redrive'),
+              write: permissionPattern('publish to (exchanges) or bind to (destinations)'),
+              read: permissionPattern('consume from (groups), read (streams) or bind from (sources)'),
+            },
+          },
+          loopbackOnly: { type: 'bool', default: false, doc: 'Refuse this user from any address but 127.0.0.1 and ::1.' },
         },
       },
     },
     apiKeys: {
       type: 'list',
-      doc: 'API keys for HTTP (`authorization: Bearer <key>`).',
+      doc: 'API keys, sent as `Authorization: Bearer <key>` over HTTP; each acts as a user.',
       of: {
         type: 'object',
         doc: 'One API key.',
         keys: {
-          key: { type: 'string', required: true, nonEmpty: true, doc: 'The secret; use ${ENV} rather than writing it in the file.' },
           name: { type: 'name', required: true, declares: 'apiKey', doc: 'Name used in metrics, logs and `rateLimits[].match.apiKey`.' },
+          key: { type: 'string', default: null, nonEmpty: true, doc: 'The secret; use ${ENV} rather than writing it in the file. Exactly one of key and keyHash.' },
+          keyHash: { type: 'string', default: null, nonEmpty: true, doc: 'SHA-256 of the key, `sha256:<hex>`, as `sluice passwd --api-key` prints it.' },
+          user: { type: 'string', required: true, nonEmpty: true, doc: 'The user the key acts as: its tags and permissions apply.' },
         },
       },
+    },
+    maxFailureDelay: {
+      type: 'duration',
+      default: '5s',
+      min: '0ms',
+      max: '1m',
+      doc: 'After a failed login from an address, its next logins wait 100 ms, doubling with each further failure up to this; 0 turns the slowdown off.',
+    },
+    maxPendingLoginsPerAddress: {
+      type: 'int',
+      default: 32,
+      min: 1,
+      max: 100000,
+      doc: 'Logins from one slowed-down address waiting their turn at most; more are refused at once without checking their credentials.',
+    },
+    maxTrackedAddresses: {
+      type: 'int',
+      default: 10000,
+      min: 1,
+      max: 10000000,
+      doc: 'Client addresses whose login history (failures, credentials already verified) is remembered at most; past it the least recently seen is forgotten.',
     },
   },
 } as const satisfies ObjectSpec

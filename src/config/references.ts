@@ -6,6 +6,8 @@
 import { childPath, didYouMean, type Pos, type Problems } from './problems.js'
 import type { NameKind } from './spec.js'
 import type { Validated } from './validate.js'
+import { compilePattern, parseKeyHash, parsePasswordHash, sha256 } from '../auth/secrets.js'
+import { defaultGuest } from './build.js'
 
 const kindWords: Readonly<Record<NameKind, string>> = { exchange: 'exchange', stream: 'stream', group: 'group', apiKey: 'API key' }
 
@@ -56,19 +58,65 @@ function checkAuth(v: Validated, problems: Problems, at: At): void {
   const auth = v.raw.auth as typeof v.raw.auth | null
   if (auth === null) return
   const usernames = new Set<string>()
-  auth.users.forEach((user, i) => {
-    if (typeof user?.username !== 'string') return
-    const path = childPath(childPath('auth.users', i), 'username')
-    if (usernames.has(user.username)) problems.add(path, at(path), `user ${JSON.stringify(user.username)} is declared twice`)
-    usernames.add(user.username)
+  // Absent, the users are the built-in guest (build.ts).
+  const users = auth.users ?? [defaultGuest]
+  users.forEach((user, i) => {
+    if (user === null) return
+    const userPath = childPath('auth.users', i)
+    if (typeof user.username === 'string') {
+      const path = childPath(userPath, 'username')
+      if (usernames.has(user.username)) problems.add(path, at(path), `user ${JSON.stringify(user.username)} is declared twice`)
+      usernames.add(user.username)
+    }
+    const hasPassword = user.password !== null
+    const hasHash = user.passwordHash !== null
+    if (hasPassword && hasHash) problems.add(userPath, at(userPath), 'set `password` or `passwordHash`, not both')
+    else if (!hasPassword && !hasHash) problems.add(userPath, at(userPath), 'needs a `password` (use ${ENV}) or a `passwordHash` (from `sluice passwd`)')
+    if (typeof user.passwordHash === 'string') {
+      const parsed = parsePasswordHash(user.passwordHash)
+      const path = childPath(userPath, 'passwordHash')
+      // The hash is not quoted: it is as good as the password to an offline attack.
+      if ('problem' in parsed) problems.add(path, at(path), parsed.problem)
+    }
+    const permissions = user.permissions as typeof user.permissions | null | undefined
+    if (typeof permissions === 'object' && permissions !== null) {
+      for (const kind of ['configure', 'write', 'read'] as const) {
+        const pattern = permissions[kind]
+        if (typeof pattern !== 'string') continue
+        try {
+          compilePattern(pattern)
+        } catch (err) {
+          const path = childPath(childPath(userPath, 'permissions'), kind)
+          problems.add(path, at(path), `${JSON.stringify(pattern)} is not a regular expression: ${(err as Error).message}`)
+        }
+      }
+    }
   })
-  const keys = new Set<string>()
+  const digests = new Set<string>()
   auth.apiKeys.forEach((apiKey, i) => {
-    if (typeof apiKey?.key !== 'string') return
-    const path = childPath(childPath('auth.apiKeys', i), 'key')
+    if (apiKey === null) return
+    const keyPath = childPath('auth.apiKeys', i)
+    const hasKey = apiKey.key !== null
+    const hasHash = apiKey.keyHash !== null
+    if (hasKey && hasHash) problems.add(keyPath, at(keyPath), 'set `key` or `keyHash`, not both')
+    else if (!hasKey && !hasHash) problems.add(keyPath, at(keyPath), 'needs a `key` (use ${ENV}) or a `keyHash` (from `sluice passwd --api-key`)')
+    let digest: string | undefined
+    let path = childPath(keyPath, 'key')
+    if (typeof apiKey.key === 'string') digest = sha256(apiKey.key).toString('hex')
+    else if (typeof apiKey.keyHash === 'string') {
+      path = childPath(keyPath, 'keyHash')
+      const parsed = parseKeyHash(apiKey.keyHash)
+      if (Buffer.isBuffer(parsed)) digest = parsed.toString('hex')
+      else problems.add(path, at(path), parsed.problem)
+    }
     // The secret itself is never echoed into a message that ends up in logs.
-    if (keys.has(apiKey.key)) problems.add(path, at(path), 'this API key is declared twice')
-    keys.add(apiKey.key)
+    if (digest !== undefined && digests.has(digest)) problems.add(path, at(path), 'this API key is declared twice')
+    if (digest !== undefined) digests.add(digest)
+    if (typeof apiKey.user === 'string' && !usernames.has(apiKey.user)) {
+      const userPath = childPath(keyPath, 'user')
+      const where = auth.users === null ? ' (with auth.users left out, the only user is guest)' : ' in auth.users'
+      problems.add(userPath, at(userPath), `no user named ${JSON.stringify(apiKey.user)}${where}${didYouMean(apiKey.user, usernames)}`)
+    }
   })
 }
 

@@ -76,6 +76,11 @@ export interface StartSpec extends Doc, Presence<string> {
 export interface HeadersSpec extends Doc, Presence<Record<string, string>> {
   readonly type: 'headers'
 }
+/** A list of words from a fixed set (a user's tags); repeats are dropped. */
+export interface EnumListSpec extends Doc, Presence<readonly string[]> {
+  readonly type: 'enumList'
+  readonly values: readonly string[]
+}
 
 export type LeafSpec =
   | StringSpec
@@ -91,6 +96,7 @@ export type LeafSpec =
   | EnumSpec
   | StartSpec
   | HeadersSpec
+  | EnumListSpec
 
 export interface ObjectSpec extends Doc {
   readonly type: 'object'
@@ -109,6 +115,11 @@ export interface NamedSpec extends Doc {
 export interface ListSpec extends Doc {
   readonly type: 'list'
   readonly of: ObjectSpec
+  /**
+   * Set when leaving the list out means something other than an empty list (auth.users: the
+   * built-in guest); the text is what the docs show as its default. Absent, the list is null.
+   */
+  readonly whenAbsent?: string
 }
 
 export type KeySpec = LeafSpec | ObjectSpec | NamedSpec | ListSpec
@@ -129,16 +140,18 @@ type Base<S> = S extends { readonly type: 'string' | 'name' | 'template' | 'remo
       ? boolean
       : S extends { readonly type: 'enum'; readonly values: readonly (infer V)[] }
         ? V
-        : S extends { readonly type: 'start' }
-          ? StartPosition
-          : S extends { readonly type: 'headers' }
-            ? Readonly<Record<string, string>>
-            : S extends { readonly type: 'object'; readonly keys: infer K }
-              ? { readonly [P in keyof K]: Raw<K[P]> }
-              : S extends { readonly type: 'named'; readonly of: infer O }
-                ? Readonly<Record<string, Raw<O>>>
-                : S extends { readonly type: 'list'; readonly of: infer O }
-                  ? readonly Raw<O>[]
-                  : never
+        : S extends { readonly type: 'enumList'; readonly values: readonly (infer V)[] }
+          ? readonly V[]
+          : S extends { readonly type: 'start' }
+            ? StartPosition
+            : S extends { readonly type: 'headers' }
+              ? Readonly<Record<string, string>>
+              : S extends { readonly type: 'object'; readonly keys: infer K }
+                ? { readonly [P in keyof K]: Raw<K[P]> }
+                : S extends { readonly type: 'named'; readonly of: infer O }
+                  ? Readonly<Record<string, Raw<O>>>
+                  : S extends { readonly type: 'list'; readonly of: infer O }
+                    ? readonly Raw<O>[]
+                    : never
 
-export type Raw<S> = Base<S> | (S extends { readonly default: null } | { readonly optional: true } | { readonly nullable: true } ? null : never)
+export type Raw<S> = Base<S> | (S extends { readonly default: null } | { readonly optional: true } | { readonly nullable: true } | { readonly whenAbsent: string } ? null : never)

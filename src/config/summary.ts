@@ -4,6 +4,21 @@
 import type { BindingConfig, Config, DeadLetterConfig, GroupConfig, ListenerConfig, StartPosition } from './types.js'
 import { formatDuration, formatSize } from './units.js'
 
+const usersShownMax = 10
+
+/** Who may log in, and whether a loopback client without credentials is let in (as guest). */
+function authLine(config: Config): string {
+  const { users, apiKeys, anonymous } = config.auth
+  const shown = users.slice(0, usersShownMax).map((u) => {
+    const notes = [...u.tags, ...(u.loopbackOnly ? ['loopback only'] : [])]
+    return notes.length === 0 ? u.username : `${u.username} (${notes.join(', ')})`
+  })
+  if (users.length > usersShownMax) shown.push(`and ${users.length - usersShownMax} more`)
+  const guest = users.some((u) => u.username === 'guest')
+  const anon = anonymous === 'loopback' && guest ? 'loopback clients without credentials act as guest' : 'every client must log in'
+  return `auth: users ${shown.length === 0 ? 'none' : shown.join(', ')}; ${apiKeys.length} API key(s); ${anon}`
+}
+
 export function summarizeConfig(config: Config): string {
   const { server } = config
   const lines: string[] = []
@@ -15,9 +30,7 @@ export function summarizeConfig(config: Config): string {
     listener('syslog', server.syslog, server.syslog.exchange, server.syslog.udp ? ' tcp+udp' : ''),
   ].filter((text) => text !== '')
   lines.push(`listeners: ${listeners.length === 0 ? 'none' : listeners.join(', ')}`)
-  if (config.auth.users.length + config.auth.apiKeys.length > 0) {
-    lines.push(`auth: ${config.auth.users.length} user(s), ${config.auth.apiKeys.length} API key(s)`)
-  }
+  lines.push(authLine(config))
 
   const exchanges = Object.values(config.exchanges)
   lines.push(`exchanges (${exchanges.length}):`)

@@ -2,7 +2,7 @@
 // (`intervalMs`, `segmentBytes`) while YAML keys stay as designed (`interval`, `segmentSize`).
 // Enumerations are derived from the key table so a new value is added in one place.
 
-import type { exchangeSpec, groupSpec, rateLimitSpec, serverSpec, streamSpec, bindingSpec } from './keys.js'
+import type { authSpec, exchangeSpec, groupSpec, rateLimitSpec, serverSpec, streamSpec, bindingSpec } from './keys.js'
 import type { StartPosition } from './spec.js'
 
 export type { StartPosition }
@@ -131,6 +131,8 @@ export interface HttpListenerConfig extends ListenerConfig {
   readonly maxReadEvents: number
   /** Largest `waitMs` of a stream read. */
   readonly maxReadWaitMs: number
+  /** /metrics without credentials; otherwise it needs the monitoring or administrator tag. */
+  readonly openMetrics: boolean
 }
 
 export interface ServerConfig {
@@ -146,19 +148,45 @@ export interface ServerConfig {
   readonly log: { readonly level: LogLevel }
 }
 
+export type UserTag = Values<typeof authSpec.keys.users.of.keys.tags>
+export type AnonymousPolicy = Values<typeof authSpec.keys.anonymous>
+
+/** Regular expressions over names, as written (src/auth anchors them); null matches nothing. */
+export interface PermissionsConfig {
+  readonly configure: string | null
+  readonly write: string | null
+  readonly read: string | null
+}
+
 export interface UserConfig {
   readonly username: string
-  readonly password: string
+  /** Exactly one of password and passwordHash is set (validated). */
+  readonly password: string | null
+  /** `scrypt$N$r$p$salt$hash`, salt and hash in base64url. */
+  readonly passwordHash: string | null
+  readonly tags: readonly UserTag[]
+  readonly permissions: PermissionsConfig
+  readonly loopbackOnly: boolean
 }
 
 export interface ApiKeyConfig {
-  readonly key: string
   readonly name: string
+  /** Exactly one of key and keyHash is set (validated). */
+  readonly key: string | null
+  /** `sha256:<hex>`. */
+  readonly keyHash: string | null
+  /** The username the key acts as; it exists (validated). */
+  readonly user: string
 }
 
 export interface AuthConfig {
+  readonly anonymous: AnonymousPolicy
   readonly users: readonly UserConfig[]
   readonly apiKeys: readonly ApiKeyConfig[]
+  /** 0: no slowdown of logins after failures. */
+  readonly maxFailureDelayMs: number
+  readonly maxPendingLoginsPerAddress: number
+  readonly maxTrackedAddresses: number
 }
 
 export interface ExchangeConfig {

@@ -98,8 +98,8 @@ class Walker {
     return out
   }
 
-  list(spec: ListSpec, node: TreeNode | undefined, path: string): unknown[] {
-    if (node === undefined || (node.kind === 'scalar' && node.value === null)) return []
+  list(spec: ListSpec, node: TreeNode | undefined, path: string): unknown[] | null {
+    if (node === undefined || (node.kind === 'scalar' && node.value === null)) return spec.whenAbsent === undefined ? [] : null
     if (node.kind !== 'list') {
       this.problems.add(path, node.pos, `expected a list, got ${describe(node)}`)
       return []
@@ -160,6 +160,7 @@ type Parsed = { value: unknown } | { problem: string }
 
 function parseLeaf(spec: LeafSpec, node: TreeNode): Parsed {
   if (spec.type === 'headers') return parseHeaders(node)
+  if (spec.type === 'enumList') return parseEnumList(spec, node)
   if (node.kind !== 'scalar') return { problem: `expected ${expectation(spec)}, got ${describe(node)}` }
   if (node.value === null) return { problem: `is empty; expected ${expectation(spec)}` }
   return parseScalar(spec, node.value, textOf(node))
@@ -223,6 +224,7 @@ export function parseScalar(spec: LeafSpec, value: Scalar, text: string): Parsed
       return start === undefined ? bad() : { value: start }
     }
     case 'headers':
+    case 'enumList':
       return bad()
   }
 }
@@ -274,7 +276,24 @@ function expectation(spec: LeafSpec): string {
       return 'earliest, latest, an offset or an ISO time'
     case 'headers':
       return 'a mapping of header names to values'
+    case 'enumList':
+      return `a list of ${spec.values.join(', ')}`
   }
+}
+
+function parseEnumList(spec: { readonly values: readonly string[] }, node: TreeNode): Parsed {
+  if (node.kind === 'scalar' && node.value === null) return { value: Object.freeze([]) }
+  if (node.kind !== 'list') return { problem: `expected a list of ${spec.values.join(', ')}, got ${describe(node)}` }
+  const out: string[] = []
+  for (const item of node.items) {
+    const word = item.kind === 'scalar' ? item.value : undefined
+    if (typeof word !== 'string' || !spec.values.includes(word)) {
+      const shown = word === undefined ? describe(item) : show(word)
+      return { problem: `${shown} is not one of ${spec.values.join(', ')}${didYouMean(String(word ?? ''), spec.values)}` }
+    }
+    if (!out.includes(word)) out.push(word)
+  }
+  return { value: Object.freeze(out) }
 }
 
 function parseHeaders(node: TreeNode): Parsed {
@@ -340,8 +359,9 @@ export function defaultOf(spec: LeafSpec): unknown {
   let value: unknown = null
   if (spec.default !== undefined && spec.default !== null) {
     const written = spec.default
-    const result =
-      typeof written === 'object'
+    const result = Array.isArray(written)
+      ? { value: Object.freeze([...(written as readonly string[])]) }
+      : typeof written === 'object'
         ? { value: Object.freeze({ ...written }) }
         : parseScalar(spec, written, String(written))
     assert.ok(!('problem' in result), `key table default ${String(written)} is invalid: ${'problem' in result ? result.problem : ''}`)

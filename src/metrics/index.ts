@@ -20,6 +20,8 @@ export interface MetricSources {
   readonly ingestErrors: { readonly recorded: number; readonly dropped: number }
   /** The streams server.limits.maxStreams counts (the file's and run time's). */
   readonly catalog?: { readonly streamCount: number } | undefined
+  /** Failed logins, every door (src/auth). */
+  readonly auth?: { failureCounts(): Iterable<{ readonly door: string; readonly reason: string; readonly count: number }> } | undefined
 }
 
 // Latency buckets from 100 µs (a page-cache write) to 10 s (a stalled disk).
@@ -215,6 +217,10 @@ export class Metrics {
     counter('sluice_alarms_raised_total', 'Times a resource alarm was raised.', [], (c, s) => setCounter(c, {}, s.alarms.raisedTotal))
     counter('sluice_limit_hits_total', 'Times a named limit refused, cut or held something back.', ['limit'], (c) => {
       for (const [name, n] of limitHits) setCounter(c, { limit: name }, n)
+    })
+    // Labels are bounded: door and reason are fixed words in the code, never a username or address.
+    counter('sluice_auth_failures_total', 'Failed logins, by door and reason (unknown_user, bad_password, bad_api_key, loopback_only, throttled, malformed, no_credentials).', ['door', 'reason'], (c, s) => {
+      for (const f of s.auth?.failureCounts() ?? []) setCounter(c, { door: f.door, reason: f.reason }, f.count)
     })
     counter('sluice_background_errors_total', 'Failures caught in timers and callbacks nobody awaits (alarm probes, retention, flushes), by task.', ['task'], (c) => {
       for (const [task, n] of backgroundErrors) setCounter(c, { task }, n)

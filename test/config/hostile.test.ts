@@ -73,7 +73,7 @@ describe('hostile configuration text', () => {
   })
 
   it('a section of the wrong type is a problem, not a TypeError (auth: 5 threw)', () => {
-    expect(problemsOf('auth: 5\n')).toEqual(['auth (line 1, col 7): expected a mapping of users, apiKeys, got 5'])
+    expect(problemsOf('auth: 5\n')).toEqual(['auth (line 1, col 7): expected a mapping of anonymous, users, apiKeys, maxFailureDelay, maxPendingLoginsPerAddress, maxTrackedAddresses, got 5'])
     expect(() => parseConfig('auth: [1]\n', { env: {} })).toThrow(SluiceError)
   })
 

@@ -40,6 +40,7 @@ describe('the default config/sluice.yaml', () => {
       [
         'data dir ./data; fsync batch every 5ms',
         'listeners: http 127.0.0.1:7400, ndjson 127.0.0.1:7401 → logs, amqp 127.0.0.1:5672, syslog 127.0.0.1:5514 tcp+udp → logs',
+        'auth: users guest (administrator, loopback only); 0 API key(s); loopback clients without credentials act as guest',
         'exchanges (2):',
         '  logs: topic, key {service}.{level}, alternate unrouted, dedup id (2m)',
         '  unrouted: fanout, unroutable drop',
@@ -134,6 +135,7 @@ describe('an empty file', () => {
           maxTagsPerRequest: 10_000,
           maxReadEvents: 10_000,
           maxReadWaitMs: 30_000,
+          openMetrics: false,
         },
         ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256, maxPendingBytes: 4 * 1024 ** 2 },
         amqp: {
@@ -172,7 +174,14 @@ describe('an empty file', () => {
         alarms: { memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 },
         log: { level: 'info' },
       },
-      auth: { users: [], apiKeys: [] },
+      auth: {
+        anonymous: 'loopback',
+        users: [{ username: 'guest', password: 'guest', passwordHash: null, tags: ['administrator'], permissions: { configure: '.*', write: '.*', read: '.*' }, loopbackOnly: true }],
+        apiKeys: [],
+        maxFailureDelayMs: 5000,
+        maxPendingLoginsPerAddress: 32,
+        maxTrackedAddresses: 10_000,
+      },
       exchanges: {},
       streams: {},
       bindings: [],

@@ -160,7 +160,7 @@ describe('rate limits', () => {
   it('must match an existing exchange and API key, and limit something', () => {
     const text = `${base}auth:
   apiKeys:
-    - { key: s3cret, name: shipper }
+    - { key: s3cret, name: shipper, user: guest }
 rateLimits:
   - { match: { apiKey: shiper, exchange: log }, events: 100/s }
   - { match: { listener: http } }
@@ -180,8 +180,8 @@ describe('auth', () => {
     - { username: admin, password: a }
     - { username: admin, password: b }
   apiKeys:
-    - { key: k1, name: shipper }
-    - { key: k1, name: shipper }
+    - { key: k1, name: shipper, user: admin }
+    - { key: k1, name: shipper, user: admin }
 `
     expect(problemsOf(text)).toEqual([
       'auth.users[1].username (line 4, col 19): user "admin" is declared twice',

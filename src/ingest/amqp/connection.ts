@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import type { AmqpListenerConfig, UserConfig } from '../../config/index.js'
+import type { Authenticator, Identity } from '../../auth/index.js'
+import type { AmqpListenerConfig } from '../../config/index.js'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
 import type { ListenerCounters } from '../tcp/server.js'
@@ -63,7 +64,8 @@ export interface ConnectionDeps {
   readonly id: string
   readonly vhost: AmqpVhost
   readonly config: AmqpListenerConfig
-  readonly users: readonly UserConfig[]
+  /** Checks PLAIN and AMQPLAIN logins: auth.users, with guest/guest from loopback only by default, as RabbitMQ. */
+  readonly authenticator: Authenticator
   readonly bodySizeMax: number
   readonly logger: Logger
   readonly counters: ListenerCounters
@@ -92,8 +94,6 @@ const refusedHandshakeMs = 1000
 // closing: we sent connection.close and wait for close-ok.
 type State = 'start' | 'secure' | 'tune' | 'open-wait' | 'open' | 'draining' | 'closing' | 'closed'
 
-const loopback = (addr: string | undefined): boolean => addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1' || (addr?.startsWith('127.') ?? false)
-
 export class AmqpConnection implements ChannelHost {
   readonly id: string
   readonly remote: string
@@ -120,6 +120,7 @@ export class AmqpConnection implements ChannelHost {
   #paused = false
   #blockedSent = false
   #user = ''
+  #identity: Identity | undefined
   readonly #offAlarm: () => void
   /** Channels waiting to publish until an alarm clears. */
   readonly #unblockWaiters: Array<() => void> = []
@@ -415,21 +416,38 @@ export class AmqpConnection implements ChannelHost {
       this.#close(ReplyCode.COMMAND_INVALID, `COMMAND_INVALID - unknown authentication mechanism '${mechanism}'`, 10, 11)
       return
     }
-    if (user === undefined || pass === undefined || !this.#authenticate(user, pass)) {
-      this.#deps.logger.info({ listener: 'amqp', remote: this.remote, user, mechanism }, 'AMQP login refused')
-      this.#close(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`, 10, 11)
+    const ctx = { door: 'amqp', remote: this.#socket.remoteAddress ?? this.remote }
+    if (user === undefined || pass === undefined) {
+      this.#deps.authenticator.refuse(ctx, 'malformed')
+      this.#refuseLogin(mechanism)
       return
     }
-    this.#user = user
-    this.#state = 'tune'
-    this.sendMethod(0, { name: 'connection.tune', channelMax: this.#deps.config.channelMax, frameMax: this.#deps.config.frameMaxBytes, heartbeat: Math.round(this.#deps.config.heartbeatMs / 1000) })
+    // While the credentials are checked (a scrypt hash, or a wait after failures from this
+    // address) nothing else is expected from the client; a second start-ok is out of order.
+    this.#state = 'secure'
+    void this.#deps.authenticator.authenticatePassword(user, pass, ctx).then((result) => {
+      if (this.#state !== 'secure') return // closed or timed out meanwhile
+      if (!result.ok) {
+        this.#refuseLogin(mechanism)
+        return
+      }
+      this.#user = user
+      this.#identity = result.identity
+      this.#state = 'tune'
+      this.sendMethod(0, { name: 'connection.tune', channelMax: this.#deps.config.channelMax, frameMax: this.#deps.config.frameMaxBytes, heartbeat: Math.round(this.#deps.config.heartbeatMs / 1000) })
+    }, (err: unknown) => {
+      this.#deps.logger.error({ err, listener: 'amqp', remote: this.remote }, 'AMQP login check failed')
+      if (this.#state === 'secure') this.#refuseLogin(mechanism)
+    })
   }
 
-  /** auth.users when configured; otherwise guest/guest, from loopback only, as RabbitMQ does. */
-  #authenticate(user: string, pass: string): boolean {
-    const users = this.#deps.users
-    if (users.length > 0) return users.some((u) => u.username === user && u.password === pass)
-    return user === 'guest' && pass === 'guest' && loopback(this.#socket.remoteAddress)
+  /** Who logged in on this connection, once connection.tune has gone out: what the channels' checks use. */
+  get identity(): Identity | undefined {
+    return this.#identity
+  }
+
+  #refuseLogin(mechanism: string): void {
+    this.#close(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`, 10, 11)
   }
 
   #tuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
@@ -549,7 +567,7 @@ export class AmqpConnection implements ChannelHost {
   /** The server is stopping: confirms of what was read go out, then connection.close 320. */
   async end(): Promise<void> {
     await Promise.all([...this.#channels.values()].map((ch) => ch.drained()))
-    if (this.#state === 'open' || this.#state === 'open-wait' || this.#state === 'tune' || this.#state === 'start') {
+    if (this.#state === 'open' || this.#state === 'open-wait' || this.#state === 'tune' || this.#state === 'start' || this.#state === 'secure') {
       this.#close(ReplyCode.CONNECTION_FORCED, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
     }
   }

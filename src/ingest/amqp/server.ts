@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import type { AmqpListenerConfig, UserConfig } from '../../config/index.js'
+import type { Authenticator } from '../../auth/index.js'
+import type { AmqpListenerConfig } from '../../config/index.js'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
 import { TcpListener, type ConnectionBudget } from '../tcp/server.js'
@@ -8,7 +9,7 @@ import { AmqpVhost, type VhostDeps } from './vhost.js'
 
 export interface AmqpListenerOptions {
   readonly config: AmqpListenerConfig
-  readonly users: readonly UserConfig[]
+  readonly authenticator: Authenticator
   /** server.limits.maxConnections: sockets past it are closed at accept, before any AMQP. */
   readonly maxConnections: number
   /** The count shared with the other TCP doors. */
@@ -94,7 +95,7 @@ export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListen
         id: `${prefix}-${++seq}`,
         vhost,
         config: cfg,
-        users: opts.users,
+        authenticator: opts.authenticator,
         bodySizeMax: opts.bodySizeMax,
         logger: opts.logger,
         counters: listener.counters,

@@ -6,6 +6,7 @@ import type { HttpListenerConfig, LimitsConfig } from '../../config/index.js'
 import type { Metrics } from '../../metrics/index.js'
 import { newCounters, type ConnectionBudget, type ListenerCounters } from '../tcp/server.js'
 import { beginBody, drainAfterAnswer, hasBodyPending, isDraining, type BodyLimits } from './body.js'
+import { installAccess, type HttpAccess } from './access.js'
 import { registerRoutes, type BrokerView } from './routes.js'
 import { clientAddress, ConnectionGuard, RequestSlots, type Ticket } from './slots.js'
 
@@ -17,6 +18,8 @@ export interface HttpDeps {
   readonly limits: LimitsConfig
   /** server.limits.maxConnections, one count shared with the other doors. */
   readonly budget?: ConnectionBudget | undefined
+  /** Who may do what (src/auth): every /v1 route and /metrics ask it. */
+  readonly access: HttpAccess
 }
 
 /**
@@ -175,6 +178,9 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     return reply.status(e.status).send(e.toJSON())
   })
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errors.notFound(req.method, req.url).toJSON()))
+
+  // After the request places are taken: a login waiting its turn holds one, so waits are bounded.
+  installAccess(app, deps.access)
 
   // Liveness: the process answers. Readiness: recovery is over and publishes can be confirmed.
   app.get('/healthz', async () => ({ status: 'ok' }))

@@ -12,6 +12,7 @@ import type { Alarms } from '../../flow/alarms.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import type { IngestListener } from '../tcp/server.js'
+import { requestIdentity } from './access.js'
 import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerGroupRoutes, type RequestBound } from './groups.js'
@@ -79,7 +80,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const idem = req.headers['idempotency-key']
     const idempotencyKey = typeof idem === 'string' && idem.length > 0 ? idem : undefined
     if (idempotencyKey !== undefined && !idempotencyKey.isWellFormed()) throw errors.badRequest('idempotency-key holds invalid Unicode')
-    const { accepted, duplicates, unroutable } = await broker.publisher.publish({ exchange, events, idempotencyKey, source: 'http', from: { listener: 'http', remote: req.ip } })
+    const { accepted, duplicates, unroutable } = await broker.publisher.publish({ exchange, events, idempotencyKey, source: 'http', from: { listener: 'http', remote: req.ip, apiKey: requestIdentity(req)?.apiKey } })
     // The contract's answer: counts only (an HTTP request is all or nothing, so nothing is refused one by one).
     return { accepted, duplicates, unroutable }
   })

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict'
+import type { UserTag } from '../config/index.js'
+import type { Identity } from './identity.js'
+import { operations, type Need, type Operation, type OperationSpec, type Permission, type Resource, type ResourcesOf } from './operations.js'
+
+/** Why an operation was refused: what it needed, on what. HTTP sends these as the 403's details. */
+export interface Denial {
+  readonly operation: Operation
+  /** The permission, or the tag, that was missing. */
+  readonly permission: Permission | UserTag
+  readonly resource: Resource
+  /** For logs and the error message; names the user, never a secret. */
+  readonly message: string
+}
+
+const kindFits = (need: Need, resource: Resource): boolean => need.kind.split('|').includes(resource.kind)
+
+/**
+ * The one place that decides who may do what. Every door asks it, with the operation from the one
+ * table (operations.ts) and the resources that operation names, so a permission means the same on
+ * HTTP, AMQP and every door after them.
+ */
+export class Authorizer {
+  /** Whether the identity holds a permission on a named resource; administrators hold every one. */
+  can(identity: Identity, permission: Permission, resource: Resource): boolean {
+    if (identity.tags.has('administrator')) return true
+    return identity.patterns[permission]?.test(resource.name) ?? false
+  }
+
+  /** Whether the identity has a tag; administrator counts as every tag. */
+  hasTag(identity: Identity, tag: UserTag): boolean {
+    return identity.tags.has(tag) || identity.tags.has('administrator')
+  }
+
+  /** undefined when the identity may do the operation on these resources; else the first thing it lacks. */
+  authorize<O extends Operation>(identity: Identity, operation: O, resources: ResourcesOf<O>): Denial | undefined {
+    const spec: OperationSpec = operations[operation]
+    if (identity.tags.has('administrator')) return undefined
+    if (spec.tag !== undefined && !this.hasTag(identity, spec.tag.tag)) {
+      const resource: Resource = { kind: 'broker', name: spec.tag.resource }
+      return { operation, permission: spec.tag.tag, resource, message: `user "${identity.username}" needs tag ${spec.tag.tag} for ${operation}` }
+    }
+    if (spec.orTag !== undefined && this.hasTag(identity, spec.orTag)) return undefined
+    const byRole = resources as Readonly<Record<string, Resource>>
+    for (const need of spec.needs) {
+      const resource = byRole[need.role]
+      assert.ok(resource !== undefined && kindFits(need, resource), `${operation}: resource for role ${need.role} must be a ${need.kind}`)
+      if (!this.can(identity, need.permission, resource)) {
+        return {
+          operation,
+          permission: need.permission,
+          resource: { kind: resource.kind, name: resource.name },
+          message: `user "${identity.username}" has no ${need.permission} permission on ${resource.kind} "${resource.name}" (${operation})`,
+        }
+      }
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,194 @@
+// Who may use the HTTP door: every request is authenticated (HTTP Basic, an API key as a Bearer
+// token, or anonymous from loopback) and every route asks the one Authorizer, with the operation
+// from the one table (src/auth/operations.ts). /healthz and /readyz stay open so orchestrators can
+// probe; /metrics needs tag monitoring unless server.http.openMetrics.
+//
+// Checks run in onRequest, before the body is read: a refused publish costs no body parse, and
+// body.ts drains what the client still sends. The one route whose resources are in its body
+// (PUT /v1/groups/{group} names the group's stream) is checked in preHandler instead.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Authenticator, Authorizer, Denial, Identity, LoginResult, Operation, Resource, ResourcesOf } from '../../auth/index.js'
+import { errors, type SluiceError } from '../../errors.js'
+
+export interface HttpAccess {
+  readonly authenticator: Authenticator
+  readonly authorizer: Authorizer
+  /** server.http.openMetrics: /metrics for everyone. */
+  readonly openMetrics: boolean
+}
+
+/** What a 401 offers, as RFC 9110 asks: both schemes the door takes. */
+export const wwwAuthenticate = 'Basic realm="sluice", Bearer'
+
+type Params = Readonly<Record<string, string>>
+
+interface Rule {
+  readonly operation: Operation
+  /** `body`: checked once the body is read (preHandler), since the resources are named there. */
+  readonly phase: 'request' | 'body'
+  readonly check: (authorizer: Authorizer, identity: Identity, params: Params, body: unknown) => Denial | undefined
+}
+
+const exchange = (name: string | undefined): Resource => ({ kind: 'exchange', name: name ?? '' })
+const stream = (name: string | undefined): Resource => ({ kind: 'stream', name: name ?? '' })
+const group = (name: string | undefined): Resource => ({ kind: 'group', name: name ?? '' })
+
+function rule<O extends Operation>(operation: O, resources: (p: Params) => ResourcesOf<O>): Rule {
+  return { operation, phase: 'request', check: (authorizer, identity, p) => authorizer.authorize(identity, operation, resources(p)) }
+}
+
+/**
+ * PUT /v1/groups/{group}: configure on the group and read on the stream it reads (a group is a way
+ * to read that stream), and write on a dead-letter target it names. A body without a stream is
+ * refused by the route itself (400); only the group is checked for it.
+ */
+const declareGroup: Rule = {
+  operation: 'group.declare',
+  phase: 'body',
+  check: (authorizer, identity, p, body) => {
+    const def = parseObject(body)
+    const g = group(p.group)
+    if (typeof def?.stream !== 'string') {
+      if (authorizer.can(identity, 'configure', g)) return undefined
+      return { operation: 'group.declare', permission: 'configure', resource: g, message: `user "${identity.username}" has no configure permission on group "${g.name}" (group.declare)` }
+    }
+    const denied = authorizer.authorize(identity, 'group.declare', { group: g, stream: stream(def.stream) })
+    if (denied !== undefined) return denied
+    const dl = parseObject(def.deadLetter)
+    if (typeof dl?.stream === 'string') return authorizer.authorize(identity, 'group.deadLetter', { target: stream(dl.stream) })
+    if (typeof dl?.exchange === 'string') return authorizer.authorize(identity, 'group.deadLetter', { target: exchange(dl.exchange) })
+    return undefined
+  },
+}
+
+/** Every /v1 route, by method and fastify's route pattern. A route missing here is refused to all but administrators. */
+export const httpRules: Readonly<Record<string, Rule>> = {
+  'POST /v1/exchanges/:exchange/publish': rule('publish', (p) => ({ exchange: exchange(p.exchange) })),
+  'GET /v1/exchanges': rule('exchanges.list', () => ({})),
+  'GET /v1/overview': rule('overview', () => ({})),
+  'GET /v1/streams': rule('streams.list', () => ({})),
+  'GET /v1/streams/:stream': rule('stream.view', (p) => ({ stream: stream(p.stream) })),
+  'GET /v1/streams/:stream/events': rule('stream.read', (p) => ({ stream: stream(p.stream) })),
+  'POST /v1/streams/:stream/redrive': rule('stream.redrive', (p) => ({ stream: stream(p.stream) })),
+  'GET /v1/groups': rule('groups.list', () => ({})),
+  'GET /v1/groups/:group': rule('group.view', (p) => ({ group: group(p.group) })),
+  'PUT /v1/groups/:group': declareGroup,
+  'POST /v1/groups/:group/fetch': rule('consume', (p) => ({ group: group(p.group) })),
+  'POST /v1/groups/:group/ack': rule('consume', (p) => ({ group: group(p.group) })),
+  'POST /v1/groups/:group/nack': rule('consume', (p) => ({ group: group(p.group) })),
+  'POST /v1/groups/:group/extend': rule('consume', (p) => ({ group: group(p.group) })),
+  'POST /v1/groups/:group/reset': rule('group.reset', (p) => ({ group: group(p.group) })),
+  'GET /v1/groups/:group/parked': rule('group.parked.read', (p) => ({ group: group(p.group) })),
+  'POST /v1/groups/:group/parked/redrive': rule('group.parked.redrive', (p) => ({ group: group(p.group) })),
+  'DELETE /v1/groups/:group/parked': rule('group.parked.purge', (p) => ({ group: group(p.group) })),
+}
+
+const metricsRule = rule('metrics', () => ({}))
+const openPaths = new Set(['/healthz', '/readyz'])
+
+const identities = new WeakMap<FastifyRequest['raw'], Identity>()
+const routesSeen = new WeakMap<FastifyInstance, Set<string>>()
+
+/** The identity a request was authenticated as; undefined for the open routes. */
+export function requestIdentity(req: FastifyRequest): Identity | undefined {
+  return identities.get(req.raw)
+}
+
+/** /v1 routes registered on the app with no rule in httpRules (a test keeps this empty). */
+export function routesWithoutRule(app: FastifyInstance): string[] {
+  return [...(routesSeen.get(app) ?? [])].filter((key) => httpRules[key] === undefined)
+}
+
+/** Registers the checks; call before the routes, so every route is seen. */
+export function installAccess(app: FastifyInstance, access: HttpAccess): void {
+  const seen = new Set<string>()
+  routesSeen.set(app, seen)
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/v1/')) return
+    for (const method of [route.method].flat()) if (method !== 'HEAD') seen.add(`${method} ${route.url}`)
+  })
+
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?', 1)[0] ?? ''
+    if (openPaths.has(path)) return
+    const isMetrics = path === '/metrics'
+    if (isMetrics && access.openMetrics) return
+    if (!isMetrics && !path.startsWith('/v1/')) return // no such route: 404, nothing to guard
+    const identity = await authenticate(req, reply, access.authenticator)
+    identities.set(req.raw, identity)
+    if (isMetrics) return authorize(metricsRule.check(access.authorizer, identity, {}, undefined))
+    const found = ruleOf(req)
+    if (found === undefined) return // not a route: the 404 handler answers
+    if (found === 'missing') {
+      // A route added without a rule is closed to all but administrators until it gets one.
+      if (identity.tags.has('administrator')) return
+      throw errors.forbidden(`user "${identity.username}" may not use ${req.method} ${req.routeOptions.url ?? ''}: the route has no permission rule (administrators only)`, 'administrator', { kind: 'broker', name: req.routeOptions.url ?? '' })
+    }
+    if (found.phase === 'request') authorize(found.check(access.authorizer, identity, req.params as Params, undefined))
+  })
+
+  app.addHook('preHandler', async (req) => {
+    const found = ruleOf(req)
+    if (found === undefined || found === 'missing' || found.phase !== 'body') return
+    const identity = identities.get(req.raw)
+    if (identity === undefined) return // onRequest refused it already
+    authorize(found.check(access.authorizer, identity, req.params as Params, req.body))
+  })
+}
+
+function ruleOf(req: FastifyRequest): Rule | 'missing' | undefined {
+  const url = req.routeOptions.url
+  if (url === undefined || !url.startsWith('/v1/')) return undefined
+  const method = req.method === 'HEAD' ? 'GET' : req.method
+  return httpRules[`${method} ${url}`] ?? 'missing'
+}
+
+function authorize(denied: Denial | undefined): void {
+  if (denied !== undefined) throw errors.forbidden(denied.message, denied.permission, denied.resource)
+}
+
+function refused(reply: FastifyReply, e: SluiceError): SluiceError {
+  void reply.header('www-authenticate', wwwAuthenticate)
+  return e
+}
+
+async function authenticate(req: FastifyRequest, reply: FastifyReply, authenticator: Authenticator): Promise<Identity> {
+  const ctx = { door: 'http', remote: req.raw.socket.remoteAddress ?? '' }
+  const header = req.headers.authorization
+  if (header === undefined || header.trim() === '') {
+    const anonymous = authenticator.anonymous(ctx)
+    if (anonymous !== undefined) return anonymous
+    authenticator.refuse(ctx, 'no_credentials')
+    throw refused(reply, errors.unauthenticated('this request needs credentials: HTTP Basic (user:password) or Authorization: Bearer <API key>'))
+  }
+  const space = header.indexOf(' ')
+  const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase()
+  const value = space < 0 ? '' : header.slice(space + 1).trim()
+  let result: LoginResult
+  if (scheme === 'basic' && /^[A-Za-z0-9+/]+={0,2}$/.test(value)) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    result = colon < 0 ? authenticator.refuse(ctx, 'malformed') : await authenticator.authenticatePassword(decoded.slice(0, colon), decoded.slice(colon + 1), ctx)
+  } else if (scheme === 'bearer' && value !== '') {
+    result = await authenticator.authenticateApiKey(value, ctx)
+  } else {
+    result = authenticator.refuse(ctx, 'malformed')
+  }
+  if (result.ok) return result.identity
+  if (result.reason === 'malformed') throw refused(reply, errors.unauthenticated('the Authorization header is neither "Basic <base64 of user:password>" nor "Bearer <API key>"'))
+  if (result.retryAfterMs !== undefined) throw refused(reply, errors.unauthenticated('too many logins from this address are waiting; retry later', result.retryAfterMs))
+  throw refused(reply, errors.unauthenticated('the credentials were refused'))
+}
+
+function parseObject(value: unknown): Record<string, unknown> | undefined {
+  let v = value
+  if (Buffer.isBuffer(v)) {
+    try {
+      v = JSON.parse(v.toString('utf8'))
+    } catch {
+      return undefined
+    }
+  }
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
+}
