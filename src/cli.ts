@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
+import { hashApiKey, hashPassword } from './auth/index.js'
 import { loadConfig, summarizeConfig, validateConfigText } from './config/index.js'
 import { SluiceError } from './errors.js'
 import { fsck, formatFsckReport } from './log/index.js'
@@ -20,10 +22,27 @@ commands:
   redrive <STREAM> [--limit N] [--reason R] [--group G]
                                    republish dead-lettered events to their original exchange
   fsck <DATA_DIR> [--repair]       check every segment and index; --repair truncates and rebuilds
+  passwd [--api-key [--generate]]  print a passwordHash (scrypt) for auth.users, or a keyHash for
+                                   auth.apiKeys, of a secret typed at the prompt or piped to stdin;
+                                   --generate makes a random API key and prints it with its hash
 
 publish, tail and redrive talk to a running server: --url (default http://127.0.0.1:7400, or SLUICE_URL).
+Credentials: --user U (password from --password or SLUICE_PASSWORD), or an API key in SLUICE_TOKEN;
+none: a loopback client acts as guest when the server allows it (auth.anonymous: loopback).
 `
 const defaultUrl = process.env.SLUICE_URL ?? 'http://127.0.0.1:7400'
+const credentialOptions = { user: { type: 'string', short: 'u' }, password: { type: 'string' } } as const
+
+/** Basic for --user, Bearer for SLUICE_TOKEN, nothing otherwise (anonymous). */
+function authHeaders(values: { user?: string | undefined; password?: string | undefined }): Record<string, string> {
+  if (values.user !== undefined) {
+    const password = values.password ?? process.env.SLUICE_PASSWORD ?? ''
+    return { authorization: `Basic ${Buffer.from(`${values.user}:${password}`, 'utf8').toString('base64')}` }
+  }
+  const token = process.env.SLUICE_TOKEN
+  return token !== undefined && token !== '' ? { authorization: `Bearer ${token}` } : {}
+}
+
 const publishBatchLines = 1000
 const publishBatchBytes = 4 * 1024 * 1024
 
@@ -106,7 +125,7 @@ async function httpError(res: Response): Promise<string> {
 }
 
 async function publish(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string', short: 'k' }, url: { type: 'string', default: defaultUrl } } })
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string', short: 'k' }, url: { type: 'string', default: defaultUrl }, ...credentialOptions } })
   const exchange = positionals[0]
   if (exchange === undefined) {
     process.stderr.write(usage)
@@ -120,7 +139,7 @@ async function publish(args: string[]): Promise<number> {
   let lineNo = 0
   const send = async (): Promise<boolean> => {
     if (lines.length === 0) return true
-    const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines.join('\n') })
+    const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...authHeaders(values) }, body: lines.join('\n') })
     if (res.status !== 200) {
       process.stderr.write(`lines ${firstLine}-${firstLine + lines.length - 1}: ${await httpError(res)}\n`)
       return false
@@ -150,7 +169,7 @@ async function tail(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { from: { type: 'string', default: 'earliest' }, follow: { type: 'boolean', short: 'f', default: false }, limit: { type: 'string' }, url: { type: 'string', default: defaultUrl } },
+    options: { from: { type: 'string', default: 'earliest' }, follow: { type: 'boolean', short: 'f', default: false }, limit: { type: 'string' }, url: { type: 'string', default: defaultUrl }, ...credentialOptions },
   })
   const stream = positionals[0]
   if (stream === undefined) {
@@ -163,7 +182,7 @@ async function tail(args: string[]): Promise<number> {
   process.once('SIGINT', () => (stop = true))
   while (!stop && remaining > 0) {
     const page = Math.min(1000, remaining)
-    const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/events?from=${encodeURIComponent(from)}&limit=${page}${values.follow ? '&waitMs=10000' : ''}`)
+    const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/events?from=${encodeURIComponent(from)}&limit=${page}${values.follow ? '&waitMs=10000' : ''}`, { headers: authHeaders(values) })
     if (res.status !== 200) {
       process.stderr.write(`${await httpError(res)}\n`)
       return 1
@@ -181,7 +200,7 @@ async function redrive(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { limit: { type: 'string' }, reason: { type: 'string' }, group: { type: 'string' }, url: { type: 'string', default: defaultUrl } },
+    options: { limit: { type: 'string' }, reason: { type: 'string' }, group: { type: 'string' }, url: { type: 'string', default: defaultUrl }, ...credentialOptions },
   })
   const stream = positionals[0]
   if (stream === undefined) {
@@ -190,12 +209,78 @@ async function redrive(args: string[]): Promise<number> {
   }
   const filter = { ...(values.reason !== undefined ? { reason: values.reason } : {}), ...(values.group !== undefined ? { group: values.group } : {}) }
   const body = { ...(values.limit !== undefined ? { limit: Number(values.limit) } : {}), filter }
-  const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/redrive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/redrive`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(values) }, body: JSON.stringify(body) })
   if (res.status !== 200) {
     process.stderr.write(`${await httpError(res)}\n`)
     return 1
   }
   process.stdout.write(`${await res.text()}\n`)
+  return 0
+}
+
+/** A secret from a prompt that does not echo it (asked twice), or the first line of piped stdin. */
+async function readSecret(what: string): Promise<string> {
+  const stdin = process.stdin
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = []
+    for await (const chunk of stdin) chunks.push(chunk as Buffer)
+    return (Buffer.concat(chunks).toString('utf8').split('\n')[0] ?? '').replace(/\r$/, '')
+  }
+  const ask = (prompt: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      process.stderr.write(prompt)
+      let typed = ''
+      stdin.setRawMode(true)
+      stdin.resume()
+      const onData = (data: Buffer): void => {
+        for (const ch of data.toString('utf8')) {
+          if (ch === '\r' || ch === '\n') {
+            done()
+            process.stderr.write('\n')
+            resolve(typed)
+            return
+          }
+          if (ch === '\u0003') {
+            done()
+            process.stderr.write('\n')
+            reject(new Error('interrupted'))
+            return
+          }
+          if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1)
+          else typed += ch
+        }
+      }
+      const done = (): void => {
+        stdin.off('data', onData)
+        stdin.setRawMode(false)
+        stdin.pause()
+      }
+      stdin.on('data', onData)
+    })
+  const first = await ask(`${what}: `)
+  const again = await ask(`${what} again: `)
+  if (first !== again) throw new Error(`the two ${what}s differ`)
+  return first
+}
+
+async function passwd(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { 'api-key': { type: 'boolean', default: false }, generate: { type: 'boolean', default: false } } })
+  if (values.generate) {
+    if (!values['api-key']) {
+      process.stderr.write('--generate makes API keys: sluice passwd --api-key --generate\n')
+      return 2
+    }
+    // 32 random bytes: far beyond guessing, so one SHA-256 is enough to store it.
+    const key = randomBytes(32).toString('base64url')
+    process.stdout.write(`key: ${key}\nkeyHash: ${hashApiKey(key)}\n`)
+    return 0
+  }
+  const secret = await readSecret(values['api-key'] ? 'API key' : 'Password')
+  if (secret === '') {
+    process.stderr.write('empty secret; nothing printed\n')
+    return 1
+  }
+  process.stdout.write(`${values['api-key'] ? hashApiKey(secret) : await hashPassword(secret)}\n`)
   return 0
 }
 
@@ -214,6 +299,8 @@ async function main(argv: string[]): Promise<number> {
       return tail(rest)
     case 'redrive':
       return redrive(rest)
+    case 'passwd':
+      return passwd(rest)
     case undefined:
     case 'help':
     case '--help':
