@@ -121,6 +121,8 @@ export class AmqpConnection implements ChannelHost {
   #blockedSent = false
   #user = ''
   #identity: Identity | undefined
+  /** Commands that arrived while the login was being checked. */
+  #afterLogin: Command[] = []
   readonly #offAlarm: () => void
   /** Channels waiting to publish until an alarm clears. */
   readonly #unblockWaiters: Array<() => void> = []
@@ -251,6 +253,16 @@ export class AmqpConnection implements ChannelHost {
       this.#protocolError(out)
       return
     }
+    // A client may send tune-ok, open and more right behind its start-ok without waiting; they
+    // wait here, in order, until the login is decided (the socket is held meanwhile).
+    if (this.#state === 'secure') {
+      this.#afterLogin.push(out)
+      return
+    }
+    this.#dispatch(out)
+  }
+
+  #dispatch(out: Command): void {
     try {
       if (out.channel === 0) this.#connectionMethod(out)
       else this.#channelCommand(out)
@@ -425,20 +437,34 @@ export class AmqpConnection implements ChannelHost {
     // While the credentials are checked (a scrypt hash, or a wait after failures from this
     // address) nothing else is expected from the client; a second start-ok is out of order.
     this.#state = 'secure'
-    void this.#deps.authenticator.authenticatePassword(user, pass, ctx).then((result) => {
-      if (this.#state !== 'secure') return // closed or timed out meanwhile
-      if (!result.ok) {
-        this.#refuseLogin(mechanism)
-        return
-      }
-      this.#user = user
-      this.#identity = result.identity
-      this.#state = 'tune'
-      this.sendMethod(0, { name: 'connection.tune', channelMax: this.#deps.config.channelMax, frameMax: this.#deps.config.frameMaxBytes, heartbeat: Math.round(this.#deps.config.heartbeatMs / 1000) })
-    }, (err: unknown) => {
-      this.#deps.logger.error({ err, listener: 'amqp', remote: this.remote }, 'AMQP login check failed')
-      if (this.#state === 'secure') this.#refuseLogin(mechanism)
-    })
+    const login = this.#deps.authenticator.authenticatePassword(user, pass, ctx).then(
+      (result) => {
+        if (this.#state !== 'secure') return // closed or timed out meanwhile
+        const waiting = this.#afterLogin
+        this.#afterLogin = []
+        if (!result.ok) {
+          this.#refuseLogin(mechanism)
+          return
+        }
+        this.#user = user
+        this.#identity = result.identity
+        this.#state = 'tune'
+        this.sendMethod(0, { name: 'connection.tune', channelMax: this.#deps.config.channelMax, frameMax: this.#deps.config.frameMaxBytes, heartbeat: Math.round(this.#deps.config.heartbeatMs / 1000) })
+        for (const cmd of waiting) {
+          // A command may close the connection; what follows it is then dropped, as the parser would.
+          if ((this.#state as State) === 'closed' || (this.#state as State) === 'closing') break
+          this.#dispatch(cmd)
+        }
+        for (const ch of this.#touched) ch.kick()
+        this.#touched.clear()
+      },
+      (err: unknown) => {
+        this.#deps.logger.error({ err, listener: 'amqp', remote: this.remote }, 'AMQP login check failed')
+        this.#afterLogin = []
+        if (this.#state === 'secure') this.#refuseLogin(mechanism)
+      },
+    )
+    this.hold(login)
   }
 
   /** Who logged in on this connection, once connection.tune has gone out: what the channels' checks use. */
