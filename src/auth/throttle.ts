@@ -63,7 +63,12 @@ export class LoginThrottle {
 
   /** Whether these credentials (their fingerprint) were verified from this address already. */
   verified(address: string, fingerprint: string): boolean {
-    return this.#addresses.get(address)?.verified.includes(fingerprint) ?? false
+    const state = this.#addresses.get(address)
+    if (state === undefined || !state.verified.includes(fingerprint)) return false
+    // A client in use is recently seen: it must not be the first forgotten.
+    this.#addresses.delete(address)
+    this.#addresses.set(address, state)
+    return true
   }
 
   /** The delay a failed login from this address now adds before its next turn. */
