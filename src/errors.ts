@@ -125,6 +125,8 @@ export const errors = {
   // Consumer groups
   unknownGroup: (group: string) => new SluiceError('SLUICE_ERR_UNKNOWN_GROUP', `group "${group}" does not exist`, 404, false, { group }),
   groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),
+  consumerNotYours: (group: string, consumer: string) =>
+    new SluiceError('SLUICE_ERR_CONSUMER_IN_USE', `consumer "${consumer}" of group "${group}" fetches as another user; pick a consumer name of your own`, 409, false, { group, consumer }),
   idempotencyKeyReused: (key: string) =>
     new SluiceError('SLUICE_ERR_IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" was used for a different request within the dedup window; nothing was stored`, 409, false, { idempotencyKey: key }),
   groupExists: (group: string) => new SluiceError('SLUICE_ERR_GROUP_EXISTS', `group "${group}" already exists with other settings`, 409, false, { group }),

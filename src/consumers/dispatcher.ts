@@ -37,6 +37,13 @@ export interface Waiter {
 
 export interface Member {
   readonly name: string
+  /**
+   * Unguessable, in every tag delivered to this member: a tag is bound to its member, so nobody
+   * else can settle a delivery by guessing its generation-offset-count.
+   */
+  readonly token: string
+  /** The user it fetches as (set at its first fetch): another user's settlement is not_yours. */
+  user: string | undefined
   lastSeen: number
   readonly inflight: Set<number>
   assigned: Candidate[]
@@ -72,7 +79,10 @@ export class Dispatcher {
   readonly #state: CursorState
   readonly #now: () => number
 
-  constructor(config: GroupConfig, log: Log, state: CursorState, now: () => number, skip: Set<number>) {
+  readonly #token: () => string
+
+  constructor(config: GroupConfig, log: Log, state: CursorState, now: () => number, skip: Set<number>, token: () => string) {
+    this.#token = token
     this.#config = config
     this.#log = log
     this.#state = state
@@ -87,7 +97,7 @@ export class Dispatcher {
   member(name: string): Member {
     let m = this.members.get(name)
     if (m === undefined) {
-      m = { name, lastSeen: this.#now(), inflight: new Set(), assigned: [], want: 0, waiter: undefined, push: undefined, prefetch: undefined, retired: false }
+      m = { name, token: this.#token(), user: undefined, lastSeen: this.#now(), inflight: new Set(), assigned: [], want: 0, waiter: undefined, push: undefined, prefetch: undefined, retired: false }
       this.members.set(name, m)
       this.#ring.push(m)
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { GroupConfig, StartPosition } from '../config/index.js'
 import { errors } from '../errors.js'
 import type { LogLogger, StoredRecord } from '../log/index.js'
@@ -16,7 +17,17 @@ import type { Deadline } from './timer-heap.js'
 export type { Delivery } from './dispatcher.js'
 export type { GroupKeyspaces, ParkedEvent } from './cursor-state.js'
 
-export type TagStatus = 'ok' | 'unknown_tag' | 'stale_tag' | 'already_settled'
+export type TagStatus = 'ok' | 'unknown_tag' | 'stale_tag' | 'already_settled' | 'not_yours'
+
+/**
+ * Who settles: the consumer (when the request names one) and the user. A delivery is settled only
+ * by the member it went to and its user; an administrator may settle for anyone, and that is logged.
+ */
+export interface SettleAs {
+  readonly consumer?: string | undefined
+  readonly user?: string | undefined
+  readonly admin?: boolean | undefined
+}
 
 export interface TagResult {
   readonly tag: string
@@ -75,6 +86,8 @@ export interface GroupDeps {
   readonly clock?: GroupClock | undefined
   readonly now?: () => number
   readonly random?: () => number
+  /** Makes the per-member secret in delivery tags (tests inject a repeatable one); default 48 random bits. */
+  readonly token?: (() => string) | undefined
   /** server.limits.maxConsumers, shared by every group of a registry; none: no limit. */
   readonly members?: MemberBudget | undefined
 }
@@ -139,6 +152,7 @@ export class ConsumerGroup {
   readonly #logger: LogLogger | undefined
   readonly #clock: GroupClock
   readonly #random: () => number
+  readonly #token: () => string
   readonly #members: MemberBudget | undefined
 
   #state!: CursorState
@@ -169,6 +183,7 @@ export class ConsumerGroup {
     this.#logger = deps.logger
     this.#clock = deps.clock ?? (deps.now !== undefined ? clockWithNow(deps.now) : systemClock)
     this.#random = deps.random ?? Math.random
+    this.#token = deps.token ?? ((): string => randomBytes(6).toString('base64url'))
     this.#members = deps.members
     const r = config.deliveryRatePerSec
     this.#rate = r === null ? undefined : new TokenBucket(r, Math.max(1, Math.ceil(r / 10)), this.#now())
@@ -225,13 +240,13 @@ export class ConsumerGroup {
     if (saved === undefined) {
       const { state, ops } = CursorState.fresh(this.name, this.#ks, await this.#startOffset(this.config.start))
       this.#state = state
-      this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), new Set())
+      this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), new Set(), this.#token)
       await this.#meta.write(ops, { sync: true })
       return
     }
     const { state, clamp, dropped, retries, skip } = await CursorState.restore(this.name, this.#ks, saved, { start: log.startOffset, end: log.endOffset })
     this.#state = state
-    this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), skip)
+    this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), skip, this.#token)
     for (const r of retries) this.#schedule(r.offset, r.count, r.dueAtMs)
     if (dropped > 0) this.#logger?.warn({ group: this.name, stream: this.stream, logEnd: log.endOffset, cursor: saved.cursor, delivered: saved.delivered, dropped }, 'group state past the end of its log dropped')
     await this.#meta.write(clamp, { sync: true })
@@ -340,10 +355,14 @@ export class ConsumerGroup {
    * Up to `max` deliveries for `consumer`, waiting up to `waitMs` for the first. A member has one
    * fetch at a time; a new one answers the previous one empty.
    */
-  async fetch(consumer: string, max: number, waitMs: number, signal?: AbortSignal): Promise<Delivery[]> {
+  async fetch(consumer: string, max: number, waitMs: number, signal?: AbortSignal, user?: string): Promise<Delivery[]> {
     if (this.#closed) throw errors.groupClosed(this.name)
     if (signal?.aborted === true) return []
+    // A member is one user's: another user fetching under its name would get its tags' secret.
+    const known = this.#dispatch.members.get(consumer)
+    if (known?.user !== undefined && user !== undefined && known.user !== user) throw errors.consumerNotYours(this.name, consumer)
     const m = this.#member(consumer)
+    m.user ??= user
     if (m.waiter !== undefined) this.#answer(m, [])
     m.want = max
     const done = new Promise<Delivery[]>((resolve) => {
@@ -423,7 +442,7 @@ export class ConsumerGroup {
       if (this.#state.noteDelivered(offset)) markMoved = true
       this.counters.delivered++
       if (c.seen) this.counters.redelivered++
-      out.push({ tag: `${generation}-${offset}-${count}`, record: c.record, deliveryCount: count, redelivered: c.seen })
+      out.push({ tag: `${generation}-${offset}-${count}-${m.token}`, record: c.record, deliveryCount: count, redelivered: c.seen })
       if (!auto) {
         const op = this.#state.redeliveryOp(offset, count)
         if (op !== undefined) counts.push(op)
@@ -518,18 +537,18 @@ export class ConsumerGroup {
 
   // ---- settling --------------------------------------------------------------------------------
 
-  #parseTag(tag: unknown): { offset: number; count: number } | TagStatus {
+  #parseTag(tag: unknown): { offset: number; count: number; token: string | undefined } | TagStatus {
     if (typeof tag !== 'string') return 'unknown_tag'
-    const m = /^(\d+)-(\d+)-(\d+)$/.exec(tag)
+    const m = /^(\d+)-(\d+)-(\d+)(?:-([A-Za-z0-9_-]{1,64}))?$/.exec(tag)
     if (m === null) return 'unknown_tag'
     const offset = Number(m[2])
     // A tag of an earlier generation (before a reset or a reopen) never settles anything.
     if (Number(m[1]) !== this.#state.generation) return this.#state.isSettled(offset) ? 'already_settled' : offset >= this.#log.endOffset ? 'unknown_tag' : 'stale_tag'
-    return { offset, count: Number(m[3]) }
+    return { offset, count: Number(m[3]), token: m[4] }
   }
 
-  /** Finds the in-flight delivery a tag names, or why it is not one. */
-  #lookup(tag: unknown): Inflight | TagStatus {
+  /** Finds the in-flight delivery a tag names and `as` may settle, or why it is not one. */
+  #lookup(tag: unknown, as: SettleAs | undefined): Inflight | TagStatus {
     const t = this.#parseTag(tag)
     if (typeof t === 'string') return t
     const entry = this.#dispatch.inflight.get(t.offset)
@@ -537,14 +556,23 @@ export class ConsumerGroup {
       if (this.#state.isSettled(t.offset)) return 'already_settled'
       return entry === undefined && t.offset >= this.#log.endOffset ? 'unknown_tag' : 'stale_tag'
     }
+    const m = entry.member
+    // A guessed tag (no token, or another member's) settles nothing, as RabbitMQ refuses a
+    // delivery tag from another channel.
+    if (t.token !== m.token) return 'not_yours'
+    if (as?.consumer !== undefined && as.consumer !== m.name) return 'not_yours'
+    if (as?.user !== undefined && m.user !== undefined && as.user !== m.user) {
+      if (as.admin !== true) return 'not_yours'
+      this.#logger?.info({ group: this.name, offset: t.offset, member: m.name, memberUser: m.user, by: as.user }, 'settled on behalf of another user')
+    }
     return entry
   }
 
-  async ack(tags: readonly unknown[]): Promise<TagResult[]> {
+  async ack(tags: readonly unknown[], as?: SettleAs): Promise<TagResult[]> {
     const results: TagResult[] = []
     const offsets: number[] = []
     for (const tag of tags) {
-      const entry = this.#lookup(tag)
+      const entry = this.#lookup(tag, as)
       if (typeof entry === 'string') {
         results.push({ tag: String(tag), status: entry })
         continue
@@ -562,12 +590,12 @@ export class ConsumerGroup {
     return results
   }
 
-  async nack(tags: readonly unknown[], opts: { requeue: boolean; delayMs?: number | undefined; reason?: string | undefined }): Promise<TagResult[]> {
+  async nack(tags: readonly unknown[], opts: { requeue: boolean; delayMs?: number | undefined; reason?: string | undefined }, as?: SettleAs): Promise<TagResult[]> {
     const results: TagResult[] = []
     const work: Promise<void>[] = []
     const retries: Array<{ offset: number; count: number; record: StoredRecord }> = []
     for (const tag of tags) {
-      const entry = this.#lookup(tag)
+      const entry = this.#lookup(tag, as)
       if (typeof entry === 'string') {
         results.push({ tag: String(tag), status: entry })
         continue
@@ -592,7 +620,7 @@ export class ConsumerGroup {
   returnUndelivered(tags: readonly unknown[]): number {
     let n = 0
     for (const tag of tags) {
-      const entry = this.#lookup(tag)
+      const entry = this.#lookup(tag, undefined)
       if (typeof entry === 'string') continue
       this.#dispatch.release(entry)
       this.#dispatch.ready({ record: entry.record, count: entry.count - 1, seen: true })
@@ -603,10 +631,10 @@ export class ConsumerGroup {
   }
 
   /** Resets the ack timer of in-flight deliveries, for long work. */
-  extend(tags: readonly unknown[]): TagResult[] {
+  extend(tags: readonly unknown[], as?: SettleAs): TagResult[] {
     const now = this.#now()
     return tags.map((tag) => {
-      const entry = this.#lookup(tag)
+      const entry = this.#lookup(tag, as)
       if (typeof entry === 'string') return { tag: String(tag), status: entry }
       entry.stamp = this.#deadlines.add('ack', entry.record.offset, now + this.config.ackTimeoutMs)
       entry.member.lastSeen = now

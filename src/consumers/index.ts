@@ -1,4 +1,4 @@
-export { ConsumerGroup, type Delivery, type GroupStats, type ParkedEvent, type TagResult, type TagStatus } from './group.js'
+export { ConsumerGroup, type Delivery, type GroupStats, type ParkedEvent, type SettleAs, type TagResult, type TagStatus } from './group.js'
 export { GroupRegistry } from './registry.js'
 export { Redriver, type RedriveFilter, type RedriveResult } from './redrive.js'
 export { deathHeaders, type DeathEntry, type DeathReason } from './dead-letter.js'

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config, StartPosition } from '../../config/index.js'
-import type { ConsumerGroup, Delivery, GroupRegistry, Redriver, TagResult } from '../../consumers/index.js'
+import type { ConsumerGroup, Delivery, GroupRegistry, Redriver, SettleAs, TagResult } from '../../consumers/index.js'
 import { errors, type SluiceError } from '../../errors.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { bodyJson, headersJson, toWireEvent } from './routes.js'
+import { requestIdentity } from './access.js'
 
 export interface ConsumeView {
   readonly groups: GroupRegistry
@@ -87,12 +88,21 @@ export function toWireDelivery(stream: string, d: Delivery): Record<string, unkn
 }
 
 /** Per-tag answers: every tag gets one; failures say why instead of failing the request. */
+/** Who settles: the request's user and, when the body names one, its consumer (see SettleAs). */
+function settleAs(req: FastifyRequest, b: Record<string, unknown>): SettleAs {
+  const consumer = b.consumer
+  if (consumer !== undefined && (typeof consumer !== 'string' || !consumerPattern.test(consumer))) throw errors.badRequest('consumer must name the member: 1-200 letters, digits or ._:@/-')
+  const who = requestIdentity(req)
+  return { consumer, user: who?.username, admin: who?.tags.has('administrator') === true }
+}
+
 function settleAnswer(results: TagResult[]): Record<string, unknown> {
   const failed = results.filter((r) => r.status !== 'ok')
   const messages: Record<string, string> = {
     unknown_tag: 'no delivery has this tag',
     stale_tag: 'this delivery was redelivered, reset or settled since; its tag no longer applies',
     already_settled: 'the event is already settled',
+    not_yours: 'this delivery went to another consumer or user; only they (or an administrator) may settle it',
   }
   return {
     settled: results.length - failed.length,
@@ -139,7 +149,7 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     }
     res.once('close', onClose)
     // A stopping server ends the poll too, before its groups close: answered, not reset.
-    const deliveries = await g.fetch(consumer, max, waitMs, AbortSignal.any([gone.signal, closing]))
+    const deliveries = await g.fetch(consumer, max, waitMs, AbortSignal.any([gone.signal, closing]), requestIdentity(req)?.username)
     if (deliveries.length > 0) {
       const tags = deliveries.map((d) => d.tag)
       res.removeListener('close', onClose)
@@ -153,7 +163,10 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
 
   const maxTags = (reply: FastifyReply): number => get(reply).config.server.http.maxTagsPerRequest
 
-  app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => settleAnswer(await group(req, reply).ack(tagsField(body(req), maxTags(reply)))))
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => {
+    const b = body(req)
+    return settleAnswer(await group(req, reply).ack(tagsField(b, maxTags(reply)), settleAs(req, b)))
+  })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/nack', async (req, reply) => {
     const g = group(req, reply)
@@ -163,10 +176,13 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     const delayMs = b.delayMs === undefined ? undefined : intField(b, 'delayMs', 0, 0, 7 * 24 * 3600 * 1000)
     const reason = b.reason
     if (reason !== undefined && (typeof reason !== 'string' || reason.length > 1000)) throw errors.badRequest('reason must be a string of at most 1000 characters')
-    return settleAnswer(await g.nack(tagsField(b, maxTags(reply)), { requeue, delayMs, reason }))
+    return settleAnswer(await g.nack(tagsField(b, maxTags(reply)), { requeue, delayMs, reason }, settleAs(req, b)))
   })
 
-  app.post<{ Params: { group: string } }>('/v1/groups/:group/extend', async (req, reply) => settleAnswer(group(req, reply).extend(tagsField(body(req), maxTags(reply)))))
+  app.post<{ Params: { group: string } }>('/v1/groups/:group/extend', async (req, reply) => {
+    const b = body(req)
+    return settleAnswer(group(req, reply).extend(tagsField(b, maxTags(reply)), settleAs(req, b)))
+  })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/reset', async (req, reply) => {
     const g = group(req, reply)

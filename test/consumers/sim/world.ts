@@ -118,7 +118,10 @@ export class World {
       const stream: Stream = { name: work.name, config: work.config, log: trackedLog(work.log, tracker), append: (records) => work.append(records) }
       const sink = groupConfig.deadLetter === null ? undefined : { deadLetter: async (records: Parameters<Stream['append']>[0]) => void (await tracker.track(dlq.append(records))) }
       const tracked = trackedMeta(meta, tracker, faults)
-      const group = await ConsumerGroup.open(groupConfig, { stream, meta: tracked, keyspaces: groupKeyspaces(meta), deadLetter: sink, clock, random })
+      // Tags carry a per-member secret; a counter keeps a seed's trace the same on every run.
+      let tokens = 0
+      const token = (): string => `k${++tokens}`
+      const group = await ConsumerGroup.open(groupConfig, { stream, meta: tracked, keyspaces: groupKeyspaces(meta), deadLetter: sink, clock, random, token })
       return new World({ config, dataDir, streams, meta, group, work, dlq, clock, tracker })
     } catch (err) {
       await meta?.close()
