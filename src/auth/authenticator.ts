@@ -14,7 +14,7 @@ export interface LoginContext {
 }
 
 /** Why a login failed: the `reason` label of sluice_auth_failures_total. Clients only ever hear "refused". */
-export type FailureReason = 'unknown_user' | 'bad_password' | 'bad_api_key' | 'loopback_only' | 'throttled' | 'malformed' | 'no_credentials'
+export type FailureReason = 'unknown_user' | 'bad_password' | 'bad_api_key' | 'loopback_only' | 'throttled' | 'malformed' | 'no_credentials' | 'address'
 
 export type LoginResult =
   | { readonly ok: true; readonly identity: Identity }
@@ -168,8 +168,12 @@ export class Authenticator {
     }
   }
 
-  /** Counts and logs a refusal a door decided itself (a malformed header, no credentials where some are needed). */
-  refuse(ctx: LoginContext, reason: Extract<FailureReason, 'malformed' | 'no_credentials'>): LoginResult {
+  /**
+   * Counts and logs a refusal a door decided itself (a malformed header, no credentials where some
+   * are needed, a client address outside a listener's `allow` list). An `address` refusal is not
+   * logged here: a door refusing a flood of them logs them itself, a line at a time.
+   */
+  refuse(ctx: LoginContext, reason: Extract<FailureReason, 'malformed' | 'no_credentials' | 'address'>): LoginResult {
     return this.#fail(ctx, reason, undefined)
   }
 
@@ -214,7 +218,7 @@ export class Authenticator {
     if (entry === undefined) this.#failures.set(id, { door: ctx.door, reason, count: 1 })
     else entry.count++
     // A throttled login is one of a flood already logged by its first failures; no line each.
-    if (reason !== 'throttled' && reason !== 'no_credentials') {
+    if (reason !== 'throttled' && reason !== 'no_credentials' && reason !== 'address') {
       this.#logger?.warn({ door: ctx.door, remote: ctx.remote, user: username, apiKey, reason }, 'login refused')
     }
     return retryAfterMs === undefined ? { ok: false, reason } : { ok: false, reason, retryAfterMs }
