@@ -21,6 +21,8 @@ const kindFits = (need: Need, resource: Resource): boolean => need.kind.split('|
  * HTTP, AMQP and every door after them.
  */
 export class Authorizer {
+  readonly #denials = new Map<string, { door: string; operation: Operation; count: number }>()
+
   /** Whether the identity holds a permission on a named resource; administrators hold every one. */
   can(identity: Identity, permission: Permission, resource: Resource): boolean {
     if (identity.tags.has('administrator')) return true
@@ -55,5 +57,21 @@ export class Authorizer {
       }
     }
     return undefined
+  }
+
+  /**
+   * Counts a refusal a door answered (sluice_auth_denials_total). Doors call it once per refused
+   * request or command; `authorize` itself counts nothing, since a door may ask it to choose a path.
+   */
+  refused(door: string, denial: Denial): void {
+    const id = `${door}\0${denial.operation}`
+    const entry = this.#denials.get(id)
+    if (entry === undefined) this.#denials.set(id, { door, operation: denial.operation, count: 1 })
+    else entry.count++
+  }
+
+  /** Refused operations so far, by door and operation: sluice_auth_denials_total. */
+  denialCounts(): Iterable<{ readonly door: string; readonly operation: Operation; readonly count: number }> {
+    return this.#denials.values()
   }
 }

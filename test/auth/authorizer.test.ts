@@ -58,6 +58,20 @@ describe('Authorizer', () => {
     expect(authorizer.authorize(who('ops'), 'users.manage', {})).toMatchObject({ permission: 'administrator', resource: { kind: 'broker', name: 'users' } })
     expect(authorizer.authorize(who('root'), 'users.manage', {})).toBeUndefined()
   })
+
+  it('counts the refusals doors report, by door and operation, and nothing it was merely asked', () => {
+    const authorizer = new Authorizer()
+    const denied = authorizer.authorize(who('shipper'), 'consume', { group: { kind: 'group', name: 'indexer' } })
+    expect(denied).toBeDefined()
+    expect([...authorizer.denialCounts()]).toEqual([])
+    authorizer.refused('amqp', denied!)
+    authorizer.refused('amqp', denied!)
+    authorizer.refused('http', denied!)
+    expect([...authorizer.denialCounts()]).toEqual([
+      { door: 'amqp', operation: 'consume', count: 2 },
+      { door: 'http', operation: 'consume', count: 1 },
+    ])
+  })
 })
 
 describe('secrets and addresses', () => {
