@@ -170,10 +170,11 @@ export class Authenticator {
 
   /**
    * Counts and logs a refusal a door decided itself (a malformed header, no credentials where some
-   * are needed, a client address outside a listener's `allow` list). An `address` refusal is not
+   * are needed, a client address outside a listener's `allow` list, a stream listener's
+   * `loopbackOnly` user from another address). An `address` refusal is not
    * logged here: a door refusing a flood of them logs them itself, a line at a time.
    */
-  refuse(ctx: LoginContext, reason: Extract<FailureReason, 'malformed' | 'no_credentials' | 'address'>): LoginResult {
+  refuse(ctx: LoginContext, reason: Extract<FailureReason, 'malformed' | 'no_credentials' | 'address' | 'loopback_only'>): LoginResult {
     return this.#fail(ctx, reason, undefined)
   }
 
