@@ -8,6 +8,11 @@ import { errors } from '../errors.js'
 // any characters except braces, dots and whitespace; whitespace is refused because `{ level }`
 // is far more likely a typo than a field really named " level ".
 //
+// Keys that hold dots themselves, as OpenTelemetry's attribute names do (`service.name`), are
+// found too: `{resource.service.name}` reads `{"resource": {"service.name": "api"}}`. Nested
+// objects are tried first; only when they do not lead to a value is a dotted key looked for (the
+// shortest first), so a template that works today reads the same field tomorrow.
+//
 // Values: strings are used as they are, numbers and booleans as their JSON text. A missing field,
 // `null`, an object or an array yields `_`: a placeholder then still fills exactly one word, so a
 // binding such as `*.error` keeps seeing a two-word key, and `_` is easy to spot and to bind
@@ -35,10 +40,28 @@ function lookup(body: unknown, path: readonly string[]): unknown {
   let current = body
   for (let i = 0; i < path.length; i++) {
     // Own properties only: `{constructor.name}` must not find Object.prototype's members.
-    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, path[i]!)) return undefined
+    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, path[i]!)) return path.length > 1 ? lookupDotted(body, path, 0) : undefined
     current = (current as Record<string, unknown>)[path[i]!]
   }
   return current
+}
+
+/**
+ * The slow path, taken only when the nested walk misses: at each level, the segments from `i` on
+ * joined with dots are tried as one key too, with backtracking. Paths are a few segments long and
+ * written in the configuration, so the 2^(n-1) ways to split one stay few.
+ */
+function lookupDotted(current: unknown, path: readonly string[], i: number): unknown {
+  if (i === path.length) return current
+  if (typeof current !== 'object' || current === null) return undefined
+  let key = path[i]!
+  for (let j = i; j < path.length; j++) {
+    if (j > i) key += '.' + path[j]!
+    if (!Object.hasOwn(current, key)) continue
+    const v = lookupDotted((current as Record<string, unknown>)[key], path, j + 1)
+    if (v !== undefined) return v
+  }
+  return undefined
 }
 
 interface Parsed {

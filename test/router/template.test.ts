@@ -46,6 +46,28 @@ describe('routing key templates', () => {
     expect(compileTemplate('{http.status}')(body)).toBe('_')
   })
 
+  test.each<[string, unknown, string]>([
+    // OpenTelemetry's attribute names hold dots: the key is found whole.
+    ['{resource.service.name}.{severityText}', { resource: { 'service.name': 'checkout' }, severityText: 'INFO' }, 'checkout.INFO'],
+    ['{attributes.http.response.status_code}', { attributes: { 'http.response.status_code': 503 } }, '503'],
+    ['{a.b.c.d}', { a: { 'b.c': { d: 'deep' } } }, 'deep'],
+    ['{a.b.c}', { 'a.b': { c: 'top' } }, 'top'],
+    // Nested objects win over a dotted key naming the same path.
+    ['{service.name}', { service: { name: 'nested' }, 'service.name': 'dotted' }, 'nested'],
+    // A nested object that does not lead to a value does not hide a dotted key that does.
+    ['{service.name}', { service: { version: '1' }, 'service.name': 'dotted' }, 'dotted'],
+    ['{labels.app.kubernetes.io/name}', { labels: { 'app.kubernetes.io/name': 'web' } }, 'web'],
+  ])('dotted key: %j over %j is %j', (template, body, key) => {
+    expect(compileTemplate(template)(body)).toBe(key)
+  })
+
+  test('a dotted key that is missing or not a scalar still yields "_"', () => {
+    expect(compileTemplate('{resource.service.name}')({ resource: { 'service.version': '1' } })).toBe('_')
+    expect(compileTemplate('{resource.service.name}')({ resource: { 'service.name': { x: 1 } } })).toBe('_')
+    expect(compileTemplate('{resource.service.name}')({ 'resource.service': null })).toBe('_')
+    expect(compileTemplate('{a.constructor}')({ a: {} })).toBe('_')
+  })
+
   test('only own properties are read', () => {
     expect(compileTemplate('{constructor.name}.{toString}.{__proto__}')({})).toBe('_._._')
   })
