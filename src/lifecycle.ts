@@ -13,13 +13,29 @@ export interface Part {
 export interface CloseFailure {
   readonly part: string
   readonly error: unknown
+  /** The part was still closing when the close's deadline passed. */
+  readonly timedOut?: true
 }
 
-/** The two levels the stack reports on; a pino logger fits. */
+/** The levels the stack reports on; a pino logger fits. */
 export interface LifecycleLogger {
   debug(obj: object, msg: string): void
+  info(obj: object, msg: string): void
   error(obj: object, msg: string): void
 }
+
+export interface CloseOptions {
+  /**
+   * The whole close takes this long at most. Past it the close resolves, with the part still
+   * closing as a failure, so a caller can exit before an orchestrator's SIGKILL; the parts keep
+   * closing in the background meanwhile.
+   */
+  readonly timeoutMs?: number
+  /** A part that takes longer than this to close is named in the log, and again each such period (default 1 s, or a fifth of timeoutMs if shorter). */
+  readonly noticeMs?: number
+}
+
+const noticeMsDefault = 1000
 
 export class Lifecycle {
   readonly #stack: Array<{ readonly name: string; readonly part: Part }> = []
@@ -56,22 +72,54 @@ export class Lifecycle {
    * Closes every open part, newest first, one at a time: a part may still use those opened
    * before it while it closes (the HTTP door answers its long polls from the groups). A close
    * that throws is logged and the rest still close; the failures are what this resolves with.
+   * A part slow to close is logged while it is waited for, and `timeoutMs` bounds the whole.
    * Later calls share the first.
    */
-  close(): Promise<CloseFailure[]> {
-    this.#closing ??= (async () => {
-      const failures: CloseFailure[] = []
+  close(opts: CloseOptions = {}): Promise<CloseFailure[]> {
+    this.#closing ??= this.#close(opts)
+    return this.#closing
+  }
+
+  async #close(opts: CloseOptions): Promise<CloseFailure[]> {
+    const failures: CloseFailure[] = []
+    const started = Date.now()
+    let current: string | undefined
+    // A short deadline gets its notices early enough to show before it passes.
+    const noticeMs = opts.noticeMs ?? Math.min(noticeMsDefault, Math.max(10, (opts.timeoutMs ?? Infinity) / 5))
+    const all = (async () => {
       for (let p = this.#stack.pop(); p !== undefined; p = this.#stack.pop()) {
+        const name = p.name
+        current = name
+        const since = Date.now()
+        const notice = setInterval(() => this.#logger?.info({ part: name, waitingMs: Date.now() - since }, `stop is waiting for ${name} to close`), noticeMs)
         try {
           await p.part.close()
-          this.#logger?.debug({ part: p.name }, 'part closed')
+          this.#logger?.debug({ part: name }, 'part closed')
         } catch (error) {
-          failures.push({ part: p.name, error })
-          this.#logger?.error({ part: p.name, err: error }, 'part failed to close')
+          failures.push({ part: name, error })
+          this.#logger?.error({ part: name, err: error }, 'part failed to close')
+        } finally {
+          clearInterval(notice)
         }
       }
+      current = undefined
       return failures
     })()
-    return this.#closing
+    const timeoutMs = opts.timeoutMs
+    if (timeoutMs === undefined) return all
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<CloseFailure[]>((resolve) => {
+      timer = setTimeout(() => {
+        const part = current ?? 'unknown'
+        const left = this.#stack.map((p) => p.name).reverse()
+        this.#logger?.error({ part, left, timeoutMs, elapsedMs: Date.now() - started }, `stop timed out waiting for ${part} to close`)
+        resolve([...failures, { part, error: new Error(`${part} was still closing after ${timeoutMs} ms`), timedOut: true }])
+      }, timeoutMs)
+    })
+    try {
+      return await Promise.race([all, deadline])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 }

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { Lifecycle, type LifecycleLogger } from '../src/lifecycle.js'
 
-function recorder(): { logger: LifecycleLogger; lines: Array<{ msg: string; part: string }> } {
+function recorder(): { logger: LifecycleLogger; lines: Array<{ msg: string; part: string }>; entries: Array<Record<string, unknown>> } {
   const lines: Array<{ msg: string; part: string }> = []
+  const entries: Array<Record<string, unknown>> = []
   const note = (obj: object, msg: string): void => {
     lines.push({ msg, part: (obj as { part: string }).part })
+    entries.push({ ...obj, msg })
   }
-  return { logger: { debug: note, error: note }, lines }
+  return { logger: { debug: note, info: note, error: note }, lines, entries }
 }
 
 describe('Lifecycle', () => {
@@ -71,5 +73,38 @@ describe('Lifecycle', () => {
     await closing
     expect(closed).toEqual(['late'])
     await expect(parts.open('after', () => ({ close: () => undefined }))).rejects.toThrow('closing')
+  })
+
+  it('a part slow to close is named while it is waited for, and the deadline bounds the whole close', async () => {
+    const { logger, entries } = recorder()
+    const closed: string[] = []
+    const parts = new Lifecycle(logger)
+    let release!: () => void
+    await parts.open('store', () => ({ close: () => void closed.push('store') }))
+    await parts.open('door', () => ({ close: () => new Promise<void>((r) => (release = r)) }))
+    await parts.open('routes', () => ({ close: () => void closed.push('routes') }))
+    const t0 = Date.now()
+    const failures = await parts.close({ timeoutMs: 120, noticeMs: 40 })
+    const took = Date.now() - t0
+    expect(took).toBeGreaterThanOrEqual(110)
+    expect(took).toBeLessThan(1000)
+    expect(failures.map((f) => [f.part, f.timedOut, (f.error as Error).message])).toEqual([['door', true, 'door was still closing after 120 ms']])
+    expect(closed).toEqual(['routes'])
+    // What the stop waited for, while it waited, and where it gave up.
+    const waits = entries.filter((e) => e.msg === 'stop is waiting for door to close')
+    expect(waits.length).toBeGreaterThanOrEqual(1)
+    expect(waits.every((e) => e.part === 'door' && typeof e.waitingMs === 'number')).toBe(true)
+    expect(entries.find((e) => typeof e.msg === 'string' && e.msg.startsWith('stop timed out'))).toMatchObject({ msg: 'stop timed out waiting for door to close', part: 'door', left: ['store'], timeoutMs: 120 })
+    // The stuck part lets go later: the rest still close, in order, behind it.
+    release()
+    await expect.poll(() => closed).toEqual(['routes', 'store'])
+  })
+
+  it('a close within its deadline reports nothing slow', async () => {
+    const { logger, entries } = recorder()
+    const parts = new Lifecycle(logger)
+    await parts.open('store', () => ({ close: () => undefined }))
+    expect(await parts.close({ timeoutMs: 5000, noticeMs: 1000 })).toEqual([])
+    expect(entries.map((e) => e.msg)).toEqual(['part open', 'part closed'])
   })
 })
