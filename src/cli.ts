@@ -8,6 +8,7 @@ import { fsck, formatFsckReport } from './log/index.js'
 import { createLogger } from './logger.js'
 import { startServer } from './server.js'
 import { readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createInterface } from 'node:readline'
 
 const usage = `usage: sluice <command> [options]
@@ -81,6 +82,12 @@ async function serve(args: string[]): Promise<number> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // SIGHUP reloads the TLS certificates and keys (the configuration file itself is not re-read);
+  // open connections keep theirs. Each listener logs whether it took the new files.
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading TLS certificates')
+    server.reloadTls()
+  })
   return new Promise<number>(() => {}) // runs until a signal
 }
 
@@ -165,6 +172,13 @@ async function publish(args: string[]): Promise<number> {
   return 0
 }
 
+/** Node's fetch failing to connect or losing its connection, with the system's reason. */
+function networkReason(err: unknown): string | undefined {
+  if (!(err instanceof TypeError) || err.message !== 'fetch failed') return undefined
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause
+  return cause?.code ?? cause?.message ?? 'the connection failed'
+}
+
 async function tail(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -178,22 +192,53 @@ async function tail(args: string[]): Promise<number> {
   }
   let remaining = values.limit === undefined ? Number.POSITIVE_INFINITY : Number(values.limit)
   let from = values.from
-  let stop = false
-  process.once('SIGINT', () => (stop = true))
-  while (!stop && remaining > 0) {
-    const page = Math.min(1000, remaining)
-    const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/events?from=${encodeURIComponent(from)}&limit=${page}${values.follow ? '&waitMs=10000' : ''}`, { headers: authHeaders(values) })
-    if (res.status !== 200) {
-      process.stderr.write(`${await httpError(res)}\n`)
-      return 1
+  // Ctrl-C ends a tail at once: the long poll in flight is abandoned, not waited out.
+  const interrupted = new AbortController()
+  const onInterrupt = (): void => interrupted.abort()
+  process.once('SIGINT', onInterrupt)
+  let reached = false
+  try {
+    while (remaining > 0) {
+      const page = Math.min(1000, remaining)
+      let body: { events: unknown[]; nextOffset: number }
+      try {
+        const res = await fetch(`${values.url}/v1/streams/${encodeURIComponent(stream)}/events?from=${encodeURIComponent(from)}&limit=${page}${values.follow ? '&waitMs=10000' : ''}`, {
+          headers: authHeaders(values),
+          signal: interrupted.signal,
+        })
+        reached = true
+        // A server starting or stopping answers 503 with Retry-After: a follower waits it out.
+        if (res.status === 503 && values.follow) {
+          await res.body?.cancel()
+          const seconds = Number(res.headers.get('retry-after') ?? '1')
+          await sleep(Math.min(Number.isFinite(seconds) ? seconds : 1, 5) * 1000, undefined, { signal: interrupted.signal })
+          continue
+        }
+        if (res.status !== 200) {
+          process.stderr.write(`${await httpError(res)}\n`)
+          return 1
+        }
+        body = (await res.json()) as { events: unknown[]; nextOffset: number }
+      } catch (err) {
+        if (interrupted.signal.aborted) return 0
+        const reason = networkReason(err)
+        if (reason === undefined) throw err
+        if (!reached) {
+          process.stderr.write(`sluice tail: cannot reach ${values.url} (${reason}): is \`sluice serve\` running?\n`)
+          return 2
+        }
+        process.stderr.write(`sluice tail: lost the server at ${values.url} (${reason}); resume with --from ${from}\n`)
+        return 1
+      }
+      for (const e of body.events) process.stdout.write(`${JSON.stringify(e)}\n`)
+      remaining -= body.events.length
+      from = String(body.nextOffset)
+      if (body.events.length === 0 && !values.follow) break
     }
-    const body = (await res.json()) as { events: unknown[]; nextOffset: number }
-    for (const e of body.events) process.stdout.write(`${JSON.stringify(e)}\n`)
-    remaining -= body.events.length
-    from = String(body.nextOffset)
-    if (body.events.length === 0 && !values.follow) break
+    return 0
+  } finally {
+    process.off('SIGINT', onInterrupt)
   }
-  return 0
 }
 
 async function redrive(args: string[]): Promise<number> {
