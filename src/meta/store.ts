@@ -31,6 +31,12 @@ export interface MetaOptions {
    * store can start on a full disk (see reserve.ts); 0: none. The server holds metaReserveBytes.
    */
   readonly reserveBytes?: number
+  /**
+   * While open, how often a missing reserve is put back (when the disk has room for it). A start
+   * on a full disk spends the reserve; were it only put back at the next start, a second full
+   * disk before then would leave the store unable to open.
+   */
+  readonly reserveCheckMs?: number
 }
 
 export const metaDefaults = {
@@ -39,6 +45,7 @@ export const metaDefaults = {
   rangeEntriesMax: 100_000,
   cacheSizeBytes: 8 * 1024 * 1024,
   reserveBytes: 0,
+  reserveCheckMs: 5_000,
 } as const satisfies Required<MetaOptions>
 
 export interface MetaStore {
@@ -80,7 +87,10 @@ export async function openMeta(dir: string, opts: MetaOptions = {}): Promise<Met
   try {
     await store.checkFormat()
     // Put back for the next start; on a disk too full for it, that start frees what it can.
-    if (limits.reserveBytes > 0) await ensureReserve(reservePath(dir), limits.reserveBytes).catch(() => false)
+    if (limits.reserveBytes > 0) {
+      await ensureReserve(reservePath(dir), limits.reserveBytes).catch(() => false)
+      store.keepReserve(reservePath(dir), limits.reserveBytes, limits.reserveCheckMs)
+    }
   } catch (err) {
     await store.close()
     throw err
@@ -98,6 +108,8 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
   readonly #storeKeys: Keyspace<[string], number>
   #state: MetaState = 'open'
   #closing: Promise<void> | undefined
+  #reserveTimer: NodeJS.Timeout | undefined
+  #reserving: Promise<unknown> | undefined
 
   constructor(db: ClassicLevel<Buffer, Buffer>, dir: string, limits: Required<MetaOptions>) {
     this.db = db
@@ -166,6 +178,17 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
     return writing ? errors.metaWrite(err) : err
   }
 
+  /** Puts the reserve back, every `everyMs`, whenever it is missing (see reserveCheckMs). */
+  keepReserve(path: string, bytes: number, everyMs: number): void {
+    // ensureReserve writes nothing unless twice the reserve is free, so it never takes the last bytes.
+    this.#reserveTimer = setInterval(() => {
+      this.#reserving ??= ensureReserve(path, bytes)
+        .catch(() => false)
+        .finally(() => (this.#reserving = undefined))
+    }, everyMs)
+    this.#reserveTimer.unref()
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#close()
     return this.#closing
@@ -174,6 +197,8 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
   async #close(): Promise<void> {
     // New writes are refused from here on; writes already queued still get their batch.
     this.#state = 'closing'
+    clearInterval(this.#reserveTimer)
+    await this.#reserving
     await this.#commit.drained()
     try {
       await this.db.close()

@@ -129,4 +129,30 @@ describe('a full disk under a running server (a real tmpfs)', () => {
     }
     expect(outcomes).toEqual(['SLUICE_ERR_META_OPEN', 'opened'])
   })
+
+  it('a start on a full disk spends the reserve; it comes back while running once there is room, so a second full disk still lets the store open', async () => {
+    const disk = await mountTmpfs(32 * mb)
+    const dir = join(disk, 'meta')
+    const filler = join(disk, 'filler')
+    const opts = { reserveBytes: metaReserveBytes, reserveCheckMs: 20 }
+    await (await openMeta(dir, opts)).close()
+    await fillDisk(filler, disk, 0)
+    const store = await openMeta(dir, opts)
+    try {
+      await expect(stat(`${dir}.reserve`)).rejects.toMatchObject({ code: 'ENOENT' })
+      // Space comes back with no restart: the store puts its reserve back by itself.
+      await rm(filler)
+      let size = 0
+      for (let i = 0; i < 250 && size < metaReserveBytes; i++) {
+        await new Promise((r) => setTimeout(r, 20))
+        size = await stat(`${dir}.reserve`).then((s) => s.size, () => 0)
+      }
+      expect(size).toBe(metaReserveBytes)
+    } finally {
+      await store.close()
+    }
+    // The disk fills again before any restart; the next start still opens.
+    await fillDisk(filler, disk, 0)
+    await (await openMeta(dir, opts)).close()
+  })
 })
