@@ -26,6 +26,9 @@ export interface CommittedId {
 /** Marks idempotency keys apart from event ids in the same scope. */
 export const requestKeyPrefix = '\u0001req:'
 
+/** Ids restored from the log are persisted this many to a metadata write. */
+const restoreOpsPerWrite = 10_000
+
 /**
  * Dedup windows. Event ids are kept per stream: an id already stored in a stream is not stored
  * there again, whichever exchange it came through. Idempotency keys are kept per exchange.
@@ -89,6 +92,7 @@ export class DedupWindow {
       }
     }
     let restored = 0
+    const persist: MetaOp[] = []
     for (const [name, log] of streams) {
       const saved = await this.#checkpoints.get([name])
       if (saved !== undefined && saved > log.endOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
@@ -100,6 +104,7 @@ export class DedupWindow {
         for (const r of records) {
           if (r.id === undefined) continue
           this.#ids.set(`${name}\0${r.id}`, nowMs + windowMs)
+          persist.push(this.#keyspace.putOp([name, nowMs + windowMs, r.id], { offset: r.offset }))
           found++
         }
         next = nextOffset
@@ -107,8 +112,14 @@ export class DedupWindow {
       restored += found
       // Nothing to restore (a stream without ids, say): the next start need not read it again.
       if (found === 0 && saved !== log.endOffset && log.endOffset > log.startOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
+      // Restored ids are persisted, and only then the checkpoint moved to the end: the next commit
+      // would move it past these records anyway, and a second crash must not forget them.
+      else if (found > 0) persist.push(this.#checkpoints.putOp([name], log.endOffset))
       this.#unpersisted.set(name, { bases: new Set(), end: log.endOffset })
     }
+    // In slices, so a long tail stays under the store's queue bound; a crash between two slices
+    // leaves the checkpoints where they were, and the next start reads the same records again.
+    for (let i = 0; i < persist.length; i += restoreOpsPerWrite) await this.#meta.write(persist.slice(i, i + restoreOpsPerWrite), { sync: true })
     if (clamp.length > 0) await this.#meta.write(clamp, { sync: true })
     return { loaded, restored, dropped: clamp.length }
   }
@@ -142,6 +153,15 @@ export class DedupWindow {
     let u = this.#unpersisted.get(stream)
     if (u === undefined) this.#unpersisted.set(stream, (u = { bases: new Set(), end: baseOffset }))
     u.bases.add(baseOffset)
+  }
+
+  /**
+   * The metadata write of a committed append failed: its ids stay known in memory, and the
+   * stream's checkpoint stays below it until the next start, which reads its ids back from the
+   * log and persists them.
+   */
+  notPersisted(stream: string, baseOffset: number): void {
+    this.#unpersisted.get(stream)?.bases.add(baseOffset)
   }
 
   /** An append that will not be committed (it failed): its ids need no checkpoint. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { noteBackgroundError } from '../background.js'
 import type { Config, ExchangeConfig } from '../config/index.js'
 import { errors, SluiceError } from '../errors.js'
 import type { PublishSource, RateLimiter } from '../flow/rate-limiter.js'
@@ -348,7 +349,13 @@ export class BrokerPublisher implements Publisher {
     try {
       if (ops.length > 0) await this.#meta.write(ops, { sync: appended.some((a) => this.#streams.get(a.stream)?.config.fsync !== 'never') })
     } catch (err) {
-      failure ??= err
+      // The events are durable all the same: refusing now would make the client retry what is
+      // stored (and an answer of 503 must mean nothing was kept). The ids stay known in memory,
+      // and each stream's checkpoint stays below these appends, so the next start reads their
+      // ids back from the log; only an idempotency key is not kept across a restart.
+      for (const a of appended) if (a.ids.length > 0) this.#dedup.notPersisted(a.stream, a.result.baseOffset)
+      // Counted in sluice_background_errors_total{task="publish.dedupPersist"}.
+      noteBackgroundError('publish.dedupPersist', err)
     }
     settleIds!(failure === undefined)
     settleRequest?.(failure === undefined)
