@@ -1,6 +1,7 @@
 // Fuzzing the line-oriented doors: NDJSON line splitting and syslog framing and parsing.
 
 import { describe, expect, it } from 'vitest'
+import { targetFactories } from '../../benchmarks/fuzz/targets.js'
 import { fuzz, outcomes } from './run.js'
 
 describe('fuzz (a few thousand cases; `npm run fuzz` runs a million)', () => {
@@ -19,5 +20,11 @@ describe('fuzz (a few thousand cases; `npm run fuzz` runs a million)', () => {
       const r = await fuzz(name, 5000)
       expect(outcomes(r)).toEqual(expect.arrayContaining(['event', 'not syslog (error)']))
     }
+  })
+
+  it('syslog-5424: a frame of control bytes is refused with its 32-byte preview escaped (263 chars), not flagged as an unclear message', async () => {
+    const target = targetFactories['syslog-5424']!()
+    // Header byte 0 (receive time, no sender address), then 40 bytes of U+0001.
+    expect(await target.run(Buffer.concat([Buffer.from([0]), Buffer.alloc(40, 1)]))).toBe('not syslog (error)')
   })
 })
