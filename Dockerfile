@@ -19,6 +19,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
+# The protobuf definitions the OTLP and Loki doors load at start.
+COPY proto ./proto
 RUN mkdir -p /var/lib/sluice && chown node:node /var/lib/sluice
 USER node
 VOLUME ["/var/lib/sluice"]
