@@ -52,7 +52,7 @@ export interface PublishRequest {
   readonly admit?: 'all' | 'partial' | undefined
 }
 
-export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'amqp' | 'internal'
+export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'amqp' | 'otlp' | 'loki' | 'elasticsearch' | 'internal'
 
 export interface PublishResult {
   readonly accepted: number
@@ -64,6 +64,8 @@ export interface PublishResult {
   readonly deferred?: { readonly from: number; readonly retryAfterMs: number }
   /** The events that matched no binding and were dropped (the exchange's `unroutable: drop`), by index in the request. */
   readonly unroutableAt?: readonly number[]
+  /** The events every target stream already held (by id), by index in the request; the whole request when its idempotency key was seen. */
+  readonly duplicateAt?: readonly number[]
 }
 
 /**
@@ -280,7 +282,7 @@ export class BrokerPublisher implements Publisher {
           if (stored !== undefined && stored !== (fingerprint ??= requestFingerprint(req))) throw errors.idempotencyKeyReused(req.idempotencyKey)
           this.counters.duplicates += req.events.length
           sc.duplicates += req.events.length
-          return { accepted: 0, duplicates: req.events.length, unroutable: 0 }
+          return { accepted: 0, duplicates: req.events.length, unroutable: 0, duplicateAt: req.events.map((_, i) => (kept === undefined ? i : kept[i]!)) }
         }
         await seen
       }
@@ -294,7 +296,8 @@ export class BrokerPublisher implements Publisher {
     let failure: unknown
     let result: PublishResult | undefined
     try {
-      const { batches, duplicates, unroutableAt, refusedAt } = await this.#plan(req, ex, now, idsOutcome, reserved)
+      const { batches, duplicateAt, unroutableAt, refusedAt } = await this.#plan(req, ex, now, idsOutcome, reserved)
+      const duplicates = duplicateAt.length
       const unroutable = unroutableAt.length
       const names = [...batches.keys()]
       if (this.admission !== undefined && req.internal !== true) for (const name of names) this.admission(name, batches.get(name)!.records.length)
@@ -322,6 +325,7 @@ export class BrokerPublisher implements Publisher {
         duplicates,
         unroutable,
         ...(unroutable > 0 ? { unroutableAt: unroutableAt.map(original) } : {}),
+        ...(duplicates > 0 ? { duplicateAt: duplicateAt.map(original) } : {}),
         ...(refusedAt.length > 0 ? { refused: refusedAt.map((r) => ({ index: original(r.index), error: r.error })) } : {}),
       }
     } catch (err) {
@@ -387,7 +391,7 @@ export class BrokerPublisher implements Publisher {
     now: number,
     outcome: Promise<boolean>,
     reserved: Array<[string, string]>,
-  ): Promise<{ batches: Map<string, StreamBatch>; duplicates: number; unroutableAt: number[]; refusedAt: Array<{ index: number; error: SluiceError }> }> {
+  ): Promise<{ batches: Map<string, StreamBatch>; duplicateAt: number[]; unroutableAt: number[]; refusedAt: Array<{ index: number; error: SluiceError }> }> {
     const n = req.events.length
     const records = new Array<AppendRecord | undefined>(n)
     const targets = new Array<string[]>(n)
@@ -443,13 +447,13 @@ export class BrokerPublisher implements Publisher {
     }
     if (waits.length > 0) await Promise.all(waits)
     const batches = new Map<string, StreamBatch>()
-    let duplicates = 0
+    const duplicateAt: number[] = []
     for (let i = 0; i < n; i++) {
       const record = records[i]
       if (record === undefined) continue
       const streams = targets[i]!
       if (streams.length === 0) {
-        duplicates++
+        duplicateAt.push(i)
         continue
       }
       for (const name of streams) {
@@ -459,7 +463,7 @@ export class BrokerPublisher implements Publisher {
         b.records.push(record)
       }
     }
-    return { batches, duplicates, unroutableAt, refusedAt }
+    return { batches, duplicateAt, unroutableAt, refusedAt }
   }
 }
 
