@@ -2,6 +2,9 @@
 // dir). A file that is not there is said in a line, not as Node's ENOENT.
 
 import { readFile, stat } from 'node:fs/promises'
+import { basename, dirname, resolve } from 'node:path'
+import { SluiceError } from '../errors.js'
+import { lockMetaStore, metaDir, type DataDirLock } from '../meta/index.js'
 import { summarizeConfig, validateConfigText } from '../config/index.js'
 import { fsck, formatFsckReport } from '../log/index.js'
 import { CliError, parseCommand, renderCommandHelp, stringOption, type CommandSpec } from './args.js'
@@ -90,7 +93,38 @@ export async function fsckCommand(args: readonly string[]): Promise<number> {
     throw new CliError(`cannot read ${dir}: ${fileProblem(err)}`)
   })
   if (!found.isDirectory()) throw new CliError(`${dir} is not a directory: name a data dir (server.dataDir) or a stream's directory in it`)
-  const report = await fsck(dir, { repair: p.values.repair === true })
-  process.stdout.write(`${formatFsckReport(report)}\n`)
-  return report.ok ? 0 : 1
+  const repair = p.values.repair === true
+  // A repair truncates files a running server may be writing: it holds the server's lock meanwhile.
+  const lock = repair ? await lockDataDir(dir) : undefined
+  try {
+    const report = await fsck(dir, { repair })
+    process.stdout.write(`${formatFsckReport(report)}\n`)
+    return report.ok ? 0 : 1
+  } finally {
+    await lock?.release()
+  }
+}
+
+/** The data dir `dir` is, or holds `dir` as one stream's directory (<dataDir>/streams/<name>). */
+async function dataDirOf(dir: string): Promise<string> {
+  const isDir = (path: string): Promise<boolean> =>
+    stat(path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )
+  if (await isDir(metaDir(dir))) return dir
+  const parent = dirname(resolve(dir))
+  return basename(parent) === 'streams' && (await isDir(metaDir(dirname(parent)))) ? dirname(parent) : dir
+}
+
+async function lockDataDir(dir: string): Promise<DataDirLock> {
+  const dataDir = await dataDirOf(dir)
+  try {
+    return await lockMetaStore(metaDir(dataDir))
+  } catch (err) {
+    if (err instanceof SluiceError && err.code === 'SLUICE_ERR_META_LOCKED') {
+      throw new CliError(`refusing to repair ${dataDir}: a running server holds it (its metadata store is locked)`, 1, 'stop the server first; without --repair, fsck only reads')
+    }
+    throw err
+  }
 }

@@ -11,6 +11,7 @@ export {
   type MetaOptions,
   type DefinitionKind,
 } from './store.js'
+export { lockMetaStore, type DataDirLock } from './lock.js'
 export type { Keyspace, KeyRange, Entry, WriteOptions } from './keyspace.js'
 export type { MetaOp, CommitStats } from './group-commit.js'
 export { keyspaceTable, retiredNamespaces, type KeyspaceName } from './namespaces.js'
