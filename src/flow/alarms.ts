@@ -5,6 +5,18 @@ import { hitLimit } from '../limits.js'
 
 export type AlarmName = 'memory' | 'disk'
 
+/**
+ * The memory this process may use: the machine's, or less under a container's memory limit
+ * (cgroup), which totalmem() does not see. A watermark of the machine's memory in a container
+ * limited below it would never fire before the kernel's OOM killer does.
+ */
+export function availableMemory(): number {
+  const total = totalmem()
+  // Node reports no limit as undefined (older releases), 0, or a number past any machine's memory.
+  const limit = process.constrainedMemory?.() ?? 0
+  return limit > 0 && limit < total ? limit : total
+}
+
 export interface AlarmState {
   readonly name: AlarmName
   readonly since: number
@@ -13,7 +25,7 @@ export interface AlarmState {
 }
 
 export interface AlarmOptions {
-  /** Fraction of the machine's memory (0..1] the process may hold before publishers are blocked. */
+  /** Fraction of the memory available (0..1] the process may hold before publishers are blocked. */
   readonly memoryHighWatermark: number
   /** Absolute resident-size limit in bytes; overrides the fraction when set. */
   readonly memoryLimitBytes?: number | null | undefined
@@ -22,6 +34,8 @@ export interface AlarmOptions {
   readonly checkEveryMs?: number
   /** Test hooks: what the probes read. */
   readonly readRss?: () => number
+  /** The memory available to the process; default: the machine's, or its container's limit (cgroup) when lower. */
+  readonly readMemoryTotal?: () => number
   readonly readDiskFree?: (dir: string) => Promise<number>
   readonly onChange?: (raised: boolean, state: AlarmState) => void
   /** Told of a probe that failed (the check itself carries on with what it last knew). */
@@ -82,7 +96,7 @@ export class Alarms {
   }
 
   get memoryLimitBytes(): number {
-    return this.#opts.memoryLimitBytes ?? Math.floor(totalmem() * this.#opts.memoryHighWatermark)
+    return this.#opts.memoryLimitBytes ?? Math.floor((this.#opts.readMemoryTotal ?? availableMemory)() * this.#opts.memoryHighWatermark)
   }
 
   active(): AlarmState[] {

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { totalmem } from 'node:os'
+import { describe, expect, it, vi } from 'vitest'
 import { backgroundErrors } from '../../src/background.js'
-import { Alarms, type AlarmState } from '../../src/flow/alarms.js'
+import { Alarms, availableMemory, type AlarmState } from '../../src/flow/alarms.js'
 import { limitHits } from '../../src/limits.js'
 
 const mb = 1024 * 1024
@@ -166,5 +167,25 @@ describe('alarms', () => {
       [true, 'disk'],
       [false, 'disk'],
     ])
+  })
+
+  it('the memory watermark is a fraction of the memory available: a container limit (cgroup) below the machine wins', async () => {
+    const alarms = new Alarms({ memoryHighWatermark: 0.5, diskFreeLimitBytes: 0, dataDir: '/nonexistent', readMemoryTotal: () => 512 * mb, readRss: () => 300 * mb, readDiskFree: () => Promise.resolve(mb) })
+    expect(alarms.memoryLimitBytes).toBe(256 * mb)
+    await alarms.check()
+    expect(alarms.active().map((a) => [a.name, a.value, a.limit])).toEqual([['memory', 300 * mb, 256 * mb]])
+
+    const limit = vi.spyOn(process, 'constrainedMemory')
+    try {
+      limit.mockReturnValue(256 * mb)
+      expect(availableMemory()).toBe(Math.min(256 * mb, totalmem()))
+      // No limit: Node says 0, or a number beyond any machine's memory.
+      limit.mockReturnValue(0)
+      expect(availableMemory()).toBe(totalmem())
+      limit.mockReturnValue(Number.MAX_SAFE_INTEGER)
+      expect(availableMemory()).toBe(totalmem())
+    } finally {
+      limit.mockRestore()
+    }
   })
 })
