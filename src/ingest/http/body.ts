@@ -70,8 +70,16 @@ export function readBody(raw: IncomingMessage, limits: BodyLimits): Promise<Buff
   if (enc !== undefined && enc !== 'identity') {
     if (enc !== 'gzip' && enc !== 'x-gzip') return Promise.reject(errors.badRequest(`content-encoding "${enc}" is not supported; use gzip or none`))
     state.gunzip = createGunzip()
+    // An error after the promise settled (the request answered, its listeners gone) must not end
+    // the process as an unhandled 'error' event: this one stays for the stream's whole life.
+    state.gunzip.on('error', () => undefined)
     payload = raw.pipe(state.gunzip)
   }
+  // A gzip member followed by zero padding ends the decoded side while bytes may still arrive
+  // (non-zero ones are an error, reported only once zlib has read them): the body is whole when
+  // the gunzip has read everything too ('finish'), not merely stopped producing ('end').
+  const gunzip = state.gunzip
+  let waiting = gunzip === undefined ? 1 : 2
   const remainingMs = state.startedAt + limits.bodyTimeoutMs - Date.now()
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -86,6 +94,7 @@ export function readBody(raw: IncomingMessage, limits: BodyLimits): Promise<Buff
       payload.off('data', onData)
       payload.off('end', onEnd)
       payload.off('error', onError)
+      gunzip?.off('finish', onEnd)
       if (err === undefined) {
         resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
         return
@@ -108,7 +117,9 @@ export function readBody(raw: IncomingMessage, limits: BodyLimits): Promise<Buff
       if (size > max) finish(errors.bodyTooLarge(size, max))
       else chunks.push(c)
     }
-    const onEnd = (): void => finish(undefined)
+    const onEnd = (): void => {
+      if (--waiting === 0) finish(undefined)
+    }
     const onError = (e: Error & { code?: string }): void => {
       finish(e.code?.startsWith('Z_') === true ? errors.badRequest(`the gzip body cannot be decoded: ${e.message}`) : errors.badRequest(`the body could not be read: ${e.message}`))
     }
@@ -125,6 +136,7 @@ export function readBody(raw: IncomingMessage, limits: BodyLimits): Promise<Buff
     payload.on('data', onData)
     payload.once('end', onEnd)
     payload.once('error', onError)
+    gunzip?.once('finish', onEnd)
   })
 }
 
