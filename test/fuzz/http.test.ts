@@ -1,6 +1,7 @@
 // Fuzzing the HTTP door's bodies: JSON, NDJSON, envelopes, gzip.
 
 import { describe, expect, it } from 'vitest'
+import { decodeJson, decodeNdjson } from '../../src/ingest/http/decode.js'
 import { fuzz, outcomes } from './run.js'
 
 describe('fuzz (a few thousand cases; `npm run fuzz` runs a million)', () => {
@@ -9,6 +10,25 @@ describe('fuzz (a few thousand cases; `npm run fuzz` runs a million)', () => {
       const r = await fuzz(name, 2500)
       expect(outcomes(r)).toEqual(expect.arrayContaining(['refused bad_event', 'refused too_many_events']))
       expect(outcomes(r).some((o) => o.startsWith('accepted'))).toBe(true)
+    }
+  })
+
+  it('an unknown envelope field of any length is named in a message of bounded size', async () => {
+    // Found by `npm run fuzz` (http-json, http-ndjson, http-envelope): a key repeated by mutation
+    // put 1,000+ characters into the message.
+    const key = `timestamp${'imestamp'.repeat(200)}`
+    const opts = { envelope: true, maxEventBytes: 1 << 20, maxEvents: 10_000, maxDepth: 64, routingKey: undefined, headers: undefined }
+    for (const mode of ['json', 'ndjson'] as const) {
+      const body = Buffer.from(JSON.stringify({ body: { a: 1 }, [key]: 1 }))
+      let message = ''
+      try {
+        if (mode === 'json') await decodeJson(body, opts)
+        else await decodeNdjson(body, opts)
+      } catch (err) {
+        message = (err as Error).message
+      }
+      expect(message).toMatch(/^(event|line) 1: unknown envelope field "timestampimestamp.*…"; nothing was stored$/)
+      expect(message.length).toBeLessThan(160)
     }
   })
 

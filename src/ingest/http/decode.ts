@@ -193,6 +193,11 @@ function firstInvalidUtf8(b: Buffer): number {
   return b.length
 }
 
+/** A name from the request for an error message: quoted, escaped, and cut to 64 characters (it may be megabytes long). */
+function quotedName(name: string): string {
+  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
+}
+
 function toEvent(value: unknown, bytes: Buffer | undefined, n: number, unit: Unit, opts: DecodeOptions): PublishEvent {
   if (!opts.envelope) {
     const body = bytes ?? Buffer.from(JSON.stringify(value))
@@ -201,7 +206,7 @@ function toEvent(value: unknown, bytes: Buffer | undefined, n: number, unit: Uni
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badEvent(n, 'an envelope must be an object {body, routingKey?, headers?, id?, timestamp?, ttl?}', unit)
   const env = value as Record<string, unknown>
-  for (const k of Object.keys(env)) if (!envelopeKeys.has(k)) throw errors.badEvent(n, `unknown envelope field "${k}"`, unit)
+  for (const k of Object.keys(env)) if (!envelopeKeys.has(k)) throw errors.badEvent(n, `unknown envelope field ${quotedName(k)}`, unit)
   if (!Object.hasOwn(env, 'body')) throw errors.badEvent(n, 'the envelope has no "body"', unit)
   const body = Buffer.from(JSON.stringify(env.body))
   if (body.length > opts.maxEventBytes) throw errors.eventTooLarge(n, body.length, opts.maxEventBytes, unit)
