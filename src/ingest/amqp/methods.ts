@@ -2,7 +2,7 @@ import { FRAME_END, FRAME_METHOD, FRAME_OVERHEAD } from './constants.js'
 import { type FieldTable, fieldTableSize, isFieldTable, readFieldTable, writeFieldTable } from './field-table.js'
 import { AmqpProtocolError, protocolErrors } from './protocol-error.js'
 import { type ArgType, methodSpecs, type ReservedArg, reservedArgs } from './spec.js'
-import { checkUint, Reader, shortstrLength, U16_MAX, U32_MAX, U64_MAX_NUMBER, U8_MAX, writeShortstr, writeU16, writeU32, writeU64 } from './wire.js'
+import { checkUint, Reader, notUtf8, shortstrLength, U16_MAX, U32_MAX, U64_MAX_NUMBER, U8_MAX, writeShortstr, writeU16, writeU32, writeU64 } from './wire.js'
 
 // Method frame payload:
 //   u16 class-id | u16 method-id | arguments in spec order
@@ -183,11 +183,13 @@ function decodePublish(b: Buffer, channel: number, p: number, end: number): Meth
   p += 3
   if (end - p < exLen + 2) throw fail('truncated exchange')
   const exchange = exLen === 0 ? '' : b.toString('utf8', p, p + exLen)
+  if (notUtf8(exchange, b, p, p + exLen)) throw fail('exchange is not valid UTF-8')
   p += exLen
   const rkLen = b[p]!
   p += 1
   if (end - p < rkLen + 1) throw fail('truncated routing-key')
   const routingKey = rkLen === 0 ? '' : b.toString('utf8', p, p + rkLen)
+  if (notUtf8(routingKey, b, p, p + rkLen)) throw fail('routing-key is not valid UTF-8')
   p += rkLen
   const bits = b[p]!
   p += 1

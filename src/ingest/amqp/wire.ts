@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { protocolErrors } from './protocol-error.js'
 
 // Primitive AMQP types, all big-endian:
@@ -11,6 +12,16 @@ import { protocolErrors } from './protocol-error.js'
 // exception: there 'l' keeps full precision (see field-table.ts).
 
 const TWO_32 = 4_294_967_296
+
+/**
+ * Whether `text`, decoded from buf[start, end), came from bytes that are not UTF-8. A shortstr
+ * that is not is a 502 SYNTAX_ERROR naming the field, rather than a name quietly changed to
+ * U+FFFD (two names becoming one, a 255-byte name becoming one too long to send back). Only a
+ * decoded U+FFFD makes the isUtf8 call worth it.
+ */
+export function notUtf8(text: string, buf: Buffer, start: number, end: number): boolean {
+  return text.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))
+}
 
 /** Reads one frame payload with bounds checks; a short read is a 502 SYNTAX_ERROR, never a RangeError. */
 export class Reader {
@@ -62,7 +73,10 @@ export class Reader {
     this.need(1 + len, what)
     const start = this.pos + 1
     this.pos = start + len
-    return len === 0 ? '' : this.buf.toString('utf8', start, start + len)
+    if (len === 0) return ''
+    const text = this.buf.toString('utf8', start, start + len)
+    if (notUtf8(text, this.buf, start, start + len)) throw protocolErrors.syntax(`${what} is not valid UTF-8`)
+    return text
   }
 
   /** A view of the bytes, not a copy: it stays valid as long as the frame's buffer does. */
