@@ -378,17 +378,19 @@ export class ConsumerGroup {
       signal.addEventListener('abort', onAbort, { once: true })
       void done.then(() => signal.removeEventListener('abort', onAbort))
     }
-    if (m.assigned.length > 0) await this.#complete(m)
-    else await this.#pump()
-    if (m.waiter !== undefined) {
-      if (waitMs <= 0) this.#answer(m, [])
-      else {
-        const w = m.waiter
-        w.timer = this.#clock.setTimeout(() => {
-          if (m.waiter === w) this.#answer(m, [])
-        }, waitMs)
-      }
+    // A dispatch can take long (a burst of timed-out deliveries read back one by one): the poll
+    // is answered by deliveries, at waitMs or when its client goes away, whichever comes first,
+    // so its timer starts now and a long poll does not wait for the dispatch to end.
+    const w = m.waiter!
+    if (waitMs > 0) {
+      w.timer = this.#clock.setTimeout(() => {
+        if (m.waiter === w) this.#answer(m, [])
+      }, waitMs)
     }
+    if (m.assigned.length > 0) await this.#complete(m)
+    else if (waitMs > 0) void this.#pump() // never rejects: it logs what fails
+    else await this.#pump()
+    if (waitMs <= 0 && m.waiter === w) this.#answer(m, [])
     return done
   }
 
