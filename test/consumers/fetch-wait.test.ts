@@ -57,7 +57,9 @@ groups:
       const tookMs = performance.now() - started
       // Whatever it gets (some redeliveries may be back by then), it is answered near its waitMs.
       expect(got.length).toBeLessThanOrEqual(10)
-      expect(tookMs).toBeLessThan(700)
+      // Before the fix it waited for the whole 2 s of dispatch work, then its 200 ms; the bound
+      // leaves room for a machine busy with other tests without letting that through.
+      expect(tookMs).toBeLessThan(1500)
     } finally {
       await group.close()
       await meta.close()
