@@ -94,8 +94,8 @@ export const errors = {
     counted('maxBodySize', new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `request body of ${bytes} bytes or more is over server.limits.maxBodySize (${limit} bytes); nothing was stored`, 413, false, { limit: 'maxBodySize', limitBytes: limit })),
   eventTooLarge: (line: number, bytes: number, limit: number, unit: 'line' | 'event' = 'line') =>
     counted('maxEventSize', new SluiceError('SLUICE_ERR_EVENT_TOO_LARGE', `${unit} ${line}: event of ${bytes} bytes is over server.limits.maxEventSize (${limit} bytes); nothing was stored`, 413, false, { [unit]: line, limit: 'maxEventSize', limitBytes: limit })),
-  unsupportedMediaType: (type: string) =>
-    new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send application/json or application/x-ndjson`, 415, false, { contentType: type }),
+  unsupportedMediaType: (type: string, accepted = 'application/json or application/x-ndjson') =>
+    new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send ${accepted}`, 415, false, { contentType: type }),
   notReady: () => new SluiceError('SLUICE_ERR_NOT_READY', 'recovering: streams are still opening; retry shortly', 503, true),
   // Flow control
   rateLimited: (rule: string, retryAfterMs: number) =>
@@ -112,6 +112,9 @@ export const errors = {
     counted(limit, new SluiceError('SLUICE_ERR_TOO_MANY_CONNECTIONS', `too many open connections, at server.${limit}${max === undefined ? '' : ` (${max})`}; retry shortly`, 503, true, { limit, retryAfterMs: 1000 })),
   tooManyEvents: (limit: number) =>
     counted('limits.maxEventsPerRequest', new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the request holds more than ${limit} events, over server.limits.maxEventsPerRequest; split it; nothing was stored`, 413, false, { limit: 'maxEventsPerRequest', limitEvents: limit })),
+  /** A door's own count limit (`key` is its full name, e.g. server.otlp.maxRecordsPerRequest); the same code as tooManyEvents. */
+  tooManyRecords: (door: string, what: string, key: string, limit: number) =>
+    counted(key.replace(/^server\./, ''), new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the ${door} request holds more than ${limit} ${what}, over ${key}; split it; nothing was stored`, 413, false, { limit: key.slice(key.lastIndexOf('.') + 1), limitEvents: limit })),
   // A request field over a server.http bound (fetch max, waitMs, tags, read limit).
   overRequestLimit: (field: string, value: number, key: string, max: number) =>
     counted(`http.${key}`, new SluiceError('SLUICE_ERR_BAD_REQUEST', `${field} ${value} is over server.http.${key} (${max})`, 400, false, { [field]: value, limit: key, limitValue: max })),
@@ -129,6 +132,8 @@ export const errors = {
     new SluiceError('SLUICE_ERR_CONSUMER_IN_USE', `consumer "${consumer}" of group "${group}" fetches as another user; pick a consumer name of your own`, 409, false, { group, consumer }),
   idempotencyKeyReused: (key: string) =>
     new SluiceError('SLUICE_ERR_IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" was used for a different request within the dedup window; nothing was stored`, 409, false, { idempotencyKey: key }),
+  notDeadLetters: (stream: string) =>
+    new SluiceError('SLUICE_ERR_NOT_DEAD_LETTERS', `stream "${stream}" holds no dead-lettered events (none carries x-death) and no group dead-letters into it; redrive takes a dead-letter stream, such as a group's deadLetter.stream`, 409, false, { stream }),
   groupExists: (group: string) => new SluiceError('SLUICE_ERR_GROUP_EXISTS', `group "${group}" already exists with other settings`, 409, false, { group }),
   // Counts of things: past them nothing new is made until something goes; what exists goes on.
   tooManyStreams: (stream: string, limit: number) =>
@@ -148,9 +153,9 @@ export const errors = {
   routerExchangeConflict: (exchange: string, why: string) =>
     new SluiceError('SLUICE_ERR_ROUTER_EXCHANGE_CONFLICT', `exchange "${exchange}" already exists ${why}`, 409, false, { exchange }),
   // Run-time definitions (AMQP declarations): the YAML's own are read-only at run time.
-  definitionProtected: (kind: 'exchange' | 'stream' | 'binding', name: string) =>
+  definitionProtected: (kind: 'exchange' | 'stream' | 'binding' | 'group', name: string) =>
     new SluiceError('SLUICE_ERR_DEFINITION_PROTECTED', `${kind} "${name}" is declared in the configuration file; change it there, not at run time`, 403, false, { kind, name }),
-  definitionInUse: (kind: 'exchange' | 'stream', name: string, why: string) =>
+  definitionInUse: (kind: 'exchange' | 'stream' | 'group', name: string, why: string) =>
     new SluiceError('SLUICE_ERR_DEFINITION_IN_USE', `${kind} "${name}" ${why}`, 409, false, { kind, name }),
   routerBadBinding: (exchange: string, why: string) =>
     new SluiceError('SLUICE_ERR_ROUTER_BAD_BINDING', `binding on exchange "${exchange}": ${why}`, 400, false, { exchange }),

@@ -2,7 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
-import type { ListenerConfig, ServerConfig, StreamConfig } from './config/index.js'
+import type { HttpListenerConfig, ListenerConfig, ServerConfig, StreamConfig } from './config/index.js'
 import { GroupRegistry, Redriver } from './consumers/index.js'
 import { shielded } from './background.js'
 import { Authenticator, Authorizer } from './auth/index.js'
@@ -10,12 +10,17 @@ import { Alarms } from './flow/alarms.js'
 import { RateLimiter } from './flow/rate-limiter.js'
 import { Metrics } from './metrics/index.js'
 import { IngestErrors, ingestErrorsStream, ingestErrorsStreamConfig } from './ingest/ingest-errors.js'
-import { amqpListener } from './ingest/amqp/server.js'
+import { amqpListener, startAmqpVhost } from './ingest/amqp/server.js'
+import { queueAdmin } from './ingest/amqp/queue-admin.js'
+import type { QueueAdmin } from './ingest/http/definitions.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
+import { DoorAccess } from './ingest/door-access.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
-import { ConnectionBudget, type IngestListener } from './ingest/tcp/server.js'
+import { ConnectionBudget, newCounters, oneByName, type IngestListener } from './ingest/tcp/server.js'
+import { TlsReloader, type TlsReloadResult } from './ingest/tcp/tls.js'
 import { errors } from './errors.js'
+import { hitLimit } from './limits.js'
 import { buildHttpApp, httpListenerView } from './ingest/http/app.js'
 import type { BrokerView } from './ingest/http/routes.js'
 import { Lifecycle, type Part } from './lifecycle.js'
@@ -37,12 +42,16 @@ const dedupExpireBatch = 100_000
 export interface SluiceServer {
   /** Base URL of the HTTP API once listening, e.g. http://127.0.0.1:7400. */
   readonly httpUrl: string
+  /** Every HTTP entry's base URL, in file order (https:// for a TLS entry); the first is httpUrl. */
+  readonly httpUrls: readonly string[]
   readonly streams: StreamRegistry
   readonly meta: MetaStore
   readonly publisher: BrokerPublisher
   readonly groups: GroupRegistry
   readonly listeners: readonly IngestListener[]
   readonly alarms: Alarms
+  /** Reads every TLS listener's files again (what SIGHUP does); one that fails keeps its certificate. */
+  reloadTls(): TlsReloadResult[]
   stop(): Promise<void>
 }
 
@@ -147,7 +156,7 @@ async function openCatalog(config: Config, deps: { meta: MetaStore; streams: Str
     meta,
     logger,
     observer: (name) => metrics.logObserver(name),
-    ...(config.server.amqp.enabled ? { builtins: builtinExchanges, defaultExchange: defaultExchangeName } : {}),
+    ...(config.server.listeners.amqp.some((e) => e.enabled) ? { builtins: builtinExchanges, defaultExchange: defaultExchangeName } : {}),
   })
   const windowMs = Math.max(0, ...publisher.exchangeConfigs().map((e) => e.dedupWindowMs))
   const logs = new Map(streams.all().map((s) => [s.name, s.log]))
@@ -228,7 +237,13 @@ async function openAlarms(server: ServerConfig, deps: { publisher: BrokerPublish
 
 /** One door: made, then listening. A door that cannot listen lets go of what it took and says where. */
 async function openDoor(name: string, at: ListenerConfig, make: () => IngestListener | Promise<IngestListener>): Promise<Opened<{ listener: IngestListener }>> {
-  const listener = await make()
+  let listener: IngestListener
+  try {
+    listener = await make()
+  } catch (err) {
+    // A TLS file gone bad since validation, most likely.
+    throw errors.startup(`${name} listener on ${at.host}:${at.port}: ${(err as Error).message}`, err)
+  }
   try {
     await listener.listen()
   } catch (err) {
@@ -266,33 +281,51 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   const authorizer = new Authorizer()
   // server.limits.maxConnections: one count of open connections across every door, HTTP included.
   const tcpBudget = new ConnectionBudget(server.limits.maxConnections)
-  const app: FastifyInstance = buildHttpApp(
-    {
-      getBroker: () => broker,
-      metrics,
-      http: server.http,
-      limits: server.limits,
-      budget: tcpBudget,
-      access: { authenticator, authorizer, openMetrics: server.http.openMetrics },
-    },
-    (err) => logger.error({ err }, 'internal error in an HTTP request'),
-  )
-  // Both HTTP parts close the one app: the data routes' close on a stop, the listener's when a
-  // start fails before the routes came up.
-  let appClosed: Promise<void> | undefined
-  const closeApp = (): Promise<void> => (appClosed ??= app.close())
+  // Every TLS listener registers here, so one SIGHUP reloads every certificate.
+  const tlsReloader = new TlsReloader(logger)
+  // Each HTTP entry is an app of its own (its own limits, its own certificate); the first is
+  // server.http, as with one entry. The routes read their bounds from the configuration's
+  // server.http, so each other entry's app sees a configuration whose server.http is its entry.
+  const httpEntries: readonly HttpListenerConfig[] = [server.http, ...server.listeners.http.slice(1).filter((e) => e.enabled)]
+  const entryBrokers = new Map<HttpListenerConfig, BrokerView>()
+  const httpCounters = newCounters()
+  const apps: FastifyInstance[] = []
+  // Both HTTP parts close the apps: the data routes' close on a stop, the listener's when a start
+  // fails before the routes came up.
+  let appsClosed: Promise<void> | undefined
+  const closeApp = (): Promise<void> => (appsClosed ??= Promise.all(apps.map((a) => a.close())).then(() => undefined))
+  const httpUrls: string[] = []
   await parts.open('http listener', async () => {
-    try {
-      await app.listen({ host: server.http.host, port: server.http.port })
-    } catch (err) {
-      await closeApp().catch(() => undefined)
-      throw errors.startup(`HTTP listener on ${server.http.host}:${server.http.port}: ${(err as Error).message}`, err)
+    for (const http of httpEntries) {
+      try {
+        const app = buildHttpApp(
+          {
+            getBroker: () => (broker === undefined ? undefined : (entryBrokers.get(http) ?? broker)),
+            metrics,
+            http,
+            limits: server.limits,
+            budget: tcpBudget,
+            access: { authenticator, authorizer, openMetrics: http.openMetrics },
+            tlsReloader,
+            counters: httpCounters,
+          },
+          (err) => logger.error({ err }, 'internal error in an HTTP request'),
+        )
+        apps.push(app)
+        await app.listen({ host: http.host, port: http.port })
+        const a = app.server.address()
+        const scheme = http.tls === null ? 'http' : 'https'
+        httpUrls.push(typeof a === 'object' && a !== null ? `${scheme}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : String(a))
+      } catch (err) {
+        await closeApp().catch(() => undefined)
+        throw errors.startup(`HTTP listener on ${http.host}:${http.port}: ${(err as Error).message}`, err)
+      }
     }
     return { close: closeApp }
   })
-  const address = app.server.address()
-  const httpUrl = typeof address === 'object' && address !== null ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address)
-  logger.info({ url: httpUrl }, 'http listener up')
+  const app = apps[0]!
+  const httpUrl = httpUrls[0]!
+  for (const url of httpUrls) logger.info({ url }, 'http listener up')
 
   const dataPart = <P extends Part>(name: string, open: () => Promise<P>): Promise<P> =>
     parts.open(name, open).catch((err: unknown) => {
@@ -315,43 +348,71 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   await parts.open('ingest errors', () => ({ close: () => ingestErrors.drain() }))
 
   const listeners: IngestListener[] = []
+  // The stream doors have no credentials in their protocols: each listener's `allow` and `user`.
+  const doorAccess = (name: string, entry: { readonly user: string | null; readonly allow: readonly string[] }, exchange: string): DoorAccess =>
+    new DoorAccess({ door: name, exchange, user: entry.user, userLoopbackOnly: config.auth.users.find((u) => u.username === entry.user)?.loopbackOnly, allow: entry.allow, authenticator, authorizer, logger })
   const door = async (name: string, at: ListenerConfig, make: () => IngestListener | Promise<IngestListener>): Promise<void> => {
     const { listener } = await parts.open(name, () => openDoor(name, at, make))
     listeners.push(listener)
   }
-  if (server.ndjson.enabled && server.ndjson.exchange !== null) {
-    const exchange = server.ndjson.exchange
-    await door('NDJSON', server.ndjson, () => ndjsonListener(server.ndjson, exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
+  // A listener key may list several entries (plain and TLS ports): a listener each, the entries
+  // of one door sharing their counters (so /metrics shows the door once) and the TLS reloader.
+  const ndjsonShared = { counters: newCounters(), tlsReloader }
+  for (const entry of server.listeners.ndjson) {
+    if (!entry.enabled || entry.exchange === null) continue
+    const exchange = entry.exchange
+    await door('NDJSON', entry, () => ndjsonListener(entry, exchange, publisher, ingestErrors, limiter, logger, tcpBudget, ndjsonShared, doorAccess('ndjson', entry, exchange)))
   }
-  if (server.syslog.enabled && server.syslog.exchange !== null) {
-    const exchange = server.syslog.exchange
-    await door('syslog TCP', server.syslog, () => syslogTcpListener(server.syslog, exchange, publisher, ingestErrors, limiter, logger, tcpBudget))
-    if (server.syslog.udp) await door('syslog UDP', server.syslog, () => new SyslogUdpListener(server.syslog, exchange, publisher, ingestErrors, logger))
+  const syslogShared = { counters: newCounters(), tlsReloader }
+  const syslogUdpCounters = newCounters()
+  for (const entry of server.listeners.syslog) {
+    if (!entry.enabled || entry.exchange === null) continue
+    const exchange = entry.exchange
+    await door('syslog TCP', entry, () => syslogTcpListener(entry, exchange, publisher, ingestErrors, limiter, logger, tcpBudget, syslogShared, doorAccess('syslog', entry, exchange)))
+    // A TLS entry's port is TLS only: no plain UDP beside it.
+    if (entry.udp && entry.tls === null) {
+      await door('syslog UDP', entry, () => new SyslogUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('syslog-udp', entry, exchange), syslogUdpCounters))
+    }
   }
-  if (server.amqp.enabled) {
-    await door('AMQP', server.amqp, () =>
-      amqpListener({
-        config: server.amqp,
-        authenticator,
-        maxConnections: server.limits.maxConnections,
-        budget: tcpBudget,
-        bodySizeMax: server.amqp.maxMessageBytes,
-        logger,
-        vhost: { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked },
-        onAlarm,
-      }),
-    )
+  const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
+  // The HTTP door deletes AMQP queues through the AMQP door, so their consumers are cancelled.
+  let queues: QueueAdmin | undefined
+  if (amqpEntries.length > 0) {
+    const vhostDeps = { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked }
+    // One virtual host for every entry (validation makes their bounds on it agree).
+    const amqpShared = { counters: newCounters(), tlsReloader, vhost: await startAmqpVhost(vhostDeps, amqpEntries[0]!) }
+    queues = queueAdmin(amqpShared.vhost)
+    for (const entry of amqpEntries) {
+      await door('AMQP', entry, () =>
+        amqpListener({
+          config: entry,
+          authenticator,
+          authorizer,
+          maxConnections: server.limits.maxConnections,
+          budget: tcpBudget,
+          bodySizeMax: entry.maxMessageBytes,
+          logger,
+          vhost: vhostDeps,
+          onAlarm,
+          shared: amqpShared,
+        }),
+      )
+    }
   }
+  // The entries of a door share their counters: one of them speaks for all.
+  const doors = oneByName(listeners)
 
   await parts.open('metrics', () => {
-    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...listeners], ingestErrors, catalog, auth: authenticator })
+    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...doors], ingestErrors, catalog, auth: authenticator, authz: authorizer })
     return { close: () => undefined }
   })
   // The data routes close first: new requests get our 503 not_ready with Retry-After, the door
   // stops taking connections, and long polls answer with what they have while the groups they
   // wait on are still open; requests already running hold their own reference to the broker.
   await parts.open('http routes', () => {
-    broker = { config, publisher, streams, router, rates, groups, redriver, listeners, ingestErrors, limiter, alarms, startedAt: Date.now() }
+    const view: BrokerView = { config, publisher, streams, router, rates, groups, redriver, catalog, queues, listeners: doors, ingestErrors, limiter, alarms, startedAt: Date.now() }
+    for (const http of httpEntries.slice(1)) entryBrokers.set(http, { ...view, config: { ...config, server: { ...config.server, http } } })
+    broker = view
     return {
       close: () => {
         broker = undefined
@@ -363,11 +424,13 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
 
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> => {
-    stopping ??= parts.close().then((failures) => {
+    stopping ??= parts.close({ timeoutMs: server.shutdownTimeoutMs }).then((failures) => {
+      if (failures.some((f) => f.timedOut === true)) hitLimit('shutdownTimeout')
       if (failures.length > 0) throw new AggregateError(failures.map((f) => f.error), `stopped, but ${failures.map((f) => f.part).join(', ')} failed to close`)
       logger.info({}, 'stopped')
     })
     return stopping
   }
-  return { httpUrl, streams, meta, publisher, groups, listeners, alarms, stop }
+  const reloadTls = (): TlsReloadResult[] => tlsReloader.reload()
+  return { httpUrl, httpUrls, streams, meta, publisher, groups, listeners, alarms, reloadTls, stop }
 }

@@ -42,12 +42,12 @@ const need = <R extends string>(permission: Permission, role: R, kind: Need['kin
 export const operations = {
   publish: {
     needs: [need('write', 'exchange', 'exchange')],
-    doors: 'HTTP `POST /v1/exchanges/{exchange}/publish`; AMQP `basic.publish`; NDJSON and syslog as their listener\'s user',
+    doors: 'HTTP `POST /v1/exchanges/{exchange}/publish`; AMQP `basic.publish`; NDJSON and syslog as their listener\'s user; OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push` and Elasticsearch `POST /_bulk`, `POST /{index}/_bulk` on the exchange of their `server.otlp`, `server.loki` or `server.elasticsearch`',
     doc: 'publish events to an exchange (`""` is `amq.default` over AMQP, as in RabbitMQ)',
   },
   consume: {
     needs: [need('read', 'group', 'group')],
-    doors: 'HTTP `POST /v1/groups/{group}/fetch`, `/ack`, `/nack`, `/extend`; AMQP `basic.consume`, `basic.get` on a classic queue',
+    doors: 'HTTP `POST /v1/groups/{group}/fetch`, `/ack`, `/nack`, `/extend`; AMQP `basic.consume`, `basic.get` on a classic queue, and `queue.declare` of a new queue with `x-dead-letter-exchange` (read on the queue, as RabbitMQ asks)',
     doc: "take events from a group and settle them; the group's name is checked, not its stream's, as a RabbitMQ queue's is",
   },
   'stream.read': {
@@ -82,6 +82,11 @@ export const operations = {
     doors: 'HTTP `POST /v1/groups/{group}/reset`',
     doc: "move a group's cursor (replay or skip)",
   },
+  'group.delete': {
+    needs: [need('configure', 'group', 'group')],
+    doors: 'HTTP `DELETE /v1/groups/{group}`',
+    doc: 'delete a group declared at run time, its cursor and state (not one the configuration file declares)',
+  },
   'group.parked.read': {
     needs: [need('read', 'group', 'group')],
     doors: 'HTTP `GET /v1/groups/{group}/parked`',
@@ -104,22 +109,22 @@ export const operations = {
   },
   'exchange.declare': {
     needs: [need('configure', 'exchange', 'exchange')],
-    doors: 'AMQP `exchange.declare`',
+    doors: 'AMQP `exchange.declare` (not a passive one, as in RabbitMQ)',
     doc: 'declare an exchange',
   },
   'exchange.delete': {
     needs: [need('configure', 'exchange', 'exchange')],
-    doors: 'AMQP `exchange.delete`',
+    doors: 'AMQP `exchange.delete`; HTTP `DELETE /v1/exchanges/{exchange}`',
     doc: 'delete an exchange',
   },
   'queue.declare': {
     needs: [need('configure', 'queue', 'stream')],
-    doors: 'AMQP `queue.declare`',
+    doors: 'AMQP `queue.declare` (not a passive one, as in RabbitMQ; a server-named queue is checked by its `amq.gen-…` name)',
     doc: 'declare a queue (its stream and group share the name)',
   },
   'queue.delete': {
     needs: [need('configure', 'queue', 'stream')],
-    doors: 'AMQP `queue.delete`',
+    doors: 'AMQP `queue.delete`; HTTP `DELETE /v1/streams/{stream}`',
     doc: 'delete a queue',
   },
   'queue.purge': {
@@ -129,7 +134,7 @@ export const operations = {
   },
   bind: {
     needs: [need('read', 'source', 'exchange'), need('write', 'destination', 'exchange|stream')],
-    doors: 'AMQP `queue.bind`, `queue.unbind`, `exchange.bind`, `exchange.unbind`',
+    doors: 'AMQP `queue.bind`, `queue.unbind`, `exchange.bind`, `exchange.unbind`; `exchange.declare` of a new exchange with `alternate-exchange` (read on it, write on the alternate, as RabbitMQ asks); HTTP `DELETE /v1/exchanges/{exchange}/bindings`',
     doc: 'add or remove a binding: read on the source exchange, write on the destination queue or exchange',
   },
   'streams.list': {
@@ -162,6 +167,11 @@ export const operations = {
     doors: 'HTTP `GET /metrics` (open to all with `server.http.openMetrics: true`)',
     doc: 'Prometheus metrics',
   },
+  'door.probe': {
+    needs: [],
+    doors: 'HTTP `GET /` (and `HEAD /`), `GET /_license`, `GET /_xpack`, `GET /_cluster/health`, `GET` and `PUT /_index_template/{name}` and `/_template/{name}`, `HEAD /{index}`: the Elasticsearch door',
+    doc: 'what an agent asks before it publishes: the handshake and the probes; they show nothing of the broker',
+  },
   'users.manage': {
     needs: [],
     tag: { tag: 'administrator', resource: 'users' },
@@ -188,7 +198,7 @@ export function renderPermissionTable(): string {
   const rows = Object.entries(operations as Readonly<Record<string, OperationSpec>>).map(([name, op]) => {
     const parts = op.needs.map((n) => `${n.permission} on the ${n.kind.replace('|', ' or ')}${n.role === n.kind ? '' : ` (${n.role})`}`)
     if (op.tag !== undefined) parts.push(`tag \`${op.tag.tag}\``)
-    const needs = parts.join(', ') + (op.orTag !== undefined ? `; or tag \`${op.orTag}\`` : '')
+    const needs = parts.length === 0 ? 'a login (any user)' : parts.join(', ') + (op.orTag !== undefined ? `; or tag \`${op.orTag}\`` : '')
     return `| \`${name}\` | ${needs} | ${op.doc} | ${op.doors} |`
   })
   return ['| operation | needs | what | where |', '|---|---|---|---|', ...rows].join('\n')

@@ -106,6 +106,13 @@ export async function serve(args: readonly string[]): Promise<number> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // SIGHUP reloads the TLS certificates and keys (the configuration file is not read again); open
+  // connections keep theirs, and each listener logs whether it took the new files. Handled from
+  // the start too, so one during recovery does not end the process: the files are read at start.
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, server === undefined ? 'SIGHUP while starting: the TLS files are being read now' : 'reloading TLS certificates')
+    server?.reloadTls()
+  })
   try {
     server = await startServer(config, logger)
   } catch (err) {

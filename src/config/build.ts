@@ -5,7 +5,24 @@
 import type { ConfigSpec, authSpec, bindingSpec, groupSpec, rateLimitSpec, serverSpec } from './keys.js'
 import { exchangeSpec, streamSpec } from './keys.js'
 import type { ObjectSpec, Raw } from './spec.js'
-import type { AuthConfig, BindingConfig, Config, DeadLetterConfig, ExchangeConfig, ExchangeType, FsyncPolicy, GroupConfig, RateLimitConfig, ServerConfig, StreamConfig, UserConfig } from './types.js'
+import type {
+  AmqpListenerConfig,
+  AuthConfig,
+  BindingConfig,
+  Config,
+  DeadLetterConfig,
+  ExchangeConfig,
+  ExchangeType,
+  FsyncPolicy,
+  GroupConfig,
+  HttpListenerConfig,
+  NdjsonListenerConfig,
+  RateLimitConfig,
+  ServerConfig,
+  StreamConfig,
+  SyslogListenerConfig,
+  UserConfig,
+} from './types.js'
 import { defaultOf } from './validate.js'
 
 export function buildConfig(raw: Raw<ConfigSpec>): Config {
@@ -38,7 +55,7 @@ export function defaultExchangeConfig(name: string, type: ExchangeType, alternat
 function defaultsOf(spec: ObjectSpec): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [k, child] of Object.entries(spec.keys)) {
-    if (child.type === 'object') out[k] = child.optional === true ? null : defaultsOf(child)
+    if (child.type === 'object') out[k] = child.optional === true ? null : child.orList === true ? [defaultsOf(child)] : defaultsOf(child)
     else if (child.type === 'named') out[k] = {}
     else if (child.type === 'list') out[k] = []
     else out[k] = defaultOf(child)
@@ -53,71 +70,23 @@ function byName<R, T>(raw: Readonly<Record<string, R>>, build: (name: string, va
   return out
 }
 
+// A listener key holds at least one entry (the validator refuses an empty list).
+function entries<R, T>(raw: readonly [R, ...R[]], build: (entry: R) => T): readonly [T, ...T[]] {
+  return [build(raw[0]), ...raw.slice(1).map(build)]
+}
+
 function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
+  const listeners = { http: entries(s.http, buildHttpListener), ndjson: entries(s.ndjson, buildNdjsonListener), amqp: entries(s.amqp, buildAmqpListener), syslog: entries(s.syslog, buildSyslogListener) }
   return {
     dataDir: s.dataDir,
-    http: {
-      enabled: s.http.enabled,
-      host: s.http.host,
-      port: s.http.port,
-      requestTimeoutMs: s.http.requestTimeout,
-      headersTimeoutMs: s.http.headersTimeout,
-      keepAliveTimeoutMs: s.http.keepAliveTimeout,
-      maxInFlightRequests: s.http.maxInFlightRequests,
-      maxInFlightRequestsPerAddress: s.http.maxInFlightRequestsPerAddress,
-      maxConnections: s.http.maxConnections,
-      maxConnectionsPerAddress: s.http.maxConnectionsPerAddress,
-      bodyTimeoutMs: s.http.bodyTimeout,
-      maxDrainBytes: s.http.maxDrainSize,
-      maxFetchEvents: s.http.maxFetchEvents,
-      maxFetchWaitMs: s.http.maxFetchWait,
-      maxTagsPerRequest: s.http.maxTagsPerRequest,
-      maxReadEvents: s.http.maxReadEvents,
-      maxReadWaitMs: s.http.maxReadWait,
-      openMetrics: s.http.openMetrics,
-    },
-    ndjson: {
-      enabled: s.ndjson.enabled,
-      host: s.ndjson.host,
-      port: s.ndjson.port,
-      exchange: s.ndjson.exchange,
-      routingKey: s.ndjson.routingKey,
-      maxLineBytes: s.ndjson.maxLineSize,
-      idleTimeoutMs: s.ndjson.idleTimeout,
-      maxConnections: s.ndjson.maxConnections,
-      maxConnectionsPerAddress: s.ndjson.maxConnectionsPerAddress,
-      maxPendingBytes: s.ndjson.maxPendingSize,
-    },
-    amqp: {
-      enabled: s.amqp.enabled,
-      host: s.amqp.host,
-      port: s.amqp.port,
-      frameMaxBytes: s.amqp.frameMax,
-      channelMax: s.amqp.channelMax,
-      heartbeatMs: s.amqp.heartbeat,
-      handshakeTimeoutMs: s.amqp.handshakeTimeout,
-      maxConnections: s.amqp.maxConnections,
-      maxConnectionsPerAddress: s.amqp.maxConnectionsPerAddress,
-      maxQueuesPerConnection: s.amqp.maxQueuesPerConnection,
-      maxConsumersPerChannel: s.amqp.maxConsumersPerChannel,
-      maxPendingPublishBytes: s.amqp.maxPendingPublishSize,
-      maxMessageBytes: s.amqp.maxMessageSize,
-    },
-    syslog: {
-      enabled: s.syslog.enabled,
-      host: s.syslog.host,
-      port: s.syslog.port,
-      udp: s.syslog.udp,
-      exchange: s.syslog.exchange,
-      routingKey: s.syslog.routingKey,
-      maxMessageBytes: s.syslog.maxMessageSize,
-      idleTimeoutMs: s.syslog.idleTimeout,
-      maxConnections: s.syslog.maxConnections,
-      maxConnectionsPerAddress: s.syslog.maxConnectionsPerAddress,
-      maxPendingBytes: s.syslog.maxPendingSize,
-      udpReceiveBufferBytes: s.syslog.udpReceiveBufferSize,
-      udpQueueSize: s.syslog.udpQueueSize,
-    },
+    http: listeners.http[0],
+    ndjson: listeners.ndjson[0],
+    amqp: listeners.amqp[0],
+    syslog: listeners.syslog[0],
+    listeners,
+    otlp: { ...s.otlp },
+    loki: { ...s.loki },
+    elasticsearch: { ...s.elasticsearch },
     durability: { fsync: s.durability.fsync, intervalMs: s.durability.interval, maxBatchBytes: s.durability.maxBatchBytes },
     limits: {
       maxBodyBytes: s.limits.maxBodySize,
@@ -134,6 +103,89 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
     ingestErrors: { maxQueued: s.ingestErrors.maxQueued, maxRawBytes: s.ingestErrors.maxRawSize, maxBytes: s.ingestErrors.maxBytes },
     alarms: { memoryHighWatermark: s.alarms.memoryHighWatermark, memoryLimitBytes: s.alarms.memoryLimit, diskFreeLimitBytes: s.alarms.diskFreeLimit },
     log: { level: s.log.level },
+    shutdownTimeoutMs: s.shutdownTimeout,
+  }
+}
+
+function buildHttpListener(e: Raw<typeof serverSpec.keys.http>[number]): HttpListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    requestTimeoutMs: e.requestTimeout,
+    headersTimeoutMs: e.headersTimeout,
+    keepAliveTimeoutMs: e.keepAliveTimeout,
+    maxInFlightRequests: e.maxInFlightRequests,
+    maxInFlightRequestsPerAddress: e.maxInFlightRequestsPerAddress,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    bodyTimeoutMs: e.bodyTimeout,
+    maxDrainBytes: e.maxDrainSize,
+    maxFetchEvents: e.maxFetchEvents,
+    maxFetchWaitMs: e.maxFetchWait,
+    maxTagsPerRequest: e.maxTagsPerRequest,
+    maxReadEvents: e.maxReadEvents,
+    maxReadWaitMs: e.maxReadWait,
+    openMetrics: e.openMetrics,
+  }
+}
+
+function buildNdjsonListener(e: Raw<typeof serverSpec.keys.ndjson>[number]): NdjsonListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    exchange: e.exchange,
+    routingKey: e.routingKey,
+    user: e.user,
+    allow: [...e.allow],
+    maxLineBytes: e.maxLineSize,
+    idleTimeoutMs: e.idleTimeout,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    maxPendingBytes: e.maxPendingSize,
+  }
+}
+
+function buildAmqpListener(e: Raw<typeof serverSpec.keys.amqp>[number]): AmqpListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    frameMaxBytes: e.frameMax,
+    channelMax: e.channelMax,
+    heartbeatMs: e.heartbeat,
+    handshakeTimeoutMs: e.handshakeTimeout,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    maxQueuesPerConnection: e.maxQueuesPerConnection,
+    maxConsumersPerChannel: e.maxConsumersPerChannel,
+    maxPendingPublishBytes: e.maxPendingPublishSize,
+    maxMessageBytes: e.maxMessageSize,
+  }
+}
+
+function buildSyslogListener(e: Raw<typeof serverSpec.keys.syslog>[number]): SyslogListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    udp: e.udp,
+    exchange: e.exchange,
+    routingKey: e.routingKey,
+    user: e.user,
+    allow: [...e.allow],
+    maxMessageBytes: e.maxMessageSize,
+    idleTimeoutMs: e.idleTimeout,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    maxPendingBytes: e.maxPendingSize,
+    udpReceiveBufferBytes: e.udpReceiveBufferSize,
+    udpQueueSize: e.udpQueueSize,
   }
 }
 
@@ -224,5 +276,7 @@ function buildRateLimit(r: Raw<typeof rateLimitSpec>): RateLimitConfig {
     eventsPerSec: r.events,
     bytesPerSec: r.bytes,
     burstEvents: r.burst ?? (r.events === null ? null : Math.ceil(r.events)),
+    per: r.per,
+    maxSources: r.maxSources,
   }
 }

@@ -66,7 +66,7 @@ function collectRows(spec: ObjectSpec, path: string, rows: string[]): void {
     const childPath = `${path}.${key}`
     switch (child.type) {
       case 'object':
-        rows.push(row(childPath, 'mapping', child.optional ? 'none' : '', child.doc))
+        rows.push(row(childPath, child.orList ? 'mapping, or a list of them' : 'mapping', child.optional ? 'none' : '', child.doc))
         collectRows(child, childPath, rows)
         break
       case 'named':
@@ -124,6 +124,8 @@ export function typeText(spec: LeafSpec): string {
       return 'mapping of strings'
     case 'enumList':
       return `list of ${spec.values.map((v) => `\`${v}\``).join(', ')}`
+    case 'remoteList':
+      return 'list of IPs or CIDRs'
     case 'bool':
       return 'boolean'
     case 'string':
@@ -134,7 +136,7 @@ export function typeText(spec: LeafSpec): string {
 export function defaultText(spec: LeafSpec): string {
   if (spec.required) return 'required'
   if (spec.default === null || spec.default === undefined) return 'none'
-  const written = typeof spec.default === 'object' ? JSON.stringify(spec.default) : String(spec.default)
+  const written = Array.isArray(spec.default) ? `[${spec.default.join(', ')}]` : typeof spec.default === 'object' ? JSON.stringify(spec.default) : String(spec.default)
   const shown = written === '' ? '`""`' : `\`${escape(written)}\``
   return spec.nullable ? `${shown} (or none)` : shown
 }

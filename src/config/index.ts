@@ -7,6 +7,7 @@ import type { Env } from './env.js'
 import { configSpec } from './keys.js'
 import { Problems } from './problems.js'
 import { checkReferences } from './references.js'
+import { checkListeners } from './listeners.js'
 import type { Config } from './types.js'
 import { namePattern, validateTree } from './validate.js'
 import { parseTree } from './yaml-tree.js'
@@ -16,6 +17,7 @@ export type { Env } from './env.js'
 export { renderConfigDocs } from './docs.js'
 export { defaultExchangeConfig, defaultStreamConfig } from './build.js'
 export { summarizeConfig } from './summary.js'
+export { isTlsProblem, readTlsMaterial, type TlsFileProblem, type TlsMaterial } from './listeners.js'
 export { formatDuration, formatSize, parseByteRate, parseDuration, parseEventRate, parseSize } from './units.js'
 
 export interface ParseOptions {
@@ -34,6 +36,7 @@ export function validateConfigText(text: string, opts: ParseOptions = {}): Valid
   if (tree === undefined) return { ok: false, problems: problems.toArray() }
   const validated = validateTree(configSpec, tree, problems)
   checkReferences(validated, problems)
+  checkListeners(validated, problems)
   if (problems.size > 0) return { ok: false, problems: problems.toArray() }
   return { ok: true, config: deepFreeze(buildConfig(validated.raw)) }
 }

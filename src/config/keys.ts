@@ -11,6 +11,41 @@ const host = { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: 'Addre
 
 const enabled = { type: 'bool', default: true, doc: 'Start this listener.' } as const
 
+// Doors without credentials in their protocol (NDJSON, syslog) publish as a user the file names,
+// and take clients only from the addresses it lists (docs/security.md, "Stream doors").
+const streamDoorUser = {
+  type: 'string',
+  default: null,
+  nonEmpty: true,
+  doc: 'User in `auth.users` the events are published as; it needs write on `exchange` (checked at start). Unset: loopback clients publish as `guest` under `auth.anonymous: loopback`, and others are refused; under `anonymous: none` it must be set.',
+} as const
+
+const streamDoorAllow = {
+  type: 'remoteList',
+  default: ['127.0.0.0/8', '::1/128'],
+  doc: 'Client addresses (IP or CIDR) that may connect or, over UDP, send; any other is refused at accept (a datagram dropped), counted in `sluice_auth_failures_total{reason="address"}`. `0.0.0.0/0` and `::/0` allow every address.',
+} as const
+
+// Every TCP listener entry may serve TLS instead of plain TCP; a list of entries puts both side by
+// side (AMQP 5672 and 5671, syslog 5514 and 6514 as RFC 5425 has it).
+const tls = {
+  type: 'object',
+  optional: true,
+  doc: 'Serve TLS on this entry, and only TLS (docs/security.md, section TLS); the files are read again on SIGHUP.',
+  keys: {
+    cert: { type: 'string', required: true, nonEmpty: true, doc: 'PEM file: the server certificate, then any intermediate certificates.' },
+    key: { type: 'string', required: true, nonEmpty: true, doc: "PEM file: the certificate's private key, unencrypted (readable by the server's user only)." },
+    ca: { type: 'string', default: null, nonEmpty: true, doc: 'PEM file: the CA certificates client certificates must chain to; needed, and only allowed, when clientAuth is optional or required.' },
+    clientAuth: {
+      type: 'enum',
+      values: ['none', 'optional', 'required'],
+      default: 'none',
+      doc: 'none: no client certificate asked for; optional: a client may send one, and one it sends must chain to `ca`; required: a client without such a certificate is refused in the handshake.',
+    },
+    minVersion: { type: 'enum', values: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', doc: 'Oldest TLS version accepted; an older client is refused in the handshake.' },
+  },
+} as const
+
 const fsyncValues = ['always', 'batch', 'never'] as const
 
 export const serverSpec = {
@@ -18,13 +53,22 @@ export const serverSpec = {
   doc: 'Where data lives, the listeners, durability, limits and alarms.',
   keys: {
     dataDir: { type: 'string', default: './data', nonEmpty: true, doc: 'Directory for stream segments and the metadata store.' },
+    shutdownTimeout: {
+      type: 'duration',
+      default: '5s',
+      min: '100ms',
+      max: '10m',
+      doc: "A stop (SIGINT, SIGTERM) takes this long at most: long polls are answered at once, then the listeners, groups, logs and store close in turn; past it the part still closing is logged and the process exits with code 1. Keep it below the orchestrator's grace period (Docker's is 10s).",
+    },
     http: {
       type: 'object',
-      doc: 'HTTP API, publish and consume endpoints, /metrics.',
+      orList: true,
+      doc: 'HTTP API, publish and consume endpoints, /metrics; a list of such mappings opens one listener each (plain and TLS ports side by side).',
       keys: {
         enabled,
         host,
         port: port(7400, 'the HTTP API'),
+        tls,
         requestTimeout: { type: 'duration', default: '30s', min: '1s', max: '1h', doc: 'A request must arrive whole within this; a slow sender (slow-loris) is cut off with 408.' },
         headersTimeout: { type: 'duration', default: '10s', min: '1s', max: '10m', doc: 'The request headers must arrive within this.' },
         keepAliveTimeout: { type: 'duration', default: '72s', min: '1s', max: '1h', doc: 'An idle keep-alive connection is closed after this.' },
@@ -44,12 +88,16 @@ export const serverSpec = {
     },
     ndjson: {
       type: 'object',
-      doc: 'TCP listener taking one JSON event a line.',
+      orList: true,
+      doc: 'TCP listener taking one JSON event a line; a list of such mappings opens one listener each (plain and TLS ports side by side).',
       keys: {
         enabled,
         host,
         port: port(7401, 'NDJSON ingest'),
+        tls,
         exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every line is published to; the listener starts only when this is set.' },
+        user: streamDoorUser,
+        allow: streamDoorAllow,
         routingKey: { type: 'template', default: null, doc: "Routing-key template over the event's fields; unset uses the exchange's template." },
         maxLineSize: { type: 'size', default: '1mb', min: '1kb', max: '64mb', doc: 'Longest line; a longer one goes to the ingest-errors stream and the connection goes on.' },
         idleTimeout: { type: 'duration', default: '5m', min: '1s', max: '7d', doc: 'A connection that sends nothing for this long is closed.' },
@@ -60,11 +108,13 @@ export const serverSpec = {
     },
     amqp: {
       type: 'object',
-      doc: 'AMQP 0-9-1 listener for RabbitMQ clients.',
+      orList: true,
+      doc: 'AMQP 0-9-1 listener for RabbitMQ clients; a list of such mappings opens one listener each (plain and TLS ports side by side).',
       keys: {
         enabled,
         host,
         port: port(5672, 'AMQP 0-9-1'),
+        tls,
         frameMax: { type: 'size', default: '128kb', min: '4kb', max: '16mb', doc: 'Largest frame offered in connection.tune.' },
         channelMax: { type: 'int', default: 2047, min: 1, max: 65535, doc: 'Most channels per connection offered in connection.tune.' },
         heartbeat: { type: 'duration', default: '60s', min: '0ms', max: '1h', doc: 'Heartbeat interval offered in connection.tune; 0 disables.' },
@@ -79,13 +129,17 @@ export const serverSpec = {
     },
     syslog: {
       type: 'object',
-      doc: 'Syslog listener (RFC 5424 and RFC 3164) over TCP and, optionally, UDP.',
+      orList: true,
+      doc: 'Syslog listener (RFC 5424 and RFC 3164) over TCP and, optionally, UDP; a list of such mappings opens one listener each (plain and TLS ports side by side).',
       keys: {
         enabled,
         host,
         port: port(5514, 'syslog (TCP and UDP)'),
-        udp: { type: 'bool', default: true, doc: 'Also listen on UDP.' },
+        tls,
+        udp: { type: 'bool', default: true, doc: 'Also listen on UDP, on the same port; never for an entry with `tls`.' },
         exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every message is published to; the listener starts only when this is set.' },
+        user: streamDoorUser,
+        allow: streamDoorAllow,
         routingKey: { type: 'template', default: 'syslog.{facility}.{severity}', doc: "Routing-key template over the message's fields." },
         maxMessageSize: { type: 'size', default: '64kb', min: '480b', max: '16mb', doc: 'Longest message; a longer one goes to the ingest-errors stream and the connection goes on.' },
         idleTimeout: { type: 'duration', default: '5m', min: '1s', max: '7d', doc: 'A TCP connection that sends nothing for this long is closed.' },
@@ -94,6 +148,45 @@ export const serverSpec = {
         maxPendingSize: { type: 'size', default: '4mb', min: '1kb', max: '1gb', doc: 'Bytes read from one TCP connection and not yet stored; at this the socket is paused until a publish completes (TCP backpressure; nothing is dropped).' },
         udpReceiveBufferSize: { type: 'size', default: '4mb', min: '64kb', max: '1gb', doc: "Kernel receive buffer asked for the UDP socket (SO_RCVBUF), absorbing bursts while the event loop is busy; Linux caps it at net.core.rmem_max." },
         udpQueueSize: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'UDP messages waiting to be stored at most; past it datagrams are dropped and counted (UDP has no backpressure).' },
+      },
+    },
+    otlp: {
+      type: 'object',
+      doc: 'OpenTelemetry logs over OTLP/HTTP, JSON or protobuf: `POST /v1/logs` on the HTTP listener (docs/doors/otlp.md).',
+      keys: {
+        enabled: { type: 'bool', default: true, doc: 'Serve the door; it also needs `exchange`.' },
+        exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every log record is published to; unset, `POST /v1/logs` answers 404 as a path with no route.' },
+        routingKey: {
+          type: 'template',
+          default: '{resource.service.name}.{severityText}',
+          nullable: true,
+          doc: "Routing-key template over the event's fields (docs/doors/otlp.md); `none` uses the exchange's template.",
+        },
+        maxRecordsPerRequest: { type: 'int', default: 100000, min: 1, max: 10000000, doc: 'Most log records in one export request; more is refused whole with 413 too_many_events.' },
+      },
+    },
+    loki: {
+      type: 'object',
+      doc: 'Grafana Loki push, JSON or snappy protobuf: `POST /loki/api/v1/push` on the HTTP listener (docs/doors/loki.md).',
+      keys: {
+        enabled: { type: 'bool', default: true, doc: 'Serve the door; it also needs `exchange`.' },
+        exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every log entry is published to; unset, the push path answers 404 as a path with no route.' },
+        routingKey: {
+          type: 'template',
+          default: '{labels.service_name}.{labels.level}',
+          nullable: true,
+          doc: "Routing-key template over the event's fields, the stream's labels under `labels` (docs/doors/loki.md); `none` uses the exchange's template.",
+        },
+        maxEntriesPerRequest: { type: 'int', default: 100000, min: 1, max: 10000000, doc: 'Most log entries in one push; more is refused whole with 413 too_many_events.' },
+      },
+    },
+    elasticsearch: {
+      type: 'object',
+      doc: 'Elasticsearch bulk for Beats, Logstash, Fluent Bit, Vector and the Elasticsearch clients: `POST /_bulk`, `POST /{index}/_bulk` and the calls they make first, on the HTTP listener (docs/doors/elasticsearch.md).',
+      keys: {
+        enabled: { type: 'bool', default: true, doc: 'Serve the door; it also needs `exchange`.' },
+        exchange: { type: 'name', ref: 'exchange', default: null, doc: "Exchange every document is published to, with its index as the routing key; unset, the door's paths answer 404 as paths with no route." },
+        maxDocumentsPerRequest: { type: 'int', default: 100000, min: 1, max: 10000000, doc: 'Most actions in one bulk request; more is refused whole with 413 too_many_events.' },
       },
     },
     durability: {
@@ -139,7 +232,7 @@ export const serverSpec = {
       type: 'object',
       doc: 'Resource alarms that block publishers until they clear.',
       keys: {
-        memoryHighWatermark: { type: 'number', default: 0.6, min: 0, max: 1, doc: "Fraction of the machine's memory the process may hold (resident) before publishers are blocked." },
+        memoryHighWatermark: { type: 'number', default: 0.6, min: 0, max: 1, doc: "Fraction of the memory available (the machine's, or the container's limit when lower: cgroup, as `docker run --memory` sets) the process may hold (resident) before publishers are blocked." },
         memoryLimit: { type: 'size', default: null, min: '16mb', doc: 'Absolute resident-memory limit; overrides memoryHighWatermark when set.' },
         diskFreeLimit: { type: 'size', default: '1gb', min: '0b', doc: 'Free disk space in dataDir below which publishers are blocked.' },
       },
@@ -336,12 +429,20 @@ export const rateLimitSpec = {
         listener: { type: 'enum', values: ['http', 'ndjson', 'amqp', 'syslog'], default: null, doc: 'Listener the events arrive on.' },
         remote: { type: 'remote', default: null, doc: 'Client address or CIDR block, e.g. 10.0.0.0/8.' },
         apiKey: { type: 'name', ref: 'apiKey', default: null, doc: 'Name of an API key in `auth.apiKeys`.' },
+        user: { type: 'string', default: null, nonEmpty: true, doc: 'User in `auth.users` the publisher acts as: its login, its API key\'s user, or a stream listener\'s `user` (anonymous loopback clients are `guest`).' },
         exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange published to.' },
       },
     },
     events: { type: 'eventRate', default: null, doc: 'Events per unit of time, e.g. 50000/s.' },
     bytes: { type: 'byteRate', default: null, doc: 'Bytes per unit of time, e.g. 50mb/s.' },
     burst: { type: 'int', default: null, min: 1, doc: 'Bucket size in events; unset = one second of `events`. The bytes bucket holds one second of `bytes`.' },
+    per: {
+      type: 'enum',
+      values: ['user', 'apiKey', 'remote'],
+      default: null,
+      doc: 'Give every distinct user, API key or client address its own buckets, made on first use; unset, one pair is shared by every publisher the rule matches. A publish without that value (no API key; a syslog UDP datagram has no `remote`) is not limited by the rule.',
+    },
+    maxSources: { type: 'int', default: 10000, min: 1, max: 10000000, doc: 'With `per`: sources holding buckets at most; past it the least recently used is forgotten (it starts again with full buckets) and counted.' },
   },
 } as const satisfies ObjectSpec
 

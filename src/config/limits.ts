@@ -51,7 +51,11 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'server.syslog.maxPendingSize': { error: 'none: the socket is paused until a publish completes; the sender is slowed by TCP', metric: hits('syslog.maxPendingSize') },
   'server.syslog.udpReceiveBufferSize': { error: 'datagrams arriving while the kernel buffer is full are dropped by the kernel', metric: 'the kernel counts them (`RcvbufErrors` in /proc/net/snmp); Sluice never sees them' },
   'server.syslog.udpQueueSize': { error: 'datagrams past it are dropped', metric: hits('syslog.udpQueueSize') },
+  'server.otlp.maxRecordsPerRequest': { error: 'HTTP 413 with a google.rpc.Status body (OTLP clients do not retry it); nothing was stored', metric: hits('otlp.maxRecordsPerRequest') },
+  'server.loki.maxEntriesPerRequest': { error: 'HTTP 413 `too_many_events`; nothing was stored', metric: hits('loki.maxEntriesPerRequest') },
+  'server.elasticsearch.maxDocumentsPerRequest': { error: 'HTTP 413 `too_many_events` in Elasticsearch\'s error shape; nothing was stored', metric: hits('elasticsearch.maxDocumentsPerRequest') },
   'server.durability.maxBatchBytes': { error: 'none: a group commit starts early', metric: '`sluice_log_append_seconds`' },
+  'server.shutdownTimeout': { error: 'the stop gives up: the part still closing is logged (`stop timed out`) and `sluice serve` exits with code 1; confirmed events are already durable', metric: hits('shutdownTimeout') },
   'server.limits.maxBodySize': { error: 'HTTP 413 `body_too_large`', metric: hits('maxBodySize') },
   'server.limits.maxEventSize': { error: 'HTTP 413 `event_too_large` (whole request); stream doors: the event goes to `ingest-errors`; AMQP: that message is nacked, its neighbours are confirmed', metric: hits('maxEventSize') },
   'server.limits.maxConnections': { error: 'the connection is closed at accept (HTTP: 503 `too_many_connections` first); one count across HTTP, NDJSON, syslog and AMQP', metric: hits('limits.maxConnections') },
@@ -79,6 +83,7 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'groups.<name>.retryBackoff.max': { error: 'none: the longest retry delay', metric: '`sluice_group_redelivered_total`' },
   'groups.<name>.maxBacklog': { error: '`overflow: dead-letter`: reason `maxlen`; `reject-publish`: HTTP 429 `backlog_full`, AMQP basic.nack', metric: hits('maxBacklog') },
   'groups.<name>.sessionTimeout': { error: 'the member is removed; its deliveries go to others', metric: '`sluice_group_members`' },
+  'rateLimits[].maxSources': { error: 'none: the least recently used source is forgotten and starts again with full buckets', metric: `${hits('rateLimits.maxSources')}; by rule: \`sluice_rate_limit_evictions_total{rule}\`, held: \`sluice_rate_limit_sources{rule}\`` },
 }
 
 /** Keys that look like limits; each must be in the table (checked by test/config/limits.test.ts). */
@@ -111,9 +116,12 @@ export function leafAt(path: string): LeafSpec | undefined {
       continue
     }
     if (spec.type !== 'object') return undefined
-    const next: KeySpec | undefined = spec.keys[part]
+    // `rateLimits[]`: the items of a list.
+    const item = part.endsWith('[]')
+    const next: KeySpec | undefined = spec.keys[item ? part.slice(0, -2) : part]
     if (next === undefined) return undefined
-    spec = next
+    if (item && next.type !== 'list') return undefined
+    spec = item && next.type === 'list' ? next.of : next
   }
   return spec.type === 'object' || spec.type === 'named' || spec.type === 'list' ? undefined : spec
 }

@@ -8,6 +8,7 @@ import type { NameKind } from './spec.js'
 import type { Validated } from './validate.js'
 import { compilePattern, parseKeyHash, parsePasswordHash, sha256 } from '../auth/secrets.js'
 import { defaultGuest } from './build.js'
+import { checkDoorUsers } from './door-users.js'
 
 const kindWords: Readonly<Record<NameKind, string>> = { exchange: 'exchange', stream: 'stream', group: 'group', apiKey: 'API key' }
 
@@ -30,6 +31,7 @@ export function checkReferences(v: Validated, problems: Problems): void {
     }
   }
   checkAuth(v, problems, at)
+  checkDoorUsers(v, problems)
   checkBindings(v, problems, at)
   checkGroups(v, problems, at)
   checkRateLimits(v, problems, at)

@@ -76,6 +76,10 @@ export interface StartSpec extends Doc, Presence<string> {
 export interface HeadersSpec extends Doc, Presence<Record<string, string>> {
   readonly type: 'headers'
 }
+/** A list of IP addresses and CIDR blocks (a listener's `allow`); never empty. */
+export interface RemoteListSpec extends Doc, Presence<readonly string[]> {
+  readonly type: 'remoteList'
+}
 /** A list of words from a fixed set (a user's tags); repeats are dropped. */
 export interface EnumListSpec extends Doc, Presence<readonly string[]> {
   readonly type: 'enumList'
@@ -87,6 +91,7 @@ export type LeafSpec =
   | NameSpec
   | TemplateSpec
   | RemoteSpec
+  | RemoteListSpec
   | IntSpec
   | NumberSpec
   | BoolSpec
@@ -103,6 +108,11 @@ export interface ObjectSpec extends Doc {
   readonly keys: Readonly<Record<string, KeySpec>>
   /** Absent means null rather than an object of defaults (e.g. a group's deadLetter). */
   readonly optional?: true
+  /**
+   * The key may also hold a list of such mappings (a listener: plain and TLS ports side by side).
+   * Either way its value is a non-empty list; one mapping is a list of one.
+   */
+  readonly orList?: true
 }
 
 /** A mapping from declared names to objects (exchanges, streams, groups). */
@@ -142,16 +152,22 @@ type Base<S> = S extends { readonly type: 'string' | 'name' | 'template' | 'remo
         ? V
         : S extends { readonly type: 'enumList'; readonly values: readonly (infer V)[] }
           ? readonly V[]
+          : S extends { readonly type: 'remoteList' }
+            ? readonly string[]
           : S extends { readonly type: 'start' }
             ? StartPosition
             : S extends { readonly type: 'headers' }
               ? Readonly<Record<string, string>>
               : S extends { readonly type: 'object'; readonly keys: infer K }
-                ? { readonly [P in keyof K]: Raw<K[P]> }
+                ? S extends { readonly orList: true }
+                  ? readonly [Fields<K>, ...Fields<K>[]]
+                  : Fields<K>
                 : S extends { readonly type: 'named'; readonly of: infer O }
                   ? Readonly<Record<string, Raw<O>>>
                   : S extends { readonly type: 'list'; readonly of: infer O }
                     ? readonly Raw<O>[]
                     : never
+
+type Fields<K> = { readonly [P in keyof K]: Raw<K[P]> }
 
 export type Raw<S> = Base<S> | (S extends { readonly default: null } | { readonly optional: true } | { readonly nullable: true } | { readonly whenAbsent: string } ? null : never)

@@ -23,11 +23,12 @@ export function summarizeConfig(config: Config): string {
   const { server } = config
   const lines: string[] = []
   lines.push(`data dir ${server.dataDir}; fsync ${server.durability.fsync}${server.durability.fsync === 'batch' ? ` every ${formatDuration(server.durability.intervalMs)}` : ''}`)
+  const all = server.listeners
   const listeners = [
-    listener('http', server.http),
-    listener('ndjson', server.ndjson, server.ndjson.exchange),
-    listener('amqp', server.amqp),
-    listener('syslog', server.syslog, server.syslog.exchange, server.syslog.udp ? ' tcp+udp' : ''),
+    ...all.http.map((l) => listener('http', l)),
+    ...all.ndjson.map((l) => listener('ndjson', l, l.exchange)),
+    ...all.amqp.map((l) => listener('amqp', l)),
+    ...all.syslog.map((l) => listener('syslog', l, l.exchange, l.tls === null && l.udp ? ' tcp+udp' : '')),
   ].filter((text) => text !== '')
   lines.push(`listeners: ${listeners.length === 0 ? 'none' : listeners.join(', ')}`)
   lines.push(authLine(config))
@@ -66,7 +67,7 @@ export function summarizeConfig(config: Config): string {
         .filter(([, value]) => value !== null)
         .map(([key, value]) => `${key}=${String(value)}`)
       const limits = [r.eventsPerSec === null ? '' : `${r.eventsPerSec} events/s`, r.bytesPerSec === null ? '' : `${formatSize(r.bytesPerSec)}/s`]
-      lines.push(`  ${match.length === 0 ? 'everyone' : match.join(' ')}: ${limits.filter((t) => t !== '').join(', ')}${r.burstEvents === null ? '' : `, burst ${r.burstEvents}`}`)
+      lines.push(`  ${match.length === 0 ? 'everyone' : match.join(' ')}: ${limits.filter((t) => t !== '').join(', ')}${r.burstEvents === null ? '' : `, burst ${r.burstEvents}`}${r.per === null ? '' : `, per ${r.per} (at most ${r.maxSources})`}`)
     }
   }
   return lines.join('\n')
@@ -74,7 +75,8 @@ export function summarizeConfig(config: Config): string {
 
 function listener(name: string, l: ListenerConfig, exchange?: string | null, extra = ''): string {
   if (!l.enabled || exchange === null) return ''
-  return `${name} ${l.host}:${l.port}${extra}${exchange === undefined ? '' : ` → ${exchange}`}`
+  const tls = l.tls === null ? '' : ` tls${l.tls.clientAuth === 'none' ? '' : ` (client certificate ${l.tls.clientAuth})`}`
+  return `${name} ${l.host}:${l.port}${tls}${extra}${exchange === undefined ? '' : ` → ${exchange}`}`
 }
 
 function binding(b: BindingConfig, config: Config): string {

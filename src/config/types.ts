@@ -19,11 +19,26 @@ export type DispatchMode = Values<typeof groupSpec.keys.dispatch>
 export type AckMode = Values<typeof groupSpec.keys.ackMode>
 export type OverflowPolicy = Values<typeof groupSpec.keys.overflow>
 export type ListenerName = Values<typeof rateLimitSpec.keys.match.keys.listener>
+export type RateLimitPer = Values<typeof rateLimitSpec.keys.per>
+export type ClientAuth = Values<typeof serverSpec.keys.amqp.keys.tls.keys.clientAuth>
+export type TlsVersion = Values<typeof serverSpec.keys.amqp.keys.tls.keys.minVersion>
+
+/** A listener entry's TLS: paths of PEM files, read at start and again on SIGHUP. */
+export interface TlsConfig {
+  readonly cert: string
+  readonly key: string
+  /** CA bundle client certificates must chain to; set whenever clientAuth is not none (validated). */
+  readonly ca: string | null
+  readonly clientAuth: ClientAuth
+  readonly minVersion: TlsVersion
+}
 
 export interface ListenerConfig {
   readonly enabled: boolean
   readonly host: string
   readonly port: number
+  /** null: plain TCP. Set: this entry serves TLS only. */
+  readonly tls: TlsConfig | null
 }
 
 export interface NdjsonListenerConfig extends ListenerConfig {
@@ -31,6 +46,10 @@ export interface NdjsonListenerConfig extends ListenerConfig {
   readonly exchange: string | null
   /** null: the exchange's own routingKey template. */
   readonly routingKey: string | null
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may connect from. */
+  readonly allow: readonly string[]
   readonly maxLineBytes: number
   readonly idleTimeoutMs: number
   readonly maxConnections: number
@@ -59,6 +78,10 @@ export interface SyslogListenerConfig extends ListenerConfig {
   /** The listener starts only when an exchange is set. */
   readonly exchange: string | null
   readonly routingKey: string
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may connect (TCP) or send (UDP) from. */
+  readonly allow: readonly string[]
   readonly maxMessageBytes: number
   readonly idleTimeoutMs: number
   readonly maxConnections: number
@@ -68,6 +91,29 @@ export interface SyslogListenerConfig extends ListenerConfig {
   /** SO_RCVBUF asked for the UDP socket. */
   readonly udpReceiveBufferBytes: number
   readonly udpQueueSize: number
+}
+
+/** A door on the HTTP listener (docs/doors/): it answers only when enabled and given an exchange. */
+export interface HttpDoorConfig {
+  readonly enabled: boolean
+  /** null: the door's paths answer 404. */
+  readonly exchange: string | null
+}
+
+export interface OtlpDoorConfig extends HttpDoorConfig {
+  /** null: the exchange's own routingKey template. */
+  readonly routingKey: string | null
+  readonly maxRecordsPerRequest: number
+}
+
+export interface LokiDoorConfig extends HttpDoorConfig {
+  /** null: the exchange's own routingKey template. */
+  readonly routingKey: string | null
+  readonly maxEntriesPerRequest: number
+}
+
+export interface ElasticsearchDoorConfig extends HttpDoorConfig {
+  readonly maxDocumentsPerRequest: number
 }
 
 export interface DurabilityConfig {
@@ -137,15 +183,29 @@ export interface HttpListenerConfig extends ListenerConfig {
 
 export interface ServerConfig {
   readonly dataDir: string
+  /** The first entry of `listeners.http` (the only one unless the file lists several); so for the others. */
   readonly http: HttpListenerConfig
   readonly ndjson: NdjsonListenerConfig
   readonly amqp: AmqpListenerConfig
   readonly syslog: SyslogListenerConfig
+  /** Every entry of each listener key, in file order: one mapping is one entry, a list is one entry an item. */
+  readonly listeners: {
+    readonly http: readonly HttpListenerConfig[]
+    readonly ndjson: readonly NdjsonListenerConfig[]
+    readonly amqp: readonly AmqpListenerConfig[]
+    readonly syslog: readonly SyslogListenerConfig[]
+  }
+  /** The doors on the HTTP listener for other ecosystems' agents. */
+  readonly otlp: OtlpDoorConfig
+  readonly loki: LokiDoorConfig
+  readonly elasticsearch: ElasticsearchDoorConfig
   readonly durability: DurabilityConfig
   readonly limits: LimitsConfig
   readonly ingestErrors: IngestErrorsConfig
   readonly alarms: AlarmsConfig
   readonly log: { readonly level: LogLevel }
+  /** server.shutdownTimeout: the longest a stop may take. */
+  readonly shutdownTimeoutMs: number
 }
 
 export type UserTag = Values<typeof authSpec.keys.users.of.keys.tags>
@@ -266,6 +326,8 @@ export interface RateLimitMatch {
   readonly listener: ListenerName | null
   readonly remote: string | null
   readonly apiKey: string | null
+  /** A username in auth.users (validated). */
+  readonly user: string | null
   readonly exchange: string | null
 }
 
@@ -276,6 +338,10 @@ export interface RateLimitConfig {
   readonly bytesPerSec: number | null
   /** Events allowed at once above the rate: as written, else one second of `eventsPerSec`. */
   readonly burstEvents: number | null
+  /** null: one pair of buckets for everyone matched; else a pair per distinct user, API key or address. */
+  readonly per: RateLimitPer | null
+  /** With `per`: sources holding buckets at most, least recently used forgotten first. */
+  readonly maxSources: number
 }
 
 export interface Config {

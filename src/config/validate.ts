@@ -42,7 +42,7 @@ class Walker {
     this.positions.set(path, node?.pos ?? parentPos)
     switch (spec.type) {
       case 'object':
-        return this.object(spec, node, path, parentPos)
+        return spec.orList ? this.entries(spec, node, path, parentPos) : this.object(spec, node, path, parentPos)
       case 'named':
         return this.named(spec, node, path)
       case 'list':
@@ -56,7 +56,7 @@ class Walker {
     const absent = node === undefined || (node.kind === 'scalar' && node.value === null)
     if (absent && spec.optional) return null
     if (node !== undefined && !absent && node.kind !== 'map') {
-      this.problems.add(path, node.pos, `expected a mapping of ${Object.keys(spec.keys).join(', ')}, got ${describe(node)}`)
+      this.problems.add(path, node.pos, `expected a mapping${spec.orList ? ' (or a list of them)' : ''} of ${Object.keys(spec.keys).join(', ')}, got ${describe(node)}`)
       return null
     }
     const entries = node?.kind === 'map' ? node.entries : []
@@ -75,6 +75,24 @@ class Walker {
       out[key] = this.key(child, entry?.value, childPath(path, key), entry?.keyPos ?? here)
     }
     return out
+  }
+
+  /** One mapping or a list of them, always given back as a list (one mapping is a list of one). */
+  entries(spec: ObjectSpec, node: TreeNode | undefined, path: string, parentPos: Pos): (Record<string, unknown> | null)[] {
+    if (node?.kind !== 'list') return [this.object(spec, node, path, parentPos)]
+    if (node.items.length === 0) {
+      this.problems.add(path, node.pos, 'an empty list has no listener to start; write one mapping, or set `enabled: false` to turn the listener off')
+      return []
+    }
+    return node.items.map((item, i) => {
+      const itemPath = childPath(path, i)
+      this.positions.set(itemPath, item.pos)
+      if (item.kind !== 'map') {
+        this.problems.add(itemPath, item.pos, `expected a mapping of ${Object.keys(spec.keys).join(', ')}, got ${describe(item)}`)
+        return null
+      }
+      return this.object(spec, item, itemPath, item.pos)
+    })
   }
 
   named(spec: NamedSpec, node: TreeNode | undefined, path: string): Record<string, unknown> {
@@ -161,6 +179,7 @@ type Parsed = { value: unknown } | { problem: string }
 function parseLeaf(spec: LeafSpec, node: TreeNode): Parsed {
   if (spec.type === 'headers') return parseHeaders(node)
   if (spec.type === 'enumList') return parseEnumList(spec, node)
+  if (spec.type === 'remoteList') return parseRemoteList(node)
   if (node.kind !== 'scalar') return { problem: `expected ${expectation(spec)}, got ${describe(node)}` }
   if (node.value === null) return { problem: `is empty; expected ${expectation(spec)}` }
   return parseScalar(spec, node.value, textOf(node))
@@ -225,6 +244,7 @@ export function parseScalar(spec: LeafSpec, value: Scalar, text: string): Parsed
     }
     case 'headers':
     case 'enumList':
+    case 'remoteList':
       return bad()
   }
 }
@@ -278,6 +298,8 @@ function expectation(spec: LeafSpec): string {
       return 'a mapping of header names to values'
     case 'enumList':
       return `a list of ${spec.values.join(', ')}`
+    case 'remoteList':
+      return 'a list of IP addresses or CIDR blocks, e.g. [10.0.0.0/8, 127.0.0.1]'
   }
 }
 
@@ -292,6 +314,20 @@ function parseEnumList(spec: { readonly values: readonly string[] }, node: TreeN
       return { problem: `${shown} is not one of ${spec.values.join(', ')}${didYouMean(String(word ?? ''), spec.values)}` }
     }
     if (!out.includes(word)) out.push(word)
+  }
+  return { value: Object.freeze(out) }
+}
+
+function parseRemoteList(node: TreeNode): Parsed {
+  const expected = 'a list of IP addresses or CIDR blocks, e.g. [10.0.0.0/8, 127.0.0.1]'
+  if (node.kind !== 'list') return { problem: `expected ${expected}, got ${describe(node)}` }
+  // Nobody could connect: that is `enabled: false`, said plainly.
+  if (node.items.length === 0) return { problem: 'an empty list lets no client in; list the addresses that may connect (0.0.0.0/0 and ::/0 for all), or set `enabled: false`' }
+  const out: string[] = []
+  for (const item of node.items) {
+    const text = item.kind === 'scalar' && typeof item.value === 'string' ? item.value : undefined
+    if (text === undefined || !isRemote(text)) return { problem: `${text === undefined ? describe(item) : show(text)} is not an IP address or CIDR block, e.g. 10.0.0.0/8` }
+    if (!out.includes(text)) out.push(text)
   }
   return { value: Object.freeze(out) }
 }

@@ -32,6 +32,20 @@ const endCodec: ValueCodec<number> = {
 
 const scanBytes = 256 * 1024
 const redriveCountHeader = 'x-redrive-count'
+/**
+ * The death a redriven copy was sent back for. The copy keeps its x-death history, so a redrive
+ * of the stream it lands in must not take it for a dead letter (each run would republish it
+ * again); once it dies again its latest x-death entry changes and no longer matches this.
+ */
+export const redrivenDeathHeader = 'x-redriven-death'
+
+/** One death's identity: its entry, its count and its time change whenever the event dies again. */
+const deathMark = (d: DeathEntry): string => `${String(d.stream)}/${String(d.group)}/${String(d.reason)}/${String(d.count)}/${String(d.time)}`
+
+export interface RedriveOptions {
+  /** A group dead-letters into this stream: an empty one is a dead-letter stream with nothing in it yet. */
+  readonly deadLetterTarget?: boolean
+}
 
 /**
  * Redrive: republish dead-lettered events to the exchange and routing key of their latest death.
@@ -80,9 +94,13 @@ export class Redriver {
     return s
   }
 
-  /** One redrive at a time, so two calls cannot send the same events. */
-  redrive(stream: Stream, limit: number, filter: RedriveFilter = {}): Promise<RedriveResult> {
-    const run = this.#running.then(() => this.#redrive(stream, limit, filter))
+  /**
+   * One redrive at a time, so two calls cannot send the same events. A stream that holds no
+   * dead-lettered event (none with x-death but redriven copies, none redriven before) and that no
+   * group dead-letters into is refused: it is not a dead-letter stream.
+   */
+  redrive(stream: Stream, limit: number, filter: RedriveFilter = {}, opts: RedriveOptions = {}): Promise<RedriveResult> {
+    const run = this.#running.then(() => this.#redrive(stream, limit, filter, opts))
     this.#running = run.then(
       () => undefined,
       () => undefined,
@@ -90,11 +108,12 @@ export class Redriver {
     return run
   }
 
-  async #redrive(stream: Stream, limit: number, filter: RedriveFilter): Promise<RedriveResult> {
+  async #redrive(stream: Stream, limit: number, filter: RedriveFilter, opts: RedriveOptions): Promise<RedriveResult> {
     const done = this.#set(stream.name)
     const log = stream.log
     const chosen: Array<{ record: StoredRecord; death: DeathEntry; headers: Record<string, unknown> }> = []
     let skipped = 0
+    let deadLetters = done.count > 0
     let next = done.skip(log.startOffset)
     let remaining = false
     while (next < log.endOffset) {
@@ -106,6 +125,8 @@ export class Redriver {
         const deaths = headers['x-death']
         const death = Array.isArray(deaths) ? (deaths[0] as DeathEntry | undefined) : undefined
         if (death === undefined) continue
+        if (headers[redrivenDeathHeader] === deathMark(death)) continue
+        deadLetters = true
         if (filter.reason !== undefined && death.reason !== filter.reason) continue
         if (filter.group !== undefined && death.group !== filter.group) continue
         if (filter.exchange !== undefined && death.exchange !== filter.exchange) continue
@@ -122,6 +143,7 @@ export class Redriver {
       if (remaining) break
       next = done.skip(nextOffset)
     }
+    if (!deadLetters && opts.deadLetterTarget !== true) throw errors.notDeadLetters(stream.name)
     // Republish in order, one request per run of the same exchange.
     let k = 0
     while (k < chosen.length) {
@@ -136,7 +158,7 @@ export class Redriver {
           value: c.record.json ? safeParse(c.record.body) : undefined,
           json: c.record.json,
           routingKey: c.death.routingKey,
-          headers: { ...c.headers, [redriveCountHeader]: count + 1 },
+          headers: { ...c.headers, [redriveCountHeader]: count + 1, [redrivenDeathHeader]: deathMark(c.death) },
           id: c.record.id,
           timestamp: c.record.timestamp,
         })

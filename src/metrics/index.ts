@@ -22,6 +22,8 @@ export interface MetricSources {
   readonly catalog?: { readonly streamCount: number } | undefined
   /** Failed logins, every door (src/auth). */
   readonly auth?: { failureCounts(): Iterable<{ readonly door: string; readonly reason: string; readonly count: number }> } | undefined
+  /** Refused operations of logged-in clients, every door (src/auth). */
+  readonly authz?: { denialCounts(): Iterable<{ readonly door: string; readonly operation: string; readonly count: number }> } | undefined
 }
 
 // Latency buckets from 100 µs (a page-cache write) to 10 s (a stalled disk).
@@ -210,6 +212,12 @@ export class Metrics {
     counter('sluice_rate_limited_total', 'Publishes refused by an ingest rate limit, by rule.', ['rule'], (c, s) => {
       for (const [rule, n] of s.limiter.refusedByRule) setCounter(c, { rule }, n)
     })
+    gauge('sluice_rate_limit_sources', 'Sources (users, API keys or addresses) holding their own buckets, by rule with `per`.', ['rule'], (g, s) => {
+      for (const [rule, n] of s.limiter.sourceCounts()) g.set({ rule }, n)
+    })
+    counter('sluice_rate_limit_evictions_total', "Sources forgotten, least recently used first, to keep a rule under its maxSources (they start again with full buckets).", ['rule'], (c, s) => {
+      for (const [rule, n] of s.limiter.evictedByRule) setCounter(c, { rule }, n)
+    })
     gauge('sluice_alarm', 'Whether a resource alarm is up (1) and publishers blocked.', ['alarm'], (g, s) => {
       const up = new Set(s.alarms.active().map((a) => a.name))
       for (const name of ['memory', 'disk']) g.set({ alarm: name }, up.has(name as 'memory') ? 1 : 0)
@@ -219,8 +227,12 @@ export class Metrics {
       for (const [name, n] of limitHits) setCounter(c, { limit: name }, n)
     })
     // Labels are bounded: door and reason are fixed words in the code, never a username or address.
-    counter('sluice_auth_failures_total', 'Failed logins, by door and reason (unknown_user, bad_password, bad_api_key, loopback_only, throttled, malformed, no_credentials).', ['door', 'reason'], (c, s) => {
+    counter('sluice_auth_failures_total', 'Failed logins, by door and reason (unknown_user, bad_password, bad_api_key, loopback_only, throttled, malformed, no_credentials, address).', ['door', 'reason'], (c, s) => {
       for (const f of s.auth?.failureCounts() ?? []) setCounter(c, { door: f.door, reason: f.reason }, f.count)
+    })
+    // operation is a name from the one table (src/auth/operations.ts): bounded too.
+    counter('sluice_auth_denials_total', 'Operations refused to a logged-in client for want of a permission or tag, by door and operation.', ['door', 'operation'], (c, s) => {
+      for (const d of s.authz?.denialCounts() ?? []) setCounter(c, { door: d.door, operation: d.operation }, d.count)
     })
     counter('sluice_background_errors_total', 'Failures caught in timers and callbacks nobody awaits (alarm probes, retention, flushes), by task.', ['task'], (c) => {
       for (const [task, n] of backgroundErrors) setCounter(c, { task }, n)
@@ -232,6 +244,9 @@ export class Metrics {
     })
     counter('sluice_connections_total', 'Connections accepted, by listener.', ['listener'], (c, s) => {
       for (const l of s.listeners) setCounter(c, { listener: l.options.name }, l.counters.connectionsTotal)
+    })
+    counter('sluice_tls_handshake_failures_total', 'TLS handshakes that failed, by listener: no or a bad client certificate, a TLS version under minVersion, a timeout, not TLS at all.', ['listener'], (c, s) => {
+      for (const l of s.listeners) setCounter(c, { listener: l.options.name }, l.counters.tlsHandshakeFailures)
     })
     counter('sluice_ingest_parse_errors_total', 'Frames or lines a listener could not parse (kept in ingest-errors).', ['listener'], (c, s) => {
       for (const l of s.listeners) setCounter(c, { listener: l.options.name }, l.counters.parseErrors)

@@ -96,7 +96,7 @@ describe('YAML syntax', () => {
     expect(problemsOf('streams: [app-logs]\nbindings: {}\nserver: 7400\n')).toEqual([
       'streams (line 1, col 10): expected a mapping of stream names to settings, got a list',
       'bindings (line 2, col 11): expected a list, got a mapping',
-      'server (line 3, col 9): expected a mapping of dataDir, http, ndjson, amqp, syslog, durability, limits, ingestErrors, alarms, log, got 7400',
+      'server (line 3, col 9): expected a mapping of dataDir, shutdownTimeout, http, ndjson, amqp, syslog, otlp, loki, elasticsearch, durability, limits, ingestErrors, alarms, log, got 7400',
     ])
   })
 })

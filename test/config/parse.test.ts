@@ -102,10 +102,12 @@ describe('the example in DESIGN.md', () => {
     })
     expect(config.rateLimits).toEqual([
       {
-        match: { listener: 'http', remote: null, apiKey: null, exchange: null },
+        match: { listener: 'http', remote: null, apiKey: null, user: null, exchange: null },
         eventsPerSec: 50_000,
         bytesPerSec: 50 * 1024 ** 2,
         burstEvents: 100_000,
+        per: null,
+        maxSources: 10_000,
       },
     ])
   })
@@ -121,6 +123,7 @@ describe('an empty file', () => {
           enabled: true,
           host: '127.0.0.1',
           port: 7400,
+          tls: null,
           requestTimeoutMs: 30_000,
           headersTimeoutMs: 10_000,
           keepAliveTimeoutMs: 72_000,
@@ -137,11 +140,12 @@ describe('an empty file', () => {
           maxReadWaitMs: 30_000,
           openMetrics: false,
         },
-        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, exchange: null, routingKey: null, maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256, maxPendingBytes: 4 * 1024 ** 2 },
+        ndjson: { enabled: true, host: '127.0.0.1', port: 7401, tls: null, exchange: null, routingKey: null, user: null, allow: ['127.0.0.0/8', '::1/128'], maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256, maxPendingBytes: 4 * 1024 ** 2 },
         amqp: {
           enabled: true,
           host: '127.0.0.1',
           port: 5672,
+          tls: null,
           frameMaxBytes: 131_072,
           channelMax: 2047,
           heartbeatMs: 60_000,
@@ -157,9 +161,12 @@ describe('an empty file', () => {
           enabled: true,
           host: '127.0.0.1',
           port: 5514,
+          tls: null,
           udp: true,
           exchange: null,
           routingKey: 'syslog.{facility}.{severity}',
+          user: null,
+          allow: ['127.0.0.0/8', '::1/128'],
           maxMessageBytes: 64 * 1024,
           idleTimeoutMs: 300_000,
           maxConnections: 1000,
@@ -168,11 +175,17 @@ describe('an empty file', () => {
           udpReceiveBufferBytes: 4 * 1024 ** 2,
           udpQueueSize: 10_000,
         },
+        otlp: { enabled: true, exchange: null, routingKey: '{resource.service.name}.{severityText}', maxRecordsPerRequest: 100_000 },
+        loki: { enabled: true, exchange: null, routingKey: '{labels.service_name}.{labels.level}', maxEntriesPerRequest: 100_000 },
+        elasticsearch: { enabled: true, exchange: null, maxDocumentsPerRequest: 100_000 },
+        // One mapping (or none) is one entry: the one above.
+        listeners: { http: [config.server.http], ndjson: [config.server.ndjson], amqp: [config.server.amqp], syslog: [config.server.syslog] },
         durability: { fsync: 'batch', intervalMs: 5, maxBatchBytes: 1024 ** 2 },
         limits: { maxBodyBytes: 16 * 1024 ** 2, maxEventBytes: 1024 ** 2, maxConnections: 10_000, maxOpenSegmentFiles: 64, maxEventsPerRequest: 10_000, maxEventDepth: 64, maxStreams: 10_000, maxGroups: 10_000, maxConsumers: 100_000, maxDedupIds: 1_000_000 },
         ingestErrors: { maxQueued: 10_000, maxRawBytes: 64 * 1024, maxBytes: 1024 ** 3 },
         alarms: { memoryHighWatermark: 0.6, memoryLimitBytes: null, diskFreeLimitBytes: 1024 ** 3 },
         log: { level: 'info' },
+        shutdownTimeoutMs: 5000,
       },
       auth: {
         anonymous: 'loopback',

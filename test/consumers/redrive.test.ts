@@ -118,4 +118,51 @@ describe('redrive', () => {
     const [again] = await fetchEvents(url, 'g', 'c1', 10, 1000)
     expect(again).toMatchObject({ offset: 1, id: 'evt-1', body: e })
   })
+
+  it('a stream with no dead-lettered events is refused; an empty dead-letter stream is not', async () => {
+    const { url } = await startTestServer({ pipeline })
+    await publish(url, 'logs', [{ service: 'api', level: 'info' }])
+    const r = await call<{ error: { code: string; message: string } }>(url, 'POST', '/v1/streams/app-logs/redrive', {})
+    expect(r.status).toBe(409)
+    expect(r.body.error).toMatchObject({ code: 'not_dead_letters', message: expect.stringContaining('stream "app-logs" holds no dead-lettered events') })
+    expect(await events(url, 'app-logs')).toHaveLength(1)
+    // dlq is group g's deadLetter.stream: nothing in it yet is nothing to do, not a mistake.
+    expect(await redrive(url, {})).toEqual({ redriven: 0, skipped: 0, remaining: false })
+  })
+
+  it('a redriven copy is marked: redriving the stream it landed in neither duplicates it nor counts it as a dead letter, until it dies again', async () => {
+    const { url } = await startTestServer({ pipeline })
+    await publish(url, 'logs', [{ service: 'api', level: 'info', n: 1 }])
+    const [d] = await fetchEvents(url, 'g', 'c1', 10)
+    await nack(url, 'g', [d!.tag], { requeue: false })
+    await waitFor('the dead letter', async () => ((await events(url, 'dlq')).length === 1 ? true : undefined))
+    expect(await redrive(url, {})).toEqual({ redriven: 1, skipped: 0, remaining: false })
+    const copy = (await events(url, 'app-logs'))[1]!
+    expect(copy.headers['x-redriven-death']).toEqual(expect.stringMatching(/^app-logs\/g\/rejected\/1\/\d{4}-/))
+
+    // app-logs holds the copy, with its x-death history: still not a dead-letter stream.
+    for (let i = 0; i < 2; i++) {
+      const r = await call<{ error: { code: string } }>(url, 'POST', '/v1/streams/app-logs/redrive', {})
+      expect([r.status, r.body.error.code]).toEqual([409, 'not_dead_letters'])
+    }
+    expect(await events(url, 'app-logs')).toHaveLength(2)
+    expect(await redrive(url, {})).toEqual({ redriven: 0, skipped: 0, remaining: false })
+
+    // The copy dies again: a new dead letter, redriven once more.
+    const [again] = await fetchEvents(url, 'g', 'c1', 10, 1000)
+    expect(again!.offset).toBe(1)
+    await nack(url, 'g', [again!.tag], { requeue: false })
+    const dlq = await waitFor('the second dead letter', async () => {
+      const e = await events(url, 'dlq')
+      return e.length === 2 ? e : undefined
+    })
+    expect((dlq[1]!.headers['x-death'] as Array<{ count: number }>)[0]!.count).toBe(2)
+    expect(await redrive(url, {})).toEqual({ redriven: 1, skipped: 0, remaining: false })
+    const app = await events(url, 'app-logs')
+    expect(app.map((e) => [e.offset, e.headers['x-redrive-count'] ?? 0])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ])
+  })
 })

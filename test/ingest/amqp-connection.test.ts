@@ -61,10 +61,14 @@ describe('AMQP connection and channel errors', () => {
   })
 
   it('checks auth.users when configured', async () => {
-    const s = await startAmqpServer({ pipeline: `${amqpPipeline}\nauth:\n  users:\n    - { username: app, password: s3cret }\n` })
+    const s = await startAmqpServer({ pipeline: `${amqpPipeline}\nauth:\n  users:\n    - { username: app, password: s3cret, permissions: { configure: "^ok$" } }\n` })
     await expect(amqplib.connect(`amqp://guest:guest@127.0.0.1:${s.amqpPort}`)).rejects.toThrow(/ACCESS_REFUSED|403/)
     const conn = await connect(`amqp://app:s3cret@127.0.0.1:${s.amqpPort}`)
     await (await conn.createChannel()).assertQueue('ok')
+    // Logged in is not allowed everywhere: a queue outside the user's configure pattern is refused.
+    const refused = await channelError(conn, (ch) => ch.assertQueue('not-ok'))
+    expect(refused).toMatchObject({ code: 403 })
+    expect(refused.message).toContain("ACCESS_REFUSED - configure access to queue 'not-ok' in vhost '/' refused for user 'app'")
   })
 
   it('heartbeats: a connection with a 1 s heartbeat stays up through 3 s of idle', async () => {

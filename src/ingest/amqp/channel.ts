@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Operation, Resource, ResourcesOf } from '../../auth/index.js'
 import type { ConsumerGroup, Delivery } from '../../consumers/index.js'
 import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
@@ -23,6 +24,8 @@ import type { AmqpVhost, ConsumerHandle, ExchangeAttributes, Queue } from './vho
 export interface ChannelHost {
   readonly id: string
   readonly remote: string
+  /** Who the connection logged in as (the rate limits' `user`). */
+  readonly identity: { readonly username: string } | undefined
   readonly frameMax: number
   readonly vhost: AmqpVhost
   readonly capabilities: { readonly consumerCancelNotify: boolean; readonly basicNack: boolean }
@@ -38,9 +41,20 @@ export interface ChannelHost {
   /** Resolves when no resource alarm blocks publishers (at once when none does). */
   unblocked(): Promise<void>
   hardError(err: AmqpReplyError): void
+  /**
+   * Asks the one authorizer whether the logged-in user may do the operation; throws 403
+   * ACCESS_REFUSED (which closes the channel) when not, after counting and logging the refusal.
+   */
+  authorize<O extends Operation>(operation: O, resources: ResourcesOf<O>): void
   channelClosed(number: number): void
   countMessage(bytes: number): void
 }
+
+// What a check names. An AMQP queue is a stream and a group of the same name (the table's reading),
+// so a queue is checked as the stream or the group the operation touches, by the queue's name.
+const exchangeRes = (name: string): Resource => ({ kind: 'exchange', name: name === '' ? defaultExchangeName : name })
+const streamRes = (name: string): Resource => ({ kind: 'stream', name })
+const groupRes = (name: string): Resource => ({ kind: 'group', name })
 
 interface Consumer extends ConsumerHandle {
   readonly tag: string
@@ -266,12 +280,16 @@ export class AmqpChannel {
       case 'queue.unbind':
         return this.#queueBind(m)
       case 'queue.purge': {
-        const count = await this.#host.vhost.purge(this.#host.id, this.#queueName(m.queue))
+        const name = this.#queueName(m.queue)
+        this.#host.authorize('queue.purge', { queue: streamRes(name) })
+        const count = await this.#host.vhost.purge(this.#host.id, name)
         if (!m.nowait) this.#send({ name: 'queue.purge-ok', messageCount: count })
         return
       }
       case 'queue.delete': {
-        const count = await this.#host.vhost.deleteQueue(this.#host.id, this.#queueName(m.queue), { ifUnused: m.ifUnused, ifEmpty: m.ifEmpty })
+        const name = this.#queueName(m.queue)
+        this.#host.authorize('queue.delete', { queue: streamRes(name) })
+        const count = await this.#host.vhost.deleteQueue(this.#host.id, name, { ifUnused: m.ifUnused, ifEmpty: m.ifEmpty })
         if (!m.nowait) this.#send({ name: 'queue.delete-ok', messageCount: count })
         return
       }
@@ -334,10 +352,12 @@ export class AmqpChannel {
     if (name === '') throw reply.defaultExchange()
     const existing = catalog.exchange(name)
     if (m.passive) {
+      // As RabbitMQ: a passive declare only asks whether the exchange exists, and needs no permission.
       if (existing === undefined || name === defaultExchangeName) throw reply.noExchange(name)
       if (!m.nowait) this.#send({ name: 'exchange.declare-ok' })
       return
     }
+    this.#host.authorize('exchange.declare', { exchange: exchangeRes(name) })
     const type = m.type
     if (type !== 'direct' && type !== 'fanout' && type !== 'topic' && type !== 'headers') throw reply.unknownExchangeType(type)
     const altArg = m.arguments['alternate-exchange']
@@ -355,6 +375,9 @@ export class AmqpChannel {
       if (cur.alternate !== alternate) throw reply.inequivalent('alternate-exchange', 'exchange', name, alternate === null ? 'none' : `'${alternate}'`, cur.alternate === null ? 'none' : `'${cur.alternate}'`)
     } else {
       if (name.startsWith('amq.')) throw reply.reservedName('exchange', name)
+      // An alternate exchange takes what this one cannot route: as RabbitMQ, read on this exchange
+      // and write on the alternate, which is the table's `bind` from one to the other.
+      if (alternate !== null) this.#host.authorize('bind', { source: exchangeRes(name), destination: exchangeRes(alternate) })
       const attributes: ExchangeAttributes = { amqp: 'exchange', durable: m.durable, autoDelete: m.autoDelete, internal: m.internal }
       await this.#host.vhost.serial(() => catalog.declareExchange({ name, type, alternate, attributes: attributes as never }))
     }
@@ -367,12 +390,15 @@ export class AmqpChannel {
     const { catalog } = this.#host.vhost.deps
     const ex = catalog.exchange(name)
     if (ex !== undefined && name.startsWith('amq.') && ex.protected) throw reply.reservedName('exchange', name)
+    this.#host.authorize('exchange.delete', { exchange: exchangeRes(name) })
     await this.#host.vhost.serial(() => catalog.deleteExchange(name, { ifUnused: m.ifUnused }))
     if (!m.nowait) this.#send({ name: 'exchange.delete-ok' })
   }
 
   async #exchangeBind(m: MethodOf<'exchange.bind'> | MethodOf<'exchange.unbind'>): Promise<void> {
     if (m.source === '' || m.destination === '' || m.source === defaultExchangeName || m.destination === defaultExchangeName) throw reply.defaultExchange()
+    // Checked before either exchange is looked up, as RabbitMQ: a refusal says nothing of what exists.
+    this.#host.authorize('bind', { source: exchangeRes(m.source), destination: exchangeRes(m.destination) })
     const { catalog } = this.#host.vhost.deps
     const source = catalog.exchange(m.source)
     if (source === undefined) throw reply.noExchange(m.source)
@@ -391,7 +417,15 @@ export class AmqpChannel {
   // ---- queues ------------------------------------------------------------------------------------
 
   async #queueDeclare(m: MethodOf<'queue.declare'>): Promise<void> {
-    const ok = await this.#host.vhost.declareQueue(this.#host.id, m)
+    const ok = await this.#host.vhost.declareQueue(this.#host.id, m, {
+      declare: (queue) => this.#host.authorize('queue.declare', { queue: streamRes(queue) }),
+      deadLetter: (queue, exchange) => {
+        // RabbitMQ asks read on the queue too: dead-lettering takes its messages out of it, and a
+        // user without read could otherwise drain it to an exchange they read (x-message-ttl: 0).
+        this.#host.authorize('consume', { group: groupRes(queue) })
+        this.#host.authorize('group.deadLetter', { target: exchangeRes(exchange) })
+      },
+    })
     this.#lastQueue = ok.queue
     if (!m.nowait) this.#send({ name: 'queue.declare-ok', ...ok })
   }
@@ -400,7 +434,12 @@ export class AmqpChannel {
     const vhost = this.#host.vhost
     const { catalog } = vhost.deps
     if (m.exchange === '' || m.exchange === defaultExchangeName) throw reply.defaultExchange()
-    const q = vhost.use(this.#queueName(m.queue), this.#host.id)
+    const name = this.#queueName(m.queue)
+    this.#host.authorize('bind', { source: exchangeRes(m.exchange), destination: streamRes(name) })
+    const q = vhost.use(name, this.#host.id)
+    // A configuration file's group is a queue whose events come from its stream: a binding to it
+    // writes that stream, so the stream is checked too.
+    if (q.stream !== name) this.#host.authorize('bind', { source: exchangeRes(m.exchange), destination: streamRes(q.stream) })
     const source = catalog.exchange(m.exchange)
     if (source === undefined) throw reply.noExchange(m.exchange)
     const headers = source.config.type === 'headers' ? bindingHeaders(m.arguments) : undefined
@@ -443,6 +482,8 @@ export class AmqpChannel {
   #checkPublish(cmd: ContentCommand): void {
     const m = cmd.method as MethodOf<'basic.publish'>
     if (m.immediate) throw new AmqpReplyError(ReplyCode.NOT_IMPLEMENTED, 'immediate=true', { classId: 60, methodId: 40 })
+    // Before the exchange is looked up, as RabbitMQ; "" is checked as amq.default.
+    this.#host.authorize('publish', { exchange: exchangeRes(m.exchange) })
     const ex = this.#host.vhost.deps.catalog.exchange(m.exchange === '' ? defaultExchangeName : m.exchange)
     if (ex === undefined || (m.exchange !== '' && m.exchange === defaultExchangeName)) throw reply.noExchange(m.exchange).at(60, 40)
     if ((ex.attributes as unknown as ExchangeAttributes | undefined)?.internal === true) throw reply.internalExchange(m.exchange).at(60, 40)
@@ -507,7 +548,7 @@ export class AmqpChannel {
     })
     let start = 0
     while (start < run.length) {
-      const a = publisher.admit({ exchange, events: start === 0 ? events : events.slice(start), source: 'amqp', from: { listener: 'amqp', remote: this.#host.remote }, invalid: 'event', admit: 'partial' })
+      const a = publisher.admit({ exchange, events: start === 0 ? events : events.slice(start), source: 'amqp', from: { listener: 'amqp', remote: this.#host.remote, user: this.#host.identity?.username }, invalid: 'event', admit: 'partial' })
       let waitMs: number
       if (a.admitted) {
         const from = start
@@ -612,7 +653,11 @@ export class AmqpChannel {
 
   async #consume(m: MethodOf<'basic.consume'>): Promise<void> {
     const vhost = this.#host.vhost
-    const q = vhost.use(this.#queueName(m.queue), this.#host.id)
+    const name = this.#queueName(m.queue)
+    // A stream queue is read as a stream (each consumer gets a group of its own); a classic one is a group.
+    if (vhost.queue(name)?.kind === 'stream') this.#host.authorize('stream.read', { stream: streamRes(name) })
+    else this.#host.authorize('consume', { group: groupRes(name) })
+    const q = vhost.use(name, this.#host.id)
     const tag = m.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : m.consumerTag
     if (this.#consumers.has(tag)) throw reply.reuseConsumerTag(tag)
     const perChannel = vhost.limits.maxConsumersPerChannel
@@ -698,7 +743,9 @@ export class AmqpChannel {
   }
 
   async #get(m: MethodOf<'basic.get'>): Promise<void> {
-    const q = this.#host.vhost.use(this.#queueName(m.queue), this.#host.id)
+    const name = this.#queueName(m.queue)
+    this.#host.authorize('consume', { group: groupRes(name) })
+    const q = this.#host.vhost.use(name, this.#host.id)
     if (q.kind !== 'group') throw reply.precondition(`queue '${q.name}' in vhost '/' is a stream queue; basic.get is not supported on it, use basic.consume`)
     const member = `${this.#host.id}/${this.number}/basic.get`
     this.#members.set(member, q.group)

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import type { Authenticator, Identity } from '../../auth/index.js'
+import type { Authenticator, Authorizer, Identity, Operation, ResourcesOf } from '../../auth/index.js'
 import type { AmqpListenerConfig } from '../../config/index.js'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
@@ -66,6 +66,8 @@ export interface ConnectionDeps {
   readonly config: AmqpListenerConfig
   /** Checks PLAIN and AMQPLAIN logins: auth.users, with guest/guest from loopback only by default, as RabbitMQ. */
   readonly authenticator: Authenticator
+  /** Decides each declare, bind, publish and consume for the logged-in user. */
+  readonly authorizer: Authorizer
   readonly bodySizeMax: number
   readonly logger: Logger
   readonly counters: ListenerCounters
@@ -89,6 +91,12 @@ export interface Refusal {
  * a slot for the whole handshake timeout.
  */
 const refusedHandshakeMs = 1000
+
+/**
+ * Refused operations logged at warn per connection; later ones go to debug (still counted), so a
+ * client retrying a refused declare in a loop cannot flood the log.
+ */
+const deniedWarnPerConnection = 10
 
 // draining: the client sent connection.close; its channels finish what they read, then close-ok.
 // closing: we sent connection.close and wait for close-ok.
@@ -121,6 +129,7 @@ export class AmqpConnection implements ChannelHost {
   #blockedSent = false
   #user = ''
   #identity: Identity | undefined
+  #denied = 0
   /** Commands that arrived while the login was being checked. */
   #afterLogin: Command[] = []
   readonly #offAlarm: () => void
@@ -215,6 +224,19 @@ export class AmqpConnection implements ChannelHost {
   channelClosed(number: number): void {
     this.#channels.delete(number)
     this.#assembler.reset(number)
+  }
+
+  authorize<O extends Operation>(operation: O, resources: ResourcesOf<O>): void {
+    const identity = this.#identity
+    // Channels open only after connection.open, which comes after the login: never undefined here.
+    if (identity === undefined) throw reply.commandInvalid(`${operation} before the login`)
+    const denied = this.#deps.authorizer.authorize(identity, operation, resources)
+    if (denied === undefined) return
+    this.#deps.authorizer.refused('amqp', denied)
+    const fields = { listener: 'amqp', remote: this.remote, user: identity.username, operation, permission: denied.permission, resource: denied.resource }
+    if (++this.#denied <= deniedWarnPerConnection) this.#deps.logger.warn(fields, 'AMQP operation refused')
+    else this.#deps.logger.debug(fields, 'AMQP operation refused')
+    throw reply.accessRefused(denied.permission, denied.resource, identity.username)
   }
 
   countMessage(bytes: number): void {

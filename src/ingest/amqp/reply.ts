@@ -62,6 +62,12 @@ export const reply = {
     ),
   exclusiveUse: (q: string) => new AmqpReplyError(ReplyCode.ACCESS_REFUSED, `queue '${q}' ${vhost} in exclusive use`),
   reservedName: (kind: 'queue' | 'exchange', name: string) => new AmqpReplyError(ReplyCode.ACCESS_REFUSED, `${kind} name '${name}' contains reserved prefix 'amq.*'`),
+  /**
+   * An operation the user may not do, in RabbitMQ's words: `write access to exchange 'x' in vhost
+   * '/' refused for user 'bob'`. A stream or a group is the queue of that name to an AMQP client.
+   */
+  accessRefused: (permission: string, resource: { readonly kind: string; readonly name: string }, user: string) =>
+    new AmqpReplyError(ReplyCode.ACCESS_REFUSED, `${permission} access to ${resource.kind === 'exchange' ? 'exchange' : 'queue'} '${resource.name}' ${vhost} refused for user '${user}'`),
   defaultExchange: () => new AmqpReplyError(ReplyCode.ACCESS_REFUSED, 'operation not permitted on the default exchange'),
   internalExchange: (x: string) => new AmqpReplyError(ReplyCode.ACCESS_REFUSED, `cannot publish to internal exchange '${x}' ${vhost}`),
   protectedDefinition: (kind: string, name: string) =>

@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto'
-import type { Authenticator } from '../../auth/index.js'
+import type { Authenticator, Authorizer } from '../../auth/index.js'
 import type { AmqpListenerConfig } from '../../config/index.js'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
-import { TcpListener, type ConnectionBudget } from '../tcp/server.js'
+import { TcpListener, type ConnectionBudget, type DoorShared } from '../tcp/server.js'
+import { tlsSetupFor } from '../tcp/tls.js'
 import { AmqpConnection, type Refusal } from './connection.js'
 import { AmqpVhost, type VhostDeps } from './vhost.js'
 
 export interface AmqpListenerOptions {
   readonly config: AmqpListenerConfig
   readonly authenticator: Authenticator
+  /** Decides every declare, bind, publish and consume, from the one table (src/auth/operations.ts). */
+  readonly authorizer: Authorizer
   /** server.limits.maxConnections: sockets past it are closed at accept, before any AMQP. */
   readonly maxConnections: number
   /** The count shared with the other TCP doors. */
@@ -20,6 +23,23 @@ export interface AmqpListenerOptions {
   readonly vhost: VhostDeps
   /** Registers for alarm changes (true: raised); returns the unregister function. */
   readonly onAlarm: (fn: (blocked: boolean) => void) => () => void
+  /** What the door's entries share when `server.amqp` lists several (plain and amqps ports). */
+  readonly shared?: AmqpShared | undefined
+}
+
+export interface AmqpShared extends DoorShared {
+  /** The one virtual host every entry serves (exclusive queues, consumers); made here when absent. */
+  readonly vhost?: AmqpVhost | undefined
+}
+
+/**
+ * The virtual host, started: exclusive and server-named queues of an earlier run are deleted.
+ * Once per process, whatever the number of AMQP entries.
+ */
+export async function startAmqpVhost(deps: VhostDeps, config: AmqpListenerConfig): Promise<AmqpVhost> {
+  const vhost = new AmqpVhost(deps, { maxQueuesPerConnection: config.maxQueuesPerConnection, maxConsumersPerChannel: config.maxConsumersPerChannel })
+  await vhost.start()
+  return vhost
 }
 
 /** At most one log line a second per limit, so a flood of refused sockets cannot flood the log. */
@@ -36,8 +56,7 @@ const limitLogEveryMs = 1000
  * over its connection limits, so the client's error says why.
  */
 export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListener> {
-  const vhost = new AmqpVhost(opts.vhost, { maxQueuesPerConnection: opts.config.maxQueuesPerConnection, maxConsumersPerChannel: opts.config.maxConsumersPerChannel })
-  await vhost.start()
+  const vhost = opts.shared?.vhost ?? (await startAmqpVhost(opts.vhost, opts.config))
   const prefix = randomBytes(3).toString('hex')
   let seq = 0
   const cfg = opts.config
@@ -75,6 +94,10 @@ export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListen
     budget: opts.budget,
     idleTimeoutMs: 0,
     logger: opts.logger,
+    // amqps: TLS first, then the same protocol; the TLS handshake is held to the AMQP one's deadline.
+    tls: tlsSetupFor('amqp', cfg, opts.shared?.tlsReloader),
+    counters: opts.shared?.counters,
+    tlsHandshakeTimeoutMs: cfg.handshakeTimeoutMs,
     onConnection: (socket, remote) => {
       const address = socket.remoteAddress ?? remote
       const refused = refusal(address)
@@ -96,6 +119,7 @@ export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListen
         vhost,
         config: cfg,
         authenticator: opts.authenticator,
+        authorizer: opts.authorizer,
         bodySizeMax: opts.bodySizeMax,
         logger: opts.logger,
         counters: listener.counters,

@@ -92,6 +92,17 @@ export interface VhostLimits {
   readonly maxConsumersPerChannel: number
 }
 
+/**
+ * The permission checks of a queue.declare, asked by the vhost once the queue's name is known (a
+ * server-named queue's too, as RabbitMQ checks `amq.gen-…`). Each throws to refuse.
+ */
+export interface DeclareChecks {
+  /** Every declare but a passive one (which, as in RabbitMQ, needs no permission). */
+  readonly declare: (queue: string) => void
+  /** A new queue naming a dead-letter exchange (`""` comes as amq.default). */
+  readonly deadLetter: (queue: string, exchange: string) => void
+}
+
 /** Server-named queues; clients cannot declare `amq.` names, so the prefix alone marks them. */
 const serverNamedPrefix = 'amq.gen-'
 
@@ -165,6 +176,7 @@ export class AmqpVhost {
   declareQueue(
     connectionId: string,
     m: { queue: string; passive: boolean; durable: boolean; exclusive: boolean; autoDelete: boolean; arguments: FieldTable },
+    checks: DeclareChecks,
   ): Promise<{ queue: string; messageCount: number; consumerCount: number }> {
     return this.serial(async () => {
       const name = m.queue === '' ? `amq.gen-${randomBytes(16).toString('base64url')}` : m.queue
@@ -173,6 +185,7 @@ export class AmqpVhost {
         const q = this.use(name, connectionId)
         return { queue: name, ...this.counts(q) }
       }
+      checks.declare(name)
       if (existing !== undefined) {
         const q = this.use(name, connectionId)
         if (q.attributes !== undefined) checkQueueEquivalent(name, q.attributes, m)
@@ -189,6 +202,7 @@ export class AmqpVhost {
       if (!isValidName(name)) throw reply.precondition(`queue name '${name}' is not valid in Sluice: letters, digits, '.', '_' and '-', at most 200 characters`)
       if (this.deps.streams.get(name) !== undefined) throw reply.precondition(`a stream named '${name}' exists without a consumer group of that name; Sluice cannot make it a queue`)
       const spec = queueSpec(name, m.arguments)
+      if (spec.deadLetterExchange !== undefined) checks.deadLetter(name, spec.deadLetterExchange)
       const attributes: QueueAttributes = { amqp: 'queue', type: spec.type, durable: m.durable, exclusive: m.exclusive, autoDelete: m.autoDelete, arguments: spec.args }
       if (spec.deadLetterExchange !== undefined && this.deps.catalog.exchange(spec.deadLetterExchange) === undefined) throw reply.noExchange(spec.deadLetterExchange)
       try {

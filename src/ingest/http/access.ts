@@ -9,7 +9,9 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, Authorizer, Denial, Identity, LoginResult, Operation, Resource, ResourcesOf } from '../../auth/index.js'
+import type { Config } from '../../config/index.js'
 import { errors, type SluiceError } from '../../errors.js'
+import type { DoorName } from './doors.js'
 
 export interface HttpAccess {
   readonly authenticator: Authenticator
@@ -23,11 +25,17 @@ export const wwwAuthenticate = 'Basic realm="sluice", Bearer'
 
 type Params = Readonly<Record<string, string>>
 
+/** What a check may need beyond the request: the configuration, for the exchange a door publishes to. */
+interface RuleContext {
+  /** undefined while the broker recovers (the routes answer 503 then). */
+  readonly config: () => Config | undefined
+}
+
 interface Rule {
   readonly operation: Operation
   /** `body`: checked once the body is read (preHandler), since the resources are named there. */
   readonly phase: 'request' | 'body'
-  readonly check: (authorizer: Authorizer, identity: Identity, params: Params, body: unknown) => Denial | undefined
+  readonly check: (authorizer: Authorizer, identity: Identity, params: Params, body: unknown, context: RuleContext) => Denial | undefined
 }
 
 const exchange = (name: string | undefined): Resource => ({ kind: 'exchange', name: name ?? '' })
@@ -37,6 +45,24 @@ const group = (name: string | undefined): Resource => ({ kind: 'group', name: na
 function rule<O extends Operation>(operation: O, resources: (p: Params) => ResourcesOf<O>): Rule {
   return { operation, phase: 'request', check: (authorizer, identity, p) => authorizer.authorize(identity, operation, resources(p)) }
 }
+
+/**
+ * A door's publish (OTLP, Loki, Elasticsearch bulk): write on the exchange its configuration names.
+ * A door that is off or has no exchange stores nothing; its route answers 404 (503 while recovering).
+ */
+function doorPublish(door: DoorName): Rule {
+  return {
+    operation: 'publish',
+    phase: 'request',
+    check: (authorizer, identity, _p, _body, context) => {
+      const name = context.config()?.server[door].exchange
+      return name === undefined || name === null ? undefined : authorizer.authorize(identity, 'publish', { exchange: exchange(name) })
+    },
+  }
+}
+
+/** What agents ask before they publish (the Elasticsearch handshake and probes): any user who logs in. */
+const doorProbe = rule('door.probe', () => ({}))
 
 /**
  * PUT /v1/groups/{group}: configure on the group and read on the stream it reads (a group is a way
@@ -62,7 +88,21 @@ const declareGroup: Rule = {
   },
 }
 
-/** Every /v1 route, by method and fastify's route pattern. A route missing here is refused to all but administrators. */
+/** DELETE /v1/exchanges/{exchange}/bindings: the destination is named in the body, as for an AMQP unbind. */
+const unbind: Rule = {
+  operation: 'bind',
+  phase: 'body',
+  check: (authorizer, identity, p, body) => {
+    const def = parseObject(body)
+    const destination = typeof def?.stream === 'string' ? stream(def.stream) : exchange(typeof def?.toExchange === 'string' ? def.toExchange : '')
+    return authorizer.authorize(identity, 'bind', { source: exchange(p.exchange), destination })
+  },
+}
+
+/**
+ * Every /v1 route and every door route, by method and fastify's route pattern. A /v1 route missing
+ * here is refused to all but administrators.
+ */
 export const httpRules: Readonly<Record<string, Rule>> = {
   'POST /v1/exchanges/:exchange/publish': rule('publish', (p) => ({ exchange: exchange(p.exchange) })),
   'GET /v1/exchanges': rule('exchanges.list', () => ({})),
@@ -82,6 +122,24 @@ export const httpRules: Readonly<Record<string, Rule>> = {
   'GET /v1/groups/:group/parked': rule('group.parked.read', (p) => ({ group: group(p.group) })),
   'POST /v1/groups/:group/parked/redrive': rule('group.parked.redrive', (p) => ({ group: group(p.group) })),
   'DELETE /v1/groups/:group/parked': rule('group.parked.purge', (p) => ({ group: group(p.group) })),
+  'DELETE /v1/groups/:group': rule('group.delete', (p) => ({ group: group(p.group) })),
+  'DELETE /v1/streams/:stream': rule('queue.delete', (p) => ({ queue: stream(p.stream) })),
+  'DELETE /v1/exchanges/:exchange': rule('exchange.delete', (p) => ({ exchange: exchange(p.exchange) })),
+  'DELETE /v1/exchanges/:exchange/bindings': unbind,
+  // The doors for other ecosystems' agents (src/ingest/http/doors.ts).
+  'POST /v1/logs': doorPublish('otlp'),
+  'POST /loki/api/v1/push': doorPublish('loki'),
+  'POST /_bulk': doorPublish('elasticsearch'),
+  'POST /:index/_bulk': doorPublish('elasticsearch'),
+  'GET /': doorProbe,
+  'GET /_license': doorProbe,
+  'GET /_xpack': doorProbe,
+  'GET /_cluster/health': doorProbe,
+  'GET /_index_template/:name': doorProbe,
+  'PUT /_index_template/:name': doorProbe,
+  'GET /_template/:name': doorProbe,
+  'PUT /_template/:name': doorProbe,
+  'HEAD /:index': doorProbe,
 }
 
 const metricsRule = rule('metrics', () => ({}))
@@ -95,18 +153,23 @@ export function requestIdentity(req: FastifyRequest): Identity | undefined {
   return identities.get(req.raw)
 }
 
-/** /v1 routes registered on the app with no rule in httpRules (a test keeps this empty). */
+/** Routes registered on the app, but the open ones, with no rule in httpRules (a test keeps this empty). */
 export function routesWithoutRule(app: FastifyInstance): string[] {
   return [...(routesSeen.get(app) ?? [])].filter((key) => httpRules[key] === undefined)
 }
 
-/** Registers the checks; call before the routes, so every route is seen. */
-export function installAccess(app: FastifyInstance, access: HttpAccess): void {
+/**
+ * Registers the checks; call before the routes, so every route is seen. `config` gives the doors'
+ * settings (undefined while the broker recovers).
+ */
+export function installAccess(app: FastifyInstance, access: HttpAccess, config: () => Config | undefined = () => undefined): void {
+  const context: RuleContext = { config }
   const seen = new Set<string>()
   routesSeen.set(app, seen)
   app.addHook('onRoute', (route) => {
-    if (!route.url.startsWith('/v1/')) return
-    for (const method of [route.method].flat()) if (method !== 'HEAD') seen.add(`${method} ${route.url}`)
+    if (openPaths.has(route.url) || route.url === '/metrics') return
+    // A HEAD fastify adds beside a GET is checked as that GET (ruleOf).
+    for (const method of [route.method].flat()) if (method !== 'HEAD' || route.url === '/:index') seen.add(`${method} ${route.url}`)
   })
 
   app.addHook('onRequest', async (req, reply) => {
@@ -114,10 +177,11 @@ export function installAccess(app: FastifyInstance, access: HttpAccess): void {
     if (openPaths.has(path)) return
     const isMetrics = path === '/metrics'
     if (isMetrics && access.openMetrics) return
-    if (!isMetrics && !path.startsWith('/v1/')) return // no such route: 404, nothing to guard
+    // Not a route (404), or an open one: nothing to guard.
+    if (!isMetrics && ruleOf(req) === undefined) return
     const identity = await authenticate(req, reply, access.authenticator)
     identities.set(req.raw, identity)
-    if (isMetrics) return authorize(metricsRule.check(access.authorizer, identity, {}, undefined))
+    if (isMetrics) return authorize(access.authorizer, metricsRule.check(access.authorizer, identity, {}, undefined, context))
     const found = ruleOf(req)
     if (found === undefined) return // not a route: the 404 handler answers
     if (found === 'missing') {
@@ -125,7 +189,7 @@ export function installAccess(app: FastifyInstance, access: HttpAccess): void {
       if (identity.tags.has('administrator')) return
       throw errors.forbidden(`user "${identity.username}" may not use ${req.method} ${req.routeOptions.url ?? ''}: the route has no permission rule (administrators only)`, 'administrator', { kind: 'broker', name: req.routeOptions.url ?? '' })
     }
-    if (found.phase === 'request') authorize(found.check(access.authorizer, identity, req.params as Params, undefined))
+    if (found.phase === 'request') authorize(access.authorizer, found.check(access.authorizer, identity, req.params as Params, undefined, context))
   })
 
   app.addHook('preHandler', async (req) => {
@@ -133,19 +197,22 @@ export function installAccess(app: FastifyInstance, access: HttpAccess): void {
     if (found === undefined || found === 'missing' || found.phase !== 'body') return
     const identity = identities.get(req.raw)
     if (identity === undefined) return // onRequest refused it already
-    authorize(found.check(access.authorizer, identity, req.params as Params, req.body))
+    authorize(access.authorizer, found.check(access.authorizer, identity, req.params as Params, req.body, context))
   })
 }
 
 function ruleOf(req: FastifyRequest): Rule | 'missing' | undefined {
   const url = req.routeOptions.url
-  if (url === undefined || !url.startsWith('/v1/')) return undefined
-  const method = req.method === 'HEAD' ? 'GET' : req.method
-  return httpRules[`${method} ${url}`] ?? 'missing'
+  if (url === undefined) return undefined
+  const found = httpRules[`${req.method} ${url}`] ?? (req.method === 'HEAD' ? httpRules[`GET ${url}`] : undefined)
+  if (found !== undefined) return found
+  return url.startsWith('/v1/') ? 'missing' : undefined
 }
 
-function authorize(denied: Denial | undefined): void {
-  if (denied !== undefined) throw errors.forbidden(denied.message, denied.permission, denied.resource)
+function authorize(authorizer: Authorizer, denied: Denial | undefined): void {
+  if (denied === undefined) return
+  authorizer.refused('http', denied)
+  throw errors.forbidden(denied.message, denied.permission, denied.resource)
 }
 
 function refused(reply: FastifyReply, e: SluiceError): SluiceError {

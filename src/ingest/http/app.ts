@@ -1,13 +1,16 @@
-import { createServer, maxHeaderSize, STATUS_CODES, type IncomingMessage } from 'node:http'
+import { createServer, maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
-import { fastify, type FastifyInstance, type FastifyReply } from 'fastify'
+import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errors, SluiceError } from '../../errors.js'
 import type { HttpListenerConfig, LimitsConfig } from '../../config/index.js'
 import type { Metrics } from '../../metrics/index.js'
 import { newCounters, type ConnectionBudget, type ListenerCounters } from '../tcp/server.js'
+import { loadTlsOptions, peerCertificate, tlsSetupFor, type PeerCertificate, type TlsReloader } from '../tcp/tls.js'
 import { beginBody, drainAfterAnswer, hasBodyPending, isDraining, type BodyLimits } from './body.js'
 import { installAccess, type HttpAccess } from './access.js'
 import { registerRoutes, type BrokerView } from './routes.js'
+import { isDoorRoute } from './doors.js'
 import { clientAddress, ConnectionGuard, RequestSlots, type Ticket } from './slots.js'
 
 export interface HttpDeps {
@@ -20,6 +23,15 @@ export interface HttpDeps {
   readonly budget?: ConnectionBudget | undefined
   /** Who may do what (src/auth): every /v1 route and /metrics ask it. */
   readonly access: HttpAccess
+  /** Where an HTTPS entry's certificate is registered for reload on SIGHUP. */
+  readonly tlsReloader?: TlsReloader | undefined
+  /** Counters shared with the other HTTP entries' apps (`server.http` listing several); else its own. */
+  readonly counters?: ListenerCounters | undefined
+}
+
+/** The verified client certificate of an HTTPS request (clientAuth optional or required). */
+export function requestPeerCertificate(req: FastifyRequest): PeerCertificate | undefined {
+  return peerCertificate(req.raw.socket)
 }
 
 /**
@@ -33,6 +45,7 @@ export const maxParamChars = 3 * nameMaxChars
 export interface HttpListenerView {
   readonly options: { readonly name: 'http' }
   readonly counters: ListenerCounters
+  readonly tls?: boolean
 }
 
 const views = new WeakMap<FastifyInstance, HttpListenerView>()
@@ -69,6 +82,8 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   const { http, limits } = deps
   // A body has to finish within its own deadline, and that is never longer than the request's.
   const body: BodyLimits = { maxBodyBytes: limits.maxBodyBytes, bodyTimeoutMs: Math.min(http.bodyTimeoutMs, http.requestTimeoutMs), maxDrainBytes: http.maxDrainBytes }
+  const tls = tlsSetupFor('http', http, deps.tlsReloader)
+  let unregisterTls: (() => void) | undefined
   const app = fastify({
     logger: false,
     bodyLimit: limits.maxBodyBytes,
@@ -80,8 +95,15 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     keepAliveTimeout: http.keepAliveTimeoutMs,
     // Node checks header and request deadlines on a sweep (30 s by default); a one-second sweep
     // makes a slow-loris client go close to its deadline, not up to 30 s later.
-    serverFactory: (handler) =>
-      createServer({ headersTimeout: http.headersTimeoutMs, requestTimeout: http.requestTimeoutMs, connectionsCheckingInterval: 1000, keepAliveTimeout: http.keepAliveTimeoutMs }, handler),
+    serverFactory: (handler) => {
+      const options = { headersTimeout: http.headersTimeoutMs, requestTimeout: http.requestTimeoutMs, connectionsCheckingInterval: 1000, keepAliveTimeout: http.keepAliveTimeoutMs }
+      if (tls === undefined) return createServer(options, handler)
+      // HTTPS: the handshake is held to the headers' deadline, the first thing a client owes.
+      const server = createHttpsServer({ ...options, ...loadTlsOptions(tls), handshakeTimeout: http.headersTimeoutMs }, handler)
+      unregisterTls = tls.reloader?.add(tls, server)
+      // An https.Server serves fastify exactly as an http.Server does; only the types differ.
+      return server as unknown as HttpServer
+    },
     // What fastify refuses before routing (a malformed or over-long path) gets the one error shape too.
     frameworkErrors: (err, _req, reply) => {
       const e = toSluiceError(err, http, limits)
@@ -107,9 +129,14 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     },
   })
 
-  const counts = newCounters()
-  views.set(app, { options: { name: 'http' }, counters: counts })
-  const connections = new ConnectionGuard(app.server, { limit: http.maxConnections, limitPerAddress: http.maxConnectionsPerAddress, firstRequestMs: http.headersTimeoutMs, budget: deps.budget }, counts)
+  const counts = deps.counters ?? newCounters()
+  views.set(app, { options: { name: 'http' }, counters: counts, tls: tls !== undefined })
+  const connections = new ConnectionGuard(
+    app.server,
+    { limit: http.maxConnections, limitPerAddress: http.maxConnectionsPerAddress, firstRequestMs: http.headersTimeoutMs, budget: deps.budget, tls: http.tls ?? undefined },
+    counts,
+  )
+  app.addHook('onClose', async () => unregisterTls?.())
   let closing = false
   // Aborted as the door stops taking connections: long polls answer with what they have, so the
   // requests in flight end promptly and before the groups they wait on close.
@@ -131,7 +158,7 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   // pipelined requests whose responses never got the socket (and so never emit 'close').
   const held = new WeakMap<Socket, Set<Ticket>>()
   app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/v1/')) return
+    if (!req.url.startsWith('/v1/') && !isDoorRoute(req)) return
     const socket = req.raw.socket
     const ticket = slots.acquire(clientAddress(socket))
     if (ticket instanceof SluiceError) throw ticket
@@ -180,7 +207,7 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errors.notFound(req.method, req.url).toJSON()))
 
   // After the request places are taken: a login waiting its turn holds one, so waits are bounded.
-  installAccess(app, deps.access)
+  installAccess(app, deps.access, () => deps.getBroker()?.config)
 
   // Liveness: the process answers. Readiness: recovery is over and publishes can be confirmed.
   app.get('/healthz', async () => ({ status: 'ok' }))

@@ -219,6 +219,7 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     for (const [k, v] of Object.entries(filter)) {
       if (!['reason', 'group', 'exchange'].includes(k) || typeof v !== 'string') throw errors.badRequest(`filter.${k}: the filter takes reason, group and exchange, as strings`)
     }
-    return view.redriver.redrive(stream, limit, filter as { reason?: string; group?: string; exchange?: string })
+    const deadLetterTarget = view.groups.all().some((g) => g.config.deadLetter?.kind === 'stream' && g.config.deadLetter.stream === stream.name)
+    return view.redriver.redrive(stream, limit, filter as { reason?: string; group?: string; exchange?: string }, { deadLetterTarget })
   })
 }

@@ -4,7 +4,7 @@ import type { GroupRegistry, Redriver } from '../../consumers/index.js'
 import { errors } from '../../errors.js'
 import type { StoredRecord } from '../../log/index.js'
 import type { Router } from '../../router/index.js'
-import type { BrokerPublisher } from '../../streams/publisher.js'
+import type { BrokerPublisher, PublishRequest } from '../../streams/publisher.js'
 import type { StreamRates } from '../../streams/rates.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { eventTtlMsMax, parseTtl } from '../../streams/ttl.js'
@@ -15,7 +15,10 @@ import type { IngestListener } from '../tcp/server.js'
 import { requestIdentity } from './access.js'
 import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
+import { registerDoors } from './doors.js'
 import { registerGroupRoutes, type RequestBound } from './groups.js'
+import { registerDefinitionRoutes, type QueueAdmin } from './definitions.js'
+import type { Catalog } from '../../streams/catalog.js'
 
 /** What the HTTP door may use of the broker; undefined until recovery has finished. */
 export interface BrokerView {
@@ -26,6 +29,10 @@ export interface BrokerView {
   readonly rates: StreamRates
   readonly groups: GroupRegistry
   readonly redriver: Redriver
+  /** Run-time definitions, for the DELETE routes (definitions.ts). */
+  readonly catalog: Catalog
+  /** The AMQP door's queues when it runs (see definitions.ts). */
+  readonly queues?: QueueAdmin | undefined
   readonly listeners: readonly IngestListener[]
   readonly ingestErrors: IngestErrors
   readonly limiter: RateLimiter
@@ -52,21 +59,33 @@ export interface RouteLimits extends BodyLimits {
 
 const eventTypes = ['application/json', 'application/x-ndjson', 'application/jsonl', 'application/ndjson']
 
+/** Who publishes, for the rate limits: the address, and the user and API key the request logged in as. */
+function publisherOf(req: FastifyRequest): PublishRequest['from'] {
+  const who = requestIdentity(req)
+  return { listener: 'http', remote: req.ip, apiKey: who?.apiKey, user: who?.username }
+}
+
 /** `closing` aborts when the server stops: long polls then answer with what they have. */
 export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits, closing: AbortSignal): void {
   // Bodies stay raw buffers: NDJSON lines are stored as they came, without a parse/stringify trip.
   // The door reads them itself (readBody) for its limits: decoded size, gzip, the body deadline.
+  // Fastify runs the content-type parsers before its not-found handler too: a path with no route
+  // answers 404 whatever its content type, and its body is drained (body.ts), never read.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser(eventTypes, (req: FastifyRequest) => readBody(req.raw, limits))
+  app.addContentTypeParser(eventTypes, async (req: FastifyRequest) => (req.is404 ? undefined : readBody(req.raw, limits)))
   // No content type at all is taken as NDJSON (pino-http-send and similar pipe tools send none);
   // any other type is refused by name.
   app.addContentTypeParser('*', async (req: FastifyRequest) => {
+    if (req.is404) return undefined
     const type = String(req.headers['content-type'] ?? '').trim()
     if (type !== '') throw errors.unsupportedMediaType(type)
     return readBody(req.raw, limits)
   })
 
   registerGroupRoutes(app, (reply) => brokerOr503(getBroker, reply), closing)
+  registerDefinitionRoutes(app, (reply) => brokerOr503(getBroker, reply))
+  // OTLP, Loki and Elasticsearch bulk, each in a scope of its own (they read their own content types).
+  registerDoors(app, getBroker, limits)
 
   app.post<{ Params: { exchange: string }; Querystring: { routingKey?: string; envelope?: string } }>('/v1/exchanges/:exchange/publish', async (req, reply) => {
     const broker = brokerOr503(getBroker, reply)
@@ -80,7 +99,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const idem = req.headers['idempotency-key']
     const idempotencyKey = typeof idem === 'string' && idem.length > 0 ? idem : undefined
     if (idempotencyKey !== undefined && !idempotencyKey.isWellFormed()) throw errors.badRequest('idempotency-key holds invalid Unicode')
-    const { accepted, duplicates, unroutable } = await broker.publisher.publish({ exchange, events, idempotencyKey, source: 'http', from: { listener: 'http', remote: req.ip, apiKey: requestIdentity(req)?.apiKey } })
+    const { accepted, duplicates, unroutable } = await broker.publisher.publish({ exchange, events, idempotencyKey, source: 'http', from: publisherOf(req) })
     // The contract's answer: counts only (an HTTP request is all or nothing, so nothing is refused one by one).
     return { accepted, duplicates, unroutable }
   })
@@ -97,8 +116,14 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const f = req.query.from
     if (f === undefined || f === '' || f === 'earliest') from = log.startOffset
     else if (f === 'latest') from = log.endOffset
-    else if (/^\d+$/.test(f)) from = Number(f)
-    else {
+    else if (/^\d+$/.test(f)) {
+      from = Number(f)
+      // Past the end is a client's mistake (a stale or foreign offset), not an empty read; the end
+      // itself is where a follower waits. Below the start, retention took it: read from the start.
+      if (from > log.endOffset) throw errors.logOffsetOutOfRange(from, log.startOffset, log.endOffset)
+    } else if (/^-\d+$/.test(f)) {
+      throw errors.badRequest(`from ${f} is negative; offsets start at 0 (the stream's first is ${log.startOffset})`, { from: f })
+    } else {
       const t = Date.parse(f)
       if (Number.isNaN(t)) throw errors.badRequest(`from "${f}" is neither an offset, an ISO 8601 time, "earliest" nor "latest"`, { from: f })
       from = await log.offsetForTime(t)

@@ -1,6 +1,9 @@
 import type { Server, Socket } from 'node:net'
+import { Server as TlsServer, type TLSSocket } from 'node:tls'
+import type { TlsConfig } from '../../config/index.js'
 import { errors, type SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
+import { peerRefusal } from '../tcp/tls.js'
 
 /** A held place: given back once, whichever of answer, abort, error or close comes first. */
 export interface Ticket {
@@ -68,7 +71,11 @@ export interface ConnectionCounters {
   connections: number
   connectionsTotal: number
   connectionsRefused: number
+  tlsHandshakeFailures: number
 }
+
+/** A TCP connection by its peer, which its TLS socket shares: the one link Node makes public. */
+const peerKey = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`
 
 /** Refused connections still being answered; past this many, more are closed without a word. */
 const refusalsAnsweredMax = 1024
@@ -83,51 +90,105 @@ const refusalLingerMs = 1000
  * timeout. A connection that sends nothing within `firstRequestMs` is closed too: Node's header
  * deadline starts only with a request's first byte, so a silent connection would otherwise hold
  * its place (and a stop) forever.
+ *
+ * Over TLS (an HTTPS server) the caps apply at accept too, before a handshake is paid for, but a
+ * refused connection is closed without an answer: plain text would mean nothing to a TLS client,
+ * which sees the reset at once. The silence deadline starts once the handshake is done (Node's
+ * handshake timeout, set to the same value, bounds the handshake).
  */
 export class ConnectionGuard {
   readonly #open = new Set<Socket>()
   readonly #used = new WeakSet<Socket>()
   readonly #byAddress = new Map<string, number>()
+  /** TLS only: accepted TCP sockets whose handshake is under way, by peer. */
+  readonly #handshaking = new Map<string, Socket>()
+  /** This server's own open connections (the counters may be shared with other HTTP entries). */
+  #count = 0
   #answering = 0
 
   constructor(
     server: Server,
-    readonly opts: { readonly limit: number; readonly limitPerAddress: number; readonly firstRequestMs: number; readonly budget?: { take(): boolean; give(): void } | undefined },
+    readonly opts: {
+      readonly limit: number
+      readonly limitPerAddress: number
+      readonly firstRequestMs: number
+      readonly budget?: { take(): boolean; give(): void } | undefined
+      /** Set for an HTTPS server: what its clients' certificates are checked against. */
+      readonly tls?: TlsConfig | undefined
+    },
     readonly counters: ConnectionCounters,
   ) {
-    // Node's own listener (the HTTP parser) runs only for connections let in.
+    const secure = server instanceof TlsServer
+    // Node's own listener (the HTTP parser, or the TLS handshake first) runs only for connections let in.
     const inner = server.listeners('connection') as Array<(socket: Socket) => void>
     server.removeAllListeners('connection')
     server.on('connection', (socket: Socket) => {
       const address = clientAddress(socket)
       let refused: SluiceError | undefined
-      if (counters.connections >= opts.limit) refused = errors.tooManyConnections('http.maxConnections', opts.limit)
+      if (this.#count >= opts.limit) refused = errors.tooManyConnections('http.maxConnections', opts.limit)
       else if ((this.#byAddress.get(address) ?? 0) >= opts.limitPerAddress) refused = errors.tooManyConnections('http.maxConnectionsPerAddress', opts.limitPerAddress)
       else if (opts.budget !== undefined && !opts.budget.take()) refused = errors.tooManyConnections('limits.maxConnections', undefined)
       if (refused !== undefined) {
         counters.connectionsRefused++
-        this.#refuse(socket, refused)
+        if (secure) {
+          socket.on('error', () => undefined)
+          socket.destroy()
+        } else this.#refuse(socket, refused)
         return
       }
+      this.#count++
       counters.connections++
       counters.connectionsTotal++
       take(this.#byAddress, address)
-      this.#open.add(socket)
-      const silent = setTimeout(() => {
-        // A request under way is Node's to time out (with a 408); this is for silence.
-        if (this.#used.has(socket) || socket.bytesRead > 0) return
-        hitLimit('http.headersTimeout')
-        socket.destroy()
-      }, opts.firstRequestMs)
-      silent.unref()
       socket.once('close', () => {
-        clearTimeout(silent)
-        this.#open.delete(socket)
+        this.#count--
         counters.connections--
         opts.budget?.give()
         give(this.#byAddress, address)
       })
+      if (secure) {
+        const key = peerKey(socket)
+        this.#handshaking.set(key, socket)
+        socket.once('close', () => {
+          if (this.#handshaking.get(key) === socket) this.#handshaking.delete(key)
+        })
+      } else this.#watch(socket)
       for (const l of inner) l.call(server, socket)
+    })
+    if (secure) {
+      server.on('secureConnection', (socket: TLSSocket) => {
+        this.#handshaking.delete(peerKey(socket))
+        const refusal = opts.tls === undefined ? undefined : peerRefusal(socket, opts.tls)
+        if (refusal !== undefined) {
+          counters.tlsHandshakeFailures++
+          socket.destroy()
+          return
+        }
+        this.#watch(socket)
+      })
+      server.on('tlsClientError', (_err: Error, socket: TLSSocket) => {
+        counters.tlsHandshakeFailures++
+        // With a listener here, Node leaves the socket open (a handshake timeout included).
+        socket.destroy()
+      })
+    }
+  }
+
+  /** A connection the HTTP parser reads: it must carry a request within firstRequestMs. */
+  #watch(socket: Socket): void {
+    this.#open.add(socket)
+    const opts = this.opts
+    // Over TLS the socket's bytes are the requests' own (the handshake was on the TCP socket).
+    const silent = setTimeout(() => {
+      // A request under way is Node's to time out (with a 408); this is for silence.
+      if (this.#used.has(socket) || socket.bytesRead > 0) return
+      hitLimit('http.headersTimeout')
+      socket.destroy()
+    }, opts.firstRequestMs)
+    silent.unref()
+    socket.once('close', () => {
+      clearTimeout(silent)
+      this.#open.delete(socket)
     })
   }
 
@@ -159,5 +220,6 @@ export class ConnectionGuard {
   /** On stop: connections that never carried a request have nothing to finish. */
   closeUnused(): void {
     for (const socket of this.#open) if (!this.#used.has(socket)) socket.destroy()
+    for (const socket of this.#handshaking.values()) socket.destroy()
   }
 }

@@ -7,15 +7,17 @@ import { compileTemplate, type RoutingKeyTemplate } from '../../router/index.js'
 import type { Publisher } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import { LineSplitter } from '../tcp/lines.js'
+import { refuseConnection, type DoorAccess } from '../door-access.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { TcpListener, type ConnectionBudget } from '../tcp/server.js'
+import { TcpListener, type ConnectionBudget, type DoorShared } from '../tcp/server.js'
+import { tlsSetupFor } from '../tcp/tls.js'
 
 /**
  * One JSON value a line over TCP (Vector, Fluent Bit, pino-socket, `nc`). Each line is an event
  * body published to the configured exchange; a malformed line goes to ingest-errors with its
  * line number and the connection goes on.
  */
-export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget): TcpListener {
+export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget, shared: DoorShared = {}, access?: DoorAccess): TcpListener {
   // Without its own template the listener leaves the key to the exchange's template.
   const template: RoutingKeyTemplate | undefined = config.routingKey === null ? undefined : compileTemplate(config.routingKey)
   const listener: TcpListener = new TcpListener({
@@ -27,9 +29,16 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
     budget,
     idleTimeoutMs: config.idleTimeoutMs,
     logger,
-    onConnection: (socket: Socket, remote: string) => {
+    // Over TLS, a silent client is as silent during its handshake.
+    tls: tlsSetupFor('ndjson', config, shared.tlsReloader),
+    counters: shared.counters,
+    tlsHandshakeTimeoutMs: config.idleTimeoutMs,
+    allow: access === undefined ? undefined : (address) => access.admit(address),
+    onConnection: (socket: Socket, remote: string, peer) => {
       const counters = listener.counters
-      const pipeline = doorPipeline(socket, remote, { listener: 'ndjson', exchange, publisher, errors, limiter, logger, maxPendingBytes: config.maxPendingBytes })
+      const identity = access?.identity(socket.remoteAddress, peer)
+      if (access !== undefined && identity === undefined) return refuseConnection(socket)
+      const pipeline = doorPipeline(socket, remote, { listener: 'ndjson', exchange, user: identity?.username, publisher, errors, limiter, logger, maxPendingBytes: config.maxPendingBytes })
       const lines = new LineSplitter(
         config.maxLineBytes,
         (line, lineNo) => {

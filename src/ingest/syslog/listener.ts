@@ -9,8 +9,10 @@ import type { Logger } from '../../logger.js'
 import { compileTemplate } from '../../router/index.js'
 import type { Publisher, PublishEvent } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
+import { refuseConnection, type DoorAccess } from '../door-access.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { newCounters, TcpListener, type ConnectionBudget, type ListenerCounters } from '../tcp/server.js'
+import { newCounters, TcpListener, type ConnectionBudget, type DoorShared, type ListenerCounters } from '../tcp/server.js'
+import { tlsSetupFor } from '../tcp/tls.js'
 import { SyslogFramer } from './framing.js'
 import { isSyslogParseError, parseSyslog, type SyslogEvent } from './parse.js'
 
@@ -42,7 +44,7 @@ export function eventJson(e: SyslogEvent): string {
  * Syslog over TCP: RFC 5424 and RFC 3164 messages, framed by octet count or LF (detected per
  * frame), published in order per connection with the TCP door's backpressure.
  */
-export function syslogTcpListener(config: SyslogListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget): TcpListener {
+export function syslogTcpListener(config: SyslogListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget, shared: DoorShared = {}, access?: DoorAccess): TcpListener {
   const template = compileTemplate(config.routingKey)
   const listener: TcpListener = new TcpListener({
     name: 'syslog',
@@ -53,9 +55,16 @@ export function syslogTcpListener(config: SyslogListenerConfig, exchange: string
     budget,
     idleTimeoutMs: config.idleTimeoutMs,
     logger,
-    onConnection: (socket: Socket, remote: string) => {
+    // RFC 5425: the same frames (octet counting, or LF as senders also use) inside TLS.
+    tls: tlsSetupFor('syslog', config, shared.tlsReloader),
+    counters: shared.counters,
+    tlsHandshakeTimeoutMs: config.idleTimeoutMs,
+    allow: access === undefined ? undefined : (address) => access.admit(address),
+    onConnection: (socket: Socket, remote: string, peer) => {
       const counters = listener.counters
-      const pipeline = doorPipeline(socket, remote, { listener: 'syslog', exchange, publisher, errors, limiter, logger, maxPendingBytes: config.maxPendingBytes })
+      const identity = access?.identity(socket.remoteAddress, peer)
+      if (access !== undefined && identity === undefined) return refuseConnection(socket)
+      const pipeline = doorPipeline(socket, remote, { listener: 'syslog', exchange, user: identity?.username, publisher, errors, limiter, logger, maxPendingBytes: config.maxPendingBytes })
       const framer = new SyslogFramer({
         maxMessageBytes: config.maxMessageBytes,
         onFrame: (frame) => {
@@ -90,7 +99,6 @@ export function syslogTcpListener(config: SyslogListenerConfig, exchange: string
  */
 export class SyslogUdpListener {
   readonly options = { name: 'syslog-udp' }
-  readonly counters = newCounters()
   readonly #socket: UdpSocket
   #queue: PublishEvent[] = []
   #inFlight = false
@@ -102,12 +110,19 @@ export class SyslogUdpListener {
     private readonly publisher: Publisher,
     private readonly errors: IngestErrors,
     private readonly logger: Logger,
+    /** The allow list and user; unset (a door built alone in a test): every sender, no user. */
+    private readonly access?: DoorAccess,
+    /** Shared with the UDP sockets of the door's other entries (a listener key holding a list). */
+    readonly counters: ListenerCounters = newCounters(),
   ) {
     // A large receive buffer absorbs bursts while the event loop is busy; the kernel caps it at
     // net.core.rmem_max. What still overflows is lost, as UDP always allows.
     this.#socket = createSocket({ type: isIPv6(config.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: config.udpReceiveBufferBytes })
     const template = compileTemplate(config.routingKey)
     this.#socket.on('message', (msg, rinfo) => {
+      // A datagram from outside the allow list is dropped before any work is spent on it
+      // (counted in sluice_auth_failures_total{door="syslog-udp"}).
+      if (access !== undefined && (!access.admit(rinfo.address) || access.identity(rinfo.address) === undefined)) return
       this.counters.bytes += msg.length
       if (msg.length > config.maxMessageBytes) {
         this.counters.parseErrors++
@@ -140,7 +155,7 @@ export class SyslogUdpListener {
     this.#inFlight = true
     const batch = this.#queue
     this.#queue = []
-    this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog', invalid: 'event', admit: 'partial', from: { listener: 'syslog' } }).then(
+    this.publisher.publish({ exchange: this.exchange, events: batch, source: 'syslog', invalid: 'event', admit: 'partial', from: { listener: 'syslog', user: this.access?.user } }).then(
       (result) => {
         if (result.deferred !== undefined) {
           // Over a rate limit: the rest waits for the refill, ahead of what came since.

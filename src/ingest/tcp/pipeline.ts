@@ -140,6 +140,8 @@ export class ConnectionPipeline {
 export interface DoorContext {
   readonly listener: 'ndjson' | 'syslog'
   readonly exchange: string
+  /** The user the connection publishes as (the rate limits' `user`). */
+  readonly user?: string | undefined
   readonly publisher: Publisher
   readonly errors: IngestErrors
   readonly limiter: RateLimiter
@@ -150,7 +152,7 @@ export interface DoorContext {
 
 /**
  * The pipeline of one connection of a TCP door: refused events go to ingest-errors, passing
- * failures are logged and retried, and the door's rate limits apply per remote address.
+ * failures are logged and retried, and the rate limits see the door, the address and the user.
  */
 export function doorPipeline(socket: Socket, remote: string, door: DoorContext): ConnectionPipeline {
   const { listener, exchange } = door
@@ -163,7 +165,7 @@ export function doorPipeline(socket: Socket, remote: string, door: DoorContext):
       for (const e of events) door.errors.record({ listener, remote, reason: `${err.wireCode}: ${err.message}`, raw: e.body })
     },
     (err) => door.logger.warn({ listener, remote, err }, 'publish failed; retrying with the connection paused'),
-    { listener, remote: socket.remoteAddress },
+    { listener, remote: socket.remoteAddress, user: door.user },
     listener,
   )
 }

@@ -1,6 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
+import { loadTlsOptions, peerCertificate, peerRefusal, type PeerCertificate, type TlsReloader, type TlsSetup } from './tls.js'
 
 export interface ListenerCounters {
   connections: number
@@ -11,17 +13,38 @@ export interface ListenerCounters {
   bytes: number
   parseErrors: number
   dropped: number
+  /** TLS handshakes that failed (no or a bad client certificate, an old TLS version, not TLS at all). */
+  tlsHandshakeFailures: number
 }
 
-export const newCounters = (): ListenerCounters => ({ connections: 0, connectionsTotal: 0, connectionsRefused: 0, idleClosed: 0, messages: 0, bytes: 0, parseErrors: 0, dropped: 0 })
+export const newCounters = (): ListenerCounters => ({ connections: 0, connectionsTotal: 0, connectionsRefused: 0, idleClosed: 0, messages: 0, bytes: 0, parseErrors: 0, dropped: 0, tlsHandshakeFailures: 0 })
 
 /** What the server needs of any door that listens on a socket (TCP or UDP). */
 export interface IngestListener {
   readonly options: { readonly name: string }
   readonly counters: ListenerCounters
   readonly port: number
+  /** Serves TLS (a listener entry with `tls`). */
+  readonly tls?: boolean
   listen(): Promise<unknown>
   close(): Promise<void>
+}
+
+/** What the entries of one door share when its listener key holds a list of them. */
+export interface DoorShared {
+  /** One set of counters per door, so /metrics and the overview show the door once. */
+  readonly counters?: ListenerCounters | undefined
+  /** Where TLS entries register their certificates for SIGHUP. */
+  readonly tlsReloader?: TlsReloader | undefined
+}
+
+/**
+ * The first listener of each name: the entries of one door share their counters (DoorShared), so
+ * one of them speaks for all wherever listeners are counted by name.
+ */
+export function oneByName<L extends { readonly options: { readonly name: string } }>(listeners: readonly L[]): L[] {
+  const seen = new Set<string>()
+  return listeners.filter((l) => !seen.has(l.options.name) && seen.add(l.options.name))
 }
 
 /**
@@ -54,21 +77,71 @@ export interface TcpListenerOptions {
   readonly budget?: ConnectionBudget | undefined
   readonly idleTimeoutMs: number
   readonly logger: Logger
-  readonly onConnection: (socket: Socket, remote: string) => { end(): Promise<void> }
+  /** Whether a client address may connect at all (a stream door's `allow`); false closes it at accept. Counting and logging are the caller's. */
+  readonly allow?: ((address: string | undefined) => boolean) | undefined
+  /** Serve TLS, and only TLS, on this port; the caps above count a connection from accept, its handshake included. */
+  readonly tls?: TlsSetup | undefined
+  /** A TLS handshake must be done within this (the door's own first deadline); default 10 s. */
+  readonly tlsHandshakeTimeoutMs?: number | undefined
+  /** Counters shared with the door's other entries (a listener key holding a list); else its own. */
+  readonly counters?: ListenerCounters | undefined
+  /**
+   * A connection let in (for TLS: once its handshake is done). `peer` is the client certificate
+   * when the entry's clientAuth asked for one and it verified.
+   */
+  readonly onConnection: (socket: Socket, remote: string, peer: PeerCertificate | undefined) => { end(): Promise<void> }
 }
+
+/** At most one log line a second about failed handshakes per listener. */
+const handshakeLogEveryMs = 1000
 
 /**
  * A TCP door: connection limit, idle timeout, and a clean stop that stops accepting, lets each
  * connection store what it already read, then closes it.
  */
 export class TcpListener implements IngestListener {
-  readonly counters = newCounters()
+  readonly counters: ListenerCounters
   readonly #server: Server
   readonly #open = new Map<Socket, { end(): Promise<void> }>()
   readonly #perAddress = new Map<string, number>()
+  /** Accepted TCP sockets, TLS handshakes under way included, so a stop can let go of them all. */
+  readonly #accepted = new Set<Socket>()
+  #unregisterTls: (() => void) | undefined
+  #handshakeLog = { at: 0, suppressed: 0 }
 
   constructor(readonly options: TcpListenerOptions) {
-    this.#server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket))
+    this.counters = options.counters ?? newCounters()
+    const tls = options.tls
+    if (tls === undefined) {
+      this.#server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
+        if (this.#admit(socket)) this.#serve(socket, undefined)
+      })
+    } else {
+      const server = createTlsServer({ ...loadTlsOptions(tls), noDelay: true, handshakeTimeout: options.tlsHandshakeTimeoutMs ?? 10_000 })
+      // The caps apply at accept, before a handshake is paid for: Node's own listener (which
+      // wraps the socket in TLS) runs only for sockets let in.
+      const wrap = server.listeners('connection') as Array<(socket: Socket) => void>
+      server.removeAllListeners('connection')
+      server.on('connection', (socket: Socket) => {
+        if (this.#admit(socket)) for (const l of wrap) l.call(server, socket)
+      })
+      server.on('secureConnection', (socket: TLSSocket) => {
+        const refused = peerRefusal(socket, tls.config)
+        if (refused !== undefined) {
+          this.#handshakeFailed(refused, socket.remoteAddress)
+          socket.destroy()
+          return
+        }
+        this.#serve(socket, peerCertificate(socket))
+      })
+      server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+        this.#handshakeFailed(err.code ?? err.message, socket.remoteAddress)
+        // With a listener here, Node leaves the socket open (a handshake timeout included).
+        socket.destroy()
+      })
+      this.#unregisterTls = tls.reloader?.add(tls, server)
+      this.#server = server
+    }
     this.#server.maxConnections = options.maxConnections
     this.#server.on('drop', () => {
       this.counters.connectionsRefused++
@@ -76,15 +149,24 @@ export class TcpListener implements IngestListener {
     })
   }
 
-  #accept(socket: Socket): void {
+  /** The caps, on the TCP socket as accepted; false: refused and destroyed. */
+  #admit(socket: Socket): boolean {
     const c = this.counters
     const address = socket.remoteAddress ?? '?'
     const perAddressMax = this.options.maxConnectionsPerAddress
-    const refuse = (limit: string): void => {
+    const refuse = (limit: string): false => {
       c.connectionsRefused++
       hitLimit(limit)
       socket.on('error', () => undefined)
       socket.destroy()
+      return false
+    }
+    // Before any cap counts it, and before a TLS handshake is paid for.
+    if (this.options.allow !== undefined && !this.options.allow(socket.remoteAddress)) {
+      c.connectionsRefused++
+      socket.on('error', () => undefined)
+      socket.destroy()
+      return false
     }
     if (perAddressMax !== undefined && (this.#perAddress.get(address) ?? 0) >= perAddressMax) return refuse(`${this.options.name}.maxConnectionsPerAddress`)
     const budget = this.options.budget
@@ -92,6 +174,36 @@ export class TcpListener implements IngestListener {
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
     c.connections++
     c.connectionsTotal++
+    this.#accepted.add(socket)
+    socket.on('error', () => undefined) // a reset peer is routine; 'close' follows
+    socket.once('close', () => {
+      c.connections--
+      budget?.give()
+      const n = (this.#perAddress.get(address) ?? 1) - 1
+      if (n === 0) this.#perAddress.delete(address)
+      else this.#perAddress.set(address, n)
+      this.#accepted.delete(socket)
+    })
+    return true
+  }
+
+  #handshakeFailed(reason: string, address: string | undefined): void {
+    this.counters.tlsHandshakeFailures++
+    // Scanners and old clients can fail handshakes by the thousand: one line a second says so.
+    const now = Date.now()
+    const log = this.#handshakeLog
+    if (now - log.at < handshakeLogEveryMs) {
+      log.suppressed++
+      return
+    }
+    const suppressed = log.suppressed
+    this.#handshakeLog = { at: now, suppressed: 0 }
+    this.options.logger.warn({ listener: this.options.name, remote: address, reason, ...(suppressed > 0 ? { alsoSinceLastLine: suppressed } : {}) }, 'TLS handshake failed')
+  }
+
+  /** A connection let in and, for TLS, secured: the door's handler takes it. */
+  #serve(socket: Socket, peer: PeerCertificate | undefined): void {
+    const c = this.counters
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`
     socket.setTimeout(this.options.idleTimeoutMs, () => {
       // A socket we paused (backpressure, an alarm, a rate limit) is quiet because of us, not the
@@ -101,17 +213,14 @@ export class TcpListener implements IngestListener {
       hitLimit(`${this.options.name}.idleTimeout`)
       socket.destroy()
     })
-    socket.on('error', () => undefined) // a reset peer is routine; 'close' follows
-    const handler = this.options.onConnection(socket, remote)
+    socket.on('error', () => undefined)
+    const handler = this.options.onConnection(socket, remote, peer)
     this.#open.set(socket, handler)
-    socket.once('close', () => {
-      c.connections--
-      budget?.give()
-      const n = (this.#perAddress.get(address) ?? 1) - 1
-      if (n === 0) this.#perAddress.delete(address)
-      else this.#perAddress.set(address, n)
-      this.#open.delete(socket)
-    })
+    socket.once('close', () => this.#open.delete(socket))
+  }
+
+  get tls(): boolean {
+    return this.options.tls !== undefined
   }
 
   async listen(): Promise<string> {
@@ -124,7 +233,7 @@ export class TcpListener implements IngestListener {
     })
     const a = this.#server.address()
     const address = typeof a === 'object' && a !== null ? `${a.address}:${a.port}` : String(a)
-    this.options.logger.info({ listener: this.options.name, address }, 'listener up')
+    this.options.logger.info({ listener: this.options.name, address, ...(this.tls ? { tls: true } : {}) }, 'listener up')
     return address
   }
 
@@ -134,6 +243,7 @@ export class TcpListener implements IngestListener {
   }
 
   async close(): Promise<void> {
+    this.#unregisterTls?.()
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
     await Promise.all(
       [...this.#open].map(async ([socket, h]) => {
@@ -143,6 +253,8 @@ export class TcpListener implements IngestListener {
       }),
     )
     for (const socket of this.#open.keys()) socket.destroy()
+    // What is left never got to a door: TLS handshakes still under way.
+    for (const socket of this.#accepted) socket.destroy()
     await closed
   }
 }

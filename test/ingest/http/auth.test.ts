@@ -134,6 +134,10 @@ describe('HTTP door: permissions, one table', () => {
     const read = await fetch(`${s.url}/v1/streams/app-logs/events`, { headers: basic('shipper', 'ship-pw') })
     expect(read.status).toBe(403)
     expect(((await read.json()) as WireError).error.details).toEqual({ permission: 'read', resource: { kind: 'stream', name: 'app-logs' } })
+    // Each refusal is counted, by door and operation.
+    const metrics = await scrape(s.url)
+    expect(metrics).toContain('sluice_auth_denials_total{door="http",operation="consume"} 1')
+    expect(metrics).toContain('sluice_auth_denials_total{door="http",operation="stream.read"} 1')
   })
 
   it('a reader fetches and acks its group and reads its stream, but may not publish, reset or list', async () => {
