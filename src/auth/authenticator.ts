@@ -147,6 +147,21 @@ export class Authenticator {
     }
   }
 
+  /**
+   * A verified TLS client certificate naming a user by its subject's CN (AMQP's SASL EXTERNAL).
+   * The handshake proved the key, so there is nothing to guess and no slowdown: only whether the
+   * user exists and may log in from this address. A certificate without a CN is `malformed`.
+   */
+  authenticateCertificate(commonName: string | undefined, ctx: LoginContext): LoginResult {
+    if (commonName === undefined || commonName === '') return this.#fail(ctx, 'malformed', undefined)
+    const user = this.#users.get(commonName)
+    // A certificate's name is no secret, unlike a mistyped username: it is logged.
+    if (user === undefined) return this.#fail(ctx, 'unknown_user', commonName)
+    if (!this.#remoteAllowed(user, ctx)) return this.#fail(ctx, 'loopback_only', commonName)
+    const identity = this.#identity(commonName, 'certificate')
+    return identity === undefined ? this.#fail(ctx, 'unknown_user', commonName) : { ok: true, identity }
+  }
+
   /** An API key (HTTP `Authorization: Bearer <key>`); it acts as its user. */
   async authenticateApiKey(key: string, ctx: LoginContext): Promise<LoginResult> {
     const address = throttleKey(ctx.remote)

@@ -73,6 +73,28 @@ describe('Authenticator: credentials', () => {
     )
   })
 
+  it('a verified certificate logs in as the user its CN names, if that user exists and may log in from there', async () => {
+    const { auth, sleeps } = await setup(await users())
+    const results = [
+      auth.authenticateCertificate('app', from('10.0.2.1')),
+      auth.authenticateCertificate('local', from('127.0.0.1')),
+      auth.authenticateCertificate('nobody', from('10.0.2.2')),
+      auth.authenticateCertificate('local', from('10.0.2.3')),
+      auth.authenticateCertificate(undefined, from('10.0.2.4')),
+    ]
+    expect(results.map(reason)).toEqual(['ok:app:certificate', 'ok:local:certificate', 'unknown_user', 'loopback_only', 'malformed'])
+    expect(results[0]?.ok === true && results[0].identity.patterns.write?.test('logs')).toBe(true)
+    // Nothing to guess behind a verified certificate: no slowdown after its failures.
+    expect(sleeps).toEqual([])
+    expect(new Map([...auth.failureCounts()].map((f) => [`${f.door}/${f.reason}`, f.count]))).toEqual(
+      new Map([
+        ['test/unknown_user', 1],
+        ['test/loopback_only', 1],
+        ['test/malformed', 1],
+      ]),
+    )
+  })
+
   it('lets anonymous loopback clients in as guest only under anonymous: loopback, and only if guest exists', async () => {
     const byDefault = (await setup('')).auth
     expect(byDefault.anonymous(from('127.0.0.1'))?.username).toBe('guest')

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { hashPassword } from '../../src/auth/index.js'
 import { amqpPipeline } from '../helpers/amqp-pipeline.js'
 import { channelError, collect, connect, startAmqpServer, type AmqpTestServer } from '../helpers/amqp.js'
+import { makePki, tlsYaml, type Pair } from '../helpers/pki.js'
 import { requireProgram } from '../helpers/programs.js'
 import { tempDir } from '../helpers/temp.js'
 
@@ -276,6 +278,41 @@ describe('AMQP door: permissions', () => {
     expect(out.trim().split('\n')).toEqual(['get m-1', "closed 403 ACCESS_REFUSED - write access to exchange 'logs' in vhost '/' refused for user 'reader'", 'connection open'])
     expect((await admin.checkQueue('app-logs')).messageCount).toBe(0)
   }, 30_000)
+})
+
+// RabbitMQ's rabbitmq_auth_mechanism_ssl: over TLS with a verified client certificate, EXTERNAL
+// logs in as the user the certificate's CN names, with that user's permissions.
+describe('AMQP door: SASL EXTERNAL with a TLS client certificate', () => {
+  it('logs in as the user the CN names, with its permissions; an unknown CN is refused; without a certificate EXTERNAL is not offered', async () => {
+    const pki = await makePki(await tempDir())
+    const nobody = await pki.issue('nobody', '/O=Acme/CN=nobody', 'client')
+    const s = await startAmqpServer({ pipeline: users, amqp: `[ { port: 0 }, { port: 0, tls: ${tlsYaml(pki.server, { ca: pki.ca, clientAuth: 'optional' })} } ]` })
+    const amqpPorts = (tls: boolean): number[] => s.server.listeners.filter((l) => l.options.name === 'amqp' && (l.tls === true) === tls).map((l) => l.port)
+    const [plain] = amqpPorts(false)
+    const [secure] = amqpPorts(true)
+    const admin = await (await connect(`amqp://admin:admin-pw@127.0.0.1:${plain}`)).createConfirmChannel()
+    await admin.assertExchange('logs', 'topic')
+    await admin.assertQueue('app-logs')
+    await admin.bindQueue('app-logs', 'logs', '#')
+    const external = (pair?: Pair): Record<string, unknown> => ({
+      credentials: amqplib.credentials.external(),
+      ca: [readFileSync(pki.ca)],
+      ...(pair === undefined ? {} : { cert: readFileSync(pair.cert), key: readFileSync(pair.key) }),
+    })
+    // pki.client is CN=shipper: write on ^logs$ and nothing else.
+    const shipper = await connect(`amqps://127.0.0.1:${secure}`, external(pki.client))
+    await publishConfirmed(await shipper.createConfirmChannel(), 'logs', 'a.info', 'via-cert')
+    expect(await streamIds(s, 'app-logs')).toEqual(['via-cert'])
+    const declare = await channelError(shipper, (ch) => ch.assertQueue('cert-q'))
+    expect(declare.message).toContain(refusal('configure', 'queue', 'cert-q', 'shipper'))
+    await expect(amqplib.connect(`amqps://127.0.0.1:${secure}`, external(nobody))).rejects.toThrow(/ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL/)
+    // No client certificate (clientAuth optional), or plain AMQP: EXTERNAL is not offered, PLAIN is.
+    await expect(amqplib.connect(`amqps://127.0.0.1:${secure}`, external())).rejects.toThrow(/SASL mechanism EXTERNAL is not provided by the server/)
+    await expect(amqplib.connect(`amqp://127.0.0.1:${plain}`, { credentials: amqplib.credentials.external() })).rejects.toThrow(/SASL mechanism EXTERNAL is not provided by the server/)
+    const withPassword = await connect(`amqps://reader:read-pw@127.0.0.1:${secure}`, { ca: [readFileSync(pki.ca)] })
+    expect(await (await withPassword.createChannel()).checkQueue('app-logs')).toMatchObject({ queue: 'app-logs', messageCount: 1 })
+    expect(await scrape(s, basic('admin', 'admin-pw'))).toContain('sluice_auth_failures_total{door="amqp",reason="unknown_user"} 1')
+  })
 })
 
 // A pika reader: basic.get works; its publish is refused and closes the channel, not the connection.

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import type { Authenticator, Authorizer, Identity, Operation, ResourcesOf } from '../../auth/index.js'
+import type { Authenticator, Authorizer, Identity, LoginResult, Operation, ResourcesOf } from '../../auth/index.js'
 import type { AmqpListenerConfig } from '../../config/index.js'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
 import type { ListenerCounters } from '../tcp/server.js'
+import type { PeerCertificate } from '../tcp/tls.js'
 import { AmqpChannel, type ChannelHost } from './channel.js'
 import { type Command, CommandAssembler } from './commands.js'
 import { FRAME_MIN_SIZE, PROTOCOL_HEADER, ReplyCode } from './constants.js'
@@ -73,6 +74,11 @@ export interface ConnectionDeps {
   readonly counters: ListenerCounters
   /** Registers for alarm changes; returns the unregister function. */
   readonly onAlarm: (fn: (blocked: boolean) => void) => () => void
+  /**
+   * The client certificate the TLS handshake verified (a listener with `clientAuth`): SASL
+   * EXTERNAL is offered, and logs in as the user its subject's CN names.
+   */
+  readonly peer?: PeerCertificate | undefined
   /** Set when the socket is over a connection cap: it is refused at connection.start-ok. */
   readonly refusal?: Refusal | undefined
   /** Counts a limit that refused or cut something, and logs it (rate-limited). */
@@ -414,7 +420,8 @@ export class AmqpConnection implements ChannelHost {
       versionMajor: 0,
       versionMinor: 9,
       serverProperties: { product: 'Sluice', version: sluiceVersion, platform: `Node.js ${process.version}`, information: 'Durable log pipeline with AMQP 0-9-1 routing', capabilities },
-      mechanisms: Buffer.from('PLAIN AMQPLAIN'),
+      // EXTERNAL only where there is something to log in with, as RabbitMQ's rabbitmq_auth_mechanism_ssl.
+      mechanisms: Buffer.from(this.#deps.peer === undefined ? 'PLAIN AMQPLAIN' : 'PLAIN AMQPLAIN EXTERNAL'),
       locales: Buffer.from('en_US'),
     })
   }
@@ -429,9 +436,14 @@ export class AmqpConnection implements ChannelHost {
     if (isFieldTable(caps)) {
       this.capabilities = { consumerCancelNotify: caps.consumer_cancel_notify === true, basicNack: caps['basic.nack'] === true, connectionBlocked: caps['connection.blocked'] === true }
     }
+    const ctx = { door: 'amqp', remote: this.#socket.remoteAddress ?? this.remote }
     let user: string | undefined
     let pass: string | undefined
-    if (mechanism === 'PLAIN') {
+    let check: Promise<LoginResult> | undefined
+    if (mechanism === 'EXTERNAL' && this.#deps.peer !== undefined) {
+      // The response (an authorization identity) is ignored, as RabbitMQ does: the certificate says who.
+      check = Promise.resolve(this.#deps.authenticator.authenticateCertificate(this.#deps.peer.commonName, ctx))
+    } else if (mechanism === 'PLAIN') {
       // authzid \0 authcid \0 password
       const parts = response.toString('utf8').split('\0')
       if (parts.length === 3) [, user, pass] = parts
@@ -447,19 +459,22 @@ export class AmqpConnection implements ChannelHost {
         user = undefined
       }
     } else {
+      // EXTERNAL without a verified client certificate was not offered: unknown here too.
       this.#close(ReplyCode.COMMAND_INVALID, `COMMAND_INVALID - unknown authentication mechanism '${mechanism}'`, 10, 11)
       return
     }
-    const ctx = { door: 'amqp', remote: this.#socket.remoteAddress ?? this.remote }
-    if (user === undefined || pass === undefined) {
-      this.#deps.authenticator.refuse(ctx, 'malformed')
-      this.#refuseLogin(mechanism)
-      return
+    if (check === undefined) {
+      if (user === undefined || pass === undefined) {
+        this.#deps.authenticator.refuse(ctx, 'malformed')
+        this.#refuseLogin(mechanism)
+        return
+      }
+      check = this.#deps.authenticator.authenticatePassword(user, pass, ctx)
     }
     // While the credentials are checked (a scrypt hash, or a wait after failures from this
     // address) nothing else is expected from the client; a second start-ok is out of order.
     this.#state = 'secure'
-    const login = this.#deps.authenticator.authenticatePassword(user, pass, ctx).then(
+    const login = check.then(
       (result) => {
         if (this.#state !== 'secure') return // closed or timed out meanwhile
         const waiting = this.#afterLogin
@@ -468,7 +483,7 @@ export class AmqpConnection implements ChannelHost {
           this.#refuseLogin(mechanism)
           return
         }
-        this.#user = user
+        this.#user = result.identity.username
         this.#identity = result.identity
         this.#state = 'tune'
         this.sendMethod(0, { name: 'connection.tune', channelMax: this.#deps.config.channelMax, frameMax: this.#deps.config.frameMaxBytes, heartbeat: Math.round(this.#deps.config.heartbeatMs / 1000) })

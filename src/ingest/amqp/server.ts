@@ -98,7 +98,7 @@ export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListen
     tls: tlsSetupFor('amqp', cfg, opts.shared?.tlsReloader),
     counters: opts.shared?.counters,
     tlsHandshakeTimeoutMs: cfg.handshakeTimeoutMs,
-    onConnection: (socket, remote) => {
+    onConnection: (socket, remote, peer) => {
       const address = socket.remoteAddress ?? remote
       const refused = refusal(address)
       if (refused === undefined) {
@@ -120,6 +120,7 @@ export async function amqpListener(opts: AmqpListenerOptions): Promise<TcpListen
         config: cfg,
         authenticator: opts.authenticator,
         authorizer: opts.authorizer,
+        peer,
         bodySizeMax: opts.bodySizeMax,
         logger: opts.logger,
         counters: listener.counters,
