@@ -4,7 +4,7 @@ import { readStream, startTestServer } from '../helpers/server.js'
 
 // The delay-queue pattern: events wait in `wait` for its TTL, nobody consumes it, and the
 // dead-letter exchange sends them on to `work`.
-const pipeline = `
+const delayPipeline = (messageTtl?: string): string => `
 exchanges:
   delay: { type: fanout }
   work: { type: fanout }
@@ -13,8 +13,9 @@ bindings:
   - { exchange: delay, stream: wait }
   - { exchange: work, stream: work }
 groups:
-  wait: { stream: wait, messageTtl: 300ms, deadLetter: { exchange: work } }
+  wait: { stream: wait, ${messageTtl === undefined ? '' : `messageTtl: ${messageTtl}, `}deadLetter: { exchange: work } }
 `
+const pipeline = delayPipeline('300ms')
 
 describe('TTL expiry without a consumer', () => {
   it('dead-letters expired events at the head on a timer, with no consumer at all', async () => {
@@ -37,19 +38,7 @@ describe('TTL expiry without a consumer', () => {
 
 describe('per-event TTL', () => {
   it('an event with its own TTL expires at the head; one without stays; the dead letter keeps no TTL', async () => {
-    const { url, server } = await startTestServer({
-      pipeline: `
-exchanges:
-  delay: { type: fanout }
-  work: { type: fanout }
-streams: { wait: {}, work: {} }
-bindings:
-  - { exchange: delay, stream: wait }
-  - { exchange: work, stream: work }
-groups:
-  wait: { stream: wait, deadLetter: { exchange: work } }
-`,
-    })
+    const { url, server } = await startTestServer({ pipeline: delayPipeline() })
     const event = (i: number, ttlMs?: number) => ({ body: Buffer.from(JSON.stringify({ i })), value: { i }, json: true, ttlMs })
     await server.publisher.publish({ exchange: 'delay', events: [event(0, 200), event(1, 200), event(2)] })
     const moved = await waitFor('2 events in work', async () => {
@@ -64,17 +53,7 @@ groups:
 })
 
 describe('per-event TTL over HTTP', () => {
-  const pipeline = `
-exchanges:
-  delay: { type: fanout }
-  work: { type: fanout }
-streams: { wait: {}, work: {} }
-bindings:
-  - { exchange: delay, stream: wait }
-  - { exchange: work, stream: work }
-groups:
-  wait: { stream: wait, deadLetter: { exchange: work } }
-`
+  const pipeline = delayPipeline()
   const post = (url: string, body: string, headers: Record<string, string>, query = ''): Promise<Response> =>
     fetch(`${url}/v1/exchanges/delay/publish${query}`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...headers }, body })
 
