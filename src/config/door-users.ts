@@ -1,7 +1,9 @@
 // Who the doors without credentials publish as, checked when the file is read: a stream listener
 // (NDJSON, syslog) whose user could not write to its exchange, or that would have nobody to
 // publish as, stops the start with the key's line instead of refusing every event later. Also the
-// users that rate limits name. Invalid values are undefined here, their problems already reported.
+// users that rate limits name. Under TLS `clientAuth: required` and no `user`, each client's
+// certificate names its user, checked as it connects. Invalid values are undefined here, their
+// problems already reported.
 
 import { compilePattern } from '../auth/secrets.js'
 import { defaultGuest } from './build.js'
@@ -23,6 +25,7 @@ interface RawDoor {
   readonly enabled?: unknown
   readonly exchange?: unknown
   readonly user?: unknown
+  readonly tls?: { readonly clientAuth?: unknown } | null
 }
 
 /** Whether a user may publish to an exchange: the `publish` row of the table, read off the file. */
@@ -66,6 +69,8 @@ export function checkDoorUsers(v: Validated, problems: Problems): void {
           return
         }
         if (entry.user !== null) return // invalid, and reported
+        // Every client shows a verified certificate, and its CN chooses the user: no fallback to check.
+        if (entry.tls?.clientAuth === 'required') return
         if (anonymous === 'none') {
           problems.add(userPath, at(path), `the ${door.what} protocol carries no credentials, and auth.anonymous is none: name the \`user\` this listener publishes as (one with write on exchange ${JSON.stringify(exchange)})`)
           return

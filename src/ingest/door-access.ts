@@ -3,13 +3,15 @@
 // (docs/security.md, "Stream doors").
 
 import { BlockList, isIP, type Socket } from 'node:net'
-import { isLoopback, type Authenticator, type Authorizer, type Identity } from '../auth/index.js'
+import { isLoopback, type Authenticator, type Authorizer, type Denial, type Identity } from '../auth/index.js'
 import type { Logger } from '../logger.js'
 
 /** What a door knows of a TLS client's verified certificate (src/ingest/tcp/tls.ts has the whole of it). */
 export interface ClientCertificate {
   /** RFC 4514 distinguished name, most specific first: `CN=shipper,O=Acme`. */
   readonly subject: string
+  /** The subject's CN: the user the client publishes as. */
+  readonly commonName?: string | undefined
 }
 
 export interface DoorAccessOptions {
@@ -50,7 +52,7 @@ export class DoorAccess {
   readonly #allow = new BlockList()
   readonly #now: () => number
   /** Whether each identity may publish to the exchange, decided once: identities are made once per user. */
-  readonly #mayPublish = new Map<Identity, boolean>()
+  readonly #mayPublish = new Map<Identity, Denial | null>()
   #log = { at: -Infinity, suppressed: 0 }
 
   constructor(opts: DoorAccessOptions) {
@@ -91,13 +93,18 @@ export class DoorAccess {
 
   /**
    * The one place a stream door's client gets its identity, once per connection (per datagram over
-   * UDP). Today that is the listener's `user`, or guest for a loopback client when none is set.
-   * With TLS `clientAuth`, `certificate` is the client's verified certificate: this is where its
-   * subject will choose the user (`authenticator.identityFor(name, 'certificate')`).
-   * undefined: the client may not publish here; the refusal is counted and logged.
+   * UDP). The listener's `user` when it names one: the configuration said who its clients are, and
+   * a certificate then only lets the client in. Otherwise a verified client certificate (TLS
+   * `clientAuth`) chooses the user by its subject's CN, as AMQP's EXTERNAL does, and a client
+   * without one is guest when on loopback. undefined: the client may not publish here; the refusal
+   * is counted and logged.
    */
-  identity(address: string | undefined, _certificate?: ClientCertificate): Identity | undefined {
+  identity(address: string | undefined, certificate?: ClientCertificate): Identity | undefined {
     const { authenticator, user, door } = this.#opts
+    if (user === null && certificate !== undefined) {
+      const login = authenticator.authenticateCertificate(certificate.commonName, { door, remote: address ?? '' })
+      return login.ok ? (this.#may(login.identity, address) ? login.identity : undefined) : undefined
+    }
     if (user !== null && this.#opts.userLoopbackOnly === true && !isLoopback(address)) {
       this.#refuse(address, 'loopback_only')
       return undefined
@@ -110,17 +117,18 @@ export class DoorAccess {
     return this.#may(identity, address) ? identity : undefined
   }
 
-  // Not a failed login: no counter of the authenticator's. It cannot happen with a listener's own
-  // user (checked at start); it can once a certificate chooses the user.
+  // Not a failed login but a refused operation (sluice_auth_denials_total). It cannot happen with a
+  // listener's own user (checked at start); it can once a certificate chooses the user.
   #may(identity: Identity, address: string | undefined): boolean {
-    let ok = this.#mayPublish.get(identity)
-    if (ok === undefined) {
-      const denial = this.#opts.authorizer.authorize(identity, 'publish', { exchange: { kind: 'exchange', name: this.#opts.exchange } })
-      ok = denial === undefined
-      this.#mayPublish.set(identity, ok)
+    let denial = this.#mayPublish.get(identity)
+    if (denial === undefined) {
+      denial = this.#opts.authorizer.authorize(identity, 'publish', { exchange: { kind: 'exchange', name: this.#opts.exchange } }) ?? null
+      this.#mayPublish.set(identity, denial)
     }
-    if (!ok) this.#logRefusal(address, 'forbidden', identity.username)
-    return ok
+    if (denial === null) return true
+    this.#opts.authorizer.refused(this.#opts.door, denial)
+    this.#logRefusal(address, 'forbidden', identity.username)
+    return false
   }
 
   #refuse(address: string | undefined, reason: 'address' | 'no_credentials' | 'loopback_only'): void {

@@ -219,6 +219,14 @@ auth:
     expect(problems(`${base.replace('ANON', 'none')}server:\n  syslog: { exchange: logs, enabled: false }\n  ndjson: {}\n`)).toEqual([])
   })
 
+  it('under TLS clientAuth required, takes a listener with no user: each certificate names one', () => {
+    const tls = '{ cert: /etc/sluice/server.pem, key: /etc/sluice/server.key, ca: /etc/sluice/ca.pem, clientAuth: CLIENT_AUTH }'
+    const at = (clientAuth: string): string[] => problems(`${base.replace('ANON', 'none')}server:\n  ndjson: { exchange: logs, tls: ${tls.replace('CLIENT_AUTH', clientAuth)} }\n`).filter((p) => p.startsWith('server.ndjson.user'))
+    expect(at('required')).toEqual([])
+    // Under optional, a client without a certificate would still have nobody to publish as.
+    expect(at('optional')).toEqual([expect.stringMatching(/the NDJSON protocol carries no credentials/)])
+  })
+
   it('refuses an unknown user, and no user when loopback clients would be a guest that does not exist', () => {
     expect(problems(`${base.replace('ANON', 'loopback')}server:\n  ndjson: { exchange: logs, user: shiper }\n`)).toEqual([
       expect.stringMatching(/^server\.ndjson\.user .*no user named "shiper" in auth\.users; did you mean `shipper`\?$/),

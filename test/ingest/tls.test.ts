@@ -228,6 +228,7 @@ describe('stream doors over TLS', () => {
     expect(events.map((e) => (e.body as { i: number }).i)).toEqual(Array.from({ length: n }, (_, i) => i))
   })
 
+  // The listener names its user, so the certificate (CN=shipper, no such user) only lets the client in.
   it('syslog over TLS with octet counting (RFC 5425) stores every message, and opens no UDP beside the TLS port', async () => {
     const pipeline = `
 exchanges:
@@ -236,7 +237,7 @@ streams: { syslog: {} }
 bindings:
   - { exchange: logs, stream: syslog, key: "syslog.#" }
 `
-    const s = await startTestServer({ pipeline, syslog: `[ { port: 0, exchange: logs, udp: false }, { port: 0, exchange: logs, tls: ${tlsYaml(pki.server, { ca: pki.ca, clientAuth: 'required' })} } ]` })
+    const s = await startTestServer({ pipeline, syslog: `[ { port: 0, exchange: logs, udp: false }, { port: 0, exchange: logs, user: guest, tls: ${tlsYaml(pki.server, { ca: pki.ca, clientAuth: 'required' })} } ]` })
     expect(s.server.listeners.filter((l) => l.options.name === 'syslog-udp')).toHaveLength(0)
     const socket = await dial(portsOf(s, 'syslog').tls[0]!, pki.client)
     const n = 200
@@ -249,6 +250,38 @@ bindings:
     const { events } = await readStream(s.url, 'syslog')
     expect(events.map((e) => (e.body as { message: string }).message)).toEqual(Array.from({ length: n }, (_, i) => `message ${i} with a newline\ninside`))
     expect(events[0]!.body).toMatchObject({ host: 'host1', app: 'web', facility: 'local4', severity: 'notice' })
+  })
+  it("a client certificate chooses the user: its CN publishes, a CN without write and an unknown CN are refused and counted", async () => {
+    const users = `
+auth:
+  anonymous: none
+  users:
+    - { username: admin, password: admin-pw, tags: [administrator, monitoring] }
+    - { username: shipper, password: ship-pw, permissions: { write: "^logs$" } }
+    - { username: reader, password: read-pw, permissions: { read: ".*" } }
+`
+    const admin = { authorization: `Basic ${Buffer.from('admin:admin-pw').toString('base64')}` }
+    // No listener user: without a certificate, a client here would have no one to publish as.
+    const s = await startTestServer({ server: users, ndjson: `{ port: 0, exchange: logs, tls: ${tlsYaml(pki.server, { ca: pki.ca, clientAuth: 'required' })} }` })
+    const port = portsOf(s, 'ndjson').tls[0]!
+    const reader = await pki.issue('reader', '/O=Acme/CN=reader', 'client')
+    const stranger = await pki.issue('stranger', '/O=Acme/CN=stranger', 'client')
+
+    const shipper = await dial(port, pki.client)
+    shipper.end(`${JSON.stringify({ service: 'web', level: 'info', from: 'shipper' })}\n`)
+    for (const pair of [reader, stranger]) {
+      const refused = await dial(port, pair)
+      const closed = new Promise<void>((resolve) => refused.once('close', () => resolve()))
+      refused.on('error', () => undefined)
+      refused.write(`${JSON.stringify({ service: 'web', level: 'info', from: 'refused' })}\n`)
+      await closed
+    }
+    await until(async () => ((await (await fetch(`${s.url}/v1/streams/app-logs`, { headers: admin })).json()) as { events: number }).events === 1, 10_000, 'the shipper event')
+    const { events } = (await (await fetch(`${s.url}/v1/streams/app-logs/events?from=0`, { headers: admin })).json()) as { events: Array<{ body: unknown }> }
+    expect(events.map((e) => e.body)).toEqual([{ service: 'web', level: 'info', from: 'shipper' }])
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: admin })).text()
+    expect(metrics).toMatch(/^sluice_auth_denials_total\{door="ndjson",operation="publish"\} 1$/m)
+    expect(metrics).toMatch(/^sluice_auth_failures_total\{door="ndjson",reason="unknown_user"\} 1$/m)
   })
 })
 
