@@ -20,7 +20,8 @@ describe('interop with rsyslog over TLS (gtls, RFC 5425)', () => {
     if (gtls.stdout.trim() === '') throw new Error('rsyslog has no gtls driver: install the Debian package "rsyslog-gnutls" (.ci/run does this with apt-get)')
     const pki = await makePki(dir)
     // TLS only, and a client certificate required: the port of RFC 5425 (6514) as Sluice serves it.
-    const s = await startTestServer({ pipeline: syslogPipeline, syslog: `[ { port: 0, exchange: logs, tls: ${tlsYaml(pki.server, { ca: pki.ca, clientAuth: 'required' })} } ]` })
+    // The listener names its user, so the certificate (CN=shipper) only decides who gets in.
+    const s = await startTestServer({ pipeline: syslogPipeline, syslog: `[ { port: 0, exchange: logs, user: guest, tls: ${tlsYaml(pki.server, { ca: pki.ca, clientAuth: 'required' })} } ]` })
     const tlsPort = s.server.listeners.find((l) => l.options.name === 'syslog' && l.tls === true)!.port
     await mkdir(join(dir, 'work'))
     const inPort = await freePort()
