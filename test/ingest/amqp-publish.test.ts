@@ -65,6 +65,26 @@ describe('AMQP publishing', () => {
     expect(msg!.properties.headers).toMatchObject({ tenant: 'acme', attempt: 3, nested: { ok: true }, 'x-delivery-count': 0 })
   })
 
+  it('a body that is not JSON reads back as text when it is UTF-8 and as base64 when it is bytes, over the read API and fetch', async () => {
+    const s = await startAmqpServer({ pipeline: amqpPipeline })
+    const ch = await (await connect(s.amqpUrl)).createConfirmChannel()
+    await ch.assertQueue('mixed')
+    ch.sendToQueue('mixed', Buffer.from('plain text, wörld ✓\nsecond line'), { contentType: 'text/plain' })
+    ch.sendToQueue('mixed', Buffer.from([0xff, 0xfe, 0x00, 0x41]))
+    ch.sendToQueue('mixed', Buffer.from('{"json":true}'), { contentType: 'application/json' })
+    await ch.waitForConfirms()
+    const read = (await (await fetch(`${s.url}/v1/streams/mixed/events?from=0`)).json()) as { events: Array<{ body: unknown; bodyEncoding?: string }> }
+    const expected = [
+      { body: 'plain text, wörld ✓\nsecond line', bodyEncoding: 'text' },
+      { body: Buffer.from([0xff, 0xfe, 0x00, 0x41]).toString('base64'), bodyEncoding: 'base64' },
+      { body: { json: true } },
+    ]
+    expect(read.events.map((e) => ({ body: e.body, ...(e.bodyEncoding === undefined ? {} : { bodyEncoding: e.bodyEncoding }) }))).toEqual(expected)
+    const fetched = await fetch(`${s.url}/v1/groups/mixed/fetch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ consumer: 'c', max: 3 }) })
+    const { events } = (await fetched.json()) as { events: Array<{ body: unknown; bodyEncoding?: string }> }
+    expect(events.map((e) => ({ body: e.body, ...(e.bodyEncoding === undefined ? {} : { bodyEncoding: e.bodyEncoding }) }))).toEqual(expected)
+  })
+
   it('mandatory: an unroutable message comes back with basic.return 312 NO_ROUTE, then its confirm', async () => {
     const s = await startAmqpServer({ pipeline: amqpPipeline })
     const ch = await (await connect(s.amqpUrl)).createConfirmChannel()
@@ -81,7 +101,7 @@ describe('AMQP publishing', () => {
     expect(returned[0]!.content.toString()).toBe('lost')
     expect(returned[0]!.fields).toMatchObject({ replyCode: 312, replyText: 'NO_ROUTE', exchange: 'orders', routingKey: 'us' })
     expect(returned[0]!.properties.messageId).toBe('r1')
-    expect((await readStream(s.url, 'eu-orders')).events.map((e) => e.body)).toEqual([Buffer.from('routed').toString('base64')])
+    expect((await readStream(s.url, 'eu-orders')).events.map((e) => e.body)).toEqual(['routed'])
   })
 
   it('each message is confirmed on its own: a bad one in a burst is nacked, the others stored in order', async () => {
@@ -100,7 +120,7 @@ describe('AMQP publishing', () => {
     await ch.waitForConfirms().catch(() => undefined)
     await until(() => outcomes.length === 5)
     expect(outcomes).toEqual(['a:ack', 'b:nack', 'c:ack', 'd:nack', 'e:ack'])
-    expect((await readStream(s.url, 'q')).events.map((e) => Buffer.from(e.body as string, 'base64').toString())).toEqual(['a', 'c', 'e'])
+    expect((await readStream(s.url, 'q')).events.map((e) => String(e.body))).toEqual(['a', 'c', 'e'])
   })
 
   it('an exchange with unroutable: reject nacks what matches nothing; mandatory returns it and acks it', async () => {
@@ -127,7 +147,7 @@ bindings:
     await until(() => outcomes.length === 4)
     expect(outcomes).toEqual(['one:ack', 'two:nack', 'three:ack', 'four:ack'])
     expect(returned).toEqual(['three'])
-    expect((await readStream(s.url, 'kept')).events.map((e) => Buffer.from(e.body as string, 'base64').toString())).toEqual(['one', 'four'])
+    expect((await readStream(s.url, 'kept')).events.map((e) => String(e.body))).toEqual(['one', 'four'])
   })
 
   it('transactions: nothing is stored before commit, rollback stores nothing, commit stores all', async () => {
@@ -152,8 +172,8 @@ bindings:
     expect((await readStream(s.url, 'tx-a')).events).toHaveLength(0)
     await rpc(ch, TX.commit, TX.commitOk)
     // commit-ok came after everything was durable.
-    expect((await readStream(s.url, 'tx-a')).events.map((e) => Buffer.from(e.body as string, 'base64').toString())).toEqual(['a2', 'a3'])
-    expect((await readStream(s.url, 'tx-b')).events.map((e) => Buffer.from(e.body as string, 'base64').toString())).toEqual(['b2'])
+    expect((await readStream(s.url, 'tx-a')).events.map((e) => String(e.body))).toEqual(['a2', 'a3'])
+    expect((await readStream(s.url, 'tx-b')).events.map((e) => String(e.body))).toEqual(['b2'])
 
     // Acks in a transaction apply at commit; a rollback leaves the delivery unacked.
     const got = await ch.get('tx-a')
@@ -234,7 +254,7 @@ bindings:
     ch.publish('amq.match', '', Buffer.from('2'), { headers: { region: 'us', level: 'error' } })
     ch.publish('amq.match', '', Buffer.from('3'), { headers: { region: 'us', level: 'info' } })
     await ch.waitForConfirms()
-    const bodies = async (q: string): Promise<string[]> => (await readStream(s.url, q)).events.map((e) => Buffer.from(e.body as string, 'base64').toString())
+    const bodies = async (q: string): Promise<string[]> => (await readStream(s.url, q)).events.map((e) => String(e.body))
     expect(await bodies('eu-errors')).toEqual(['1'])
     expect(await bodies('any-eu-or-error')).toEqual(['1', '2'])
   })

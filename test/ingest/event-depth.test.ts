@@ -80,6 +80,6 @@ describe('server.limits.maxEventDepth on the AMQP door', () => {
     expect(await outcome('h-deep', { headers: { h: { a: { b: { c: { d: { e: 1 } } } } } } })).toBe('nack')
     expect(await outcome('h-array', { headers: { h: [[[[[1]]]]] } })).toBe('nack')
     const stored = (await readStream(s.url, 'deep')).events
-    expect(stored.map((e) => (typeof e.body === 'string' ? Buffer.from(e.body, 'base64').toString() : e.body))).toEqual([{ a: [[[1]]] }, `{"a":${nested(4)}}`, 'h-ok'])
+    expect(stored.map((e) => e.body)).toEqual([{ a: [[[1]]] }, `{"a":${nested(4)}}`, 'h-ok'])
   })
 })

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { GroupRegistry, Redriver } from '../../consumers/index.js'
@@ -217,10 +218,13 @@ function streamView(broker: BrokerView, name: string): Record<string, unknown> {
 /**
  * The JSON text of a body or headers as stored: JSON bodies were validated when published, so
  * their bytes go out as they are, without a parse and a re-serialisation per event (on the
- * consume path that pair was a large share of the CPU in a profile). Raw bodies go as base64.
+ * consume path that pair was a large share of the CPU in a profile). Other bodies (an AMQP
+ * message's text or bytes) go as a string with `bodyEncoding`: `text` when they are valid UTF-8,
+ * so a person reads them as sent, else `base64`.
  */
 export function bodyJson(r: StoredRecord): string {
-  return r.json ? r.body.toString('utf8') : `"${r.body.toString('base64')}","bodyEncoding":"base64"`
+  if (r.json) return r.body.toString('utf8')
+  return isUtf8(r.body) ? `${JSON.stringify(r.body.toString('utf8'))},"bodyEncoding":"text"` : `"${r.body.toString('base64')}","bodyEncoding":"base64"`
 }
 
 export function headersJson(r: StoredRecord): string {
@@ -236,9 +240,12 @@ export function wireEventJson(r: StoredRecord): string {
 
 export function toWireEvent(r: StoredRecord): Record<string, unknown> {
   let body: unknown
-  let bodyEncoding: string | undefined
+  let bodyEncoding: 'text' | 'base64' | undefined
   if (r.json) body = JSON.parse(r.body.toString('utf8'))
-  else {
+  else if (isUtf8(r.body)) {
+    body = r.body.toString('utf8')
+    bodyEncoding = 'text'
+  } else {
     body = r.body.toString('base64')
     bodyEncoding = 'base64'
   }
