@@ -37,6 +37,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import amqp from 'amqplib'
 import { formatProfile, summarizeProfile } from './cpuprofile-summary.js'
+import { recordRequested, resultsDir } from './lib/results.js'
 
 const self = fileURLToPath(import.meta.url)
 const repo = resolve(self, '../../..')
@@ -501,9 +502,10 @@ async function main(): Promise<void> {
   for (const t of targets) md.push(`| ${t.what} | ${t.value} | ${t.target} | ${Number.isFinite(Number.parseFloat(t.value)) ? verdict(t.ok) : '—'} |`)
   const text = md.join('\n')
   console.log(`\n${text}`)
-  mkdirSync(join(repo, 'benchmarks', 'results'), { recursive: true })
-  writeFileSync(join(repo, 'benchmarks', 'results', 'amqp-latest.md'), `${text}\n`)
-  appendFileSync(join(repo, 'benchmarks', 'results', 'amqp.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), count, runs, results: Object.fromEntries(results), versions })}\n`)
+  const out = resultsDir(recordRequested())
+  writeFileSync(join(out, 'amqp-latest.md'), `${text}\n`)
+  appendFileSync(join(out, 'amqp.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), count, runs, results: Object.fromEntries(results), versions })}\n`)
+  console.log(`results in ${out}${recordRequested() ? '' : ' (--record writes them to benchmarks/results)'}`)
 
   // Profiles for the misses (or all with --profile).
   const toProfile = new Set(targets.filter((t) => (forceProfile || (!t.ok && Number.isFinite(Number.parseFloat(t.value)))) && t.profile !== undefined).map((t) => t.profile!))

@@ -64,21 +64,22 @@
 //   --profile=w1,...      skip the measurements; only profile Sluice under these workloads
 //   --no-profile          never profile
 //   --keep-profiles=DIR   copy the .cpuprofile files there
-//   --no-record           write neither compare.jsonl nor RESULTS.md
+//   --record              append to benchmarks/results/compare.jsonl and write the RESULTS.md
+//                         section (without it, results go to a temp dir and git stays clean)
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { AckPolicy, connect, DeliverPolicy, DiscardPolicy, nanos, RetentionPolicy, StorageType, type JetStreamManager, type NatsConnection } from 'nats'
 import { parseConfig } from '../src/config/index.js'
 import { openLog, type AppendRecord } from '../src/log/index.js'
 import type { ClientSpec, DrainResult, DrainSpec, FollowResult, FollowSpec, PrefillResult, PublishResult, PublishSpec, RateResult, RateSpec, System } from './compare-client.js'
 import { formatProfile, summarizeProfile, type ProfileSummary } from './cpuprofile-summary.js'
 import { eventBytes, eventLine } from './http-payload.js'
+import { findRepoRoot, resultsDir } from './lib/results.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { runs: 3, only: new Set(workloads), backlog: 1_000_000, w4Events: 125_000, w2Consumers: 4, w1DurationS: 5, w1WarmupS: 1, w3DurationS: 10, profileOnly: undefined, profile: true, keepProfiles: undefined, record: true }
+  const args: Args = { runs: 3, only: new Set(workloads), backlog: 1_000_000, w4Events: 125_000, w2Consumers: 4, w1DurationS: 5, w1WarmupS: 1, w3DurationS: 10, profileOnly: undefined, profile: true, keepProfiles: undefined, record: false }
   const parseWorkloads = (v: string): Set<Workload> => {
     const s = new Set(v.split(',').map((x) => x.trim().toLowerCase()))
     for (const w of s) if (!(workloads as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}; use ${workloads.join(', ')}`)
@@ -151,6 +152,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--profile' && v !== undefined) args.profileOnly = parseWorkloads(v)
     else if (k === '--no-profile') args.profile = false
     else if (k === '--keep-profiles' && v !== undefined) args.keepProfiles = v
+    else if (k === '--record') args.record = true
     else if (k === '--no-record') args.record = false
     else throw new Error(`unknown argument ${a}`)
   }
@@ -185,15 +187,6 @@ function spread(xs: readonly number[]): Spread {
 
 const fmtSpread = (s: Spread, f: (n: number) => string): string => (s.min === s.max ? f(s.median) : `${f(s.median)} (${f(s.min)}–${f(s.max)})`)
 
-function findRepoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 6; i++) {
-    const pkg = join(d, 'package.json')
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'sluice') return d
-    d = dirname(d)
-  }
-  return process.cwd()
-}
 
 async function freePort(): Promise<number> {
   const srv = createServer()
@@ -1084,12 +1077,9 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal)
   process.once('exit', cleanup)
 
-  const resultsDir = join(repo, 'benchmarks', 'results')
-  const resultsFile = join(resultsDir, 'compare.jsonl')
+  const resultsFile = join(resultsDir(args.record), 'compare.jsonl')
   const runId = new Date().toISOString()
   const record = (obj: object): void => {
-    if (!args.record) return
-    mkdirSync(resultsDir, { recursive: true })
     appendFileSync(resultsFile, `${JSON.stringify({ bench: 'compare', runId, ...obj })}\n`)
   }
   const tStart = performance.now()

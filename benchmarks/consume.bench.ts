@@ -45,7 +45,7 @@
 //   --profile=w1,...     skip the measurements; only profile these workloads
 //   --no-profile         never profile
 //   --keep-profiles=DIR  copy the .cpuprofile files there
-//   --no-record          do not append to benchmarks/results/consume.jsonl
+//   --record             append to benchmarks/results/consume.jsonl (else to a temp dir)
 //
 // The machine this was written for has 2 cores: the server and every client process share them.
 
@@ -53,13 +53,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { parseConfig } from '../src/config/index.js'
 import { openLog, type AppendRecord } from '../src/log/index.js'
 import type { ClientSpec, ConsumeResult, ConsumeSpec, HoldResult, HoldSpec, PublishResult, PublishSpec } from './consume-client.js'
 import { formatProfile, summarizeProfile } from './cpuprofile-summary.js'
+import { findRepoRoot, resultsDir } from './lib/results.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -116,7 +116,7 @@ function parseArgs(argv: readonly string[]): Args {
     profileOnly: undefined,
     profile: true,
     keepProfiles: undefined,
-    record: true,
+    record: false,
   }
   const workloads = (v: string): Set<Workload> => {
     const s = new Set(v.split(',').map((x) => x.trim().toLowerCase()))
@@ -140,6 +140,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--profile' && v !== undefined) args.profileOnly = workloads(v)
     else if (k === '--no-profile') args.profile = false
     else if (k === '--keep-profiles' && v !== undefined) args.keepProfiles = v
+    else if (k === '--record') args.record = true
     else if (k === '--no-record') args.record = false
     else throw new Error(`unknown argument ${a}`)
   }
@@ -170,15 +171,6 @@ function spread(xs: readonly number[]): Spread {
 
 const fmtSpread = (s: Spread, f: (n: number) => string): string => (s.min === s.max ? f(s.median) : `${f(s.median)} (${f(s.min)}–${f(s.max)})`)
 
-function findRepoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 6; i++) {
-    const pkg = join(d, 'package.json')
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'sluice') return d
-    d = dirname(d)
-  }
-  return process.cwd()
-}
 
 async function freePort(): Promise<number> {
   const srv = createServer()
@@ -746,12 +738,9 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal)
   process.once('exit', cleanup)
 
-  const resultsDir = join(repo, 'benchmarks', 'results')
-  const resultsFile = join(resultsDir, 'consume.jsonl')
+  const resultsFile = join(resultsDir(args.record), 'consume.jsonl')
   const runId = new Date().toISOString()
   const record = (obj: object): void => {
-    if (!args.record) return
-    mkdirSync(resultsDir, { recursive: true })
     appendFileSync(resultsFile, `${JSON.stringify({ bench: 'consume', runId, ...obj })}\n`)
   }
   const tStart = performance.now()
@@ -1029,7 +1018,7 @@ async function main(): Promise<number> {
     }
     if (failures.length > 0) console.log(`\nFAILED: ${failures.join(', ')}`)
     console.log(`\ntotal ${((performance.now() - tStart) / 1000).toFixed(0)} s`)
-    if (args.record) console.log(`raw results appended to ${resultsFile}`)
+    console.log(`raw results appended to ${resultsFile}`)
     return 0
   } finally {
     for (const c of [...children]) c.kill('SIGTERM')

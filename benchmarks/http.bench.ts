@@ -30,7 +30,7 @@
 //   --profile=w1,...    skip the measurements; only profile these workloads
 //   --no-profile        never profile
 //   --keep-profiles=DIR copy the .cpuprofile files there
-//   --no-record         do not append to benchmarks/results/http.jsonl
+//   --record            append to benchmarks/results/http.jsonl (else to a temp dir)
 //   --interval=MS       experiment: override durability.interval (the issue's setup is 5ms)
 //
 // The machine this was written for has 2 cores: the load generator and the server share them.
@@ -39,14 +39,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { mkdtempSync } from 'node:fs'
 import { parseConfig } from '../src/config/index.js'
 import { formatProfile, summarizeProfile, type ProfileSummary } from './cpuprofile-summary.js'
 import type { ClosedResult, ClosedSpec, LoadResult, LoadSpec, RateResult, RateSpec } from './http-load.js'
 import { eventBytes, eventLine } from './http-payload.js'
+import { findRepoRoot, resultsDir } from './lib/results.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -86,7 +86,7 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { runs: 3, durationS: 10, warmupS: 2, only: new Set(['w1', 'w2', 'w3']), conns: [4, 8], profileOnly: undefined, profile: true, keepProfiles: undefined, record: true, intervalMs: undefined }
+  const args: Args = { runs: 3, durationS: 10, warmupS: 2, only: new Set(['w1', 'w2', 'w3']), conns: [4, 8], profileOnly: undefined, profile: true, keepProfiles: undefined, record: false, intervalMs: undefined }
   const workloads = (v: string): Set<Workload> => {
     const s = new Set(v.split(',').map((x) => x.trim().toLowerCase()))
     for (const w of s) if (w !== 'w1' && w !== 'w2' && w !== 'w3') throw new Error(`unknown workload ${w}; use w1, w2, w3`)
@@ -102,6 +102,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--profile' && v !== undefined) args.profileOnly = workloads(v)
     else if (k === '--no-profile') args.profile = false
     else if (k === '--keep-profiles' && v !== undefined) args.keepProfiles = v
+    else if (k === '--record') args.record = true
     else if (k === '--no-record') args.record = false
     else if (k === '--interval' && v !== undefined) args.intervalMs = Math.max(0, Number.parseInt(v, 10))
     else throw new Error(`unknown argument ${a}`)
@@ -132,15 +133,6 @@ function spread(xs: readonly number[]): Spread {
 
 const fmtSpread = (s: Spread, f: (n: number) => string): string => `${f(s.median)} (${f(s.min)}–${f(s.max)})`
 
-function findRepoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 6; i++) {
-    const pkg = join(d, 'package.json')
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'sluice') return d
-    d = dirname(d)
-  }
-  return process.cwd()
-}
 
 // ---- /proc ---------------------------------------------------------------------------------------
 
@@ -493,12 +485,9 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal)
   process.once('exit', cleanup)
 
-  const resultsDir = join(repo, 'benchmarks', 'results')
-  const resultsFile = join(resultsDir, 'http.jsonl')
+  const resultsFile = join(resultsDir(args.record), 'http.jsonl')
   const runId = new Date().toISOString()
   const record = (obj: object): void => {
-    if (!args.record) return
-    mkdirSync(resultsDir, { recursive: true })
     appendFileSync(resultsFile, `${JSON.stringify({ bench: 'http', runId, ...obj })}\n`)
   }
 
@@ -783,7 +772,7 @@ async function main(): Promise<number> {
         record({ kind: 'profile', workload: w, what, ...summary, file: files[0] })
       }
     }
-    if (args.record) console.log(`\nraw results appended to ${resultsFile}`)
+    console.log(`\nraw results appended to ${resultsFile}`)
     return 0
   } finally {
     for (const c of [...children]) c.kill('SIGTERM')

@@ -13,11 +13,11 @@
 //   --skip-disk        skip dd and the raw fdatasync loops
 //   --skip-read        skip the 1 GB read and open phase
 //   --dir=PATH         parent of the temp dir (default os.tmpdir())
-//   --no-record        do not append to benchmarks/results/log.jsonl
+//   --record           append to benchmarks/results/log.jsonl (else to a temp dir)
 //   --no-warmup        skip the untimed warm-up appends (keeps them out of a --cpu-prof profile)
 //
 // Profiling one cell: node --cpu-prof --cpu-prof-dir=benchmarks/tmp/prof dist/benchmarks/log.bench.js \
-//   --runs=1 --only=always/1/serial --skip-disk --skip-read --no-record --no-warmup
+//   --runs=1 --only=always/1/serial --skip-disk --skip-read --no-warmup
 // then: node dist/benchmarks/cpuprofile-top.js benchmarks/tmp/prof/<file>.cpuprofile
 //
 // Records: every record encodes to exactly 250 bytes (key of 8 bytes, body of 221 bytes, 21 bytes
@@ -26,12 +26,12 @@
 
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { appendFileSync, closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs'
+import { appendFileSync, closeSync, fdatasyncSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs'
 import { appendFile, mkdir, mkdtemp, open, readdir, rm, unlink } from 'node:fs/promises'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { encodeBatch, logDefaults, openLog, type AppendRecord, type FsyncPolicy, type Log } from '../src/log/index.js'
+import { resultsDir } from './lib/results.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -56,7 +56,7 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { runs: 3, only: undefined, skipDisk: false, skipRead: false, dir: tmpdir(), record: true, warmup: true }
+  const args: Args = { runs: 3, only: undefined, skipDisk: false, skipRead: false, dir: tmpdir(), record: false, warmup: true }
   for (const a of argv) {
     const [k, v] = a.split('=', 2) as [string, string | undefined]
     if (k === '--runs' && v !== undefined) args.runs = Math.max(1, Number.parseInt(v, 10))
@@ -64,6 +64,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--skip-disk') args.skipDisk = true
     else if (k === '--skip-read') args.skipRead = true
     else if (k === '--dir' && v !== undefined) args.dir = v
+    else if (k === '--record') args.record = true
     else if (k === '--no-record') args.record = false
     else if (k === '--no-warmup') args.warmup = false
     else throw new Error(`unknown argument ${a}`)
@@ -168,15 +169,6 @@ function stallSince(p0: Pressure, elapsedMs: number): Stall {
 
 const fmtStall = (s: Stall): string => (Number.isFinite(s.cpuStallPct) ? `; cpu stall ${s.cpuStallPct.toFixed(0)}%, io stall ${s.ioStallPct.toFixed(0)}%` : '')
 
-function findRepoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 6; i++) {
-    const pkg = join(d, 'package.json')
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'sluice') return d
-    d = dirname(d)
-  }
-  return process.cwd()
-}
 
 // ---- machine -------------------------------------------------------------------------------------
 
@@ -474,13 +466,9 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
 
-  const repo = findRepoRoot()
-  const resultsDir = join(repo, 'benchmarks', 'results')
-  const resultsFile = join(resultsDir, 'log.jsonl')
+  const resultsFile = join(resultsDir(args.record), 'log.jsonl')
   const runId = new Date().toISOString()
   const record = (obj: object): void => {
-    if (!args.record) return
-    mkdirSync(resultsDir, { recursive: true })
     appendFileSync(resultsFile, `${JSON.stringify({ bench: 'log', runId, ...obj })}\n`)
   }
 
@@ -705,7 +693,7 @@ async function main(): Promise<void> {
       openCrash: openCrash.length > 0 ? stat(openCrash.map((r) => r.wallMs)) : undefined,
       targets: verdicts,
     })
-    if (args.record) console.log(`\nraw results appended to ${resultsFile}`)
+    console.log(`\nraw results appended to ${resultsFile}`)
   } finally {
     cleanup()
     console.log(`removed ${root}`)

@@ -17,8 +17,9 @@
 //              and GET /v1/groups/indexer (acked → delivery rate, backlog), until the backlog is
 //              drained and everything confirmed was delivered, or 130 s after the burst began.
 //
-// Output: benchmarks/peak.svg (hand-written SVG: rates on top, backlog below), the samples in
-// benchmarks/results/peak.json, and a summary on stdout. Exits 1 if the delivered events are not
+// Output: peak.svg (hand-written SVG: rates on top, backlog below), the samples in peak.json,
+// and a summary on stdout. With --record they replace benchmarks/peak.svg and
+// benchmarks/results/peak.json (the README's picture); without it they go to a temp dir. Exits 1 if the delivered events are not
 // exactly the confirmed ones, or if the backlog did not drain in time.
 //
 // Options:
@@ -27,6 +28,7 @@
 //   --factor=F        burst rate as a multiple of R (default 10)
 //   --burst-s=S       burst duration in seconds (default 10)
 //   --max-s=S         stop sampling this long after the burst began, drained or not (default 130)
+//   --record          write benchmarks/peak.svg and benchmarks/results/peak.json
 //   --no-write        print the summary only; do not write the SVG or the JSON
 //   --replot          run nothing: redraw benchmarks/peak.svg from benchmarks/results/peak.json
 //
@@ -40,11 +42,12 @@
 // at start and end is printed and saved, so a disturbed run can be told from a clean one.
 
 import { fork, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { findRepoRoot, resultsDir } from './lib/results.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -66,11 +69,12 @@ interface Args {
   burstS: number
   maxS: number
   write: boolean
+  record: boolean
   replot: boolean
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { rate: 2000, factor: 10, burstS: 10, maxS: 130, write: true, replot: false }
+  const args: Args = { rate: 2000, factor: 10, burstS: 10, maxS: 130, write: true, record: false, replot: false }
   const num = (k: string, v: string, min: number, max: number): number => {
     const n = Number(v.replaceAll('_', ''))
     if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${k} must be a number from ${min} to ${max}`)
@@ -83,6 +87,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--burst-s' && v !== undefined) args.burstS = num(k, v, 1, 120)
     else if (k === '--max-s' && v !== undefined) args.maxS = num(k, v, 5, 1200)
     else if (k === '--no-write') args.write = false
+    else if (k === '--record') args.record = true
     else if (k === '--replot') args.replot = true
     else throw new Error(`unknown argument ${a}`)
   }
@@ -96,15 +101,6 @@ const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLoca
 const fmtS = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a')
 const fmtPct = (n: number): string => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(1)}%` : 'n/a')
 
-function findRepoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 6; i++) {
-    const pkg = join(d, 'package.json')
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'sluice') return d
-    d = dirname(d)
-  }
-  return process.cwd()
-}
 
 async function freePort(): Promise<number> {
   const srv = createServer()
@@ -741,8 +737,8 @@ async function run(args: Args, repo: string, dir: string, onServer: (s: Server) 
   console.log(lines.join('\n'))
 
   if (args.write) {
-    const svgPath = join(repo, svgFile)
-    const jsonPath = join(repo, jsonFile)
+    const svgPath = args.record ? join(repo, svgFile) : join(resultsDir(false), 'peak.svg')
+    const jsonPath = args.record ? join(repo, jsonFile) : join(resultsDir(false), 'peak.json')
     const runAt = new Date().toISOString()
     const footer = `npm run demo:peak · ${runAt.slice(0, 16).replace('T', ' ')} UTC · node ${process.version} · ${cpus().length} vCPU, load ${loadStart[0]!.toFixed(1)} · ${fmtInt(totals.confirmed)} events confirmed, ${fmtInt(delivered)} delivered, drain ${fmtInt(drainRate)}/s (${fmtPct(rateDiffPct)} vs R)${ok ? '' : ' · CHECKS FAILED'}`
     mkdirSync(dirname(jsonPath), { recursive: true })

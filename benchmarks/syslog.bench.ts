@@ -12,13 +12,14 @@
 // sender and server.
 
 import { spawn, type ChildProcess } from 'node:child_process'
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { cpus, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SyslogFramer } from '../src/ingest/syslog/framing.js'
 import { parseSyslog } from '../src/ingest/syslog/parse.js'
+import { recordRequested, resultsDir } from './lib/results.js'
 
 const self = fileURLToPath(import.meta.url)
 const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url))
@@ -203,11 +204,9 @@ async function main(): Promise<void> {
   console.log(row('ceiling: bare server, split lines + JSON.parse, nothing stored', cells.bareJson))
   const target = 250_000
   console.log(`\ntarget ≥ ${fmt(target)}/s: ${median(cells.sluice) >= target ? 'PASS' : 'MISS'} (${Math.round((median(cells.sluice) / target) * 100)}% of target)`)
-  // Compiled to dist/benchmarks/: the results live in the source tree's benchmarks/results/.
-  const dir = fileURLToPath(new URL('../../benchmarks/results/', import.meta.url))
-  mkdirSync(dir, { recursive: true })
-  const out = join(dir, 'syslog.jsonl')
+  const out = join(resultsDir(recordRequested()), 'syslog.jsonl')
   appendFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), lines: n, runs, ...cells })}\n`)
+  console.log(`raw results appended to ${out}`)
 }
 
 const role = process.argv[2]

@@ -28,6 +28,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import amqp from 'amqplib'
 import { ndjsonBody } from './http-payload.js'
+import { recordRequested, resultsDir } from './lib/results.js'
 
 const self = fileURLToPath(import.meta.url)
 const repo = resolve(self, '../../..')
@@ -208,7 +209,7 @@ async function main(argv: string[]): Promise<void> {
   const durationS = Number(opt('duration', '10'))
   const count = Number(opt('count', '100000'))
   const only = opt('only', 'http,amqp').split(',')
-  const record = !argv.includes('--no-record')
+  const out = join(resultsDir(recordRequested(argv)), 'tls.jsonl')
   const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-bench-'))
   const startLoad = loadavg()[0]!
   try {
@@ -246,10 +247,7 @@ async function main(argv: string[]): Promise<void> {
       const ratio = tls / plain
       const unit = workload === 'http' ? 'confirmed events/s' : 'confirmed msgs/s'
       rows.push(`| ${workload} (${unit}) | ${fmt(plain)} (${fmt(Math.min(...r.plain))}–${fmt(Math.max(...r.plain))}) | ${fmt(tls)} (${fmt(Math.min(...r.tls))}–${fmt(Math.max(...r.tls))}) | ${(ratio * 100).toFixed(0)}% | ${ratio >= TARGET ? 'PASS' : 'MISS'} |`)
-      if (record) {
-        mkdirSync(join(repo, 'benchmarks/results'), { recursive: true })
-        appendFileSync(join(repo, 'benchmarks/results/tls.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), workload, plain: r.plain, tls: r.tls, ratio, runs, durationS, count, cpus: cpus().length, loadAtStart: startLoad })}\n`)
-      }
+      appendFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), workload, plain: r.plain, tls: r.tls, ratio, runs, durationS, count, cpus: cpus().length, loadAtStart: startLoad })}\n`)
     }
     process.stdout.write(`Load ${startLoad.toFixed(2)} at start, ${cpus().length} cores, ${runs} rounds, medians (min–max).\n\n| workload | plain | TLS | TLS / plain | ≥ 70% |\n|---|---|---|---|---|\n${rows.join('\n')}\n`)
   } finally {
