@@ -118,6 +118,9 @@ export class Metrics {
     counter('sluice_ingest_bytes_total', 'Event body bytes received, by listener and exchange.', ['listener', 'exchange'], (c, s) => {
       for (const v of s.publisher.bySource.values()) setCounter(c, { listener: v.source, exchange: v.exchange }, v.bytes)
     })
+    counter('sluice_routing_key_missing_fields_total', "Events whose routing key the exchange's template made with `_` for a field the body lacked (docs/routing.md).", ['exchange'], (c, s) => {
+      for (const [exchange, n] of s.publisher.templateMisses) setCounter(c, { exchange }, n)
+    })
     counter('sluice_published_events_total', 'Events by outcome: confirmed (stored durably), duplicate, unroutable (dropped by policy), rejected (refused or failed).', ['exchange', 'outcome'], (c, s) => {
       const by = new Map<string, { accepted: number; duplicates: number; unroutable: number; rejected: number }>()
       for (const v of s.publisher.bySource.values()) {

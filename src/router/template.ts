@@ -1,6 +1,7 @@
 import { errors } from '../errors.js'
 
-// Routing key templates, e.g. "{service}.{level}" or "http.{http.status}".
+// Routing key templates, e.g. "{service}.{level}" or "http.{http.status}". For users:
+// docs/routing.md, which must say the same as this.
 //
 // Syntax: `{path}` is replaced by the body field at `path`, where dots step into nested objects.
 // `{{` and `}}` stand for a literal `{` and `}` (as in Python's str.format), so a literal brace is
@@ -19,7 +20,8 @@ import { errors } from '../errors.js'
 // (`_.#`). An empty string is kept; it is still one (empty) word. A dot inside a value is kept
 // too, so it adds words; bind with `#` where values may contain dots.
 
-export type RoutingKeyTemplate = (body: unknown) => string
+/** A compiled template: the key of a body, and whether any of its placeholders found no value. */
+export type RoutingKeyTemplate = ((body: unknown) => string) & { readonly misses: (body: unknown) => boolean }
 
 export const missingFieldWord = '_'
 
@@ -34,6 +36,20 @@ function render(value: unknown): string {
     default:
       return missingFieldWord
   }
+}
+
+/** Whether a value fills a placeholder itself rather than becoming `_`. */
+function present(value: unknown): boolean {
+  const t = typeof value
+  return t === 'string' || t === 'number' || t === 'boolean' || t === 'bigint'
+}
+
+/**
+ * Whether a key a template made may hold a placeholder that found nothing: it has `_` as a whole
+ * word. Cheap, so a publisher asks `misses` (which looks the fields up again) only then.
+ */
+export function mayMiss(key: string): boolean {
+  return key === missingFieldWord || key.startsWith('_.') || key.endsWith('._') || key.includes('._.')
 }
 
 function lookup(body: unknown, path: readonly string[]): unknown {
@@ -117,15 +133,19 @@ function parse(template: string): Parsed {
 export function compileTemplate(template: string): RoutingKeyTemplate {
   const { literals, paths } = parse(template)
   const head = literals[0]!
-  if (paths.length === 0) return () => head
+  const misses = (body: unknown): boolean => paths.some((path) => !present(lookup(body, path)))
+  if (paths.length === 0) return Object.assign(() => head, { misses })
   if (paths.length === 1) {
     const path = paths[0]!
     const tail = literals[1]!
-    return (body) => head + render(lookup(body, path)) + tail
+    return Object.assign((body: unknown) => head + render(lookup(body, path)) + tail, { misses })
   }
-  return (body) => {
-    let key = head
-    for (let i = 0; i < paths.length; i++) key += render(lookup(body, paths[i]!)) + literals[i + 1]!
-    return key
-  }
+  return Object.assign(
+    (body: unknown) => {
+      let key = head
+      for (let i = 0; i < paths.length; i++) key += render(lookup(body, paths[i]!)) + literals[i + 1]!
+      return key
+    },
+    { misses },
+  )
 }

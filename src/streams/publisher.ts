@@ -5,7 +5,7 @@ import { errors, SluiceError } from '../errors.js'
 import type { PublishSource, RateLimiter } from '../flow/rate-limiter.js'
 import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
-import { compileTemplate, type Router, type RoutingKeyTemplate } from '../router/index.js'
+import { compileTemplate, mayMiss, type Router, type RoutingKeyTemplate } from '../router/index.js'
 import { expiresAtHeader } from './ttl.js'
 import { requestKeyPrefix, type DedupWindow } from './dedup-window.js'
 import { invalidEvent, type EventLimits } from './validate.js'
@@ -115,6 +115,8 @@ interface ExchangeRuntime {
   readonly template: RoutingKeyTemplate | undefined
 }
 
+const runtimeOf = (config: ExchangeConfig): ExchangeRuntime => ({ config, template: config.routingKey === null ? undefined : compileTemplate(config.routingKey) })
+
 interface StreamBatch {
   readonly records: AppendRecord[]
   /** Ids to remember, each with its record's index in `records` (its offset once appended). */
@@ -135,6 +137,11 @@ export class BrokerPublisher implements Publisher {
   readonly #limits: EventLimits
   readonly counters: PublishCounters = { requests: 0, events: 0, accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }
   readonly bySource = new Map<string, SourceCounters>()
+  /**
+   * Events whose key the exchange's template made with a `_` for a field the body lacked, by
+   * exchange (sluice_routing_key_missing_fields_total): a template that does not fit the records.
+   */
+  readonly templateMisses = new Map<string, number>()
   /** Throws to refuse events bound for a stream (a group's `overflow: reject-publish`). */
   admission: ((stream: string, events: number) => void) | undefined
   /** Throws to refuse an outside publish: a resource alarm is up, or its body `bytes` would fill the disk. */
@@ -144,7 +151,7 @@ export class BrokerPublisher implements Publisher {
 
   constructor(config: Config, router: Router, streams: StreamRegistry, meta: MetaStore, dedup: DedupWindow, now: () => number = Date.now) {
     for (const ex of Object.values(config.exchanges)) {
-      this.#exchanges.set(ex.name, { config: ex, template: ex.routingKey === null ? undefined : compileTemplate(ex.routingKey) })
+      this.#exchanges.set(ex.name, runtimeOf(ex))
     }
     this.#router = router
     this.#streams = streams
@@ -164,7 +171,7 @@ export class BrokerPublisher implements Publisher {
 
   /** Run-time declarations (AMQP exchange.declare) go through the catalog, which calls these. */
   addExchange(config: ExchangeConfig): void {
-    this.#exchanges.set(config.name, { config, template: config.routingKey === null ? undefined : compileTemplate(config.routingKey) })
+    this.#exchanges.set(config.name, runtimeOf(config))
   }
 
   removeExchange(name: string): void {
@@ -403,7 +410,11 @@ export class BrokerPublisher implements Publisher {
       const ev = req.events[i]!
       const id = ev.id ?? (ex.config.dedup === null ? undefined : idFromBody(ev.value, ex.config.dedup, i + 1))
       const dedup = id !== undefined && req.internal !== true
-      const routingKey = ev.routingKey ?? (ex.template === undefined ? '' : ex.template(ev.value))
+      let routingKey = ev.routingKey
+      if (routingKey === undefined) {
+        routingKey = ex.template === undefined ? '' : ex.template(ev.value)
+        if (ex.template !== undefined && mayMiss(routingKey) && ex.template.misses(ev.value)) this.templateMisses.set(req.exchange, (this.templateMisses.get(req.exchange) ?? 0) + 1)
+      }
       const route = this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
       if (route.unroutable) {
         if (route.policy === 'reject') {

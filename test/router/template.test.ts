@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { SluiceError } from '../../src/errors.js'
-import { compileTemplate, missingFieldWord, Router } from '../../src/router/index.js'
+import { compileTemplate, mayMiss, missingFieldWord, Router } from '../../src/router/index.js'
 
 describe('routing key templates', () => {
   test.each<[string, unknown, string]>([
@@ -101,5 +101,21 @@ describe('routing key templates', () => {
     expect(thrown).toBeInstanceOf(SluiceError)
     expect(thrown).toMatchObject({ code: 'SLUICE_ERR_ROUTER_BAD_TEMPLATE', status: 400, details: { template } })
     expect((thrown as Error).message).toMatch(message)
+  })
+})
+
+describe('a template that misses a field', () => {
+  test('says so only for placeholders that found no value, not for a value that is itself "_"', () => {
+    const t = compileTemplate('{service}.{level}')
+    expect([t({ service: 'web' }), t.misses({ service: 'web' })]).toEqual(['web._', true])
+    expect([t({ service: 'web', level: '_' }), t.misses({ service: 'web', level: '_' })]).toEqual(['web._', false])
+    expect([t({ service: 'web', level: null }), t.misses({ service: 'web', level: null })]).toEqual(['web._', true])
+    expect(t.misses({ service: 'web', level: 3 })).toBe(false)
+    expect(compileTemplate('fixed').misses({})).toBe(false)
+  })
+
+  test('mayMiss spots a whole `_` word, and nothing else', () => {
+    expect(['_', '_.a', 'a._', 'a._.b'].map(mayMiss)).toEqual([true, true, true, true])
+    expect(['a_b', '__', 'a.__', 'a.b', ''].map(mayMiss)).toEqual([false, false, false, false, false])
   })
 })
