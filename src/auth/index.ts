@@ -5,5 +5,5 @@ export { Authenticator, type AuthenticatorOptions, type FailureReason, type Logi
 export { Authorizer, type Denial } from './authorizer.js'
 export type { AuthMethod, Identity } from './identity.js'
 export { isLoopback } from './address.js'
-export { operations, renderPermissionTable, type Operation, type OperationSpec, type Permission, type Resource, type ResourceKind, type ResourcesOf } from './operations.js'
+export { describeNeeds, operations, renderPermissionTable, type Operation, type OperationSpec, type Permission, type Resource, type ResourceKind, type ResourcesOf } from './operations.js'
 export { hashApiKey, hashPassword } from './secrets.js'

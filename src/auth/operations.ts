@@ -193,13 +193,16 @@ type RoleOf<O extends Operation> = (typeof operations)[O]['needs'][number] exten
 /** The resources an operation is checked on, by role: `{exchange: {kind: 'exchange', name}}` for publish. */
 export type ResourcesOf<O extends Operation> = { readonly [R in RoleOf<O>]: Resource }
 
+/** What an operation needs, in words: `write on the exchange`, `tag \`monitoring\``. */
+export function describeNeeds(operation: Operation): string {
+  const op: OperationSpec = operations[operation]
+  const parts = op.needs.map((n) => `${n.permission} on the ${n.kind.replace('|', ' or ')}${n.role === n.kind ? '' : ` (${n.role})`}`)
+  if (op.tag !== undefined) parts.push(`tag \`${op.tag.tag}\``)
+  return parts.length === 0 ? 'a login (any user)' : parts.join(', ') + (op.orTag !== undefined ? `; or tag \`${op.orTag}\`` : '')
+}
+
 /** docs/security.md's permission table: one row per operation. */
 export function renderPermissionTable(): string {
-  const rows = Object.entries(operations as Readonly<Record<string, OperationSpec>>).map(([name, op]) => {
-    const parts = op.needs.map((n) => `${n.permission} on the ${n.kind.replace('|', ' or ')}${n.role === n.kind ? '' : ` (${n.role})`}`)
-    if (op.tag !== undefined) parts.push(`tag \`${op.tag.tag}\``)
-    const needs = parts.length === 0 ? 'a login (any user)' : parts.join(', ') + (op.orTag !== undefined ? `; or tag \`${op.orTag}\`` : '')
-    return `| \`${name}\` | ${needs} | ${op.doc} | ${op.doors} |`
-  })
+  const rows = Object.entries(operations as Readonly<Record<string, OperationSpec>>).map(([name, op]) => `| \`${name}\` | ${describeNeeds(name as Operation)} | ${op.doc} | ${op.doors} |`)
   return ['| operation | needs | what | where |', '|---|---|---|---|', ...rows].join('\n')
 }

@@ -3,7 +3,6 @@
 // line, a file or the server could not be used; 1: the command ran and failed). Anything else is
 // a bug, printed with its stack.
 
-import { readFileSync } from 'node:fs'
 import { SluiceError } from '../errors.js'
 import { CliError, didYouMean, renderCommandHelp, type CommandSpec } from './args.js'
 import { fsckCommand, fsckSpec, validate, validateSpec } from './files.js'
@@ -12,6 +11,7 @@ import { publish, publishSpec } from './publish.js'
 import { redrive, redriveSpec } from './redrive.js'
 import { serve, serveSpec } from './serve.js'
 import { tail, tailSpec } from './tail.js'
+import { sluiceVersion } from '../version.js'
 
 interface Command {
   readonly spec: CommandSpec
@@ -54,19 +54,6 @@ Exit codes: 0 done; 1 the command failed; 2 a usage error, a file that cannot be
 `
 }
 
-function version(): string {
-  // dist/src/cli/main.js and src/cli/main.ts both find the package file above them.
-  for (const up of ['../../../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string }
-      if (pkg.name === 'sluice' && pkg.version !== undefined) return pkg.version
-    } catch {
-      // not here
-    }
-  }
-  return 'unknown'
-}
-
 /** Runs one command line; resolves with the exit code and never rejects. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -81,7 +68,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0
   }
   if (command === '--version' || command === '-V') {
-    process.stdout.write(`sluice ${version()}\n`)
+    process.stdout.write(`sluice ${sluiceVersion()}\n`)
     return 0
   }
   const found = commands[command]

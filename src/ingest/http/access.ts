@@ -143,7 +143,8 @@ export const httpRules: Readonly<Record<string, Rule>> = {
 }
 
 const metricsRule = rule('metrics', () => ({}))
-const openPaths = new Set(['/healthz', '/readyz'])
+// The API's description shows no data, so tools may read it before they log in.
+const openPaths = new Set(['/healthz', '/readyz', '/v1/openapi.json'])
 
 const identities = new WeakMap<FastifyRequest['raw'], Identity>()
 const routesSeen = new WeakMap<FastifyInstance, Set<string>>()

@@ -20,6 +20,8 @@ import { registerDoors } from './doors.js'
 import { registerGroupRoutes, type RequestBound } from './groups.js'
 import { registerDefinitionRoutes, type QueueAdmin } from './definitions.js'
 import type { Catalog } from '../../streams/catalog.js'
+import { openApiDocument } from './openapi.js'
+import { sluiceVersion } from '../../version.js'
 
 /** What the HTTP door may use of the broker; undefined until recovery has finished. */
 export interface BrokerView {
@@ -136,6 +138,13 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     return reply
       .type('application/json; charset=utf-8')
       .send(`{"stream":${JSON.stringify(stream.name)},"events":[${events}],"nextOffset":${nextOffset},"startOffset":${log.startOffset},"endOffset":${log.endOffset}}`)
+  })
+
+  // The same document for every request: built once, at the first.
+  let apiDocument: string | undefined
+  app.get('/v1/openapi.json', async (_req, reply) => {
+    apiDocument ??= JSON.stringify(openApiDocument(sluiceVersion()))
+    return reply.header('content-type', 'application/json; charset=utf-8').send(apiDocument)
   })
 
   app.get('/v1/streams', async (_req, reply) => {
