@@ -67,7 +67,7 @@ describe('the OpenAPI document', () => {
     expect((await fetch(`${s.url}/v1/streams`)).status).toBe(401)
   })
 
-  it('docs/api.md is the document rendered (node dist/src/config/render-docs.js api > docs/api.md)', async () => {
+  it('docs/api.md is the document rendered (node dist/src/ingest/http/render-api.js > docs/api.md)', async () => {
     expect(await readFile(new URL('docs/api.md', root), 'utf8')).toBe(renderApiMarkdown())
   })
 })

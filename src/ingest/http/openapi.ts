@@ -336,7 +336,7 @@ export function renderApiMarkdown(version = 'current'): string {
     '# HTTP API (OpenAPI)',
     '',
     'Generated from `src/ingest/http/openapi.ts`, the OpenAPI 3.1 document the server serves at',
-    '`GET /v1/openapi.json` (no login): `node dist/src/config/render-docs.js api > docs/api.md`.',
+    '`GET /v1/openapi.json` (no login): `node dist/src/ingest/http/render-api.js > docs/api.md`.',
     '`test/docs/openapi.test.ts` fails when a route is missing from it or this file is stale.',
     '[http-api.md](http-api.md) explains each route in prose; [errors.md](errors.md) lists every error',
     'code. Shared shapes (`Event`, `Delivery`, `Stream`, `Group`, `Settled`, `Tags`, `Error`) are under',
