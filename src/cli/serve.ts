@@ -1,7 +1,7 @@
 import { validateConfigText } from '../config/index.js'
 import { SluiceError } from '../errors.js'
-import { createLogger, type LogFormat } from '../logger.js'
-import { startServer, type SluiceServer } from '../server.js'
+import type { LogFormat } from '../logger.js'
+import type { SluiceServer } from '../server.js'
 import { CliError, parseCommand, renderCommandHelp, stringOption, type CommandSpec } from './args.js'
 import { formatProblems, readConfigFile } from './files.js'
 
@@ -79,6 +79,9 @@ export async function serve(args: readonly string[]): Promise<number> {
     return 2
   }
   const config = result.config
+  // The server and its dependencies load only for `serve`: the other commands, help and a
+  // mistake on the command line start in a fraction of the time.
+  const [{ createLogger }, { startServer }] = await Promise.all([import('../logger.js'), import('../server.js')])
   const logger = createLogger(config.server.log.level, process.stdout, format)
   logger.info({ config: file, dataDir: config.server.dataDir, node: process.version, pid: process.pid }, 'starting')
   // Signals are handled from the start: one during recovery stops the server as soon as it is up.
