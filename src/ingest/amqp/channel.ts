@@ -340,7 +340,8 @@ export class AmqpChannel {
 
   #queueName(q: string): string {
     if (q !== '') return q
-    if (this.#lastQueue === '') throw reply.precondition('no previously declared queue')
+    // RabbitMQ's shortcut: '' is the queue last declared on this channel, and 404 when there is none.
+    if (this.#lastQueue === '') throw reply.noPreviousQueue()
     return this.#lastQueue
   }
 
@@ -443,7 +444,9 @@ export class AmqpChannel {
     const source = catalog.exchange(m.exchange)
     if (source === undefined) throw reply.noExchange(m.exchange)
     const headers = source.config.type === 'headers' ? bindingHeaders(m.arguments) : undefined
-    const def = { exchange: m.exchange, stream: q.stream, key: m.routingKey, ...(headers !== undefined ? { headers } : {}) }
+    // With both the queue and the key empty, RabbitMQ binds by the last declared queue's name.
+    const key = m.queue === '' && m.routingKey === '' ? name : m.routingKey
+    const def = { exchange: m.exchange, stream: q.stream, key, ...(headers !== undefined ? { headers } : {}) }
     if (m.name === 'queue.bind') {
       await vhost.serial(() => catalog.bind(def))
       if (!m.nowait) this.#send({ name: 'queue.bind-ok' })
