@@ -387,7 +387,12 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   if (amqpEntries.length > 0) {
     const vhostDeps = { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked }
     // One virtual host for every entry (validation makes their bounds on it agree).
-    const amqpShared = { counters: newCounters(), tlsReloader, vhost: await startAmqpVhost(vhostDeps, amqpEntries[0]!) }
+    const { vhost } = await parts.open('AMQP virtual host', async () => {
+      const v = await startAmqpVhost(vhostDeps, amqpEntries[0]!)
+      // Its x-expires clocks stop before the catalog they delete from closes.
+      return { vhost: v, close: () => v.close() }
+    })
+    const amqpShared = { counters: newCounters(), tlsReloader, vhost }
     queues = queueAdmin(amqpShared.vhost)
     for (const entry of amqpEntries) {
       await door('AMQP', entry, () =>
