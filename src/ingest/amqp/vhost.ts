@@ -242,7 +242,7 @@ export class AmqpVhost {
         const what = m.queue === '' ? 'a server-named queue' : `exclusive queue '${name}'`
         throw reply.precondition(`cannot declare ${what} in vhost '/': queue limit per connection (${this.#limits.maxQueuesPerConnection}) is reached (server.amqp.maxQueuesPerConnection)`)
       }
-      if (!isValidName(name)) throw reply.precondition(`queue name '${name}' is not valid in Sluice: letters, digits, '.', '_' and '-', at most 200 characters`)
+      if (!isValidName(name)) throw reply.precondition(`queue name '${name}' is not valid in Sluice: letters, digits, '.', '_', '-' and '@', at most 200 characters`)
       if (this.deps.streams.get(name) !== undefined) throw reply.precondition(`a stream named '${name}' exists without a consumer group of that name; Sluice cannot make it a queue`)
       const spec = queueSpec(name, m.arguments)
       if (spec.deadLetterExchange !== undefined) checks.deadLetter(name, spec.deadLetterExchange)
