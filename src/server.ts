@@ -1,5 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { Server as NetServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/index.js'
 import type { HttpListenerConfig, ListenerConfig, ServerConfig, StreamConfig } from './config/index.js'
@@ -17,6 +18,7 @@ import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
+import { listenIpv6Loopback, primaryHost } from './ingest/tcp/loopback.js'
 import { ConnectionBudget, newCounters, oneByName, type IngestListener } from './ingest/tcp/server.js'
 import { TlsReloader, type TlsReloadResult } from './ingest/tcp/tls.js'
 import { errors } from './errors.js'
@@ -290,10 +292,13 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   const entryBrokers = new Map<HttpListenerConfig, BrokerView>()
   const httpCounters = newCounters()
   const apps: FastifyInstance[] = []
+  /** The ::1 sockets of loopback entries, which hand their connections to the apps' servers. */
+  const ipv6Twins: NetServer[] = []
   // Both HTTP parts close the apps: the data routes' close on a stop, the listener's when a start
   // fails before the routes came up.
   let appsClosed: Promise<void> | undefined
-  const closeApp = (): Promise<void> => (appsClosed ??= Promise.all(apps.map((a) => a.close())).then(() => undefined))
+  const closeApp = (): Promise<void> =>
+    (appsClosed ??= Promise.all([...ipv6Twins.map((t) => new Promise<void>((r) => t.close(() => r()))), ...apps.map((a) => a.close())]).then(() => undefined))
   const httpUrls: string[] = []
   await parts.open('http listener', async () => {
     for (const http of httpEntries) {
@@ -312,8 +317,10 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
           (err) => logger.error({ err }, 'internal error in an HTTP request'),
         )
         apps.push(app)
-        await app.listen({ host: http.host, port: http.port })
+        await app.listen({ host: primaryHost(http.host), port: http.port })
         const a = app.server.address()
+        const twin = await listenIpv6Loopback(app.server, { host: http.host, port: typeof a === 'object' && a !== null ? a.port : http.port, name: 'http', logger })
+        if (twin !== undefined) ipv6Twins.push(twin)
         const scheme = http.tls === null ? 'http' : 'https'
         httpUrls.push(typeof a === 'object' && a !== null ? `${scheme}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : String(a))
       } catch (err) {
@@ -380,7 +387,12 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   if (amqpEntries.length > 0) {
     const vhostDeps = { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked }
     // One virtual host for every entry (validation makes their bounds on it agree).
-    const amqpShared = { counters: newCounters(), tlsReloader, vhost: await startAmqpVhost(vhostDeps, amqpEntries[0]!) }
+    const { vhost } = await parts.open('AMQP virtual host', async () => {
+      const v = await startAmqpVhost(vhostDeps, amqpEntries[0]!)
+      // Its x-expires clocks stop before the catalog they delete from closes.
+      return { vhost: v, close: () => v.close() }
+    })
+    const amqpShared = { counters: newCounters(), tlsReloader, vhost }
     queues = queueAdmin(amqpShared.vhost)
     for (const entry of amqpEntries) {
       await door('AMQP', entry, () =>

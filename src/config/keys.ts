@@ -7,7 +7,7 @@ import type { ObjectSpec } from './spec.js'
 const port = (defaultPort: number, what: string) =>
   ({ type: 'int', default: defaultPort, min: 0, max: 65535, doc: `TCP port for ${what}; 0 picks a free port (tests).` }) as const
 
-const host = { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: 'Address to listen on; 0.0.0.0 for every interface.' } as const
+const host = { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: 'Address to listen on; 0.0.0.0 for every interface. On 127.0.0.1 or localhost a TCP listener also listens on ::1 (same port) when the machine has it.' } as const
 
 const enabled = { type: 'bool', default: true, doc: 'Start this listener.' } as const
 

@@ -28,8 +28,9 @@ export interface Validated {
 
 // Names become directory names (streams) and metric labels, so only a conservative alphabet is
 // allowed, and no leading dot or dash: `.`, `..` and `-rf` must never be a name.
-export const namePattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/
-export const nameRule = 'use letters, digits, ".", "_" and "-", at most 200 characters, not starting with "." or "-"'
+// '@' because Celery names its queues <worker>@<host>.celery.pidbox.
+export const namePattern = /^[A-Za-z0-9_][A-Za-z0-9._@-]{0,199}$/
+export const nameRule = 'use letters, digits, ".", "_", "-" and "@", at most 200 characters, not starting with ".", "-" or "@"'
 
 class Walker {
   readonly positions = new Map<string, Pos>()

@@ -56,6 +56,8 @@ export interface Member {
   prefetch: number | undefined
   /** Cancelled push consumer kept only to settle what it holds: it takes nothing new. */
   retired: boolean
+  /** AMQP consumer priority (x-priority): in fair dispatch, higher ones are served while they have credit. */
+  priority: number
 }
 
 /**
@@ -97,7 +99,7 @@ export class Dispatcher {
   member(name: string): Member {
     let m = this.members.get(name)
     if (m === undefined) {
-      m = { name, token: this.#token(), user: undefined, lastSeen: this.#now(), inflight: new Set(), assigned: [], want: 0, waiter: undefined, push: undefined, prefetch: undefined, retired: false }
+      m = { name, token: this.#token(), user: undefined, lastSeen: this.#now(), inflight: new Set(), assigned: [], want: 0, waiter: undefined, push: undefined, prefetch: undefined, retired: false, priority: 0 }
       this.members.set(name, m)
       this.#ring.push(m)
     }
@@ -212,7 +214,8 @@ export class Dispatcher {
         avoided = free > 0
         continue
       }
-      if (free > bestFree) {
+      // The highest priority with credit wins; among equals, the most credit (fair).
+      if (free > 0 && (best === undefined || m.priority > best.priority || (m.priority === best.priority && free > bestFree))) {
         best = m
         bestFree = free
       }

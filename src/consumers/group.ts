@@ -288,13 +288,15 @@ export class ConsumerGroup {
 
   /**
    * A push consumer: events are handed to `deliver` as they are dispatched, up to `prefetch` in
-   * flight (0 = the group's prefetch). The same member name may not also fetch.
+   * flight (0 = the group's prefetch). The same member name may not also fetch. In fair dispatch
+   * a member of higher `priority` is served first while it has credit (AMQP's x-priority).
    */
-  subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void): void {
+  subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void, priority = 0): void {
     if (this.#closed) throw errors.groupClosed(this.name)
     const m = this.#member(consumer)
     m.push = deliver
     m.retired = false
+    m.priority = priority
     m.prefetch = prefetch > 0 ? prefetch : undefined
     void this.#pump()
   }
@@ -851,6 +853,11 @@ export class ConsumerGroup {
     this.#dispatch.restartAt(end)
     await this.#meta.write(ops, { sync: true })
     return Math.max(0, n)
+  }
+
+  /** Events parked here (dead-lettered with no dead-letter target): unsettled, never delivered again unless redriven. */
+  get parkedCount(): number {
+    return this.#state.parkedCount
   }
 
   get inFlightCount(): number {

@@ -188,7 +188,7 @@ export class Catalog {
 
   /** Returns true when created, false when the same exchange exists; throws on a conflict. */
   async declareExchange(d: ExchangeDeclaration): Promise<boolean> {
-    if (!isValidName(d.name)) throw errors.routerBadExchange(d.name, 'not a valid name: letters, digits, ".", "_" and "-", at most 200')
+    if (!isValidName(d.name)) throw errors.routerBadExchange(d.name, 'not a valid name: letters, digits, ".", "_", "-" and "@", at most 200')
     const alternate = d.alternate ?? null
     const existing = this.#exchanges.get(d.name)
     if (existing !== undefined) {
@@ -239,7 +239,7 @@ export class Catalog {
 
   /** Returns true when created, false when a stream of that name exists (its settings are kept). */
   async declareStream(d: StreamDeclaration): Promise<boolean> {
-    if (!isValidName(d.name)) throw errors.badRequest(`stream name "${d.name}" is not valid: letters, digits, ".", "_" and "-", at most 200`)
+    if (!isValidName(d.name)) throw errors.badRequest(`stream name "${d.name}" is not valid: letters, digits, ".", "_", "-" and "@", at most 200`)
     if (this.#opts.streams.get(d.name) !== undefined) return false
     // Restored run-time streams may already be past a limit lowered since: they stay, and
     // nothing new is made until enough of them go.

@@ -16,7 +16,7 @@ const expected = [
   'server.alarms.memoryHighWatermark (line 9, col 34): 1.5 is above the maximum of 1',
   'exchanges.logs.type (line 11, col 17): "topics" is not one of direct, fanout, topic, headers; did you mean `topic`?',
   'exchanges.logs.routingKey (line 11, col 37): "{service.{level}" is not a routing-key template: placeholders cannot nest',
-  'exchanges.my exchange (line 12, col 3): "my exchange" is not a valid exchange name: use letters, digits, ".", "_" and "-", at most 200 characters, not starting with "." or "-"',
+  'exchanges.my exchange (line 12, col 3): "my exchange" is not a valid exchange name: use letters, digits, ".", "_", "-" and "@", at most 200 characters, not starting with ".", "-" or "@"',
   'streams.app-logs.retention.maxAge (line 15, col 26): "7 days" is not a duration, e.g. 7d',
   'streams.app-logs.segmentSzie (line 16, col 5): unknown key; did you mean `segmentSize`?',
   'streams.errors.segmentSize (line 17, col 26): "huge" is not a size, e.g. 64mb',
@@ -123,13 +123,13 @@ describe('unknown keys', () => {
 })
 
 describe('names', () => {
-  it('allows letters, digits, dot, underscore and dash', () => {
-    const config = parseConfig('streams:\n  app_logs.v2-eu: {}\n  "2024": {}\n', { env: {} })
-    expect(Object.keys(config.streams)).toEqual(['2024', 'app_logs.v2-eu'])
+  it('allows letters, digits, dot, underscore, dash and at (Celery names queues worker@host.celery.pidbox)', () => {
+    const config = parseConfig('streams:\n  app_logs.v2-eu: {}\n  "2024": {}\n  w1@host.celery.pidbox: {}\n', { env: {} })
+    expect(Object.keys(config.streams)).toEqual(['2024', 'app_logs.v2-eu', 'w1@host.celery.pidbox'])
   })
 
-  it.each(['..', '.hidden', '-rf', 'a/b', 'x y', 'é', 'a'.repeat(201)])('rejects %j, which could not be a directory name', (name) => {
-    const rule = 'use letters, digits, ".", "_" and "-", at most 200 characters, not starting with "." or "-"'
+  it.each(['..', '.hidden', '-rf', '@x', 'a/b', 'x y', 'é', 'a'.repeat(201)])('rejects %j, which could not be a directory name', (name) => {
+    const rule = 'use letters, digits, ".", "_", "-" and "@", at most 200 characters, not starting with ".", "-" or "@"'
     expect(problemsOf(`streams:\n  ${JSON.stringify(name)}: {}\n`)).toEqual([
       `streams.${name} (line 2, col 3): ${JSON.stringify(name)} is not a valid stream name: ${rule}`,
     ])

@@ -5,9 +5,10 @@ import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { PublishEvent, PublishResult } from '../../streams/publisher.js'
 import type { Command, ContentCommand } from './commands.js'
-import { encodeContent, encodeDeliver } from './content.js'
+import { type BasicProperties, encodeContent, encodeDeliver } from './content.js'
+import { isDirectReply, replyToQueue } from './direct-reply.js'
 import { ReplyCode } from './constants.js'
-import { type FieldTable, fieldString } from './field-table.js'
+import { type FieldTable, type FieldValue, fieldNumber, fieldString } from './field-table.js'
 import { bindingHeaders, defaultExchangeName, deliveryProperties, toPublishEvent, wireExchange } from './message.js'
 import type { MethodInit, MethodOf } from './methods.js'
 import { AmqpReplyError, reply, replyFor } from './reply.js'
@@ -64,7 +65,19 @@ interface Consumer extends ConsumerHandle {
   readonly noAck: boolean
   /** The group was made for this consumer (stream queue) and goes with it. */
   readonly ownGroup: boolean
+  /** basic.qos prefetch-count when it was made (0: none). */
+  prefetch: number
+  /** x-priority. */
+  readonly priority: number
+  /** Waiting its turn on a single-active-consumer queue. */
+  standby: boolean
   cancelled: boolean
+}
+
+/** A delivery held back by the channel's global prefetch (basic.qos global): sent once acks free room. */
+interface Held {
+  readonly c: Consumer
+  readonly d: Delivery
 }
 
 interface Unacked {
@@ -118,6 +131,13 @@ export class AmqpChannel {
   /** Members this channel used (consumers, basic.get), released when it closes. */
   readonly #members = new Map<string, ConsumerGroup>()
   #prefetch = 0
+  /** basic.qos global: unacked deliveries across the channel at most (0: no limit). */
+  #globalPrefetch = 0
+  readonly #held: Held[] = []
+  /** channel.flow: false while the client asked us to stop delivering. */
+  #flowActive = true
+  /** The reply consumer of direct reply-to on this channel, and the address requests carry. */
+  #replyTo: { readonly tag: string; readonly address: string } | undefined
   #lastQueue = ''
 
   constructor(number: number, host: ChannelHost) {
@@ -248,6 +268,8 @@ export class AmqpChannel {
       }
     }
     this.#consumers.clear()
+    this.#held.length = 0
+    this.#dropReplyConsumer()
     for (const [member, group] of this.#members) group.unsubscribe(member, true)
     this.#members.clear()
     this.#unacked.clear()
@@ -259,8 +281,8 @@ export class AmqpChannel {
     const m = cmd.method
     switch (m.name) {
       case 'channel.flow':
-        if (!m.active) throw reply.notImplemented('active=false')
-        this.#send({ name: 'channel.flow-ok', active: true })
+        this.#flow(m.active)
+        this.#send({ name: 'channel.flow-ok', active: m.active })
         return
       case 'channel.flow-ok':
         return
@@ -298,7 +320,8 @@ export class AmqpChannel {
       case 'basic.consume':
         return this.#consume(m)
       case 'basic.cancel':
-        this.#cancel(m.consumerTag)
+        if (this.#replyTo?.tag === m.consumerTag) this.#dropReplyConsumer()
+        else this.#cancel(m.consumerTag)
         if (!m.nowait) this.#send({ name: 'basic.cancel-ok', consumerTag: m.consumerTag })
         return
       case 'basic.get':
@@ -340,7 +363,8 @@ export class AmqpChannel {
 
   #queueName(q: string): string {
     if (q !== '') return q
-    if (this.#lastQueue === '') throw reply.precondition('no previously declared queue')
+    // RabbitMQ's shortcut: '' is the queue last declared on this channel, and 404 when there is none.
+    if (this.#lastQueue === '') throw reply.noPreviousQueue()
     return this.#lastQueue
   }
 
@@ -409,7 +433,11 @@ export class AmqpChannel {
       await this.#host.vhost.serial(() => catalog.bind(def))
       if (!m.nowait) this.#send({ name: 'exchange.bind-ok' })
     } else {
-      await this.#host.vhost.serial(() => catalog.unbind(def))
+      const vhost = this.#host.vhost
+      await vhost.serial(async () => {
+        await catalog.unbind(def)
+        await vhost.autoDeleteExchanges([m.source])
+      })
       if (!m.nowait) this.#send({ name: 'exchange.unbind-ok' })
     }
   }
@@ -443,12 +471,17 @@ export class AmqpChannel {
     const source = catalog.exchange(m.exchange)
     if (source === undefined) throw reply.noExchange(m.exchange)
     const headers = source.config.type === 'headers' ? bindingHeaders(m.arguments) : undefined
-    const def = { exchange: m.exchange, stream: q.stream, key: m.routingKey, ...(headers !== undefined ? { headers } : {}) }
+    // With both the queue and the key empty, RabbitMQ binds by the last declared queue's name.
+    const key = m.queue === '' && m.routingKey === '' ? name : m.routingKey
+    const def = { exchange: m.exchange, stream: q.stream, key, ...(headers !== undefined ? { headers } : {}) }
     if (m.name === 'queue.bind') {
       await vhost.serial(() => catalog.bind(def))
       if (!m.nowait) this.#send({ name: 'queue.bind-ok' })
     } else {
-      await vhost.serial(() => catalog.unbind(def))
+      await vhost.serial(async () => {
+        await catalog.unbind(def)
+        await vhost.autoDeleteExchanges([m.exchange])
+      })
       this.#send({ name: 'queue.unbind-ok' })
     }
   }
@@ -463,20 +496,59 @@ export class AmqpChannel {
     }
     let i = 0
     while (i < batch.length && this.#live) {
-      const exchange = (batch[i]!.method as MethodOf<'basic.publish'>).exchange
+      const first = batch[i]!.method as MethodOf<'basic.publish'>
+      const exchange = first.exchange
+      // Runs of one exchange; replies to direct reply-to addresses run apart (they are not stored).
+      const direct = isDirectReply(exchange, first.routingKey)
       let j = i
-      while (j < batch.length && (batch[j]!.method as MethodOf<'basic.publish'>).exchange === exchange) j++
+      while (j < batch.length) {
+        const mj = batch[j]!.method as MethodOf<'basic.publish'>
+        if (mj.exchange !== exchange || isDirectReply(mj.exchange, mj.routingKey) !== direct) break
+        j++
+      }
       const run = batch.slice(i, j)
       i = j
       try {
         this.#checkPublish(run[0]!)
+        for (const cmd of run) this.#rewriteReplyTo(cmd)
       } catch (err) {
         throw replyFor(err).at(60, 40)
+      }
+      if (direct) {
+        this.#chainConfirms(Promise.resolve(this.#directReplies(run)))
+        continue
       }
       // Only admission is waited for here; the durability wait runs on while the next commands
       // are read, and confirms are chained in publish order.
       this.#chainConfirms((await this.#publishRun(run)).confirms)
     }
+  }
+
+  /** A request asking for a direct reply carries this channel's reply address instead. */
+  #rewriteReplyTo(cmd: ContentCommand): void {
+    const p = cmd.header.properties
+    if (p.replyTo !== replyToQueue) return
+    if (this.#replyTo === undefined) throw reply.precondition('fast reply consumer does not exist')
+    p.replyTo = this.#replyTo.address
+  }
+
+  /**
+   * Replies to direct reply-to addresses go straight to the waiting channel, stored nowhere. A
+   * reply whose caller is gone is dropped (returned when `mandatory`), as RabbitMQ does; each is
+   * confirmed at once.
+   */
+  #directReplies(run: ContentCommand[]): { ok: boolean; outcomes: Outcome[] } {
+    const outcomes: Outcome[] = []
+    for (const cmd of run) {
+      const m = cmd.method as MethodOf<'basic.publish'>
+      this.#host.countMessage(cmd.body.length)
+      const delivered = this.#host.vhost.directReplies.deliver(m.routingKey, cmd.header.properties, cmd.body)
+      if (!delivered && m.mandatory) {
+        this.#host.write(encodeContent(this.number, { name: 'basic.return', replyCode: ReplyCode.NO_ROUTE, replyText: 'NO_ROUTE', exchange: m.exchange, routingKey: m.routingKey }, cmd.header.properties, cmd.body, this.#host.frameMax))
+      }
+      if (this.#confirm) outcomes.push({ seq: ++this.#publishSeq, ok: true })
+    }
+    return { ok: true, outcomes }
   }
 
   #checkPublish(cmd: ContentCommand): void {
@@ -645,14 +717,63 @@ export class AmqpChannel {
 
   // ---- consuming ---------------------------------------------------------------------------------
 
+  /**
+   * As RabbitMQ reads basic.qos: `global` false sets the prefetch of consumers made after it;
+   * `global` true one limit for the whole channel, across its consumers (both can hold at once).
+   * The channel limit is kept here: each consumer's group credit is capped by it, and deliveries
+   * past it (several consumers filled at once) wait in #held until acks make room.
+   */
   #qos(m: MethodOf<'basic.qos'>): void {
-    this.#prefetch = m.prefetchCount
-    if (m.global) for (const c of this.#consumers.values()) c.group.setPrefetch(c.member, m.prefetchCount)
+    if (m.global) {
+      this.#globalPrefetch = m.prefetchCount
+      for (const c of this.#consumers.values()) c.group.setPrefetch(c.member, this.#credit(c.prefetch))
+      this.#release()
+    } else {
+      this.#prefetch = m.prefetchCount
+    }
     this.#send({ name: 'basic.qos-ok' })
+  }
+
+  /** A consumer's group credit: its own prefetch, within the channel's global one. */
+  #credit(own: number): number {
+    const g = this.#globalPrefetch
+    if (g === 0) return own
+    return own === 0 ? g : Math.min(own, g)
+  }
+
+  /** Whether the channel's global prefetch lets one more acked delivery out now. */
+  get #roomForDelivery(): boolean {
+    return this.#globalPrefetch === 0 || this.#unacked.size < this.#globalPrefetch
+  }
+
+  /** Sends held deliveries while there is room (after acks, a higher global prefetch, flow on). */
+  #release(): void {
+    while (this.#held.length > 0 && this.#roomForDelivery && this.#flowActive && this.#state === 'open') {
+      const { c, d } = this.#held.shift()!
+      if (!c.cancelled) this.#write(c, d)
+    }
+  }
+
+  /** channel.flow: false stops deliveries to the channel (what it holds stays its to ack); true resumes them. */
+  #flow(active: boolean): void {
+    if (active === this.#flowActive) return
+    this.#flowActive = active
+    for (const c of this.#consumers.values()) {
+      if (active) this.#subscribe(c)
+      else if (!c.standby) c.group.unsubscribe(c.member, false)
+    }
+    if (active) this.#release()
+  }
+
+  /** Starts pushing to a consumer, unless it waits its turn (single active consumer) or flow is off. */
+  #subscribe(c: Consumer): void {
+    if (c.cancelled || c.standby || !this.#flowActive) return
+    c.group.subscribe(c.member, this.#credit(c.prefetch), (ds) => this.#deliver(c, ds), c.priority)
   }
 
   async #consume(m: MethodOf<'basic.consume'>): Promise<void> {
     const vhost = this.#host.vhost
+    if (m.queue === replyToQueue) return this.#replyConsumer(m)
     const name = this.#queueName(m.queue)
     // A stream queue is read as a stream (each consumer gets a group of its own); a classic one is a group.
     if (vhost.queue(name)?.kind === 'stream') this.#host.authorize('stream.read', { stream: streamRes(name) })
@@ -675,15 +796,22 @@ export class AmqpChannel {
       member,
       noAck: m.noAck,
       ownGroup,
+      prefetch: this.#prefetch,
+      priority: consumerPriority((m.arguments as FieldTable)['x-priority']),
+      standby: false,
       cancelled: false,
       connectionId: this.#host.id,
       exclusive: m.exclusive,
       cancelledByServer: () => this.#cancelledByServer(c),
+      activate: () => {
+        c.standby = false
+        this.#subscribe(c)
+      },
     }
     try {
       // server.limits.maxConsumers: refused before consume-ok, with nothing set up.
       group.admitMember(member)
-      vhost.addConsumer(q.name, c)
+      c.standby = !vhost.addConsumer(q.name, c)
     } catch (err) {
       if (ownGroup) await vhost.dropStreamConsumerGroup(group.name)
       throw err
@@ -692,7 +820,30 @@ export class AmqpChannel {
     this.#members.set(member, group)
     // consume-ok goes before the first delivery.
     if (!m.nowait) this.#send({ name: 'basic.consume-ok', consumerTag: tag })
-    group.subscribe(member, this.#prefetch, (ds) => this.#deliver(c, ds))
+    this.#subscribe(c)
+  }
+
+  /** basic.consume on amq.rabbitmq.reply-to: no-ack only, one per channel, as in RabbitMQ. */
+  #replyConsumer(m: MethodOf<'basic.consume'>): void {
+    if (!m.noAck) throw reply.precondition('reply consumer cannot acknowledge')
+    if (this.#replyTo !== undefined) throw reply.precondition('reply consumer already set')
+    const tag = m.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : m.consumerTag
+    if (this.#consumers.has(tag)) throw reply.reuseConsumerTag(tag)
+    const address = this.#host.vhost.directReplies.register({ deliverReply: (key, props, body) => this.#deliverReply(tag, key, props, body) })
+    this.#replyTo = { tag, address }
+    if (!m.nowait) this.#send({ name: 'basic.consume-ok', consumerTag: tag })
+  }
+
+  #dropReplyConsumer(): void {
+    if (this.#replyTo === undefined) return
+    this.#host.vhost.directReplies.unregister(this.#replyTo.address)
+    this.#replyTo = undefined
+  }
+
+  #deliverReply(tag: string, routingKey: string, properties: BasicProperties, body: Buffer): void {
+    if (this.#state !== 'open') return
+    const host = this.#host
+    host.write(encodeDeliver(this.number, tag, ++this.#deliveryTag, false, '', routingKey, properties, body, host.frameMax))
   }
 
   #cancel(tag: string): void {
@@ -700,6 +851,7 @@ export class AmqpChannel {
     if (c === undefined) return
     this.#consumers.delete(tag)
     c.cancelled = true
+    this.#returnHeld(c)
     // What it holds stays its channel's to ack, as after a RabbitMQ basic.cancel.
     c.group.unsubscribe(c.member, false)
     this.#host.vhost.removeConsumer(c.queue.name, c)
@@ -713,11 +865,31 @@ export class AmqpChannel {
   #cancelledByServer(c: Consumer): void {
     if (c.cancelled) return
     c.cancelled = true
+    this.#returnHeld(c)
     this.#consumers.delete(c.tag)
     c.group.unsubscribe(c.member, true)
     this.#members.delete(c.member)
     for (const [k, u] of this.#unacked) if (u.group === c.group) this.#unacked.delete(k)
     if (this.#host.capabilities.consumerCancelNotify) this.#send({ name: 'basic.cancel', consumerTag: c.tag, nowait: true })
+  }
+
+  /** Deliveries held back for a consumer that went: the client never saw them, so they go back as they were. */
+  #returnHeld(c: Consumer): void {
+    const back: string[] = []
+    for (let i = this.#held.length - 1; i >= 0; i--) {
+      if (this.#held[i]!.c !== c) continue
+      back.push(this.#held[i]!.d.tag)
+      this.#held.splice(i, 1)
+    }
+    if (back.length > 0) c.group.returnUndelivered(back)
+  }
+
+  #write(c: Consumer, d: Delivery): void {
+    const host = this.#host
+    const r = d.record
+    const tag = ++this.#deliveryTag
+    if (!c.noAck) this.#unacked.set(tag, { group: c.group, tag: d.tag })
+    host.write(encodeDeliver(this.number, c.tag, tag, d.redelivered, wireExchange(r.exchange), r.key, deliveryProperties(r, d.deliveryCount), r.body, host.frameMax))
   }
 
   #deliver(c: Consumer, ds: Delivery[]): void {
@@ -726,15 +898,17 @@ export class AmqpChannel {
       void c.group.nack(ds.map((d) => d.tag), { requeue: true, delayMs: 0 }).catch(() => undefined)
       return
     }
-    const host = this.#host
     const autoAck: string[] = []
     for (const d of ds) {
-      const r = d.record
-      const tag = ++this.#deliveryTag
+      // Past the channel's global prefetch (or with flow off), acked deliveries wait here.
+      if (!c.noAck && (this.#held.length > 0 || !this.#roomForDelivery || !this.#flowActive)) {
+        this.#held.push({ c, d })
+        continue
+      }
+      this.#write(c, d)
       if (c.noAck) autoAck.push(d.tag)
-      else this.#unacked.set(tag, { group: c.group, tag: d.tag })
-      host.write(encodeDeliver(this.number, c.tag, tag, d.redelivered, wireExchange(r.exchange), r.key, deliveryProperties(r, d.deliveryCount), r.body, host.frameMax))
     }
+    const host = this.#host
     if (autoAck.length === 0) return
     // No-ack: settled on send. When the socket is backed up, the acks (and so the next deliveries) wait.
     const ack = (): void => void c.group.ack(autoAck).catch(() => undefined)
@@ -746,6 +920,7 @@ export class AmqpChannel {
     const name = this.#queueName(m.queue)
     this.#host.authorize('consume', { group: groupRes(name) })
     const q = this.#host.vhost.use(name, this.#host.id)
+    this.#host.vhost.renew(name)
     if (q.kind !== 'group') throw reply.precondition(`queue '${q.name}' in vhost '/' is a stream queue; basic.get is not supported on it, use basic.consume`)
     const member = `${this.#host.id}/${this.number}/basic.get`
     this.#members.set(member, q.group)
@@ -758,7 +933,7 @@ export class AmqpChannel {
     const tag = ++this.#deliveryTag
     if (!m.noAck) this.#unacked.set(tag, { group: q.group, tag: d.tag })
     const r = d.record
-    const messageCount = Math.max(0, q.group.backlog - q.group.inFlightCount)
+    const { messageCount } = this.#host.vhost.counts(q)
     this.#host.write(
       encodeContent(
         this.number,
@@ -789,6 +964,7 @@ export class AmqpChannel {
       if (tags === undefined) this.#acks.set(u.group, (tags = []))
       tags.push(u.tag)
     }
+    this.#release()
     if (this.#acksScheduled) return
     this.#acksScheduled = true
     setImmediate(() => void this.flushAcks())
@@ -831,6 +1007,7 @@ export class AmqpChannel {
       // In a transaction, a tag settled twice: RabbitMQ fails the commit the same way.
       return Promise.reject(err)
     }
+    this.#release()
     const byGroup = new Map<ConsumerGroup, string[]>()
     for (const u of taken) {
       let tags = byGroup.get(u.group)
@@ -847,4 +1024,12 @@ export class AmqpChannel {
       (err: unknown) => this.#host.vhost.deps.logger.warn({ err }, 'AMQP settle failed; the deliveries come back after the ack timeout'),
     )
   }
+}
+
+/** x-priority of a basic.consume: an integer, 0 when absent (RabbitMQ's default). */
+function consumerPriority(v: FieldValue | undefined): number {
+  if (v === undefined) return 0
+  const n = fieldNumber(v)
+  if (n === undefined || !Number.isInteger(n)) throw reply.precondition(`invalid arg 'x-priority': expected an integer, got ${JSON.stringify(String(v))}`)
+  return n
 }

@@ -48,6 +48,7 @@ const vhost = "in vhost '/'"
 
 export const reply = {
   noQueue: (q: string) => new AmqpReplyError(ReplyCode.NOT_FOUND, `no queue '${q}' ${vhost}`),
+  noPreviousQueue: () => new AmqpReplyError(ReplyCode.NOT_FOUND, 'no previously declared queue'),
   noExchange: (x: string) => new AmqpReplyError(ReplyCode.NOT_FOUND, `no exchange '${x}' ${vhost}`),
   inequivalent: (arg: string, kind: 'queue' | 'exchange', name: string, received: string, current: string) =>
     new AmqpReplyError(ReplyCode.PRECONDITION_FAILED, `inequivalent arg '${arg}' for ${kind} '${name}' ${vhost}: received ${received} but current is ${current}`),

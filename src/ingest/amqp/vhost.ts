@@ -11,7 +11,9 @@ import type { Catalog } from '../../streams/catalog.js'
 import type { BrokerPublisher } from '../../streams/publisher.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { type FieldTable, type FieldValue, fieldNumber, fieldString } from './field-table.js'
+import { DirectReplies } from './direct-reply.js'
 import { defaultExchangeName, toJson } from './message.js'
+import { QueueExpiry } from './queue-expiry.js'
 import { reply, replyFor } from './reply.js'
 
 // The one virtual host, "/": AMQP's queues and exchanges mapped onto Sluice's catalog.
@@ -68,6 +70,8 @@ export interface ConsumerHandle {
   readonly exclusive: boolean
   /** The queue was deleted: send basic.cancel when the client understands it, forget the consumer. */
   cancelledByServer(): void
+  /** A single-active-consumer queue's active consumer left and this one, next in line, takes over. */
+  activate(): void
 }
 
 export interface VhostDeps {
@@ -83,7 +87,19 @@ export interface VhostDeps {
 }
 
 // Arguments a redeclare must repeat, as RabbitMQ checks them.
-const queueArgs = ['x-message-ttl', 'x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-max-length', 'x-max-length-bytes', 'x-overflow', 'x-delivery-limit', 'x-queue-type', 'x-max-age']
+const queueArgs = [
+  'x-message-ttl',
+  'x-dead-letter-exchange',
+  'x-dead-letter-routing-key',
+  'x-max-length',
+  'x-max-length-bytes',
+  'x-overflow',
+  'x-delivery-limit',
+  'x-queue-type',
+  'x-max-age',
+  'x-expires',
+  'x-single-active-consumer',
+]
 
 export interface VhostLimits {
   /** Exclusive and server-named queues one connection may hold at once. */
@@ -116,10 +132,29 @@ export class AmqpVhost {
   readonly #tiedTo = new Map<string, string>()
   readonly #ownedBy = new Map<string, Set<string>>()
   #lock: Promise<unknown> = Promise.resolve()
+  readonly #expiry: QueueExpiry
+  /** Reply consumers of direct reply-to, across every connection. */
+  readonly directReplies = new DirectReplies()
 
   constructor(deps: VhostDeps, limits: VhostLimits) {
     this.deps = deps
     this.#limits = limits
+    this.#expiry = new QueueExpiry((queue) => {
+      void this.serial(async () => {
+        if (this.queue(queue) === undefined || (this.#consumers.get(queue)?.size ?? 0) > 0) return
+        await this.#delete(queue)
+      }).catch((err: unknown) => this.deps.logger.warn({ queue, err }, 'could not delete an expired queue (x-expires)'))
+    })
+  }
+
+  /** Stops the x-expires clocks; the server is stopping. */
+  close(): void {
+    this.#expiry.close()
+  }
+
+  #track(name: string, attrs: QueueAttributes | undefined): void {
+    const ms = attrs?.arguments['x-expires']
+    if (typeof ms === 'number') this.#expiry.track(name, ms)
   }
 
   get limits(): VhostLimits {
@@ -130,6 +165,7 @@ export class AmqpVhost {
   async start(): Promise<void> {
     for (const s of this.deps.streams.all()) {
       const attrs = this.#queueAttributes(s.name)
+      this.#track(s.name, attrs)
       if (attrs === undefined || (!attrs.exclusive && !s.name.startsWith(serverNamedPrefix))) continue
       await this.#delete(s.name).catch((err: unknown) => this.deps.logger.warn({ queue: s.name, err }, 'could not delete a connection-owned queue of an earlier run'))
     }
@@ -164,9 +200,15 @@ export class AmqpVhost {
     return q
   }
 
+  /** A declare or basic.get: the queue's x-expires clock starts again (RabbitMQ's lease renewal). */
+  renew(name: string): void {
+    this.#expiry.touch(name, (this.#consumers.get(name)?.size ?? 0) > 0)
+  }
+
   counts(q: Queue): { messageCount: number; consumerCount: number } {
     const consumerCount = this.#consumers.get(q.name)?.size ?? 0
-    if (q.kind === 'group') return { messageCount: Math.max(0, q.group.backlog - q.group.inFlightCount), consumerCount }
+    // Parked events (rejected or expired with no dead-letter exchange) are not deliverable: RabbitMQ would have dropped them.
+    if (q.kind === 'group') return { messageCount: Math.max(0, q.group.backlog - q.group.inFlightCount - q.group.parkedCount), consumerCount }
     const log = this.deps.streams.get(q.stream)?.log
     return { messageCount: log === undefined ? 0 : log.endOffset - log.startOffset, consumerCount }
   }
@@ -189,6 +231,7 @@ export class AmqpVhost {
       if (existing !== undefined) {
         const q = this.use(name, connectionId)
         if (q.attributes !== undefined) checkQueueEquivalent(name, q.attributes, m)
+        this.renew(name)
         return { queue: name, ...this.counts(q) }
       }
       if (m.queue.startsWith('amq.')) throw reply.reservedName('queue', name)
@@ -199,7 +242,7 @@ export class AmqpVhost {
         const what = m.queue === '' ? 'a server-named queue' : `exclusive queue '${name}'`
         throw reply.precondition(`cannot declare ${what} in vhost '/': queue limit per connection (${this.#limits.maxQueuesPerConnection}) is reached (server.amqp.maxQueuesPerConnection)`)
       }
-      if (!isValidName(name)) throw reply.precondition(`queue name '${name}' is not valid in Sluice: letters, digits, '.', '_' and '-', at most 200 characters`)
+      if (!isValidName(name)) throw reply.precondition(`queue name '${name}' is not valid in Sluice: letters, digits, '.', '_', '-' and '@', at most 200 characters`)
       if (this.deps.streams.get(name) !== undefined) throw reply.precondition(`a stream named '${name}' exists without a consumer group of that name; Sluice cannot make it a queue`)
       const spec = queueSpec(name, m.arguments)
       if (spec.deadLetterExchange !== undefined) checks.deadLetter(name, spec.deadLetterExchange)
@@ -220,6 +263,7 @@ export class AmqpVhost {
       }
       if (m.exclusive) this.#owners.set(name, connectionId)
       if (tied) this.#tie(name, connectionId)
+      this.#track(name, attributes)
       const q = this.queue(name)!
       return { queue: name, ...this.counts(q) }
     })
@@ -251,6 +295,8 @@ export class AmqpVhost {
     this.#consumers.delete(name)
     for (const c of consumers ?? []) c.cancelledByServer()
     this.#owners.delete(name)
+    this.#expiry.forget(name)
+    const sources = new Set(this.deps.catalog.bindingsTo(name).map((b) => b.exchange))
     const tiedTo = this.#tiedTo.get(name)
     if (tiedTo !== undefined) {
       this.#tiedTo.delete(name)
@@ -259,6 +305,21 @@ export class AmqpVhost {
     // A stream queue's per-consumer groups go with it.
     for (const g of this.deps.groups.all()) if (g.stream === name) await this.deps.groups.delete(g.name)
     await this.deps.catalog.deleteStream(name)
+    await this.autoDeleteExchanges(sources)
+  }
+
+  /**
+   * Auto-delete exchanges among `names` that have no binding from them left go, as RabbitMQ
+   * deletes one when its last binding is removed (one never bound stays). Call inside `serial`,
+   * after the unbinding.
+   */
+  async autoDeleteExchanges(names: Iterable<string>): Promise<void> {
+    const { catalog } = this.deps
+    for (const name of names) {
+      const attrs = catalog.exchange(name)?.attributes as unknown as ExchangeAttributes | undefined
+      if (attrs?.amqp !== 'exchange' || !attrs.autoDelete || catalog.bindingsFrom(name).length > 0) continue
+      await catalog.deleteExchange(name)
+    }
   }
 
   purge(connectionId: string, name: string): Promise<number> {
@@ -269,20 +330,38 @@ export class AmqpVhost {
 
   // ---- consumers ---------------------------------------------------------------------------------
 
-  addConsumer(queue: string, c: ConsumerHandle): void {
+  /**
+   * Registers a consumer; false when it must wait its turn: on a queue with
+   * x-single-active-consumer only the first consumer gets messages, and `activate` tells the next
+   * one when it leaves.
+   */
+  addConsumer(queue: string, c: ConsumerHandle): boolean {
     const set = this.#consumers.get(queue)
     if (c.exclusive && set !== undefined && set.size > 0) throw reply.exclusiveUse(queue)
     if (set !== undefined) for (const other of set) if (other.exclusive) throw reply.exclusiveUse(queue)
     if (set === undefined) this.#consumers.set(queue, new Set([c]))
     else set.add(c)
+    this.#expiry.touch(queue, true)
+    return set === undefined || set.size === 1 || !this.#singleActive(queue)
+  }
+
+  #singleActive(queue: string): boolean {
+    return this.#queueAttributes(queue)?.arguments['x-single-active-consumer'] === true
   }
 
   /** The consumer is gone (cancel, channel or connection closed); an auto-delete queue goes with its last. */
   removeConsumer(queue: string, c: ConsumerHandle): void {
     const set = this.#consumers.get(queue)
-    if (set === undefined || !set.delete(c)) return
-    if (set.size > 0) return
+    if (set === undefined) return
+    // A Set keeps insertion order: the first is the single active consumer.
+    const wasActive = set.values().next().value === c
+    if (!set.delete(c)) return
+    if (set.size > 0) {
+      if (wasActive && this.#singleActive(queue)) set.values().next().value?.activate()
+      return
+    }
     this.#consumers.delete(queue)
+    this.#expiry.touch(queue, false)
     const attrs = this.#queueAttributes(queue)
     if (attrs?.autoDelete === true) {
       void this.serial(async () => {
@@ -372,8 +451,7 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
     if (s === undefined) throw reply.invalidArg(k, 'queue', name, 'expected a string')
     return s
   }
-  // Accepted and not acted on, but a value RabbitMQ would refuse is refused here too: x-expires is
-  // a positive number of milliseconds.
+  // A positive number of milliseconds, as RabbitMQ checks it (QueueExpiry acts on it).
   num('x-expires', 1)
   const qt = str('x-queue-type') ?? 'classic'
   if (qt !== 'classic' && qt !== 'quorum' && qt !== 'stream') throw reply.invalidArg('x-queue-type', 'queue', name, `unknown queue type '${qt}'; classic, quorum or stream`)

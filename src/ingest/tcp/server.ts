@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
+import { listenIpv6Loopback, primaryHost } from './loopback.js'
 import { loadTlsOptions, peerCertificate, peerRefusal, type PeerCertificate, type TlsReloader, type TlsSetup } from './tls.js'
 
 export interface ListenerCounters {
@@ -102,6 +103,8 @@ const handshakeLogEveryMs = 1000
 export class TcpListener implements IngestListener {
   readonly counters: ListenerCounters
   readonly #server: Server
+  /** The ::1 socket of a loopback listener (see listenIpv6Loopback). */
+  #ipv6: Server | undefined
   readonly #open = new Map<Socket, { end(): Promise<void> }>()
   readonly #perAddress = new Map<string, number>()
   /** Accepted TCP sockets, TLS handshakes under way included, so a stop can let go of them all. */
@@ -226,14 +229,15 @@ export class TcpListener implements IngestListener {
   async listen(): Promise<string> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject)
-      this.#server.listen({ host: this.options.host, port: this.options.port }, () => {
+      this.#server.listen({ host: primaryHost(this.options.host), port: this.options.port }, () => {
         this.#server.off('error', reject)
         resolve()
       })
     })
     const a = this.#server.address()
     const address = typeof a === 'object' && a !== null ? `${a.address}:${a.port}` : String(a)
-    this.options.logger.info({ listener: this.options.name, address, ...(this.tls ? { tls: true } : {}) }, 'listener up')
+    this.#ipv6 = await listenIpv6Loopback(this.#server, { host: this.options.host, port: this.port, name: this.options.name, logger: this.options.logger })
+    this.options.logger.info({ listener: this.options.name, address, ...(this.#ipv6 !== undefined ? { alsoOn: `[::1]:${this.port}` } : {}), ...(this.tls ? { tls: true } : {}) }, 'listener up')
     return address
   }
 
@@ -245,6 +249,8 @@ export class TcpListener implements IngestListener {
   async close(): Promise<void> {
     this.#unregisterTls?.()
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
+    const ipv6 = this.#ipv6
+    const ipv6Closed = ipv6 === undefined ? Promise.resolve() : new Promise<void>((resolve) => ipv6.close(() => resolve()))
     await Promise.all(
       [...this.#open].map(async ([socket, h]) => {
         socket.pause()
@@ -255,6 +261,6 @@ export class TcpListener implements IngestListener {
     for (const socket of this.#open.keys()) socket.destroy()
     // What is left never got to a door: TLS handshakes still under way.
     for (const socket of this.#accepted) socket.destroy()
-    await closed
+    await Promise.all([closed, ipv6Closed])
   }
 }
