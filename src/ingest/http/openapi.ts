@@ -9,6 +9,7 @@
 // schemas are not handed to fastify as route schemas, and this module is the one place they live.
 
 import { describeNeeds, type Operation } from '../../auth/index.js'
+import { namePattern } from '../../config/validate.js'
 import { httpRules } from './access.js'
 
 export type JsonSchema = Readonly<Record<string, unknown>>
@@ -79,7 +80,7 @@ export const sharedSchemas: Readonly<Record<string, JsonSchema>> = {
   Tags: obj({ tags: array(str), consumer: str }, ['tags']),
 }
 
-const name = (what: string): JsonSchema => ({ type: 'string', maxLength: 200, pattern: '^[A-Za-z0-9._-]+$', description: `the ${what}'s name` })
+const name = (what: string): JsonSchema => ({ type: 'string', maxLength: 200, pattern: namePattern.source, description: `the ${what}'s name` })
 const publishAnswer = obj({ accepted: int(0), duplicates: int(0), unroutable: int(0) }, ['accepted', 'duplicates', 'unroutable'])
 const probe = (summary: string, answers: Readonly<Record<number, Answer>>): RouteDoc => ({ summary, tag: 'doors', answers })
 
