@@ -20,6 +20,7 @@ import { registerGroupRoutes, type RequestBound } from './groups.js'
 import { registerDefinitionRoutes, type QueueAdmin } from './definitions.js'
 import { startOffset } from './stream-position.js'
 import { serverVersion } from './ui.js'
+import { httpListenerView } from './app.js'
 import type { Catalog } from '../../streams/catalog.js'
 
 /** What the HTTP door may use of the broker; undefined until recovery has finished. */
@@ -175,7 +176,8 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
       bytes,
       publish: broker.publisher.counters,
       groups: broker.groups.all().length,
-      listeners: Object.fromEntries(broker.listeners.map((l) => [l.options.name, l.counters])),
+      // The HTTP listener's own connections first (the management UI shows them beside the doors').
+      listeners: Object.fromEntries([['http', httpListenerView(app).counters], ...broker.listeners.map((l) => [l.options.name, l.counters])]),
       ingestErrors: { recorded: broker.ingestErrors.recorded, dropped: broker.ingestErrors.dropped },
       alarms: broker.alarms.active(),
       rateLimited: Object.fromEntries(broker.limiter.refusedByRule),
