@@ -8,6 +8,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# npm run build also bundles the management UI (src/ui) into dist/ui with this script.
+COPY scripts/build-ui.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: no compiler, no dev dependencies, not root.
@@ -17,6 +19,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+# The management UI's static files (served at / to browsers, and under /ui/).
+COPY --from=build /app/dist/ui ./dist/ui
 COPY package.json ./
 COPY config ./config
 # The protobuf definitions the OTLP and Loki doors load at start.

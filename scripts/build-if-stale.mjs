@@ -3,6 +3,8 @@
 // work on a fresh clone (they build first) and start at once after (no tsc run of several seconds
 // to find nothing to do). A build is stale when a file under src/ or benchmarks/, a tsconfig or
 // the lockfile is newer than dist/.tsbuildinfo, the stamp tsc writes (tsconfig.build.json).
+// The management UI (src/ui, built by scripts/build-ui.mjs into dist/ui) has its own stamp,
+// dist/ui/app.js: a change there rebuilds the UI alone, in well under a second.
 //
 //   node scripts/build-if-stale.mjs              build if stale
 //   node scripts/build-if-stale.mjs --run ARGS   build if stale, then run `sluice ARGS` in this process
@@ -20,8 +22,11 @@ const stamp = join(root, 'dist', '.tsbuildinfo')
 const sourceDirs = ['src', 'benchmarks']
 const sourceFiles = ['tsconfig.json', 'tsconfig.build.json', 'package-lock.json']
 
-/** The newest source file under `dir` newer than `since`, if any. */
-function newerUnder(dir, since) {
+const uiSource = join(root, 'src', 'ui')
+const uiStamp = join(root, 'dist', 'ui', 'app.js')
+
+/** The newest source file under `dir` newer than `since`, if any; `skip` is a directory left out. */
+function newerUnder(dir, since, pattern = /\.(ts|mts|json)$/, skip = uiSource) {
   let entries
   try {
     entries = readdirSync(dir, { withFileTypes: true })
@@ -31,10 +36,10 @@ function newerUnder(dir, since) {
   for (const e of entries) {
     const path = join(dir, e.name)
     if (e.isDirectory()) {
-      if (e.name === 'node_modules' || e.name === 'results' || e.name === 'tmp') continue
-      const found = newerUnder(path, since)
+      if (e.name === 'node_modules' || e.name === 'results' || e.name === 'tmp' || path === skip) continue
+      const found = newerUnder(path, since, pattern, skip)
       if (found !== undefined) return found
-    } else if (/\.(ts|mts|json)$/.test(e.name) && statSync(path).mtimeMs > since) return path
+    } else if (pattern.test(e.name) && statSync(path).mtimeMs > since) return path
   }
   return undefined
 }
@@ -54,11 +59,24 @@ function staleness() {
   return undefined
 }
 
+/** Why the UI's build is stale; undefined when it is not, or when the tree has no UI. */
+function uiStaleness() {
+  if (!existsSync(uiSource)) return undefined
+  if (!existsSync(uiStamp) || !existsSync(join(root, 'dist', 'ui', 'index.html'))) return 'no UI build yet'
+  const since = statSync(uiStamp).mtimeMs
+  const lock = join(root, 'package-lock.json')
+  if (existsSync(lock) && statSync(lock).mtimeMs > since) return 'package-lock.json changed'
+  const found = newerUnder(uiSource, since, /\.(ts|tsx|css|html|json)$/, undefined)
+  return found === undefined ? undefined : `${relative(root, found)} changed`
+}
+
 const args = process.argv.slice(2)
 const reason = staleness()
+const uiReason = uiStaleness()
 if (args[0] === '--check') {
-  process.stdout.write(reason === undefined ? 'fresh\n' : `stale: ${reason}\n`)
-  process.exit(reason === undefined ? 0 : 1)
+  const why = [reason, uiReason].filter((r) => r !== undefined)
+  process.stdout.write(why.length === 0 ? 'fresh\n' : `stale: ${why.join('; ')}\n`)
+  process.exit(why.length === 0 ? 0 : 1)
 }
 if (reason !== undefined) {
   process.stderr.write(`sluice: compiling TypeScript (${reason})...\n`)
@@ -74,6 +92,14 @@ if (reason !== undefined) {
   const now = new Date()
   utimesSync(stamp, now, now)
   process.stderr.write(`sluice: compiled in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
+}
+if (uiReason !== undefined) {
+  process.stderr.write(`sluice: building the UI (${uiReason})...\n`)
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-ui.mjs')], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+  if (r.status !== 0) {
+    process.stderr.write(`sluice: the UI build failed (exit ${r.status ?? r.signal}); run \`npm run build\` to see it again\n`)
+    process.exit(1)
+  }
 }
 if (args[0] === '--run') {
   // The CLI reads process.argv from index 2: drop `--run` so it sees only its own arguments.

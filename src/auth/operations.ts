@@ -172,6 +172,17 @@ export const operations = {
     doors: 'HTTP `GET /` (and `HEAD /`), `GET /_license`, `GET /_xpack`, `GET /_cluster/health`, `GET` and `PUT /_index_template/{name}` and `/_template/{name}`, `HEAD /{index}`: the Elasticsearch door',
     doc: 'what an agent asks before it publishes: the handshake and the probes; they show nothing of the broker',
   },
+  'exchange.route': {
+    needs: [need('write', 'exchange', 'exchange')],
+    orTag: 'monitoring',
+    doors: 'HTTP `POST /v1/exchanges/{exchange}/route` (the management UI\'s "test a routing key")',
+    doc: 'ask where an event published to an exchange would go; nothing is published',
+  },
+  whoami: {
+    needs: [],
+    doors: 'HTTP `GET /v1/whoami`',
+    doc: 'who the request logged in as, its tags and permission patterns (the management UI hides what the user may not do)',
+  },
   'users.manage': {
     needs: [],
     tag: { tag: 'administrator', resource: 'users' },

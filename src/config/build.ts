@@ -128,6 +128,10 @@ function buildHttpListener(e: Raw<typeof serverSpec.keys.http>[number]): HttpLis
     maxReadEvents: e.maxReadEvents,
     maxReadWaitMs: e.maxReadWait,
     openMetrics: e.openMetrics,
+    ui: e.ui,
+    maxLiveFeeds: e.maxLiveFeeds,
+    maxScanEvents: e.maxScanEvents,
+    rateHistoryMs: e.rateHistory,
   }
 }
 

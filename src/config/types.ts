@@ -179,6 +179,14 @@ export interface HttpListenerConfig extends ListenerConfig {
   readonly maxReadWaitMs: number
   /** /metrics without credentials; otherwise it needs the monitoring or administrator tag. */
   readonly openMetrics: boolean
+  /** The management UI at `/` (browsers) and `/ui/`. */
+  readonly ui: boolean
+  /** Server-sent event feeds (live tails) open at once. */
+  readonly maxLiveFeeds: number
+  /** Events one stream search or dead-letter summary reads at most. */
+  readonly maxScanEvents: number
+  /** How long the per-second rate samples are kept. */
+  readonly rateHistoryMs: number
 }
 
 export interface ServerConfig {

@@ -1,6 +1,6 @@
 export { ConsumerGroup, type Delivery, type GroupStats, type ParkedEvent, type SettleAs, type TagResult, type TagStatus } from './group.js'
 export { GroupRegistry } from './registry.js'
-export { Redriver, type RedriveFilter, type RedriveResult } from './redrive.js'
+export { Redriver, type DeadLetterOrigin, type RedriveFilter, type RedrivePreview, type RedriveResult } from './redrive.js'
 export { deathHeaders, type DeathEntry, type DeathReason } from './dead-letter.js'
 export { IntervalSet, RangeChange } from './interval-set.js'
 export { retryDelayMs } from './backoff.js'

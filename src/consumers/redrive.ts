@@ -47,6 +47,54 @@ export interface RedriveOptions {
   readonly deadLetterTarget?: boolean
 }
 
+/** A record's latest death when it is a dead letter still to be redriven (not a redriven copy). */
+function pendingDeath(r: StoredRecord): { headers: Record<string, unknown>; death: DeathEntry } | undefined {
+  const headers = parseHeaders(r)
+  const deaths = headers['x-death']
+  const death = Array.isArray(deaths) ? (deaths[0] as DeathEntry | undefined) : undefined
+  if (death === undefined || typeof death !== 'object' || death === null) return undefined
+  if (headers[redrivenDeathHeader] === deathMark(death)) return undefined
+  return { headers, death }
+}
+
+function matches(death: DeathEntry, filter: RedriveFilter): boolean {
+  if (filter.reason !== undefined && death.reason !== filter.reason) return false
+  if (filter.group !== undefined && death.group !== filter.group) return false
+  if (filter.exchange !== undefined && death.exchange !== filter.exchange) return false
+  return true
+}
+
+/** Where dead letters came from: the group that let them go, and the exchange a redrive sends them back to. */
+export interface DeadLetterOrigin {
+  readonly group: string
+  readonly stream: string
+  readonly exchange: string | null
+  count: number
+}
+
+/** What a redrive with a filter would send now; nothing is sent. */
+export interface RedrivePreview {
+  /** Dead letters the filter matches that a redrive would send back. */
+  readonly matching: number
+  /** Dead letters the filter matches that name no exchange to go back to (a redrive skips them). */
+  readonly noExchange: number
+  /** Every dead letter still to be redriven, by the reason of its latest death (filter or not). */
+  readonly byReason: Readonly<Record<string, number>>
+  /** The same, by origin; at most `originsMax` origins, the rest counted in `otherOrigins`. */
+  readonly byOrigin: readonly DeadLetterOrigin[]
+  readonly otherOrigins: number
+  /** Events read; when `complete` is false, the scan stopped at `nextOffset` (maxScan). */
+  readonly scanned: number
+  readonly nextOffset: number
+  readonly complete: boolean
+}
+
+/**
+ * Origins are named by headers inside the events, which anyone who can write to the stream
+ * chooses: a bounded table, so a stream of forged x-death entries cannot grow it without end.
+ */
+const originsMax = 100
+
 /**
  * Redrive: republish dead-lettered events to the exchange and routing key of their latest death.
  * Which offsets of a dead-letter stream were redriven is kept as ranges in the metadata store, so
@@ -108,6 +156,46 @@ export class Redriver {
     return run
   }
 
+  /**
+   * Counts what a redrive would send, by the very rules #redrive uses, reading at most `maxScan`
+   * events from `from` (the stream's start by default). A person sees the count before confirming.
+   */
+  async preview(stream: Stream, filter: RedriveFilter, maxScan: number, from?: number): Promise<RedrivePreview> {
+    const done = this.#set(stream.name)
+    const log = stream.log
+    const byReason: Record<string, number> = {}
+    const origins = new Map<string, DeadLetterOrigin>()
+    let matching = 0
+    let noExchange = 0
+    let otherOrigins = 0
+    let scanned = 0
+    let next = done.skip(Math.max(from ?? log.startOffset, log.startOffset))
+    while (next < log.endOffset && scanned < maxScan) {
+      const { records, nextOffset } = await log.read(next, { maxBytes: scanBytes, maxRecords: maxScan - scanned })
+      if (records.length === 0) break
+      for (const r of records) {
+        scanned++
+        if (done.has(r.offset)) continue
+        const pending = pendingDeath(r)
+        if (pending === undefined) continue
+        const { death } = pending
+        const reason = String(death.reason)
+        byReason[reason] = (byReason[reason] ?? 0) + 1
+        const exchange = typeof death.exchange === 'string' && death.exchange !== '' ? death.exchange : null
+        const key = `${String(death.group)}\u0000${String(death.stream)}\u0000${exchange ?? ''}`
+        const origin = origins.get(key)
+        if (origin !== undefined) origin.count++
+        else if (origins.size < originsMax) origins.set(key, { group: String(death.group), stream: String(death.stream), exchange, count: 1 })
+        else otherOrigins++
+        if (!matches(death, filter)) continue
+        if (exchange === null) noExchange++
+        else matching++
+      }
+      next = done.skip(nextOffset)
+    }
+    return { matching, noExchange, byReason, byOrigin: [...origins.values()], otherOrigins, scanned, nextOffset: next, complete: next >= log.endOffset }
+  }
+
   async #redrive(stream: Stream, limit: number, filter: RedriveFilter, opts: RedriveOptions): Promise<RedriveResult> {
     const done = this.#set(stream.name)
     const log = stream.log
@@ -121,15 +209,11 @@ export class Redriver {
       if (records.length === 0) break
       for (const r of records) {
         if (done.has(r.offset)) continue
-        const headers = parseHeaders(r)
-        const deaths = headers['x-death']
-        const death = Array.isArray(deaths) ? (deaths[0] as DeathEntry | undefined) : undefined
-        if (death === undefined) continue
-        if (headers[redrivenDeathHeader] === deathMark(death)) continue
+        const pending = pendingDeath(r)
+        if (pending === undefined) continue
+        const { headers, death } = pending
         deadLetters = true
-        if (filter.reason !== undefined && death.reason !== filter.reason) continue
-        if (filter.group !== undefined && death.group !== filter.group) continue
-        if (filter.exchange !== undefined && death.exchange !== filter.exchange) continue
+        if (!matches(death, filter)) continue
         if (chosen.length >= limit) {
           remaining = true
           break

@@ -36,9 +36,9 @@ describe('the Docker image', () => {
     expect(['root', '0']).not.toContain(user)
     expect(runtime.find((i) => i.op === 'HEALTHCHECK')?.args).toMatch(/CMD .*http:\/\/127\.0\.0\.1:7400\/healthz/)
     expect(runtime.find((i) => i.op === 'VOLUME')?.args).toBe('["/var/lib/sluice"]')
-    // Only the compiled server, production modules, configuration and protobuf definitions.
+    // Only the compiled server and UI, production modules, configuration and protobuf definitions.
     const copied = runtime.filter((i) => i.op === 'COPY').map((i) => i.args)
-    expect(copied).toEqual(['--from=build /app/node_modules ./node_modules', '--from=build /app/dist/src ./dist/src', 'package.json ./', 'config ./config', 'proto ./proto'])
+    expect(copied).toEqual(['--from=build /app/node_modules ./node_modules', '--from=build /app/dist/src ./dist/src', '--from=build /app/dist/ui ./dist/ui', 'package.json ./', 'config ./config', 'proto ./proto'])
     const build = ins.slice(0, ins.findIndex((i, k) => i.op === 'FROM' && k > 0))
     expect(build.some((i) => i.op === 'RUN' && /npm prune --omit=dev/.test(i.args))).toBe(true)
     expect(build.filter((i) => i.op === 'COPY').map((i) => i.args.split(' ')[0])).not.toContain('benchmarks')

@@ -67,6 +67,32 @@ describe('scripts/build-if-stale.mjs (npm start, npm run sluice)', () => {
     expect(run(root, '--check').stdout).toBe('fresh\n')
   })
 
+  it('builds the management UI when src/ui changed, and only the UI', async () => {
+    const root = await tree()
+    await file(root, 'dist/.tsbuildinfo', '{}', 2000)
+    await file(root, 'dist/src/cli.js', '', 2000)
+    await file(root, 'src/ui/main.tsx', '', 1000)
+    // A stand-in for scripts/build-ui.mjs that writes what the real one does.
+    await file(
+      root,
+      'scripts/build-ui.mjs',
+      `import { mkdirSync, writeFileSync } from 'node:fs'
+mkdirSync('dist/ui', { recursive: true })
+writeFileSync('dist/ui/app.js', '')
+writeFileSync('dist/ui/index.html', '')
+`,
+    )
+    expect(run(root, '--check')).toEqual({ code: 1, stdout: 'stale: no UI build yet\n', stderr: '' })
+    const first = run(root)
+    expect(first.code).toBe(0)
+    expect(first.stderr).toBe('sluice: building the UI (no UI build yet)...\n')
+    expect(run(root, '--check').stdout).toBe('fresh\n')
+    // src/ui is the UI's own: a change there does not make tsc's build stale.
+    await utimes(join(root, 'src/ui/main.tsx'), Date.now() / 1000 + 10, Date.now() / 1000 + 10)
+    expect(run(root, '--check').stdout).toBe('stale: src/ui/main.tsx changed\n')
+    expect(run(root).stderr).toBe('sluice: building the UI (src/ui/main.tsx changed)...\n')
+  })
+
   it('a failed build stops, saying so, and runs nothing', async () => {
     const root = await tree()
     await file(root, 'node_modules/typescript/bin/tsc', 'process.stderr.write("src/cli.ts(1,1): error TS1005\\n"); process.exit(2)')

@@ -126,6 +126,13 @@ export const httpRules: Readonly<Record<string, Rule>> = {
   'DELETE /v1/streams/:stream': rule('queue.delete', (p) => ({ queue: stream(p.stream) })),
   'DELETE /v1/exchanges/:exchange': rule('exchange.delete', (p) => ({ exchange: exchange(p.exchange) })),
   'DELETE /v1/exchanges/:exchange/bindings': unbind,
+  // What the management UI asks besides (src/ingest/http/ui-routes.ts).
+  'GET /v1/whoami': rule('whoami', () => ({})),
+  'GET /v1/overview/rates': rule('overview', () => ({})),
+  'POST /v1/exchanges/:exchange/route': rule('exchange.route', (p) => ({ exchange: exchange(p.exchange) })),
+  'GET /v1/streams/:stream/search': rule('stream.read', (p) => ({ stream: stream(p.stream) })),
+  'GET /v1/streams/:stream/tail': rule('stream.read', (p) => ({ stream: stream(p.stream) })),
+  'GET /v1/streams/:stream/dead-letters': rule('stream.view', (p) => ({ stream: stream(p.stream) })),
   // The doors for other ecosystems' agents (src/ingest/http/doors.ts).
   'POST /v1/logs': doorPublish('otlp'),
   'POST /loki/api/v1/push': doorPublish('loki'),

@@ -11,6 +11,8 @@ import { beginBody, drainAfterAnswer, hasBodyPending, isDraining, type BodyLimit
 import { installAccess, type HttpAccess } from './access.js'
 import { registerRoutes, type BrokerView } from './routes.js'
 import { isDoorRoute } from './doors.js'
+import { installUi } from './ui.js'
+import { registerUiRoutes } from './ui-routes.js'
 import { clientAddress, ConnectionGuard, RequestSlots, type Ticket } from './slots.js'
 
 export interface HttpDeps {
@@ -206,6 +208,8 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   })
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errors.notFound(req.method, req.url).toJSON()))
 
+  // The management UI's files need no login, and `GET /` from a browser is the UI, not the door.
+  installUi(app, http.ui)
   // After the request places are taken: a login waiting its turn holds one, so waits are bounded.
   installAccess(app, deps.access, () => deps.getBroker()?.config)
 
@@ -228,5 +232,6 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     return { status: 'ready' }
   })
   registerRoutes(app, deps.getBroker, { ...body, maxEventBytes: limits.maxEventBytes, maxEventsPerRequest: limits.maxEventsPerRequest, maxEventDepth: limits.maxEventDepth }, shutdown.signal)
+  registerUiRoutes(app, deps.getBroker, shutdown.signal)
   return app
 }

@@ -19,6 +19,9 @@ import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerDoors } from './doors.js'
 import { registerGroupRoutes, type RequestBound } from './groups.js'
 import { registerDefinitionRoutes, type QueueAdmin } from './definitions.js'
+import { startOffset } from './stream-position.js'
+import { serverVersion } from './ui.js'
+import { httpListenerView } from './app.js'
 import type { Catalog } from '../../streams/catalog.js'
 import { openApiDocument } from './openapi.js'
 import { sluiceVersion } from '../../version.js'
@@ -45,7 +48,7 @@ export interface BrokerView {
 
 const eventHeaderPrefix = 'x-event-'
 
-function brokerOr503(get: () => BrokerView | undefined, reply: FastifyReply): BrokerView {
+export function brokerOr503(get: () => BrokerView | undefined, reply: FastifyReply): BrokerView {
   const b = get()
   if (b === undefined) {
     void reply.header('retry-after', '1')
@@ -115,23 +118,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const http = broker.config.server.http
     const limit = intParam(req.query.limit, 'limit', Math.min(100, http.maxReadEvents), 1, { key: 'maxReadEvents', max: http.maxReadEvents })
     const waitMs = intParam(req.query.waitMs, 'waitMs', 0, 0, { key: 'maxReadWait', max: http.maxReadWaitMs })
-    let from: number
-    const f = req.query.from
-    if (f === undefined || f === '' || f === 'earliest') from = log.startOffset
-    else if (f === 'latest') from = log.endOffset
-    else if (/^\d+$/.test(f)) {
-      from = Number(f)
-      // Past the end is a client's mistake (a stale or foreign offset), not an empty read; the end
-      // itself is where a follower waits. Below the start, retention took it: read from the start.
-      if (from > log.endOffset) throw errors.logOffsetOutOfRange(from, log.startOffset, log.endOffset)
-    } else if (/^-\d+$/.test(f)) {
-      throw errors.badRequest(`from ${f} is negative; offsets start at 0 (the stream's first is ${log.startOffset})`, { from: f })
-    } else {
-      const t = Date.parse(f)
-      if (Number.isNaN(t)) throw errors.badRequest(`from "${f}" is neither an offset, an ISO 8601 time, "earliest" nor "latest"`, { from: f })
-      from = await log.offsetForTime(t)
-    }
-    if (from < log.startOffset) from = log.startOffset
+    const from = await startOffset(log, req.query.from)
     if (from >= log.endOffset && waitMs > 0) await log.waitFor(from, waitMs, closing)
     const { records, nextOffset } = await log.read(from, { maxRecords: limit })
     const events = records.map(wireEventJson).join(',')
@@ -190,6 +177,8 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     }
     return {
       ready: true,
+      version: serverVersion,
+      dataDir: broker.config.server.dataDir,
       uptimeSeconds: Math.round((Date.now() - broker.startedAt) / 1000),
       exchanges: broker.publisher.exchangeConfigs().length,
       streams: streams.length,
@@ -197,7 +186,8 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
       bytes,
       publish: broker.publisher.counters,
       groups: broker.groups.all().length,
-      listeners: Object.fromEntries(broker.listeners.map((l) => [l.options.name, l.counters])),
+      // The HTTP listener's own connections first (the management UI shows them beside the doors').
+      listeners: Object.fromEntries([['http', httpListenerView(app).counters], ...broker.listeners.map((l) => [l.options.name, l.counters])]),
       ingestErrors: { recorded: broker.ingestErrors.recorded, dropped: broker.ingestErrors.dropped },
       alarms: broker.alarms.active(),
       rateLimited: Object.fromEntries(broker.limiter.refusedByRule),
