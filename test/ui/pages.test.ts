@@ -1,9 +1,10 @@
 // The management UI in a real headless Chromium against a real, seeded server: each test clicks
 // through a page and asserts what a person would see, against what /v1 says. Screenshots of each
-// page go to docs/ui/ (the README shows two).
+// page go to a temp dir, or to docs/ui/ (the README shows two) when asked.
 
 import { spawnSync } from 'node:child_process'
 import { mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -13,7 +14,9 @@ import { launchBrowser } from './browser.js'
 import { seededServer, type Seeded } from './seed.js'
 
 const root = new URL('../../', import.meta.url).pathname
-const shots = join(root, 'docs', 'ui')
+// The tracked screenshots change only when asked (SLUICE_UI_SCREENSHOTS=1 npx vitest run test/ui),
+// so a test run leaves git clean; otherwise they go to a temp dir.
+const shots = process.env.SLUICE_UI_SCREENSHOTS === '1' ? join(root, 'docs', 'ui') : join(tmpdir(), 'sluice-ui-screenshots')
 const grouped = new Intl.NumberFormat('en-US')
 
 let seeded: Seeded
