@@ -25,14 +25,15 @@ with Connection(sys.argv[1]) as conn:
         producer = Producer(ch, exchange=logs, serializer='json')
         for i, key in enumerate(['app.info', 'app.error', 'db.error', 'db.debug']):
             producer.publish({'n': i, 'key': key}, routing_key=key, declare=[logs])
-    def on_message(body, message):
-        got[queue_of[message.delivery_info['consumer_tag']]].append(body['key'])
-        message.ack()
-    queue_of = {}
+    # One consumer per queue, each with its own callback: a delivery can arrive while the next
+    # basic.consume is still being answered, before any tag-to-queue map could be filled.
+    def collect(name):
+        def on_message(body, message):
+            got[name].append(body['key'])
+            message.ack()
+        return on_message
     with conn.channel() as ch:
-        with Consumer(ch, queues=[errors, everything], callbacks=[on_message], accept=['json']) as consumer:
-            for q, tag in zip(consumer.queues, consumer._active_tags.values()):
-                queue_of[tag] = q.name
+        with Consumer(ch, queues=[errors], callbacks=[collect('kombu-errors')], accept=['json']), Consumer(ch, queues=[everything], callbacks=[collect('kombu-all')], accept=['json']):
             while len(got['kombu-errors']) < 2 or len(got['kombu-all']) < 4:
                 conn.drain_events(timeout=10)
 print(json.dumps(got, sort_keys=True))

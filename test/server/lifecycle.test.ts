@@ -155,7 +155,7 @@ describe('server lifecycle', () => {
     const s = await start(dataDir, '', { ndjson: '{ port: 0, exchange: logs }', syslog: '{ port: 0, exchange: logs }', amqp: '{ port: 0 }' }, logger)
     await s.stop()
     const opened = partsSaying(lines, 'part open')
-    expect(opened).toEqual(['http listener', 'meta store', 'streams', 'catalog', 'groups', 'background', 'alarms', 'ingest errors', 'NDJSON', 'syslog TCP', 'syslog UDP', 'AMQP', 'metrics', 'http routes'])
+    expect(opened).toEqual(['http listener', 'meta store', 'streams', 'catalog', 'groups', 'background', 'alarms', 'ingest errors', 'NDJSON', 'syslog TCP', 'syslog UDP', 'AMQP virtual host', 'AMQP', 'metrics', 'http routes'])
     expect(partsSaying(lines, 'part closed')).toEqual([...opened].reverse())
     expect(lines.at(-1)?.msg).toBe('stopped')
     // A stop after a stop is the same stop.
