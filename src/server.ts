@@ -16,7 +16,7 @@ import type { QueueAdmin } from './ingest/http/definitions.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
-import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
+import { syslogTcpListener, syslogUdpListener } from './ingest/syslog/listener.js'
 import { ConnectionBudget, newCounters, oneByName, type IngestListener } from './ingest/tcp/server.js'
 import { TlsReloader, type TlsReloadResult } from './ingest/tcp/tls.js'
 import { errors } from './errors.js'
@@ -371,7 +371,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
     await door('syslog TCP', entry, () => syslogTcpListener(entry, exchange, publisher, ingestErrors, limiter, logger, tcpBudget, syslogShared, doorAccess('syslog', entry, exchange)))
     // A TLS entry's port is TLS only: no plain UDP beside it.
     if (entry.udp && entry.tls === null) {
-      await door('syslog UDP', entry, () => new SyslogUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('syslog-udp', entry, exchange), syslogUdpCounters))
+      await door('syslog UDP', entry, () => syslogUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('syslog-udp', entry, exchange), syslogUdpCounters))
     }
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
