@@ -15,6 +15,7 @@ import { queueAdmin } from './ingest/amqp/queue-admin.js'
 import type { QueueAdmin } from './ingest/http/definitions.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
+import { gelfTcpListener, gelfUdpListener } from './ingest/gelf/listener.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { syslogTcpListener, syslogUdpListener } from './ingest/syslog/listener.js'
 import { ConnectionBudget, newCounters, oneByName, type IngestListener } from './ingest/tcp/server.js'
@@ -372,6 +373,17 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
     // A TLS entry's port is TLS only: no plain UDP beside it.
     if (entry.udp && entry.tls === null) {
       await door('syslog UDP', entry, () => syslogUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('syslog-udp', entry, exchange), syslogUdpCounters))
+    }
+  }
+  const gelfShared = { counters: newCounters(), tlsReloader }
+  const gelfUdpCounters = newCounters()
+  for (const entry of server.listeners.gelf) {
+    if (!entry.enabled || entry.exchange === null) continue
+    const exchange = entry.exchange
+    await door('GELF TCP', entry, () => gelfTcpListener(entry, exchange, publisher, ingestErrors, limiter, logger, tcpBudget, gelfShared, doorAccess('gelf', entry, exchange)))
+    // A TLS entry's port is TLS only: no plain UDP beside it.
+    if (entry.udp && entry.tls === null) {
+      await door('GELF UDP', entry, () => gelfUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('gelf-udp', entry, exchange), gelfUdpCounters))
     }
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)

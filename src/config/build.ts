@@ -14,6 +14,7 @@ import type {
   ExchangeConfig,
   ExchangeType,
   FsyncPolicy,
+  GelfListenerConfig,
   GroupConfig,
   HttpListenerConfig,
   NdjsonListenerConfig,
@@ -76,13 +77,14 @@ function entries<R, T>(raw: readonly [R, ...R[]], build: (entry: R) => T): reado
 }
 
 function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
-  const listeners = { http: entries(s.http, buildHttpListener), ndjson: entries(s.ndjson, buildNdjsonListener), amqp: entries(s.amqp, buildAmqpListener), syslog: entries(s.syslog, buildSyslogListener) }
+  const listeners = { http: entries(s.http, buildHttpListener), ndjson: entries(s.ndjson, buildNdjsonListener), amqp: entries(s.amqp, buildAmqpListener), syslog: entries(s.syslog, buildSyslogListener), gelf: entries(s.gelf, buildGelfListener) }
   return {
     dataDir: s.dataDir,
     http: listeners.http[0],
     ndjson: listeners.ndjson[0],
     amqp: listeners.amqp[0],
     syslog: listeners.syslog[0],
+    gelf: listeners.gelf[0],
     listeners,
     otlp: { ...s.otlp },
     loki: { ...s.loki },
@@ -180,6 +182,30 @@ function buildSyslogListener(e: Raw<typeof serverSpec.keys.syslog>[number]): Sys
     user: e.user,
     allow: [...e.allow],
     maxMessageBytes: e.maxMessageSize,
+    idleTimeoutMs: e.idleTimeout,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    maxPendingBytes: e.maxPendingSize,
+    udpReceiveBufferBytes: e.udpReceiveBufferSize,
+    udpQueueSize: e.udpQueueSize,
+  }
+}
+
+function buildGelfListener(e: Raw<typeof serverSpec.keys.gelf>[number]): GelfListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    udp: e.udp,
+    exchange: e.exchange,
+    routingKey: e.routingKey,
+    user: e.user,
+    allow: [...e.allow],
+    maxMessageBytes: e.maxMessageSize,
+    maxChunks: e.maxChunks,
+    chunkTimeoutMs: e.chunkTimeout,
+    maxReassemblyBytes: e.maxReassemblySize,
     idleTimeoutMs: e.idleTimeout,
     maxConnections: e.maxConnections,
     maxConnectionsPerAddress: e.maxConnectionsPerAddress,

@@ -11,6 +11,7 @@ import type { Validated } from './validate.js'
 const streamDoors = [
   { key: 'ndjson', what: 'NDJSON' },
   { key: 'syslog', what: 'syslog' },
+  { key: 'gelf', what: 'GELF' },
 ] as const
 
 interface RawUser {

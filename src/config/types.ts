@@ -93,6 +93,32 @@ export interface SyslogListenerConfig extends ListenerConfig {
   readonly udpQueueSize: number
 }
 
+export interface GelfListenerConfig extends ListenerConfig {
+  readonly udp: boolean
+  /** The listener starts only when an exchange is set. */
+  readonly exchange: string | null
+  /** null: the exchange's own routingKey template. */
+  readonly routingKey: string | null
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may connect (TCP) or send (UDP) from. */
+  readonly allow: readonly string[]
+  /** A TCP frame, or a UDP message joined and decompressed. */
+  readonly maxMessageBytes: number
+  readonly maxChunks: number
+  readonly chunkTimeoutMs: number
+  /** Chunks held for incomplete UDP messages, across senders. */
+  readonly maxReassemblyBytes: number
+  readonly idleTimeoutMs: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+  /** Read and not yet stored, per TCP connection, before its socket is paused. */
+  readonly maxPendingBytes: number
+  /** SO_RCVBUF asked for the UDP socket. */
+  readonly udpReceiveBufferBytes: number
+  readonly udpQueueSize: number
+}
+
 /** A door on the HTTP listener (docs/doors/): it answers only when enabled and given an exchange. */
 export interface HttpDoorConfig {
   readonly enabled: boolean
@@ -188,12 +214,14 @@ export interface ServerConfig {
   readonly ndjson: NdjsonListenerConfig
   readonly amqp: AmqpListenerConfig
   readonly syslog: SyslogListenerConfig
+  readonly gelf: GelfListenerConfig
   /** Every entry of each listener key, in file order: one mapping is one entry, a list is one entry an item. */
   readonly listeners: {
     readonly http: readonly HttpListenerConfig[]
     readonly ndjson: readonly NdjsonListenerConfig[]
     readonly amqp: readonly AmqpListenerConfig[]
     readonly syslog: readonly SyslogListenerConfig[]
+    readonly gelf: readonly GelfListenerConfig[]
   }
   /** The doors on the HTTP listener for other ecosystems' agents. */
   readonly otlp: OtlpDoorConfig

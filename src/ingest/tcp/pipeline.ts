@@ -138,7 +138,7 @@ export class ConnectionPipeline {
 }
 
 export interface DoorContext {
-  readonly listener: 'ndjson' | 'syslog'
+  readonly listener: 'ndjson' | 'syslog' | 'gelf'
   readonly exchange: string
   /** The user the connection publishes as (the rate limits' `user`). */
   readonly user?: string | undefined
