@@ -15,6 +15,7 @@ import { queueAdmin } from './ingest/amqp/queue-admin.js'
 import type { QueueAdmin } from './ingest/http/definitions.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
+import { forwardListener } from './ingest/forward/listener.js'
 import { gelfTcpListener, gelfUdpListener } from './ingest/gelf/listener.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { syslogTcpListener, syslogUdpListener } from './ingest/syslog/listener.js'
@@ -385,6 +386,12 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
     if (entry.udp && entry.tls === null) {
       await door('GELF UDP', entry, () => gelfUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('gelf-udp', entry, exchange), gelfUdpCounters))
     }
+  }
+  const forwardShared = { counters: newCounters(), tlsReloader }
+  for (const entry of server.listeners.forward) {
+    if (!entry.enabled || entry.exchange === null) continue
+    const exchange = entry.exchange
+    await door('Forward', entry, () => forwardListener(entry, exchange, publisher, ingestErrors, limiter, logger, server.limits.maxEventDepth, tcpBudget, forwardShared, doorAccess('forward', entry, exchange)))
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
   // The HTTP door deletes AMQP queues through the AMQP door, so their consumers are cancelled.

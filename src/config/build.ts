@@ -13,6 +13,7 @@ import type {
   DeadLetterConfig,
   ExchangeConfig,
   ExchangeType,
+  ForwardListenerConfig,
   FsyncPolicy,
   GelfListenerConfig,
   GroupConfig,
@@ -77,7 +78,7 @@ function entries<R, T>(raw: readonly [R, ...R[]], build: (entry: R) => T): reado
 }
 
 function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
-  const listeners = { http: entries(s.http, buildHttpListener), ndjson: entries(s.ndjson, buildNdjsonListener), amqp: entries(s.amqp, buildAmqpListener), syslog: entries(s.syslog, buildSyslogListener), gelf: entries(s.gelf, buildGelfListener) }
+  const listeners = { http: entries(s.http, buildHttpListener), ndjson: entries(s.ndjson, buildNdjsonListener), amqp: entries(s.amqp, buildAmqpListener), syslog: entries(s.syslog, buildSyslogListener), gelf: entries(s.gelf, buildGelfListener), forward: entries(s.forward, buildForwardListener) }
   return {
     dataDir: s.dataDir,
     http: listeners.http[0],
@@ -85,6 +86,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
     amqp: listeners.amqp[0],
     syslog: listeners.syslog[0],
     gelf: listeners.gelf[0],
+    forward: listeners.forward[0],
     listeners,
     otlp: { ...s.otlp },
     loki: { ...s.loki },
@@ -212,6 +214,27 @@ function buildGelfListener(e: Raw<typeof serverSpec.keys.gelf>[number]): GelfLis
     maxPendingBytes: e.maxPendingSize,
     udpReceiveBufferBytes: e.udpReceiveBufferSize,
     udpQueueSize: e.udpQueueSize,
+  }
+}
+
+function buildForwardListener(e: Raw<typeof serverSpec.keys.forward>[number]): ForwardListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    exchange: e.exchange,
+    routingKey: e.routingKey,
+    user: e.user,
+    allow: [...e.allow],
+    sharedKey: e.sharedKey,
+    selfHostname: e.selfHostname,
+    maxFrameBytes: e.maxFrameSize,
+    maxEntriesPerFrame: e.maxEntriesPerFrame,
+    idleTimeoutMs: e.idleTimeout,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    maxPendingBytes: e.maxPendingSize,
   }
 }
 

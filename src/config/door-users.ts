@@ -12,6 +12,7 @@ const streamDoors = [
   { key: 'ndjson', what: 'NDJSON' },
   { key: 'syslog', what: 'syslog' },
   { key: 'gelf', what: 'GELF' },
+  { key: 'forward', what: 'Forward' },
 ] as const
 
 interface RawUser {

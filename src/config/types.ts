@@ -119,6 +119,28 @@ export interface GelfListenerConfig extends ListenerConfig {
   readonly udpQueueSize: number
 }
 
+export interface ForwardListenerConfig extends ListenerConfig {
+  /** The listener starts only when an exchange is set. */
+  readonly exchange: string | null
+  /** null: the exchange's own routingKey template. */
+  readonly routingKey: string | null
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may connect from. */
+  readonly allow: readonly string[]
+  /** null: no handshake. */
+  readonly sharedKey: string | null
+  /** null: the machine's host name. */
+  readonly selfHostname: string | null
+  readonly maxFrameBytes: number
+  readonly maxEntriesPerFrame: number
+  readonly idleTimeoutMs: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+  /** Read and not yet stored, per connection, before its socket is paused. */
+  readonly maxPendingBytes: number
+}
+
 /** A door on the HTTP listener (docs/doors/): it answers only when enabled and given an exchange. */
 export interface HttpDoorConfig {
   readonly enabled: boolean
@@ -215,6 +237,7 @@ export interface ServerConfig {
   readonly amqp: AmqpListenerConfig
   readonly syslog: SyslogListenerConfig
   readonly gelf: GelfListenerConfig
+  readonly forward: ForwardListenerConfig
   /** Every entry of each listener key, in file order: one mapping is one entry, a list is one entry an item. */
   readonly listeners: {
     readonly http: readonly HttpListenerConfig[]
@@ -222,6 +245,7 @@ export interface ServerConfig {
     readonly amqp: readonly AmqpListenerConfig[]
     readonly syslog: readonly SyslogListenerConfig[]
     readonly gelf: readonly GelfListenerConfig[]
+    readonly forward: readonly ForwardListenerConfig[]
   }
   /** The doors on the HTTP listener for other ecosystems' agents. */
   readonly otlp: OtlpDoorConfig

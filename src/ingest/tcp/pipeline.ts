@@ -164,7 +164,7 @@ export class ConnectionPipeline {
 }
 
 export interface DoorContext {
-  readonly listener: 'ndjson' | 'syslog' | 'gelf'
+  readonly listener: 'ndjson' | 'syslog' | 'gelf' | 'forward'
   readonly exchange: string
   /** The user the connection publishes as (the rate limits' `user`). */
   readonly user?: string | undefined
