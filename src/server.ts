@@ -16,6 +16,7 @@ import type { QueueAdmin } from './ingest/http/definitions.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
 import { forwardListener } from './ingest/forward/listener.js'
+import { OtlpGrpcListener } from './ingest/otlp/grpc.js'
 import { gelfTcpListener, gelfUdpListener } from './ingest/gelf/listener.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { syslogTcpListener, syslogUdpListener } from './ingest/syslog/listener.js'
@@ -392,6 +393,11 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
     if (!entry.enabled || entry.exchange === null) continue
     const exchange = entry.exchange
     await door('Forward', entry, () => forwardListener(entry, exchange, publisher, ingestErrors, limiter, logger, server.limits.maxEventDepth, tcpBudget, forwardShared, doorAccess('forward', entry, exchange)))
+  }
+  const otlp = server.otlp
+  if (otlp.enabled && otlp.grpc.enabled && otlp.exchange !== null) {
+    const exchange = otlp.exchange
+    await door('OTLP/gRPC', { ...otlp.grpc, tls: null }, () => new OtlpGrpcListener({ config: otlp, exchange, publisher, ingestErrors, logger, maxEventDepth: server.limits.maxEventDepth, access: doorAccess('otlp-grpc', otlp.grpc, exchange) }))
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
   // The HTTP door deletes AMQP queues through the AMQP door, so their consumers are cancelled.

@@ -217,6 +217,18 @@ export const serverSpec = {
           doc: "Routing-key template over the event's fields (docs/doors/otlp.md); `none` uses the exchange's template.",
         },
         maxRecordsPerRequest: { type: 'int', default: 100000, min: 1, max: 10000000, doc: 'Most log records in one export request; more is refused whole with 413 too_many_events.' },
+        grpc: {
+          type: 'object',
+          doc: 'OTLP/gRPC: `LogsService/Export` on a listener of its own (docs/doors/otlp.md), with the same exchange, routing key and limits.',
+          keys: {
+            enabled: { type: 'bool', default: false, doc: 'Open the gRPC listener; it also needs `server.otlp.exchange`.' },
+            host,
+            port: port(4317, 'OTLP/gRPC'),
+            user: streamDoorUser,
+            allow: streamDoorAllow,
+            maxMessageSize: { type: 'size', default: '4mb', min: '1kb', max: '64mb', doc: 'Largest export request; a larger one is refused by gRPC with RESOURCE_EXHAUSTED before it is read.' },
+          },
+        },
       },
     },
     loki: {
@@ -480,7 +492,7 @@ export const rateLimitSpec = {
       type: 'object',
       doc: 'Which publishers the rule applies to; every given field must match, none = all.',
       keys: {
-        listener: { type: 'enum', values: ['http', 'ndjson', 'amqp', 'syslog', 'gelf', 'forward'], default: null, doc: 'Listener the events arrive on.' },
+        listener: { type: 'enum', values: ['http', 'ndjson', 'amqp', 'syslog', 'gelf', 'forward', 'otlp-grpc'], default: null, doc: 'Listener the events arrive on.' },
         remote: { type: 'remote', default: null, doc: 'Client address or CIDR block, e.g. 10.0.0.0/8.' },
         apiKey: { type: 'name', ref: 'apiKey', default: null, doc: 'Name of an API key in `auth.apiKeys`.' },
         user: { type: 'string', default: null, nonEmpty: true, doc: 'User in `auth.users` the publisher acts as: its login, its API key\'s user, or a stream listener\'s `user` (anonymous loopback clients are `guest`).' },

@@ -152,6 +152,19 @@ export interface OtlpDoorConfig extends HttpDoorConfig {
   /** null: the exchange's own routingKey template. */
   readonly routingKey: string | null
   readonly maxRecordsPerRequest: number
+  readonly grpc: OtlpGrpcConfig
+}
+
+/** OTLP/gRPC's own listener; it serves the otlp door's exchange. */
+export interface OtlpGrpcConfig {
+  readonly enabled: boolean
+  readonly host: string
+  readonly port: number
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may call from. */
+  readonly allow: readonly string[]
+  readonly maxMessageBytes: number
 }
 
 export interface LokiDoorConfig extends HttpDoorConfig {
