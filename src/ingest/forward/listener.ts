@@ -10,8 +10,7 @@ import type { Publisher } from '../../streams/publisher.js'
 import { refuseConnection, type DoorAccess } from '../door-access.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { TcpListener, type ConnectionBudget, type DoorShared } from '../tcp/server.js'
-import { tlsSetupFor } from '../tcp/tls.js'
+import { streamDoorOptions, TcpListener, type ConnectionBudget, type DoorShared } from '../tcp/server.js'
 import { FrameSplitter } from './frames.js'
 import { SharedKeyHandshake } from './handshake.js'
 import { forwardMessage } from './message.js'
@@ -27,18 +26,7 @@ export function forwardListener(config: ForwardListenerConfig, exchange: string,
   const limits = { maxEntries: config.maxEntriesPerFrame, maxBytes: config.maxFrameBytes, maxDepth: maxEventDepth }
   const selfHostname = config.selfHostname ?? hostname()
   const listener: TcpListener = new TcpListener({
-    name: 'forward',
-    host: config.host,
-    port: config.port,
-    maxConnections: config.maxConnections,
-    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
-    budget,
-    idleTimeoutMs: config.idleTimeoutMs,
-    logger,
-    tls: tlsSetupFor('forward', config, shared.tlsReloader),
-    counters: shared.counters,
-    tlsHandshakeTimeoutMs: config.idleTimeoutMs,
-    allow: access === undefined ? undefined : (address) => access.admit(address),
+    ...streamDoorOptions('forward', config, logger, budget, shared, access),
     onConnection: (socket: Socket, remote: string, peer) => {
       const counters = listener.counters
       const identity = access?.identity(socket.remoteAddress, peer)

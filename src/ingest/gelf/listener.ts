@@ -10,8 +10,7 @@ import { refuseConnection, type DoorAccess } from '../door-access.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import { LineSplitter } from '../tcp/lines.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { newCounters, TcpListener, type ConnectionBudget, type DoorShared, type ListenerCounters } from '../tcp/server.js'
-import { tlsSetupFor } from '../tcp/tls.js'
+import { newCounters, streamDoorOptions, TcpListener, type ConnectionBudget, type DoorShared, type ListenerCounters } from '../tcp/server.js'
 import { UdpListener } from '../udp/listener.js'
 import { DatagramQueue } from '../udp/queue.js'
 import { ChunkReassembler, isChunk } from './chunks.js'
@@ -33,18 +32,7 @@ function isBlank(frame: Buffer): boolean {
 export function gelfTcpListener(config: GelfListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget, shared: DoorShared = {}, access?: DoorAccess): TcpListener {
   const template = templateOf(config)
   const listener: TcpListener = new TcpListener({
-    name: 'gelf',
-    host: config.host,
-    port: config.port,
-    maxConnections: config.maxConnections,
-    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
-    budget,
-    idleTimeoutMs: config.idleTimeoutMs,
-    logger,
-    tls: tlsSetupFor('gelf', config, shared.tlsReloader),
-    counters: shared.counters,
-    tlsHandshakeTimeoutMs: config.idleTimeoutMs,
-    allow: access === undefined ? undefined : (address) => access.admit(address),
+    ...streamDoorOptions('gelf', config, logger, budget, shared, access),
     onConnection: (socket: Socket, remote: string, peer) => {
       const counters = listener.counters
       const identity = access?.identity(socket.remoteAddress, peer)

@@ -8,8 +8,7 @@ import type { Publisher, PublishEvent } from '../../streams/publisher.js'
 import type { IngestErrors } from '../ingest-errors.js'
 import { refuseConnection, type DoorAccess } from '../door-access.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { newCounters, TcpListener, type ConnectionBudget, type DoorShared, type ListenerCounters } from '../tcp/server.js'
-import { tlsSetupFor } from '../tcp/tls.js'
+import { newCounters, streamDoorOptions, TcpListener, type ConnectionBudget, type DoorShared, type ListenerCounters } from '../tcp/server.js'
 import { DatagramQueue } from '../udp/queue.js'
 import { UdpListener } from '../udp/listener.js'
 import { SyslogFramer } from './framing.js'
@@ -46,19 +45,7 @@ export function eventJson(e: SyslogEvent): string {
 export function syslogTcpListener(config: SyslogListenerConfig, exchange: string, publisher: Publisher, errors: IngestErrors, limiter: RateLimiter, logger: Logger, budget?: ConnectionBudget, shared: DoorShared = {}, access?: DoorAccess): TcpListener {
   const template = compileTemplate(config.routingKey)
   const listener: TcpListener = new TcpListener({
-    name: 'syslog',
-    host: config.host,
-    port: config.port,
-    maxConnections: config.maxConnections,
-    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
-    budget,
-    idleTimeoutMs: config.idleTimeoutMs,
-    logger,
-    // RFC 5425: the same frames (octet counting, or LF as senders also use) inside TLS.
-    tls: tlsSetupFor('syslog', config, shared.tlsReloader),
-    counters: shared.counters,
-    tlsHandshakeTimeoutMs: config.idleTimeoutMs,
-    allow: access === undefined ? undefined : (address) => access.admit(address),
+    ...streamDoorOptions('syslog', config, logger, budget, shared, access),
     onConnection: (socket: Socket, remote: string, peer) => {
       const counters = listener.counters
       const identity = access?.identity(socket.remoteAddress, peer)
