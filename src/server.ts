@@ -16,8 +16,11 @@ import { queueAdmin } from './ingest/amqp/queue-admin.js'
 import type { QueueAdmin } from './ingest/http/definitions.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
+import { forwardListener } from './ingest/forward/listener.js'
+import { OtlpGrpcListener } from './ingest/otlp/grpc.js'
+import { gelfTcpListener, gelfUdpListener } from './ingest/gelf/listener.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
-import { SyslogUdpListener, syslogTcpListener } from './ingest/syslog/listener.js'
+import { syslogTcpListener, syslogUdpListener } from './ingest/syslog/listener.js'
 import { listenIpv6Loopback, primaryHost } from './ingest/tcp/loopback.js'
 import { ConnectionBudget, newCounters, oneByName, type IngestListener } from './ingest/tcp/server.js'
 import { TlsReloader, type TlsReloadResult } from './ingest/tcp/tls.js'
@@ -378,8 +381,30 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
     await door('syslog TCP', entry, () => syslogTcpListener(entry, exchange, publisher, ingestErrors, limiter, logger, tcpBudget, syslogShared, doorAccess('syslog', entry, exchange)))
     // A TLS entry's port is TLS only: no plain UDP beside it.
     if (entry.udp && entry.tls === null) {
-      await door('syslog UDP', entry, () => new SyslogUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('syslog-udp', entry, exchange), syslogUdpCounters))
+      await door('syslog UDP', entry, () => syslogUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('syslog-udp', entry, exchange), syslogUdpCounters))
     }
+  }
+  const gelfShared = { counters: newCounters(), tlsReloader }
+  const gelfUdpCounters = newCounters()
+  for (const entry of server.listeners.gelf) {
+    if (!entry.enabled || entry.exchange === null) continue
+    const exchange = entry.exchange
+    await door('GELF TCP', entry, () => gelfTcpListener(entry, exchange, publisher, ingestErrors, limiter, logger, tcpBudget, gelfShared, doorAccess('gelf', entry, exchange)))
+    // A TLS entry's port is TLS only: no plain UDP beside it.
+    if (entry.udp && entry.tls === null) {
+      await door('GELF UDP', entry, () => gelfUdpListener(entry, exchange, publisher, ingestErrors, logger, doorAccess('gelf-udp', entry, exchange), gelfUdpCounters))
+    }
+  }
+  const forwardShared = { counters: newCounters(), tlsReloader }
+  for (const entry of server.listeners.forward) {
+    if (!entry.enabled || entry.exchange === null) continue
+    const exchange = entry.exchange
+    await door('Forward', entry, () => forwardListener(entry, exchange, publisher, ingestErrors, limiter, logger, server.limits.maxEventDepth, tcpBudget, forwardShared, doorAccess('forward', entry, exchange)))
+  }
+  const otlp = server.otlp
+  if (otlp.enabled && otlp.grpc.enabled && otlp.exchange !== null) {
+    const exchange = otlp.exchange
+    await door('OTLP/gRPC', { ...otlp.grpc, tls: null }, () => new OtlpGrpcListener({ config: otlp, exchange, publisher, ingestErrors, logger, maxEventDepth: server.limits.maxEventDepth, access: doorAccess('otlp-grpc', otlp.grpc, exchange) }))
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
   // The HTTP door deletes AMQP queues through the AMQP door, so their consumers are cancelled.

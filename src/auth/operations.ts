@@ -42,7 +42,7 @@ const need = <R extends string>(permission: Permission, role: R, kind: Need['kin
 export const operations = {
   publish: {
     needs: [need('write', 'exchange', 'exchange')],
-    doors: 'HTTP `POST /v1/exchanges/{exchange}/publish`; AMQP `basic.publish`; NDJSON and syslog as their listener\'s user; OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push` and Elasticsearch `POST /_bulk`, `POST /{index}/_bulk` on the exchange of their `server.otlp`, `server.loki` or `server.elasticsearch`',
+    doors: 'HTTP `POST /v1/exchanges/{exchange}/publish`; AMQP `basic.publish`; NDJSON, syslog, GELF and Forward as their listener\'s user; OTLP `POST /v1/logs`, Loki `POST /loki/api/v1/push` and Elasticsearch `POST /_bulk`, `POST /{index}/_bulk` on the exchange of their `server.otlp`, `server.loki` or `server.elasticsearch`',
     doc: 'publish events to an exchange (`""` is `amq.default` over AMQP, as in RabbitMQ)',
   },
   consume: {

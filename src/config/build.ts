@@ -13,7 +13,9 @@ import type {
   DeadLetterConfig,
   ExchangeConfig,
   ExchangeType,
+  ForwardListenerConfig,
   FsyncPolicy,
+  GelfListenerConfig,
   GroupConfig,
   HttpListenerConfig,
   NdjsonListenerConfig,
@@ -76,15 +78,23 @@ function entries<R, T>(raw: readonly [R, ...R[]], build: (entry: R) => T): reado
 }
 
 function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
-  const listeners = { http: entries(s.http, buildHttpListener), ndjson: entries(s.ndjson, buildNdjsonListener), amqp: entries(s.amqp, buildAmqpListener), syslog: entries(s.syslog, buildSyslogListener) }
+  const listeners = { http: entries(s.http, buildHttpListener), ndjson: entries(s.ndjson, buildNdjsonListener), amqp: entries(s.amqp, buildAmqpListener), syslog: entries(s.syslog, buildSyslogListener), gelf: entries(s.gelf, buildGelfListener), forward: entries(s.forward, buildForwardListener) }
   return {
     dataDir: s.dataDir,
     http: listeners.http[0],
     ndjson: listeners.ndjson[0],
     amqp: listeners.amqp[0],
     syslog: listeners.syslog[0],
+    gelf: listeners.gelf[0],
+    forward: listeners.forward[0],
     listeners,
-    otlp: { ...s.otlp },
+    otlp: {
+      enabled: s.otlp.enabled,
+      exchange: s.otlp.exchange,
+      routingKey: s.otlp.routingKey,
+      maxRecordsPerRequest: s.otlp.maxRecordsPerRequest,
+      grpc: { enabled: s.otlp.grpc.enabled, host: s.otlp.grpc.host, port: s.otlp.grpc.port, user: s.otlp.grpc.user, allow: [...s.otlp.grpc.allow], maxMessageBytes: s.otlp.grpc.maxMessageSize },
+    },
     loki: { ...s.loki },
     elasticsearch: { ...s.elasticsearch },
     durability: { fsync: s.durability.fsync, intervalMs: s.durability.interval, maxBatchBytes: s.durability.maxBatchBytes },
@@ -190,6 +200,51 @@ function buildSyslogListener(e: Raw<typeof serverSpec.keys.syslog>[number]): Sys
     maxPendingBytes: e.maxPendingSize,
     udpReceiveBufferBytes: e.udpReceiveBufferSize,
     udpQueueSize: e.udpQueueSize,
+  }
+}
+
+function buildGelfListener(e: Raw<typeof serverSpec.keys.gelf>[number]): GelfListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    udp: e.udp,
+    exchange: e.exchange,
+    routingKey: e.routingKey,
+    user: e.user,
+    allow: [...e.allow],
+    maxMessageBytes: e.maxMessageSize,
+    maxChunks: e.maxChunks,
+    chunkTimeoutMs: e.chunkTimeout,
+    maxReassemblyBytes: e.maxReassemblySize,
+    idleTimeoutMs: e.idleTimeout,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    maxPendingBytes: e.maxPendingSize,
+    udpReceiveBufferBytes: e.udpReceiveBufferSize,
+    udpQueueSize: e.udpQueueSize,
+  }
+}
+
+function buildForwardListener(e: Raw<typeof serverSpec.keys.forward>[number]): ForwardListenerConfig {
+  return {
+    enabled: e.enabled,
+    host: e.host,
+    port: e.port,
+    tls: e.tls === null ? null : { ...e.tls },
+    exchange: e.exchange,
+    routingKey: e.routingKey,
+    user: e.user,
+    allow: [...e.allow],
+    sharedKey: e.sharedKey,
+    selfHostname: e.selfHostname,
+    maxFrameBytes: e.maxFrameSize,
+    maxEntriesPerFrame: e.maxEntriesPerFrame,
+    idleTimeoutMs: e.idleTimeout,
+    maxConnections: e.maxConnections,
+    maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+    maxPendingBytes: e.maxPendingSize,
   }
 }
 

@@ -13,6 +13,8 @@ import type { Validated } from './validate.js'
 const streamDoors = [
   { key: 'ndjson', what: 'NDJSON' },
   { key: 'syslog', what: 'syslog' },
+  { key: 'gelf', what: 'GELF' },
+  { key: 'forward', what: 'Forward' },
 ] as const
 
 interface RawUser {

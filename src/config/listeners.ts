@@ -98,7 +98,7 @@ export function isTlsProblem(m: TlsMaterial | TlsFileProblem): m is TlsFileProbl
   return 'problem' in m
 }
 
-const listenerKeys = ['http', 'ndjson', 'amqp', 'syslog'] as const
+const listenerKeys = ['http', 'ndjson', 'amqp', 'syslog', 'gelf', 'forward'] as const
 
 interface RawTls {
   readonly cert?: unknown

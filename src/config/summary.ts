@@ -29,6 +29,8 @@ export function summarizeConfig(config: Config): string {
     ...all.ndjson.map((l) => listener('ndjson', l, l.exchange)),
     ...all.amqp.map((l) => listener('amqp', l)),
     ...all.syslog.map((l) => listener('syslog', l, l.exchange, l.tls === null && l.udp ? ' tcp+udp' : '')),
+    ...all.forward.map((l) => listener('forward', l, l.exchange)),
+    ...all.gelf.map((l) => listener('gelf', l, l.exchange, l.tls === null && l.udp ? ' tcp+udp' : '')),
   ].filter((text) => text !== '')
   lines.push(`listeners: ${listeners.length === 0 ? 'none' : listeners.join(', ')}`)
   lines.push(authLine(config))

@@ -93,6 +93,54 @@ export interface SyslogListenerConfig extends ListenerConfig {
   readonly udpQueueSize: number
 }
 
+export interface GelfListenerConfig extends ListenerConfig {
+  readonly udp: boolean
+  /** The listener starts only when an exchange is set. */
+  readonly exchange: string | null
+  /** null: the exchange's own routingKey template. */
+  readonly routingKey: string | null
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may connect (TCP) or send (UDP) from. */
+  readonly allow: readonly string[]
+  /** A TCP frame, or a UDP message joined and decompressed. */
+  readonly maxMessageBytes: number
+  readonly maxChunks: number
+  readonly chunkTimeoutMs: number
+  /** Chunks held for incomplete UDP messages, across senders. */
+  readonly maxReassemblyBytes: number
+  readonly idleTimeoutMs: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+  /** Read and not yet stored, per TCP connection, before its socket is paused. */
+  readonly maxPendingBytes: number
+  /** SO_RCVBUF asked for the UDP socket. */
+  readonly udpReceiveBufferBytes: number
+  readonly udpQueueSize: number
+}
+
+export interface ForwardListenerConfig extends ListenerConfig {
+  /** The listener starts only when an exchange is set. */
+  readonly exchange: string | null
+  /** null: the exchange's own routingKey template. */
+  readonly routingKey: string | null
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may connect from. */
+  readonly allow: readonly string[]
+  /** null: no handshake. */
+  readonly sharedKey: string | null
+  /** null: the machine's host name. */
+  readonly selfHostname: string | null
+  readonly maxFrameBytes: number
+  readonly maxEntriesPerFrame: number
+  readonly idleTimeoutMs: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+  /** Read and not yet stored, per connection, before its socket is paused. */
+  readonly maxPendingBytes: number
+}
+
 /** A door on the HTTP listener (docs/doors/): it answers only when enabled and given an exchange. */
 export interface HttpDoorConfig {
   readonly enabled: boolean
@@ -104,6 +152,19 @@ export interface OtlpDoorConfig extends HttpDoorConfig {
   /** null: the exchange's own routingKey template. */
   readonly routingKey: string | null
   readonly maxRecordsPerRequest: number
+  readonly grpc: OtlpGrpcConfig
+}
+
+/** OTLP/gRPC's own listener; it serves the otlp door's exchange. */
+export interface OtlpGrpcConfig {
+  readonly enabled: boolean
+  readonly host: string
+  readonly port: number
+  /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may call from. */
+  readonly allow: readonly string[]
+  readonly maxMessageBytes: number
 }
 
 export interface LokiDoorConfig extends HttpDoorConfig {
@@ -196,12 +257,16 @@ export interface ServerConfig {
   readonly ndjson: NdjsonListenerConfig
   readonly amqp: AmqpListenerConfig
   readonly syslog: SyslogListenerConfig
+  readonly gelf: GelfListenerConfig
+  readonly forward: ForwardListenerConfig
   /** Every entry of each listener key, in file order: one mapping is one entry, a list is one entry an item. */
   readonly listeners: {
     readonly http: readonly HttpListenerConfig[]
     readonly ndjson: readonly NdjsonListenerConfig[]
     readonly amqp: readonly AmqpListenerConfig[]
     readonly syslog: readonly SyslogListenerConfig[]
+    readonly gelf: readonly GelfListenerConfig[]
+    readonly forward: readonly ForwardListenerConfig[]
   }
   /** The doors on the HTTP listener for other ecosystems' agents. */
   readonly otlp: OtlpDoorConfig

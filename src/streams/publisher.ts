@@ -52,7 +52,7 @@ export interface PublishRequest {
   readonly admit?: 'all' | 'partial' | undefined
 }
 
-export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'amqp' | 'otlp' | 'loki' | 'elasticsearch' | 'internal'
+export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'gelf' | 'forward' | 'amqp' | 'otlp' | 'loki' | 'elasticsearch' | 'internal'
 
 export interface PublishResult {
   readonly accepted: number

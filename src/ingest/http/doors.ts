@@ -18,6 +18,7 @@ import type { PublishEvent, PublishRequest, PublishResult, PublishSourceName } f
 import { bulkAnswer, parseBulk, type Outcome } from '../elasticsearch/bulk.js'
 import { clusterHealth, esError, handshake, license, productHeader, templateMissing, xpack } from '../elasticsearch/probes.js'
 import { decodeLokiPush, lokiEvents, type LokiEncoding } from '../loki/push.js'
+import { publishOtlp } from '../otlp/export.js'
 import { decodeOtlpLogs, encodeOtlpResponse, encodeOtlpStatus, otlpEvents, type OtlpEncoding } from '../otlp/logs.js'
 import { requestIdentity } from './access.js'
 import { httpListenerView } from './app.js'
@@ -158,16 +159,8 @@ function otlp(scope: FastifyInstance, getBroker: () => BrokerView | undefined, l
     } catch (err) {
       throw unreadable(door, 'otlp', req, err, body, counters)
     }
-    const reasons = mapped.refused.map((r) => r.reason)
-    for (const r of mapped.refused) door.broker.ingestErrors.record({ listener: 'otlp', remote: req.ip, reason: r.reason, raw: Buffer.alloc(0) })
-    if (mapped.events.length > 0) {
-      const result = await door.broker.publisher.publish({ exchange: door.exchange, events: mapped.events, source: 'otlp', from: publisherOf(req), invalid: 'event' })
-      setAside(door, 'otlp', req, mapped.events, result)
-      for (const { index, error } of result.refused ?? []) reasons.push(`log record ${mapped.index[index]}: ${error.message}`)
-    }
-    // Refused records are named in partialSuccess, which the client must not retry: they would be refused again.
-    const message = reasons.length === 0 ? '' : `${reasons.length} of ${mapped.total} log records were not stored (kept in the ingest-errors stream): ${reasons.slice(0, 3).join('; ')}${reasons.length > 3 ? '; …' : ''}`
-    return reply.type(encoding === 'json' ? 'application/json' : 'application/x-protobuf').send(encodeOtlpResponse(encoding, reasons.length, message))
+    const { rejected, message } = await publishOtlp(mapped, { publisher: door.broker.publisher, ingestErrors: door.broker.ingestErrors, exchange: door.exchange, remote: req.ip, from: publisherOf(req) })
+    return reply.type(encoding === 'json' ? 'application/json' : 'application/x-protobuf').send(encodeOtlpResponse(encoding, rejected, message))
   })
 }
 

@@ -9,8 +9,7 @@ import type { IngestErrors } from '../ingest-errors.js'
 import { LineSplitter } from '../tcp/lines.js'
 import { refuseConnection, type DoorAccess } from '../door-access.js'
 import { doorPipeline } from '../tcp/pipeline.js'
-import { TcpListener, type ConnectionBudget, type DoorShared } from '../tcp/server.js'
-import { tlsSetupFor } from '../tcp/tls.js'
+import { streamDoorOptions, TcpListener, type ConnectionBudget, type DoorShared } from '../tcp/server.js'
 
 /**
  * One JSON value a line over TCP (Vector, Fluent Bit, pino-socket, `nc`). Each line is an event
@@ -21,19 +20,7 @@ export function ndjsonListener(config: NdjsonListenerConfig, exchange: string, p
   // Without its own template the listener leaves the key to the exchange's template.
   const template: RoutingKeyTemplate | undefined = config.routingKey === null ? undefined : compileTemplate(config.routingKey)
   const listener: TcpListener = new TcpListener({
-    name: 'ndjson',
-    host: config.host,
-    port: config.port,
-    maxConnections: config.maxConnections,
-    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
-    budget,
-    idleTimeoutMs: config.idleTimeoutMs,
-    logger,
-    // Over TLS, a silent client is as silent during its handshake.
-    tls: tlsSetupFor('ndjson', config, shared.tlsReloader),
-    counters: shared.counters,
-    tlsHandshakeTimeoutMs: config.idleTimeoutMs,
-    allow: access === undefined ? undefined : (address) => access.admit(address),
+    ...streamDoorOptions('ndjson', config, logger, budget, shared, access),
     onConnection: (socket: Socket, remote: string, peer) => {
       const counters = listener.counters
       const identity = access?.identity(socket.remoteAddress, peer)

@@ -391,8 +391,8 @@ export function encodeOtlpResponse(encoding: OtlpEncoding, rejected: number, mes
   return Buffer.from(t.encode(partial ? { partialSuccess: { rejectedLogRecords: rejected, errorMessage: message } } : {}).finish())
 }
 
-/** gRPC status codes for the HTTP statuses Sluice answers with (google.rpc.Code). */
-function grpcCode(status: number): number {
+/** gRPC status codes for the HTTP statuses Sluice answers with (google.rpc.Code), for OTLP/HTTP error bodies and OTLP/gRPC. */
+export function grpcCode(status: number): number {
   switch (status) {
     case 400:
     case 413:

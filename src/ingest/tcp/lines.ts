@@ -1,6 +1,7 @@
 /**
  * Splits a TCP byte stream into LF-terminated lines (a CR before the LF is dropped, and so is a
- * CR that ends the stream). Whole lines inside a chunk are passed on as views; only a line
+ * CR that ends the stream), or into frames ending in another byte (GELF's NUL: no CR is dropped,
+ * since it could be part of the frame). Whole lines inside a chunk are passed on as views; only a line
  * spanning chunks is copied. A line longer than `maxLineBytes` (not counting its CR and LF) is
  * reported once, with its first bytes, and skipped up to its LF without being buffered, so a
  * 10 MB line costs no more memory than the limit: at most `maxLineBytes` + 1 bytes are held.
@@ -17,6 +18,7 @@ export class LineSplitter {
     private readonly maxLineBytes: number,
     private readonly onLine: (line: Buffer, lineNo: number) => void,
     private readonly onTooLong: (prefix: Buffer, bytes: number, lineNo: number) => void,
+    private readonly delimiter = 0x0a,
   ) {}
 
   /** Bytes held for a line that spans chunks; for metrics and tests. */
@@ -27,7 +29,7 @@ export class LineSplitter {
   push(chunk: Buffer): void {
     let start = 0
     while (start < chunk.length) {
-      const nl = chunk.indexOf(0x0a, start)
+      const nl = chunk.indexOf(this.delimiter, start)
       const end = nl === -1 ? chunk.length : nl
       if (this.#skipping) {
         this.#skipped += end - start
@@ -81,7 +83,7 @@ export class LineSplitter {
 
   // A whole line (its LF, if any, removed): a CR at its end is dropped, then the limit applies.
   #lineDone(raw: Buffer): void {
-    const line = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw
+    const line = this.delimiter === 0x0a && raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw
     this.#line++
     if (line.length > this.maxLineBytes) {
       this.#tooLong(Buffer.from(raw.subarray(0, this.#prefixBytes())), raw.length)

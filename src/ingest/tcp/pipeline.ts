@@ -13,9 +13,12 @@ import type { IngestErrors } from '../ingest-errors.js'
  * fills and TCP slows it down. Nothing read is dropped: a publish refused for a passing reason
  * (alarm, rate limit, backlog full, a failing disk) is retried, with the socket paused, until it
  * goes through; one refused for good goes to `onRejected` (the ingest-errors stream).
+ * `afterStored` lets a door answer once what it read so far is settled (Forward's `ack`).
  */
 export class ConnectionPipeline {
   #pending: PublishEvent[] = []
+  /** Called once every event added before them is stored or set aside; they travel with the batch. */
+  #waiters: Array<() => void> = []
   #pendingBytes = 0
   #inFlight = false
   #paused = false
@@ -53,9 +56,20 @@ export class ConnectionPipeline {
     }
   }
 
+  /**
+   * Calls `fn` once every event added so far is stored durably or set aside in ingest-errors (a
+   * refusal for good); never before. One waiter per client request, not per event.
+   */
+  afterStored(fn: () => void): void {
+    if (!this.#inFlight && this.#pending.length === 0) fn()
+    else this.#waiters.push(fn)
+  }
+
   /** Called after each chunk is parsed: starts a publish if none is running. */
   flush(): void {
-    if (!this.#inFlight && this.#pending.length > 0) this.#send(this.#take())
+    if (this.#inFlight) return
+    if (this.#pending.length > 0) this.#send(...this.#take())
+    else this.#settle(this.#take()[1])
   }
 
   /** Resolves once everything read so far is stored (or set aside). */
@@ -66,14 +80,20 @@ export class ConnectionPipeline {
     return new Promise((resolve) => (this.#idle = resolve))
   }
 
-  #take(): PublishEvent[] {
+  #take(): [PublishEvent[], Array<() => void>] {
     const batch = this.#pending
+    const waiters = this.#waiters
     this.#pending = []
+    this.#waiters = []
     this.#pendingBytes = 0
-    return batch
+    return [batch, waiters]
   }
 
-  #send(batch: PublishEvent[]): void {
+  #settle(waiters: ReadonlyArray<() => void>): void {
+    for (const w of waiters) w()
+  }
+
+  #send(batch: PublishEvent[], waiters: Array<() => void>): void {
     this.#inFlight = true
     const request = { exchange: this.exchange, events: batch, source: this.source, invalid: 'event', admit: 'partial', from: this.from } as const
     this.publisher.publish(request).then(
@@ -87,17 +107,22 @@ export class ConnectionPipeline {
           done = result.deferred.from
           const rest = batch.slice(done)
           this.#pending = rest.concat(this.#pending)
+          // Their waiters wait for the rest too.
+          this.#waiters = waiters.concat(this.#waiters)
+          waiters = []
           for (const e of rest) this.#pendingBytes += e.body.length
           this.#retryAt = Date.now() + result.deferred.retryAfterMs
           this.#pause()
         }
         this.published += done - (result.refused?.length ?? 0)
         this.#retryMs = 50
+        this.#settle(waiters)
         this.#next()
       },
       (err: unknown) => {
         if (err instanceof SluiceError && !err.retryable) {
           this.onRejected(batch, err)
+          this.#settle(waiters)
           this.#next()
           return
         }
@@ -106,7 +131,7 @@ export class ConnectionPipeline {
         this.onFailure(err)
         const delay = this.#retryMs
         this.#retryMs = Math.min(this.#retryMs * 2, 2000)
-        setTimeout(() => this.#send(batch), delay).unref()
+        setTimeout(() => this.#send(batch, waiters), delay).unref()
       },
     )
   }
@@ -132,13 +157,14 @@ export class ConnectionPipeline {
       this.#paused = false
       this.socket.resume()
     }
-    if (this.#pending.length > 0) this.#send(this.#take())
-    else if (this.#ended && this.#idle !== undefined) this.#idle()
+    if (this.#pending.length > 0) return this.#send(...this.#take())
+    this.#settle(this.#take()[1])
+    if (this.#ended && this.#idle !== undefined) this.#idle()
   }
 }
 
 export interface DoorContext {
-  readonly listener: 'ndjson' | 'syslog'
+  readonly listener: 'ndjson' | 'syslog' | 'gelf' | 'forward'
   readonly exchange: string
   /** The user the connection publishes as (the rate limits' `user`). */
   readonly user?: string | undefined

@@ -3,7 +3,9 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { hitLimit } from '../../limits.js'
 import type { Logger } from '../../logger.js'
 import { listenIpv6Loopback, primaryHost } from './loopback.js'
-import { loadTlsOptions, peerCertificate, peerRefusal, type PeerCertificate, type TlsReloader, type TlsSetup } from './tls.js'
+import type { ListenerConfig } from '../../config/index.js'
+import type { DoorAccess } from '../door-access.js'
+import { loadTlsOptions, peerCertificate, peerRefusal, tlsSetupFor, type PeerCertificate, type TlsReloader, type TlsSetup } from './tls.js'
 
 export interface ListenerCounters {
   connections: number
@@ -262,5 +264,34 @@ export class TcpListener implements IngestListener {
     // What is left never got to a door: TLS handshakes still under way.
     for (const socket of this.#accepted) socket.destroy()
     await Promise.all([closed, ipv6Closed])
+  }
+}
+
+/** What a stream door's listener entry says about its TCP side (NDJSON, syslog, GELF, Forward). */
+export interface StreamDoorEntry extends ListenerConfig {
+  readonly maxConnections: number
+  readonly maxConnectionsPerAddress: number
+  readonly idleTimeoutMs: number
+}
+
+/**
+ * The TCP options every stream door sets the same way from its entry: caps, idle timeout, TLS
+ * (a silent client is as silent during its handshake, so the idle timeout bounds that too) and
+ * the allow list, checked at accept.
+ */
+export function streamDoorOptions(name: string, entry: StreamDoorEntry, logger: Logger, budget: ConnectionBudget | undefined, shared: DoorShared, access: DoorAccess | undefined): Omit<TcpListenerOptions, 'onConnection'> {
+  return {
+    name,
+    host: entry.host,
+    port: entry.port,
+    maxConnections: entry.maxConnections,
+    maxConnectionsPerAddress: entry.maxConnectionsPerAddress,
+    budget,
+    idleTimeoutMs: entry.idleTimeoutMs,
+    logger,
+    tls: tlsSetupFor(name, entry, shared.tlsReloader),
+    counters: shared.counters,
+    tlsHandshakeTimeoutMs: entry.idleTimeoutMs,
+    allow: access === undefined ? undefined : (address) => access.admit(address),
   }
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { gzipSync } from 'node:zlib'
 import { ROOT_CONTEXT, SeverityNumber, TraceFlags, trace } from '@opentelemetry/api'
+import { OTLPLogExporter as GrpcExporter } from '@opentelemetry/exporter-logs-otlp-grpc'
 import { OTLPLogExporter as HttpJsonExporter } from '@opentelemetry/exporter-logs-otlp-http'
 import { OTLPLogExporter as ProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto'
 import { resourceFromAttributes } from '@opentelemetry/resources'
@@ -84,6 +85,15 @@ describe('OTLP door: the OpenTelemetry SDK exporters', () => {
   it('exporter-logs-otlp-proto (protobuf, gzip): 1,000 records, each once, attributes and trace ids intact', async () => {
     const s = await startDoors()
     await exportThrough(new ProtoExporter({ url: `${s.url}/v1/logs`, compression: 'gzip' as never }))
+    checkArrived(await waitForEvents<OtlpEvent>(s.url, 'app-logs', records))
+    const metrics = await (await fetch(`${s.url}/metrics`)).text()
+    expect(metrics).toContain(`sluice_ingest_events_total{listener="otlp",exchange="logs"} ${records}`)
+  })
+
+  it('exporter-logs-otlp-grpc (LogsService/Export on server.otlp.grpc): 1,000 records, each once, attributes and trace ids intact', async () => {
+    const s = await startTestServer({ server: '  otlp: { exchange: logs, grpc: { enabled: true, port: 0 } }' })
+    const port = s.server.listeners.find((l) => l.options.name === 'otlp-grpc')!.port
+    await exportThrough(new GrpcExporter({ url: `http://127.0.0.1:${port}` }))
     checkArrived(await waitForEvents<OtlpEvent>(s.url, 'app-logs', records))
     const metrics = await (await fetch(`${s.url}/metrics`)).text()
     expect(metrics).toContain(`sluice_ingest_events_total{listener="otlp",exchange="logs"} ${records}`)
