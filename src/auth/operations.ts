@@ -192,8 +192,8 @@ export const operations = {
   definitions: {
     needs: [],
     tag: { tag: 'administrator', resource: 'definitions' },
-    doors: 'none yet',
-    doc: 'export or import every definition at once',
+    doors: 'HTTP `GET /v1/definitions`, `POST /v1/definitions`',
+    doc: 'export or import every exchange, stream, binding and group at once, in the configuration file\'s shape',
   },
 } as const satisfies Readonly<Record<string, OperationSpec>>
 

@@ -7,6 +7,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, ApiError, authorizationFor, saveAuthorization, savedAuthorization, type Who } from './api.js'
 import { ErrorText, message } from './components.js'
 import { DeadLetterPage, DeadLettersPage } from './pages/dead-letters.js'
+import { DefinitionsPage } from './pages/definitions.js'
 import { ExchangesPage } from './pages/exchanges.js'
 import { GroupPage, GroupsPage } from './pages/groups.js'
 import { OverviewPage } from './pages/overview.js'
@@ -25,13 +26,15 @@ function useHash(): string {
   return hash
 }
 
-const nav: ReadonlyArray<readonly [string, string]> = [
-  ['#/', 'Overview'],
-  ['#/exchanges', 'Exchanges'],
-  ['#/streams', 'Streams'],
-  ['#/groups', 'Groups'],
-  ['#/dead-letters', 'Dead letters'],
-  ['#/publish', 'Publish'],
+/** The pages, each with who may open it: a page the server would refuse is not offered. */
+const nav: ReadonlyArray<readonly [string, string, (s: Session) => boolean]> = [
+  ['#/', 'Overview', () => true],
+  ['#/exchanges', 'Exchanges', () => true],
+  ['#/streams', 'Streams', () => true],
+  ['#/groups', 'Groups', () => true],
+  ['#/dead-letters', 'Dead letters', () => true],
+  ['#/publish', 'Publish', () => true],
+  ['#/definitions', 'Definitions', (s) => s.admin],
 ]
 
 function View({ hash }: { hash: string }): preact.JSX.Element {
@@ -48,6 +51,8 @@ function View({ hash }: { hash: string }): preact.JSX.Element {
       return name === undefined ? <DeadLettersPage /> : <DeadLetterPage key={name} name={name} />
     case 'publish':
       return <PublishPage />
+    case 'definitions':
+      return <DefinitionsPage />
     default:
       return <OverviewPage />
   }
@@ -148,11 +153,13 @@ function App(): preact.JSX.Element {
           Sluice
         </a>
         <nav aria-label="Pages">
-          {nav.map(([href, label]) => (
-            <a key={href} href={href} aria-current={current === href || (href === '#/' && current === '#/') ? 'page' : undefined}>
-              {label}
-            </a>
-          ))}
+          {nav
+            .filter(([, , may]) => may(session))
+            .map(([href, label]) => (
+              <a key={href} href={href} aria-current={current === href || (href === '#/' && current === '#/') ? 'page' : undefined}>
+                {label}
+              </a>
+            ))}
         </nav>
         <div class="who">
           <span data-testid="username">{session.who.username}</span>

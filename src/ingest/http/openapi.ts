@@ -22,7 +22,7 @@ interface Answer {
 
 export interface RouteDoc {
   readonly summary: string
-  readonly tag: 'health' | 'publish' | 'exchanges' | 'streams' | 'groups' | 'doors' | 'api'
+  readonly tag: 'health' | 'publish' | 'exchanges' | 'streams' | 'groups' | 'admin' | 'doors' | 'api'
   readonly query?: Readonly<Record<string, JsonSchema & { readonly description: string }>>
   readonly headers?: Readonly<Record<string, JsonSchema & { readonly description: string }>>
   /** Media type → schema. */
@@ -248,6 +248,29 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   },
   'POST /v1/groups/:group/parked/redrive': { summary: 'Deliver parked events again', tag: 'groups', body: { [json]: obj({ limit: int(1, 1_000_000) }) }, answers: { 200: ok('redriven', obj({ redriven: int(0) }, ['redriven'])) }, errors: { 400: ['bad_request'], 404: ['unknown_group'] } },
   'DELETE /v1/groups/:group/parked': { summary: 'Drop parked events', tag: 'groups', query: { limit: q(int(1, 1_000_000), 'at most this many (10000)') }, answers: { 200: ok('purged', obj({ purged: int(0) }, ['purged'])) }, errors: { 404: ['unknown_group'] } },
+  'GET /v1/definitions': {
+    summary: "Every exchange, stream, binding and group, the configuration file's and the run-time ones, in the file's shape",
+    tag: 'admin',
+    query: { format: q({ type: 'string', enum: ['yaml', 'json'] }, 'yaml (default): the file\'s YAML, each entry marked with a comment; json: {definitions, origins}') },
+    answers: {
+      200: {
+        description: 'the definitions',
+        content: {
+          'application/yaml': { type: 'string', description: 'exchanges, streams, bindings and groups as the configuration file takes them' },
+          [json]: obj({ definitions: obj({ exchanges: { type: 'object' }, streams: { type: 'object' }, bindings: array({ type: 'object' }), groups: { type: 'object' } }), origins: { type: 'object', description: 'file, runtime or builtin, by section and name (bindings by index)' } }, ['definitions', 'origins']),
+        },
+      },
+    },
+    errors: { 400: ['bad_request'] },
+  },
+  'POST /v1/definitions': {
+    summary: 'Declare what a definitions document names and is missing; with dryRun, only say what would change',
+    tag: 'admin',
+    query: { dryRun: q({ type: 'string', enum: ['true', 'false'] }, 'plan only: nothing is declared, conflicts answer 200') },
+    body: { 'application/yaml': { type: 'string', description: 'exchanges, streams, bindings and groups, as GET /v1/definitions writes them' }, [json]: { type: 'object', description: 'the same document as JSON' } },
+    answers: { 200: ok('what changed (or would)', obj({ applied: bool, changes: array(obj({ kind: { type: 'string', enum: ['exchange', 'stream', 'binding', 'group'] }, name: str, action: { type: 'string', enum: ['create', 'unchanged'] } })), conflicts: array(obj({ kind: str, name: str, message: str })) }, ['applied', 'changes', 'conflicts'])) },
+    errors: { 400: ['bad_request'], 409: ['definitions_conflict'], 415: ['unsupported_media_type'] },
+  },
   'POST /v1/logs': {
     summary: 'OpenTelemetry OTLP/HTTP logs export (docs/doors/otlp.md)',
     tag: 'doors',
@@ -338,7 +361,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     openapi: '3.1.0',
     info: { title: 'Sluice HTTP API', version, description: 'Every route of the HTTP listener. Errors share one shape (Error); docs/errors.md lists every code.' },
     security: [{ basic: [] }, { bearer: [] }, {}],
-    tags: ['health', 'api', 'publish', 'exchanges', 'streams', 'groups', 'doors'].map((t) => ({ name: t })),
+    tags: ['health', 'api', 'publish', 'exchanges', 'streams', 'groups', 'admin', 'doors'].map((t) => ({ name: t })),
     paths,
     components: {
       schemas: sharedSchemas,

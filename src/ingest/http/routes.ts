@@ -18,7 +18,7 @@ import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerDoors } from './doors.js'
 import { registerGroupRoutes, type RequestBound } from './groups.js'
-import { registerDefinitionRoutes, type QueueAdmin } from './definitions.js'
+import { registerDefinitionRoutes, registerDefinitionsIo, type QueueAdmin } from './definitions.js'
 import { startOffset } from './stream-position.js'
 import { serverVersion } from './ui.js'
 import { httpListenerView } from './app.js'
@@ -90,6 +90,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
 
   registerGroupRoutes(app, (reply) => brokerOr503(getBroker, reply), closing)
   registerDefinitionRoutes(app, (reply) => brokerOr503(getBroker, reply))
+  registerDefinitionsIo(app, (reply) => brokerOr503(getBroker, reply), limits)
   // OTLP, Loki and Elasticsearch bulk, each in a scope of its own (they read their own content types).
   registerDoors(app, getBroker, limits)
 
