@@ -186,8 +186,8 @@ export const operations = {
   'users.manage': {
     needs: [],
     tag: { tag: 'administrator', resource: 'users' },
-    doors: 'none yet (users live in the configuration file)',
-    doc: 'list, add or change users and their permissions',
+    doors: 'HTTP `GET /v1/users` (a list: users live in the configuration file, and no route adds or changes one)',
+    doc: 'list users, their tags, permissions and API key names (never a password, hash or key)',
   },
   definitions: {
     needs: [],

@@ -264,3 +264,12 @@ export interface ImportAnswer {
   changes: DefinitionChange[]
   conflicts: Array<{ kind: string; name: string; message: string }>
 }
+
+export interface User {
+  username: string
+  tags: string[]
+  loopbackOnly: boolean
+  permissions: { configure: string | null; write: string | null; read: string | null }
+  patterns: { configure: string | null; write: string | null; read: string | null }
+  apiKeys: string[]
+}

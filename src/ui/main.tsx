@@ -8,12 +8,13 @@ import { api, ApiError, authorizationFor, saveAuthorization, savedAuthorization,
 import { ErrorText, message } from './components.js'
 import { DeadLetterPage, DeadLettersPage } from './pages/dead-letters.js'
 import { DefinitionsPage } from './pages/definitions.js'
+import { MyAccessPage, UsersPage } from './pages/users.js'
 import { ExchangesPage } from './pages/exchanges.js'
 import { GroupPage, GroupsPage } from './pages/groups.js'
 import { OverviewPage } from './pages/overview.js'
 import { PublishPage } from './pages/publish.js'
 import { StreamPage, StreamsPage } from './pages/streams.js'
-import { Session, SessionContext } from './session.js'
+import { Session, SessionContext, useSession } from './session.js'
 import './style.css'
 
 function useHash(): string {
@@ -28,18 +29,21 @@ function useHash(): string {
 
 /** The pages, each with who may open it: a page the server would refuse is not offered. */
 const nav: ReadonlyArray<readonly [string, string, (s: Session) => boolean]> = [
-  ['#/', 'Overview', () => true],
-  ['#/exchanges', 'Exchanges', () => true],
-  ['#/streams', 'Streams', () => true],
-  ['#/groups', 'Groups', () => true],
-  ['#/dead-letters', 'Dead letters', () => true],
-  ['#/publish', 'Publish', () => true],
+  ['#/', 'Overview', (s) => s.hasTag('monitoring')],
+  ['#/exchanges', 'Exchanges', (s) => s.hasTag('monitoring')],
+  ['#/streams', 'Streams', (s) => s.hasTag('monitoring')],
+  ['#/groups', 'Groups', (s) => s.hasTag('monitoring')],
+  ['#/dead-letters', 'Dead letters', (s) => s.hasTag('monitoring')],
+  ['#/publish', 'Publish', (s) => s.admin || s.who.patterns.write !== null],
+  ['#/users', 'Users', (s) => s.admin],
   ['#/definitions', 'Definitions', (s) => s.admin],
 ]
 
 function View({ hash }: { hash: string }): preact.JSX.Element {
+  const session = useSession()
   const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent)
   const [section, name] = parts
+  const monitoring = session.hasTag('monitoring')
   switch (section) {
     case 'exchanges':
       return <ExchangesPage />
@@ -53,8 +57,10 @@ function View({ hash }: { hash: string }): preact.JSX.Element {
       return <PublishPage />
     case 'definitions':
       return <DefinitionsPage />
+    case 'users':
+      return <UsersPage />
     default:
-      return <OverviewPage />
+      return monitoring ? <OverviewPage /> : <MyAccessPage />
   }
 }
 

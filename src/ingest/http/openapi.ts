@@ -248,6 +248,22 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   },
   'POST /v1/groups/:group/parked/redrive': { summary: 'Deliver parked events again', tag: 'groups', body: { [json]: obj({ limit: int(1, 1_000_000) }) }, answers: { 200: ok('redriven', obj({ redriven: int(0) }, ['redriven'])) }, errors: { 400: ['bad_request'], 404: ['unknown_group'] } },
   'DELETE /v1/groups/:group/parked': { summary: 'Drop parked events', tag: 'groups', query: { limit: q(int(1, 1_000_000), 'at most this many (10000)') }, answers: { 200: ok('purged', obj({ purged: int(0) }, ['purged'])) }, errors: { 404: ['unknown_group'] } },
+  'GET /v1/users': {
+    summary: 'The users of the configuration file, with their tags, permissions and API key names; never a password, hash or key',
+    tag: 'admin',
+    answers: {
+      200: ok(
+        'the users',
+        obj(
+          {
+            anonymous: { type: 'string', enum: ['loopback', 'none'] },
+            users: array(obj({ username: str, tags: array(str), loopbackOnly: bool, permissions: obj({ configure: { type: ['string', 'null'] }, write: { type: ['string', 'null'] }, read: { type: ['string', 'null'] } }), patterns: obj({ configure: { type: ['string', 'null'] }, write: { type: ['string', 'null'] }, read: { type: ['string', 'null'] } }), apiKeys: array(str) }, ['username', 'tags', 'loopbackOnly', 'permissions', 'patterns', 'apiKeys'])),
+          },
+          ['anonymous', 'users'],
+        ),
+      ),
+    },
+  },
   'GET /v1/definitions': {
     summary: "Every exchange, stream, binding and group, the configuration file's and the run-time ones, in the file's shape",
     tag: 'admin',

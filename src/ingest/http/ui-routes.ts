@@ -9,6 +9,7 @@ import { errors } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { StoredRecord } from '../../log/index.js'
 import { compileTemplate } from '../../router/index.js'
+import { identityOf } from '../../auth/identity.js'
 import { requestIdentity } from './access.js'
 import { RateHistory } from './rate-history.js'
 import { brokerOr503, wireEventJson, type BrokerView } from './routes.js'
@@ -104,6 +105,26 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
       tags: [...who.tags],
       method: who.method,
       patterns: { configure: source(who.patterns.configure), write: source(who.patterns.write), read: source(who.patterns.read) },
+    }
+  })
+
+  // Users live in the configuration file: this lists them, never a password, hash or key.
+  app.get('/v1/users', async (_req, reply) => {
+    const auth = get(reply).config.auth
+    return {
+      anonymous: auth.anonymous,
+      users: auth.users.map((u) => {
+        const id = identityOf(u, 'password')
+        const source = (p: RegExp | null): string | null => (p === null ? null : p.source)
+        return {
+          username: u.username,
+          tags: [...u.tags],
+          loopbackOnly: u.loopbackOnly,
+          permissions: { ...u.permissions },
+          patterns: { configure: source(id.patterns.configure), write: source(id.patterns.write), read: source(id.patterns.read) },
+          apiKeys: auth.apiKeys.filter((k) => k.user === u.username).map((k) => k.name),
+        }
+      }),
     }
   })
 

@@ -86,9 +86,11 @@ export function GroupPage({ name }: { name: string }): preact.JSX.Element {
 
   return (
     <Page title={`Group ${name}`}>
-      <p>
-        <a href="#/groups">← all groups</a>
-      </p>
+      {session.hasTag('monitoring') && (
+        <p>
+          <a href="#/groups">← all groups</a>
+        </p>
+      )}
       <ErrorText error={g.error} />
       {done !== undefined && (
         <p class="banner ok" role="status" data-testid="action-result">

@@ -204,9 +204,11 @@ export function StreamPage({ name }: { name: string }): preact.JSX.Element {
   const readable = session.can('read', name)
   return (
     <Page title={`Stream ${name}`}>
-      <p>
-        <a href="#/streams">← all streams</a>
-      </p>
+      {session.hasTag('monitoring') && (
+        <p>
+          <a href="#/streams">← all streams</a>
+        </p>
+      )}
       <ErrorText error={s.error} />
       {s.data !== undefined && (
         <dl class="facts">
