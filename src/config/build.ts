@@ -132,6 +132,7 @@ function buildHttpListener(e: Raw<typeof serverSpec.keys.http>[number]): HttpLis
     maxLiveFeeds: e.maxLiveFeeds,
     maxScanEvents: e.maxScanEvents,
     rateHistoryMs: e.rateHistory,
+    maxRedriveOffsets: e.maxRedriveOffsets,
   }
 }
 

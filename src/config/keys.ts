@@ -86,6 +86,7 @@ export const serverSpec = {
         ui: { type: 'bool', default: true, doc: 'Serve the management UI: `GET /` to a browser (a request whose Accept names text/html) and its files under `/ui/`. Off, `GET /` is only the Elasticsearch handshake.' },
         maxLiveFeeds: { type: 'int', default: 64, min: 0, max: 100000, doc: 'Server-sent event feeds (live stream tails, `GET /v1/streams/{stream}/tail`) open at once on this listener; past it 503 too_many_connections. Each also holds a request place (maxInFlightRequests) while open.' },
         maxScanEvents: { type: 'int', default: 100000, min: 100, max: 100000000, doc: 'Events one stream search or dead-letter summary reads at most; it then answers where it stopped (`nextOffset`, `complete: false`) and the client goes on from there.' },
+        maxRedriveOffsets: { type: 'int', default: 1000, min: 1, max: 100000, doc: 'Most offsets one redrive may pick by hand (`offsets` of `POST /v1/streams/{stream}/redrive`, `GET /v1/streams/{stream}/dead-letters?offsets=`); more is refused with 400 naming this key.' },
         rateHistory: { type: 'duration', default: '15m', min: '1m', max: '1h', doc: 'How far back `GET /v1/overview/rates` reaches: one sample of the ingest and delivery counters a second, kept this long.' },
         openMetrics: { type: 'bool', default: false, doc: 'Serve /metrics to every client; otherwise it needs a user tagged monitoring or administrator (Prometheus sends Basic or a bearer token).' },
       },

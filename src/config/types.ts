@@ -187,6 +187,8 @@ export interface HttpListenerConfig extends ListenerConfig {
   readonly maxScanEvents: number
   /** How long the per-second rate samples are kept. */
   readonly rateHistoryMs: number
+  /** Most offsets one redrive or dead-letter count may name. */
+  readonly maxRedriveOffsets: number
 }
 
 export interface ServerConfig {

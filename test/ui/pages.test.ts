@@ -196,6 +196,22 @@ describe('management UI in Chromium', () => {
     // Back at their origin: app-logs holds the rejected ones again.
     expect((await v1<{ events: number }>('/v1/streams/app-logs')).events).toBe(appLogs + rejected)
     await expect.poll(() => page.getByTestId('reason-rejected').count()).toBe(0)
+
+    // One hand-picked dead letter: its box, the count before confirming, then only it goes back.
+    const dlq = (await v1<{ events: Array<{ offset: number; headers: { 'x-death': Array<{ reason: string }> } }> }>('/v1/streams/dlq/events')).events
+    const expired = dlq.filter((e) => e.headers['x-death'][0]!.reason === 'expired').map((e) => e.offset)
+    const short = (await v1<{ events: number }>('/v1/streams/short')).events
+    await page.getByLabel(`Select event ${expired[0]!}`).check()
+    await expect.poll(() => page.getByTestId('redrive-selected-button').textContent()).toBe('Redrive the 1 selected…')
+    await page.getByTestId('redrive-selected-button').click()
+    expect(await dialog.getByTestId('confirm-text').textContent()).toBe(`Send 1 of the 1 selected event (#${expired[0]!}) back to the exchange and routing key it was dead-lettered from?`)
+    await page.screenshot({ path: join(shots, 'dead-letters-selected.png'), fullPage: true })
+    await dialog.getByRole('button', { name: 'Redrive 1' }).click()
+    await expect.poll(() => page.getByTestId('action-result').textContent()).toBe('Redrove 1 selected event.')
+    expect((await v1<{ events: number }>('/v1/streams/short')).events).toBe(short + 1)
+    // That one is redriven (the group may expire the copy again: it is a new dead letter); the other is not.
+    expect((await v1<{ matching: number }>(`/v1/streams/dlq/dead-letters?offsets=${expired[0]!}`)).matching).toBe(0)
+    expect((await v1<{ matching: number }>(`/v1/streams/dlq/dead-letters?offsets=${expired[1]!}`)).matching).toBe(1)
     await page.close()
   })
   it('definitions: the export as /v1/definitions writes it; an import shows what would change, then declares it after a confirmation', async () => {

@@ -175,7 +175,7 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   'GET /v1/streams/:stream/dead-letters': {
     summary: 'Count the dead letters a redrive would send back, by reason and origin, without sending any',
     tag: 'streams',
-    query: { reason: q(str, 'filter as a redrive takes it'), group: q(str, 'filter'), exchange: q(str, 'filter'), from: q(str, 'where to start reading') },
+    query: { reason: q(str, 'filter as a redrive takes it'), group: q(str, 'filter'), exchange: q(str, 'filter'), from: q(str, 'where to start reading'), offsets: q(str, 'only these offsets, separated by commas (at most server.http.maxRedriveOffsets)') },
     answers: { 200: ok('the counts', obj({ stream: str, filter: { type: 'object' }, matching: int(0), noExchange: int(0), byReason: { type: 'object' }, byOrigin: array(obj({ group: str, stream: str, exchange: str, count: int(0) })), otherOrigins: int(0), scanned: int(0), nextOffset: int(0), complete: bool }, ['stream', 'matching', 'complete'])) },
     errors: { 400: ['bad_request'], 404: ['unknown_stream'] },
   },
@@ -202,8 +202,8 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   'POST /v1/streams/:stream/redrive': {
     summary: "Send a dead-letter stream's events back to where they were first published",
     tag: 'streams',
-    body: { [json]: obj({ limit: int(1, 1_000_000), filter: obj({ reason: str, group: str, exchange: str }) }) },
-    answers: { 200: ok('redriven', obj({ redriven: int(0), skipped: int(0), remaining: bool }, ['redriven', 'skipped', 'remaining'])) },
+    body: { [json]: obj({ limit: int(1, 1_000_000), filter: obj({ reason: str, group: str, exchange: str }), offsets: { ...array(int(0)), description: 'only these dead letters (one, or a hand-picked selection), at most server.http.maxRedriveOffsets' } }) },
+    answers: { 200: ok('redriven', obj({ redriven: int(0), skipped: int(0), remaining: bool, notFound: int(0) }, ['redriven', 'skipped', 'remaining'])) },
     errors: { 400: ['bad_request'], 404: ['unknown_stream'], 409: ['not_dead_letters'] },
   },
   'GET /v1/groups': { summary: 'Every consumer group', tag: 'groups', answers: { 200: ok('the groups', obj({ groups: array(ref('Group')) }, ['groups'])) } },

@@ -12,6 +12,7 @@ import { compileTemplate } from '../../router/index.js'
 import { identityOf } from '../../auth/identity.js'
 import { requestIdentity } from './access.js'
 import { RateHistory } from './rate-history.js'
+import { offsetsField } from './groups.js'
 import { brokerOr503, wireEventJson, type BrokerView } from './routes.js'
 import { startOffset } from './stream-position.js'
 
@@ -224,12 +225,15 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
     }
   })
 
-  app.get<{ Params: { stream: string }; Querystring: { reason?: string; group?: string; exchange?: string; from?: string } }>('/v1/streams/:stream/dead-letters', async (req, reply) => {
+  app.get<{ Params: { stream: string }; Querystring: { reason?: string; group?: string; exchange?: string; from?: string; offsets?: string } }>('/v1/streams/:stream/dead-letters', async (req, reply) => {
     const broker = get(reply)
     const stream = streamOf(broker, req.params.stream)
     const from = req.query.from === undefined || req.query.from === '' ? undefined : await startOffset(stream.log, req.query.from)
     const filter = { reason: stringOrUndefined(req.query.reason, 'reason'), group: stringOrUndefined(req.query.group, 'group'), exchange: stringOrUndefined(req.query.exchange, 'exchange') }
-    const preview = await broker.redriver.preview(stream, filter, broker.config.server.http.maxScanEvents, from)
+    const rawOffsets = req.query.offsets
+    if (rawOffsets !== undefined && !/^\d+(,\d+)*$/.test(rawOffsets)) throw errors.badRequest('offsets must be offsets separated by commas, e.g. 3,17,42', { offsets: rawOffsets })
+    const offsets = rawOffsets === undefined ? undefined : offsetsField(rawOffsets.split(',').map(Number), broker.config.server.http.maxRedriveOffsets)
+    const preview = await broker.redriver.preview(stream, filter, broker.config.server.http.maxScanEvents, from, offsets)
     if (!preview.complete) hitLimit('http.maxScanEvents')
     return { stream: stream.name, filter, ...preview }
   })
