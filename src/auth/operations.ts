@@ -64,8 +64,8 @@ export const operations = {
   'group.view': {
     needs: [need('read', 'group', 'group')],
     orTag: 'monitoring',
-    doors: 'HTTP `GET /v1/groups/{group}`',
-    doc: "a group's backlog, members and settings",
+    doors: 'HTTP `GET /v1/groups/{group}`, `GET /v1/groups/{group}/lag`',
+    doc: "a group's backlog, members and settings, and its lag over the last minutes",
   },
   'group.declare': {
     needs: [need('configure', 'group', 'group'), need('read', 'stream', 'stream')],

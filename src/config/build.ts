@@ -133,6 +133,7 @@ function buildHttpListener(e: Raw<typeof serverSpec.keys.http>[number]): HttpLis
     maxScanEvents: e.maxScanEvents,
     rateHistoryMs: e.rateHistory,
     maxRedriveOffsets: e.maxRedriveOffsets,
+    maxLagHistoryGroups: e.maxLagHistoryGroups,
   }
 }
 

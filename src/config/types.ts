@@ -189,6 +189,8 @@ export interface HttpListenerConfig extends ListenerConfig {
   readonly rateHistoryMs: number
   /** Most offsets one redrive or dead-letter count may name. */
   readonly maxRedriveOffsets: number
+  /** Groups whose lag history is kept. */
+  readonly maxLagHistoryGroups: number
 }
 
 export interface ServerConfig {

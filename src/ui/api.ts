@@ -273,3 +273,14 @@ export interface User {
   patterns: { configure: string | null; write: string | null; read: string | null }
   apiKeys: string[]
 }
+
+export interface Lag {
+  group: string
+  intervalMs: number
+  historyMs: number
+  tracked: boolean
+  now: { backlog: number; lagSeconds: number }
+  times: number[]
+  backlog: number[]
+  lagSeconds: number[]
+}

@@ -9,7 +9,7 @@ import { ErrorText, message } from './components.js'
 import { DeadLetterPage, DeadLettersPage } from './pages/dead-letters.js'
 import { DefinitionsPage } from './pages/definitions.js'
 import { MyAccessPage, UsersPage } from './pages/users.js'
-import { ExchangesPage } from './pages/exchanges.js'
+import { ExchangePage, ExchangesPage } from './pages/exchanges.js'
 import { GroupPage, GroupsPage } from './pages/groups.js'
 import { OverviewPage } from './pages/overview.js'
 import { PublishPage } from './pages/publish.js'
@@ -46,7 +46,7 @@ function View({ hash }: { hash: string }): preact.JSX.Element {
   const monitoring = session.hasTag('monitoring')
   switch (section) {
     case 'exchanges':
-      return <ExchangesPage />
+      return name === undefined ? <ExchangesPage /> : <ExchangePage key={name} name={name} />
     case 'streams':
       return name === undefined ? <StreamsPage /> : <StreamPage key={name} name={name} />
     case 'groups':

@@ -81,6 +81,18 @@ describe('management UI in Chromium', () => {
     await expect.poll(() => page.getByTestId('route-result').textContent()).toBe('Key api.error goes to app-logs, errors.')
     expect((await v1<{ events: number }>('/v1/overview')).events).toBe(before)
     await page.screenshot({ path: join(shots, 'exchanges.png'), fullPage: true })
+    // One exchange's bindings as a graph: an edge to each destination, the alternate too.
+    await page.getByRole('link', { name: 'logs', exact: true }).click()
+    const graph = page.getByTestId('binding-graph')
+    await graph.waitFor()
+    const logsX = (await v1<{ exchanges: Array<{ name: string; alternate: string | null; bindings: Array<{ stream?: string; toExchange?: string }> }> }>('/v1/exchanges')).exchanges.find((x) => x.name === 'logs')!
+    const expected = [...logsX.bindings.map((b) => (b.stream !== undefined ? `edge-stream-${b.stream}` : `edge-exchange-${b.toExchange!}`)), `edge-exchange-${logsX.alternate!}`]
+    expect(await graph.locator('g.edge').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-testid')))).toEqual(expected)
+    expect(await graph.getByTestId('edge-stream-errors').textContent()).toContain('*.error')
+    expect(await graph.locator('g.edge.alternate').count()).toBe(1)
+    await page.screenshot({ path: join(shots, 'exchange.png'), fullPage: true })
+    await graph.getByTestId('edge-stream-errors').locator('a').click()
+    await expect.poll(() => page.evaluate('location.hash')).toBe('#/streams/errors')
     await page.close()
   })
 
@@ -152,6 +164,11 @@ describe('management UI in Chromium', () => {
     await page.screenshot({ path: join(shots, 'groups.png'), fullPage: true })
     await page.getByRole('link', { name: 'indexer' }).click()
     await page.getByTestId('cursor').waitFor()
+    // Lag over time: the server's samples, charted in events and in seconds.
+    await expect.poll(() => page.getByTestId('lag-charts').locator('canvas').count()).toBe(2)
+    const lag = await v1<{ tracked: boolean; times: number[] }>('/v1/groups/indexer/lag')
+    expect(lag.tracked).toBe(true)
+    expect(await page.getByTestId('lag-charts').getByRole('img').first().getAttribute('aria-label')).toMatch(/^Lag \(events\), last 15 minutes; now backlog: \d+ events$/)
     // Consume a little so the reset has something to replay.
     const got = await call<{ events: Array<{ tag: string }> }>(seeded.url, 'POST', '/v1/groups/indexer/fetch', { consumer: 'ui-test', max: 5 })
     await call(seeded.url, 'POST', '/v1/groups/indexer/ack', { consumer: 'ui-test', tags: got.body.events.map((e) => e.tag) })

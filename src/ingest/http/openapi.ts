@@ -207,6 +207,12 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
     errors: { 400: ['bad_request'], 404: ['unknown_stream'], 409: ['not_dead_letters'] },
   },
   'GET /v1/groups': { summary: 'Every consumer group', tag: 'groups', answers: { 200: ok('the groups', obj({ groups: array(ref('Group')) }, ['groups'])) } },
+  'GET /v1/groups/:group/lag': {
+    summary: "The group's lag in events and in seconds, one sample a second over the last server.http.rateHistory",
+    tag: 'groups',
+    answers: { 200: ok('the samples', obj({ group: str, intervalMs: int(1), historyMs: int(1), tracked: bool, now: obj({ backlog: int(0), lagSeconds: { type: 'number' } }), times: array(int(0)), backlog: array(int(0)), lagSeconds: array({ type: 'number' }) }, ['group', 'tracked', 'now', 'times', 'backlog', 'lagSeconds'])) },
+    errors: { 404: ['unknown_group'] },
+  },
   'GET /v1/groups/:group': { summary: "A group's backlog, members and settings", tag: 'groups', answers: { 200: ok('the group', ref('Group')) }, errors: { 404: ['unknown_group'] } },
   'PUT /v1/groups/:group': {
     summary: 'Declare a group at run time (the keys of a groups.<name> entry)',

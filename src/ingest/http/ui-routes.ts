@@ -11,6 +11,7 @@ import type { StoredRecord } from '../../log/index.js'
 import { compileTemplate } from '../../router/index.js'
 import { identityOf } from '../../auth/identity.js'
 import { requestIdentity } from './access.js'
+import { LagHistory } from './lag-history.js'
 import { RateHistory } from './rate-history.js'
 import { offsetsField } from './groups.js'
 import { brokerOr503, wireEventJson, type BrokerView } from './routes.js'
@@ -86,12 +87,18 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
   const get = (reply: FastifyReply): BrokerView => brokerOr503(getBroker, reply)
   // One history per listener, sampled while the broker is up; the timer ends with the app.
   let history: RateHistory | undefined
+  let lags: LagHistory | undefined
   const timer = setInterval(() => {
     const broker = getBroker()
     if (broker === undefined) return
-    history ??= new RateHistory(Math.ceil(broker.config.server.http.rateHistoryMs / sampleEveryMs) + 1)
+    const http = broker.config.server.http
+    history ??= new RateHistory(Math.ceil(http.rateHistoryMs / sampleEveryMs) + 1)
+    lags ??= new LagHistory(Math.ceil(http.rateHistoryMs / sampleEveryMs), http.maxLagHistoryGroups)
     const t = totals(broker)
-    history.push(Date.now(), t.ingest, t.delivered)
+    const now = Date.now()
+    history.push(now, t.ingest, t.delivered)
+    // A group closing mid-sample (deleted, or the server stopping) fails its read: the next tick samples again.
+    void lags.sample(broker.groups.all(), now).catch(() => undefined)
   }, sampleEveryMs)
   timer.unref()
   app.addHook('onClose', async () => clearInterval(timer))
@@ -133,6 +140,14 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
     const broker = get(reply)
     const t = totals(broker)
     return { intervalMs: sampleEveryMs, historyMs: broker.config.server.http.rateHistoryMs, totals: t, ...(history?.series() ?? { times: [], ingest: [], delivered: [] }) }
+  })
+
+  app.get<{ Params: { group: string } }>('/v1/groups/:group/lag', async (req, reply) => {
+    const broker = get(reply)
+    const g = broker.groups.get(req.params.group)
+    if (g === undefined) throw errors.unknownGroup(req.params.group)
+    const series = lags?.series(g.name)
+    return { group: g.name, intervalMs: sampleEveryMs, historyMs: broker.config.server.http.rateHistoryMs, tracked: series !== undefined, now: { backlog: g.backlog, lagSeconds: Math.round((await g.lagSeconds()) * 1000) / 1000 }, ...(series ?? { times: [], backlog: [], lagSeconds: [] }) }
   })
 
   app.post<{ Params: { exchange: string } }>('/v1/exchanges/:exchange/route', async (req, reply) => {
