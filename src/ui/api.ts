@@ -146,6 +146,7 @@ export interface Overview {
   ingestErrors: { recorded: number; dropped: number }
   alarms: Array<{ name: string; since: number; value: number; limit: number }>
   rateLimited: Record<string, number>
+  disk: { freeBytes: number; totalBytes: number; limitBytes: number } | null
 }
 
 export interface Rates {

@@ -2,12 +2,12 @@
 // between the UI and the Elasticsearch handshake, over real sockets.
 
 import { spawnSync } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { call } from '../helpers/consume.js'
-import { startTestServer } from '../helpers/server.js'
+import { startTestServer, testConfig } from '../helpers/server.js'
 import { tempDir } from '../helpers/temp.js'
 import { seededServer, type Seeded } from './seed.js'
 import { limitHits } from '../../src/limits.js'
@@ -127,6 +127,15 @@ describe('the routes the UI uses', () => {
     ])
     const rejected = await call<{ matching: number }>(seeded.url, 'GET', '/v1/streams/dlq/dead-letters?reason=rejected')
     expect(rejected.body.matching).toBe(2)
+  })
+
+  it("GET /v1/overview has the data dir's disk: free, size and the alarm's limit", async () => {
+    const o = await call<{ dataDir: string; disk: { freeBytes: number; totalBytes: number; limitBytes: number } }>(seeded.url, 'GET', '/v1/overview')
+    const fs = await statfs(o.body.dataDir)
+    expect(o.body.disk.totalBytes).toBe(fs.blocks * fs.bsize)
+    // Others write to this disk too: the same figure, give or take what they wrote meanwhile.
+    expect(Math.abs(o.body.disk.freeBytes - fs.bavail * fs.bsize)).toBeLessThan(256 * 1024 * 1024)
+    expect(o.body.disk.limitBytes).toBe(testConfig(o.body.dataDir).server.alarms.diskFreeLimitBytes)
   })
 
   it('GET /v1/overview/rates keeps one sample a second', async () => {

@@ -56,6 +56,9 @@ describe('management UI in Chromium', () => {
     expect(await page.getByTestId('total-groups').textContent()).toBe(String(o.groups))
     expect(await page.getByTestId('version').textContent()).toBe(o.version)
     expect(await page.getByTestId('username').textContent()).toBe('guest')
+    // Disk free of the data dir, as /v1/overview reads it (it moves a little as others write).
+    const gib = (n: number): string => `${(n / 1024 ** 3).toFixed(1)} GiB`
+    await expect.poll(async () => (await page.getByTestId('disk-free').textContent()) === gib((await v1<{ disk: { freeBytes: number } }>('/v1/overview')).disk.freeBytes)).toBe(true)
     // Both charts drew (uPlot: one canvas each), and the rate history has samples by now.
     await expect.poll(() => page.locator('.chart canvas').count()).toBe(2)
     await page.getByRole('region', { name: 'Listeners' }).getByRole('rowheader', { name: 'http' }).waitFor()

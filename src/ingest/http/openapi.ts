@@ -139,7 +139,7 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   'GET /v1/overview': {
     summary: 'The broker at a glance',
     tag: 'streams',
-    answers: { 200: ok('totals', obj({ ready: bool, uptimeSeconds: int(0), exchanges: int(0), streams: int(0), events: int(0), bytes: int(0), publish: { type: 'object' }, groups: int(0), listeners: { type: 'object' }, ingestErrors: { type: 'object' }, alarms: array({ type: 'object' }), rateLimited: { type: 'object' } })) },
+    answers: { 200: ok('totals', obj({ ready: bool, uptimeSeconds: int(0), exchanges: int(0), streams: int(0), events: int(0), bytes: int(0), publish: { type: 'object' }, groups: int(0), listeners: { type: 'object' }, ingestErrors: { type: 'object' }, alarms: array({ type: 'object' }), rateLimited: { type: 'object' }, disk: { ...obj({ freeBytes: int(0), totalBytes: int(0), limitBytes: int(0) }), type: ['object', 'null'], description: "the data dir's file system: free to unprivileged writers, its size, and server.alarms.diskFreeLimit; null when it cannot be read" } })) },
   },
   'GET /v1/overview/rates': {
     summary: 'Ingest and delivery per second over the last server.http.rateHistory, sampled every second',
