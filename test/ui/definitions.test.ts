@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { parse } from 'yaml'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { call } from '../helpers/consume.js'
+import { connect, startAmqpServer } from '../helpers/amqp.js'
 import { requireBuiltCli, runCli } from '../helpers/cli.js'
 import { startTestServer } from '../helpers/server.js'
 import { tempDir } from '../helpers/temp.js'
@@ -118,6 +119,31 @@ describe('definitions export and import', () => {
     const imported = await postDefinitions(other.url, text)
     expect(imported.status).toBe(200)
     expect(await exportYaml(other.url).then((t) => (parse(t) as { groups: unknown }).groups)).toEqual(doc.groups)
+  })
+
+  it("exports what AMQP clients declared (a queue, an exchange, a binding from a built-in exchange) so that `sluice validate` takes it", async () => {
+    const s = await startAmqpServer()
+    const conn = await connect(s.amqpUrl)
+    const ch = await conn.createChannel()
+    await ch.assertExchange('events', 'fanout', { durable: true })
+    await ch.assertQueue('jobs', { durable: true, arguments: { 'x-dead-letter-exchange': 'events' } })
+    await ch.bindQueue('jobs', 'amq.topic', 'jobs.#')
+    await ch.bindQueue('jobs', 'events', '')
+    const text = await exportYaml(s.url)
+    // The default exchange's bindings are implied by every stream: not written.
+    expect(text).not.toContain('amq.default')
+    expect(text).toContain('  amq.topic: { type: topic } # built in\n')
+    expect(text).toContain('  events: { type: fanout } # declared at run time\n')
+    expect(text).toContain('  - { exchange: amq.topic, stream: jobs, key: jobs.# } # declared at run time\n')
+    const doc = parse(text) as { streams: Record<string, unknown>; groups: Record<string, unknown> }
+    expect(doc.streams.jobs).toEqual({ retention: { maxAge: 'none', policy: 'interest' } })
+    expect(doc.groups.jobs).toMatchObject({ stream: 'jobs', deadLetter: { exchange: 'events' } })
+    const dir = await tempDir()
+    const file = join(dir, 'sluice.yaml')
+    await writeFile(file, `server:\n  dataDir: ${JSON.stringify(join(dir, 'data'))}\n${text}`)
+    const validated = await runCli(['validate', file])
+    expect(validated.stderr).toBe('')
+    expect(validated.code).toBe(0)
   })
 
   it('refuses a conflict item by item and declares nothing, not even what had no conflict', async () => {
