@@ -157,6 +157,8 @@ export const errors = {
     new SluiceError('SLUICE_ERR_DEFINITION_PROTECTED', `${kind} "${name}" is declared in the configuration file; change it there, not at run time`, 403, false, { kind, name }),
   definitionInUse: (kind: 'exchange' | 'stream' | 'group', name: string, why: string) =>
     new SluiceError('SLUICE_ERR_DEFINITION_IN_USE', `${kind} "${name}" ${why}`, 409, false, { kind, name }),
+  definitionsConflict: (conflicts: ReadonlyArray<{ readonly kind: string; readonly name: string; readonly message: string }>) =>
+    new SluiceError('SLUICE_ERR_DEFINITIONS_CONFLICT', `the definitions conflict with what runs, so none was declared: ${conflicts.map((c) => c.message).join('; ')}`, 409, false, { conflicts: conflicts.map((c) => ({ ...c })) }),
   routerBadBinding: (exchange: string, why: string) =>
     new SluiceError('SLUICE_ERR_ROUTER_BAD_BINDING', `binding on exchange "${exchange}": ${why}`, 400, false, { exchange }),
   routerBadTemplate: (template: string, position: number, why: string) =>

@@ -64,8 +64,8 @@ export const operations = {
   'group.view': {
     needs: [need('read', 'group', 'group')],
     orTag: 'monitoring',
-    doors: 'HTTP `GET /v1/groups/{group}`',
-    doc: "a group's backlog, members and settings",
+    doors: 'HTTP `GET /v1/groups/{group}`, `GET /v1/groups/{group}/lag`',
+    doc: "a group's backlog, members and settings, and its lag over the last minutes",
   },
   'group.declare': {
     needs: [need('configure', 'group', 'group'), need('read', 'stream', 'stream')],
@@ -186,14 +186,14 @@ export const operations = {
   'users.manage': {
     needs: [],
     tag: { tag: 'administrator', resource: 'users' },
-    doors: 'none yet (users live in the configuration file)',
-    doc: 'list, add or change users and their permissions',
+    doors: 'HTTP `GET /v1/users` (a list: users live in the configuration file, and no route adds or changes one)',
+    doc: 'list users, their tags, permissions and API key names (never a password, hash or key)',
   },
   definitions: {
     needs: [],
     tag: { tag: 'administrator', resource: 'definitions' },
-    doors: 'none yet',
-    doc: 'export or import every definition at once',
+    doors: 'HTTP `GET /v1/definitions`, `POST /v1/definitions`',
+    doc: 'export or import every exchange, stream, binding and group at once, in the configuration file\'s shape',
   },
 } as const satisfies Readonly<Record<string, OperationSpec>>
 

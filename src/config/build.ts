@@ -142,6 +142,8 @@ function buildHttpListener(e: Raw<typeof serverSpec.keys.http>[number]): HttpLis
     maxLiveFeeds: e.maxLiveFeeds,
     maxScanEvents: e.maxScanEvents,
     rateHistoryMs: e.rateHistory,
+    maxRedriveOffsets: e.maxRedriveOffsets,
+    maxLagHistoryGroups: e.maxLagHistoryGroups,
   }
 }
 

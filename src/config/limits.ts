@@ -31,6 +31,8 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'server.http.maxReadEvents': { error: 'HTTP 400 `bad_request` naming the key', metric: hits('http.maxReadEvents') },
   'server.http.maxReadWait': { error: 'HTTP 400 `bad_request` naming the key', metric: hits('http.maxReadWait') },
   'server.http.maxLiveFeeds': { error: 'HTTP 503 `too_many_connections` with Retry-After', metric: hits('http.maxLiveFeeds') },
+  'server.http.maxLagHistoryGroups': { error: 'none: a group past it has no lag chart; `GET /v1/groups/{group}/lag` answers `tracked: false` with the lag now', metric: hits('http.maxLagHistoryGroups') },
+  'server.http.maxRedriveOffsets': { error: 'HTTP 400 `bad_request` naming the key', metric: hits('http.maxRedriveOffsets') },
   'server.http.maxScanEvents': { error: 'none: the search or summary answers what it read, `complete: false` and the `nextOffset` to go on from', metric: hits('http.maxScanEvents') },
   'server.ndjson.maxLineSize': { error: 'the line goes to `ingest-errors`; the connection goes on', metric: hits('ndjson.maxLineSize') },
   'server.ndjson.idleTimeout': { error: 'the connection is closed', metric: hits('ndjson.idleTimeout') },

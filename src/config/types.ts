@@ -248,6 +248,10 @@ export interface HttpListenerConfig extends ListenerConfig {
   readonly maxScanEvents: number
   /** How long the per-second rate samples are kept. */
   readonly rateHistoryMs: number
+  /** Most offsets one redrive or dead-letter count may name. */
+  readonly maxRedriveOffsets: number
+  /** Groups whose lag history is kept. */
+  readonly maxLagHistoryGroups: number
 }
 
 export interface ServerConfig {

@@ -18,6 +18,8 @@ export interface RedriveResult {
   readonly skipped: number
   /** Offsets left for a later call (limit reached). */
   readonly remaining: boolean
+  /** With `offsets`: those that hold no dead letter to send (out of the stream, redriven already, not a dead letter, or not matching the filter). */
+  readonly notFound?: number
 }
 
 const endCodec: ValueCodec<number> = {
@@ -45,6 +47,25 @@ const deathMark = (d: DeathEntry): string => `${String(d.stream)}/${String(d.gro
 export interface RedriveOptions {
   /** A group dead-letters into this stream: an empty one is a dead-letter stream with nothing in it yet. */
   readonly deadLetterTarget?: boolean
+  /**
+   * Only these offsets (a person's hand-picked selection), each read on its own rather than the
+   * stream scanned; the caller bounds how many (server.http.maxRedriveOffsets).
+   */
+  readonly offsets?: readonly number[] | undefined
+}
+
+/** Sorted, each once: a selection sent twice or out of order redrives each event once, in stream order. */
+const uniqueSorted = (offsets: readonly number[]): number[] => [...new Set(offsets)].sort((a, b) => a - b)
+
+/** The records at `offsets` still in the stream and not redriven before, in offset order. */
+async function* recordsAt(stream: Stream, offsets: readonly number[], done: IntervalSet): AsyncGenerator<StoredRecord> {
+  const log = stream.log
+  for (const o of uniqueSorted(offsets)) {
+    if (o < log.startOffset || o >= log.endOffset || done.has(o)) continue
+    const { records } = await log.read(o, { maxRecords: 1 })
+    const r = records[0]
+    if (r !== undefined && r.offset === o) yield r
+  }
 }
 
 /** A record's latest death when it is a dead letter still to be redriven (not a redriven copy). */
@@ -160,8 +181,9 @@ export class Redriver {
    * Counts what a redrive would send, by the very rules #redrive uses, reading at most `maxScan`
    * events from `from` (the stream's start by default). A person sees the count before confirming.
    */
-  async preview(stream: Stream, filter: RedriveFilter, maxScan: number, from?: number): Promise<RedrivePreview> {
+  async preview(stream: Stream, filter: RedriveFilter, maxScan: number, from?: number, offsets?: readonly number[]): Promise<RedrivePreview> {
     const done = this.#set(stream.name)
+    if (offsets !== undefined) return this.#previewAt(stream, filter, offsets, done)
     const log = stream.log
     const byReason: Record<string, number> = {}
     const origins = new Map<string, DeadLetterOrigin>()
@@ -196,6 +218,30 @@ export class Redriver {
     return { matching, noExchange, byReason, byOrigin: [...origins.values()], otherOrigins, scanned, nextOffset: next, complete: next >= log.endOffset }
   }
 
+  /** preview() of a selection: the same counts over the picked offsets only. */
+  async #previewAt(stream: Stream, filter: RedriveFilter, offsets: readonly number[], done: IntervalSet): Promise<RedrivePreview> {
+    const byReason: Record<string, number> = {}
+    const origins = new Map<string, DeadLetterOrigin>()
+    let matching = 0
+    let noExchange = 0
+    for await (const r of recordsAt(stream, offsets, done)) {
+      const pending = pendingDeath(r)
+      if (pending === undefined) continue
+      const { death } = pending
+      const reason = String(death.reason)
+      byReason[reason] = (byReason[reason] ?? 0) + 1
+      const exchange = typeof death.exchange === 'string' && death.exchange !== '' ? death.exchange : null
+      const key = `${String(death.group)}\u0000${String(death.stream)}\u0000${exchange ?? ''}`
+      const origin = origins.get(key)
+      if (origin !== undefined) origin.count++
+      else origins.set(key, { group: String(death.group), stream: String(death.stream), exchange, count: 1 })
+      if (!matches(death, filter)) continue
+      if (exchange === null) noExchange++
+      else matching++
+    }
+    return { matching, noExchange, byReason, byOrigin: [...origins.values()], otherOrigins: 0, scanned: uniqueSorted(offsets).length, nextOffset: stream.log.endOffset, complete: true }
+  }
+
   async #redrive(stream: Stream, limit: number, filter: RedriveFilter, opts: RedriveOptions): Promise<RedriveResult> {
     const done = this.#set(stream.name)
     const log = stream.log
@@ -204,6 +250,32 @@ export class Redriver {
     let deadLetters = done.count > 0
     let next = done.skip(log.startOffset)
     let remaining = false
+    let notFound: number | undefined
+    if (opts.offsets !== undefined) {
+      const picked = uniqueSorted(opts.offsets)
+      const found = new Set<number>()
+      let stopAt: number | undefined
+      for await (const r of recordsAt(stream, picked, done)) {
+        const pending = pendingDeath(r)
+        if (pending === undefined) continue
+        deadLetters = true
+        if (!matches(pending.death, filter)) continue
+        if (chosen.length >= limit) {
+          remaining = true
+          stopAt = r.offset
+          break
+        }
+        found.add(r.offset)
+        if (typeof pending.death.exchange !== 'string' || pending.death.exchange === '') {
+          skipped++
+          continue
+        }
+        chosen.push({ record: r, death: pending.death, headers: pending.headers })
+      }
+      notFound = picked.filter((o) => !found.has(o) && (stopAt === undefined || o < stopAt)).length
+      // The selection replaces the scan below.
+      next = log.endOffset
+    }
     while (next < log.endOffset) {
       const { records, nextOffset } = await log.read(next, { maxBytes: scanBytes })
       if (records.length === 0) break
@@ -261,6 +333,6 @@ export class Redriver {
       await this.#meta.write(ops, { sync: true })
       k = j
     }
-    return { redriven: chosen.length, skipped, remaining }
+    return { redriven: chosen.length, skipped, remaining, ...(notFound !== undefined ? { notFound } : {}) }
   }
 }

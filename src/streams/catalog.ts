@@ -38,11 +38,16 @@ export interface CatalogStream {
   readonly protected: boolean
 }
 
+/** What a configuration file's exchange says beyond its type and alternate (AMQP cannot say these). */
+export type ExchangeSettings = Partial<Pick<ExchangeConfig, 'routingKey' | 'unroutable' | 'dedup' | 'dedupWindowMs'>>
+
 export interface ExchangeDeclaration {
   readonly name: string
   readonly type: ExchangeType
   readonly alternate?: string | null | undefined
   readonly attributes?: JsonValue | undefined
+  /** A definitions import (POST /v1/definitions) declares exchanges with every key of the file. */
+  readonly settings?: ExchangeSettings | undefined
 }
 
 export interface StreamDeclaration {
@@ -73,6 +78,7 @@ interface StoredExchange {
   type: ExchangeType
   alternate: string | null
   attributes?: JsonValue
+  settings?: ExchangeSettings
 }
 
 interface StoredStream {
@@ -147,8 +153,8 @@ export class Catalog {
   }
 
   #applyExchange(name: string, v: StoredExchange): CatalogExchange {
-    const cfg = runtimeExchange(name, v.type, v.alternate)
-    this.#opts.router.addExchange({ name, type: v.type, ...(v.alternate !== null ? { alternate: v.alternate } : {}) })
+    const cfg: ExchangeConfig = { ...runtimeExchange(name, v.type, v.alternate), ...v.settings }
+    this.#opts.router.addExchange({ name, type: v.type, unroutable: cfg.unroutable, ...(v.alternate !== null ? { alternate: v.alternate } : {}) })
     this.#opts.publisher.addExchange(cfg)
     const entry: CatalogExchange = { config: cfg, attributes: v.attributes, protected: false }
     this.#exchanges.set(name, entry)
@@ -199,7 +205,7 @@ export class Catalog {
       if (why !== undefined) throw errors.routerExchangeConflict(d.name, why)
       return false
     }
-    const stored: StoredExchange = { type: d.type, alternate, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
+    const stored: StoredExchange = { type: d.type, alternate, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}), ...(d.settings !== undefined ? { settings: d.settings } : {}) }
     await this.#opts.meta.definitions.put(['exchange', d.name], stored as unknown as JsonValue, { sync: true })
     this.#applyExchange(d.name, stored)
     return true

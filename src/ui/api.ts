@@ -35,20 +35,30 @@ export class ApiError extends Error {
 export interface Request {
   readonly method?: 'GET' | 'POST' | 'PUT' | 'DELETE'
   readonly body?: unknown
+  /** A body sent as it is (a YAML document), instead of `body` as JSON. */
+  readonly text?: { readonly type: string; readonly value: string }
   readonly signal?: AbortSignal
 }
 
-function headers(json: boolean): Record<string, string> {
+function headers(contentType: string | undefined): Record<string, string> {
   const h: Record<string, string> = { accept: 'application/json' }
   const auth = savedAuthorization()
   if (auth !== null) h.authorization = auth
-  if (json) h['content-type'] = 'application/json'
+  if (contentType !== undefined) h['content-type'] = contentType
   return h
 }
 
 export async function api<T>(path: string, req: Request = {}): Promise<T> {
-  const init: RequestInit = { method: req.method ?? 'GET', headers: headers(req.body !== undefined), credentials: 'omit' }
-  if (req.body !== undefined) init.body = JSON.stringify(req.body)
+  const text = await apiText(path, req)
+  return (text === '' ? undefined : JSON.parse(text)) as T
+}
+
+/** The answer's text, for the routes that answer something other than JSON (YAML). */
+export async function apiText(path: string, req: Request = {}): Promise<string> {
+  const type = req.text !== undefined ? req.text.type : req.body !== undefined ? 'application/json' : undefined
+  const init: RequestInit = { method: req.method ?? 'GET', headers: headers(type), credentials: 'omit' }
+  if (req.text !== undefined) init.body = req.text.value
+  else if (req.body !== undefined) init.body = JSON.stringify(req.body)
   if (req.signal !== undefined) init.signal = req.signal
   const res = await fetch(path, init)
   const text = await res.text()
@@ -64,7 +74,7 @@ export async function api<T>(path: string, req: Request = {}): Promise<T> {
     }
     throw new ApiError(res.status, code, message)
   }
-  return (text === '' ? undefined : JSON.parse(text)) as T
+  return text
 }
 
 export const enc = encodeURIComponent
@@ -74,7 +84,7 @@ export const enc = encodeURIComponent
  * Authorization header, and the UI logs in with one.
  */
 export async function readEvents(path: string, onEvent: (data: string) => void, signal: AbortSignal): Promise<void> {
-  const res = await fetch(path, { headers: { ...headers(false), accept: 'text/event-stream' }, signal, credentials: 'omit' })
+  const res = await fetch(path, { headers: { ...headers(undefined), accept: 'text/event-stream' }, signal, credentials: 'omit' })
   if (!res.ok || res.body === null) {
     const text = await res.text()
     let message = text
@@ -136,6 +146,7 @@ export interface Overview {
   ingestErrors: { recorded: number; dropped: number }
   alarms: Array<{ name: string; since: number; value: number; limit: number }>
   rateLimited: Record<string, number>
+  disk: { freeBytes: number; totalBytes: number; limitBytes: number } | null
 }
 
 export interface Rates {
@@ -241,4 +252,36 @@ export interface DeadLetterSummary {
   otherOrigins: number
   scanned: number
   complete: boolean
+}
+
+export interface DefinitionChange {
+  kind: 'exchange' | 'stream' | 'binding' | 'group'
+  name: string
+  action: 'create' | 'unchanged'
+}
+
+export interface ImportAnswer {
+  applied: boolean
+  changes: DefinitionChange[]
+  conflicts: Array<{ kind: string; name: string; message: string }>
+}
+
+export interface User {
+  username: string
+  tags: string[]
+  loopbackOnly: boolean
+  permissions: { configure: string | null; write: string | null; read: string | null }
+  patterns: { configure: string | null; write: string | null; read: string | null }
+  apiKeys: string[]
+}
+
+export interface Lag {
+  group: string
+  intervalMs: number
+  historyMs: number
+  tracked: boolean
+  now: { backlog: number; lagSeconds: number }
+  times: number[]
+  backlog: number[]
+  lagSeconds: number[]
 }

@@ -7,12 +7,14 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, ApiError, authorizationFor, saveAuthorization, savedAuthorization, type Who } from './api.js'
 import { ErrorText, message } from './components.js'
 import { DeadLetterPage, DeadLettersPage } from './pages/dead-letters.js'
-import { ExchangesPage } from './pages/exchanges.js'
+import { DefinitionsPage } from './pages/definitions.js'
+import { MyAccessPage, UsersPage } from './pages/users.js'
+import { ExchangePage, ExchangesPage } from './pages/exchanges.js'
 import { GroupPage, GroupsPage } from './pages/groups.js'
 import { OverviewPage } from './pages/overview.js'
 import { PublishPage } from './pages/publish.js'
 import { StreamPage, StreamsPage } from './pages/streams.js'
-import { Session, SessionContext } from './session.js'
+import { Session, SessionContext, useSession } from './session.js'
 import './style.css'
 
 function useHash(): string {
@@ -25,21 +27,26 @@ function useHash(): string {
   return hash
 }
 
-const nav: ReadonlyArray<readonly [string, string]> = [
-  ['#/', 'Overview'],
-  ['#/exchanges', 'Exchanges'],
-  ['#/streams', 'Streams'],
-  ['#/groups', 'Groups'],
-  ['#/dead-letters', 'Dead letters'],
-  ['#/publish', 'Publish'],
+/** The pages, each with who may open it: a page the server would refuse is not offered. */
+const nav: ReadonlyArray<readonly [string, string, (s: Session) => boolean]> = [
+  ['#/', 'Overview', (s) => s.hasTag('monitoring')],
+  ['#/exchanges', 'Exchanges', (s) => s.hasTag('monitoring')],
+  ['#/streams', 'Streams', (s) => s.hasTag('monitoring')],
+  ['#/groups', 'Groups', (s) => s.hasTag('monitoring')],
+  ['#/dead-letters', 'Dead letters', (s) => s.hasTag('monitoring')],
+  ['#/publish', 'Publish', (s) => s.admin || s.who.patterns.write !== null],
+  ['#/users', 'Users', (s) => s.admin],
+  ['#/definitions', 'Definitions', (s) => s.admin],
 ]
 
 function View({ hash }: { hash: string }): preact.JSX.Element {
+  const session = useSession()
   const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent)
   const [section, name] = parts
+  const monitoring = session.hasTag('monitoring')
   switch (section) {
     case 'exchanges':
-      return <ExchangesPage />
+      return name === undefined ? <ExchangesPage /> : <ExchangePage key={name} name={name} />
     case 'streams':
       return name === undefined ? <StreamsPage /> : <StreamPage key={name} name={name} />
     case 'groups':
@@ -48,8 +55,12 @@ function View({ hash }: { hash: string }): preact.JSX.Element {
       return name === undefined ? <DeadLettersPage /> : <DeadLetterPage key={name} name={name} />
     case 'publish':
       return <PublishPage />
+    case 'definitions':
+      return <DefinitionsPage />
+    case 'users':
+      return <UsersPage />
     default:
-      return <OverviewPage />
+      return monitoring ? <OverviewPage /> : <MyAccessPage />
   }
 }
 
@@ -148,11 +159,13 @@ function App(): preact.JSX.Element {
           Sluice
         </a>
         <nav aria-label="Pages">
-          {nav.map(([href, label]) => (
-            <a key={href} href={href} aria-current={current === href || (href === '#/' && current === '#/') ? 'page' : undefined}>
-              {label}
-            </a>
-          ))}
+          {nav
+            .filter(([, , may]) => may(session))
+            .map(([href, label]) => (
+              <a key={href} href={href} aria-current={current === href || (href === '#/' && current === '#/') ? 'page' : undefined}>
+                {label}
+              </a>
+            ))}
         </nav>
         <div class="who">
           <span data-testid="username">{session.who.username}</span>

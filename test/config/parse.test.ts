@@ -143,6 +143,8 @@ describe('an empty file', () => {
           maxLiveFeeds: 64,
           maxScanEvents: 100_000,
           rateHistoryMs: 900_000,
+          maxRedriveOffsets: 1000,
+          maxLagHistoryGroups: 100,
         },
         ndjson: { enabled: true, host: '127.0.0.1', port: 7401, tls: null, exchange: null, routingKey: null, user: null, allow: ['127.0.0.0/8', '::1/128'], maxLineBytes: 1024 ** 2, idleTimeoutMs: 300_000, maxConnections: 1000, maxConnectionsPerAddress: 256, maxPendingBytes: 4 * 1024 ** 2 },
         amqp: {

@@ -2,12 +2,12 @@
 // between the UI and the Elasticsearch handshake, over real sockets.
 
 import { spawnSync } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { call } from '../helpers/consume.js'
-import { startTestServer } from '../helpers/server.js'
+import { startTestServer, testConfig } from '../helpers/server.js'
 import { tempDir } from '../helpers/temp.js'
 import { seededServer, type Seeded } from './seed.js'
 import { limitHits } from '../../src/limits.js'
@@ -129,6 +129,15 @@ describe('the routes the UI uses', () => {
     expect(rejected.body.matching).toBe(2)
   })
 
+  it("GET /v1/overview has the data dir's disk: free, size and the alarm's limit", async () => {
+    const o = await call<{ dataDir: string; disk: { freeBytes: number; totalBytes: number; limitBytes: number } }>(seeded.url, 'GET', '/v1/overview')
+    const fs = await statfs(o.body.dataDir)
+    expect(o.body.disk.totalBytes).toBe(fs.blocks * fs.bsize)
+    // Others write to this disk too: the same figure, give or take what they wrote meanwhile.
+    expect(Math.abs(o.body.disk.freeBytes - fs.bavail * fs.bsize)).toBeLessThan(256 * 1024 * 1024)
+    expect(o.body.disk.limitBytes).toBe(testConfig(o.body.dataDir).server.alarms.diskFreeLimitBytes)
+  })
+
   it('GET /v1/overview/rates keeps one sample a second', async () => {
     await new Promise((r) => setTimeout(r, 2200))
     const r = await call<{ intervalMs: number; times: number[]; ingest: number[]; delivered: number[]; totals: { ingest: number } }>(seeded.url, 'GET', '/v1/overview/rates')
@@ -137,6 +146,38 @@ describe('the routes the UI uses', () => {
     expect(r.body.ingest).toHaveLength(r.body.times.length)
     // 30 log records, 10,000 bulk events, 2 short-lived ones; dead letters are not counted as ingest.
     expect(r.body.totals.ingest).toBe(30 + 10_000 + 2)
+  })
+
+  it('GET /v1/groups/{group}/lag keeps the lag in events and seconds one sample a second', async () => {
+    // The rate test before this one waited two seconds: the sampler has run.
+    const r = await call<{ tracked: boolean; intervalMs: number; times: number[]; backlog: number[]; lagSeconds: number[]; now: { backlog: number; lagSeconds: number } }>(seeded.url, 'GET', '/v1/groups/indexer/lag')
+    expect(r.status).toBe(200)
+    expect(r.body.tracked).toBe(true)
+    expect(r.body.intervalMs).toBe(1000)
+    expect(r.body.times.length).toBeGreaterThanOrEqual(2)
+    expect(r.body.backlog).toHaveLength(r.body.times.length)
+    expect(r.body.lagSeconds).toHaveLength(r.body.times.length)
+    const g = await call<{ backlog: number }>(seeded.url, 'GET', '/v1/groups/indexer')
+    // Nothing consumes in this file: every sample is the backlog the group reports.
+    expect(new Set(r.body.backlog)).toEqual(new Set([g.body.backlog]))
+    expect(r.body.now.backlog).toBe(g.body.backlog)
+    // The oldest unsettled event was published before the server's first sample, and ages.
+    expect(r.body.lagSeconds.at(-1)!).toBeGreaterThan(r.body.lagSeconds[0]!)
+    expect((await call(seeded.url, 'GET', '/v1/groups/nope/lag')).status).toBe(404)
+  })
+
+  it('GET /v1/groups/{group}/lag: past server.http.maxLagHistoryGroups a group is not charted, and that is counted', async () => {
+    const s = await startTestServer({ server: '  http: { port: 0, maxLagHistoryGroups: 1 }' })
+    const before = limitHits.get('http.maxLagHistoryGroups') ?? 0
+    expect((await call(s.url, 'PUT', '/v1/groups/first', { stream: 'app-logs' })).status).toBe(201)
+    expect((await call(s.url, 'PUT', '/v1/groups/second', { stream: 'errors' })).status).toBe(201)
+    await new Promise((r) => setTimeout(r, 2200))
+    const first = await call<{ tracked: boolean; times: number[] }>(s.url, 'GET', '/v1/groups/first/lag')
+    const second = await call<{ tracked: boolean; times: number[]; now: { backlog: number } }>(s.url, 'GET', '/v1/groups/second/lag')
+    expect(first.body.tracked).toBe(true)
+    expect(first.body.times.length).toBeGreaterThanOrEqual(1)
+    expect(second.body).toMatchObject({ tracked: false, times: [], now: { backlog: 0 } })
+    expect(limitHits.get('http.maxLagHistoryGroups')).toBe(before + 1)
   })
 
   it('GET /v1/streams/{stream}/tail sends new events as server-sent events, within server.http.maxLiveFeeds', async () => {

@@ -56,6 +56,9 @@ describe('management UI in Chromium', () => {
     expect(await page.getByTestId('total-groups').textContent()).toBe(String(o.groups))
     expect(await page.getByTestId('version').textContent()).toBe(o.version)
     expect(await page.getByTestId('username').textContent()).toBe('guest')
+    // Disk free of the data dir, as /v1/overview reads it (it moves a little as others write).
+    const gib = (n: number): string => `${(n / 1024 ** 3).toFixed(1)} GiB`
+    await expect.poll(async () => (await page.getByTestId('disk-free').textContent()) === gib((await v1<{ disk: { freeBytes: number } }>('/v1/overview')).disk.freeBytes)).toBe(true)
     // Both charts drew (uPlot: one canvas each), and the rate history has samples by now.
     await expect.poll(() => page.locator('.chart canvas').count()).toBe(2)
     await page.getByRole('region', { name: 'Listeners' }).getByRole('rowheader', { name: 'http' }).waitFor()
@@ -81,6 +84,18 @@ describe('management UI in Chromium', () => {
     await expect.poll(() => page.getByTestId('route-result').textContent()).toBe('Key api.error goes to app-logs, errors.')
     expect((await v1<{ events: number }>('/v1/overview')).events).toBe(before)
     await page.screenshot({ path: join(shots, 'exchanges.png'), fullPage: true })
+    // One exchange's bindings as a graph: an edge to each destination, the alternate too.
+    await page.getByRole('link', { name: 'logs', exact: true }).click()
+    const graph = page.getByTestId('binding-graph')
+    await graph.waitFor()
+    const logsX = (await v1<{ exchanges: Array<{ name: string; alternate: string | null; bindings: Array<{ stream?: string; toExchange?: string }> }> }>('/v1/exchanges')).exchanges.find((x) => x.name === 'logs')!
+    const expected = [...logsX.bindings.map((b) => (b.stream !== undefined ? `edge-stream-${b.stream}` : `edge-exchange-${b.toExchange!}`)), `edge-exchange-${logsX.alternate!}`]
+    expect(await graph.locator('g.edge').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-testid')))).toEqual(expected)
+    expect(await graph.getByTestId('edge-stream-errors').textContent()).toContain('*.error')
+    expect(await graph.locator('g.edge.alternate').count()).toBe(1)
+    await page.screenshot({ path: join(shots, 'exchange.png'), fullPage: true })
+    await graph.getByTestId('edge-stream-errors').locator('a').click()
+    await expect.poll(() => page.evaluate('location.hash')).toBe('#/streams/errors')
     await page.close()
   })
 
@@ -152,6 +167,11 @@ describe('management UI in Chromium', () => {
     await page.screenshot({ path: join(shots, 'groups.png'), fullPage: true })
     await page.getByRole('link', { name: 'indexer' }).click()
     await page.getByTestId('cursor').waitFor()
+    // Lag over time: the server's samples, charted in events and in seconds.
+    await expect.poll(() => page.getByTestId('lag-charts').locator('canvas').count()).toBe(2)
+    const lag = await v1<{ tracked: boolean; times: number[] }>('/v1/groups/indexer/lag')
+    expect(lag.tracked).toBe(true)
+    expect(await page.getByTestId('lag-charts').getByRole('img').first().getAttribute('aria-label')).toMatch(/^Lag \(events\), last 15 minutes; now backlog: \d+ events$/)
     // Consume a little so the reset has something to replay.
     const got = await call<{ events: Array<{ tag: string }> }>(seeded.url, 'POST', '/v1/groups/indexer/fetch', { consumer: 'ui-test', max: 5 })
     await call(seeded.url, 'POST', '/v1/groups/indexer/ack', { consumer: 'ui-test', tags: got.body.events.map((e) => e.tag) })
@@ -196,6 +216,49 @@ describe('management UI in Chromium', () => {
     // Back at their origin: app-logs holds the rejected ones again.
     expect((await v1<{ events: number }>('/v1/streams/app-logs')).events).toBe(appLogs + rejected)
     await expect.poll(() => page.getByTestId('reason-rejected').count()).toBe(0)
+
+    // One hand-picked dead letter: its box, the count before confirming, then only it goes back.
+    const dlq = (await v1<{ events: Array<{ offset: number; headers: { 'x-death': Array<{ reason: string }> } }> }>('/v1/streams/dlq/events')).events
+    const expired = dlq.filter((e) => e.headers['x-death'][0]!.reason === 'expired').map((e) => e.offset)
+    const short = (await v1<{ events: number }>('/v1/streams/short')).events
+    await page.getByLabel(`Select event ${expired[0]!}`).check()
+    await expect.poll(() => page.getByTestId('redrive-selected-button').textContent()).toBe('Redrive the 1 selected…')
+    await page.getByTestId('redrive-selected-button').click()
+    expect(await dialog.getByTestId('confirm-text').textContent()).toBe(`Send 1 of the 1 selected event (#${expired[0]!}) back to the exchange and routing key it was dead-lettered from?`)
+    await page.screenshot({ path: join(shots, 'dead-letters-selected.png'), fullPage: true })
+    await dialog.getByRole('button', { name: 'Redrive 1' }).click()
+    await expect.poll(() => page.getByTestId('action-result').textContent()).toBe('Redrove 1 selected event.')
+    expect((await v1<{ events: number }>('/v1/streams/short')).events).toBe(short + 1)
+    // That one is redriven (the group may expire the copy again: it is a new dead letter); the other is not.
+    expect((await v1<{ matching: number }>(`/v1/streams/dlq/dead-letters?offsets=${expired[0]!}`)).matching).toBe(0)
+    expect((await v1<{ matching: number }>(`/v1/streams/dlq/dead-letters?offsets=${expired[1]!}`)).matching).toBe(1)
+    await page.close()
+  })
+  it('definitions: the export as /v1/definitions writes it; an import shows what would change, then declares it after a confirmation', async () => {
+    const page = await open('#/definitions')
+    await page.getByText('Show the YAML').click()
+    const yaml = await (await fetch(`${seeded.url}/v1/definitions`)).text()
+    // The page shows the export as the API gives it (but for the time it was taken).
+    const shown = (await page.getByTestId('export-yaml').textContent()) ?? ''
+    const body = (t: string): string => t.replace(/^#.*\n/gm, '')
+    expect(body(shown)).toBe(body(yaml))
+    expect(shown).toContain('  app-logs: {} # from the configuration file')
+    await page.getByLabel('Or the document (YAML or JSON)').fill('streams:\n  imported: { retention: { maxAge: 2d } }\nbindings:\n  - { exchange: bulk, stream: imported, key: imported }\n  - { exchange: bulk, stream: big, key: big }\ngroups:\n  importer: { stream: imported, ackTimeout: 1m }\n')
+    await page.getByRole('button', { name: 'Show what would change' }).click()
+    await expect.poll(() => page.getByTestId('plan-summary').textContent()).toBe('3 to declare, 1 already there, 0 in conflict.')
+    expect(await page.getByTestId('change-stream-imported').locator('td').last().textContent()).toBe('declare')
+    expect(await page.getByTestId('change-binding-bulk → stream big (key "big")').locator('td').last().textContent()).toBe('already there')
+    // Planned only: nothing is declared yet.
+    expect((await call(seeded.url, 'GET', '/v1/streams/imported')).status).toBe(404)
+    await page.screenshot({ path: join(shots, 'definitions.png'), fullPage: true })
+    await page.getByTestId('apply-button').click()
+    const dialog = page.getByRole('dialog')
+    expect(await dialog.getByTestId('confirm-text').textContent()).toContain('Declare 3 missing definitions (0 exchanges, 1 streams, 1 bindings, 1 groups)?')
+    await dialog.getByRole('button', { name: 'Declare 3' }).click()
+    await expect.poll(() => page.getByTestId('action-result').textContent()).toBe('Declared 3; 1 were already there.')
+    expect((await v1<{ retention: { maxAgeMs: number } }>('/v1/streams/imported')).retention.maxAgeMs).toBe(2 * 86_400_000)
+    expect((await v1<{ stream: string }>('/v1/groups/importer')).stream).toBe('imported')
+    await expect.poll(() => page.getByTestId('export-yaml').textContent()).toContain('  imported: { retention: { maxAge: 2d } } # declared at run time')
     await page.close()
   })
 })

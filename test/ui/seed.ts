@@ -41,10 +41,10 @@ export interface Seeded {
   readonly server: SluiceServer
 }
 
-/** One server for a whole test file (the browser tests share it), stopped and removed after. */
-export async function seededServer(): Promise<Seeded> {
+/** One server for a whole test file (the browser tests share it), stopped and removed after; `extra` is YAML added to the pipeline (an auth section). */
+export async function seededServer(extra = ''): Promise<Seeded> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sluice-ui-'))
-  const server = await startServer(testConfig(dataDir, uiPipeline), createLogger('silent'))
+  const server = await startServer(testConfig(dataDir, uiPipeline + extra), createLogger('silent'))
   afterAll(async () => {
     await server.stop()
     await rm(dataDir, { recursive: true, force: true })

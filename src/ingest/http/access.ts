@@ -133,6 +133,10 @@ export const httpRules: Readonly<Record<string, Rule>> = {
   'GET /v1/streams/:stream/search': rule('stream.read', (p) => ({ stream: stream(p.stream) })),
   'GET /v1/streams/:stream/tail': rule('stream.read', (p) => ({ stream: stream(p.stream) })),
   'GET /v1/streams/:stream/dead-letters': rule('stream.view', (p) => ({ stream: stream(p.stream) })),
+  'GET /v1/groups/:group/lag': rule('group.view', (p) => ({ group: group(p.group) })),
+  'GET /v1/users': rule('users.manage', () => ({})),
+  'GET /v1/definitions': rule('definitions', () => ({})),
+  'POST /v1/definitions': rule('definitions', () => ({})),
   // The doors for other ecosystems' agents (src/ingest/http/doors.ts).
   'POST /v1/logs': doorPublish('otlp'),
   'POST /loki/api/v1/push': doorPublish('loki'),

@@ -8,7 +8,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ConsumerGroup, GroupRegistry } from '../../consumers/index.js'
 import type { Config } from '../../config/index.js'
 import { errors } from '../../errors.js'
-import type { BindingDef, HeaderValue } from '../../router/index.js'
+import type { BindingDef, HeaderValue, Router } from '../../router/index.js'
+import { definitionsYaml, exportDefinitions, planImport } from '../definitions.js'
+import { readBody, type BodyLimits } from './body.js'
+import { serverVersion } from './ui.js'
 import type { Catalog } from '../../streams/catalog.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 
@@ -22,6 +25,7 @@ export interface DefinitionsView {
   readonly groups: GroupRegistry
   readonly catalog: Catalog
   readonly streams: StreamRegistry
+  readonly router: Router
   readonly queues?: QueueAdmin | undefined
 }
 
@@ -126,5 +130,45 @@ export function registerDefinitionRoutes(app: FastifyInstance, get: (reply: Fast
     if (view.catalog.exchange(def.exchange) === undefined) throw errors.routerUnknownExchange(def.exchange)
     if (!(await view.catalog.unbind(def))) throw errors.badRequest(`exchange "${def.exchange}" has no such binding to ${def.stream !== undefined ? `stream "${def.stream}"` : `exchange "${def.toExchange ?? ''}"`}${def.key !== undefined ? ` with key "${def.key}"` : ''}`, { reason: 'no_such_binding' })
     return reply.status(204).send()
+  })
+}
+
+/**
+ * GET and POST /v1/definitions: every definition at once, in the configuration file's shape
+ * (src/ingest/definitions.ts). In a scope of their own, as the import reads YAML as well as JSON.
+ */
+export function registerDefinitionsIo(app: FastifyInstance, get: (reply: FastifyReply) => DefinitionsView, limits: BodyLimits): void {
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser(['application/json', 'application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], async (req: FastifyRequest) => readBody(req.raw, limits))
+    scope.addContentTypeParser('*', async (req: FastifyRequest) => {
+      const type = String(req.headers['content-type'] ?? '').trim()
+      if (type !== '') throw errors.unsupportedMediaType(type)
+      return readBody(req.raw, limits)
+    })
+
+    scope.get<{ Querystring: { format?: string } }>('/v1/definitions', async (req, reply) => {
+      const view = get(reply)
+      const format = req.query.format ?? 'yaml'
+      if (format !== 'yaml' && format !== 'json') throw errors.badRequest(`format must be yaml or json, not "${format}"`, { format })
+      const exported = exportDefinitions(view)
+      if (format === 'json') return exported
+      const header = [
+        ` Sluice ${serverVersion} definitions, exported ${new Date().toISOString()}.`,
+        ' With a server section beside them, this is a configuration file; POST /v1/definitions imports it.',
+        ' Each entry says where it comes from: the configuration file, declared at run time, or built in.',
+      ].join('\n')
+      return reply.type('application/yaml; charset=utf-8').header('content-disposition', 'attachment; filename="sluice-definitions.yaml"').send(definitionsYaml(exported, header))
+    })
+
+    scope.post<{ Querystring: { dryRun?: string } }>('/v1/definitions', async (req, reply) => {
+      const view = get(reply)
+      const dryRun = flag(req.query.dryRun, 'dryRun')
+      const raw = req.body
+      if (!Buffer.isBuffer(raw) || raw.length === 0) throw errors.badRequest('the body is empty; send the definitions as YAML or JSON, in the shape GET /v1/definitions writes')
+      const plan = planImport(view, raw.toString('utf8'))
+      if (!dryRun) await plan.apply()
+      return { applied: !dryRun, changes: plan.changes, conflicts: plan.conflicts }
+    })
   })
 }

@@ -45,6 +45,14 @@ function intField(b: Record<string, unknown>, name: string, dflt: number, min: n
   return v
 }
 
+/** A redrive's hand-picked offsets: a list of whole numbers, at most server.http.maxRedriveOffsets. */
+export function offsetsField(v: unknown, max: number): number[] | undefined {
+  if (v === undefined) return undefined
+  if (!Array.isArray(v) || v.length === 0 || !v.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) throw errors.badRequest('offsets must be a list of offsets (whole numbers from 0)', { offsets: Array.isArray(v) ? v.length : v })
+  if (v.length > max) throw errors.overRequestLimit('offsets', v.length, 'maxRedriveOffsets', max)
+  return v as number[]
+}
+
 function tagsField(b: Record<string, unknown>, maxTags: number): string[] {
   const tags = b.tags
   if (Array.isArray(tags) && tags.length > maxTags) throw errors.overRequestLimit('tags', tags.length, 'maxTagsPerRequest', maxTags)
@@ -219,7 +227,8 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     for (const [k, v] of Object.entries(filter)) {
       if (!['reason', 'group', 'exchange'].includes(k) || typeof v !== 'string') throw errors.badRequest(`filter.${k}: the filter takes reason, group and exchange, as strings`)
     }
+    const offsets = offsetsField(b.offsets, view.config.server.http.maxRedriveOffsets)
     const deadLetterTarget = view.groups.all().some((g) => g.config.deadLetter?.kind === 'stream' && g.config.deadLetter.stream === stream.name)
-    return view.redriver.redrive(stream, limit, filter as { reason?: string; group?: string; exchange?: string }, { deadLetterTarget })
+    return view.redriver.redrive(stream, limit, filter as { reason?: string; group?: string; exchange?: string }, { deadLetterTarget, offsets })
   })
 }

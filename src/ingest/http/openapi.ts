@@ -22,7 +22,7 @@ interface Answer {
 
 export interface RouteDoc {
   readonly summary: string
-  readonly tag: 'health' | 'publish' | 'exchanges' | 'streams' | 'groups' | 'doors' | 'api'
+  readonly tag: 'health' | 'publish' | 'exchanges' | 'streams' | 'groups' | 'admin' | 'doors' | 'api'
   readonly query?: Readonly<Record<string, JsonSchema & { readonly description: string }>>
   readonly headers?: Readonly<Record<string, JsonSchema & { readonly description: string }>>
   /** Media type → schema. */
@@ -139,7 +139,7 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   'GET /v1/overview': {
     summary: 'The broker at a glance',
     tag: 'streams',
-    answers: { 200: ok('totals', obj({ ready: bool, uptimeSeconds: int(0), exchanges: int(0), streams: int(0), events: int(0), bytes: int(0), publish: { type: 'object' }, groups: int(0), listeners: { type: 'object' }, ingestErrors: { type: 'object' }, alarms: array({ type: 'object' }), rateLimited: { type: 'object' } })) },
+    answers: { 200: ok('totals', obj({ ready: bool, uptimeSeconds: int(0), exchanges: int(0), streams: int(0), events: int(0), bytes: int(0), publish: { type: 'object' }, groups: int(0), listeners: { type: 'object' }, ingestErrors: { type: 'object' }, alarms: array({ type: 'object' }), rateLimited: { type: 'object' }, disk: { ...obj({ freeBytes: int(0), totalBytes: int(0), limitBytes: int(0) }), type: ['object', 'null'], description: "the data dir's file system: free to unprivileged writers, its size, and server.alarms.diskFreeLimit; null when it cannot be read" } })) },
   },
   'GET /v1/overview/rates': {
     summary: 'Ingest and delivery per second over the last server.http.rateHistory, sampled every second',
@@ -175,7 +175,7 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   'GET /v1/streams/:stream/dead-letters': {
     summary: 'Count the dead letters a redrive would send back, by reason and origin, without sending any',
     tag: 'streams',
-    query: { reason: q(str, 'filter as a redrive takes it'), group: q(str, 'filter'), exchange: q(str, 'filter'), from: q(str, 'where to start reading') },
+    query: { reason: q(str, 'filter as a redrive takes it'), group: q(str, 'filter'), exchange: q(str, 'filter'), from: q(str, 'where to start reading'), offsets: q(str, 'only these offsets, separated by commas (at most server.http.maxRedriveOffsets)') },
     answers: { 200: ok('the counts', obj({ stream: str, filter: { type: 'object' }, matching: int(0), noExchange: int(0), byReason: { type: 'object' }, byOrigin: array(obj({ group: str, stream: str, exchange: str, count: int(0) })), otherOrigins: int(0), scanned: int(0), nextOffset: int(0), complete: bool }, ['stream', 'matching', 'complete'])) },
     errors: { 400: ['bad_request'], 404: ['unknown_stream'] },
   },
@@ -202,11 +202,17 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   'POST /v1/streams/:stream/redrive': {
     summary: "Send a dead-letter stream's events back to where they were first published",
     tag: 'streams',
-    body: { [json]: obj({ limit: int(1, 1_000_000), filter: obj({ reason: str, group: str, exchange: str }) }) },
-    answers: { 200: ok('redriven', obj({ redriven: int(0), skipped: int(0), remaining: bool }, ['redriven', 'skipped', 'remaining'])) },
+    body: { [json]: obj({ limit: int(1, 1_000_000), filter: obj({ reason: str, group: str, exchange: str }), offsets: { ...array(int(0)), description: 'only these dead letters (one, or a hand-picked selection), at most server.http.maxRedriveOffsets' } }) },
+    answers: { 200: ok('redriven', obj({ redriven: int(0), skipped: int(0), remaining: bool, notFound: int(0) }, ['redriven', 'skipped', 'remaining'])) },
     errors: { 400: ['bad_request'], 404: ['unknown_stream'], 409: ['not_dead_letters'] },
   },
   'GET /v1/groups': { summary: 'Every consumer group', tag: 'groups', answers: { 200: ok('the groups', obj({ groups: array(ref('Group')) }, ['groups'])) } },
+  'GET /v1/groups/:group/lag': {
+    summary: "The group's lag in events and in seconds, one sample a second over the last server.http.rateHistory",
+    tag: 'groups',
+    answers: { 200: ok('the samples', obj({ group: str, intervalMs: int(1), historyMs: int(1), tracked: bool, now: obj({ backlog: int(0), lagSeconds: { type: 'number' } }), times: array(int(0)), backlog: array(int(0)), lagSeconds: array({ type: 'number' }) }, ['group', 'tracked', 'now', 'times', 'backlog', 'lagSeconds'])) },
+    errors: { 404: ['unknown_group'] },
+  },
   'GET /v1/groups/:group': { summary: "A group's backlog, members and settings", tag: 'groups', answers: { 200: ok('the group', ref('Group')) }, errors: { 404: ['unknown_group'] } },
   'PUT /v1/groups/:group': {
     summary: 'Declare a group at run time (the keys of a groups.<name> entry)',
@@ -248,6 +254,45 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
   },
   'POST /v1/groups/:group/parked/redrive': { summary: 'Deliver parked events again', tag: 'groups', body: { [json]: obj({ limit: int(1, 1_000_000) }) }, answers: { 200: ok('redriven', obj({ redriven: int(0) }, ['redriven'])) }, errors: { 400: ['bad_request'], 404: ['unknown_group'] } },
   'DELETE /v1/groups/:group/parked': { summary: 'Drop parked events', tag: 'groups', query: { limit: q(int(1, 1_000_000), 'at most this many (10000)') }, answers: { 200: ok('purged', obj({ purged: int(0) }, ['purged'])) }, errors: { 404: ['unknown_group'] } },
+  'GET /v1/users': {
+    summary: 'The users of the configuration file, with their tags, permissions and API key names; never a password, hash or key',
+    tag: 'admin',
+    answers: {
+      200: ok(
+        'the users',
+        obj(
+          {
+            anonymous: { type: 'string', enum: ['loopback', 'none'] },
+            users: array(obj({ username: str, tags: array(str), loopbackOnly: bool, permissions: obj({ configure: { type: ['string', 'null'] }, write: { type: ['string', 'null'] }, read: { type: ['string', 'null'] } }), patterns: obj({ configure: { type: ['string', 'null'] }, write: { type: ['string', 'null'] }, read: { type: ['string', 'null'] } }), apiKeys: array(str) }, ['username', 'tags', 'loopbackOnly', 'permissions', 'patterns', 'apiKeys'])),
+          },
+          ['anonymous', 'users'],
+        ),
+      ),
+    },
+  },
+  'GET /v1/definitions': {
+    summary: "Every exchange, stream, binding and group, the configuration file's and the run-time ones, in the file's shape",
+    tag: 'admin',
+    query: { format: q({ type: 'string', enum: ['yaml', 'json'] }, 'yaml (default): the file\'s YAML, each entry marked with a comment; json: {definitions, origins}') },
+    answers: {
+      200: {
+        description: 'the definitions',
+        content: {
+          'application/yaml': { type: 'string', description: 'exchanges, streams, bindings and groups as the configuration file takes them' },
+          [json]: obj({ definitions: obj({ exchanges: { type: 'object' }, streams: { type: 'object' }, bindings: array({ type: 'object' }), groups: { type: 'object' } }), origins: { type: 'object', description: 'file, runtime or builtin, by section and name (bindings by index)' } }, ['definitions', 'origins']),
+        },
+      },
+    },
+    errors: { 400: ['bad_request'] },
+  },
+  'POST /v1/definitions': {
+    summary: 'Declare what a definitions document names and is missing; with dryRun, only say what would change',
+    tag: 'admin',
+    query: { dryRun: q({ type: 'string', enum: ['true', 'false'] }, 'plan only: nothing is declared, conflicts answer 200') },
+    body: { 'application/yaml': { type: 'string', description: 'exchanges, streams, bindings and groups, as GET /v1/definitions writes them' }, [json]: { type: 'object', description: 'the same document as JSON' } },
+    answers: { 200: ok('what changed (or would)', obj({ applied: bool, changes: array(obj({ kind: { type: 'string', enum: ['exchange', 'stream', 'binding', 'group'] }, name: str, action: { type: 'string', enum: ['create', 'unchanged'] } })), conflicts: array(obj({ kind: str, name: str, message: str })) }, ['applied', 'changes', 'conflicts'])) },
+    errors: { 400: ['bad_request'], 409: ['definitions_conflict'], 415: ['unsupported_media_type'] },
+  },
   'POST /v1/logs': {
     summary: 'OpenTelemetry OTLP/HTTP logs export (docs/doors/otlp.md)',
     tag: 'doors',
@@ -338,7 +383,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     openapi: '3.1.0',
     info: { title: 'Sluice HTTP API', version, description: 'Every route of the HTTP listener. Errors share one shape (Error); docs/errors.md lists every code.' },
     security: [{ basic: [] }, { bearer: [] }, {}],
-    tags: ['health', 'api', 'publish', 'exchanges', 'streams', 'groups', 'doors'].map((t) => ({ name: t })),
+    tags: ['health', 'api', 'publish', 'exchanges', 'streams', 'groups', 'admin', 'doors'].map((t) => ({ name: t })),
     paths,
     components: {
       schemas: sharedSchemas,

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer'
+import { statfs } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { GroupRegistry, Redriver } from '../../consumers/index.js'
@@ -18,7 +19,7 @@ import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerDoors } from './doors.js'
 import { registerGroupRoutes, type RequestBound } from './groups.js'
-import { registerDefinitionRoutes, type QueueAdmin } from './definitions.js'
+import { registerDefinitionRoutes, registerDefinitionsIo, type QueueAdmin } from './definitions.js'
 import { startOffset } from './stream-position.js'
 import { serverVersion } from './ui.js'
 import { httpListenerView } from './app.js'
@@ -90,6 +91,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
 
   registerGroupRoutes(app, (reply) => brokerOr503(getBroker, reply), closing)
   registerDefinitionRoutes(app, (reply) => brokerOr503(getBroker, reply))
+  registerDefinitionsIo(app, (reply) => brokerOr503(getBroker, reply), limits)
   // OTLP, Loki and Elasticsearch bulk, each in a scope of its own (they read their own content types).
   registerDoors(app, getBroker, limits)
 
@@ -191,8 +193,19 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
       ingestErrors: { recorded: broker.ingestErrors.recorded, dropped: broker.ingestErrors.dropped },
       alarms: broker.alarms.active(),
       rateLimited: Object.fromEntries(broker.limiter.refusedByRule),
+      disk: await diskOf(broker.config),
     }
   })
+}
+
+/** The data dir's file system, read now; null when it cannot be read (the overview still answers). */
+async function diskOf(config: Config): Promise<{ freeBytes: number; totalBytes: number; limitBytes: number } | null> {
+  try {
+    const s = await statfs(config.server.dataDir)
+    return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize, limitBytes: config.server.alarms.diskFreeLimitBytes }
+  } catch {
+    return null
+  }
 }
 
 function streamView(broker: BrokerView, name: string): Record<string, unknown> {

@@ -9,8 +9,11 @@ import { errors } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { StoredRecord } from '../../log/index.js'
 import { compileTemplate } from '../../router/index.js'
+import { identityOf } from '../../auth/identity.js'
 import { requestIdentity } from './access.js'
+import { LagHistory } from './lag-history.js'
 import { RateHistory } from './rate-history.js'
+import { offsetsField } from './groups.js'
 import { brokerOr503, wireEventJson, type BrokerView } from './routes.js'
 import { startOffset } from './stream-position.js'
 
@@ -84,12 +87,18 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
   const get = (reply: FastifyReply): BrokerView => brokerOr503(getBroker, reply)
   // One history per listener, sampled while the broker is up; the timer ends with the app.
   let history: RateHistory | undefined
+  let lags: LagHistory | undefined
   const timer = setInterval(() => {
     const broker = getBroker()
     if (broker === undefined) return
-    history ??= new RateHistory(Math.ceil(broker.config.server.http.rateHistoryMs / sampleEveryMs) + 1)
+    const http = broker.config.server.http
+    history ??= new RateHistory(Math.ceil(http.rateHistoryMs / sampleEveryMs) + 1)
+    lags ??= new LagHistory(Math.ceil(http.rateHistoryMs / sampleEveryMs), http.maxLagHistoryGroups)
     const t = totals(broker)
-    history.push(Date.now(), t.ingest, t.delivered)
+    const now = Date.now()
+    history.push(now, t.ingest, t.delivered)
+    // A group closing mid-sample (deleted, or the server stopping) fails its read: the next tick samples again.
+    void lags.sample(broker.groups.all(), now).catch(() => undefined)
   }, sampleEveryMs)
   timer.unref()
   app.addHook('onClose', async () => clearInterval(timer))
@@ -107,10 +116,38 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
     }
   })
 
+  // Users live in the configuration file: this lists them, never a password, hash or key.
+  app.get('/v1/users', async (_req, reply) => {
+    const auth = get(reply).config.auth
+    return {
+      anonymous: auth.anonymous,
+      users: auth.users.map((u) => {
+        const id = identityOf(u, 'password')
+        const source = (p: RegExp | null): string | null => (p === null ? null : p.source)
+        return {
+          username: u.username,
+          tags: [...u.tags],
+          loopbackOnly: u.loopbackOnly,
+          permissions: { ...u.permissions },
+          patterns: { configure: source(id.patterns.configure), write: source(id.patterns.write), read: source(id.patterns.read) },
+          apiKeys: auth.apiKeys.filter((k) => k.user === u.username).map((k) => k.name),
+        }
+      }),
+    }
+  })
+
   app.get('/v1/overview/rates', async (_req, reply) => {
     const broker = get(reply)
     const t = totals(broker)
     return { intervalMs: sampleEveryMs, historyMs: broker.config.server.http.rateHistoryMs, totals: t, ...(history?.series() ?? { times: [], ingest: [], delivered: [] }) }
+  })
+
+  app.get<{ Params: { group: string } }>('/v1/groups/:group/lag', async (req, reply) => {
+    const broker = get(reply)
+    const g = broker.groups.get(req.params.group)
+    if (g === undefined) throw errors.unknownGroup(req.params.group)
+    const series = lags?.series(g.name)
+    return { group: g.name, intervalMs: sampleEveryMs, historyMs: broker.config.server.http.rateHistoryMs, tracked: series !== undefined, now: { backlog: g.backlog, lagSeconds: Math.round((await g.lagSeconds()) * 1000) / 1000 }, ...(series ?? { times: [], backlog: [], lagSeconds: [] }) }
   })
 
   app.post<{ Params: { exchange: string } }>('/v1/exchanges/:exchange/route', async (req, reply) => {
@@ -203,12 +240,15 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
     }
   })
 
-  app.get<{ Params: { stream: string }; Querystring: { reason?: string; group?: string; exchange?: string; from?: string } }>('/v1/streams/:stream/dead-letters', async (req, reply) => {
+  app.get<{ Params: { stream: string }; Querystring: { reason?: string; group?: string; exchange?: string; from?: string; offsets?: string } }>('/v1/streams/:stream/dead-letters', async (req, reply) => {
     const broker = get(reply)
     const stream = streamOf(broker, req.params.stream)
     const from = req.query.from === undefined || req.query.from === '' ? undefined : await startOffset(stream.log, req.query.from)
     const filter = { reason: stringOrUndefined(req.query.reason, 'reason'), group: stringOrUndefined(req.query.group, 'group'), exchange: stringOrUndefined(req.query.exchange, 'exchange') }
-    const preview = await broker.redriver.preview(stream, filter, broker.config.server.http.maxScanEvents, from)
+    const rawOffsets = req.query.offsets
+    if (rawOffsets !== undefined && !/^\d+(,\d+)*$/.test(rawOffsets)) throw errors.badRequest('offsets must be offsets separated by commas, e.g. 3,17,42', { offsets: rawOffsets })
+    const offsets = rawOffsets === undefined ? undefined : offsetsField(rawOffsets.split(',').map(Number), broker.config.server.http.maxRedriveOffsets)
+    const preview = await broker.redriver.preview(stream, filter, broker.config.server.http.maxScanEvents, from, offsets)
     if (!preview.complete) hitLimit('http.maxScanEvents')
     return { stream: stream.name, filter, ...preview }
   })

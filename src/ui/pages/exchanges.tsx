@@ -91,7 +91,9 @@ export function ExchangesPage(): preact.JSX.Element {
       <Table label="Exchanges" head={['exchange', 'type', 'routing key template', 'alternate', 'unroutable', 'bindings']}>
         {exchanges.map((x) => (
           <tr key={x.name} data-testid={`exchange-${x.name}`}>
-            <th scope="row">{x.name}</th>
+            <th scope="row">
+              <a href={`#/exchanges/${enc(x.name)}`}>{x.name}</a>
+            </th>
             <td>{x.type}</td>
             <td>{x.routingKey === null ? '—' : <code>{x.routingKey}</code>}</td>
             <td>{x.alternate ?? '—'}</td>
@@ -111,6 +113,96 @@ export function ExchangesPage(): preact.JSX.Element {
         ))}
       </Table>
       <RouteTester exchanges={exchanges} />
+    </Page>
+  )
+}
+
+interface Edge {
+  readonly kind: 'stream' | 'exchange'
+  readonly name: string
+  readonly label: string
+  readonly alternate: boolean
+}
+
+const rowHeight = 40
+const boxWidth = 190
+const clip = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s)
+
+/**
+ * One exchange's bindings as a graph: the exchange on the left, where its bindings lead on the
+ * right (streams and exchanges, each a link), the key on each edge, its alternate dashed. SVG, so
+ * it scales with the page and needs no library.
+ */
+export function BindingGraph({ exchange }: { exchange: Exchange }): preact.JSX.Element {
+  const edges: Edge[] = exchange.bindings.map((b) => ({
+    kind: b.stream !== undefined ? 'stream' : 'exchange',
+    name: b.stream ?? b.toExchange ?? '',
+    label: b.headers !== undefined ? `${b.match ?? 'all'} of ${Object.entries(b.headers).map(([k, v]) => `${k}=${String(v)}`).join(', ')}` : b.key,
+    alternate: false,
+  }))
+  if (exchange.alternate !== null) edges.push({ kind: 'exchange', name: exchange.alternate, label: 'alternate (unroutable)', alternate: true })
+  const height = Math.max(1, edges.length) * rowHeight + 10
+  const width = 640
+  const sy = height / 2
+  const dx = width - boxWidth - 10
+  return (
+    <figure class="graph" data-testid="binding-graph">
+      <svg viewBox={`0 0 ${width} ${height}`} width="100%" role="img" aria-label={`Exchange ${exchange.name} routes to ${edges.length === 0 ? 'nothing' : edges.map((e) => `${e.kind} ${e.name}${e.label !== '' ? ` on ${e.label}` : ''}`).join('; ')}`}>
+        {edges.map((e, i) => {
+          const y = i * rowHeight + 5 + rowHeight / 2
+          return (
+            <g key={i} class={e.alternate ? 'edge alternate' : 'edge'} data-testid={`edge-${e.kind}-${e.name}`}>
+              <path d={`M ${10 + boxWidth} ${sy} C ${(10 + boxWidth + dx) / 2} ${sy}, ${(10 + boxWidth + dx) / 2} ${y}, ${dx} ${y}`} fill="none" />
+              {/* By the destination, where the edges are a row apart, so labels never overlap. */}
+              <text x={dx - 8} y={y - 5} text-anchor="end">
+                {clip(e.label, 30)}
+              </text>
+              <a href={`#/${e.kind === 'stream' ? 'streams' : 'exchanges'}/${enc(e.name)}`}>
+                <rect x={dx} y={y - 14} width={boxWidth} height={28} rx={6} class={e.kind} />
+                <text x={dx + 10} y={y + 5}>
+                  {e.kind === 'stream' ? '▤ ' : '⇢ '}
+                  {clip(e.name, 22)}
+                </text>
+              </a>
+            </g>
+          )
+        })}
+        <rect x={10} y={sy - 16} width={boxWidth} height={32} rx={6} class="exchange source" />
+        <text x={20} y={sy + 5} class="source-label">
+          {clip(`${exchange.name} (${exchange.type})`, 24)}
+        </text>
+      </svg>
+    </figure>
+  )
+}
+
+export function ExchangePage({ name }: { name: string }): preact.JSX.Element {
+  const list = usePoll((signal) => api<{ exchanges: Exchange[] }>('/v1/exchanges', { signal }), 10_000)
+  const x = list.data?.exchanges.find((e) => e.name === name)
+  return (
+    <Page title={`Exchange ${name}`}>
+      <p>
+        <a href="#/exchanges">← all exchanges</a>
+      </p>
+      <ErrorText error={list.error} />
+      {list.data !== undefined && x === undefined && <p class="error">No exchange {name}.</p>}
+      {x !== undefined && (
+        <>
+          <dl class="facts">
+            <dt>type</dt>
+            <dd>{x.type}</dd>
+            <dt>routing key template</dt>
+            <dd>{x.routingKey === null ? '—' : <code>{x.routingKey}</code>}</dd>
+            <dt>alternate</dt>
+            <dd>{x.alternate ?? '—'}</dd>
+            <dt>unroutable</dt>
+            <dd>{x.unroutable}</dd>
+          </dl>
+          <h2>Bindings</h2>
+          {x.bindings.length === 0 && x.alternate === null ? <p class="muted">No binding: every event is unroutable.</p> : <BindingGraph exchange={x} />}
+          <RouteTester exchanges={[x]} />
+        </>
+      )}
     </Page>
   )
 }

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks'
-import { api, enc, type Group } from '../api.js'
+import { api, enc, type Group, type Lag } from '../api.js'
+import { Chart } from '../chart.js'
 import { Confirm, ErrorText, Page, Table, usePoll, type ConfirmRequest } from '../components.js'
 import { duration, num, time } from '../format.js'
 import { useSession } from '../session.js'
@@ -46,6 +47,8 @@ function resetTarget(kind: string, value: string): string | number {
 export function GroupPage({ name }: { name: string }): preact.JSX.Element {
   const session = useSession()
   const g = usePoll((signal) => api<Group>(`/v1/groups/${enc(name)}`, { signal }), 2000, [name])
+  const lag = usePoll((signal) => api<Lag>(`/v1/groups/${enc(name)}/lag`, { signal }), 2000, [name])
+  const l = lag.data
   const [confirm, setConfirm] = useState<ConfirmRequest | null>(null)
   const [done, setDone] = useState<string | undefined>(undefined)
   const [kind, setKind] = useState('earliest')
@@ -86,9 +89,11 @@ export function GroupPage({ name }: { name: string }): preact.JSX.Element {
 
   return (
     <Page title={`Group ${name}`}>
-      <p>
-        <a href="#/groups">← all groups</a>
-      </p>
+      {session.hasTag('monitoring') && (
+        <p>
+          <a href="#/groups">← all groups</a>
+        </p>
+      )}
       <ErrorText error={g.error} />
       {done !== undefined && (
         <p class="banner ok" role="status" data-testid="action-result">
@@ -123,6 +128,15 @@ export function GroupPage({ name }: { name: string }): preact.JSX.Element {
             <dt>parked</dt>
             <dd data-testid="group-parked">{num(group.parked)}</dd>
           </dl>
+          {l !== undefined && (
+            <>
+              <div class="charts" data-testid="lag-charts">
+                <Chart title="Lag (events)" unit="events" times={l.times} series={[{ label: 'backlog', values: l.backlog, colorVar: '--accent' }]} />
+                <Chart title="Lag (seconds)" unit="s" times={l.times} series={[{ label: 'oldest unsettled', values: l.lagSeconds, colorVar: '--warn-fg' }]} />
+              </div>
+              {!l.tracked && <p class="muted">This group's lag is not kept over time (server.http.maxLagHistoryGroups, or it has just been declared): the numbers above are its lag now.</p>}
+            </>
+          )}
           <h2>Dead-lettered, by reason</h2>
           <Table label="Dead-lettered by reason" head={['reason', 'events']}>
             {Object.entries(group.deadLettered).map(([reason, n]) => (

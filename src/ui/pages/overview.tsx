@@ -32,6 +32,7 @@ export function OverviewPage(): preact.JSX.Element {
           <Stat label="groups" value={num(o.groups)} testId="total-groups" />
           <Stat label="ingest errors" value={num(o.ingestErrors.recorded)} testId="total-ingest-errors" />
           <Stat label="uptime" value={duration(o.uptimeSeconds)} testId="uptime" />
+          {o.disk !== null && <Stat label={`disk free of ${bytes(o.disk.totalBytes)}; alarm below ${bytes(o.disk.limitBytes)}`} value={bytes(o.disk.freeBytes)} testId="disk-free" />}
         </div>
       )}
       <div class="charts">

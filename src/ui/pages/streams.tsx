@@ -42,11 +42,18 @@ function retentionText(r: Record<string, unknown>): string {
     .join(', ')
 }
 
-function EventRow({ e }: { e: WireEvent }): preact.JSX.Element {
+/** Events a page lets a person pick (the dead letters to redrive), by offset. */
+export interface Selection {
+  readonly selected: ReadonlySet<number>
+  readonly toggle: (offset: number, on: boolean) => void
+}
+
+function EventRow({ e, selection }: { e: WireEvent; selection?: Selection | undefined }): preact.JSX.Element {
   const deaths = e.headers['x-death']
   const preview = typeof e.body === 'string' ? e.body : JSON.stringify(e.body)
   return (
-    <li class="event" data-offset={e.offset}>
+    <li class={selection === undefined ? 'event' : 'event selectable'} data-offset={e.offset}>
+      {selection !== undefined && <input type="checkbox" aria-label={`Select event ${e.offset}`} checked={selection.selected.has(e.offset)} onChange={(ev) => selection.toggle(e.offset, ev.currentTarget.checked)} />}
       <details>
         <summary>
           <span class="offset">#{e.offset}</span> <span class="time">{time(e.timestamp)}</span> <code class="key">{e.routingKey}</code> <span class="preview">{preview.length > 160 ? `${preview.slice(0, 160)}…` : preview}</span>
@@ -73,7 +80,7 @@ function EventRow({ e }: { e: WireEvent }): preact.JSX.Element {
 const pageSize = 50
 
 /** Reads a stream page by page through the search route; nothing is consumed, nothing settles. */
-export function EventBrowser({ stream, initialKey = '' }: { stream: string; initialKey?: string }): preact.JSX.Element {
+export function EventBrowser({ stream, initialKey = '', selection }: { stream: string; initialKey?: string; selection?: Selection | undefined }): preact.JSX.Element {
   const [from, setFrom] = useState('earliest')
   const [key, setKey] = useState(initialKey)
   const [text, setText] = useState('')
@@ -126,7 +133,7 @@ export function EventBrowser({ stream, initialKey = '' }: { stream: string; init
           </p>
           <ol class="events" data-testid="events">
             {page.events.map((e) => (
-              <EventRow key={e.offset} e={e} />
+              <EventRow key={e.offset} e={e} selection={selection} />
             ))}
           </ol>
           <div class="actions">
@@ -204,9 +211,11 @@ export function StreamPage({ name }: { name: string }): preact.JSX.Element {
   const readable = session.can('read', name)
   return (
     <Page title={`Stream ${name}`}>
-      <p>
-        <a href="#/streams">← all streams</a>
-      </p>
+      {session.hasTag('monitoring') && (
+        <p>
+          <a href="#/streams">← all streams</a>
+        </p>
+      )}
       <ErrorText error={s.error} />
       {s.data !== undefined && (
         <dl class="facts">
