@@ -40,7 +40,7 @@ const closeOkWaitMs = 2000
  * After a client's connection.close, how long channel frames must stop arriving before close-ok,
  * when some came after the close (amqplib writes a channel's buffered publishes after it).
  */
-const lateFramesQuietMs = 20
+const lateFramesQuietMs = 100
 
 async function lateFramesQuiet(): Promise<void> {
   await new Promise((r) => setTimeout(r, lateFramesQuietMs))
@@ -608,6 +608,12 @@ export class AmqpConnection implements ChannelHost {
       // way, so it gets a short quiet period first.
       await new Promise((r) => setImmediate(r))
       if (this.#framesIn > 0) await lateFramesQuiet()
+      // Quiet means nothing arrived and nothing waits to be read: a socket a channel paused (a
+      // hold, the pending-bytes bound) has its bytes in the buffers, not yet counted in framesIn.
+      if (this.#paused || this.#socket.readableLength > 0) {
+        await lateFramesQuiet()
+        continue
+      }
       if (this.#framesIn === seen) break
     }
     await Promise.all([...this.#channels.values()].map((ch) => ch.finish()))
