@@ -22,7 +22,8 @@ export interface RequestBound {
 
 const consumerPattern = /^[A-Za-z0-9._:@/-]{1,200}$/
 
-function body(req: FastifyRequest): Record<string, unknown> {
+/** A JSON route's body as an object: {} when empty, 400 when not JSON or not an object. */
+export function jsonBody(req: FastifyRequest): Record<string, unknown> {
   const raw = req.body
   if (raw === undefined || raw === null || (Buffer.isBuffer(raw) && raw.length === 0)) return {}
   let value: unknown
@@ -136,13 +137,13 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
   })
 
   app.put<{ Params: { group: string } }>('/v1/groups/:group', async (req, reply) => {
-    const { created, group: g } = await get(reply).groups.declare(req.params.group, body(req))
+    const { created, group: g } = await get(reply).groups.declare(req.params.group, jsonBody(req))
     return reply.status(created ? 201 : 200).send({ ...(await g.stats()), config: g.config })
   })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/fetch', async (req, reply) => {
     const g = group(req, reply)
-    const b = body(req)
+    const b = jsonBody(req)
     const consumer = b.consumer
     if (typeof consumer !== 'string' || !consumerPattern.test(consumer)) throw errors.badRequest('consumer must name the member: 1-200 letters, digits or ._:@/-')
     const http = get(reply).config.server.http
@@ -172,13 +173,13 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
   const maxTags = (reply: FastifyReply): number => get(reply).config.server.http.maxTagsPerRequest
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => {
-    const b = body(req)
+    const b = jsonBody(req)
     return settleAnswer(await group(req, reply).ack(tagsField(b, maxTags(reply)), settleAs(req, b)))
   })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/nack', async (req, reply) => {
     const g = group(req, reply)
-    const b = body(req)
+    const b = jsonBody(req)
     const requeue = b.requeue ?? true
     if (typeof requeue !== 'boolean') throw errors.badRequest('requeue must be true or false')
     const delayMs = b.delayMs === undefined ? undefined : intField(b, 'delayMs', 0, 0, 7 * 24 * 3600 * 1000)
@@ -188,13 +189,13 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
   })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/extend', async (req, reply) => {
-    const b = body(req)
+    const b = jsonBody(req)
     return settleAnswer(group(req, reply).extend(tagsField(b, maxTags(reply)), settleAs(req, b)))
   })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/reset', async (req, reply) => {
     const g = group(req, reply)
-    const cursor = await g.reset(startPosition(body(req).to))
+    const cursor = await g.reset(startPosition(jsonBody(req).to))
     return { cursor }
   })
 
@@ -206,7 +207,7 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/parked/redrive', async (req, reply) => {
     const g = group(req, reply)
-    return { redriven: await g.redriveParked(intField(body(req), 'limit', 10_000, 1, 1_000_000)) }
+    return { redriven: await g.redriveParked(intField(jsonBody(req), 'limit', 10_000, 1, 1_000_000)) }
   })
 
   app.delete<{ Params: { group: string }; Querystring: { limit?: string } }>('/v1/groups/:group/parked', async (req, reply) => {
@@ -219,7 +220,7 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     const view = get(reply)
     const stream = view.streams.get(req.params.stream)
     if (stream === undefined) throw errors.unknownStream(req.params.stream)
-    const b = body(req)
+    const b = jsonBody(req)
     const limit = intField(b, 'limit', 10_000, 1, 1_000_000)
     const f = b.filter
     if (f !== undefined && (typeof f !== 'object' || f === null || Array.isArray(f))) throw errors.badRequest('filter must be an object {reason?, group?, exchange?}')

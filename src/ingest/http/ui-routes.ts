@@ -4,7 +4,7 @@
 // summary counts what a redrive would send without sending it.
 
 import type { ServerResponse } from 'node:http'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { errors } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { StoredRecord } from '../../log/index.js'
@@ -13,7 +13,7 @@ import { identityOf } from '../../auth/identity.js'
 import { requestIdentity } from './access.js'
 import { LagHistory } from './lag-history.js'
 import { RateHistory } from './rate-history.js'
-import { offsetsField } from './groups.js'
+import { jsonBody, offsetsField } from './groups.js'
 import { brokerOr503, wireEventJson, type BrokerView } from './routes.js'
 import { startOffset } from './stream-position.js'
 
@@ -23,19 +23,6 @@ const heartbeatMs = 15_000
 /** One search page at most, whatever `limit` asks (the browser shows one page at a time). */
 const searchPageMax = 1000
 const scanChunkBytes = 256 * 1024
-
-function jsonBody(req: FastifyRequest): Record<string, unknown> {
-  const raw = req.body
-  if (raw === undefined || raw === null || (Buffer.isBuffer(raw) && raw.length === 0)) return {}
-  let value: unknown
-  try {
-    value = Buffer.isBuffer(raw) ? JSON.parse(raw.toString('utf8')) : raw
-  } catch (err) {
-    throw errors.badRequest(`the body is not valid JSON (${(err as Error).message})`)
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badRequest('the body must be a JSON object')
-  return value as Record<string, unknown>
-}
 
 /**
  * A topic pattern as bindings use it (`*` one word, `#` zero or more), matched against one key.
