@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { createServer } from 'node:net'
+import { createConnection, createServer } from 'node:net'
 
 /**
  * The path of a third-party program a test needs, or a thrown error naming the Debian package
@@ -39,4 +39,20 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, everyMs))
   }
+}
+
+/** Waits until something accepts TCP connections on 127.0.0.1:`port` (a program's input, say). */
+export async function waitForTcpPort(what: string, port: number, timeoutMs = 15_000): Promise<void> {
+  await waitFor(
+    what,
+    () =>
+      new Promise<true | undefined>((resolve) => {
+        const probe = createConnection({ host: '127.0.0.1', port }, () => {
+          probe.destroy()
+          resolve(true)
+        })
+        probe.once('error', () => resolve(undefined))
+      }),
+    timeoutMs,
+  )
 }

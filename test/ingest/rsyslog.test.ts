@@ -1,9 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { freePort, requireProgram, waitFor } from '../helpers/programs.js'
+import { freePort, requireProgram, waitFor, waitForTcpPort } from '../helpers/programs.js'
 import { startTestServer } from '../helpers/server.js'
 import { tempDir } from '../helpers/temp.js'
 import { allEvents, syslogPipeline, tcpPort, waitCount } from '../helpers/syslog.js'
@@ -42,18 +41,7 @@ ruleset(name="fwd") {
         await new Promise((r) => proc.once('exit', r))
       })
       await waitFor('rsyslog to write its pid file', async () => (await readFile(pidFile, 'utf8')).trim() || undefined, 15_000)
-      await waitFor(
-        'rsyslog to accept on its input port',
-        () =>
-          new Promise<true | undefined>((resolve) => {
-            const probe = connect({ host: '127.0.0.1', port: inPort }, () => {
-              probe.destroy()
-              resolve(true)
-            })
-            probe.once('error', () => resolve(undefined))
-          }),
-        15_000,
-      )
+      await waitForTcpPort('rsyslog to accept on its input port', inPort)
       const feed = spawn(logger, ['-n', '127.0.0.1', '-P', String(inPort), '-T', '--octet-count', '--rfc5424', '-t', 'web', '-p', 'local3.notice'], { stdio: ['pipe', 'ignore', 'pipe'] })
       feed.stdin.end(`${Array.from({ length: n }, (_, i) => `rsyslog message ${i}`).join('\n')}\n`)
       const code = await new Promise<number | null>((r) => feed.once('exit', r))

@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process'
-import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { makePki, tlsYaml } from '../helpers/pki.js'
-import { freePort, requireProgram, waitFor } from '../helpers/programs.js'
+import { freePort, requireProgram, waitForTcpPort } from '../helpers/programs.js'
 import { startTestServer } from '../helpers/server.js'
 import { runSyslogNg } from '../helpers/syslog-ng.js'
 import { allEvents, syslogPipeline, waitCount } from '../helpers/syslog.js'
@@ -35,18 +34,7 @@ destination d_tls { network("127.0.0.1" port(${tlsPort}) transport("tls")
 log { source(s_in); destination(d_tls); flags(flow-control); };
 `,
     )
-    await waitFor(
-      'syslog-ng to accept on its input port',
-      () =>
-        new Promise<true | undefined>((resolve) => {
-          const probe = connect({ host: '127.0.0.1', port: inPort }, () => {
-            probe.destroy()
-            resolve(true)
-          })
-          probe.once('error', () => resolve(undefined))
-        }),
-      15_000,
-    )
+    await waitForTcpPort('syslog-ng to accept on its input port', inPort)
     const feed = spawn(logger, ['-n', '127.0.0.1', '-P', String(inPort), '-T', '--octet-count', '--rfc5424', '-t', 'web', '-p', 'local3.notice'], { stdio: ['pipe', 'ignore', 'pipe'] })
     feed.stdin.end(`${Array.from({ length: n }, (_, i) => `syslog-ng tls message ${i}`).join('\n')}\n`)
     expect(await new Promise<number | null>((r) => feed.once('exit', r))).toBe(0)
