@@ -185,11 +185,7 @@ export class Redriver {
     const done = this.#set(stream.name)
     if (offsets !== undefined) return this.#previewAt(stream, filter, offsets, done)
     const log = stream.log
-    const byReason: Record<string, number> = {}
-    const origins = new Map<string, DeadLetterOrigin>()
-    let matching = 0
-    let noExchange = 0
-    let otherOrigins = 0
+    const tally = new PreviewTally(filter, originsMax)
     let scanned = 0
     let next = done.skip(Math.max(from ?? log.startOffset, log.startOffset))
     while (next < log.endOffset && scanned < maxScan) {
@@ -197,49 +193,19 @@ export class Redriver {
       if (records.length === 0) break
       for (const r of records) {
         scanned++
-        if (done.has(r.offset)) continue
-        const pending = pendingDeath(r)
-        if (pending === undefined) continue
-        const { death } = pending
-        const reason = String(death.reason)
-        byReason[reason] = (byReason[reason] ?? 0) + 1
-        const exchange = typeof death.exchange === 'string' && death.exchange !== '' ? death.exchange : null
-        const key = `${String(death.group)}\u0000${String(death.stream)}\u0000${exchange ?? ''}`
-        const origin = origins.get(key)
-        if (origin !== undefined) origin.count++
-        else if (origins.size < originsMax) origins.set(key, { group: String(death.group), stream: String(death.stream), exchange, count: 1 })
-        else otherOrigins++
-        if (!matches(death, filter)) continue
-        if (exchange === null) noExchange++
-        else matching++
+        if (!done.has(r.offset)) tally.add(r)
       }
       next = done.skip(nextOffset)
     }
-    return { matching, noExchange, byReason, byOrigin: [...origins.values()], otherOrigins, scanned, nextOffset: next, complete: next >= log.endOffset }
+    return { ...tally.counts(), scanned, nextOffset: next, complete: next >= log.endOffset }
   }
 
   /** preview() of a selection: the same counts over the picked offsets only. */
   async #previewAt(stream: Stream, filter: RedriveFilter, offsets: readonly number[], done: IntervalSet): Promise<RedrivePreview> {
-    const byReason: Record<string, number> = {}
-    const origins = new Map<string, DeadLetterOrigin>()
-    let matching = 0
-    let noExchange = 0
-    for await (const r of recordsAt(stream, offsets, done)) {
-      const pending = pendingDeath(r)
-      if (pending === undefined) continue
-      const { death } = pending
-      const reason = String(death.reason)
-      byReason[reason] = (byReason[reason] ?? 0) + 1
-      const exchange = typeof death.exchange === 'string' && death.exchange !== '' ? death.exchange : null
-      const key = `${String(death.group)}\u0000${String(death.stream)}\u0000${exchange ?? ''}`
-      const origin = origins.get(key)
-      if (origin !== undefined) origin.count++
-      else origins.set(key, { group: String(death.group), stream: String(death.stream), exchange, count: 1 })
-      if (!matches(death, filter)) continue
-      if (exchange === null) noExchange++
-      else matching++
-    }
-    return { matching, noExchange, byReason, byOrigin: [...origins.values()], otherOrigins: 0, scanned: uniqueSorted(offsets).length, nextOffset: stream.log.endOffset, complete: true }
+    // A selection is bounded by its caller: every origin in it is listed.
+    const tally = new PreviewTally(filter, Infinity)
+    for await (const r of recordsAt(stream, offsets, done)) tally.add(r)
+    return { ...tally.counts(), scanned: uniqueSorted(offsets).length, nextOffset: stream.log.endOffset, complete: true }
   }
 
   async #redrive(stream: Stream, limit: number, filter: RedriveFilter, opts: RedriveOptions): Promise<RedriveResult> {
@@ -334,5 +300,43 @@ export class Redriver {
       k = j
     }
     return { redriven: chosen.length, skipped, remaining, ...(notFound !== undefined ? { notFound } : {}) }
+  }
+}
+
+/** What preview() counts, one dead letter at a time: by reason, by origin, and what the filter picks. */
+class PreviewTally {
+  readonly #filter: RedriveFilter
+  readonly #originsMax: number
+  readonly #byReason: Record<string, number> = {}
+  readonly #origins = new Map<string, DeadLetterOrigin>()
+  #matching = 0
+  #noExchange = 0
+  #otherOrigins = 0
+
+  constructor(filter: RedriveFilter, originsMax: number) {
+    this.#filter = filter
+    this.#originsMax = originsMax
+  }
+
+  /** A record not redriven yet; one that is no pending dead letter counts nowhere. */
+  add(r: StoredRecord): void {
+    const pending = pendingDeath(r)
+    if (pending === undefined) return
+    const { death } = pending
+    const reason = String(death.reason)
+    this.#byReason[reason] = (this.#byReason[reason] ?? 0) + 1
+    const exchange = typeof death.exchange === 'string' && death.exchange !== '' ? death.exchange : null
+    const key = `${String(death.group)}\u0000${String(death.stream)}\u0000${exchange ?? ''}`
+    const origin = this.#origins.get(key)
+    if (origin !== undefined) origin.count++
+    else if (this.#origins.size < this.#originsMax) this.#origins.set(key, { group: String(death.group), stream: String(death.stream), exchange, count: 1 })
+    else this.#otherOrigins++
+    if (!matches(death, this.#filter)) return
+    if (exchange === null) this.#noExchange++
+    else this.#matching++
+  }
+
+  counts(): Pick<RedrivePreview, 'matching' | 'noExchange' | 'byReason' | 'byOrigin' | 'otherOrigins'> {
+    return { matching: this.#matching, noExchange: this.#noExchange, byReason: this.#byReason, byOrigin: [...this.#origins.values()], otherOrigins: this.#otherOrigins }
   }
 }
