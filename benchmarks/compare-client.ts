@@ -29,6 +29,8 @@ import { createInterface } from 'node:readline'
 import amqp from 'amqplib'
 import { connect, type JetStreamClient, type NatsConnection } from 'nats'
 import { eventBytes, eventLine } from './http-payload.js'
+import { basicAck, deliveryTagOf, FRAME_BODY, FRAME_METHOD, LeanAmqp, redeliveredOf, type Frame } from './lib/lean-amqp.js'
+import { leanPull } from './lib/lean-nats.js'
 
 export type System = 'jetstream' | 'sluice'
 
@@ -70,6 +72,13 @@ export interface DrainSpec extends BaseSpec {
   readonly max: number
   /** stop once this many are acked; 0 = until a fetch comes back empty */
   readonly limit: number
+  /**
+   * The leanest client each side has, frames by hand: JetStream, a pull consumer on the text
+   * protocol (two pulls of `max` in flight, +ACK per message); Sluice, an AMQP 0-9-1 consumer on
+   * `amqpUrl` (basic.qos `max` × 2, basic.ack multiple every `max` / 2 deliveries).
+   */
+  readonly lean?: boolean
+  readonly amqpUrl?: string
 }
 
 export interface RateSpec extends BaseSpec {
@@ -479,6 +488,7 @@ interface WireDelivery {
 }
 
 async function runDrain(spec: DrainSpec, ctl: Control): Promise<DrainResult> {
+  if (spec.lean === true) return runLeanDrain(spec, ctl)
   let fetches = 0
   let emptyFetches = 0
   let received = 0
@@ -665,6 +675,145 @@ async function runDrain(spec: DrainSpec, ctl: Control): Promise<DrainResult> {
     stoppedBy,
     cpuPct: ((cpu.user + cpu.system) / 1000 / wallMs) * 100,
   }
+}
+
+/**
+ * W2/W4 with the leanest client on each side (see DrainSpec.lean). AMQP has no "empty" answer: a
+ * Sluice drain with no limit ends once nothing has arrived for `leanQuietMs` (not counted: the
+ * window ends at the last ack). AMQP deliveries carry no offset; one consumer gets its group's
+ * events in offset order, so the highest offset acked is the count less one (the orchestrator
+ * checks the group's cursor on the server besides).
+ */
+const leanQuietMs = 300
+
+async function runLeanDrain(spec: DrainSpec, ctl: Control): Promise<DrainResult> {
+  let received = 0
+  let redelivered = 0
+  let maxSeq = -1
+  let runs = 0
+  let prevSeq = -2
+  let sink = 0
+  let firstFetchAt = Number.NaN
+  let lastAckAt = Number.NaN
+  let cpu0 = process.cpuUsage()
+  let t0 = 0
+  const see = (payload: Buffer): void => {
+    // What a consumer does at least: look at the event (the ts field's first digit).
+    sink += payload[7] ?? 0
+  }
+  if (spec.system === 'jetstream') {
+    const port = Number(checkUrl(spec.url).port)
+    process.stdout.write('READY\n')
+    await ctl.go
+    cpu0 = process.cpuUsage()
+    t0 = performance.now()
+    firstFetchAt = wall()
+    const r = await leanPull({
+      port,
+      stream: spec.stream,
+      consumer: spec.target,
+      batch: spec.max / 2,
+      pipeline: 2,
+      limit: spec.limit,
+      deadlineMs: spec.maxSeconds * 1000,
+      onMessage: (seq, again, payload) => {
+        received++
+        if (seq !== prevSeq + 1) runs++
+        prevSeq = seq
+        if (seq > maxSeq) maxSeq = seq
+        if (again) redelivered++
+        see(payload)
+        lastAckAt = wall()
+      },
+    })
+    const wallMs = performance.now() - t0
+    const cpu = process.cpuUsage(cpu0)
+    if (r.error !== undefined) process.stderr.write(`lean pull: ${r.error}\n`)
+    return { mode: 'drain', consumer: spec.consumer, fetches: r.pulls, emptyFetches: r.emptyPulls, received, acked: r.acked, ackFailed: 0, redelivered, errors: r.stoppedBy === 'error' ? 1 : 0, firstFetchAt, lastAckAt, maxSeq, runsPerBatch: r.pulls > 0 ? runs / r.pulls : 0, stoppedBy: r.stoppedBy, cpuPct: ((cpu.user + cpu.system) / 1000 / wallMs) * 100 }
+  }
+  if (spec.amqpUrl === undefined) throw new Error('a lean Sluice drain needs amqpUrl')
+  const c = await LeanAmqp.open(Number(checkUrl(spec.amqpUrl.replace(/^amqp:\/\/[^@]*@/, 'http://')).port))
+  process.stdout.write('READY\n')
+  await ctl.go
+  cpu0 = process.cpuUsage()
+  t0 = performance.now()
+  firstFetchAt = wall()
+  const ackEvery = spec.max / 2
+  let unacked = 0
+  let lastTag = 0
+  let acked = 0
+  let errors = 0
+  let stoppedBy: DrainResult['stoppedBy'] = 'time'
+  let finish: () => void = () => undefined
+  const done = new Promise<void>((r) => (finish = r))
+  let quiet: NodeJS.Timeout | undefined
+  const ack = (): void => {
+    if (unacked === 0) return
+    c.sock.write(basicAck(1, lastTag, true))
+    acked += unacked
+    unacked = 0
+    lastAckAt = wall()
+  }
+  const stop = (why: DrainResult['stoppedBy']): void => {
+    stoppedBy = why
+    finish()
+  }
+  c.onClose = (why) => {
+    if (stoppedBy === 'time' && received < (spec.limit || Infinity)) {
+      errors++
+      process.stderr.write(`lean AMQP consumer: ${why}\n`)
+      stop('error')
+    }
+  }
+  const onFrame = (f: Frame): void => {
+    if (f.type === FRAME_METHOD) {
+      const cls = f.payload.readUInt16BE(0)
+      const m = f.payload.readUInt16BE(2)
+      if (cls === 60 && m === 60) {
+        lastTag = deliveryTagOf(f.payload)
+        if (redeliveredOf(f.payload)) redelivered++
+      } else if (cls === 20 || cls === 10) {
+        errors++
+        process.stderr.write(`lean AMQP consumer: closed by the server: ${f.payload.subarray(4).toString('latin1')}\n`)
+        stop('error')
+      }
+      return
+    }
+    if (f.type !== FRAME_BODY) return
+    received++
+    maxSeq = received - 1
+    see(f.payload)
+    unacked++
+    if (unacked >= ackEvery) ack()
+    if (spec.limit > 0 && received >= spec.limit) {
+      ack()
+      return stop('limit')
+    }
+    if (spec.limit === 0) {
+      if (quiet !== undefined) quiet.refresh()
+      else
+        quiet = setTimeout(() => {
+          ack()
+          stop('empty')
+        }, leanQuietMs)
+    }
+  }
+  ctl.onStop(() => stop('stop'))
+  const timer = setTimeout(() => stop('time'), spec.maxSeconds * 1000)
+  await c.consume(spec.target, spec.max, onFrame).catch((err: unknown) => {
+    errors++
+    process.stderr.write(`basic.consume failed: ${(err as Error).message}\n`)
+    stop('error')
+  })
+  await done
+  clearTimeout(timer)
+  if (quiet !== undefined) clearTimeout(quiet)
+  ack()
+  await c.close()
+  const wallMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  if (sink === -1) process.stderr.write('unreachable\n')
+  return { mode: 'drain', consumer: spec.consumer, fetches: 1, emptyFetches: 0, received, acked, ackFailed: 0, redelivered, errors, firstFetchAt, lastAckAt, maxSeq, runsPerBatch: 1, stoppedBy, cpuPct: ((cpu.user + cpu.system) / 1000 / wallMs) * 100 }
 }
 
 // ---- rate (W3 publisher) -------------------------------------------------------------------------
