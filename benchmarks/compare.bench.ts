@@ -1202,7 +1202,7 @@ async function main(): Promise<number> {
           continue
         }
         const profDir = join(root, `prof-${w}`)
-        const s = await startSluice(repo, code, root, slData, `prof-${w}`, w === 'w1amqp', ['--cpu-prof', `--cpu-prof-dir=${profDir}`])
+        const s = await startSluice(repo, code, root, slData, `prof-${w}`, w === 'w1amqp' || leanDrains.has(w), ['--cpu-prof', `--cpu-prof-dir=${profDir}`])
         servers.push(s)
         let r: Run
         try {

@@ -5,11 +5,11 @@ import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { PublishEvent, PublishResult } from '../../streams/publisher.js'
 import type { Command, ContentCommand } from './commands.js'
-import { type BasicProperties, encodeContent, encodeDeliver } from './content.js'
+import { type BasicProperties, DeliverWriter, encodeContent, encodeDeliver } from './content.js'
 import { isDirectReply, replyToQueue } from './direct-reply.js'
 import { ReplyCode } from './constants.js'
 import { type FieldTable, type FieldValue, fieldNumber, fieldString } from './field-table.js'
-import { bindingHeaders, defaultExchangeName, deliveryProperties, toPublishEvent, wireExchange } from './message.js'
+import { bindingHeaders, defaultExchangeName, DeliveryPropertiesCache, deliveryProperties, toPublishEvent, wireExchange } from './message.js'
 import type { MethodInit, MethodOf } from './methods.js'
 import { AmqpReplyError, reply, replyFor } from './reply.js'
 import type { AmqpVhost, ConsumerHandle, ExchangeAttributes, Queue } from './vhost.js'
@@ -123,6 +123,7 @@ export class AmqpChannel {
   #confirmTail: Promise<void> = Promise.resolve()
   #confirmedUpTo = 0
   #deliveryTag = 0
+  readonly #properties = new DeliveryPropertiesCache()
   readonly #unacked = new Map<number, Unacked>()
   /** Acks gathered in this turn of the event loop, settled together (see #coalesceAck). */
   readonly #acks = new Map<ConsumerGroup, string[]>()
@@ -884,12 +885,20 @@ export class AmqpChannel {
     if (back.length > 0) c.group.returnUndelivered(back)
   }
 
-  #write(c: Consumer, d: Delivery): void {
-    const host = this.#host
+  /** Adds the delivery's frames to `out`, its delivery tag taken. */
+  #frames(c: Consumer, d: Delivery, out: DeliverWriter): void {
     const r = d.record
-    const tag = ++this.#deliveryTag
+    const tag = this.#deliveryTag + 1
+    // add throws for a delivery that cannot be framed: then it takes no tag and is not unacked.
+    out.add(tag, d.redelivered, wireExchange(r.exchange), r.key, this.#properties.bytes(r, d.deliveryCount), r.body)
+    this.#deliveryTag = tag
     if (!c.noAck) this.#unacked.set(tag, { group: c.group, tag: d.tag })
-    host.write(encodeDeliver(this.number, c.tag, tag, d.redelivered, wireExchange(r.exchange), r.key, deliveryProperties(r, d.deliveryCount), r.body, host.frameMax))
+  }
+
+  #write(c: Consumer, d: Delivery): void {
+    const out = new DeliverWriter(this.number, c.tag, this.#host.frameMax)
+    this.#frames(c, d, out)
+    this.#host.write(out.finish())
   }
 
   #deliver(c: Consumer, ds: Delivery[]): void {
@@ -899,16 +908,26 @@ export class AmqpChannel {
       return
     }
     const autoAck: string[] = []
+    // One socket write for the batch: a write per delivery was most of the server's time (a
+    // syscall each), and the frames of one dispatch go out together anyway.
+    const host = this.#host
+    const out = new DeliverWriter(this.number, c.tag, host.frameMax)
     for (const d of ds) {
       // Past the channel's global prefetch (or with flow off), acked deliveries wait here.
       if (!c.noAck && (this.#held.length > 0 || !this.#roomForDelivery || !this.#flowActive)) {
         this.#held.push({ c, d })
         continue
       }
-      this.#write(c, d)
+      try {
+        this.#frames(c, d, out)
+      } catch (err) {
+        // What was framed before it still goes out, as it did when each delivery was a write.
+        if (out.count > 0) host.write(out.finish())
+        throw err
+      }
       if (c.noAck) autoAck.push(d.tag)
     }
-    const host = this.#host
+    if (out.count > 0) host.write(out.finish())
     if (autoAck.length === 0) return
     // No-ack: settled on send. When the socket is backed up, the acks (and so the next deliveries) wait.
     const ack = (): void => void c.group.ack(autoAck).catch(() => undefined)

@@ -305,32 +305,101 @@ export function encodeDeliver(
   body: Uint8Array,
   frameMax: number,
 ): Buffer {
-  checkUint(channel, U16_MAX, 'channel')
-  checkUint(deliveryTag, U64_MAX_NUMBER, 'deliveryTag')
-  const chunkMax = bodyChunkMax(frameMax)
-  const ctLen = shortstrLength(consumerTag, 'consumerTag')
-  const exLen = shortstrLength(exchange, 'exchange')
-  const rkLen = shortstrLength(routingKey, 'routingKey')
-  // u16 class | u16 method | shortstr consumer-tag | u64 delivery-tag | octet redelivered | shortstr exchange | shortstr routing-key
-  const methodSize = 4 + 1 + ctLen + 8 + 1 + 1 + exLen + 1 + rkLen
-  const propsSize = properties instanceof Uint8Array ? properties.length : propertiesSize(properties)
-  checkFits(FRAME_OVERHEAD + methodSize, frameMax, 'basic.deliver')
-  checkFits(FRAME_OVERHEAD + 12 + propsSize, frameMax, 'content header')
-  const buf = Buffer.allocUnsafe(FRAME_OVERHEAD * 2 + methodSize + 12 + propsSize + bodyFramesSize(body.length, chunkMax))
-  buf[0] = FRAME_METHOD
-  writeU16(buf, 1, channel)
-  writeU32(buf, 3, methodSize)
-  buf[7] = 0
-  buf[8] = 60
-  buf[9] = 0
-  buf[10] = 60
-  let off = writeShortstr(buf, 11, consumerTag, ctLen)
-  off = writeU64(buf, off, deliveryTag)
-  buf[off++] = redelivered ? 1 : 0
-  off = writeShortstr(buf, off, exchange, exLen)
-  off = writeShortstr(buf, off, routingKey, rkLen)
-  buf[off++] = FRAME_END
-  off = writeHeaderFrame(buf, off, channel, body.length, properties, propsSize)
-  writeBodyFrames(buf, off, channel, body, chunkMax)
-  return buf
+  const w = new DeliverWriter(channel, consumerTag, frameMax)
+  w.add(deliveryTag, redelivered, exchange, routingKey, properties, body)
+  return w.finish()
+}
+
+interface PendingDeliver {
+  readonly deliveryTag: number
+  readonly redelivered: boolean
+  readonly exchange: string
+  readonly exLen: number
+  readonly routingKey: string
+  readonly rkLen: number
+  readonly properties: BasicProperties | Buffer
+  readonly propsSize: number
+  readonly body: Uint8Array
+}
+
+/**
+ * The basic.deliver commands of one dispatch to one consumer, measured as they are added and
+ * written into one buffer at the end: one allocation and one socket write for the batch, where a
+ * buffer and a write per delivery cost more than the encoding. `add` validates, so a delivery
+ * that cannot be framed throws before anything is written.
+ */
+export class DeliverWriter {
+  readonly #channel: number
+  readonly #consumerTag: string
+  readonly #ctLen: number
+  readonly #frameMax: number
+  readonly #chunkMax: number
+  readonly #items: PendingDeliver[] = []
+  #size = 0
+  // Consecutive deliveries mostly share their exchange and routing key: measure them once.
+  #lastEx = ''
+  #lastExLen = 0
+  #lastRk = ''
+  #lastRkLen = 0
+
+  constructor(channel: number, consumerTag: string, frameMax: number) {
+    checkUint(channel, U16_MAX, 'channel')
+    this.#channel = channel
+    this.#consumerTag = consumerTag
+    this.#ctLen = shortstrLength(consumerTag, 'consumerTag')
+    this.#frameMax = frameMax
+    this.#chunkMax = bodyChunkMax(frameMax)
+  }
+
+  get count(): number {
+    return this.#items.length
+  }
+
+  add(deliveryTag: number, redelivered: boolean, exchange: string, routingKey: string, properties: BasicProperties | Buffer, body: Uint8Array): void {
+    checkUint(deliveryTag, U64_MAX_NUMBER, 'deliveryTag')
+    let exLen = this.#lastExLen
+    if (exchange !== this.#lastEx) {
+      exLen = shortstrLength(exchange, 'exchange')
+      this.#lastEx = exchange
+      this.#lastExLen = exLen
+    }
+    let rkLen = this.#lastRkLen
+    if (routingKey !== this.#lastRk) {
+      rkLen = shortstrLength(routingKey, 'routingKey')
+      this.#lastRk = routingKey
+      this.#lastRkLen = rkLen
+    }
+    // u16 class | u16 method | shortstr consumer-tag | u64 delivery-tag | octet redelivered | shortstr exchange | shortstr routing-key
+    const methodSize = 4 + 1 + this.#ctLen + 8 + 1 + 1 + exLen + 1 + rkLen
+    const propsSize = properties instanceof Uint8Array ? properties.length : propertiesSize(properties)
+    checkFits(FRAME_OVERHEAD + methodSize, this.#frameMax, 'basic.deliver')
+    checkFits(FRAME_OVERHEAD + 12 + propsSize, this.#frameMax, 'content header')
+    this.#size += FRAME_OVERHEAD * 2 + methodSize + 12 + propsSize + bodyFramesSize(body.length, this.#chunkMax)
+    this.#items.push({ deliveryTag, redelivered, exchange, exLen, routingKey, rkLen, properties, propsSize, body })
+  }
+
+  finish(): Buffer {
+    const buf = Buffer.allocUnsafe(this.#size)
+    const channel = this.#channel
+    let off = 0
+    for (const d of this.#items) {
+      const methodSize = 4 + 1 + this.#ctLen + 8 + 1 + 1 + d.exLen + 1 + d.rkLen
+      buf[off] = FRAME_METHOD
+      writeU16(buf, off + 1, channel)
+      writeU32(buf, off + 3, methodSize)
+      buf[off + 7] = 0
+      buf[off + 8] = 60
+      buf[off + 9] = 0
+      buf[off + 10] = 60
+      off = writeShortstr(buf, off + 11, this.#consumerTag, this.#ctLen)
+      off = writeU64(buf, off, d.deliveryTag)
+      buf[off++] = d.redelivered ? 1 : 0
+      off = writeShortstr(buf, off, d.exchange, d.exLen)
+      off = writeShortstr(buf, off, d.routingKey, d.rkLen)
+      buf[off++] = FRAME_END
+      off = writeHeaderFrame(buf, off, channel, d.body.length, d.properties, d.propsSize)
+      off = writeBodyFrames(buf, off, channel, d.body, this.#chunkMax)
+    }
+    return buf
+  }
 }

@@ -1,7 +1,7 @@
 import type { StoredRecord } from '../../log/index.js'
 import type { PublishEvent } from '../../streams/publisher.js'
 import { parseTtl } from '../../streams/ttl.js'
-import type { BasicProperties } from './content.js'
+import { type BasicProperties, encodeProperties } from './content.js'
 import { type FieldTable, type FieldValue, isFieldTable, Typed } from './field-table.js'
 
 // An AMQP message as a Sluice event, and back.
@@ -157,6 +157,41 @@ export function deliveryProperties(r: StoredRecord, deliveryCount: number): Basi
   table['x-delivery-count'] = Math.max(0, deliveryCount - 1)
   p.headers = table
   return p
+}
+
+/**
+ * Encoded delivery properties, remembering the last: the events of one dispatch mostly differ in
+ * nothing the properties carry (same headers, same second, same delivery count), and building a
+ * field table per delivery was the largest cost of consuming over AMQP. One per channel.
+ */
+export class DeliveryPropertiesCache {
+  #json = false
+  #second = -1
+  #count = -1
+  #id: string | undefined
+  #headers: Buffer | undefined
+  #bytes: Buffer | undefined
+
+  bytes(r: StoredRecord, deliveryCount: number): Buffer {
+    const second = Math.floor(r.timestamp / 1000)
+    const hit =
+      this.#bytes !== undefined &&
+      this.#count === deliveryCount &&
+      this.#json === r.json &&
+      this.#id === r.id &&
+      // The timestamp property is the record's own second only when no publisher's were saved.
+      (r.headers === undefined ? this.#headers === undefined && this.#second === second : this.#headers !== undefined && this.#headers.equals(r.headers) && this.#second === second)
+    if (hit) return this.#bytes!
+    const bytes = encodeProperties(deliveryProperties(r, deliveryCount))
+    this.#bytes = bytes
+    this.#count = deliveryCount
+    this.#json = r.json
+    this.#id = r.id
+    this.#second = second
+    // A copy: the record's headers are a view into a read buffer that is reused.
+    this.#headers = r.headers === undefined ? undefined : Buffer.from(r.headers)
+    return bytes
+  }
 }
 
 /**
