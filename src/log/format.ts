@@ -210,6 +210,13 @@ export function checkBatch(buf: Uint8Array, at: number, available: number): Batc
   return { ok: true, header }
 }
 
+/** Whether buf[a, a+n) equals buf[b, b+n); a loop, as keys are short and a native call costs more. */
+function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
+  if (b < 0) return false
+  for (let i = 0; i < n; i++) if (buf[a + i] !== buf[b + i]) return false
+  return true
+}
+
 /**
  * Decodes the records of a batch that already passed checkBatch. Record slices are views into
  * `batch`; callers that keep them past the read buffer's life must copy.
@@ -218,6 +225,14 @@ export function decodeRecords(batch: Buffer, fromOffset = 0, out: StoredRecord[]
   const header = readBatchHeader(batch, 0)
   const end = header.length
   let p = batchHeaderBytes
+  // The records of a batch mostly share their key and exchange: the string of the previous one is
+  // reused when the bytes match, instead of a new string per record for the GC to collect.
+  let prevKey = ''
+  let prevKeyAt = -1
+  let prevKeyLen = 0
+  let prevEx: string | undefined
+  let prevExAt = -1
+  let prevExLen = 0
   for (let i = 0; i < header.recordCount; i++) {
     if (p + recordFixedBytes > end) throw new RangeError(`record ${i} runs past the batch end`)
     const recordEnd = p + 4 + batch.readUInt32BE(p)
@@ -230,12 +245,21 @@ export function decodeRecords(batch: Buffer, fromOffset = 0, out: StoredRecord[]
     const flags = batch[p + 14]!
     const keyLen = batch.readUInt16BE(p + 15)
     p += 17
-    const key = keyLen === 0 ? '' : batch.toString('utf8', p, p + keyLen)
+    let key = ''
+    if (keyLen > 0) {
+      if (keyLen === prevKeyLen && sameBytes(batch, p, prevKeyAt, keyLen)) key = prevKey
+      else prevKey = key = batch.toString('utf8', p, p + keyLen)
+      prevKeyAt = p
+      prevKeyLen = keyLen
+    }
     p += keyLen
     let exchange: string | undefined
     if ((flags & recordFlags.exchange) !== 0) {
       const exLen = batch[p]!
-      exchange = batch.toString('utf8', p + 1, p + 1 + exLen)
+      if (prevEx !== undefined && exLen === prevExLen && sameBytes(batch, p + 1, prevExAt, exLen)) exchange = prevEx
+      else prevEx = exchange = batch.toString('utf8', p + 1, p + 1 + exLen)
+      prevExAt = p + 1
+      prevExLen = exLen
       p += 1 + exLen
     }
     let id: string | undefined

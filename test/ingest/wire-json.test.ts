@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { toWireDelivery, wireDeliveryJson } from '../../src/ingest/http/groups.js'
+import { deliveriesJson, toWireDelivery, wireDeliveryJson } from '../../src/ingest/http/groups.js'
 import { toWireEvent, wireEventJson } from '../../src/ingest/http/routes.js'
 import type { StoredRecord } from '../../src/log/index.js'
 
@@ -35,6 +35,18 @@ describe('wire JSON built from stored bytes', () => {
         expect(JSON.parse(wireDeliveryJson('s', d))).toEqual(JSON.parse(JSON.stringify(toWireDelivery('s', d))))
       }),
       { numRuns: 500 },
+    )
+  })
+
+  it('a fetch answer of many deliveries parses to the object form of each, in order', () => {
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 12 }), fc.boolean(), fc.string(), (rs, sameKey, stream) => {
+        // Shared keys and timestamps exercise what the writer reuses between deliveries.
+        const ds = rs.map((r, i) => ({ tag: `2-${r.offset}-1-tok`, record: sameKey ? { ...r, key: 'k.é', timestamp: 1_700_000_000_000 } : r, deliveryCount: 1, redelivered: i % 2 === 0 }))
+        const parsed = JSON.parse(deliveriesJson(stream, ds).toString('utf8')) as { events: unknown[] }
+        expect(parsed.events).toEqual(ds.map((d) => JSON.parse(JSON.stringify(toWireDelivery(stream, d)))))
+      }),
+      { numRuns: 300 },
     )
   })
 })

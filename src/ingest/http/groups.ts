@@ -3,7 +3,7 @@ import type { Config, StartPosition } from '../../config/index.js'
 import type { ConsumerGroup, Delivery, GroupRegistry, Redriver, SettleAs, TagResult } from '../../consumers/index.js'
 import { errors, type SluiceError } from '../../errors.js'
 import type { StreamRegistry } from '../../streams/registry.js'
-import { bodyJson, headersJson, toWireEvent } from './routes.js'
+import { bodyJson, toWireEvent } from './routes.js'
 import { requestIdentity } from './access.js'
 
 export interface ConsumeView {
@@ -74,9 +74,58 @@ function startPosition(to: unknown): StartPosition {
 
 /** A delivery as JSON text, bodies and headers passed through as stored (see bodyJson). */
 export function wireDeliveryJson(stream: string, d: Delivery): string {
-  const r = d.record
-  const id = r.id ?? `${stream}:${r.offset}`
-  return `{"tag":"${d.tag}","id":${JSON.stringify(id)},"stream":${JSON.stringify(stream)},"offset":${r.offset},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"routingKey":${JSON.stringify(r.key)},"timestamp":"${new Date(r.timestamp).toISOString()}","headers":${headersJson(r)},"body":${bodyJson(r)}}`
+  return deliveriesJson(stream, [d]).toString('utf8').slice('{"events":['.length, -2)
+}
+
+/**
+ * A fetch answer, `{"events":[...]}`, written as bytes: stored JSON bodies and headers are copied
+ * into the answer as they are, not decoded to strings and encoded again, and what consecutive
+ * deliveries share (stream, routing key, the timestamp's text) is turned to JSON once. Building a
+ * string per delivery was the largest cost of a fetch.
+ */
+export function deliveriesJson(stream: string, deliveries: readonly Delivery[]): Buffer {
+  const streamJson = JSON.stringify(stream)
+  const idPrefix = JSON.stringify(`${stream}:`).slice(0, -1)
+  let lastKey: string | undefined
+  let keyJson = ''
+  let lastMs = Number.NaN
+  let iso = ''
+  const heads = new Array<string>(deliveries.length)
+  const bodies = new Array<Buffer | string>(deliveries.length)
+  let size = 13 // {"events":[ and ]}
+  for (let i = 0; i < deliveries.length; i++) {
+    const d = deliveries[i]!
+    const r = d.record
+    if (r.key !== lastKey) {
+      lastKey = r.key
+      keyJson = JSON.stringify(r.key)
+    }
+    if (r.timestamp !== lastMs) {
+      lastMs = r.timestamp
+      iso = new Date(r.timestamp).toISOString()
+    }
+    const id = r.id === undefined ? `${idPrefix}${r.offset}"` : JSON.stringify(r.id)
+    const head = `${i > 0 ? ',' : ''}{"tag":"${d.tag}","id":${id},"stream":${streamJson},"offset":${r.offset},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"routingKey":${keyJson},"timestamp":"${iso}","headers":`
+    heads[i] = head
+    // JSON bodies go through as stored bytes; others become a JSON string (text or base64).
+    const body = r.json ? r.body : `${bodyJson(r)}`
+    bodies[i] = body
+    size += Buffer.byteLength(head) + (r.headers === undefined ? 2 : r.headers.length) + 8 + (typeof body === 'string' ? Buffer.byteLength(body) : body.length) + 1
+  }
+  const out = Buffer.allocUnsafe(size)
+  let p = out.write('{"events":[', 0, 'latin1')
+  for (let i = 0; i < deliveries.length; i++) {
+    const r = deliveries[i]!.record
+    p += out.write(heads[i]!, p, 'utf8')
+    if (r.headers === undefined) p += out.write('{}', p, 'latin1')
+    else p += r.headers.copy(out, p)
+    p += out.write(',"body":', p, 'latin1')
+    const body = bodies[i]!
+    p += typeof body === 'string' ? out.write(body, p, 'utf8') : body.copy(out, p)
+    out[p++] = 0x7d // }
+  }
+  p += out.write(']}', p, 'latin1')
+  return p === size ? out : out.subarray(0, p)
 }
 
 export function toWireDelivery(stream: string, d: Delivery): Record<string, unknown> {
@@ -105,18 +154,31 @@ function settleAs(req: FastifyRequest, b: Record<string, unknown>): SettleAs {
   return { consumer, user: who?.username, admin: who?.tags.has('administrator') === true }
 }
 
+const tagMessages: Record<string, string> = {
+  unknown_tag: 'no delivery has this tag',
+  stale_tag: 'this delivery was redelivered, reset or settled since; its tag no longer applies',
+  already_settled: 'the event is already settled',
+  not_yours: 'this delivery went to another consumer or user; only they (or an administrator) may settle it',
+}
+
+const failedWire = (r: TagResult): Record<string, string> => ({ tag: r.tag, code: r.status, message: tagMessages[r.status] ?? r.status })
+
 function settleAnswer(results: TagResult[]): Record<string, unknown> {
   const failed = results.filter((r) => r.status !== 'ok')
-  const messages: Record<string, string> = {
-    unknown_tag: 'no delivery has this tag',
-    stale_tag: 'this delivery was redelivered, reset or settled since; its tag no longer applies',
-    already_settled: 'the event is already settled',
-    not_yours: 'this delivery went to another consumer or user; only they (or an administrator) may settle it',
-  }
-  return {
-    settled: results.length - failed.length,
-    failed: failed.map((r) => ({ tag: r.tag, code: r.status, message: messages[r.status] ?? r.status })),
-  }
+  return { settled: results.length - failed.length, failed: failed.map(failedWire) }
+}
+
+/** The answer to acks by run (upTo, ranges): how many each settled in all, and the ends that failed. */
+function runAnswer(runs: ReadonlyArray<{ settled: number; failed: TagResult[] }>): Record<string, unknown> {
+  return { settled: runs.reduce((a, r) => a + r.settled, 0), failed: runs.flatMap((r) => r.failed.map(failedWire)) }
+}
+
+/** ranges: 1 to maxTagsPerRequest pairs [from, to] of delivery tags. */
+function rangesField(v: unknown, maxTags: number): Array<[string, string]> {
+  if (Array.isArray(v) && v.length > maxTags) throw errors.overRequestLimit('ranges', v.length, 'maxTagsPerRequest', maxTags)
+  const ok = Array.isArray(v) && v.length > 0 && v.every((r) => Array.isArray(r) && r.length === 2 && typeof r[0] === 'string' && typeof r[1] === 'string')
+  if (!ok) throw errors.badRequest(`ranges must be a list of 1 to ${maxTags} pairs [fromTag, toTag]`)
+  return v as Array<[string, string]>
 }
 
 export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyReply) => ConsumeView, closing: AbortSignal): void {
@@ -167,14 +229,28 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
       })
       if (gone.signal.aborted || res.destroyed) g.returnUndelivered(tags)
     }
-    return reply.type('application/json; charset=utf-8').send(`{"events":[${deliveries.map((d) => wireDeliveryJson(g.stream, d)).join(',')}]}`)
+    return reply.type('application/json; charset=utf-8').send(deliveriesJson(g.stream, deliveries))
   })
 
   const maxTags = (reply: FastifyReply): number => get(reply).config.server.http.maxTagsPerRequest
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/ack', async (req, reply) => {
     const b = jsonBody(req)
-    return settleAnswer(await group(req, reply).ack(tagsField(b, maxTags(reply)), settleAs(req, b)))
+    const g = group(req, reply)
+    const as = settleAs(req, b)
+    const given = ['tags', 'upTo', 'ranges'].filter((k) => b[k] !== undefined)
+    if (given.length > 1) throw errors.badRequest(`an ack names its deliveries one way: tags, upTo or ranges, not ${given.join(' and ')}`)
+    if (b.upTo !== undefined) {
+      if (typeof b.upTo !== 'string') throw errors.badRequest('upTo must be a delivery tag')
+      return runAnswer([await g.ackThrough(b.upTo, undefined, as)])
+    }
+    if (b.ranges !== undefined) {
+      const ranges = rangesField(b.ranges, maxTags(reply))
+      const out: Array<{ settled: number; failed: TagResult[] }> = []
+      for (const [from, to] of ranges) out.push(await g.ackThrough(to, from, as))
+      return runAnswer(out)
+    }
+    return settleAnswer(await g.ack(tagsField(b, maxTags(reply)), as))
   })
 
   app.post<{ Params: { group: string } }>('/v1/groups/:group/nack', async (req, reply) => {

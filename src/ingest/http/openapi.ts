@@ -78,6 +78,11 @@ export const sharedSchemas: Readonly<Record<string, JsonSchema>> = {
   Group: obj({ name: str, stream: str, cursor: int(0), backlog: int(0), inFlight: int(0), members: array(obj({ name: str, inFlight: int(0), assigned: int(0), credit: int(0), lastSeen: str })), config: { type: 'object' } }, ['name', 'stream']),
   Settled: obj({ settled: int(0), failed: array(obj({ tag: str, code: { type: 'string', enum: ['unknown_tag', 'stale_tag', 'already_settled', 'not_yours'] }, message: str }, ['tag', 'code', 'message'])) }, ['settled', 'failed']),
   Tags: obj({ tags: array(str), consumer: str }, ['tags']),
+  AckBody: {
+    description: 'The deliveries to settle, one way: `tags`, each named; `upTo`, every delivery the tag\'s consumer holds up to and including it, in delivery order (AMQP\'s multiple); or `ranges`, pairs [fromTag, toTag] of one consumer\'s deliveries, both ends included.',
+    type: 'object',
+    properties: { tags: array(str), upTo: str, ranges: array({ type: 'array', items: str, minItems: 2, maxItems: 2 }), consumer: str },
+  },
 }
 
 const name = (what: string): JsonSchema => ({ type: 'string', maxLength: 200, pattern: namePattern.source, description: `the ${what}'s name` })
@@ -229,7 +234,7 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
     answers: { 200: ok('deliveries', obj({ events: array(ref('Delivery')) }, ['events'])) },
     errors: { 400: ['bad_request'], 404: ['unknown_group'], 409: ['consumer_in_use'], 503: ['too_many_consumers'] },
   },
-  'POST /v1/groups/:group/ack': { summary: 'Settle deliveries for good', tag: 'groups', body: { [json]: ref('Tags') }, answers: { 200: ok('per tag', ref('Settled')) }, errors: { 400: ['bad_request'], 404: ['unknown_group'] } },
+  'POST /v1/groups/:group/ack': { summary: 'Settle deliveries for good', tag: 'groups', body: { [json]: ref('AckBody') }, answers: { 200: ok('per tag', ref('Settled')) }, errors: { 400: ['bad_request'], 404: ['unknown_group'] } },
   'POST /v1/groups/:group/nack': {
     summary: 'Give deliveries back: redelivered later, or dead-lettered with requeue false',
     tag: 'groups',
