@@ -15,7 +15,8 @@
 //   W2  consume + explicit ack of a prefilled backlog, by `--w2-consumers` processes (default 4)
 //       sharing one durable consumer / one group, until it is empty. JetStream: durable pull
 //       consumer (AckExplicit), pull requests of 1,000 with no_wait, m.ack() per message.
-//       Sluice: fetch max 1,000 + one ack request per batch (overlapping the next fetch), prefetch
+//       Sluice: fetch max 1,000 + one ack request per batch (`ranges`: the batch's first and last
+//       tags; overlapping the next fetch), prefetch
 //       2,000 per member (JetStream max_ack_pending: 2,000 per process). Acked events/s from the
 //       first fetch to the last ack.
 //   W3  latency: 5,000 events/s (50 every 10 ms; Sluice: one NDJSON request per tick, JetStream:
@@ -25,6 +26,12 @@
 //   W4  fan-out: 4 independent consumers of one stream (JetStream: 4 durable consumers; Sluice:
 //       4 groups), one process each, each acking the first `--w4-events` events of the backlog.
 //       Total acked deliveries/s.
+//   W2 lean / W4 lean: the same drains with the leanest client each side has, frames by hand
+//       (benchmarks/lib/lean-nats.ts, benchmarks/lib/lean-amqp.ts), one process per consumer, so
+//       the figures are the servers' and not the libraries'. JetStream: a pull consumer on the
+//       text protocol, two pulls of 500 in flight, +ACK per message. Sluice: AMQP 0-9-1,
+//       basic.qos 1,000, basic.ack with multiple every 500 deliveries. Target for W2 lean:
+//       Sluice ≥ 1.5× JetStream.
 //
 // Two rows beside the targets show how much the clients shape the figures on 2 cores: W1 from two
 // publisher processes (500 unconfirmed each; nats.js spends far more CPU per publish than an
@@ -55,7 +62,7 @@
 //
 // Options:
 //   --runs=N              rounds (default 3)
-//   --only=w1,w2,w3,w4    run only these workloads (also w1amqp, and w1x2, w2x1: the rows beside the targets)
+//   --only=w1,w2,w3,w4    run only these workloads (also w1amqp, w2lean, w4lean, and w1x2, w2x1: the rows beside the targets)
 //   --backlog=N           W2 backlog (default 1,000,000)
 //   --w4-events=N         events each W4 consumer acks (default 125,000)
 //   --w2-consumers=N      W2 consumer processes (default 4)
