@@ -130,6 +130,8 @@ export const errors = {
   groupClosed: (group: string) => new SluiceError('SLUICE_ERR_GROUP_CLOSED', `group "${group}" is closing`, 503, true, { group }),
   consumerNotYours: (group: string, consumer: string) =>
     new SluiceError('SLUICE_ERR_CONSUMER_IN_USE', `consumer "${consumer}" of group "${group}" fetches as another user; pick a consumer name of your own`, 409, false, { group, consumer }),
+  consumerBusy: (group: string, consumer: string) =>
+    new SluiceError('SLUICE_ERR_CONSUMER_IN_USE', `consumer "${consumer}" of group "${group}" is already receiving (a consume stream or a fetch); a member has one receiver at a time, pick another consumer name`, 409, false, { group, consumer }),
   idempotencyKeyReused: (key: string) =>
     new SluiceError('SLUICE_ERR_IDEMPOTENCY_KEY_REUSED', `idempotency key "${key}" was used for a different request within the dedup window; nothing was stored`, 409, false, { idempotencyKey: key }),
   notDeadLetters: (stream: string) =>

@@ -328,14 +328,24 @@ export class ConsumerGroup {
    * flight (0 = the group's prefetch). The same member name may not also fetch. In fair dispatch
    * a member of higher `priority` is served first while it has credit (AMQP's x-priority).
    */
-  subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void, priority = 0): void {
+  subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void, priority = 0, user?: string): void {
     if (this.#closed) throw errors.groupClosed(this.name)
+    const known = this.#dispatch.members.get(consumer)
+    // A member is one user's (see fetch).
+    if (known?.user !== undefined && user !== undefined && known.user !== user) throw errors.consumerNotYours(this.name, consumer)
     const m = this.#member(consumer)
+    m.user ??= user
     m.push = deliver
     m.retired = false
     m.priority = priority
     m.prefetch = prefetch > 0 ? prefetch : undefined
     void this.#pump()
+  }
+
+  /** Whether a member of that name is receiving now: a push consumer, or a fetch waiting. */
+  receiving(consumer: string): boolean {
+    const m = this.#dispatch.members.get(consumer)
+    return m !== undefined && (m.push !== undefined || m.waiter !== undefined)
   }
 
   /** Changes a push consumer's credit (AMQP basic.qos after consume). */

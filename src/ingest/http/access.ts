@@ -115,6 +115,7 @@ export const httpRules: Readonly<Record<string, Rule>> = {
   'GET /v1/groups/:group': rule('group.view', (p) => ({ group: group(p.group) })),
   'PUT /v1/groups/:group': declareGroup,
   'POST /v1/groups/:group/fetch': rule('consume', (p) => ({ group: group(p.group) })),
+  'GET /v1/groups/:group/consume': rule('consume', (p) => ({ group: group(p.group) })),
   'POST /v1/groups/:group/ack': rule('consume', (p) => ({ group: group(p.group) })),
   'POST /v1/groups/:group/nack': rule('consume', (p) => ({ group: group(p.group) })),
   'POST /v1/groups/:group/extend': rule('consume', (p) => ({ group: group(p.group) })),

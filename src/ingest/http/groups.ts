@@ -21,6 +21,8 @@ export interface RequestBound {
 }
 
 const consumerPattern = /^[A-Za-z0-9._:@/-]{1,200}$/
+/** How often an idle consume stream sends a heartbeat. */
+const consumeHeartbeatMs = 15_000
 
 /** A JSON route's body as an object: {} when empty, 400 when not JSON or not an object. */
 export function jsonBody(req: FastifyRequest): Record<string, unknown> {
@@ -77,13 +79,28 @@ export function wireDeliveryJson(stream: string, d: Delivery): string {
   return deliveriesJson(stream, [d]).toString('utf8').slice('{"events":['.length, -2)
 }
 
+/** How deliveries are put together: a fetch answer's array, NDJSON lines, server-sent events. */
+export interface DeliveryFraming {
+  readonly open: string
+  /** before each delivery's JSON, and after it */
+  readonly before: string
+  readonly after: string
+  /** between two deliveries */
+  readonly between: string
+  readonly close: string
+}
+
+export const fetchFraming: DeliveryFraming = { open: '{"events":[', before: '', after: '', between: ',', close: ']}' }
+export const ndjsonFraming: DeliveryFraming = { open: '', before: '', after: '\n', between: '', close: '' }
+export const sseFraming: DeliveryFraming = { open: '', before: 'event: delivery\ndata: ', after: '\n\n', between: '', close: '' }
+
 /**
- * A fetch answer, `{"events":[...]}`, written as bytes: stored JSON bodies and headers are copied
- * into the answer as they are, not decoded to strings and encoded again, and what consecutive
- * deliveries share (stream, routing key, the timestamp's text) is turned to JSON once. Building a
- * string per delivery was the largest cost of a fetch.
+ * Deliveries as JSON, written as bytes: stored JSON bodies and headers are copied in as they are,
+ * not decoded to strings and encoded again, and what consecutive deliveries share (stream,
+ * routing key, the timestamp's text) is turned to JSON once. Building a string per delivery was
+ * the largest cost of a fetch. The framing's strings are ASCII.
  */
-export function deliveriesJson(stream: string, deliveries: readonly Delivery[]): Buffer {
+export function deliveriesJson(stream: string, deliveries: readonly Delivery[], framing: DeliveryFraming = fetchFraming): Buffer {
   const streamJson = JSON.stringify(stream)
   const idPrefix = JSON.stringify(`${stream}:`).slice(0, -1)
   let lastKey: string | undefined
@@ -92,7 +109,8 @@ export function deliveriesJson(stream: string, deliveries: readonly Delivery[]):
   let iso = ''
   const heads = new Array<string>(deliveries.length)
   const bodies = new Array<Buffer | string>(deliveries.length)
-  let size = 13 // {"events":[ and ]}
+  const { open, before, after, between, close } = framing
+  let size = open.length + close.length + Math.max(0, deliveries.length - 1) * between.length
   for (let i = 0; i < deliveries.length; i++) {
     const d = deliveries[i]!
     const r = d.record
@@ -105,17 +123,18 @@ export function deliveriesJson(stream: string, deliveries: readonly Delivery[]):
       iso = new Date(r.timestamp).toISOString()
     }
     const id = r.id === undefined ? `${idPrefix}${r.offset}"` : JSON.stringify(r.id)
-    const head = `${i > 0 ? ',' : ''}{"tag":"${d.tag}","id":${id},"stream":${streamJson},"offset":${r.offset},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"routingKey":${keyJson},"timestamp":"${iso}","headers":`
+    const head = `${before}{"tag":"${d.tag}","id":${id},"stream":${streamJson},"offset":${r.offset},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"routingKey":${keyJson},"timestamp":"${iso}","headers":`
     heads[i] = head
     // JSON bodies go through as stored bytes; others become a JSON string (text or base64).
-    const body = r.json ? r.body : `${bodyJson(r)}`
+    const body = r.json ? r.body : bodyJson(r)
     bodies[i] = body
-    size += Buffer.byteLength(head) + (r.headers === undefined ? 2 : r.headers.length) + 8 + (typeof body === 'string' ? Buffer.byteLength(body) : body.length) + 1
+    size += Buffer.byteLength(head) + (r.headers === undefined ? 2 : r.headers.length) + 8 + (typeof body === 'string' ? Buffer.byteLength(body) : body.length) + 1 + after.length
   }
   const out = Buffer.allocUnsafe(size)
-  let p = out.write('{"events":[', 0, 'latin1')
+  let p = out.write(open, 0, 'latin1')
   for (let i = 0; i < deliveries.length; i++) {
     const r = deliveries[i]!.record
+    if (i > 0 && between.length > 0) p += out.write(between, p, 'latin1')
     p += out.write(heads[i]!, p, 'utf8')
     if (r.headers === undefined) p += out.write('{}', p, 'latin1')
     else p += r.headers.copy(out, p)
@@ -123,8 +142,9 @@ export function deliveriesJson(stream: string, deliveries: readonly Delivery[]):
     const body = bodies[i]!
     p += typeof body === 'string' ? out.write(body, p, 'utf8') : body.copy(out, p)
     out[p++] = 0x7d // }
+    if (after.length > 0) p += out.write(after, p, 'latin1')
   }
-  p += out.write(']}', p, 'latin1')
+  if (close.length > 0) p += out.write(close, p, 'latin1')
   return p === size ? out : out.subarray(0, p)
 }
 
@@ -230,6 +250,50 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
       if (gone.signal.aborted || res.destroyed) g.returnUndelivered(tags)
     }
     return reply.type('application/json; charset=utf-8').send(deliveriesJson(g.stream, deliveries))
+  })
+
+  // A long-lived push consumer over HTTP: deliveries stream as NDJSON lines (or server-sent events)
+  // as the group dispatches them, up to `prefetch` unacked, and are settled with the ack, nack and
+  // extend routes. Beside fetch, for consumers that want push: no request per batch.
+  app.get<{ Params: { group: string }; Querystring: { consumer?: string; prefetch?: string; format?: string } }>('/v1/groups/:group/consume', async (req, reply) => {
+    const g = group(req, reply)
+    const consumer = req.query.consumer
+    if (typeof consumer !== 'string' || !consumerPattern.test(consumer)) throw errors.badRequest('consumer must name the member: 1-200 letters, digits or ._:@/-')
+    const http = get(reply).config.server.http
+    const rawPrefetch = req.query.prefetch
+    if (rawPrefetch !== undefined && !/^\d{1,9}$/.test(rawPrefetch)) throw errors.badRequest(`prefetch must be a whole number from 1 to ${http.maxFetchEvents}`, { prefetch: rawPrefetch })
+    const prefetch = intField({ prefetch: rawPrefetch === undefined ? undefined : Number(rawPrefetch) }, 'prefetch', Math.min(g.config.prefetch, http.maxFetchEvents), 1, { key: 'maxFetchEvents', max: http.maxFetchEvents })
+    const format = req.query.format ?? (/\btext\/event-stream\b/.test(req.headers.accept ?? '') ? 'sse' : 'ndjson')
+    if (format !== 'ndjson' && format !== 'sse') throw errors.badRequest('format must be ndjson or sse', { format })
+    if (g.receiving(consumer)) throw errors.consumerBusy(g.name, consumer)
+    g.admitMember(consumer)
+    const user = requestIdentity(req)?.username
+    const framing = format === 'sse' ? sseFraming : ndjsonFraming
+    const res = reply.raw
+    let open = true
+    const deliver = (ds: Delivery[]): void => {
+      // Dispatched as the stream closed: back to the group, as they were.
+      if (!open) g.returnUndelivered(ds.map((d) => d.tag))
+      else res.write(deliveriesJson(g.stream, ds, framing))
+    }
+    // Subscribed before fastify steps aside, so a refusal (another user's member) is a plain answer.
+    g.subscribe(consumer, prefetch, deliver, 0, user)
+    reply.hijack()
+    res.writeHead(200, { 'content-type': format === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
+    // Keeps proxies from closing an idle stream; a blank NDJSON line and an SSE comment carry nothing.
+    const heartbeat = setInterval(() => res.write(format === 'sse' ? ': ping\n\n' : '\n'), consumeHeartbeatMs)
+    heartbeat.unref()
+    const stop = (): void => {
+      if (!open) return
+      open = false
+      clearInterval(heartbeat)
+      closing.removeEventListener('abort', stop)
+      // What it held and did not ack goes back to the group at once, as when an AMQP channel closes.
+      g.unsubscribe(consumer, true)
+      res.end()
+    }
+    res.once('close', stop)
+    closing.addEventListener('abort', stop, { once: true })
   })
 
   const maxTags = (reply: FastifyReply): number => get(reply).config.server.http.maxTagsPerRequest

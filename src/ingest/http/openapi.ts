@@ -227,6 +227,13 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
     errors: { 400: ['bad_request'], 404: ['unknown_stream'], 409: ['group_exists', 'too_many_groups'] },
   },
   'DELETE /v1/groups/:group': { summary: 'Delete a group declared at run time', tag: 'groups', answers: { 204: noContent }, errors: { 403: ['definition_protected'], 404: ['unknown_group'], 409: ['definition_in_use'] } },
+  'GET /v1/groups/:group/consume': {
+    summary: 'A push consumer: deliveries stream as NDJSON lines or server-sent events, up to prefetch unacked',
+    tag: 'groups',
+    query: { consumer: q(str, 'the member'), prefetch: q(str, "unacked deliveries at most (default: the group's prefetch, at most server.http.maxFetchEvents)"), format: q({ type: 'string', enum: ['ndjson', 'sse'] }, 'ndjson (the default) or sse (also chosen by Accept: text/event-stream)') },
+    answers: { 200: ok('deliveries as they are dispatched, one Delivery a line; blank lines are heartbeats', ref('Delivery'), 'application/x-ndjson') },
+    errors: { 400: ['bad_request'], 404: ['unknown_group'], 409: ['consumer_in_use'], 503: ['too_many_consumers'] },
+  },
   'POST /v1/groups/:group/fetch': {
     summary: 'Take up to max events for one member (a long poll with waitMs)',
     tag: 'groups',
