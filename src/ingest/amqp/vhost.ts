@@ -466,12 +466,13 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
       deadLetterExchange: undefined,
     }
   }
-  if (a['x-max-length-bytes'] !== undefined) throw reply.unsupportedArg('x-max-length-bytes', 'queue', name, 'groups bound their backlog in events (x-max-length), not bytes')
   const group: Record<string, unknown> = { stream: name, prefetch: queuePrefetchDefault, ackTimeout: queueAckTimeout, maxDeliveries: 0, sessionTimeout: '1h' }
   const ttl = num('x-message-ttl', 0)
   if (ttl !== undefined) group.messageTtl = `${Math.max(1, ttl)}ms`
   const maxLength = num('x-max-length', 1)
   if (maxLength !== undefined) group.maxBacklog = maxLength
+  const maxBytes = num('x-max-length-bytes', 1)
+  if (maxBytes !== undefined) group.maxBacklogBytes = maxBytes
   const overflow = str('x-overflow')
   if (overflow !== undefined) {
     if (overflow === 'drop-head') group.overflow = 'dead-letter'
