@@ -208,9 +208,11 @@ export class AmqpVhost {
   counts(q: Queue): { messageCount: number; consumerCount: number } {
     const consumerCount = this.#consumers.get(q.name)?.size ?? 0
     // Parked events (rejected or expired with no dead-letter exchange) are not deliverable: RabbitMQ would have dropped them.
-    if (q.kind === 'group') return { messageCount: Math.max(0, q.group.backlog - q.group.inFlightCount - q.group.parkedCount), consumerCount }
+    // Appends under way count, as RabbitMQ counts a message once it is routed, before it is on
+    // disk: a client that publishes and then polls the count from another connection sees it.
+    if (q.kind === 'group') return { messageCount: Math.max(0, q.group.backlogWithPending - q.group.inFlightCount - q.group.parkedCount), consumerCount }
     const log = this.deps.streams.get(q.stream)?.log
-    return { messageCount: log === undefined ? 0 : log.endOffset - log.startOffset, consumerCount }
+    return { messageCount: log === undefined ? 0 : log.nextOffset - log.startOffset, consumerCount }
   }
 
   // ---- queues ------------------------------------------------------------------------------------
