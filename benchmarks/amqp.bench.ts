@@ -1,6 +1,6 @@
 // AMQP 0-9-1 side by side with RabbitMQ (issue 7): `npm run bench:amqp`, or after a build
-// `node dist/benchmarks/amqp.bench.js [--count=N] [--runs=N] [--only=publish,consume,lean,rabbitmq]
-// [--profile] [--profile-only] [--sluice-interval=5ms]`.
+// `node dist/benchmarks/amqp.bench.js [--count=N] [--runs=N] [--only=publish,consume,lean,celery,java,rabbitmq]
+// [--celery-count=N] [--java-count=N] [--program-timeout=S] [--profile] [--profile-only] [--sluice-interval=5ms]`.
 //
 // Servers, ONE AT A TIME, on 127.0.0.1 (the order alternates between rounds):
 //   - RabbitMQ from Debian (`rabbitmq-server`, installed with apt-get if missing), started here in
@@ -21,9 +21,18 @@
 //            header, handshake, channel.open, confirm.select, then basic.publish + header + body
 //            written 100 messages at a time, at most 1,000 unconfirmed, counting basic.ack
 //            multiple); confirmed messages/s.
+//   celery   (issue 13) Debian's Celery (python3-celery): a worker started as users start it
+//            (`celery -A tasks worker`, prefork, concurrency 1), tasks acks_late, `--celery-count`
+//            tasks (default 2,000) sent with .delay() after a warm-up task; tasks/s from the first
+//            .delay() to the last execution (each task once, checked) — see lib/amqp-programs.ts.
+//   java     (issue 13) the RabbitMQ Java client (librabbitmq-client-java, compiled here with
+//            javac): `--java-count` persistent messages (default 50,000) published with batch
+//            confirms of 1,000 (tutorial 7), then consumed with prefetch 500 and an ack each.
+//   Both run against Sluice and RabbitMQ's classic queue in the same round, each bounded by
+//   `--program-timeout` seconds (default 300).
 // `--count` messages per run (default 200,000), `--runs` rounds (default 3); medians.
 // Targets: Sluice ≥ 2× RabbitMQ classic and ≥ 1× its stream queue on publish and consume; lean ≥
-// 250,000 msgs/s. With --profile (or any MISS), Sluice runs once more under `node --cpu-prof` for
+// 250,000 msgs/s; Celery tasks/s and the Java client's publish and consume ≥ 1× RabbitMQ classic. With --profile (or any MISS), Sluice runs once more under `node --cpu-prof` for
 // the workloads that missed and the profile's top functions are printed.
 // The markdown goes to stdout and benchmarks/results/amqp-latest.md, every run to
 // benchmarks/results/amqp.jsonl.
@@ -37,6 +46,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import amqp from 'amqplib'
 import { formatProfile, summarizeProfile } from './cpuprofile-summary.js'
+import { compileJava, runCelery, runJava } from './lib/amqp-programs.js'
 import { recordRequested, resultsDir } from './lib/results.js'
 
 const self = fileURLToPath(import.meta.url)
@@ -297,9 +307,10 @@ function ensureRabbit(): void {
   if (r.status !== 0) throw new Error('apt-get install rabbitmq-server failed')
 }
 
+const debVersion = (p: string): string => spawnSync('dpkg-query', ['-W', '-f', '${Version}', p], { encoding: 'utf8' }).stdout.trim() || '—'
+
 function rabbitVersions(): { rabbit: string; erlang: string } {
-  const q = (p: string): string => spawnSync('dpkg-query', ['-W', '-f', '${Version}', p], { encoding: 'utf8' }).stdout.trim()
-  return { rabbit: q('rabbitmq-server'), erlang: q('erlang-base') }
+  return { rabbit: debVersion('rabbitmq-server'), erlang: debVersion('erlang-base') }
 }
 
 async function startRabbit(): Promise<Server> {
@@ -391,8 +402,40 @@ async function startSluice(profileDir?: string): Promise<Server & { proc: ChildP
   }
 }
 
-type Key = 'rmq-classic publish' | 'rmq-classic consume' | 'rmq-stream publish' | 'rmq-stream consume' | 'sluice publish' | 'sluice consume' | 'sluice lean publish'
-const KEYS: Key[] = ['rmq-classic publish', 'rmq-classic consume', 'rmq-stream publish', 'rmq-stream consume', 'sluice publish', 'sluice consume', 'sluice lean publish']
+const KEYS = [
+  'rmq-classic publish',
+  'rmq-classic consume',
+  'rmq-stream publish',
+  'rmq-stream consume',
+  'sluice publish',
+  'sluice consume',
+  'sluice lean publish',
+  'rmq-classic celery tasks',
+  'sluice celery tasks',
+  'rmq-classic java publish',
+  'rmq-classic java consume',
+  'sluice java publish',
+  'sluice java consume',
+] as const
+type Key = (typeof KEYS)[number]
+
+/** The real programs' settings (celery, java), set from the command line in main. */
+const programs = { celeryCount: 2000, javaCount: 50_000, timeoutMs: 300_000, javaClasses: undefined as string | undefined }
+
+/** Celery and the Java client against one broker; `who` names its rows. */
+async function runPrograms(who: 'sluice' | 'rmq-classic', port: number, results: Map<Key, number[]>, round: number, want: (k: string) => boolean): Promise<void> {
+  if (want('celery')) {
+    const r = await runCelery(port, programs.celeryCount, programs.timeoutMs)
+    results.get(`${who} celery tasks`)!.push(r.rates['tasks']!)
+    console.log(`  ${who} celery ${fmt(r.rates['tasks']!)} tasks/s (.delay() alone ${fmt(r.rates['delay']!)}/s; load ${loadavg()[0]!.toFixed(2)})`)
+  }
+  if (want('java') && programs.javaClasses !== undefined) {
+    const r = await runJava(programs.javaClasses, port, `java-${round}`, programs.javaCount, WINDOW, PREFETCH, programs.timeoutMs)
+    results.get(`${who} java publish`)!.push(r.rates['publish']!)
+    results.get(`${who} java consume`)!.push(r.rates['consume']!)
+    console.log(`  ${who} java publish ${fmt(r.rates['publish']!)} msgs/s, consume ${fmt(r.rates['consume']!)} msgs/s (load ${loadavg()[0]!.toFixed(2)})`)
+  }
+}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b)
@@ -420,15 +463,19 @@ async function runSluiceRound(count: number, results: Map<Key, number[]>, round:
       results.get('sluice lean publish')!.push(l)
       console.log(`  sluice lean publish ${fmt(l)} msgs/s (load ${loadavg()[0]!.toFixed(2)})`)
     }
+    await runPrograms('sluice', s.port, results, round, want)
   } finally {
     await s.stop()
   }
 }
 
-async function runRabbitRound(count: number, results: Map<Key, number[]>, round: number): Promise<void> {
+async function runRabbitRound(count: number, results: Map<Key, number[]>, round: number, only: Set<string> | undefined): Promise<void> {
   const r = await startRabbit()
+  const want = (k: string): boolean => only === undefined || only.has(k)
+  // `--only=rabbitmq` alone keeps meaning RabbitMQ's publish and consume.
+  const amqplibRows = want('publish') || want('consume') || !(want('celery') || want('java'))
   try {
-    for (const kind of ['classic', 'stream'] as const) {
+    for (const kind of amqplibRows ? (['classic', 'stream'] as const) : []) {
       const q = `bench-${kind}-${round}`
       const p = await runClient(['publish', String(r.port), q, String(count), kind])
       results.get(`rmq-${kind} publish`)!.push(p)
@@ -437,6 +484,7 @@ async function runRabbitRound(count: number, results: Map<Key, number[]>, round:
       results.get(`rmq-${kind} consume`)!.push(c)
       console.log(`  rabbitmq ${kind} consume ${fmt(c)} msgs/s (load ${loadavg()[0]!.toFixed(2)})`)
     }
+    await runPrograms('rmq-classic', r.port, results, round, want)
   } finally {
     await r.stop()
   }
@@ -455,6 +503,9 @@ async function main(): Promise<void> {
   const intervalArg = process.argv.find((x) => x.startsWith('--sluice-interval='))
   if (intervalArg !== undefined) sluiceInterval = intervalArg.slice('--sluice-interval='.length)
   const profileOnly = process.argv.includes('--profile-only') // no measurements: profile publish, consume and lean
+  programs.celeryCount = opt('celery-count', programs.celeryCount)
+  programs.javaCount = opt('java-count', programs.javaCount)
+  programs.timeoutMs = opt('program-timeout', programs.timeoutMs / 1000) * 1000
   const results = new Map<Key, number[]>(KEYS.map((k) => [k, []]))
   if (profileOnly) {
     await profileSluice(['publish', 'consume', 'lean'], count)
@@ -462,12 +513,13 @@ async function main(): Promise<void> {
   }
   const withRabbit = only === undefined || only.has('rabbitmq')
   if (withRabbit) ensureRabbit()
+  if (only === undefined || only.has('java')) programs.javaClasses = compileJava(BODY.length)
   console.log(`AMQP bench: ${count.toLocaleString('en-US')} messages of ${BODY.length} bytes per run, ${runs} runs; ${cpus().length} cores; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   for (let round = 0; round < runs; round++) {
     console.log(`round ${round + 1}/${runs}`)
     const sluiceFirst = round % 2 === 0
     if (sluiceFirst) await runSluiceRound(count, results, round, only)
-    if (withRabbit) await runRabbitRound(count, results, round)
+    if (withRabbit) await runRabbitRound(count, results, round, only)
     if (!sluiceFirst) await runSluiceRound(count, results, round, only)
   }
   const m = (k: Key): number => median(results.get(k)!)
@@ -481,6 +533,13 @@ async function main(): Promise<void> {
     targets.push({ what: `${op}: Sluice ÷ RabbitMQ classic`, value: `${rc.toFixed(2)}×`, target: '≥ 2×', ok: rc >= 2, profile: op })
     targets.push({ what: `${op}: Sluice ÷ RabbitMQ stream`, value: `${rs.toFixed(2)}×`, target: '≥ 1×', ok: rs >= 1, profile: op })
   }
+  const vsRabbit = (what: string, sluice: Key, rabbit: Key, profile?: string): void => {
+    const r = ratio(m(sluice), m(rabbit))
+    targets.push({ what, value: `${r.toFixed(2)}×`, target: '≥ 1×', ok: r >= 1, ...(profile !== undefined ? { profile } : {}) })
+  }
+  vsRabbit('Celery tasks/s: Sluice ÷ RabbitMQ classic', 'sluice celery tasks', 'rmq-classic celery tasks')
+  vsRabbit('Java client publish: Sluice ÷ RabbitMQ classic', 'sluice java publish', 'rmq-classic java publish')
+  vsRabbit('Java client consume: Sluice ÷ RabbitMQ classic', 'sluice java consume', 'rmq-classic java consume')
   const lean = m('sluice lean publish')
   targets.push({ what: 'lean publisher, Sluice confirmed', value: `${fmt(lean)} msgs/s`, target: '≥ 250,000', ok: lean >= 250_000, profile: 'lean' })
 
@@ -488,9 +547,9 @@ async function main(): Promise<void> {
   const amqplibVersion = (JSON.parse(readFileSync(join(repo, 'node_modules', 'amqplib', 'package.json'), 'utf8')) as { version: string }).version
   const md: string[] = []
   md.push(
-    `${count.toLocaleString('en-US')} messages of ${BODY.length} bytes per run, ${runs} runs, medians (min–max); ${cpus().length} cores (${cpus()[0]?.model ?? '?'}); rabbitmq-server ${versions.rabbit}, Erlang ${versions.erlang}, amqplib ${amqplibVersion}, Node ${process.version}.`,
+    `${count.toLocaleString('en-US')} messages of ${BODY.length} bytes per run (Celery: ${programs.celeryCount.toLocaleString('en-US')} tasks, Java: ${programs.javaCount.toLocaleString('en-US')} messages), ${runs} runs, medians (min–max); ${cpus().length} cores (${cpus()[0]?.model ?? '?'}); rabbitmq-server ${versions.rabbit}, Erlang ${versions.erlang}, amqplib ${amqplibVersion}, python3-celery ${debVersion('python3-celery')}, librabbitmq-client-java ${debVersion('librabbitmq-client-java')}, Node ${process.version}.`,
     '',
-    '| workload | median msgs/s | min–max |',
+    '| workload | median msgs/s (Celery: tasks/s) | min–max |',
     '|---|---|---|',
   )
   for (const k of KEYS) {

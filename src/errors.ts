@@ -146,6 +146,8 @@ export const errors = {
     counted('limits.maxConsumers', new SluiceError('SLUICE_ERR_TOO_MANY_CONSUMERS', `group "${group}" cannot take a new consumer: ${limit} consumers are registered across all groups, at server.limits.maxConsumers; retry once some have left`, 503, true, { group, limit: 'maxConsumers', limitConsumers: limit, retryAfterMs: 1000 })),
   backlogFull: (stream: string, group: string, backlog: number, limit: number) =>
     counted('maxBacklog', new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${backlog} unsettled events, at its maxBacklog of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlog, limit: 'maxBacklog', limitEvents: limit })),
+  backlogBytesFull: (stream: string, group: string, bytes: number, incoming: number, limit: number) =>
+    counted('maxBacklogBytes', new SluiceError('SLUICE_ERR_BACKLOG_FULL', `stream "${stream}": group "${group}" holds ${bytes} bytes of unsettled events; ${incoming} more would pass its maxBacklogBytes of ${limit} (overflow: reject-publish); nothing was stored`, 429, true, { stream, group, backlogBytes: bytes, limit: 'maxBacklogBytes', limitBytes: limit })),
   // Routing
   routerUnknownExchange: (exchange: string) =>
     new SluiceError('SLUICE_ERR_UNKNOWN_EXCHANGE', `exchange "${exchange}" does not exist`, 404, false, { exchange }),

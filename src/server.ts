@@ -178,7 +178,7 @@ async function openCatalog(config: Config, deps: { meta: MetaStore; streams: Str
 async function openGroups(config: Config, deps: { streams: StreamRegistry; meta: MetaStore; publisher: BrokerPublisher; catalog: Catalog; logger: Logger }): Promise<Opened<{ groups: GroupRegistry }>> {
   const { streams, meta, publisher, catalog, logger } = deps
   const groups = await GroupRegistry.open(config, streams, meta, publisher, logger, () => catalog.exchanges().map((e) => e.config))
-  publisher.admission = (stream, events) => groups.admit(stream, events)
+  publisher.admission = (stream, records) => groups.admit(stream, records)
   return { groups, close: () => groups.close() }
 }
 

@@ -323,6 +323,7 @@ function buildGroup(name: string, g: Raw<typeof groupSpec>): GroupConfig {
     },
     messageTtlMs: g.messageTtl,
     maxBacklog: g.maxBacklog,
+    maxBacklogBytes: g.maxBacklogBytes,
     overflow: g.overflow,
     deadLetter,
     start: g.start,

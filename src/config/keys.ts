@@ -468,11 +468,12 @@ export const groupSpec = {
     },
     messageTtl: { type: 'duration', default: null, min: '1ms', doc: 'Events older than this when due are dead-lettered with reason `expired`.' },
     maxBacklog: { type: 'int', default: null, min: 1, doc: 'Pending events above which `overflow` applies.' },
+    maxBacklogBytes: { type: 'size', default: null, min: '1b', doc: 'Stored bytes of the pending events above which `overflow` applies (each event as the log stores it: body, key, exchange, id, headers and 21 bytes of framing); with maxBacklog, whichever is reached first.' },
     overflow: {
       type: 'enum',
       values: ['dead-letter', 'reject-publish'],
       default: 'dead-letter',
-      doc: 'Over maxBacklog: dead-letter the oldest (reason `maxlen`), or refuse publishes (429/NACK).',
+      doc: 'Over maxBacklog or maxBacklogBytes: dead-letter the oldest (reason `maxlen`), or refuse publishes (429/NACK).',
     },
     deadLetter: {
       type: 'object',

@@ -103,6 +103,7 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'groups.<name>.maxDeliveries': { error: 'dead-lettered with reason `delivery_limit`', metric: '`sluice_group_dead_lettered_total{reason="delivery_limit"}`' },
   'groups.<name>.retryBackoff.max': { error: 'none: the longest retry delay', metric: '`sluice_group_redelivered_total`' },
   'groups.<name>.maxBacklog': { error: '`overflow: dead-letter`: reason `maxlen`; `reject-publish`: HTTP 429 `backlog_full`, AMQP basic.nack', metric: hits('maxBacklog') },
+  'groups.<name>.maxBacklogBytes': { error: '`overflow: dead-letter`: reason `maxlen`; `reject-publish`: HTTP 429 `backlog_full`, AMQP basic.nack', metric: `${hits('maxBacklogBytes')}; dead-lettered: \`sluice_group_dead_lettered_total{reason="maxlen"}\`` },
   'groups.<name>.sessionTimeout': { error: 'the member is removed; its deliveries go to others', metric: '`sluice_group_members`' },
   'rateLimits[].maxSources': { error: 'none: the least recently used source is forgotten and starts again with full buckets', metric: `${hits('rateLimits.maxSources')}; by rule: \`sluice_rate_limit_evictions_total{rule}\`, held: \`sluice_rate_limit_sources{rule}\`` },
 }

@@ -103,6 +103,7 @@ function group(g: GroupConfig): string {
   ]
   if (g.messageTtlMs !== null) parts.push(`ttl ${formatDuration(g.messageTtlMs)}`)
   if (g.maxBacklog !== null) parts.push(`backlog ${g.maxBacklog} then ${g.overflow}`)
+  if (g.maxBacklogBytes !== null) parts.push(`backlog ${formatSize(g.maxBacklogBytes)} then ${g.overflow}`)
   if (g.deliveryRatePerSec !== null) parts.push(`${g.deliveryRatePerSec}/s`)
   parts.push(`dead-letter ${deadLetter(g.deadLetter)}`)
   return `${g.name} on ${g.stream}: ${parts.join(', ')}`

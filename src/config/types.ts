@@ -391,6 +391,8 @@ export interface GroupConfig {
   readonly retryBackoff: RetryBackoffConfig
   readonly messageTtlMs: number | null
   readonly maxBacklog: number | null
+  /** Stored bytes (storedRecordBytes) of the unsettled events. */
+  readonly maxBacklogBytes: number | null
   readonly overflow: OverflowPolicy
   /** null: poison events are parked in the group, never dropped. */
   readonly deadLetter: DeadLetterConfig | null

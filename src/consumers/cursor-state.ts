@@ -161,6 +161,25 @@ export class CursorState {
     return Math.max(0, end - this.#cursor - this.#settled.count)
   }
 
+  /**
+   * Bytes of the unsettled events below `end`, from `bytes(from, to)` of a span: the span from the
+   * cursor less the settled ranges above it. Parked events are included, as in `backlog`.
+   */
+  backlogBytes(end: number, bytes: (from: number, to: number) => number): number {
+    if (end <= this.#cursor) return 0
+    let total = bytes(this.#cursor, end)
+    for (const [a, b] of this.#settled.entries()) {
+      if (a >= end) break
+      total -= bytes(a, Math.min(b, end))
+    }
+    return Math.max(0, total)
+  }
+
+  /** Offsets of the parked events, in no order. */
+  parkedOffsets(): IterableIterator<number> {
+    return this.#parked.keys()
+  }
+
   isSettled(offset: number): boolean {
     return offset < this.#cursor || this.#settled.has(offset)
   }

@@ -1,5 +1,5 @@
 import { SluiceError } from '../errors.js'
-import type { LogLogger, StoredRecord } from '../log/index.js'
+import { storedRecordBytes, type LogLogger, type StoredRecord } from '../log/index.js'
 import type { ParkedEvent } from './cursor-state.js'
 import { deadLetterRecord, safeParse, type DeadLetterSink, type Death, type DeathReason } from './dead-letter.js'
 
@@ -44,6 +44,13 @@ export class DeadLetterer {
   /** Deaths queued and not yet written. */
   get pending(): number {
     return this.#queue.length
+  }
+
+  /** Stored bytes of the deaths queued and not yet written (maxBacklogBytes leaves them out, as maxBacklog does `pending`). */
+  get pendingBytes(): number {
+    let n = 0
+    for (const d of this.#queue) n += storedRecordBytes(d.record)
+    return n
   }
 
   /** Queues a death; resolves once it is durable at the target (or parked). */

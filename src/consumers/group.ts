@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { GroupConfig, StartPosition } from '../config/index.js'
 import { errors } from '../errors.js'
-import type { LogLogger, StoredRecord } from '../log/index.js'
+import { storedRecordBytes, type LogLogger, type StoredRecord } from '../log/index.js'
 import { deliveryStateCodec, settledRangeCodec, str, u64, type MetaOp, type MetaStore, type ValueCodec } from '../meta/index.js'
 import type { Stream } from '../streams/registry.js'
 import { TokenBucket } from '../flow/token-bucket.js'
@@ -12,6 +12,7 @@ import { DeadLetterer } from './dead-letterer.js'
 import { clockWithNow, Deadlines, systemClock, type GroupClock } from './deadlines.js'
 import { Dispatcher, type Delivery, type Inflight, type Member } from './dispatcher.js'
 import { expiryOf } from './expiry.js'
+import { RecordSizes } from './record-sizes.js'
 import type { Deadline } from './timer-heap.js'
 
 export type { Delivery } from './dispatcher.js'
@@ -166,6 +167,8 @@ export function parseDeliveryTag(tag: string): { generation: number; offset: num
 
 const sweepEveryMs = 1000
 const overflowBatchMax = 10_000
+/** Events read at a time while overflow by bytes looks for the oldest to drop. */
+const overflowReadAhead = 256
 
 /**
  * A consumer group: a durable cursor on one stream whose members compete for its events.
@@ -177,7 +180,8 @@ const overflowBatchMax = 10_000
  * - Deadlines (deadlines.ts): ack deadlines and retry due times on one timer and an injected clock.
  * - DeadLetterer (dead-letterer.ts): poison events to the dead-letter target, or parked.
  * The facade runs the dispatch loop, head expiry and overflow, and writes each change durably
- * before it answers. Memory is O(in flight + settled ranges + parked): the backlog stays in the
+ * before it answers. Memory is O(in flight + settled ranges + parked), plus 8 bytes a backlog event
+ * with maxBacklogBytes (record-sizes.ts): the backlog stays in the
  * log and is read ahead only as far as members have credit.
  */
 export class ConsumerGroup {
@@ -208,6 +212,8 @@ export class ConsumerGroup {
   #expiryTimer: unknown
   #expiryAt = Number.POSITIVE_INFINITY
   #lagCache: { cursor: number; timestamp: number } | undefined
+  /** Only with maxBacklogBytes: the stored size of each event from the cursor on. */
+  #sizes: RecordSizes | undefined
 
   readonly counters = { delivered: 0, acked: 0, nacked: 0, redelivered: 0, ackTimeouts: 0 }
 
@@ -249,6 +255,7 @@ export class ConsumerGroup {
   static async open(config: GroupConfig, deps: GroupDeps): Promise<ConsumerGroup> {
     const g = new ConsumerGroup(config, deps)
     await g.#load()
+    if (config.maxBacklogBytes !== null) g.#sizes = await RecordSizes.open(deps.stream, g.#state.cursor)
     g.#sweep = g.#clock.setTimeout(function tick() {
       g.#sweepMembers()
       if (!g.#closed) g.#sweep = g.#clock.setTimeout(tick, sweepEveryMs)
@@ -319,6 +326,23 @@ export class ConsumerGroup {
   /** Unsettled events: the backlog, in flight and parked included. */
   get backlog(): number {
     return this.#state.backlog(this.#log.endOffset)
+  }
+
+  /** Stored bytes of the backlog, appends on their way to disk included (publish admission); 0 without maxBacklogBytes. */
+  get backlogBytesWithPending(): number {
+    return this.#backlogBytes(this.#log.nextOffset)
+  }
+
+  /** Stored bytes of the unsettled events; 0 without maxBacklogBytes. */
+  get backlogBytes(): number {
+    return this.#backlogBytes(this.#log.endOffset)
+  }
+
+  #backlogBytes(end: number): number {
+    const sizes = this.#sizes
+    if (sizes === undefined) return 0
+    sizes.trimBelow(this.#state.cursor)
+    return this.#state.backlogBytes(end, (a, b) => sizes.bytes(a, b))
   }
 
   // ---- consuming -------------------------------------------------------------------------------
@@ -863,22 +887,35 @@ export class ConsumerGroup {
     )
   }
 
-  /** `overflow: dead-letter`: the oldest events never delivered go, down to `maxBacklog`. */
+  /**
+   * `overflow: dead-letter`: the oldest events never delivered go, until the backlog is within
+   * both `maxBacklog` events and `maxBacklogBytes` stored bytes.
+   */
   async #enforceBacklog(): Promise<void> {
+    if (this.config.overflow !== 'dead-letter') return
     const max = this.config.maxBacklog
-    if (max === null || this.config.overflow !== 'dead-letter') return
+    const maxBytes = this.config.maxBacklogBytes
+    const sizes = this.#sizes
     // Parked events stay in the backlog (they hold the cursor) but overflow cannot move them
-    // again: counted, they would make every dispatch park the rest.
-    let excess = this.backlog - this.#state.parkedCount - this.#dead.pending - max
-    if (excess <= 0) return
+    // again: counted, they would make every dispatch park the rest. Deaths already queued are
+    // on their way out.
+    let excess = max === null ? 0 : this.backlog - this.#state.parkedCount - this.#dead.pending - max
+    let excessBytes = 0
+    if (maxBytes !== null && sizes !== undefined) {
+      let parkedBytes = 0
+      for (const o of this.#state.parkedOffsets()) parkedBytes += sizes.bytes(o, o + 1)
+      excessBytes = this.backlogBytes - parkedBytes - this.#dead.pendingBytes - maxBytes
+    }
+    if (excess <= 0 && excessBytes <= 0) return
     const deaths: Promise<void>[] = []
-    while (excess > 0 && deaths.length < overflowBatchMax) {
-      const c = await this.#dispatch.takeFresh(Math.min(excess, overflowBatchMax))
+    while ((excess > 0 || excessBytes > 0) && deaths.length < overflowBatchMax) {
+      const c = await this.#dispatch.takeFresh(excess > 0 ? Math.min(excess, overflowBatchMax) : overflowReadAhead)
       if (c === undefined) break
       deaths.push(this.#dead.kill(c.record, c.count, 'maxlen'))
       excess--
+      excessBytes -= storedRecordBytes(c.record)
     }
-    if (excess > 0 && deaths.length >= overflowBatchMax) this.#pumpAgain = true
+    if ((excess > 0 || excessBytes > 0) && deaths.length >= overflowBatchMax) this.#pumpAgain = true
     await Promise.all(deaths)
   }
 
@@ -922,6 +959,12 @@ export class ConsumerGroup {
     this.#dispatch.forgetDeliveries()
     this.#dispatch.restartAt(offset)
     await this.#meta.write(ops, { sync: true })
+    if (this.#sizes !== undefined) {
+      // The cursor may have gone back past the sizes kept: read them again from there.
+      this.#sizes.close()
+      this.#sizes = undefined
+      this.#sizes = await RecordSizes.open(this.#stream, offset)
+    }
     void this.#pump()
     return offset
   }
@@ -1022,6 +1065,7 @@ export class ConsumerGroup {
     if (this.#rateTimer !== undefined) this.#clock.clearTimeout(this.#rateTimer)
     if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer)
     for (const m of this.#dispatch.members.values()) this.#answer(m, [])
+    this.#sizes?.close()
     await this.#pumpRun
     await this.#dead.drained()
   }

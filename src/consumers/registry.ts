@@ -1,6 +1,6 @@
 import { validateConfigText, type Config, type GroupConfig } from '../config/index.js'
 import { errors } from '../errors.js'
-import type { AppendRecord, LogLogger } from '../log/index.js'
+import { storedRecordBytes, type AppendRecord, type LogLogger } from '../log/index.js'
 import type { JsonValue, MetaStore } from '../meta/index.js'
 import type { Publisher } from '../streams/publisher.js'
 import type { StreamRegistry } from '../streams/registry.js'
@@ -84,14 +84,26 @@ export class GroupRegistry {
 
   /**
    * Publish admission for `overflow: reject-publish`: refuses events bound for a stream one of
-   * whose groups is at its maxBacklog, before anything is stored.
+   * whose groups they would take past its maxBacklog or maxBacklogBytes, before anything is stored.
    */
-  admit(stream: string, events: number): void {
+  admit(stream: string, records: readonly AppendRecord[]): void {
+    let incoming: number | undefined
     for (const g of this.#groups.values()) {
+      if (g.stream !== stream || g.config.overflow !== 'reject-publish') continue
       const max = g.config.maxBacklog
-      if (g.stream !== stream || max === null || g.config.overflow !== 'reject-publish') continue
-      const backlog = g.backlogWithPending
-      if (backlog + events > max) throw errors.backlogFull(stream, g.name, backlog, max)
+      if (max !== null) {
+        const backlog = g.backlogWithPending
+        if (backlog + records.length > max) throw errors.backlogFull(stream, g.name, backlog, max)
+      }
+      const maxBytes = g.config.maxBacklogBytes
+      if (maxBytes !== null) {
+        if (incoming === undefined) {
+          incoming = 0
+          for (const r of records) incoming += storedRecordBytes(r)
+        }
+        const bytes = g.backlogBytesWithPending
+        if (bytes + incoming > maxBytes) throw errors.backlogBytesFull(stream, g.name, bytes, incoming, maxBytes)
+      }
     }
   }
 

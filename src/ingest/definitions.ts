@@ -115,6 +115,7 @@ function groupYaml(c: GroupConfig): Yaml {
     ...(Object.keys(backoff).length > 0 ? { retryBackoff: backoff } : {}),
     ...(c.messageTtlMs !== null ? { messageTtl: formatDuration(c.messageTtlMs) } : {}),
     ...(c.maxBacklog !== null ? { maxBacklog: c.maxBacklog } : {}),
+    ...(c.maxBacklogBytes !== null ? { maxBacklogBytes: formatSize(c.maxBacklogBytes) } : {}),
     ...(c.overflow !== d.overflow ? { overflow: c.overflow } : {}),
     ...(dl === null ? {} : { deadLetter: dl.kind === 'stream' ? { stream: dl.stream } : { exchange: dl.exchange, ...(dl.routingKey !== null ? { routingKey: dl.routingKey } : {}) } }),
     ...(same(start, d.start) ? {} : { start: start.kind === 'offset' ? start.offset : start.kind === 'time' ? new Date(start.timeMs).toISOString() : start.kind }),

@@ -78,6 +78,19 @@ export class RecordTooLargeError extends Error {
   }
 }
 
+/**
+ * The bytes a record takes in its batch (its length field included, the batch header not): the
+ * size a group's `maxBacklogBytes` counts, the same whether the record is about to be appended
+ * or was read back.
+ */
+export function storedRecordBytes(r: Pick<AppendRecord, 'key' | 'body' | 'id' | 'exchange' | 'headers'>): number {
+  let size = recordFixedBytes + Buffer.byteLength(r.key) + r.body.length
+  if (r.id !== undefined) size += 2 + Buffer.byteLength(r.id)
+  if (r.exchange !== undefined) size += 1 + Buffer.byteLength(r.exchange)
+  if (r.headers !== undefined) size += 4 + r.headers.length
+  return size
+}
+
 function writeU64(buf: Buffer, value: number, at: number): void {
   buf.writeUInt32BE(Math.floor(value / twoTo32), at)
   buf.writeUInt32BE(value >>> 0, at + 4)

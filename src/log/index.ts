@@ -1,6 +1,6 @@
 export { Log, openLog, logDefaults, segmentBytesMax, syncDir } from './log.js'
 export type { AppendResult, BatchReadResult, FsyncPolicy, LogLogger, LogObserver, LogOptions, LogStats, ReadOptions, ReadResult, RecoveryReport, RetentionResult } from './log.js'
-export { decodeRecords, encodeBatch, checkBatch, readBatchHeader, batchHeaderBytes } from './format.js'
+export { decodeRecords, encodeBatch, checkBatch, readBatchHeader, batchHeaderBytes, storedRecordBytes } from './format.js'
 export type { AppendRecord, StoredRecord, BatchHeader } from './format.js'
 export { fsck, formatFsckReport, type FsckReport } from './fsck.js'
 export { SegmentFilePool, defaultSegmentFilePool, segmentFilesDefault, type SegmentFilePoolStats } from './file-pool.js'

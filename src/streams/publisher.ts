@@ -143,7 +143,7 @@ export class BrokerPublisher implements Publisher {
    */
   readonly templateMisses = new Map<string, number>()
   /** Throws to refuse events bound for a stream (a group's `overflow: reject-publish`). */
-  admission: ((stream: string, events: number) => void) | undefined
+  admission: ((stream: string, records: readonly AppendRecord[]) => void) | undefined
   /** Throws to refuse an outside publish: a resource alarm is up, or its body `bytes` would fill the disk. */
   gate: ((bytes: number) => void) | undefined
   /** The ingest rate limits, applied to requests that say who they are from (`from`). */
@@ -307,7 +307,7 @@ export class BrokerPublisher implements Publisher {
       const duplicates = duplicateAt.length
       const unroutable = unroutableAt.length
       const names = [...batches.keys()]
-      if (this.admission !== undefined && req.internal !== true) for (const name of names) this.admission(name, batches.get(name)!.records.length)
+      if (this.admission !== undefined && req.internal !== true) for (const name of names) this.admission(name, batches.get(name)!.records)
       const settled = await Promise.allSettled(
         names.map((name) => {
           const stream = this.#streams.get(name)

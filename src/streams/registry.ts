@@ -12,7 +12,15 @@ export interface Stream {
   readonly log: Log
   /** The one write path: chunked to the segment size, resolved once durable (see append.ts). */
   append(records: readonly AppendRecord[]): Promise<AppendResult>
+  /**
+   * Calls `listener` with each append's first offset and records, before they are written (a
+   * failed write rolls the log back, and the next append names the offsets again). Returns the
+   * unsubscribe. Streams that tests wrap may lack it.
+   */
+  onAppend?(listener: AppendListener): () => void
 }
+
+export type AppendListener = (baseOffset: number, records: readonly AppendRecord[]) => void
 
 /** How the logs of a registry reach the disk: one pool of segment read handles, one report of failed writes. */
 export interface StreamIo {
@@ -38,7 +46,21 @@ async function openStream(dataDir: string, config: StreamConfig, durability: Dur
     logger,
     observer: observer?.(config.name),
   })
-  return { name: config.name, config, log, append: (records) => appendToLog(log, records, config.segmentBytes) }
+  const listeners = new Set<AppendListener>()
+  return {
+    name: config.name,
+    config,
+    log,
+    append: (records) => {
+      // Offsets are assigned synchronously inside appendToLog, so nextOffset now is the first one.
+      if (listeners.size > 0) for (const l of listeners) l(log.nextOffset, records)
+      return appendToLog(log, records, config.segmentBytes)
+    },
+    onAppend: (listener) => {
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
+    },
+  }
 }
 
 export const streamDir = (dataDir: string, name: string): string => join(dataDir, 'streams', name)

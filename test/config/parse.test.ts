@@ -94,6 +94,7 @@ describe('the example in DESIGN.md', () => {
       retryBackoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 },
       messageTtlMs: 3_600_000,
       maxBacklog: 1_000_000,
+      maxBacklogBytes: null,
       overflow: 'dead-letter',
       deadLetter: { kind: 'stream', stream: 'app-logs-dlq' },
       start: { kind: 'earliest' },

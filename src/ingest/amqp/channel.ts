@@ -140,6 +140,8 @@ export class AmqpChannel {
   /** The reply consumer of direct reply-to on this channel, and the address requests carry. */
   #replyTo: { readonly tag: string; readonly address: string } | undefined
   #lastQueue = ''
+  /** While this channel deletes a queue: its consumers' server cancels, sent after delete-ok. */
+  #heldCancels: string[] | undefined
 
   constructor(number: number, host: ChannelHost) {
     this.number = number
@@ -298,11 +300,16 @@ export class AmqpChannel {
       case 'exchange.unbind':
         return this.#exchangeBind(m)
       case 'queue.declare':
+        // Its message count, as the purge, delete and get below, sees this channel's earlier
+        // publishes, as RabbitMQ runs a channel's commands in order; publishes wait only for
+        // admission, so their writes may still be under way.
+        await this.#confirmTail
         return this.#queueDeclare(m)
       case 'queue.bind':
       case 'queue.unbind':
         return this.#queueBind(m)
       case 'queue.purge': {
+        await this.#confirmTail
         const name = this.#queueName(m.queue)
         this.#host.authorize('queue.purge', { queue: streamRes(name) })
         const count = await this.#host.vhost.purge(this.#host.id, name)
@@ -310,10 +317,21 @@ export class AmqpChannel {
         return
       }
       case 'queue.delete': {
+        await this.#confirmTail
         const name = this.#queueName(m.queue)
         this.#host.authorize('queue.delete', { queue: streamRes(name) })
-        const count = await this.#host.vhost.deleteQueue(this.#host.id, name, { ifUnused: m.ifUnused, ifEmpty: m.ifEmpty })
-        if (!m.nowait) this.#send({ name: 'queue.delete-ok', messageCount: count })
+        // This channel's own consumers of the queue hear of it after delete-ok, as from RabbitMQ
+        // (its queue notifies the channel, which is busy answering): amqplib's test closes the
+        // channel on the cancel and drops a delete-ok that comes after its close.
+        const cancels: string[] = []
+        this.#heldCancels = cancels
+        try {
+          const count = await this.#host.vhost.deleteQueue(this.#host.id, name, { ifUnused: m.ifUnused, ifEmpty: m.ifEmpty })
+          if (!m.nowait) this.#send({ name: 'queue.delete-ok', messageCount: count })
+        } finally {
+          this.#heldCancels = undefined
+          for (const tag of cancels) this.#send({ name: 'basic.cancel', consumerTag: tag, nowait: true })
+        }
         return
       }
       case 'basic.qos':
@@ -326,6 +344,7 @@ export class AmqpChannel {
         if (!m.nowait) this.#send({ name: 'basic.cancel-ok', consumerTag: m.consumerTag })
         return
       case 'basic.get':
+        await this.#confirmTail
         return this.#get(m)
       case 'basic.ack':
         return this.#settleOrBuffer({ kind: 'ack', deliveryTag: m.deliveryTag, multiple: m.multiple, requeue: false })
@@ -871,7 +890,9 @@ export class AmqpChannel {
     c.group.unsubscribe(c.member, true)
     this.#members.delete(c.member)
     for (const [k, u] of this.#unacked) if (u.group === c.group) this.#unacked.delete(k)
-    if (this.#host.capabilities.consumerCancelNotify) this.#send({ name: 'basic.cancel', consumerTag: c.tag, nowait: true })
+    if (!this.#host.capabilities.consumerCancelNotify) return
+    if (this.#heldCancels !== undefined) this.#heldCancels.push(c.tag)
+    else this.#send({ name: 'basic.cancel', consumerTag: c.tag, nowait: true })
   }
 
   /** Deliveries held back for a consumer that went: the client never saw them, so they go back as they were. */

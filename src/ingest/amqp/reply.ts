@@ -54,8 +54,6 @@ export const reply = {
     new AmqpReplyError(ReplyCode.PRECONDITION_FAILED, `inequivalent arg '${arg}' for ${kind} '${name}' ${vhost}: received ${received} but current is ${current}`),
   invalidArg: (arg: string, kind: 'queue' | 'exchange', name: string, why: string) =>
     new AmqpReplyError(ReplyCode.PRECONDITION_FAILED, `invalid arg '${arg}' for ${kind} '${name}' ${vhost}: ${why}`),
-  unsupportedArg: (arg: string, kind: 'queue' | 'exchange', name: string, why: string) =>
-    new AmqpReplyError(ReplyCode.PRECONDITION_FAILED, `arg '${arg}' for ${kind} '${name}' ${vhost} is not supported by Sluice: ${why}`),
   locked: (q: string) =>
     new AmqpReplyError(
       ReplyCode.RESOURCE_LOCKED,

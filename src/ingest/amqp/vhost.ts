@@ -208,9 +208,11 @@ export class AmqpVhost {
   counts(q: Queue): { messageCount: number; consumerCount: number } {
     const consumerCount = this.#consumers.get(q.name)?.size ?? 0
     // Parked events (rejected or expired with no dead-letter exchange) are not deliverable: RabbitMQ would have dropped them.
-    if (q.kind === 'group') return { messageCount: Math.max(0, q.group.backlog - q.group.inFlightCount - q.group.parkedCount), consumerCount }
+    // Appends under way count, as RabbitMQ counts a message once it is routed, before it is on
+    // disk: a client that publishes and then polls the count from another connection sees it.
+    if (q.kind === 'group') return { messageCount: Math.max(0, q.group.backlogWithPending - q.group.inFlightCount - q.group.parkedCount), consumerCount }
     const log = this.deps.streams.get(q.stream)?.log
-    return { messageCount: log === undefined ? 0 : log.endOffset - log.startOffset, consumerCount }
+    return { messageCount: log === undefined ? 0 : log.nextOffset - log.startOffset, consumerCount }
   }
 
   // ---- queues ------------------------------------------------------------------------------------
@@ -466,12 +468,13 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
       deadLetterExchange: undefined,
     }
   }
-  if (a['x-max-length-bytes'] !== undefined) throw reply.unsupportedArg('x-max-length-bytes', 'queue', name, 'groups bound their backlog in events (x-max-length), not bytes')
   const group: Record<string, unknown> = { stream: name, prefetch: queuePrefetchDefault, ackTimeout: queueAckTimeout, maxDeliveries: 0, sessionTimeout: '1h' }
   const ttl = num('x-message-ttl', 0)
   if (ttl !== undefined) group.messageTtl = `${Math.max(1, ttl)}ms`
   const maxLength = num('x-max-length', 1)
   if (maxLength !== undefined) group.maxBacklog = maxLength
+  const maxBytes = num('x-max-length-bytes', 1)
+  if (maxBytes !== undefined) group.maxBacklogBytes = maxBytes
   const overflow = str('x-overflow')
   if (overflow !== undefined) {
     if (overflow === 'drop-head') group.overflow = 'dead-letter'
