@@ -71,6 +71,8 @@
 //   --profile=w1,...      skip the measurements; only profile Sluice under these workloads
 //   --no-profile          never profile
 //   --keep-profiles=DIR   copy the .cpuprofile files there
+//   --server-cpus=LIST    start the servers under `taskset -c LIST` (e.g. 0), and
+//   --client-cpus=LIST    the clients under `taskset -c LIST` (e.g. 1): how a server uses cores
 //   --record              append to benchmarks/results/compare.jsonl and write the RESULTS.md
 //                         section (without it, results go to a temp dir and git stays clean)
 
@@ -138,10 +140,13 @@ interface Args {
   profile: boolean
   keepProfiles: string | undefined
   record: boolean
+  /** CPU lists (taskset -c) for the servers and for the clients: how a server uses cores, measured. */
+  serverCpus: string | undefined
+  clientCpus: string | undefined
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { runs: 3, only: new Set(workloads), backlog: 1_000_000, w4Events: 125_000, w2Consumers: 4, w1DurationS: 5, w1WarmupS: 1, w3DurationS: 10, profileOnly: undefined, profile: true, keepProfiles: undefined, record: false }
+  const args: Args = { runs: 3, only: new Set(workloads), backlog: 1_000_000, w4Events: 125_000, w2Consumers: 4, w1DurationS: 5, w1WarmupS: 1, w3DurationS: 10, profileOnly: undefined, profile: true, keepProfiles: undefined, record: false, serverCpus: undefined, clientCpus: undefined }
   const parseWorkloads = (v: string): Set<Workload> => {
     const s = new Set(v.split(',').map((x) => x.trim().toLowerCase()))
     for (const w of s) if (!(workloads as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}; use ${workloads.join(', ')}`)
@@ -163,6 +168,8 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--keep-profiles' && v !== undefined) args.keepProfiles = v
     else if (k === '--record') args.record = true
     else if (k === '--no-record') args.record = false
+    else if (k === '--server-cpus' && v !== undefined && /^[0-9,-]+$/.test(v)) args.serverCpus = v
+    else if (k === '--client-cpus' && v !== undefined && /^[0-9,-]+$/.test(v)) args.clientCpus = v
     else throw new Error(`unknown argument ${a}`)
   }
   if (args.w4Events > args.backlog) args.w4Events = args.backlog
@@ -523,8 +530,17 @@ function snapshotBuild(repo: string, root: string): string {
   return code
 }
 
+/** Set from --server-cpus / --client-cpus: every process of that side starts under `taskset -c`. */
+const pinning: { server: string | undefined; client: string | undefined } = { server: undefined, client: undefined }
+
+/** The command line, under taskset when that side is pinned (taskset execs it: the pid is the program's). */
+function pinned(side: 'server' | 'client', cmd: string, args: readonly string[]): [string, string[]] {
+  const cpus = pinning[side]
+  return cpus === undefined ? [cmd, [...args]] : ['taskset', ['-c', cpus, cmd, ...args]]
+}
+
 function startClient(code: string, spec: ClientSpec): Proc {
-  return startProc(process.execPath, [join(code, 'dist', 'benchmarks', 'compare-client.js'), JSON.stringify(spec)])
+  return startProc(...pinned('client', process.execPath, [join(code, 'dist', 'benchmarks', 'compare-client.js'), JSON.stringify(spec)]))
 }
 
 async function clientResult<T>(p: Proc, timeoutMs: number): Promise<T> {
@@ -558,7 +574,7 @@ async function startJetStream(natsBin: string, storeDir: string): Promise<Server
   const port = await freePort()
   mkdirSync(storeDir, { recursive: true })
   // -js: JetStream with its defaults (file store; R1 on a single server); -sd: the store; -a: loopback only.
-  const proc = startProc(natsBin, ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), '-n', 'sluice-compare'])
+  const proc = startProc(...pinned('server', natsBin, ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), '-n', 'sluice-compare']))
   await proc.line('*Server is ready', 60_000)
   const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, name: 'sluice-compare-admin' })
   const jsm = await nc.jetstreamManager()
@@ -608,7 +624,7 @@ async function startSluice(repo: string, code: string, root: string, dataDir: st
   const port = await freePort()
   const amqpPort = withAmqp ? await freePort() : undefined
   const config = writeSluiceConfig(repo, root, dataDir, port, name, amqpPort)
-  const proc = startProc(process.execPath, [...nodeArgs, join(code, 'dist', 'src', 'cli.js'), 'serve', '--config', config])
+  const proc = startProc(...pinned('server', process.execPath, [...nodeArgs, join(code, 'dist', 'src', 'cli.js'), 'serve', '--config', config]))
   const url = `http://127.0.0.1:${port}`
   await waitReady(proc, `${url}/readyz`)
   return { system: 'sluice', proc, url, ...(amqpPort !== undefined ? { amqpUrl: `amqp://guest:guest@127.0.0.1:${amqpPort}` } : {}), startMs: performance.now() - t0 }
@@ -1071,6 +1087,8 @@ function writeResultsSection(file: string, section: string): void {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2))
+  pinning.server = args.serverCpus
+  pinning.client = args.clientCpus
   const repo = findRepoRoot()
   const natsBin = ensureNatsServer()
   const root = mkdtempSync(join(tmpdir(), 'sluice-bench-compare-'))
@@ -1115,6 +1133,7 @@ async function main(): Promise<number> {
     console.log('Durable  JetStream: file store, R1, default sync (2.9.x fsyncs its files every 2 minutes, not before a PubAck; the sync_interval option does not exist before 2.10).')
     console.log('         Sluice: fsync batch, interval 5ms: every confirm (and every ack answer) waits for an fdatasync.')
     console.log(`Scale    ${args.runs} rounds (one server at a time, order alternating); W1 ${args.w1WarmupS} s warm-up + ${args.w1DurationS} s; W2 ${fmtInt(args.backlog)}-event backlog, ${args.w2Consumers} processes; W3 ${w3WarmupS} s + ${args.w3DurationS} s; W4 ${w4Consumers} × ${fmtInt(args.w4Events)} events`)
+    if (args.serverCpus !== undefined || args.clientCpus !== undefined) console.log(`Pinned   servers on CPUs ${args.serverCpus ?? "any"}, clients on CPUs ${args.clientCpus ?? "any"} (taskset -c)`)
     console.log(`AMQP     ${amqp.present ? (ctx.amqp ? `${amqp.why}: W1 is also run into Sluice over AMQP 0-9-1 (amqplib ${amqplibVersion(repo)}, confirm channel)` : 'not run (--only)') : `row skipped: ${amqp.why}`}`)
     console.log('RabbitMQ third column not run (optional; skipped to keep the run under 15 minutes)')
     console.log('')
