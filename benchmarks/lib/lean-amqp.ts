@@ -134,7 +134,12 @@ export class LeanAmqp {
 
   /** connection.close, resolved at close-ok: the server has taken in everything sent before. */
   async close(): Promise<void> {
-    const ok = this.expect(10, 51)
+    // Deliveries may still arrive before close-ok: only close-ok ends the wait.
+    const ok = new Promise<void>((resolve) => {
+      this.onFrame = (f) => {
+        if (f.type === FRAME_METHOD && f.payload.readUInt16BE(0) === 10 && f.payload.readUInt16BE(2) === 51) resolve()
+      }
+    })
     this.sock.write(method(0, 10, 50, u16(200), shortstr('bye'), u16(0), u16(0)))
     await Promise.race([ok, new Promise((r) => setTimeout(r, 10_000))])
     this.sock.destroy()
