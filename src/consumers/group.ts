@@ -659,8 +659,10 @@ export class ConsumerGroup {
     this.#deadlines.compact(this.#dispatch.inflight.size + this.#scheduled.size)
     if (offsets.length > 0) {
       this.counters.acked += offsets.length
-      await this.#settle(offsets)
+      // The credit is free now: the next deliveries go out while the settlement syncs, instead of
+      // one fsync after it (a consumer acking each message, as Celery does, waited for each).
       void this.#pump()
+      await this.#settle(offsets)
     }
     return results
   }
@@ -703,8 +705,8 @@ export class ConsumerGroup {
     this.#deadlines.compact(inflight.size + this.#scheduled.size)
     if (taken.length > 0) {
       this.counters.acked += taken.length
+      void this.#pump() // as in ack: deliver on while the settlement syncs
       await this.#settle(taken.map((e) => e.record.offset))
-      void this.#pump()
     }
     return { settled: taken.length, failed: [] }
   }
