@@ -423,7 +423,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   }
   if (otlp.enabled && otlp.grpc.enabled && otlp.exchange !== null) {
     const exchange = otlp.exchange
-    await door('OTLP/gRPC', { ...otlp.grpc, tls: null }, () => new OtlpGrpcListener({ config: otlp, exchange, publisher, ingestErrors, logger, maxEventDepth: server.limits.maxEventDepth, access: doorAccess('otlp-grpc', otlp.grpc, exchange) }))
+    await door('OTLP/gRPC', otlp.grpc, () => new OtlpGrpcListener({ config: otlp, exchange, publisher, ingestErrors, logger, maxEventDepth: server.limits.maxEventDepth, access: doorAccess('otlp-grpc', otlp.grpc, exchange), tlsReloader }))
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
   // The HTTP door deletes AMQP queues through the AMQP door, so their consumers are cancelled.

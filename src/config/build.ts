@@ -94,7 +94,7 @@ function buildServer(s: Raw<typeof serverSpec>): ServerConfig {
       routingKey: s.otlp.routingKey,
       maxRecordsPerRequest: s.otlp.maxRecordsPerRequest,
       http: { enabled: s.otlp.http.enabled, host: s.otlp.http.host, port: s.otlp.http.port, tls: s.otlp.http.tls === null ? null : { ...s.otlp.http.tls }, user: s.otlp.http.user, allow: [...s.otlp.http.allow] },
-      grpc: { enabled: s.otlp.grpc.enabled, host: s.otlp.grpc.host, port: s.otlp.grpc.port, user: s.otlp.grpc.user, allow: [...s.otlp.grpc.allow], maxMessageBytes: s.otlp.grpc.maxMessageSize },
+      grpc: { enabled: s.otlp.grpc.enabled, host: s.otlp.grpc.host, port: s.otlp.grpc.port, tls: s.otlp.grpc.tls === null ? null : { ...s.otlp.grpc.tls }, user: s.otlp.grpc.user, allow: [...s.otlp.grpc.allow], maxMessageBytes: s.otlp.grpc.maxMessageSize },
     },
     loki: { ...s.loki },
     elasticsearch: { ...s.elasticsearch },

@@ -247,6 +247,7 @@ export const serverSpec = {
             enabled: { type: 'bool', default: false, doc: 'Open the gRPC listener; it also needs `server.otlp.exchange`.' },
             host,
             port: port(4317, 'OTLP/gRPC'),
+            tls,
             user: streamDoorUser,
             allow: streamDoorAllow,
             maxMessageSize: { type: 'size', default: '4mb', min: '1kb', max: '64mb', doc: 'Largest export request; a larger one is refused by gRPC with RESOURCE_EXHAUSTED before it is read.' },

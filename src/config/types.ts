@@ -168,10 +168,7 @@ export interface OtlpHttpConfig extends ListenerConfig {
 }
 
 /** OTLP/gRPC's own listener; it serves the otlp door's exchange. */
-export interface OtlpGrpcConfig {
-  readonly enabled: boolean
-  readonly host: string
-  readonly port: number
+export interface OtlpGrpcConfig extends ListenerConfig {
   /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
   readonly user: string | null
   /** IP addresses and CIDR blocks clients may call from. */
