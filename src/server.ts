@@ -18,6 +18,7 @@ import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
 import { forwardListener } from './ingest/forward/listener.js'
 import { OtlpGrpcListener } from './ingest/otlp/grpc.js'
+import { OtlpHttpListener } from './ingest/otlp/http.js'
 import { gelfTcpListener, gelfUdpListener } from './ingest/gelf/listener.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
 import { syslogTcpListener, syslogUdpListener } from './ingest/syslog/listener.js'
@@ -402,9 +403,27 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
     await door('Forward', entry, () => forwardListener(entry, exchange, publisher, ingestErrors, limiter, logger, server.limits.maxEventDepth, tcpBudget, forwardShared, doorAccess('forward', entry, exchange)))
   }
   const otlp = server.otlp
+  if (otlp.enabled && otlp.http.enabled && otlp.exchange !== null) {
+    const exchange = otlp.exchange
+    await door('OTLP/HTTP', otlp.http, () =>
+      new OtlpHttpListener({
+        config: otlp.http,
+        http: server.http,
+        limits: server.limits,
+        // The door's route answers 503 until the broker is handed to the HTTP routes, as on the API's listener.
+        getBroker: () => broker,
+        access: { authenticator, authorizer },
+        doorAccess: doorAccess('otlp-http', otlp.http, exchange),
+        logger,
+        budget: tcpBudget,
+        tlsReloader,
+        onInternalError: (err) => logger.error({ err }, 'internal error in an OTLP/HTTP request'),
+      }),
+    )
+  }
   if (otlp.enabled && otlp.grpc.enabled && otlp.exchange !== null) {
     const exchange = otlp.exchange
-    await door('OTLP/gRPC', { ...otlp.grpc, tls: null }, () => new OtlpGrpcListener({ config: otlp, exchange, publisher, ingestErrors, logger, maxEventDepth: server.limits.maxEventDepth, access: doorAccess('otlp-grpc', otlp.grpc, exchange) }))
+    await door('OTLP/gRPC', otlp.grpc, () => new OtlpGrpcListener({ config: otlp, exchange, publisher, ingestErrors, logger, maxEventDepth: server.limits.maxEventDepth, access: doorAccess('otlp-grpc', otlp.grpc, exchange), tlsReloader }))
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
   // The HTTP door deletes AMQP queues through the AMQP door, so their consumers are cancelled.

@@ -212,7 +212,7 @@ export const serverSpec = {
     },
     otlp: {
       type: 'object',
-      doc: 'OpenTelemetry logs over OTLP/HTTP, JSON or protobuf: `POST /v1/logs` on the HTTP listener (docs/doors/otlp.md).',
+      doc: 'OpenTelemetry logs over OTLP/HTTP, JSON or protobuf: `POST /v1/logs` on the HTTP listener and, with `http`, on a listener of its own; over OTLP/gRPC with `grpc` (docs/doors/otlp.md).',
       keys: {
         enabled: { type: 'bool', default: true, doc: 'Serve the door; it also needs `exchange`.' },
         exchange: { type: 'name', ref: 'exchange', default: null, doc: 'Exchange every log record is published to; unset, `POST /v1/logs` answers 404 as a path with no route.' },
@@ -223,6 +223,23 @@ export const serverSpec = {
           doc: "Routing-key template over the event's fields (docs/doors/otlp.md); `none` uses the exchange's template.",
         },
         maxRecordsPerRequest: { type: 'int', default: 100000, min: 1, max: 10000000, doc: 'Most log records in one export request; more is refused whole with 413 too_many_events.' },
+        http: {
+          type: 'object',
+          doc: "OTLP/HTTP on a listener of its own (docs/doors/otlp.md): only `POST /v1/logs`, anything else 404, with the same exchange, routing key and limits; its timeouts and connection and request bounds are `server.http`'s.",
+          keys: {
+            enabled: { type: 'bool', default: false, doc: 'Open the OTLP/HTTP listener; it also needs `server.otlp.exchange`.' },
+            host,
+            port: port(4318, 'OTLP/HTTP'),
+            tls,
+            user: {
+              type: 'string',
+              default: null,
+              nonEmpty: true,
+              doc: 'User in `auth.users` a request without credentials publishes as; it needs write on `server.otlp.exchange` (checked at start). A request with HTTP Basic or a Bearer API key publishes as its login. Unset: as the user a verified TLS client certificate names, else as `guest` for loopback clients under `auth.anonymous: loopback`.',
+            },
+            allow: streamDoorAllow,
+          },
+        },
         grpc: {
           type: 'object',
           doc: 'OTLP/gRPC: `LogsService/Export` on a listener of its own (docs/doors/otlp.md), with the same exchange, routing key and limits.',
@@ -230,6 +247,7 @@ export const serverSpec = {
             enabled: { type: 'bool', default: false, doc: 'Open the gRPC listener; it also needs `server.otlp.exchange`.' },
             host,
             port: port(4317, 'OTLP/gRPC'),
+            tls,
             user: streamDoorUser,
             allow: streamDoorAllow,
             maxMessageSize: { type: 'size', default: '4mb', min: '1kb', max: '64mb', doc: 'Largest export request; a larger one is refused by gRPC with RESOURCE_EXHAUSTED before it is read.' },
@@ -499,7 +517,7 @@ export const rateLimitSpec = {
       type: 'object',
       doc: 'Which publishers the rule applies to; every given field must match, none = all.',
       keys: {
-        listener: { type: 'enum', values: ['http', 'ndjson', 'amqp', 'syslog', 'gelf', 'forward', 'otlp-grpc'], default: null, doc: 'Listener the events arrive on.' },
+        listener: { type: 'enum', values: ['http', 'ndjson', 'amqp', 'syslog', 'gelf', 'forward', 'otlp-http', 'otlp-grpc'], default: null, doc: 'Listener the events arrive on.' },
         remote: { type: 'remote', default: null, doc: 'Client address or CIDR block, e.g. 10.0.0.0/8.' },
         apiKey: { type: 'name', ref: 'apiKey', default: null, doc: 'Name of an API key in `auth.apiKeys`.' },
         user: { type: 'string', default: null, nonEmpty: true, doc: 'User in `auth.users` the publisher acts as: its login, its API key\'s user, or a stream listener\'s `user` (anonymous loopback clients are `guest`).' },

@@ -72,7 +72,7 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'server.forward.maxConnectionsPerAddress': { error: 'the connection is closed at accept', metric: hits('forward.maxConnectionsPerAddress') },
   'server.forward.maxPendingSize': { error: 'none: the socket is paused until a publish completes; the sender is slowed by TCP', metric: hits('forward.maxPendingSize') },
   'server.otlp.maxRecordsPerRequest': { error: 'HTTP 413 with a google.rpc.Status body (OTLP clients do not retry it); nothing was stored', metric: hits('otlp.maxRecordsPerRequest') },
-  'server.otlp.grpc.maxMessageSize': { error: 'gRPC status RESOURCE_EXHAUSTED from grpc-js, before the request reaches Sluice (OTLP exporters do not retry it without RetryInfo)', metric: 'not counted: grpc-js refuses it before Sluice sees it' },
+  'server.otlp.grpc.maxMessageSize': { error: 'gRPC status RESOURCE_EXHAUSTED from grpc-js, before the request reaches Sluice, without RetryInfo (so OTLP exporters do not retry it)', metric: 'not counted: grpc-js refuses it before Sluice sees it' },
   'server.loki.maxEntriesPerRequest': { error: 'HTTP 413 `too_many_events`; nothing was stored', metric: hits('loki.maxEntriesPerRequest') },
   'server.elasticsearch.maxDocumentsPerRequest': { error: 'HTTP 413 `too_many_events` in Elasticsearch\'s error shape; nothing was stored', metric: hits('elasticsearch.maxDocumentsPerRequest') },
   'server.durability.maxBatchBytes': { error: 'none: a group commit starts early', metric: '`sluice_log_append_seconds`' },

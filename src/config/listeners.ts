@@ -111,7 +111,7 @@ interface RawTls {
 const amqpSharedKeys = ['maxQueuesPerConnection', 'maxConsumersPerChannel'] as const
 
 /**
- * Each listener entry's `tls`: a client certificate needs a CA to be checked against (and a CA
+ * Each listener entry's `tls` (server.otlp.http and server.otlp.grpc included): a client certificate needs a CA to be checked against (and a CA
  * is only for that), and the files must be there, readable, PEM, and the key the certificate's.
  * AMQP entries must agree on the bounds of their shared virtual host. Invalid values are
  * undefined here and already reported.
@@ -138,25 +138,30 @@ export function checkListeners(v: Validated, problems: Problems): void {
         }
       })
     }
-    entries.forEach((entry: unknown, i) => {
-      const tls = (entry as { tls?: unknown } | null)?.tls as RawTls | null | undefined
-      if (tls === null || tls === undefined || typeof tls !== 'object') return
-      const path = childPath(entryPath(i), 'tls')
-      const { cert, key, ca, clientAuth } = tls
-      if ((clientAuth === 'optional' || clientAuth === 'required') && ca === null) {
-        const p = childPath(path, 'clientAuth')
-        problems.add(p, at(p), `clientAuth: ${clientAuth} needs \`ca\`, the CA certificates that client certificates must chain to`)
-      }
-      if (clientAuth === 'none' && typeof ca === 'string') {
-        const p = childPath(path, 'ca')
-        problems.add(p, at(p), '`ca` only checks client certificates, and clientAuth is none; set clientAuth: optional or required, or remove ca')
-      }
-      if (typeof cert !== 'string' || typeof key !== 'string' || (ca !== null && typeof ca !== 'string')) return
-      const material = readTlsMaterial({ cert, key, ca })
-      if (isTlsProblem(material)) {
-        const p = childPath(path, material.file)
-        problems.add(p, at(p), material.problem)
-      }
-    })
+    entries.forEach((entry: unknown, i) => checkTls(entry, entryPath(i), at, problems))
+  }
+  // OTLP's own listeners are single mappings under server.otlp.
+  const otlp = server.otlp as Record<string, unknown> | null | undefined
+  if (otlp !== null && typeof otlp === 'object') for (const name of ['http', 'grpc']) checkTls(otlp[name], `server.otlp.${name}`, at, problems)
+}
+
+function checkTls(entry: unknown, entryPath: string, at: (path: string) => Pos | undefined, problems: Problems): void {
+  const tls = (entry as { tls?: unknown } | null | undefined)?.tls as RawTls | null | undefined
+  if (tls === null || tls === undefined || typeof tls !== 'object') return
+  const path = childPath(entryPath, 'tls')
+  const { cert, key, ca, clientAuth } = tls
+  if ((clientAuth === 'optional' || clientAuth === 'required') && ca === null) {
+    const p = childPath(path, 'clientAuth')
+    problems.add(p, at(p), `clientAuth: ${clientAuth} needs \`ca\`, the CA certificates that client certificates must chain to`)
+  }
+  if (clientAuth === 'none' && typeof ca === 'string') {
+    const p = childPath(path, 'ca')
+    problems.add(p, at(p), '`ca` only checks client certificates, and clientAuth is none; set clientAuth: optional or required, or remove ca')
+  }
+  if (typeof cert !== 'string' || typeof key !== 'string' || (ca !== null && typeof ca !== 'string')) return
+  const material = readTlsMaterial({ cert, key, ca })
+  if (isTlsProblem(material)) {
+    const p = childPath(path, material.file)
+    problems.add(p, at(p), material.problem)
   }
 }

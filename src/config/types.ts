@@ -152,14 +152,23 @@ export interface OtlpDoorConfig extends HttpDoorConfig {
   /** null: the exchange's own routingKey template. */
   readonly routingKey: string | null
   readonly maxRecordsPerRequest: number
+  readonly http: OtlpHttpConfig
   readonly grpc: OtlpGrpcConfig
 }
 
+/**
+ * OTLP/HTTP's own listener (4318): only `POST /v1/logs`, for the otlp door's exchange; its
+ * timeouts and connection and request bounds are server.http's.
+ */
+export interface OtlpHttpConfig extends ListenerConfig {
+  /** A request without credentials publishes as this user; null: a client certificate's, else guest on loopback. */
+  readonly user: string | null
+  /** IP addresses and CIDR blocks clients may connect from. */
+  readonly allow: readonly string[]
+}
+
 /** OTLP/gRPC's own listener; it serves the otlp door's exchange. */
-export interface OtlpGrpcConfig {
-  readonly enabled: boolean
-  readonly host: string
-  readonly port: number
+export interface OtlpGrpcConfig extends ListenerConfig {
   /** The user the events are published as; null: guest, for loopback clients under anonymous: loopback. */
   readonly user: string | null
   /** IP addresses and CIDR blocks clients may call from. */

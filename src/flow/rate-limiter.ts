@@ -4,7 +4,7 @@ import { hitLimit } from '../limits.js'
 import { TokenBucket } from './token-bucket.js'
 
 export interface PublishSource {
-  readonly listener: 'http' | 'ndjson' | 'amqp' | 'syslog' | 'gelf' | 'forward' | 'otlp-grpc'
+  readonly listener: 'http' | 'ndjson' | 'amqp' | 'syslog' | 'gelf' | 'forward' | 'otlp-http' | 'otlp-grpc'
   readonly remote?: string | undefined
   readonly apiKey?: string | undefined
   /** The user the publisher is authenticated as (an API key's user; a stream listener's `user`). */

@@ -27,9 +27,14 @@ function load(files: readonly string[]): protobuf.Root {
 export interface OtlpTypes {
   readonly exportLogsRequest: protobuf.Type
   readonly exportLogsResponse: protobuf.Type
-  /** google.rpc.Status, the body of an OTLP/HTTP error answer (code, message; no details). */
+  /** google.rpc.Status: the body of an OTLP/HTTP error answer (details left empty), and OTLP/gRPC's `grpc-status-details-bin`. */
   readonly status: protobuf.Type
+  /** google.rpc.RetryInfo, the detail that tells an OTLP/gRPC exporter when to retry. */
+  readonly retryInfo: protobuf.Type
 }
+
+/** The type URL of a google.rpc.RetryInfo packed in a google.protobuf.Any. */
+export const retryInfoTypeUrl = 'type.googleapis.com/google.rpc.RetryInfo'
 
 export interface LokiTypes {
   readonly pushRequest: protobuf.Type
@@ -41,14 +46,25 @@ let loki: LokiTypes | undefined
 export function otlpTypes(): OtlpTypes {
   if (otlp !== undefined) return otlp
   const root = load(['opentelemetry/proto/collector/logs/v1/logs_service.proto'])
-  // google/rpc/status.proto is not part of opentelemetry-proto; its two scalar fields are all an
-  // error answer uses (details, a repeated google.protobuf.Any, stays empty).
-  const status = new protobuf.Type('Status').add(new protobuf.Field('code', 1, 'int32')).add(new protobuf.Field('message', 2, 'string'))
-  root.define('google.rpc').add(status)
+  // google/rpc/status.proto and error_details.proto are not part of opentelemetry-proto: the two
+  // messages OTLP uses from them are declared here, field for field, over protobufjs's own copies
+  // of google.protobuf.Any and Duration.
+  for (const common of ['google/protobuf/any.proto', 'google/protobuf/duration.proto']) {
+    const nested = protobuf.common.get(common)?.nested
+    if (nested !== undefined) root.addJSON(nested)
+  }
+  const status = new protobuf.Type('Status')
+    .add(new protobuf.Field('code', 1, 'int32'))
+    .add(new protobuf.Field('message', 2, 'string'))
+    .add(new protobuf.Field('details', 3, 'google.protobuf.Any', 'repeated'))
+  const retryInfo = new protobuf.Type('RetryInfo').add(new protobuf.Field('retryDelay', 1, 'google.protobuf.Duration'))
+  root.define('google.rpc').add(status).add(retryInfo)
+  root.resolveAll()
   otlp = {
     exportLogsRequest: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest'),
     exportLogsResponse: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse'),
     status,
+    retryInfo,
   }
   return otlp
 }

@@ -30,7 +30,7 @@ const expected = [
   'groups.indexer.deliveryRate (line 29, col 19): "fast" is not a rate, e.g. 5000/s',
   'groups.indexer.start (line 30, col 12): "yesterday" is not earliest, latest, an offset or an ISO time',
   'groups.reporter.stream (line 31, col 3): is required but missing',
-  'rateLimits[0].match.listener (line 34, col 26): "web" is not one of http, ndjson, amqp, syslog, gelf, forward, otlp-grpc',
+  'rateLimits[0].match.listener (line 34, col 26): "web" is not one of http, ndjson, amqp, syslog, gelf, forward, otlp-http, otlp-grpc',
   'rateLimits[0].match.remote (line 34, col 39): "10.0.0.0/33" is not an IP address or CIDR block, e.g. 10.0.0.0/8',
   'rateLimits[0].events (line 34, col 62): "10/fortnight" is not a rate, e.g. 5000/s',
   'logging (line 35, col 1): unknown key; expected one of server, auth, exchanges, streams, bindings, groups, rateLimits',

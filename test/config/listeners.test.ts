@@ -124,4 +124,11 @@ describe('tls', () => {
     const problems = problemsOf(`server:\n  syslog:\n    - { port: 5514 }\n    - { port: 6514, tls: { cert: ${pki.server.cert}, key: ${missing} } }\n  http:\n    - { port: 7400 }\n    - { port: 7443, tls: ${tlsYaml(pki.server, { clientAuth: 'required' })} }\n`)
     expect(problems).toEqual([expect.stringMatching(/^server\.syslog\[1\]\.tls\.key \(line 4, col \d+\): .*gone\.key does not exist$/), expect.stringMatching(/^server\.http\[1\]\.tls\.clientAuth \(line 7, col \d+\): clientAuth: required needs `ca`/)])
   })
+
+  it("is checked on OTLP's own listeners, server.otlp.http and server.otlp.grpc", () => {
+    const missing = join(dir, 'otlp-gone.pem')
+    const problems = problemsOf(`server:\n  otlp:\n    http: { enabled: true, tls: { cert: ${missing}, key: ${pki.server.key} } }\n    grpc: { enabled: true, tls: ${tlsYaml(pki.server, { clientAuth: 'optional' })} }\n`)
+    expect(problems).toEqual([expect.stringMatching(/^server\.otlp\.http\.tls\.cert \(line 3, col \d+\): .*otlp-gone\.pem does not exist$/), expect.stringMatching(/^server\.otlp\.grpc\.tls\.clientAuth \(line 4, col \d+\): clientAuth: optional needs `ca`/)])
+    expect(problemsOf(`server:\n  otlp:\n    grpc: { enabled: true, tls: ${tlsYaml(pki.server)} }\n`)).toEqual([])
+  })
 })

@@ -221,7 +221,7 @@ describe('an empty file', () => {
           maxConnectionsPerAddress: 256,
           maxPendingBytes: 4 * 1024 ** 2,
         },
-        otlp: { enabled: true, exchange: null, routingKey: '{resource.service.name}.{severityText}', maxRecordsPerRequest: 100_000, grpc: { enabled: false, host: '127.0.0.1', port: 4317, user: null, allow: ['127.0.0.0/8', '::1/128'], maxMessageBytes: 4 * 1024 ** 2 } },
+        otlp: { enabled: true, exchange: null, routingKey: '{resource.service.name}.{severityText}', maxRecordsPerRequest: 100_000, http: { enabled: false, host: '127.0.0.1', port: 4318, tls: null, user: null, allow: ['127.0.0.0/8', '::1/128'] }, grpc: { enabled: false, host: '127.0.0.1', port: 4317, tls: null, user: null, allow: ['127.0.0.0/8', '::1/128'], maxMessageBytes: 4 * 1024 ** 2 } },
         loki: { enabled: true, exchange: null, routingKey: '{labels.service_name}.{labels.level}', maxEntriesPerRequest: 100_000 },
         elasticsearch: { enabled: true, exchange: null, maxDocumentsPerRequest: 100_000 },
         // One mapping (or none) is one entry: the one above.

@@ -219,6 +219,25 @@ auth:
     expect(problems(`${base.replace('ANON', 'none')}server:\n  syslog: { exchange: logs, enabled: false }\n  ndjson: {}\n`)).toEqual([])
   })
 
+  it('refuses anonymous: none with an OTLP/gRPC listener and no user; OTLP/HTTP takes logins, so it needs none', () => {
+    const grpc = problems(`${base.replace('ANON', 'none')}server:\n  otlp: { exchange: logs, grpc: { enabled: true } }\n`)
+    expect(grpc).toEqual([expect.stringMatching(/^server\.otlp\.grpc\.user \(line \d+, col \d+\): the OTLP\/gRPC protocol carries no credentials, and auth\.anonymous is none: name the `user`/)])
+    expect(problems(`${base.replace('ANON', 'none')}server:\n  otlp: { exchange: logs, grpc: { enabled: true, user: shipper }, http: { enabled: true } }\n`)).toEqual([])
+    // A listener that does not start (off, or the door has no exchange) needs no user.
+    expect(problems(`${base.replace('ANON', 'none')}server:\n  otlp: { grpc: { enabled: true } }\n`)).toEqual([])
+    expect(problems(`${base.replace('ANON', 'none')}server:\n  otlp: { exchange: logs, enabled: false, grpc: { enabled: true } }\n`)).toEqual([])
+    // Under clientAuth required each certificate names the user.
+    const tls = '{ cert: /etc/sluice/server.pem, key: /etc/sluice/server.key, ca: /etc/sluice/ca.pem, clientAuth: required }'
+    expect(problems(`${base.replace('ANON', 'none')}server:\n  otlp: { exchange: logs, grpc: { enabled: true, tls: ${tls} } }\n`).filter((p) => p.includes('.user'))).toEqual([])
+  })
+
+  it("refuses an OTLP listener user that is unknown or may not write to the door's exchange", () => {
+    expect(problems(`${base.replace('ANON', 'loopback')}server:\n  otlp: { exchange: audit, grpc: { enabled: true, user: shipper }, http: { enabled: true, user: shiper } }\n`)).toEqual([
+      expect.stringMatching(/^server\.otlp\.grpc\.user .*user "shipper" may not write to exchange "audit", so every event of this OTLP\/gRPC listener would be refused/),
+      expect.stringMatching(/^server\.otlp\.http\.user .*no user named "shiper" in auth\.users; did you mean `shipper`\?$/),
+    ])
+  })
+
   it('under TLS clientAuth required, takes a listener with no user: each certificate names one', () => {
     const tls = '{ cert: /etc/sluice/server.pem, key: /etc/sluice/server.key, ca: /etc/sluice/ca.pem, clientAuth: CLIENT_AUTH }'
     const at = (clientAuth: string): string[] => problems(`${base.replace('ANON', 'none')}server:\n  ndjson: { exchange: logs, tls: ${tls.replace('CLIENT_AUTH', clientAuth)} }\n`).filter((p) => p.startsWith('server.ndjson.user'))

@@ -18,6 +18,14 @@ export interface HttpAccess {
   readonly authorizer: Authorizer
   /** server.http.openMetrics: /metrics for everyone. */
   readonly openMetrics: boolean
+  /** The door as sluice_auth_failures_total and sluice_auth_denials_total name it; default `http`. */
+  readonly door?: string | undefined
+  /**
+   * Who a request without credentials is. Default: guest from loopback under `anonymous:
+   * loopback`. OTLP/HTTP's own listener gives its `user` or the client certificate's, as the stream
+   * doors do; undefined refuses the request with 401.
+   */
+  readonly anonymous?: ((req: FastifyRequest) => Identity | undefined) | undefined
 }
 
 /** What a 401 offers, as RFC 9110 asks: both schemes the door takes. */
@@ -192,9 +200,9 @@ export function installAccess(app: FastifyInstance, access: HttpAccess, config: 
     if (isMetrics && access.openMetrics) return
     // Not a route (404), or an open one: nothing to guard.
     if (!isMetrics && ruleOf(req) === undefined) return
-    const identity = await authenticate(req, reply, access.authenticator)
+    const identity = await authenticate(req, reply, access)
     identities.set(req.raw, identity)
-    if (isMetrics) return authorize(access.authorizer, metricsRule.check(access.authorizer, identity, {}, undefined, context))
+    if (isMetrics) return authorize(access, metricsRule.check(access.authorizer, identity, {}, undefined, context))
     const found = ruleOf(req)
     if (found === undefined) return // not a route: the 404 handler answers
     if (found === 'missing') {
@@ -202,7 +210,7 @@ export function installAccess(app: FastifyInstance, access: HttpAccess, config: 
       if (identity.tags.has('administrator')) return
       throw errors.forbidden(`user "${identity.username}" may not use ${req.method} ${req.routeOptions.url ?? ''}: the route has no permission rule (administrators only)`, 'administrator', { kind: 'broker', name: req.routeOptions.url ?? '' })
     }
-    if (found.phase === 'request') authorize(access.authorizer, found.check(access.authorizer, identity, req.params as Params, undefined, context))
+    if (found.phase === 'request') authorize(access, found.check(access.authorizer, identity, req.params as Params, undefined, context))
   })
 
   app.addHook('preHandler', async (req) => {
@@ -210,7 +218,7 @@ export function installAccess(app: FastifyInstance, access: HttpAccess, config: 
     if (found === undefined || found === 'missing' || found.phase !== 'body') return
     const identity = identities.get(req.raw)
     if (identity === undefined) return // onRequest refused it already
-    authorize(access.authorizer, found.check(access.authorizer, identity, req.params as Params, req.body, context))
+    authorize(access, found.check(access.authorizer, identity, req.params as Params, req.body, context))
   })
 }
 
@@ -222,9 +230,9 @@ function ruleOf(req: FastifyRequest): Rule | 'missing' | undefined {
   return url.startsWith('/v1/') ? 'missing' : undefined
 }
 
-function authorize(authorizer: Authorizer, denied: Denial | undefined): void {
+function authorize(access: HttpAccess, denied: Denial | undefined): void {
   if (denied === undefined) return
-  authorizer.refused('http', denied)
+  access.authorizer.refused(access.door ?? 'http', denied)
   throw errors.forbidden(denied.message, denied.permission, denied.resource)
 }
 
@@ -233,10 +241,17 @@ function refused(reply: FastifyReply, e: SluiceError): SluiceError {
   return e
 }
 
-async function authenticate(req: FastifyRequest, reply: FastifyReply, authenticator: Authenticator): Promise<Identity> {
-  const ctx = { door: 'http', remote: req.raw.socket.remoteAddress ?? '' }
+async function authenticate(req: FastifyRequest, reply: FastifyReply, access: HttpAccess): Promise<Identity> {
+  const { authenticator } = access
+  const ctx = { door: access.door ?? 'http', remote: req.raw.socket.remoteAddress ?? '' }
   const header = req.headers.authorization
   if (header === undefined || header.trim() === '') {
+    if (access.anonymous !== undefined) {
+      // The listener's own rules decide, and count their refusals.
+      const identity = access.anonymous(req)
+      if (identity !== undefined) return identity
+      throw refused(reply, errors.unauthenticated('this request needs credentials (HTTP Basic or Authorization: Bearer <API key>): the listener names no user for requests without them, or that user may not publish here'))
+    }
     const anonymous = authenticator.anonymous(ctx)
     if (anonymous !== undefined) return anonymous
     authenticator.refuse(ctx, 'no_credentials')

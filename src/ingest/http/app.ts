@@ -15,20 +15,31 @@ import { installUi } from './ui.js'
 import { registerUiRoutes } from './ui-routes.js'
 import { clientAddress, ConnectionGuard, RequestSlots, type Ticket } from './slots.js'
 
-export interface HttpDeps {
-  /** undefined until recovery has finished: /readyz and the data routes answer 503 until then. */
-  readonly getBroker: () => BrokerView | undefined
-  readonly metrics: Metrics
+/** The listeners that speak HTTP: the API's (server.http) and OTLP/HTTP's own (server.otlp.http). */
+export type HttpListenerName = 'http' | 'otlp-http'
+
+/** What every HTTP listener is built from, whatever routes it serves. */
+export interface HttpShellDeps {
+  /** Its label in /metrics and in TLS log lines; default `http`. */
+  readonly name?: HttpListenerName | undefined
   readonly http: HttpListenerConfig
   readonly limits: LimitsConfig
   /** server.limits.maxConnections, one count shared with the other doors. */
   readonly budget?: ConnectionBudget | undefined
-  /** Who may do what (src/auth): every /v1 route and /metrics ask it. */
-  readonly access: HttpAccess
   /** Where an HTTPS entry's certificate is registered for reload on SIGHUP. */
   readonly tlsReloader?: TlsReloader | undefined
   /** Counters shared with the other HTTP entries' apps (`server.http` listing several); else its own. */
   readonly counters?: ListenerCounters | undefined
+  /** A listener's `allow` list, checked at accept. */
+  readonly admit?: ((socket: Socket) => boolean) | undefined
+}
+
+export interface HttpDeps extends HttpShellDeps {
+  /** undefined until recovery has finished: /readyz and the data routes answer 503 until then. */
+  readonly getBroker: () => BrokerView | undefined
+  readonly metrics: Metrics
+  /** Who may do what (src/auth): every /v1 route and /metrics ask it. */
+  readonly access: HttpAccess
 }
 
 /** The verified client certificate of an HTTPS request (clientAuth optional or required). */
@@ -45,7 +56,7 @@ export const maxParamChars = 3 * nameMaxChars
 
 /** The HTTP door's own counters, shown by /metrics beside the TCP listeners' (listener="http"). */
 export interface HttpListenerView {
-  readonly options: { readonly name: 'http' }
+  readonly options: { readonly name: HttpListenerName }
   readonly counters: ListenerCounters
   readonly tls?: boolean
 }
@@ -80,11 +91,26 @@ function rawAnswer(socket: Socket, e: SluiceError): void {
   setTimeout(() => socket.destroy(), 1000).unref()
 }
 
-export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => void): FastifyInstance {
+/** An HTTP listener with no routes yet: its limits, TLS, request places, error shape and 404. */
+export interface HttpShell {
+  readonly app: FastifyInstance
+  readonly body: BodyLimits
+  readonly slots: RequestSlots
+  /** Aborted as the listener stops taking connections, for long polls to answer at once. */
+  readonly shutdown: AbortSignal
+}
+
+/**
+ * What every HTTP listener shares, whatever it serves: the server with its deadlines and TLS, the
+ * connection and request bounds, the body clock and drain, and every refusal in the one error
+ * shape. The API's listener and OTLP/HTTP's own add their routes to it.
+ */
+export function buildHttpShell(deps: HttpShellDeps, onInternalError: (err: unknown) => void): HttpShell {
   const { http, limits } = deps
+  const name = deps.name ?? 'http'
   // A body has to finish within its own deadline, and that is never longer than the request's.
   const body: BodyLimits = { maxBodyBytes: limits.maxBodyBytes, bodyTimeoutMs: Math.min(http.bodyTimeoutMs, http.requestTimeoutMs), maxDrainBytes: http.maxDrainBytes }
-  const tls = tlsSetupFor('http', http, deps.tlsReloader)
+  const tls = tlsSetupFor(name, http, deps.tlsReloader)
   let unregisterTls: (() => void) | undefined
   const app = fastify({
     logger: false,
@@ -132,10 +158,10 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
   })
 
   const counts = deps.counters ?? newCounters()
-  views.set(app, { options: { name: 'http' }, counters: counts, tls: tls !== undefined })
+  views.set(app, { options: { name }, counters: counts, tls: tls !== undefined })
   const connections = new ConnectionGuard(
     app.server,
-    { limit: http.maxConnections, limitPerAddress: http.maxConnectionsPerAddress, firstRequestMs: http.headersTimeoutMs, budget: deps.budget, tls: http.tls ?? undefined },
+    { limit: http.maxConnections, limitPerAddress: http.maxConnectionsPerAddress, firstRequestMs: http.headersTimeoutMs, budget: deps.budget, tls: http.tls ?? undefined, admit: deps.admit },
     counts,
   )
   app.addHook('onClose', async () => unregisterTls?.())
@@ -207,6 +233,12 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     return reply.status(e.status).send(e.toJSON())
   })
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errors.notFound(req.method, req.url).toJSON()))
+  return { app, body, slots, shutdown: shutdown.signal }
+}
+
+export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => void): FastifyInstance {
+  const { http, limits } = deps
+  const { app, body, slots, shutdown } = buildHttpShell(deps, onInternalError)
 
   // The management UI's files need no login, and `GET /` from a browser is the UI, not the door.
   installUi(app, http.ui)
@@ -231,7 +263,7 @@ export function buildHttpApp(deps: HttpDeps, onInternalError: (err: unknown) => 
     }
     return { status: 'ready' }
   })
-  registerRoutes(app, deps.getBroker, { ...body, maxEventBytes: limits.maxEventBytes, maxEventsPerRequest: limits.maxEventsPerRequest, maxEventDepth: limits.maxEventDepth }, shutdown.signal)
-  registerUiRoutes(app, deps.getBroker, shutdown.signal)
+  registerRoutes(app, deps.getBroker, { ...body, maxEventBytes: limits.maxEventBytes, maxEventsPerRequest: limits.maxEventsPerRequest, maxEventDepth: limits.maxEventDepth }, shutdown)
+  registerUiRoutes(app, deps.getBroker, shutdown)
   return app
 }

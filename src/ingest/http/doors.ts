@@ -21,7 +21,7 @@ import { decodeLokiPush, lokiEvents, type LokiEncoding } from '../loki/push.js'
 import { publishOtlp } from '../otlp/export.js'
 import { decodeOtlpLogs, encodeOtlpResponse, encodeOtlpStatus, otlpEvents, type OtlpEncoding } from '../otlp/logs.js'
 import { requestIdentity } from './access.js'
-import { httpListenerView } from './app.js'
+import { httpListenerView, type HttpListenerName } from './app.js'
 import { readBody } from './body.js'
 import type { BrokerView, RouteLimits } from './routes.js'
 import type { ListenerCounters } from '../tcp/server.js'
@@ -81,9 +81,9 @@ function mediaType(req: FastifyRequest): string {
 }
 
 /** Who publishes, for the rate limits: the HTTP listener, the address, the login. */
-function publisherOf(req: FastifyRequest): PublishRequest['from'] {
+function publisherOf(req: FastifyRequest, listener: HttpListenerName): PublishRequest['from'] {
   const who = requestIdentity(req)
-  return { listener: 'http', remote: req.ip, apiKey: who?.apiKey, user: who?.username }
+  return { listener, remote: req.ip, apiKey: who?.apiKey, user: who?.username }
 }
 
 const templates = new Map<string, RoutingKeyTemplate>()
@@ -120,19 +120,32 @@ function sluiceError(payload: unknown): { code: string; message: string } | unde
   }
 }
 
-export function registerDoors(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits): void {
-  // The HTTP listener's own counters (the app's, not a scope's): a body no door can read is its parse error.
-  const counters = httpListenerView(app).counters
+/** What a door's routes know of the listener they are on. */
+interface DoorScope {
+  readonly getBroker: () => BrokerView | undefined
+  readonly limits: RouteLimits
+  /** The listener's own counters (the app's, not a scope's): a body no door can read is its parse error. */
+  readonly counters: ListenerCounters
+  /** The listener, as the rate limits' `match.listener` names it. */
+  readonly listener: HttpListenerName
+}
+
+const allDoors: readonly DoorName[] = ['otlp', 'loki', 'elasticsearch']
+
+/** Registers the doors on an HTTP listener: all of them on the API's, only `otlp` on OTLP/HTTP's own. */
+export function registerDoors(app: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits, doors: readonly DoorName[] = allDoors): void {
+  const view = httpListenerView(app)
+  const on: DoorScope = { getBroker, limits, counters: view.counters, listener: view.options.name }
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', async (req: FastifyRequest) => readBody(req.raw, limits))
-    await scope.register(async (s) => otlp(s, getBroker, limits, counters))
-    await scope.register(async (s) => loki(s, getBroker, limits, counters))
-    await scope.register(async (s) => elasticsearch(s, getBroker, counters))
+    if (doors.includes('otlp')) await scope.register(async (s) => otlp(s, on))
+    if (doors.includes('loki')) await scope.register(async (s) => loki(s, on))
+    if (doors.includes('elasticsearch')) await scope.register(async (s) => elasticsearch(s, on))
   })
 }
 
-function otlp(scope: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits, counters: ListenerCounters): void {
+function otlp(scope: FastifyInstance, { getBroker, limits, counters, listener }: DoorScope): void {
   const encodingOf = (req: FastifyRequest): OtlpEncoding | undefined => {
     const type = mediaType(req)
     return type === 'application/json' ? 'json' : type === 'application/x-protobuf' ? 'protobuf' : undefined
@@ -159,12 +172,12 @@ function otlp(scope: FastifyInstance, getBroker: () => BrokerView | undefined, l
     } catch (err) {
       throw unreadable(door, 'otlp', req, err, body, counters)
     }
-    const { rejected, message } = await publishOtlp(mapped, { publisher: door.broker.publisher, ingestErrors: door.broker.ingestErrors, exchange: door.exchange, remote: req.ip, from: publisherOf(req) })
+    const { rejected, message } = await publishOtlp(mapped, { publisher: door.broker.publisher, ingestErrors: door.broker.ingestErrors, exchange: door.exchange, remote: req.ip, from: publisherOf(req, listener) })
     return reply.type(encoding === 'json' ? 'application/json' : 'application/x-protobuf').send(encodeOtlpResponse(encoding, rejected, message))
   })
 }
 
-function loki(scope: FastifyInstance, getBroker: () => BrokerView | undefined, limits: RouteLimits, counters: ListenerCounters): void {
+function loki(scope: FastifyInstance, { getBroker, limits, counters, listener }: DoorScope): void {
   scope.post('/loki/api/v1/push', async (req, reply) => {
     const door = open(getBroker, 'loki', req, reply)
     // As Loki: JSON when it says so, anything else is snappy-compressed protobuf.
@@ -178,7 +191,7 @@ function loki(scope: FastifyInstance, getBroker: () => BrokerView | undefined, l
       throw unreadable(door, 'loki', req, err, body, counters)
     }
     if (events.length > 0) {
-      const result = await door.broker.publisher.publish({ exchange: door.exchange, events, source: 'loki', from: publisherOf(req), invalid: 'event' })
+      const result = await door.broker.publisher.publish({ exchange: door.exchange, events, source: 'loki', from: publisherOf(req, listener), invalid: 'event' })
       setAside(door, 'loki', req, events, result)
       const refused = result.refused ?? []
       // As Loki does for entries it will not take: the others are stored, the answer is a 400
@@ -193,7 +206,7 @@ function loki(scope: FastifyInstance, getBroker: () => BrokerView | undefined, l
 
 const bulkTypes = new Set(['', 'application/json', 'application/x-ndjson', 'application/vnd.elasticsearch+x-ndjson', 'application/vnd.elasticsearch+json'])
 
-function elasticsearch(scope: FastifyInstance, getBroker: () => BrokerView | undefined, counters: ListenerCounters): void {
+function elasticsearch(scope: FastifyInstance, { getBroker, counters, listener }: DoorScope): void {
   const node = `sluice-${hostname()}`
   // Every answer names the product (the clients check it), and errors have Elasticsearch's shape.
   scope.addHook('onSend', async (_req, reply, payload) => {
@@ -246,7 +259,7 @@ function elasticsearch(scope: FastifyInstance, getBroker: () => BrokerView | und
     if (parsed.events.length > 0) {
       // Partial admission: what the rate limits hold now is stored, the rest answered 429 item by
       // item, which every bulk client retries.
-      const a = door.broker.publisher.admit({ exchange: door.exchange, events: parsed.events, source: 'elasticsearch', from: publisherOf(req), invalid: 'event', admit: 'partial' })
+      const a = door.broker.publisher.admit({ exchange: door.exchange, events: parsed.events, source: 'elasticsearch', from: publisherOf(req, listener), invalid: 'event', admit: 'partial' })
       if (!a.admitted) outcome = { kind: 'error', error: a.error }
       else {
         try {

@@ -115,6 +115,8 @@ export class ConnectionGuard {
       readonly budget?: { take(): boolean; give(): void } | undefined
       /** Set for an HTTPS server: what its clients' certificates are checked against. */
       readonly tls?: TlsConfig | undefined
+      /** A listener's `allow` list: false closes the connection at accept, before any byte is read. */
+      readonly admit?: ((socket: Socket) => boolean) | undefined
     },
     readonly counters: ConnectionCounters,
   ) {
@@ -124,6 +126,12 @@ export class ConnectionGuard {
     server.removeAllListeners('connection')
     server.on('connection', (socket: Socket) => {
       const address = clientAddress(socket)
+      if (opts.admit !== undefined && !opts.admit(socket)) {
+        counters.connectionsRefused++
+        socket.on('error', () => undefined)
+        socket.destroy()
+        return
+      }
       let refused: SluiceError | undefined
       if (this.#count >= opts.limit) refused = errors.tooManyConnections('http.maxConnections', opts.limit)
       else if ((this.#byAddress.get(address) ?? 0) >= opts.limitPerAddress) refused = errors.tooManyConnections('http.maxConnectionsPerAddress', opts.limitPerAddress)

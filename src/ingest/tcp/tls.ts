@@ -98,9 +98,12 @@ export type TlsReloadResult =
   | { readonly listener: string; readonly ok: true; readonly subject: string; readonly validTo: string }
   | { readonly listener: string; readonly ok: false; readonly file: string; readonly problem: string }
 
+/** What a reload swaps the context of: a TLS or HTTPS server, or OTLP/gRPC's credentials. */
+export type ReloadTarget = Pick<TlsServer, 'setSecureContext'>
+
 interface Registered {
   readonly setup: TlsSetup
-  readonly server: TlsServer
+  readonly server: ReloadTarget
 }
 
 /** Every TLS listener of the process, so one SIGHUP reloads them all. */
@@ -110,7 +113,7 @@ export class TlsReloader {
   constructor(private readonly logger: Logger) {}
 
   /** Registers a listening server; the function given back unregisters it (on close). */
-  add(setup: TlsSetup, server: TlsServer): () => void {
+  add(setup: TlsSetup, server: ReloadTarget): () => void {
     const entry = { setup, server }
     this.#servers.add(entry)
     return () => this.#servers.delete(entry)
