@@ -39,7 +39,6 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect as netConnect, createServer } from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -48,6 +47,8 @@ import amqp from 'amqplib'
 import { formatProfile, summarizeProfile } from './cpuprofile-summary.js'
 import { compileJava, runCelery, runJava } from './lib/amqp-programs.js'
 import { recordRequested, resultsDir } from './lib/results.js'
+import { freePort } from './lib/proc.js'
+import { frame, LeanAmqp, method, shortstr, u16, type Frame as LeanFrame } from './lib/lean-amqp.js'
 
 const self = fileURLToPath(import.meta.url)
 const repo = resolve(self, '../../..')
@@ -109,87 +110,20 @@ async function clientConsume(url: string, queue: string, args: Record<string, un
   return (count / (t1 - t0)) * 1000
 }
 
-// Lean publisher: frames by hand.
-const FRAME_END = 0xce
-function frame(type: number, channel: number, payload: Buffer): Buffer {
-  const b = Buffer.alloc(8 + payload.length)
-  b.writeUInt8(type, 0)
-  b.writeUInt16BE(channel, 1)
-  b.writeUInt32BE(payload.length, 3)
-  payload.copy(b, 7)
-  b.writeUInt8(FRAME_END, 7 + payload.length)
-  return b
-}
-const shortstr = (s: string): Buffer => Buffer.concat([Buffer.from([Buffer.byteLength(s)]), Buffer.from(s)])
-const longstr = (s: Buffer): Buffer => {
-  const l = Buffer.alloc(4)
-  l.writeUInt32BE(s.length)
-  return Buffer.concat([l, s])
-}
-function method(channel: number, classId: number, methodId: number, ...args: Buffer[]): Buffer {
-  const h = Buffer.alloc(4)
-  h.writeUInt16BE(classId, 0)
-  h.writeUInt16BE(methodId, 2)
-  return frame(1, channel, Buffer.concat([h, ...args]))
-}
-const u16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2)
-  b.writeUInt16BE(n)
-  return b
-}
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4)
-  b.writeUInt32BE(n)
-  return b
-}
-
+// Lean publisher: frames by hand (benchmarks/lib/lean-amqp.ts).
 async function clientLean(port: number, queue: string, count: number): Promise<number> {
   // The queue exists before (declared over amqplib, as the other workloads do).
   const c = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`)
   await (await c.createChannel()).assertQueue(queue, { durable: true })
   await c.close()
 
-  const sock = netConnect({ host: '127.0.0.1', port, noDelay: true })
-  await new Promise<void>((r, j) => sock.once('connect', r).once('error', j))
-  let buf: Buffer = Buffer.alloc(0)
-  type Frame = { type: number; channel: number; payload: Buffer }
-  let onFrame: (f: Frame) => void = () => undefined
-  sock.on('data', (d: Buffer) => {
-    buf = buf.length === 0 ? d : Buffer.concat([buf, d])
-    let off = 0
-    while (buf.length - off >= 8) {
-      const size = buf.readUInt32BE(off + 3)
-      if (buf.length - off < size + 8) break
-      onFrame({ type: buf[off]!, channel: buf.readUInt16BE(off + 1), payload: buf.subarray(off + 7, off + 7 + size) })
-      off += size + 8
-    }
-    buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off)
-  })
-  const expect = (classId: number, methodId: number): Promise<Buffer> =>
-    new Promise((r, j) => {
-      onFrame = (f) => {
-        if (f.type !== 1) return
-        const c2 = f.payload.readUInt16BE(0)
-        const m2 = f.payload.readUInt16BE(2)
-        if (c2 === classId && m2 === methodId) r(f.payload.subarray(4))
-        else j(new Error(`expected ${classId}.${methodId}, got ${c2}.${m2}: ${f.payload.subarray(4).toString('latin1')}`))
-      }
-    })
-  let started = expect(10, 10)
-  sock.write(Buffer.from([65, 77, 81, 80, 0, 0, 9, 1]))
-  await started
-  const tune = expect(10, 30)
-  sock.write(method(0, 10, 11, u32(0), shortstr('PLAIN'), longstr(Buffer.from('\0guest\0guest')), shortstr('en_US')))
-  const t = await tune
-  const opened = expect(10, 41)
-  sock.write(Buffer.concat([method(0, 10, 31, u16(t.readUInt16BE(0)), u32(t.readUInt32BE(2)), u16(0)), method(0, 10, 40, shortstr('/'), shortstr(''), Buffer.from([0]))]))
-  await opened
-  started = expect(20, 11)
-  sock.write(method(1, 20, 10, shortstr('')))
-  await started
-  started = expect(85, 11)
+  const lean = await LeanAmqp.open(port)
+  const sock = lean.sock
+  const selected = lean.expect(85, 11)
   sock.write(method(1, 85, 10, Buffer.from([0])))
-  await started
+  await selected
+  let onFrame: (f: LeanFrame) => void = () => undefined
+  lean.onFrame = (f) => onFrame(f)
 
   // One message: basic.publish (reserved, exchange "", routing key, no flags) + content header
   // (class 60, weight 0, body size, flags: delivery-mode) + body.
@@ -262,19 +196,6 @@ async function clientMain(argv: string[]): Promise<void> {
 // ---------------------------------------------------------------- orchestration
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const p = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => res(p))
-    })
-  })
-}
-
 // The last client's window on the monotonic clock (µs), to cut a server profile to it.
 let lastWindow: { fromUs: number; toUs: number } | undefined
 

@@ -51,7 +51,6 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -60,6 +59,7 @@ import { openLog, type AppendRecord } from '../src/log/index.js'
 import type { ClientSpec, ConsumeResult, ConsumeSpec, HoldResult, HoldSpec, PublishResult, PublishSpec } from './consume-client.js'
 import { formatProfile, summarizeProfile } from './cpuprofile-summary.js'
 import { findRepoRoot, resultsDir } from './lib/results.js'
+import { clockTicks, freePort, procCpuS, procMemKb } from './lib/proc.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -171,47 +171,7 @@ function spread(xs: readonly number[]): Spread {
 
 const fmtSpread = (s: Spread, f: (n: number) => string): string => (s.min === s.max ? f(s.median) : `${f(s.median)} (${f(s.min)}–${f(s.max)})`)
 
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => resolve())
-  })
-  const port = (srv.address() as AddressInfo).port
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return port
-}
-
 // ---- /proc (the same readings as benchmarks/http.bench.ts) ---------------------------------------
-
-const clockTicks = ((): number => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
-  const n = Number(r.stdout.trim())
-  return Number.isFinite(n) && n > 0 ? n : 100
-})()
-
-/** CPU seconds (user + system) a process has used so far. */
-function procCpuS(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(f[11]) + Number(f[12])) / clockTicks
-  } catch {
-    return Number.NaN
-  }
-}
-
-/** VmRSS and VmHWM in kB. */
-function procMemKb(pid: number): { rss: number; hwm: number } {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const get = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? Number.NaN)
-    return { rss: get('VmRSS'), hwm: get('VmHWM') }
-  } catch {
-    return { rss: Number.NaN, hwm: Number.NaN }
-  }
-}
 
 /** Busy CPU seconds of the whole machine, from /proc/stat. */
 function machineBusyS(): number {

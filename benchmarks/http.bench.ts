@@ -47,6 +47,7 @@ import { formatProfile, summarizeProfile, type ProfileSummary } from './cpuprofi
 import type { ClosedResult, ClosedSpec, LoadResult, LoadSpec, RateResult, RateSpec } from './http-load.js'
 import { eventBytes, eventLine } from './http-payload.js'
 import { findRepoRoot, resultsDir } from './lib/results.js'
+import { clockTicks, procCpuS, procMemKb } from './lib/proc.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -135,34 +136,6 @@ const fmtSpread = (s: Spread, f: (n: number) => string): string => `${f(s.median
 
 
 // ---- /proc ---------------------------------------------------------------------------------------
-
-const clockTicks = ((): number => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
-  const n = Number(r.stdout.trim())
-  return Number.isFinite(n) && n > 0 ? n : 100
-})()
-
-/** CPU seconds (user + system) a process has used so far. */
-function procCpuS(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // after "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12
-    return (Number(f[11]) + Number(f[12])) / clockTicks
-  } catch {
-    return Number.NaN
-  }
-}
-
-function procMemKb(pid: number): { rss: number; hwm: number } {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const get = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? Number.NaN)
-    return { rss: get('VmRSS'), hwm: get('VmHWM') }
-  } catch {
-    return { rss: Number.NaN, hwm: Number.NaN }
-  }
-}
 
 /** Busy and total CPU seconds of the whole machine, from /proc/stat. */
 function machineCpuS(): { busy: number; total: number } {

@@ -43,11 +43,11 @@
 
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findRepoRoot, resultsDir } from './lib/results.js'
+import { freePort, procCpuS } from './lib/proc.js'
 
 // ---- parameters ----------------------------------------------------------------------------------
 
@@ -100,29 +100,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Ma
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
 const fmtS = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a')
 const fmtPct = (n: number): string => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(1)}%` : 'n/a')
-
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => resolve())
-  })
-  const port = (srv.address() as AddressInfo).port
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return port
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (NaN elsewhere). */
-function procCpuS(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(f[11]) + Number(f[12])) / 100 // USER_HZ is 100 on Linux
-  } catch {
-    return Number.NaN
-  }
-}
 
 async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url)

@@ -41,11 +41,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, copyFileSync, cpSync, createWriteStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, statSync, symlinkSync, writeFileSync, writeSync, type WriteStream } from 'node:fs'
 import { request as httpRequest } from 'node:http'
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { freePort } from './lib/proc.js'
 
 const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const abuseSeconds = Number(arg('seconds') ?? 150)
@@ -76,15 +77,6 @@ const rssLimitBytes = 1024 ** 3
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const now = (): number => performance.now()
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
-
 // ---- the server ----------------------------------------------------------------------------------
 
 interface Ports {

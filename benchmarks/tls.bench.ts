@@ -20,7 +20,6 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
-import { createServer } from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -29,6 +28,7 @@ import { fileURLToPath } from 'node:url'
 import amqp from 'amqplib'
 import { ndjsonBody } from './http-payload.js'
 import { recordRequested, resultsDir } from './lib/results.js'
+import { freePort } from './lib/proc.js'
 
 const self = fileURLToPath(import.meta.url)
 const repo = resolve(self, '../../..')
@@ -105,19 +105,6 @@ async function clientAmqp(url: string, ca: string | undefined, queue: string, co
 }
 
 // ---------------------------------------------------------------- driver side
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => res(port))
-    })
-  })
-}
-
 function makeCerts(dir: string): { ca: string; cert: string; key: string } {
   const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
   const o = (args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' })

@@ -19,14 +19,15 @@ export function freePort(): Promise<number> {
 }
 
 /** Clock ticks per second, the unit of /proc/<pid>/stat's CPU times. */
-const clockTicks = ((): number => {
+export const clockTicks = ((): number => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
   const n = Number(r.stdout?.trim())
   return Number.isFinite(n) && n > 0 ? n : 100
 })()
 
 /** User plus system CPU seconds a process has used; NaN once it is gone or off Linux. */
-export function procCpuS(pid: number): number {
+export function procCpuS(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // The command name may hold spaces: the fields are counted from its closing parenthesis.
@@ -35,5 +36,16 @@ export function procCpuS(pid: number): number {
     return (Number(f[11]) + Number(f[12])) / clockTicks
   } catch {
     return Number.NaN
+  }
+}
+
+/** VmRSS and VmHWM (peak) of a process in kB; NaN once it is gone or off Linux. */
+export function procMemKb(pid: number): { rss: number; hwm: number } {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const get = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? Number.NaN)
+    return { rss: get('VmRSS'), hwm: get('VmHWM') }
+  } catch {
+    return { rss: Number.NaN, hwm: Number.NaN }
   }
 }
