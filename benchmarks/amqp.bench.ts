@@ -458,9 +458,9 @@ async function main(): Promise<void> {
     const r = ratio(m(sluice), m(rabbit))
     targets.push({ what, value: `${r.toFixed(2)}×`, target: '≥ 1×', ok: r >= 1, ...(profile !== undefined ? { profile } : {}) })
   }
-  vsRabbit('Celery tasks/s: Sluice ÷ RabbitMQ classic', 'sluice celery tasks', 'rmq-classic celery tasks')
-  vsRabbit('Java client publish: Sluice ÷ RabbitMQ classic', 'sluice java publish', 'rmq-classic java publish')
-  vsRabbit('Java client consume: Sluice ÷ RabbitMQ classic', 'sluice java consume', 'rmq-classic java consume')
+  vsRabbit('Celery tasks/s: Sluice ÷ RabbitMQ classic', 'sluice celery tasks', 'rmq-classic celery tasks', 'celery')
+  vsRabbit('Java client publish: Sluice ÷ RabbitMQ classic', 'sluice java publish', 'rmq-classic java publish', 'java')
+  vsRabbit('Java client consume: Sluice ÷ RabbitMQ classic', 'sluice java consume', 'rmq-classic java consume', 'java')
   const lean = m('sluice lean publish')
   targets.push({ what: 'lean publisher, Sluice confirmed', value: `${fmt(lean)} msgs/s`, target: '≥ 250,000', ok: lean >= 250_000, profile: 'lean' })
 

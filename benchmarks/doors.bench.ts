@@ -1,6 +1,6 @@
 // The doors of other ecosystems against HTTP NDJSON (issue 14): `npm run bench:doors`, or after a
 // build `node dist/benchmarks/doors.bench.js [--events=200000] [--seconds=20] [--runs=3]
-// [--batch=500] [--inflight=4] [--record]`.
+// [--batch=500] [--inflight=4] [--record] [--cpu-prof-dir=DIR]`.
 //
 // One Sluice (a child process, fsync: batch 5 ms, every listener on 127.0.0.1) serves every door
 // at once; this process is the load, pre-encoded before each window so encoding is not timed:
@@ -40,6 +40,8 @@ function arg(name: string, dflt: number): number {
 }
 
 const opts = { events: arg('events', 200_000), seconds: arg('seconds', 20), runs: arg('runs', 3), batch: arg('batch', 500), inflight: arg('inflight', 4) }
+/** --cpu-prof-dir=DIR: the server runs under `node --cpu-prof` and leaves its profile there (a diagnostic: figures under the profiler are lower). */
+const cpuProfDir = process.argv.find((x) => x.startsWith('--cpu-prof-dir='))?.slice('--cpu-prof-dir='.length)
 
 interface Ports {
   readonly http: number
@@ -296,7 +298,8 @@ streams: { bench: {} }
 bindings: [ { exchange: logs, stream: bench, key: "#" } ]
 `,
   )
-  const proc = spawn(process.execPath, [cli, 'serve', '--config', conf], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const profArgs = cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`]
+  const proc = spawn(process.execPath, [...profArgs, cli, 'serve', '--config', conf], { stdio: ['ignore', 'ignore', 'inherit'] })
   const deadline = Date.now() + 30_000
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`sluice exited with ${proc.exitCode}`)
