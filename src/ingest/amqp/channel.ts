@@ -83,6 +83,16 @@ interface Held {
 interface Unacked {
   readonly group: ConsumerGroup
   readonly tag: string
+  /** The group member it was delivered to (none for basic.get): a multiple ack settles by member. */
+  readonly member?: string | undefined
+}
+
+/** What one multiple ack names of one member: its deliveries from `first` through `last`. */
+interface AckRun {
+  readonly group: ConsumerGroup
+  readonly first: string
+  last: string
+  readonly tags: string[]
 }
 
 interface Outcome {
@@ -127,6 +137,7 @@ export class AmqpChannel {
   readonly #unacked = new Map<number, Unacked>()
   /** Acks gathered in this turn of the event loop, settled together (see #coalesceAck). */
   readonly #acks = new Map<ConsumerGroup, string[]>()
+  #ackRuns: AckRun[] = []
   #acksScheduled = false
   readonly #consumers = new Map<string, Consumer>()
   /** Members this channel used (consumers, basic.get), released when it closes. */
@@ -913,7 +924,7 @@ export class AmqpChannel {
     // add throws for a delivery that cannot be framed: then it takes no tag and is not unacked.
     out.add(tag, d.redelivered, wireExchange(r.exchange), r.key, this.#properties.bytes(r, d.deliveryCount), r.body)
     this.#deliveryTag = tag
-    if (!c.noAck) this.#unacked.set(tag, { group: c.group, tag: d.tag })
+    if (!c.noAck) this.#unacked.set(tag, { group: c.group, tag: d.tag, member: c.member })
   }
 
   #write(c: Consumer, d: Delivery): void {
@@ -999,24 +1010,51 @@ export class AmqpChannel {
    * for one each (in a profile, per-message ack writes were the largest cost of consuming).
    */
   #coalesceAck(s: TxSettle): void {
-    for (const u of this.#take(s, true)) {
-      let tags = this.#acks.get(u.group)
-      if (tags === undefined) this.#acks.set(u.group, (tags = []))
-      tags.push(u.tag)
+    const taken = this.#take(s, true)
+    // A multiple ack is, for each member, a run of what was delivered to it, in order: the group
+    // settles the run in one step instead of looking up each tag (a channel delivers a member's
+    // events in the order the member holds them, so the run is exactly what the ack names).
+    const runs = s.multiple ? new Map<string, AckRun>() : undefined
+    for (const u of taken) {
+      if (runs !== undefined && u.member !== undefined) {
+        const r = runs.get(u.member)
+        if (r === undefined) runs.set(u.member, { group: u.group, first: u.tag, last: u.tag, tags: [u.tag] })
+        else if (r.group === u.group) {
+          r.last = u.tag
+          r.tags.push(u.tag)
+        } else this.#ackOne(u)
+        continue
+      }
+      this.#ackOne(u)
     }
+    if (runs !== undefined) for (const r of runs.values()) this.#ackRuns.push(r)
     this.#release()
     if (this.#acksScheduled) return
     this.#acksScheduled = true
     setImmediate(() => void this.flushAcks())
   }
 
+  #ackOne(u: Unacked): void {
+    let tags = this.#acks.get(u.group)
+    if (tags === undefined) this.#acks.set(u.group, (tags = []))
+    tags.push(u.tag)
+  }
+
   /** Settles the coalesced acks now (also before the channel releases what it holds). */
   flushAcks(): Promise<void> {
     this.#acksScheduled = false
-    if (this.#acks.size === 0) return Promise.resolve()
+    if (this.#acks.size === 0 && this.#ackRuns.length === 0) return Promise.resolve()
     const batch = [...this.#acks]
     this.#acks.clear()
-    return Promise.all(batch.map(([group, tags]) => group.ack(tags))).then(
+    const runs = this.#ackRuns
+    this.#ackRuns = []
+    const work: Array<Promise<unknown>> = batch.map(([group, tags]) => group.ack(tags))
+    for (const r of runs) {
+      // An end that no longer names a delivery in flight (redelivered after its ack timeout)
+      // settles nothing of the run: then tag by tag, as before, which skips the stale ones.
+      work.push(r.group.ackThrough(r.last, r.first).then((done) => (done.settled === r.tags.length ? undefined : r.group.ack(r.tags))))
+    }
+    return Promise.all(work).then(
       () => undefined,
       (err: unknown) => this.#host.vhost.deps.logger.warn({ err }, 'AMQP ack failed; the deliveries come back after the ack timeout'),
     )
