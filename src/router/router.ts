@@ -99,11 +99,21 @@ export function exchangeConflict(a: Readonly<ExchangeDef>, b: Readonly<ExchangeD
  * breadth first, each exchange at most once per event (so cycles end), and an exchange that matched
  * no binding at all hands the event to its alternate, whose own alternate applies in turn.
  */
+/** Routing keys remembered per exchange (Router.#routes); past it the exchange's start again. */
+const routeCacheKeys = 4096
+
 export class Router {
   readonly #exchanges = new Map<string, ExchangeNode>()
   readonly #bindings = new Map<string, CompiledBinding>()
   readonly #streams = new Map<string, StreamTarget>()
   readonly #collector = new Collector()
+  /**
+   * Routes already worked out, by exchange and routing key: a publisher sends the same few keys
+   * over and over, and matching each event against the tables (a topic trie walk, the key split
+   * into words) was a tenth of a publish. Any change to exchanges or bindings empties it; routes
+   * that passed a headers exchange depend on more than the key and are never kept.
+   */
+  readonly #routes = new Map<string, Map<string, RouteResult>>()
 
   /** Throws SLUICE_ERR_ROUTER_* on a duplicate exchange, a dangling reference or a bad binding. */
   constructor(exchanges: readonly ExchangeDef[] = [], bindings: readonly BindingDef[] = []) {
@@ -143,6 +153,7 @@ export class Router {
     }
     const unroutableResult: RouteResult = Object.freeze({ streams: noStreams, unroutable: true, policy: normalized.unroutable ?? 'drop' })
     this.#exchanges.set(normalized.name, { kind: exchangeKind, name: normalized.name, def: normalized, table: newTable(normalized.type), unroutableResult, mark: 0 })
+    this.#routes.clear()
     return true
   }
 
@@ -153,6 +164,7 @@ export class Router {
       if (binding.def.exchange === name || binding.def.toExchange === name) this.#remove(binding)
     }
     this.#exchanges.delete(name)
+    this.#routes.clear()
     return true
   }
 
@@ -191,6 +203,7 @@ export class Router {
         table.add(binding, normalized.match === 'any', normalized.headers)
         break
     }
+    this.#routes.clear()
     return true
   }
 
@@ -210,8 +223,11 @@ export class Router {
    * unroutable one is shared.
    */
   route(exchange: string, routingKey: string, headers?: Readonly<Record<string, unknown>>, body?: unknown): RouteResult {
+    const known = this.#routes.get(exchange)?.get(routingKey)
+    if (known !== undefined) return known
     const entry = this.#exchanges.get(exchange)
     if (entry === undefined) throw errors.routerUnknownExchange(exchange)
+    let byHeaders = false
     const c = this.#collector
     const epoch = ++c.epoch
     const work = c.work
@@ -235,6 +251,7 @@ export class Router {
           table.collect((words ??= splitTopic(routingKey)), c)
           break
         case 'headers':
+          byHeaders = true
           table.collect(headers, body, c)
           break
       }
@@ -249,11 +266,21 @@ export class Router {
     }
     const streams = c.streams
     c.streams = null
-    if (streams === null) return entry.unroutableResult
-    return { streams, unroutable: false, policy: undefined }
+    const result: RouteResult = streams === null ? entry.unroutableResult : Object.freeze({ streams: Object.freeze(streams), unroutable: false, policy: undefined })
+    if (!byHeaders) this.#remember(exchange, routingKey, result)
+    return result
+  }
+
+  #remember(exchange: string, routingKey: string, result: RouteResult): void {
+    let keys = this.#routes.get(exchange)
+    if (keys === undefined) this.#routes.set(exchange, (keys = new Map()))
+    // Bounded: a publisher making up a new key per event would otherwise grow it without end.
+    else if (keys.size >= routeCacheKeys) keys.clear()
+    keys.set(routingKey, result)
   }
 
   #remove(binding: CompiledBinding): void {
+    this.#routes.clear()
     this.#bindings.delete(binding.id)
     const source = this.#exchanges.get(binding.def.exchange)
     if (source !== undefined) {

@@ -435,7 +435,7 @@ export class BrokerPublisher implements Publisher {
         headers: encodeHeaders(ev, now),
       }
       if (!dedup) {
-        // A fresh array per route (the router builds one each call); read only from here on.
+        // The router's own (frozen, shared by every event with this key): read only from here on.
         targets[i] = route.streams as string[]
         continue
       }

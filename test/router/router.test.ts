@@ -47,11 +47,51 @@ describe('direct and fanout exchanges', () => {
     expect(err).toMatchObject({ code: 'SLUICE_ERR_UNKNOWN_EXCHANGE', status: 404, details: { exchange: 'nope' } })
   })
 
-  test('each route returns its own streams array', () => {
+  test('a route is worked out once per key and shared, frozen, by the events that follow', () => {
     const a = r.route('f', '')
     const b = r.route('f', '')
-    expect(a.streams).not.toBe(b.streams)
+    expect(b).toBe(a)
     expect(a).toEqual({ streams: ['one', 'two'], unroutable: false, policy: undefined })
+    expect(Object.isFrozen(a.streams)).toBe(true)
+    expect(() => (a.streams as string[]).push('x')).toThrow(TypeError)
+  })
+})
+
+describe('remembered routes follow every change', () => {
+  test('bind, unbind, an exchange declared as alternate, and a deleted exchange', () => {
+    const r = new Router([{ name: 'x', type: 'topic' }])
+    // Declared at run time, as AMQP may, naming an alternate that comes later.
+    r.addExchange({ name: 't', type: 'topic', alternate: 'alt' })
+    r.bind({ exchange: 't', stream: 'a', key: 'app.*' })
+    expect(sorted(r.route('t', 'app.web').streams)).toEqual(['a'])
+    expect(r.route('t', 'db.x').unroutable).toBe(true)
+    r.bind({ exchange: 't', stream: 'b', key: '#' })
+    expect(sorted(r.route('t', 'app.web').streams)).toEqual(['a', 'b'])
+    expect(sorted(r.route('t', 'db.x').streams)).toEqual(['b'])
+    r.unbind({ exchange: 't', stream: 'b', key: '#' })
+    expect(sorted(r.route('t', 'app.web').streams)).toEqual(['a'])
+    // The alternate is declared after the route was remembered: it applies from then on.
+    r.addExchange({ name: 'alt', type: 'fanout' })
+    r.bind({ exchange: 'alt', stream: 'leftovers' })
+    expect(sorted(r.route('t', 'db.x').streams)).toEqual(['leftovers'])
+    r.bind({ exchange: 'x', toExchange: 't', key: '#' })
+    expect(sorted(r.route('x', 'app.web').streams)).toEqual(['a'])
+    r.deleteExchange('t')
+    expect(r.route('x', 'app.web').unroutable).toBe(true)
+  })
+
+  test('a route through a headers exchange depends on the headers and is never reused', () => {
+    const r = new Router(
+      [{ name: 'in', type: 'topic' }, { name: 'h', type: 'headers' }],
+      [
+        { exchange: 'in', toExchange: 'h', key: '#' },
+        { exchange: 'h', stream: 'eu', headers: { region: 'eu' } },
+        { exchange: 'h', stream: 'us', headers: { region: 'us' } },
+      ],
+    )
+    expect(r.route('in', 'k', { region: 'eu' }).streams).toEqual(['eu'])
+    expect(r.route('in', 'k', { region: 'us' }).streams).toEqual(['us'])
+    expect(r.route('in', 'k', {}).unroutable).toBe(true)
   })
 })
 
