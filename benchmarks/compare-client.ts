@@ -755,7 +755,10 @@ async function runLeanDrain(spec: DrainSpec, ctl: Control): Promise<DrainResult>
     unacked = 0
     lastAckAt = wall()
   }
+  let stopped = false
   const stop = (why: DrainResult['stoppedBy']): void => {
+    if (stopped) return
+    stopped = true
     stoppedBy = why
     finish()
   }
@@ -767,6 +770,8 @@ async function runLeanDrain(spec: DrainSpec, ctl: Control): Promise<DrainResult>
     }
   }
   const onFrame = (f: Frame): void => {
+    // Deliveries still on their way after the stop (up to the qos) are neither counted nor acked.
+    if (stopped) return
     if (f.type === FRAME_METHOD) {
       const cls = f.payload.readUInt16BE(0)
       const m = f.payload.readUInt16BE(2)
