@@ -899,7 +899,8 @@ function runLine(r: Run): string {
 
 // ---- summary -------------------------------------------------------------------------------------
 
-interface Row {
+/** A summary row as recorded in compare.jsonl (`kind: summary`); benchmarks/summary.ts reads it. */
+export interface Row {
   readonly workload: Workload
   readonly label: string
   readonly unit: string

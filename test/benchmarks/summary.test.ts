@@ -19,7 +19,8 @@ describe('bench:summary', () => {
       jsonl([
         { kind: 'summary', runId: '2026-12-01T10:00:00.000Z', rows: [row(120)] },
         { kind: 'run', workload: 'w2lean' },
-        { kind: 'summary', runId: '2026-12-02T11:30:00.000Z', rows: [row(160)] },
+        // A row beside the targets: its pass (undefined) is left out of the JSON.
+        { kind: 'summary', runId: '2026-12-02T11:30:00.000Z', rows: [row(160), { ...row(90), workload: 'w2x1', label: 'W2 1 process', pass: undefined }] },
       ]),
     )
     writeFileSync(
@@ -43,6 +44,7 @@ describe('bench:summary', () => {
     const t = summaryTable(dir)
     expect(t).toContain('| compare W2 lean | 160/s, 4.0 µs/event | JetStream 100/s | ratio ≥ 1.50 | PASS (1.60) | 2026-12-02 11:30 |')
     expect(t).not.toContain('120/s')
+    expect(t).toContain('| compare W2 1 process | 90/s, 4.0 µs/event | JetStream 100/s | ratio ≥ 1.50 | – | 2026-12-02 11:30 |')
     // Shares per round (0.4, 0.225, 0.2), then their median; rates are medians over rounds.
     expect(t).toContain('| doors Fluent Forward | 90/s, 11.0 µs/event | HTTP NDJSON 400/s | ≥ 50% of HTTP NDJSON | MISS (23%) | B-new |')
     expect(t).toContain('| amqp Celery tasks end to end | 1,250 tasks/s | RabbitMQ classic 1,950 | ≥ 1× RabbitMQ | MISS (0.64) | 2026-12-03 14:03 |')
