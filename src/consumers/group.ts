@@ -645,26 +645,31 @@ export class ConsumerGroup {
 
   async ack(tags: readonly unknown[], as?: SettleAs): Promise<TagResult[]> {
     const results: TagResult[] = []
-    const offsets: number[] = []
+    const taken: Inflight[] = []
     for (const tag of tags) {
       const entry = this.#lookup(tag, as)
       if (typeof entry === 'string') {
         results.push({ tag: String(tag), status: entry })
         continue
       }
+      // Released at once: the same tag twice in one ack settles once.
       this.#dispatch.release(entry)
-      offsets.push(entry.record.offset)
+      taken.push(entry)
       results.push({ tag: String(tag), status: 'ok' })
     }
-    this.#deadlines.compact(this.#dispatch.inflight.size + this.#scheduled.size)
-    if (offsets.length > 0) {
-      this.counters.acked += offsets.length
-      // The credit is free now: the next deliveries go out while the settlement syncs, instead of
-      // one fsync after it (a consumer acking each message, as Celery does, waited for each).
-      void this.#pump()
-      await this.#settle(offsets)
-    }
+    await this.#ackReleased(taken)
     return results
+  }
+
+  /** Settles for good deliveries just released from flight: the one path of ack and ackThrough. */
+  async #ackReleased(taken: readonly Inflight[]): Promise<void> {
+    this.#deadlines.compact(this.#dispatch.inflight.size + this.#scheduled.size)
+    if (taken.length === 0) return
+    this.counters.acked += taken.length
+    // The credit is free now: the next deliveries go out while the settlement syncs, instead of
+    // one fsync after it (a consumer acking each message, as Celery does, waited for each).
+    void this.#pump()
+    await this.#settle(taken.map((e) => e.record.offset))
   }
 
   /**
@@ -702,12 +707,7 @@ export class ConsumerGroup {
       if (seen === ends) break
     }
     for (const entry of taken) this.#dispatch.release(entry)
-    this.#deadlines.compact(inflight.size + this.#scheduled.size)
-    if (taken.length > 0) {
-      this.counters.acked += taken.length
-      void this.#pump() // as in ack: deliver on while the settlement syncs
-      await this.#settle(taken.map((e) => e.record.offset))
-    }
+    await this.#ackReleased(taken)
     return { settled: taken.length, failed: [] }
   }
 

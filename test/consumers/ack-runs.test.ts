@@ -61,5 +61,12 @@ describe('acks by run', () => {
     // Nothing was settled by the refusals.
     expect((await stats(s.url)).inFlight).toBe(1)
     expect((await ack(s.url, { ranges: [[d!.tag, d!.tag]] })).body).toEqual({ settled: 1, failed: [] })
+    // The same tag twice in one ack settles once; the second is named.
+    expect((await postNdjson(s.url, 'logs', [{ service: 'web', level: 'info', n: 1 }])).status).toBe(200)
+    const [e] = await fetchEvents(s.url, 'work', 'alice', 1)
+    const twice = await ack(s.url, { tags: [e!.tag, e!.tag] })
+    expect(twice.body.settled).toBe(1)
+    expect(twice.body.failed.map((f) => f.tag)).toEqual([e!.tag])
+    expect((await stats(s.url)).acked).toBe(2)
   })
 })
