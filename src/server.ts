@@ -40,6 +40,8 @@ import { BrokerPublisher } from './streams/publisher.js'
 import { StreamRates } from './streams/rates.js'
 import { StreamRegistry } from './streams/registry.js'
 import { SegmentFilePool } from './log/index.js'
+import { ClusterNode } from './cluster/node.js'
+import { sluiceVersion } from './version.js'
 
 const retentionCheckMs = 30_000
 const dedupExpireEveryMs = 30_000
@@ -458,15 +460,40 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   // The entries of a door share their counters: one of them speaks for all.
   const doors = oneByName(listeners)
 
+  // Cluster mode joins once every door listens, so the node record names their ports; it leaves
+  // first on a stop, so the lease is revoked while the node can still say so.
+  let cluster: ClusterNode | undefined
+  const clusterConfig = config.cluster
+  if (clusterConfig !== null) {
+    ;({ cluster } = await parts.open('cluster', async () => {
+      const amqpPort = listeners.find((l) => l.options.name === 'amqp' && l.tls !== true)?.port ?? null
+      const node = new ClusterNode({
+        config: clusterConfig,
+        version: sluiceVersion(),
+        logger,
+        ports: () => ({ http: Number(new URL(httpUrl).port), amqp: amqpPort }),
+        fileStreams: () => Object.keys(config.streams),
+        storedBytes: () => streams.all().reduce((sum, s) => sum + s.log.stats().bytes, 0),
+        onFenced: (fenced) => alarms.fence(fenced),
+      })
+      try {
+        await node.start()
+      } catch (err) {
+        await node.stop().catch(() => undefined)
+        throw errors.startup(`cluster: joining through etcd at ${clusterConfig.etcd.endpoints.join(', ')}: ${(err as Error).message}`, err)
+      }
+      return { cluster: node, close: () => node.stop() }
+    }))
+  }
   await parts.open('metrics', () => {
-    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...doors], ingestErrors, catalog, auth: authenticator, authz: authorizer })
+    metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...doors], ingestErrors, catalog, auth: authenticator, authz: authorizer, cluster })
     return { close: () => undefined }
   })
   // The data routes close first: new requests get our 503 not_ready with Retry-After, the door
   // stops taking connections, and long polls answer with what they have while the groups they
   // wait on are still open; requests already running hold their own reference to the broker.
   await parts.open('http routes', () => {
-    const view: BrokerView = { config, publisher, streams, router, rates, groups, redriver, catalog, queues, listeners: doors, ingestErrors, limiter, alarms, startedAt: Date.now() }
+    const view: BrokerView = { config, publisher, streams, router, rates, groups, redriver, catalog, queues, listeners: doors, ingestErrors, limiter, alarms, cluster, startedAt: Date.now() }
     for (const http of httpEntries.slice(1)) entryBrokers.set(http, { ...view, config: { ...config, server: { ...config.server, http } } })
     broker = view
     return {

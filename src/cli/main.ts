@@ -5,6 +5,7 @@
 
 import { SluiceError } from '../errors.js'
 import { CliError, didYouMean, renderCommandHelp, type CommandSpec } from './args.js'
+import { cluster, clusterSpec } from './cluster.js'
 import { fsckCommand, fsckSpec, validate, validateSpec } from './files.js'
 import { passwd, passwdSpec } from './passwd.js'
 import { publish, publishSpec } from './publish.js'
@@ -26,6 +27,7 @@ export const commands: Readonly<Record<string, Command>> = {
   redrive: { spec: redriveSpec, run: redrive },
   fsck: { spec: fsckSpec, run: fsckCommand },
   passwd: { spec: passwdSpec, run: passwd },
+  cluster: { spec: clusterSpec, run: cluster },
 }
 
 export function renderUsage(): string {
@@ -49,7 +51,7 @@ examples:
   echo '{"service":"web","level":"info","msg":"hi"}' | sluice publish logs
   sluice tail app-logs -f
 
-publish, tail and redrive talk to a running server: --url, or $SLUICE_URL (default http://127.0.0.1:7400).
+publish, tail, redrive and cluster talk to a running server: --url, or $SLUICE_URL (default http://127.0.0.1:7400).
 Exit codes: 0 done; 1 the command failed; 2 a usage error, a file that cannot be read, or no server.
 `
 }

@@ -2,13 +2,14 @@
 // references as discriminated unions). Runs only when validation found no problem, so every
 // value here is present and well-typed.
 
-import type { ConfigSpec, authSpec, bindingSpec, groupSpec, rateLimitSpec, serverSpec } from './keys.js'
+import type { ConfigSpec, authSpec, bindingSpec, clusterSpec, groupSpec, rateLimitSpec, serverSpec } from './keys.js'
 import { exchangeSpec, streamSpec } from './keys.js'
 import type { ObjectSpec, Raw } from './spec.js'
 import type {
   AmqpListenerConfig,
   AuthConfig,
   BindingConfig,
+  ClusterConfig,
   Config,
   DeadLetterConfig,
   ExchangeConfig,
@@ -37,6 +38,16 @@ export function buildConfig(raw: Raw<ConfigSpec>): Config {
     bindings: raw.bindings.map(buildBinding),
     groups: byName(raw.groups, buildGroup),
     rateLimits: raw.rateLimits.map(buildRateLimit),
+    cluster: raw.cluster === null ? null : buildCluster(raw.cluster),
+  }
+}
+
+function buildCluster(c: NonNullable<Raw<typeof clusterSpec>>): ClusterConfig {
+  return {
+    nodeId: c.nodeId,
+    etcd: { endpoints: [...c.etcd.endpoints], prefix: c.etcd.prefix, leaseTtlMs: c.etcd.leaseTtl, requestTimeoutMs: c.etcd.requestTimeout },
+    minNodes: c.minNodes,
+    advertise: { host: c.advertise.host },
   }
 }
 

@@ -126,6 +126,8 @@ export function typeText(spec: LeafSpec): string {
       return `list of ${spec.values.map((v) => `\`${v}\``).join(', ')}`
     case 'remoteList':
       return 'list of IPs or CIDRs'
+    case 'urlList':
+      return 'list of URLs'
     case 'bool':
       return 'boolean'
     case 'string':

@@ -537,6 +537,46 @@ export const rateLimitSpec = {
   },
 } as const satisfies ObjectSpec
 
+// Cluster mode (docs/cluster.md): absent, the server is one node on its own, as it always was.
+export const clusterSpec = {
+  type: 'object',
+  optional: true,
+  doc: 'Run as one node of a cluster coordinated through etcd (docs/cluster.md); absent: a single node.',
+  keys: {
+    nodeId: { type: 'name', required: true, doc: "This node's name in the cluster; unique among the nodes sharing `etcd.prefix`, and kept across restarts (placement names it)." },
+    etcd: {
+      type: 'object',
+      doc: 'The etcd cluster holding membership, the controller, placement and definitions.',
+      keys: {
+        endpoints: { type: 'urlList', default: ['http://127.0.0.1:2379'], doc: 'Client URLs of the etcd members (etcd 3.4 or newer).' },
+        prefix: { type: 'string', default: '/sluice', nonEmpty: true, doc: 'Key prefix of this cluster in etcd; clusters sharing an etcd use different prefixes. Starts with `/`, no trailing `/`.' },
+        leaseTtl: {
+          type: 'duration',
+          default: '5s',
+          min: '2s',
+          max: '60s',
+          doc: "How long a node that stopped answering keeps its membership: a dead node's controller role moves after this, and a node cut off from etcd this long fences itself (refuses publishes with 503).",
+        },
+        requestTimeout: { type: 'duration', default: '2s', min: '100ms', max: '30s', doc: 'Deadline of each etcd request; a request past it counts as failed (`sluice_cluster_etcd_requests_total{outcome="error"}`).' },
+      },
+    },
+    minNodes: {
+      type: 'int',
+      default: 1,
+      min: 1,
+      max: 1000,
+      doc: 'Nodes that must hold a lease before the controller places any stream. Placed streams never move on their own, so set it to the node count: a cold start then spreads the streams instead of giving them all to the first node up.',
+    },
+    advertise: {
+      type: 'object',
+      doc: 'How other nodes and redirected clients reach this node.',
+      keys: {
+        host: { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: "Host name or address other nodes use for this node's listeners." },
+      },
+    },
+  },
+} as const satisfies ObjectSpec
+
 export const configSpec = {
   type: 'object',
   doc: 'The configuration file.',
@@ -548,6 +588,7 @@ export const configSpec = {
     bindings: { type: 'list', of: bindingSpec, doc: 'Routes from exchanges to streams or to other exchanges; each has exactly one of `stream` and `toExchange`.' },
     groups: { type: 'named', declares: 'group', of: groupSpec, doc: 'Consumer groups by name.' },
     rateLimits: { type: 'list', of: rateLimitSpec, doc: 'Ingest token buckets; every rule whose match fits a publisher applies to it.' },
+    cluster: clusterSpec,
   },
 } as const satisfies ObjectSpec
 

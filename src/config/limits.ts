@@ -105,6 +105,8 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'groups.<name>.maxBacklog': { error: '`overflow: dead-letter`: reason `maxlen`; `reject-publish`: HTTP 429 `backlog_full`, AMQP basic.nack', metric: hits('maxBacklog') },
   'groups.<name>.maxBacklogBytes': { error: '`overflow: dead-letter`: reason `maxlen`; `reject-publish`: HTTP 429 `backlog_full`, AMQP basic.nack', metric: `${hits('maxBacklogBytes')}; dead-lettered: \`sluice_group_dead_lettered_total{reason="maxlen"}\`` },
   'groups.<name>.sessionTimeout': { error: 'the member is removed; its deliveries go to others', metric: '`sluice_group_members`' },
+  'cluster.etcd.requestTimeout': { error: 'the etcd request fails; a node that cannot renew its lease in time fences itself (below)', metric: '`sluice_cluster_etcd_requests_total{outcome="error"}`' },
+  'cluster.etcd.leaseTtl': { error: 'a node that could not renew its lease for this long fences itself: publishers blocked (HTTP 503 `alarm` naming `cluster`, TCP paused, AMQP connection.blocked) until it rejoins', metric: '`sluice_cluster_fences_total`; `sluice_alarm{alarm="cluster"}`; `sluice_cluster_lease_keepalive_age_seconds`' },
   'rateLimits[].maxSources': { error: 'none: the least recently used source is forgotten and starts again with full buckets', metric: `${hits('rateLimits.maxSources')}; by rule: \`sluice_rate_limit_evictions_total{rule}\`, held: \`sluice_rate_limit_sources{rule}\`` },
 }
 

@@ -37,6 +37,16 @@ export function checkReferences(v: Validated, problems: Problems): void {
   checkRateLimits(v, problems, at)
   checkAlternateCycles(v, problems, at)
   checkCounts(v, problems, at)
+  checkCluster(v, problems, at)
+}
+
+function checkCluster(v: Validated, problems: Problems, at: At): void {
+  const prefix = (v.raw.cluster as typeof v.raw.cluster | undefined)?.etcd?.prefix
+  if (typeof prefix !== 'string') return
+  const path = 'cluster.etcd.prefix'
+  // Every key is the prefix, "/" and a path: one spelling per cluster, so /sluice/ and /sluice
+  // cannot name the same keys differently.
+  if (!prefix.startsWith('/') || prefix.endsWith('/') || prefix.includes('//')) problems.add(path, at(path), `${JSON.stringify(prefix)} must start with "/", not end with "/", and have no empty part, e.g. /sluice/prod`)
 }
 
 /** server.limits.maxStreams and maxGroups bound the file's declarations too, not only run time's. */

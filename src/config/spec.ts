@@ -80,6 +80,10 @@ export interface HeadersSpec extends Doc, Presence<Record<string, string>> {
 export interface RemoteListSpec extends Doc, Presence<readonly string[]> {
   readonly type: 'remoteList'
 }
+/** A non-empty list of http:// or https:// URLs (etcd endpoints); repeats are dropped. */
+export interface UrlListSpec extends Doc, Presence<readonly string[]> {
+  readonly type: 'urlList'
+}
 /** A list of words from a fixed set (a user's tags); repeats are dropped. */
 export interface EnumListSpec extends Doc, Presence<readonly string[]> {
   readonly type: 'enumList'
@@ -92,6 +96,7 @@ export type LeafSpec =
   | TemplateSpec
   | RemoteSpec
   | RemoteListSpec
+  | UrlListSpec
   | IntSpec
   | NumberSpec
   | BoolSpec
@@ -152,7 +157,7 @@ type Base<S> = S extends { readonly type: 'string' | 'name' | 'template' | 'remo
         ? V
         : S extends { readonly type: 'enumList'; readonly values: readonly (infer V)[] }
           ? readonly V[]
-          : S extends { readonly type: 'remoteList' }
+          : S extends { readonly type: 'remoteList' | 'urlList' }
             ? readonly string[]
           : S extends { readonly type: 'start' }
             ? StartPosition

@@ -432,6 +432,21 @@ export interface RateLimitConfig {
   readonly maxSources: number
 }
 
+/** Cluster mode (docs/cluster.md). */
+export interface ClusterConfig {
+  readonly nodeId: string
+  readonly etcd: {
+    readonly endpoints: readonly string[]
+    /** Starts with `/`, no trailing `/` (validated). */
+    readonly prefix: string
+    readonly leaseTtlMs: number
+    readonly requestTimeoutMs: number
+  }
+  /** The controller places nothing while fewer nodes than this hold a lease. */
+  readonly minNodes: number
+  readonly advertise: { readonly host: string }
+}
+
 export interface Config {
   readonly server: ServerConfig
   readonly auth: AuthConfig
@@ -441,4 +456,6 @@ export interface Config {
   readonly bindings: readonly BindingConfig[]
   readonly groups: Readonly<Record<string, GroupConfig>>
   readonly rateLimits: readonly RateLimitConfig[]
+  /** null: a single node. */
+  readonly cluster: ClusterConfig | null
 }

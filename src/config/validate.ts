@@ -181,6 +181,7 @@ function parseLeaf(spec: LeafSpec, node: TreeNode): Parsed {
   if (spec.type === 'headers') return parseHeaders(node)
   if (spec.type === 'enumList') return parseEnumList(spec, node)
   if (spec.type === 'remoteList') return parseRemoteList(node)
+  if (spec.type === 'urlList') return parseUrlList(node)
   if (node.kind !== 'scalar') return { problem: `expected ${expectation(spec)}, got ${describe(node)}` }
   if (node.value === null) return { problem: `is empty; expected ${expectation(spec)}` }
   return parseScalar(spec, node.value, textOf(node))
@@ -246,6 +247,7 @@ export function parseScalar(spec: LeafSpec, value: Scalar, text: string): Parsed
     case 'headers':
     case 'enumList':
     case 'remoteList':
+    case 'urlList':
       return bad()
   }
 }
@@ -301,7 +303,32 @@ function expectation(spec: LeafSpec): string {
       return `a list of ${spec.values.join(', ')}`
     case 'remoteList':
       return 'a list of IP addresses or CIDR blocks, e.g. [10.0.0.0/8, 127.0.0.1]'
+    case 'urlList':
+      return 'a list of URLs, e.g. ["http://127.0.0.1:2379"]'
   }
+}
+
+function parseUrlList(node: TreeNode): Parsed {
+  const items = node.kind === 'list' ? node.items : node.kind === 'scalar' && node.value !== null ? [node] : undefined
+  if (items === undefined) return { problem: `expected a list of URLs, e.g. ["http://127.0.0.1:2379"], got ${describe(node)}` }
+  if (items.length === 0) return { problem: 'must list at least one URL' }
+  const out: string[] = []
+  for (const item of items) {
+    const text = item.kind === 'scalar' && typeof item.value === 'string' ? item.value : undefined
+    let url: URL | undefined
+    try {
+      url = text === undefined ? undefined : new URL(text)
+    } catch {
+      url = undefined
+    }
+    if (text === undefined || url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '') {
+      return { problem: `${text === undefined ? describe(item) : show(text)} is not an http:// or https:// URL with a host, e.g. "http://127.0.0.1:2379"` }
+    }
+    if (url.pathname !== '/' || url.search !== '' || url.username !== '') return { problem: `${show(text)} must be a scheme, host and port only (no path, query or credentials)` }
+    const clean = `${url.protocol}//${url.host}`
+    if (!out.includes(clean)) out.push(clean)
+  }
+  return { value: Object.freeze(out) }
 }
 
 function parseEnumList(spec: { readonly values: readonly string[] }, node: TreeNode): Parsed {

@@ -3,7 +3,9 @@ import { totalmem } from 'node:os'
 import { noteBackgroundError, type FaultReporter } from '../background.js'
 import { hitLimit } from '../limits.js'
 
-export type AlarmName = 'memory' | 'disk'
+/** `cluster`: this node fenced itself, cut off from etcd (docs/cluster.md); not a resource. */
+export type AlarmName = 'memory' | 'disk' | 'cluster'
+export const alarmNames: readonly AlarmName[] = ['memory', 'disk', 'cluster']
 
 /**
  * The memory this process may use: the machine's, or less under a container's memory limit
@@ -181,6 +183,14 @@ export class Alarms {
     this.#free = 0
     this.#admittedBytes = 0
     this.#set('disk', true, false, 0, limit, now)
+  }
+
+  /**
+   * Raises or clears the cluster alarm: a fenced node blocks publishers, as a resource alarm does,
+   * until it is a member again. Its value is 1 while raised.
+   */
+  fence(fenced: boolean, now = Date.now()): void {
+    this.#set('cluster', fenced, !fenced, fenced ? 1 : 0, 1, now)
   }
 
   #set(name: AlarmName, over: boolean, clear: boolean, value: number, limit: number, now: number): void {

@@ -1,12 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { GroupRegistry } from '../consumers/index.js'
-import type { Alarms } from '../flow/alarms.js'
+import { alarmNames, type Alarms } from '../flow/alarms.js'
 import type { RateLimiter } from '../flow/rate-limiter.js'
 import { backgroundErrors } from '../background.js'
 import { limitHits } from '../limits.js'
 import type { LogObserver } from '../log/index.js'
 import type { ListenerCounters } from '../ingest/tcp/server.js'
 import type { BrokerPublisher } from '../streams/publisher.js'
+import type { ClusterNode } from '../cluster/node.js'
 import type { StreamRegistry } from '../streams/registry.js'
 
 /** What the scrape reads; everything is counted where it happens and read here, not pushed. */
@@ -22,6 +23,8 @@ export interface MetricSources {
   readonly catalog?: { readonly streamCount: number } | undefined
   /** Failed logins, every door (src/auth). */
   readonly auth?: { failureCounts(): Iterable<{ readonly door: string; readonly reason: string; readonly count: number }> } | undefined
+  /** Cluster mode only (docs/cluster.md). */
+  readonly cluster?: ClusterNode | undefined
   /** Refused operations of logged-in clients, every door (src/auth). */
   readonly authz?: { denialCounts(): Iterable<{ readonly door: string; readonly operation: string; readonly count: number }> } | undefined
 }
@@ -223,7 +226,42 @@ export class Metrics {
     })
     gauge('sluice_alarm', 'Whether a resource alarm is up (1) and publishers blocked.', ['alarm'], (g, s) => {
       const up = new Set(s.alarms.active().map((a) => a.name))
-      for (const name of ['memory', 'disk']) g.set({ alarm: name }, up.has(name as 'memory') ? 1 : 0)
+      for (const name of alarmNames) g.set({ alarm: name }, up.has(name) ? 1 : 0)
+    })
+    // Cluster mode only: every series is absent on a single node. Node labels are bounded by the
+    // cluster's size.
+    gauge('sluice_cluster_member', "This node's membership: 1 for the state it is in (joining, member, fenced, stopped).", ['state'], (g, s) => {
+      if (s.cluster === undefined) return
+      for (const state of ['joining', 'member', 'fenced', 'stopped'] as const) g.set({ state }, s.cluster.state === state ? 1 : 0)
+    })
+    gauge('sluice_cluster_controller', 'Whether this node is the elected controller (1).', [], (g, s) => {
+      if (s.cluster !== undefined) g.set(s.cluster.isController ? 1 : 0)
+    })
+    gauge('sluice_cluster_nodes', 'Nodes with a live lease, as this node sees them.', [], (g, s) => {
+      if (s.cluster !== undefined) g.set(s.cluster.status().nodes.length)
+    })
+    gauge('sluice_cluster_streams_placed', 'Streams placed on each node, as this node sees them.', ['node'], (g, s) => {
+      if (s.cluster === undefined) return
+      for (const n of s.cluster.status().nodes) g.set({ node: n.id }, n.streams)
+    })
+    gauge('sluice_cluster_lease_keepalive_age_seconds', "Seconds since etcd last renewed this node's lease; past the TTL the node fences itself.", [], (g, s) => {
+      const ms = s.cluster?.status().lease.sinceKeepaliveMs
+      if (ms !== undefined && ms !== null) g.set(ms / 1000)
+    })
+    counter('sluice_cluster_fences_total', 'Times this node fenced itself, cut off from etcd.', [], (c, s) => {
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.counters.fences)
+    })
+    counter('sluice_cluster_elections_total', 'Controller elections this node won.', [], (c, s) => {
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.counters.elections)
+    })
+    counter('sluice_cluster_etcd_requests_total', 'Round trips to etcd, by operation and outcome (ok, error).', ['op', 'outcome'], (c, s) => {
+      for (const [op, r] of s.cluster?.etcdRoundTrips() ?? []) {
+        setCounter(c, { op, outcome: 'ok' }, r.ok)
+        setCounter(c, { op, outcome: 'error' }, r.error)
+      }
+    })
+    counter('sluice_cluster_etcd_request_seconds_total', 'Time spent in round trips to etcd, by operation; divided by the requests, the average.', ['op'], (c, s) => {
+      for (const [op, r] of s.cluster?.etcdRoundTrips() ?? []) setCounter(c, { op }, r.seconds)
     })
     counter('sluice_alarms_raised_total', 'Times a resource alarm was raised.', [], (c, s) => setCounter(c, {}, s.alarms.raisedTotal))
     counter('sluice_limit_hits_total', 'Times a named limit refused, cut or held something back.', ['limit'], (c) => {

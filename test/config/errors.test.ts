@@ -33,7 +33,7 @@ const expected = [
   'rateLimits[0].match.listener (line 34, col 26): "web" is not one of http, ndjson, amqp, syslog, gelf, forward, otlp-http, otlp-grpc',
   'rateLimits[0].match.remote (line 34, col 39): "10.0.0.0/33" is not an IP address or CIDR block, e.g. 10.0.0.0/8',
   'rateLimits[0].events (line 34, col 62): "10/fortnight" is not a rate, e.g. 5000/s',
-  'logging (line 35, col 1): unknown key; expected one of server, auth, exchanges, streams, bindings, groups, rateLimits',
+  'logging (line 35, col 1): unknown key; expected one of server, auth, exchanges, streams, bindings, groups, rateLimits, cluster',
 ]
 
 const problemsOf = (text: string): readonly string[] => {
@@ -88,7 +88,7 @@ describe('YAML syntax', () => {
 
   it('rejects a file that is not a mapping', () => {
     expect(problemsOf('- server\n')).toEqual([
-      'line 1, col 1: expected a mapping of server, auth, exchanges, streams, bindings, groups, rateLimits, got a list',
+      'line 1, col 1: expected a mapping of server, auth, exchanges, streams, bindings, groups, rateLimits, cluster, got a list',
     ])
   })
 

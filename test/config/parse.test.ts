@@ -246,6 +246,7 @@ describe('an empty file', () => {
       bindings: [],
       groups: {},
       rateLimits: [],
+      cluster: null,
     } satisfies Config)
   })
 })

@@ -115,6 +115,7 @@ export const httpRules: Readonly<Record<string, Rule>> = {
   'POST /v1/exchanges/:exchange/publish': rule('publish', (p) => ({ exchange: exchange(p.exchange) })),
   'GET /v1/exchanges': rule('exchanges.list', () => ({})),
   'GET /v1/overview': rule('overview', () => ({})),
+  'GET /v1/cluster': rule('overview', () => ({})),
   'GET /v1/streams': rule('streams.list', () => ({})),
   'GET /v1/streams/:stream': rule('stream.view', (p) => ({ stream: stream(p.stream) })),
   'GET /v1/streams/:stream/events': rule('stream.read', (p) => ({ stream: stream(p.stream) })),

@@ -146,6 +146,30 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
     tag: 'streams',
     answers: { 200: ok('totals', obj({ ready: bool, uptimeSeconds: int(0), exchanges: int(0), streams: int(0), events: int(0), bytes: int(0), publish: { type: 'object' }, groups: int(0), listeners: { type: 'object' }, ingestErrors: { type: 'object' }, alarms: array({ type: 'object' }), rateLimited: { type: 'object' }, disk: { ...obj({ freeBytes: int(0), totalBytes: int(0), limitBytes: int(0) }), type: ['object', 'null'], description: "the data dir's file system: free to unprivileged writers, its size, and server.alarms.diskFreeLimit; null when it cannot be read" } })) },
   },
+  'GET /v1/cluster': {
+    summary: "This node's view of the cluster: its membership and lease, the controller, the nodes, and where each stream lives",
+    tag: 'streams',
+    answers: {
+      200: ok(
+        'the view; `{"enabled": false}` on a single node',
+        obj(
+          {
+            enabled: bool,
+            node: str,
+            state: { type: 'string', enum: ['joining', 'member', 'fenced', 'stopped'] },
+            lease: { type: 'object', description: 'id, ttlMs, remainingMs (before the node fences itself), sinceKeepaliveMs' },
+            controller: { type: ['object', 'null'], description: 'node, epoch (the controller key\'s create revision), since, self' },
+            nodes: array({ type: 'object', description: 'id, host, httpPort, amqpPort, lease, startedAt, version, storedBytes, streams' }),
+            placement: array({ type: 'object', description: 'stream, node, epoch, controllerEpoch, since, live (its node holds a lease)' }),
+            unplaced: array(str),
+            minNodes: int(1),
+            etcd: { type: 'object', description: 'endpoints, prefix, revision (the newest this node has seen)' },
+          },
+          ['enabled'],
+        ),
+      ),
+    },
+  },
   'GET /v1/overview/rates': {
     summary: 'Ingest and delivery per second over the last server.http.rateHistory, sampled every second',
     tag: 'streams',

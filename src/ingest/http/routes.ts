@@ -10,6 +10,7 @@ import type { BrokerPublisher, PublishRequest } from '../../streams/publisher.js
 import type { StreamRates } from '../../streams/rates.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { eventTtlMsMax, parseTtl } from '../../streams/ttl.js'
+import type { ClusterNode } from '../../cluster/node.js'
 import type { Alarms } from '../../flow/alarms.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { IngestErrors } from '../ingest-errors.js'
@@ -44,6 +45,8 @@ export interface BrokerView {
   readonly ingestErrors: IngestErrors
   readonly limiter: RateLimiter
   readonly alarms: Alarms
+  /** Cluster mode only. */
+  readonly cluster?: ClusterNode | undefined
   readonly startedAt: number
 }
 
@@ -165,6 +168,13 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
           .map((b) => ({ ...(b.stream !== undefined ? { stream: b.stream } : { toExchange: b.toExchange }), key: b.key ?? '', ...(b.headers !== undefined ? { match: b.match ?? 'all', headers: b.headers } : {}) })),
       })),
     }
+  })
+
+  // Any node answers with its own view of the cluster: what etcd last told it. A single node says
+  // so rather than 404, so a dashboard can ask every server the same question.
+  app.get('/v1/cluster', async (_req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    return broker.cluster?.status() ?? { enabled: false }
   })
 
   app.get('/v1/overview', async (_req, reply) => {

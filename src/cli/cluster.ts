@@ -1,0 +1,57 @@
+import type { ClusterStatus } from '../cluster/node.js'
+import { CliError, parseCommand, renderCommandHelp, type CommandSpec } from './args.js'
+import { clientHelp, clientOptions, ServerClient } from './client.js'
+
+export const clusterSpec: CommandSpec = {
+  name: 'cluster',
+  summary: "show a cluster's nodes, controller and stream placement",
+  positionals: [{ name: 'ACTION', required: true, doc: 'status' }],
+  options: {
+    json: { type: 'boolean', doc: 'print the answer of GET /v1/cluster as JSON' },
+    ...clientOptions,
+  },
+  description: `status asks one node (any node) for its view of the cluster: its own membership and lease,
+the elected controller and its epoch, every node with a live lease, and the home of each stream.
+A node cut off from etcd shows state "fenced": it refuses publishes until it rejoins. A single
+node (no cluster section) answers "not a cluster". docs/cluster.md explains each field.
+
+${clientHelp}`,
+  examples: ['sluice cluster status', 'sluice cluster status --url http://10.0.0.2:7400 --json'],
+}
+
+type Status = ClusterStatus | { readonly enabled: false }
+
+export async function cluster(args: readonly string[]): Promise<number> {
+  const p = parseCommand(clusterSpec, args)
+  if (p.help) {
+    process.stdout.write(renderCommandHelp(clusterSpec))
+    return 0
+  }
+  const action = p.positionals[0]!
+  if (action !== 'status') throw new CliError(`unknown action "${action}"; use: sluice cluster status`)
+  const client = new ServerClient(p.values)
+  const res = await client.request('GET', '/v1/cluster')
+  if (res.status !== 200) throw await client.failure(res)
+  const status = (await res.json()) as Status
+  process.stdout.write(p.values.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status))
+  return 0
+}
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+export function renderStatus(s: Status): string {
+  if (!s.enabled) return 'not a cluster: this server runs as a single node (no cluster section in its configuration)\n'
+  const lease = s.lease.remainingMs === null ? 'none' : `${s.lease.id} (${(s.lease.remainingMs / 1000).toFixed(1)} s left of ${s.lease.ttlMs / 1000} s)`
+  const controller = s.controller === null ? 'none elected' : `${s.controller.node} (epoch ${s.controller.epoch}, since ${s.controller.since})`
+  const out = [`node        ${s.node} (${s.state})`, `lease       ${lease}`, `controller  ${controller}`, `etcd        ${s.etcd.endpoints.join(', ')} ${s.etcd.prefix} (revision ${s.etcd.revision})`, '']
+  const nodes = [['NODE', 'HOST', 'HTTP', 'AMQP', 'STREAMS', 'STORED', 'VERSION', 'STARTED']]
+  for (const n of s.nodes) nodes.push([n.id, n.host, String(n.httpPort ?? '-'), String(n.amqpPort ?? '-'), String(n.streams), `${(n.storedBytes / 1048576).toFixed(1)} MiB`, n.version, n.startedAt])
+  const placement = [['STREAM', 'NODE', 'EPOCH', 'SINCE']]
+  for (const p of s.placement) placement.push([p.stream, p.live ? p.node : `${p.node} (down)`, String(p.epoch), p.since])
+  const waiting = s.nodes.length < s.minNodes ? `waiting for ${s.minNodes} nodes (cluster.minNodes)` : 'waiting for the controller'
+  for (const stream of s.unplaced) placement.push([stream, '-', '-', waiting])
+  return `${out.join('\n')}\n${table(nodes)}\n${table(placement)}`
+}

@@ -1,0 +1,112 @@
+// The cluster's keys in etcd, under `cluster.etcd.prefix` (docs/cluster.md, "Keys"):
+//
+//   <prefix>/nodes/<nodeId>        NodeRecord, under the node's lease: gone when the node is
+//   <prefix>/controller            ControllerRecord, under the controller's lease; the key's create
+//                                  revision is the controller epoch
+//   <prefix>/streams/<name>        StreamRecord: a stream the cluster places (seeded from the files)
+//   <prefix>/placement/<name>      PlacementRecord: the stream's home node and placement epoch
+//
+// Values are JSON. A value that does not parse as its record is ignored with a warning rather
+// than trusted: etcd is shared, and a hand-edited key must not stop every node.
+
+export interface NodeRecord {
+  readonly id: string
+  /** How other nodes and clients reach it (cluster.advertise.host). */
+  readonly host: string
+  readonly httpPort: number | null
+  readonly amqpPort: number | null
+  /** The lease the record lives under, in hex as etcdctl prints it. */
+  readonly lease: string
+  readonly startedAt: string
+  readonly version: string
+  /** Bytes of the streams this node stores, refreshed now and then: placement's tie-break. */
+  readonly storedBytes: number
+}
+
+export interface ControllerRecord {
+  readonly node: string
+  readonly since: string
+}
+
+export interface StreamRecord {
+  /** `file`: a configuration file declares it; the node that wrote it first is `by`. */
+  readonly origin: 'file' | 'runtime'
+  readonly by: string
+}
+
+export interface PlacementRecord {
+  readonly node: string
+  /** Starts at 1; every change of home adds one, so a stale placement is recognised. */
+  readonly epoch: number
+  /** The controller epoch that wrote it. */
+  readonly controllerEpoch: number
+  readonly since: string
+}
+
+export class ClusterKeys {
+  readonly root: string
+  readonly nodes: string
+  readonly controller: string
+  readonly streams: string
+  readonly placements: string
+
+  constructor(prefix: string) {
+    this.root = `${prefix}/`
+    this.nodes = `${prefix}/nodes/`
+    this.controller = `${prefix}/controller`
+    this.streams = `${prefix}/streams/`
+    this.placements = `${prefix}/placement/`
+  }
+
+  node(id: string): string {
+    return this.nodes + id
+  }
+
+  stream(name: string): string {
+    return this.streams + name
+  }
+
+  placement(stream: string): string {
+    return this.placements + stream
+  }
+}
+
+type Fields = Record<string, unknown>
+
+function object(text: string): Fields | undefined {
+  try {
+    const v: unknown = JSON.parse(text)
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Fields) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const str = (v: unknown): v is string => typeof v === 'string' && v !== ''
+const port = (v: unknown): v is number | null => v === null || (Number.isInteger(v) && (v as number) > 0 && (v as number) < 65536)
+
+export function parseNode(text: string): NodeRecord | undefined {
+  const o = object(text)
+  if (o === undefined || !str(o.id) || !str(o.host) || !port(o.httpPort) || !port(o.amqpPort) || !str(o.lease) || !str(o.startedAt) || !str(o.version)) return undefined
+  const storedBytes = Number.isSafeInteger(o.storedBytes) && (o.storedBytes as number) >= 0 ? (o.storedBytes as number) : 0
+  return { id: o.id, host: o.host, httpPort: o.httpPort, amqpPort: o.amqpPort, lease: o.lease, startedAt: o.startedAt, version: o.version, storedBytes }
+}
+
+export function parseController(text: string): ControllerRecord | undefined {
+  const o = object(text)
+  if (o === undefined || !str(o.node) || !str(o.since)) return undefined
+  return { node: o.node, since: o.since }
+}
+
+export function parseStream(text: string): StreamRecord | undefined {
+  const o = object(text)
+  if (o === undefined || (o.origin !== 'file' && o.origin !== 'runtime') || !str(o.by)) return undefined
+  return { origin: o.origin, by: o.by }
+}
+
+export function parsePlacement(text: string): PlacementRecord | undefined {
+  const o = object(text)
+  const epoch = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0
+  if (o === undefined || !str(o.node) || !epoch(o.epoch) || !epoch(o.controllerEpoch) || !str(o.since)) return undefined
+  return { node: o.node, epoch: o.epoch, controllerEpoch: o.controllerEpoch, since: o.since }
+}

@@ -1,0 +1,457 @@
+// One node's part in the cluster (docs/cluster.md): its membership under an etcd lease, its view of
+// the cluster from one watch on the prefix, and, when elected, the controller's work of placing
+// streams. etcd is the only judge of who is a member and who the controller is; nothing here
+// decides by timing except fencing, which is this node's own conservative reading of its lease.
+//
+// Fencing: the lease is alive at etcd until at least `TTL` after the keepalive etcd last answered
+// was sent. A node that cannot renew stops acting for the cluster before that moment passes, so
+// there is no instant at which etcd has let its lease go while it still acts on it. It then
+// rejoins with a new lease once etcd answers again.
+
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Lease, Watcher } from 'etcd3'
+import type { ClusterConfig } from '../config/index.js'
+import type { Logger } from '../logger.js'
+import { EtcdSession, type EtcdRoundTrips, type EtcdOp } from './etcd.js'
+import { ClusterKeys, parseController, parseNode, parsePlacement, parseStream, type ControllerRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
+import { placeStreams } from './placement.js'
+
+export type MemberState = 'joining' | 'member' | 'fenced' | 'stopped'
+
+export interface ClusterNodeOptions {
+  readonly config: ClusterConfig
+  readonly version: string
+  readonly logger: Logger
+  /** The ports clients reach this node on, once its listeners are bound. */
+  readonly ports: () => { readonly http: number | null; readonly amqp: number | null }
+  /** The streams this node's configuration file declares: the cluster's seed. */
+  readonly fileStreams: () => readonly string[]
+  /** Bytes this node stores, for placement's tie-break. */
+  readonly storedBytes: () => number
+  /** Told when this node fences itself (true) and when it is a member again (false). */
+  readonly onFenced: (fenced: boolean) => void
+  /** Monotonic milliseconds; tests inject their own. */
+  readonly now?: () => number
+}
+
+export interface ClusterStatus {
+  readonly enabled: true
+  readonly node: string
+  readonly state: MemberState
+  readonly lease: { readonly id: string | null; readonly ttlMs: number; readonly remainingMs: number | null; readonly sinceKeepaliveMs: number | null }
+  readonly controller: { readonly node: string; readonly epoch: number; readonly since: string; readonly self: boolean } | null
+  readonly nodes: ReadonlyArray<NodeRecord & { readonly streams: number }>
+  readonly placement: ReadonlyArray<PlacementRecord & { readonly stream: string; readonly live: boolean }>
+  readonly unplaced: readonly string[]
+  /** Placement waits for this many live nodes (cluster.minNodes). */
+  readonly minNodes: number
+  readonly etcd: { readonly endpoints: readonly string[]; readonly prefix: string; readonly revision: number }
+}
+
+export interface ClusterCounters {
+  /** Times this node fenced itself. */
+  fences: number
+  /** Times it joined (the first time and after each fence). */
+  joins: number
+  /** Elections it won. */
+  elections: number
+  /** Placements it wrote as controller. */
+  placements: number
+}
+
+// etcd leases are granted in whole seconds.
+const leaseSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
+/** Margin before the lease's earliest end at which the node fences: clock rates differ a little. */
+const fenceMarginMs = 250
+const checkEveryMs = 100
+const rejoinEveryMs = 500
+const bytesRefreshMs = 15_000
+/** Placements per transaction; etcd allows 128 operations in one. */
+const placementBatch = 100
+
+export class ClusterNode {
+  readonly counters: ClusterCounters = { fences: 0, joins: 0, elections: 0, placements: 0 }
+  readonly #opts: ClusterNodeOptions
+  readonly #cfg: ClusterConfig
+  readonly #keys: ClusterKeys
+  readonly #etcd: EtcdSession
+  readonly #log: Logger
+  readonly #now: () => number
+  #state: MemberState = 'joining'
+  #lease: Lease | undefined
+  #leaseId: string | undefined
+  /** Lease ids this process held before, whose records it may find again after a fence. */
+  readonly #ownLeases = new Set<string>()
+  #firedAt = 0
+  #validUntil = 0
+  #lastKeepalive: number | undefined
+  #record: NodeRecord | undefined
+  /** Set while this node is the controller: the create revision of the controller key. */
+  #controllerEpoch: number | undefined
+  #timer: NodeJS.Timeout | undefined
+  #bytesTimer: NodeJS.Timeout | undefined
+  #watcher: Watcher | undefined
+  #revision = 0
+  #reconciling: Promise<void> | undefined
+  #reconcileAgain = false
+  #rejoining: Promise<void> | undefined
+  readonly #view = {
+    nodes: new Map<string, NodeRecord>(),
+    controller: undefined as { record: ControllerRecord; epoch: number } | undefined,
+    streams: new Map<string, StreamRecord>(),
+    placements: new Map<string, PlacementRecord>(),
+  }
+
+  constructor(opts: ClusterNodeOptions) {
+    this.#opts = opts
+    this.#cfg = opts.config
+    this.#keys = new ClusterKeys(opts.config.etcd.prefix)
+    this.#etcd = new EtcdSession({ endpoints: opts.config.etcd.endpoints, requestTimeoutMs: opts.config.etcd.requestTimeoutMs })
+    this.#log = opts.logger.child({ component: 'cluster', node: opts.config.nodeId })
+    this.#now = opts.now ?? (() => performance.now())
+  }
+
+  get state(): MemberState {
+    return this.#state
+  }
+
+  get isController(): boolean {
+    return this.#controllerEpoch !== undefined
+  }
+
+  /** Where a stream lives, as this node last saw it. */
+  placementOf(stream: string): PlacementRecord | undefined {
+    return this.#view.placements.get(stream)
+  }
+
+  etcdRoundTrips(): ReadonlyMap<EtcdOp, EtcdRoundTrips> {
+    return this.#etcd.roundTrips()
+  }
+
+  /**
+   * Joins: the node's record under a new lease, the file's streams seeded, the view loaded and
+   * watched, and a campaign for controller. Fails when etcd cannot be reached within the request
+   * timeout, or when another live node holds this nodeId.
+   */
+  async start(): Promise<void> {
+    await this.#join(true)
+    await this.#seedStreams()
+    await this.#loadView()
+    this.#timer = setInterval(() => this.#check(), checkEveryMs)
+    this.#timer.unref()
+    this.#bytesTimer = setInterval(() => void this.#refreshRecord(), bytesRefreshMs)
+    this.#bytesTimer.unref()
+    await this.#campaign()
+  }
+
+  /** Leaves cleanly: the controller key and the node's record go with the revoked lease at once. */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped') return
+    const wasMember = this.#state === 'member'
+    this.#state = 'stopped'
+    clearInterval(this.#timer)
+    clearInterval(this.#bytesTimer)
+    this.#controllerEpoch = undefined
+    // A rejoin in flight ends at its next step, revoking a lease it was just granted.
+    await this.#rejoining
+    await this.#watcher?.cancel().catch(() => undefined)
+    if (wasMember && this.#lease !== undefined) {
+      const lease = this.#lease
+      await this.#etcd.timed('revoke', () => lease.revoke()).catch((err: unknown) => this.#log.warn({ err }, 'could not revoke the lease on stop; the node record ends with it'))
+    }
+    this.#lease?.release()
+    this.#etcd.close()
+  }
+
+  // ---- membership ------------------------------------------------------------------------------
+
+  async #join(first: boolean): Promise<void> {
+    const ttlMs = this.#cfg.etcd.leaseTtlMs
+    const lease = this.#etcd.client.lease(leaseSeconds(ttlMs))
+    const sent = this.#now()
+    let id: string
+    try {
+      id = await this.#etcd.timed('grant', () => lease.grant())
+    } catch (err) {
+      lease.release()
+      throw err
+    }
+    lease.on('keepaliveFired', () => (this.#firedAt = this.#now()))
+    lease.on('keepaliveSucceeded', (res) => {
+      if (lease !== this.#lease) return
+      this.#lastKeepalive = this.#now()
+      this.#validUntil = this.#firedAt + Number(res.TTL) * 1000
+    })
+    lease.on('lost', (err) => {
+      if (lease === this.#lease) this.#fence(`lease lost: ${err.message}`)
+    })
+    const key = this.#keys.node(this.#cfg.nodeId)
+    const ports = this.#opts.ports()
+    const record: NodeRecord = {
+      id: this.#cfg.nodeId,
+      host: this.#cfg.advertise.host,
+      httpPort: ports.http,
+      amqpPort: ports.amqp,
+      lease: id,
+      startedAt: new Date().toISOString(),
+      version: this.#opts.version,
+      storedBytes: this.#opts.storedBytes(),
+    }
+    // A record of this nodeId under another lease is this process before a fence, or this node
+    // before a crash whose lease has not run out yet: waited for up to one TTL. Still there after
+    // that, it is another live node using the same id.
+    const waitUntil = this.#now() + (first ? ttlMs + 1000 : ttlMs)
+    for (;;) {
+      const c = this.#etcd.client
+      const res = await this.#etcd
+        .timed('txn', () => c.if(key, 'Version', '==', 0).then(c.put(key).value(JSON.stringify(record)).lease(id)).else(c.get(key)).commit())
+        .catch((err: unknown) => {
+          lease.release()
+          throw err
+        })
+      if (res.succeeded) break
+      const holder = res.responses[0]?.response_range?.kvs?.[0]?.lease
+      if (holder !== undefined && this.#ownLeases.has(String(holder))) {
+        // Ours from before a fence: let it go now rather than wait for it to expire.
+        await this.#etcd.timed('revoke', () => c.leaseClient.leaseRevoke({ ID: holder })).catch(() => undefined)
+        this.#ownLeases.delete(String(holder))
+        continue
+      }
+      if (this.#now() >= waitUntil) {
+        await lease.revoke().catch(() => lease.release())
+        throw new Error(`cluster.nodeId "${this.#cfg.nodeId}" is held by another live node (lease ${String(holder)}) under ${this.#keys.nodes}; give each node its own nodeId`)
+      }
+      if (first) this.#log.info({ holder: String(holder) }, 'waiting for the previous record of this nodeId to expire')
+      await sleep(rejoinEveryMs)
+    }
+    if (this.#state === 'stopped') {
+      await lease.revoke().catch(() => lease.release())
+      return
+    }
+    this.#lease = lease
+    this.#leaseId = id
+    this.#ownLeases.add(id)
+    this.#record = record
+    this.#validUntil = sent + leaseSeconds(ttlMs) * 1000
+    this.#lastKeepalive = this.#now()
+    this.#state = 'member'
+    this.counters.joins++
+    this.#log.info({ lease: id, ttlMs }, first ? 'joined the cluster' : 'rejoined the cluster')
+  }
+
+  #check(): void {
+    if (this.#state === 'member' && this.#now() >= this.#validUntil - fenceMarginMs) this.#fence('could not renew the lease with etcd in time')
+  }
+
+  #fence(why: string): void {
+    if (this.#state !== 'member') return
+    this.#state = 'fenced'
+    this.counters.fences++
+    this.#controllerEpoch = undefined
+    // Released, not revoked: etcd cannot be reached, and the lease ends there on its own.
+    this.#lease?.release()
+    this.#lease = undefined
+    this.#log.warn({ why }, 'fenced: this node stops acting for the cluster until it rejoins')
+    this.#notifyFenced(true)
+    this.#rejoining ??= this.#rejoin().finally(() => (this.#rejoining = undefined))
+  }
+
+  async #rejoin(): Promise<void> {
+    while (this.#state === 'fenced') {
+      try {
+        await this.#join(false)
+      } catch (err) {
+        this.#log.debug({ err }, 'rejoin failed; trying again')
+        await sleep(rejoinEveryMs)
+        continue
+      }
+      if ((this.#state as MemberState) !== 'member') return
+      this.#notifyFenced(false)
+      // The watch may have missed events while cut off; read everything again.
+      await this.#loadView().catch((err: unknown) => this.#log.warn({ err }, 'could not reload the cluster view'))
+      await this.#campaign()
+    }
+  }
+
+  #notifyFenced(fenced: boolean): void {
+    try {
+      this.#opts.onFenced(fenced)
+    } catch (err) {
+      this.#log.error({ err }, 'fence listener failed')
+    }
+  }
+
+  async #refreshRecord(): Promise<void> {
+    const r = this.#record
+    const id = this.#leaseId
+    if (this.#state !== 'member' || r === undefined || id === undefined) return
+    const bytes = this.#opts.storedBytes()
+    if (Math.abs(bytes - r.storedBytes) <= r.storedBytes / 100) return
+    const next = { ...r, storedBytes: bytes }
+    const c = this.#etcd.client
+    const key = this.#keys.node(this.#cfg.nodeId)
+    // Only over our own record: a fenced-and-replaced one is not ours to write.
+    const res = await this.#etcd.timed('txn', () => c.if(key, 'Lease', '==', id).then(c.put(key).value(JSON.stringify(next)).lease(id)).commit()).catch(() => undefined)
+    if (res?.succeeded === true) this.#record = next
+  }
+
+  async #seedStreams(): Promise<void> {
+    const c = this.#etcd.client
+    const value = JSON.stringify({ origin: 'file', by: this.#cfg.nodeId } satisfies StreamRecord)
+    await Promise.all(
+      this.#opts.fileStreams().map((name) => {
+        const key = this.#keys.stream(name)
+        return this.#etcd.timed('txn', () => c.if(key, 'Version', '==', 0).then(c.put(key).value(value)).commit())
+      }),
+    )
+  }
+
+  // ---- view --------------------------------------------------------------------------------------
+
+  async #loadView(): Promise<void> {
+    const c = this.#etcd.client
+    const res = await this.#etcd.timed('get', () => c.getAll().prefix(this.#keys.root).exec())
+    const v = this.#view
+    v.nodes.clear()
+    v.streams.clear()
+    v.placements.clear()
+    v.controller = undefined
+    for (const kv of res.kvs) this.#apply('put', kv.key.toString(), kv.value.toString(), Number(kv.create_revision))
+    this.#revision = Number(res.header.revision)
+    await this.#watcher?.cancel().catch(() => undefined)
+    const w = await c.watch().prefix(this.#keys.root).startRevision(String(this.#revision + 1)).create()
+    this.#watcher = w
+    w.on('put', (kv) => this.#changed('put', kv.key.toString(), kv.value.toString(), Number(kv.create_revision), Number(kv.mod_revision)))
+    w.on('delete', (kv) => this.#changed('delete', kv.key.toString(), '', 0, Number(kv.mod_revision)))
+    w.on('error', (err) => {
+      // A compacted revision or a closed stream: start over from a fresh read.
+      this.#log.warn({ err }, 'cluster watch failed; reloading the view')
+      if (this.#state === 'member') void this.#loadView().catch(() => undefined)
+    })
+    this.#reconcile()
+  }
+
+  #changed(kind: 'put' | 'delete', key: string, value: string, createRevision: number, modRevision: number): void {
+    if (modRevision > this.#revision) this.#revision = modRevision
+    this.#apply(kind, key, value, createRevision)
+    if (key === this.#keys.controller && kind === 'delete') void this.#campaign()
+    this.#reconcile()
+  }
+
+  #apply(kind: 'put' | 'delete', key: string, value: string, createRevision: number): void {
+    const k = this.#keys
+    const v = this.#view
+    const named = <T>(prefix: string, map: Map<string, T>, parse: (text: string) => T | undefined): void => {
+      const name = key.slice(prefix.length)
+      if (kind === 'delete') {
+        map.delete(name)
+        return
+      }
+      const rec = parse(value)
+      if (rec === undefined) this.#log.warn({ key }, 'ignoring a cluster key whose value is not valid')
+      else map.set(name, rec)
+    }
+    if (key === k.controller) {
+      const rec = kind === 'put' ? parseController(value) : undefined
+      v.controller = rec === undefined ? undefined : { record: rec, epoch: createRevision }
+      // Another controller at a newer epoch, or none: this node is not the controller.
+      if (this.#controllerEpoch !== undefined && v.controller?.epoch !== this.#controllerEpoch) {
+        this.#log.warn({ epoch: this.#controllerEpoch }, 'no longer the controller')
+        this.#controllerEpoch = undefined
+      }
+    } else if (key.startsWith(k.nodes)) named(k.nodes, v.nodes, parseNode)
+    else if (key.startsWith(k.streams)) named(k.streams, v.streams, parseStream)
+    else if (key.startsWith(k.placements)) named(k.placements, v.placements, parsePlacement)
+  }
+
+  // ---- controller ------------------------------------------------------------------------------
+
+  /** Tries to become the controller when there is none. */
+  async #campaign(): Promise<void> {
+    const lease = this.#leaseId
+    if (this.#state !== 'member' || this.#controllerEpoch !== undefined || lease === undefined) return
+    const c = this.#etcd.client
+    const key = this.#keys.controller
+    const value = JSON.stringify({ node: this.#cfg.nodeId, since: new Date().toISOString() } satisfies ControllerRecord)
+    try {
+      const res = await this.#etcd.timed('txn', () => c.if(key, 'Version', '==', 0).then(c.put(key).value(value).lease(lease)).commit())
+      if (!res.succeeded || this.#state !== 'member' || lease !== this.#leaseId) return
+      // The key was created by this transaction, so its create revision is the header's.
+      this.#controllerEpoch = Number(res.header.revision)
+      this.counters.elections++
+      this.#log.info({ epoch: this.#controllerEpoch }, 'elected controller')
+      this.#reconcile()
+    } catch (err) {
+      this.#log.warn({ err }, 'controller campaign failed; trying again on the next change')
+    }
+  }
+
+  /** As controller, places every stream without a home; runs once more if asked while running. */
+  #reconcile(): void {
+    if (this.#controllerEpoch === undefined) return
+    if (this.#reconciling !== undefined) {
+      this.#reconcileAgain = true
+      return
+    }
+    this.#reconciling = this.#place()
+      .catch((err: unknown) => this.#log.warn({ err }, 'placement failed; trying again on the next change'))
+      .finally(() => {
+        this.#reconciling = undefined
+        if (this.#reconcileAgain) {
+          this.#reconcileAgain = false
+          this.#reconcile()
+        }
+      })
+  }
+
+  async #place(): Promise<void> {
+    const epoch = this.#controllerEpoch
+    if (epoch === undefined) return
+    const v = this.#view
+    const unplaced = [...v.streams.keys()].filter((s) => !v.placements.has(s))
+    if (unplaced.length === 0 || v.nodes.size < this.#cfg.minNodes) return
+    const placed = new Map([...v.placements].map(([s, p]) => [s, p.node]))
+    const homes = [...placeStreams(unplaced, [...v.nodes.values()], placed)]
+    const c = this.#etcd.client
+    const since = new Date().toISOString()
+    for (let i = 0; i < homes.length; i += placementBatch) {
+      const batch = homes.slice(i, i + placementBatch)
+      // Written only while this node's controller key is the one etcd holds (its create revision
+      // is the epoch) and only where no placement exists: a deposed controller writes nothing.
+      let txn = c.if(this.#keys.controller, 'Create', '==', epoch)
+      for (const [stream] of batch) txn = txn.and(this.#keys.placement(stream), 'Version', '==', 0)
+      const puts = batch.map(([stream, node]) => c.put(this.#keys.placement(stream)).value(JSON.stringify({ node, epoch: 1, controllerEpoch: epoch, since } satisfies PlacementRecord)))
+      const res = await this.#etcd.timed('txn', () => txn.then(...puts).commit())
+      if (!res.succeeded) return // the view is behind; the watch brings the change and another pass
+      this.counters.placements += batch.length
+      for (const [stream, node] of batch) this.#log.info({ stream, node, controllerEpoch: epoch }, 'stream placed')
+    }
+  }
+
+  // ---- status ----------------------------------------------------------------------------------
+
+  status(): ClusterStatus {
+    const v = this.#view
+    const now = this.#now()
+    const counts = new Map<string, number>()
+    for (const p of v.placements.values()) counts.set(p.node, (counts.get(p.node) ?? 0) + 1)
+    const member = this.#state === 'member'
+    return {
+      enabled: true,
+      node: this.#cfg.nodeId,
+      state: this.#state,
+      lease: {
+        id: member ? (this.#leaseId ?? null) : null,
+        ttlMs: leaseSeconds(this.#cfg.etcd.leaseTtlMs) * 1000,
+        remainingMs: member ? Math.max(0, Math.round(this.#validUntil - now)) : null,
+        sinceKeepaliveMs: this.#lastKeepalive === undefined ? null : Math.round(now - this.#lastKeepalive),
+      },
+      controller: v.controller === undefined ? null : { node: v.controller.record.node, epoch: v.controller.epoch, since: v.controller.record.since, self: v.controller.epoch === this.#controllerEpoch },
+      nodes: [...v.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map((n) => ({ ...n, streams: counts.get(n.id) ?? 0 })),
+      placement: [...v.placements].sort(([a], [b]) => (a < b ? -1 : 1)).map(([stream, p]) => ({ stream, ...p, live: v.nodes.has(p.node) })),
+      unplaced: [...v.streams.keys()].filter((s) => !v.placements.has(s)).sort(),
+      minNodes: this.#cfg.minNodes,
+      etcd: { endpoints: this.#cfg.etcd.endpoints, prefix: this.#cfg.etcd.prefix, revision: this.#revision },
+    }
+  }
+}

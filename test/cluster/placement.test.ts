@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest'
+import { parseNode, parsePlacement } from '../../src/cluster/layout.js'
+import { placeStreams } from '../../src/cluster/placement.js'
+
+const node = (id: string, storedBytes = 0) => ({ id, storedBytes })
+
+describe('placeStreams', () => {
+  it('spreads new streams by count, in name order, lowest id first on a tie', () => {
+    const out = placeStreams(['c', 'a', 'b', 'd'], [node('n2'), node('n1'), node('n3')], new Map())
+    expect([...out]).toEqual([
+      ['a', 'n1'],
+      ['b', 'n2'],
+      ['c', 'n3'],
+      ['d', 'n1'],
+    ])
+  })
+
+  it('counts the streams already placed, and breaks a count tie by stored bytes', () => {
+    const placed = new Map([
+      ['x', 'n1'],
+      ['y', 'n1'],
+      ['z', 'n2'],
+    ])
+    const out = placeStreams(['a', 'b', 'c'], [node('n1'), node('n2', 500), node('n3', 100)], placed)
+    // n3 has none; then n3 (1, 100 bytes) ties n2 (1, 500 bytes) on count and wins on bytes.
+    expect([...out]).toEqual([
+      ['a', 'n3'],
+      ['b', 'n3'],
+      ['c', 'n2'],
+    ])
+  })
+
+  it('places nothing without a live node, and ignores placements on nodes that are gone', () => {
+    expect(placeStreams(['a'], [], new Map()).size).toBe(0)
+    const out = placeStreams(['a', 'b'], [node('n1'), node('n2')], new Map([['x', 'gone']]))
+    expect([...out.values()]).toEqual(['n1', 'n2'])
+  })
+})
+
+describe('cluster records from etcd', () => {
+  it('a record that is not what it claims is refused, not trusted', () => {
+    expect(parsePlacement('{"node":"n1","epoch":1,"controllerEpoch":7,"since":"2026-01-01T00:00:00Z"}')).toEqual({ node: 'n1', epoch: 1, controllerEpoch: 7, since: '2026-01-01T00:00:00Z' })
+    expect(parsePlacement('{"node":"n1","epoch":0,"controllerEpoch":7,"since":"x"}')).toBeUndefined()
+    expect(parsePlacement('not json')).toBeUndefined()
+    expect(parsePlacement('[1]')).toBeUndefined()
+    const n = { id: 'n1', host: '10.0.0.1', httpPort: 7400, amqpPort: null, lease: '42', startedAt: 't', version: '0.1.0', storedBytes: 10 }
+    expect(parseNode(JSON.stringify(n))).toEqual(n)
+    expect(parseNode(JSON.stringify({ ...n, httpPort: 70000 }))).toBeUndefined()
+    // An older record without storedBytes reads as 0.
+    expect(parseNode(JSON.stringify({ ...n, storedBytes: undefined }))?.storedBytes).toBe(0)
+  })
+})
