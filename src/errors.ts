@@ -96,6 +96,10 @@ export const errors = {
     counted('maxEventSize', new SluiceError('SLUICE_ERR_EVENT_TOO_LARGE', `${unit} ${line}: event of ${bytes} bytes is over server.limits.maxEventSize (${limit} bytes); nothing was stored`, 413, false, { [unit]: line, limit: 'maxEventSize', limitBytes: limit })),
   unsupportedMediaType: (type: string, accepted = 'application/json or application/x-ndjson') =>
     new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send ${accepted}`, 415, false, { contentType: type }),
+  // Cluster mode
+  forwardTooLarge: (why: string) => counted('cluster.replication.maxBodySize', new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', why, 413, false, { limit: 'cluster.replication.maxBodySize' })),
+  streamUnavailable: (stream: string, why: string, node?: string) =>
+    new SluiceError('SLUICE_ERR_STREAM_UNAVAILABLE', `stream "${stream}" cannot be written now: ${why}; retry with the same ids (they are deduplicated at the stream's home node)`, 503, true, { stream, ...(node !== undefined ? { node } : {}), retryAfterMs: 1000 }),
   notReady: () => new SluiceError('SLUICE_ERR_NOT_READY', 'recovering: streams are still opening; retry shortly', 503, true),
   // Flow control
   rateLimited: (rule: string, retryAfterMs: number) =>

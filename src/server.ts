@@ -40,7 +40,7 @@ import { BrokerPublisher } from './streams/publisher.js'
 import { StreamRates } from './streams/rates.js'
 import { StreamRegistry } from './streams/registry.js'
 import { SegmentFilePool } from './log/index.js'
-import { ClusterNode } from './cluster/node.js'
+import { Cluster } from './cluster/index.js'
 import { sluiceVersion } from './version.js'
 
 const retentionCheckMs = 30_000
@@ -360,6 +360,36 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   const ingestErrors = new IngestErrors(streams.get(ingestErrorsStream), server.ingestErrors)
   await parts.open('ingest errors', () => ({ close: () => ingestErrors.drain() }))
 
+  // Cluster mode: made now, so what the doors take while the node joins waits for placement
+  // (refused, retryable); joined once every door listens, so the node record names their ports;
+  // left first on a stop, so the lease is revoked while the node can still say so.
+  let cluster: Cluster | undefined
+  const clusterConfig = config.cluster
+  let amqpPort: number | null = null
+  if (clusterConfig !== null) {
+    ;({ cluster } = await parts.open('cluster', () => {
+      const made = Cluster.create({
+        config: clusterConfig,
+        version: sluiceVersion(),
+        logger,
+        ports: () => ({ http: Number(new URL(httpUrl).port), amqp: amqpPort }),
+        fileStreams: () => Object.keys(config.streams),
+        storedBytes: () => streams.all().reduce((sum, s) => sum + s.log.stats().bytes, 0),
+        onFenced: (fenced) => alarms.fence(fenced),
+        store: (req) => publisher.publishForwarded(req),
+        observeForward: metrics.forwardObserver(),
+      })
+      publisher.placement = made.forwarder
+      return {
+        cluster: made,
+        close: () => {
+          publisher.placement = undefined
+          return made.stop()
+        },
+      }
+    }))
+  }
+
   const listeners: IngestListener[] = []
   // The stream doors have no credentials in their protocols: each listener's `allow` and `user`.
   const doorAccess = (name: string, entry: { readonly user: string | null; readonly allow: readonly string[] }, exchange: string): DoorAccess =>
@@ -462,28 +492,12 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
 
   // Cluster mode joins once every door listens, so the node record names their ports; it leaves
   // first on a stop, so the lease is revoked while the node can still say so.
-  let cluster: ClusterNode | undefined
-  const clusterConfig = config.cluster
-  if (clusterConfig !== null) {
-    ;({ cluster } = await parts.open('cluster', async () => {
-      const amqpPort = listeners.find((l) => l.options.name === 'amqp' && l.tls !== true)?.port ?? null
-      const node = new ClusterNode({
-        config: clusterConfig,
-        version: sluiceVersion(),
-        logger,
-        ports: () => ({ http: Number(new URL(httpUrl).port), amqp: amqpPort }),
-        fileStreams: () => Object.keys(config.streams),
-        storedBytes: () => streams.all().reduce((sum, s) => sum + s.log.stats().bytes, 0),
-        onFenced: (fenced) => alarms.fence(fenced),
-      })
-      try {
-        await node.start()
-      } catch (err) {
-        await node.stop().catch(() => undefined)
-        throw errors.startup(`cluster: joining through etcd at ${clusterConfig.etcd.endpoints.join(', ')}: ${(err as Error).message}`, err)
-      }
-      return { cluster: node, close: () => node.stop() }
-    }))
+  if (cluster !== undefined) {
+    const c = cluster
+    amqpPort = listeners.find((l) => l.options.name === 'amqp' && l.tls !== true)?.port ?? null
+    await c.start().catch((err: unknown) => {
+      throw errors.startup(`cluster: joining through etcd at ${c.node.status().etcd.endpoints.join(', ')}: ${(err as Error).message}`, err)
+    })
   }
   await parts.open('metrics', () => {
     metrics.bind({ publisher, streams, groups, limiter, alarms, listeners: [httpListenerView(app), ...doors], ingestErrors, catalog, auth: authenticator, authz: authorizer, cluster })

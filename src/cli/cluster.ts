@@ -1,4 +1,4 @@
-import type { ClusterStatus } from '../cluster/node.js'
+import type { ClusterView } from '../cluster/index.js'
 import { CliError, parseCommand, renderCommandHelp, type CommandSpec } from './args.js'
 import { clientHelp, clientOptions, ServerClient } from './client.js'
 
@@ -19,7 +19,7 @@ ${clientHelp}`,
   examples: ['sluice cluster status', 'sluice cluster status --url http://10.0.0.2:7400 --json'],
 }
 
-type Status = ClusterStatus | { readonly enabled: false }
+type Status = ClusterView | { readonly enabled: false }
 
 export async function cluster(args: readonly string[]): Promise<number> {
   const p = parseCommand(clusterSpec, args)
@@ -47,8 +47,12 @@ export function renderStatus(s: Status): string {
   const lease = s.lease.remainingMs === null ? 'none' : `${s.lease.id} (${(s.lease.remainingMs / 1000).toFixed(1)} s left of ${s.lease.ttlMs / 1000} s)`
   const controller = s.controller === null ? 'none elected' : `${s.controller.node} (epoch ${s.controller.epoch}, since ${s.controller.since})`
   const out = [`node        ${s.node} (${s.state})`, `lease       ${lease}`, `controller  ${controller}`, `etcd        ${s.etcd.endpoints.join(', ')} ${s.etcd.prefix} (revision ${s.etcd.revision})`, '']
-  const nodes = [['NODE', 'HOST', 'HTTP', 'AMQP', 'STREAMS', 'STORED', 'VERSION', 'STARTED']]
-  for (const n of s.nodes) nodes.push([n.id, n.host, String(n.httpPort ?? '-'), String(n.amqpPort ?? '-'), String(n.streams), `${(n.storedBytes / 1048576).toFixed(1)} MiB`, n.version, n.startedAt])
+  const nodes = [['NODE', 'HOST', 'HTTP', 'AMQP', 'INTERNAL', 'STREAMS', 'STORED', 'FORWARDED TO', 'VERSION', 'STARTED']]
+  for (const n of s.nodes) {
+    const f = s.forwarding[n.id]
+    const forwarded = f === undefined ? '-' : `${f.events} events in ${f.ok} appends${f.error > 0 ? `, ${f.error} failed` : ''}`
+    nodes.push([n.id, n.host, String(n.httpPort ?? '-'), String(n.amqpPort ?? '-'), String(n.internalPort), String(n.streams), `${(n.storedBytes / 1048576).toFixed(1)} MiB`, forwarded, n.version, n.startedAt])
+  }
   const placement = [['STREAM', 'NODE', 'EPOCH', 'SINCE']]
   for (const p of s.placement) placement.push([p.stream, p.live ? p.node : `${p.node} (down)`, String(p.epoch), p.since])
   const waiting = s.nodes.length < s.minNodes ? `waiting for ${s.minNodes} nodes (cluster.minNodes)` : 'waiting for the controller'

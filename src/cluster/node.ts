@@ -18,12 +18,22 @@ import { placeStreams } from './placement.js'
 
 export type MemberState = 'joining' | 'member' | 'fenced' | 'stopped'
 
+/** Where a stream lives, as this node sees the cluster now. */
+export type StreamHome =
+  /** Not a stream the cluster places (a node's own ingest-errors): stored here. */
+  | { readonly kind: 'local' }
+  /** A cluster stream the controller has not placed yet. */
+  | { readonly kind: 'unplaced' }
+  | { readonly kind: 'here'; readonly epoch: number }
+  /** On another node; `record` is undefined while that node holds no lease. */
+  | { readonly kind: 'node'; readonly node: string; readonly epoch: number; readonly record: NodeRecord | undefined }
+
 export interface ClusterNodeOptions {
   readonly config: ClusterConfig
   readonly version: string
   readonly logger: Logger
   /** The ports clients reach this node on, once its listeners are bound. */
-  readonly ports: () => { readonly http: number | null; readonly amqp: number | null }
+  readonly ports: () => { readonly http: number | null; readonly amqp: number | null; readonly internal: number }
   /** The streams this node's configuration file declares: the cluster's seed. */
   readonly fileStreams: () => readonly string[]
   /** Bytes this node stores, for placement's tie-break. */
@@ -115,13 +125,21 @@ export class ClusterNode {
     return this.#state
   }
 
+  get minNodes(): number {
+    return this.#cfg.minNodes
+  }
+
   get isController(): boolean {
     return this.#controllerEpoch !== undefined
   }
 
   /** Where a stream lives, as this node last saw it. */
-  placementOf(stream: string): PlacementRecord | undefined {
-    return this.#view.placements.get(stream)
+  home(stream: string): StreamHome {
+    const v = this.#view
+    const p = v.placements.get(stream)
+    if (p === undefined) return v.streams.has(stream) ? { kind: 'unplaced' } : { kind: 'local' }
+    if (p.node === this.#cfg.nodeId) return { kind: 'here', epoch: p.epoch }
+    return { kind: 'node', node: p.node, epoch: p.epoch, record: v.nodes.get(p.node) }
   }
 
   etcdRoundTrips(): ReadonlyMap<EtcdOp, EtcdRoundTrips> {
@@ -192,6 +210,7 @@ export class ClusterNode {
       host: this.#cfg.advertise.host,
       httpPort: ports.http,
       amqpPort: ports.amqp,
+      internalPort: ports.internal,
       lease: id,
       startedAt: new Date().toISOString(),
       version: this.#opts.version,

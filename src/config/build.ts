@@ -48,6 +48,8 @@ function buildCluster(c: NonNullable<Raw<typeof clusterSpec>>): ClusterConfig {
     etcd: { endpoints: [...c.etcd.endpoints], prefix: c.etcd.prefix, leaseTtlMs: c.etcd.leaseTtl, requestTimeoutMs: c.etcd.requestTimeout },
     minNodes: c.minNodes,
     advertise: { host: c.advertise.host },
+    secret: c.secret,
+    replication: { host: c.replication.host, port: c.replication.port, forwardTimeoutMs: c.replication.forwardTimeout, maxBodyBytes: c.replication.maxBodySize },
   }
 }
 

@@ -574,6 +574,28 @@ export const clusterSpec = {
         host: { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: "Host name or address other nodes use for this node's listeners." },
       },
     },
+    secret: {
+      type: 'string',
+      required: true,
+      nonEmpty: true,
+      doc: 'Shared secret every node of the cluster presents on the internal port, at least 16 characters; write `${SLUICE_CLUSTER_SECRET}` to keep it out of the file. A request without it is refused (401).',
+    },
+    replication: {
+      type: 'object',
+      doc: 'The internal port: nodes forward publishes to the home node of a stream through it (docs/cluster.md).',
+      keys: {
+        host: { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: 'Address the internal port listens on; other nodes reach it at `advertise.host`.' },
+        port: { type: 'int', default: 7410, min: 0, max: 65535, doc: 'Internal TCP port; 0 picks a free port (tests).' },
+        forwardTimeout: {
+          type: 'duration',
+          default: '10s',
+          min: '100ms',
+          max: '5m',
+          doc: 'Longest wait for a forwarded append to be confirmed by its home node; past it the publish fails with 503 `stream_unavailable` (retryable: a retry with the same ids is deduplicated).',
+        },
+        maxBodySize: { type: 'size', default: '64mb', min: '1kb', max: '1gb', doc: 'Largest forwarded batch the internal port accepts; a larger one answers 413.' },
+      },
+    },
   },
 } as const satisfies ObjectSpec
 

@@ -41,6 +41,8 @@ export function checkReferences(v: Validated, problems: Problems): void {
 }
 
 function checkCluster(v: Validated, problems: Problems, at: At): void {
+  const secret = (v.raw.cluster as typeof v.raw.cluster | undefined)?.secret
+  if (typeof secret === 'string' && secret.length < 16) problems.add('cluster.secret', at('cluster.secret'), 'is too short: at least 16 characters (e.g. the output of `openssl rand -hex 24`)')
   const prefix = (v.raw.cluster as typeof v.raw.cluster | undefined)?.etcd?.prefix
   if (typeof prefix !== 'string') return
   const path = 'cluster.etcd.prefix'

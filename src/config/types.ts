@@ -445,6 +445,8 @@ export interface ClusterConfig {
   /** The controller places nothing while fewer nodes than this hold a lease. */
   readonly minNodes: number
   readonly advertise: { readonly host: string }
+  readonly secret: string
+  readonly replication: { readonly host: string; readonly port: number; readonly forwardTimeoutMs: number; readonly maxBodyBytes: number }
 }
 
 export interface Config {

@@ -7,7 +7,7 @@ import { limitHits } from '../limits.js'
 import type { LogObserver } from '../log/index.js'
 import type { ListenerCounters } from '../ingest/tcp/server.js'
 import type { BrokerPublisher } from '../streams/publisher.js'
-import type { ClusterNode } from '../cluster/node.js'
+import type { Cluster } from '../cluster/index.js'
 import type { StreamRegistry } from '../streams/registry.js'
 
 /** What the scrape reads; everything is counted where it happens and read here, not pushed. */
@@ -24,7 +24,7 @@ export interface MetricSources {
   /** Failed logins, every door (src/auth). */
   readonly auth?: { failureCounts(): Iterable<{ readonly door: string; readonly reason: string; readonly count: number }> } | undefined
   /** Cluster mode only (docs/cluster.md). */
-  readonly cluster?: ClusterNode | undefined
+  readonly cluster?: Cluster | undefined
   /** Refused operations of logged-in clients, every door (src/auth). */
   readonly authz?: { denialCounts(): Iterable<{ readonly door: string; readonly operation: string; readonly count: number }> } | undefined
 }
@@ -50,6 +50,7 @@ export class Metrics {
   #sources: MetricSources | undefined
   readonly #appendSeconds: Histogram<'stream'>
   readonly #fsyncSeconds: Histogram<'stream'>
+  #forwardSeconds: Histogram<'node'> | undefined
 
   constructor() {
     collectDefaultMetrics({ register: this.registry })
@@ -72,6 +73,12 @@ export class Metrics {
       },
       synced: (seconds) => fsync.observe(seconds),
     }
+  }
+
+  /** Cluster mode: observes each forwarded append's round trip, by home node. */
+  forwardObserver(): (node: string, seconds: number) => void {
+    const h = (this.#forwardSeconds ??= new Histogram({ name: 'sluice_cluster_forward_seconds', help: 'Time from forwarding an append to its home node until that node confirmed it durable.', labelNames: ['node'], buckets: latencyBuckets, registers: [this.registry] }))
+    return (node, seconds) => h.observe({ node }, seconds)
   }
 
   bind(sources: MetricSources): void {
@@ -124,9 +131,11 @@ export class Metrics {
     counter('sluice_routing_key_missing_fields_total', "Events whose routing key the exchange's template made with `_` for a field the body lacked (docs/routing.md).", ['exchange'], (c, s) => {
       for (const [exchange, n] of s.publisher.templateMisses) setCounter(c, { exchange }, n)
     })
-    counter('sluice_published_events_total', 'Events by outcome: confirmed (stored durably), duplicate, unroutable (dropped by policy), rejected (refused or failed).', ['exchange', 'outcome'], (c, s) => {
+    counter('sluice_published_events_total', 'Events by outcome: confirmed (stored durably), duplicate, unroutable (dropped by policy), rejected (refused or failed). In a cluster, counted at the node that took the publish only.', ['exchange', 'outcome'], (c, s) => {
       const by = new Map<string, { accepted: number; duplicates: number; unroutable: number; rejected: number }>()
       for (const v of s.publisher.bySource.values()) {
+        // Stored here for another node, which counts it: summed over the cluster, once per event.
+        if (v.source === 'cluster') continue
         const t = by.get(v.exchange) ?? { accepted: 0, duplicates: 0, unroutable: 0, rejected: 0 }
         t.accepted += v.accepted
         t.duplicates += v.duplicates
@@ -232,10 +241,10 @@ export class Metrics {
     // cluster's size.
     gauge('sluice_cluster_member', "This node's membership: 1 for the state it is in (joining, member, fenced, stopped).", ['state'], (g, s) => {
       if (s.cluster === undefined) return
-      for (const state of ['joining', 'member', 'fenced', 'stopped'] as const) g.set({ state }, s.cluster.state === state ? 1 : 0)
+      for (const state of ['joining', 'member', 'fenced', 'stopped'] as const) g.set({ state }, s.cluster.node.state === state ? 1 : 0)
     })
     gauge('sluice_cluster_controller', 'Whether this node is the elected controller (1).', [], (g, s) => {
-      if (s.cluster !== undefined) g.set(s.cluster.isController ? 1 : 0)
+      if (s.cluster !== undefined) g.set(s.cluster.node.isController ? 1 : 0)
     })
     gauge('sluice_cluster_nodes', 'Nodes with a live lease, as this node sees them.', [], (g, s) => {
       if (s.cluster !== undefined) g.set(s.cluster.status().nodes.length)
@@ -249,19 +258,28 @@ export class Metrics {
       if (ms !== undefined && ms !== null) g.set(ms / 1000)
     })
     counter('sluice_cluster_fences_total', 'Times this node fenced itself, cut off from etcd.', [], (c, s) => {
-      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.counters.fences)
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.node.counters.fences)
     })
     counter('sluice_cluster_elections_total', 'Controller elections this node won.', [], (c, s) => {
-      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.counters.elections)
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.node.counters.elections)
     })
     counter('sluice_cluster_etcd_requests_total', 'Round trips to etcd, by operation and outcome (ok, error).', ['op', 'outcome'], (c, s) => {
-      for (const [op, r] of s.cluster?.etcdRoundTrips() ?? []) {
+      for (const [op, r] of s.cluster?.node.etcdRoundTrips() ?? []) {
         setCounter(c, { op, outcome: 'ok' }, r.ok)
         setCounter(c, { op, outcome: 'error' }, r.error)
       }
     })
     counter('sluice_cluster_etcd_request_seconds_total', 'Time spent in round trips to etcd, by operation; divided by the requests, the average.', ['op'], (c, s) => {
-      for (const [op, r] of s.cluster?.etcdRoundTrips() ?? []) setCounter(c, { op }, r.seconds)
+      for (const [op, r] of s.cluster?.node.etcdRoundTrips() ?? []) setCounter(c, { op }, r.seconds)
+    })
+    counter('sluice_cluster_forwards_total', 'Appends forwarded to the home node of a stream, by node and outcome (ok, error).', ['node', 'outcome'], (c, s) => {
+      for (const [node, f] of s.cluster?.forwarder.stats ?? []) {
+        setCounter(c, { node, outcome: 'ok' }, f.ok)
+        setCounter(c, { node, outcome: 'error' }, f.error)
+      }
+    })
+    counter('sluice_cluster_forwarded_events_total', 'Events stored on other nodes through forwarding, by node.', ['node'], (c, s) => {
+      for (const [node, f] of s.cluster?.forwarder.stats ?? []) setCounter(c, { node }, f.events)
     })
     counter('sluice_alarms_raised_total', 'Times a resource alarm was raised.', [], (c, s) => setCounter(c, {}, s.alarms.raisedTotal))
     counter('sluice_limit_hits_total', 'Times a named limit refused, cut or held something back.', ['limit'], (c) => {

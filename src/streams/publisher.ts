@@ -5,11 +5,12 @@ import { errors, SluiceError } from '../errors.js'
 import type { PublishSource, RateLimiter } from '../flow/rate-limiter.js'
 import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
-import { compileTemplate, mayMiss, type Router, type RoutingKeyTemplate } from '../router/index.js'
+import { compileTemplate, mayMiss, type RouteResult, type Router, type RoutingKeyTemplate } from '../router/index.js'
 import { expiresAtHeader } from './ttl.js'
 import { requestKeyPrefix, type DedupWindow } from './dedup-window.js'
 import { invalidEvent, type EventLimits } from './validate.js'
 import type { StreamRegistry } from './registry.js'
+import type { ForwardRequest, RemoteStream, StreamPlacement } from './placement.js'
 
 /** One event as a door hands it over: serialised once, parsed once. */
 export interface PublishEvent {
@@ -24,6 +25,8 @@ export interface PublishEvent {
   readonly timestamp?: number | undefined
   /** Per-event TTL in ms, counted from when it is stored (AMQP `expiration`). */
   readonly ttlMs?: number | undefined
+  /** Headers already encoded as the log stores them (a forwarded event): stored unchanged; `headers` and `ttlMs` are then unset. */
+  readonly encodedHeaders?: Uint8Array | undefined
 }
 
 export interface PublishRequest {
@@ -50,9 +53,15 @@ export interface PublishRequest {
    * `partial` (stream doors): what the buckets hold now is stored, the rest is `deferred`.
    */
   readonly admit?: 'all' | 'partial' | undefined
+  /**
+   * Store in this stream only, without routing: cluster mode's forwarded append, routed by the
+   * node that took the publish. The stream must be stored here.
+   */
+  readonly stream?: string | undefined
 }
 
-export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'gelf' | 'forward' | 'amqp' | 'otlp' | 'loki' | 'elasticsearch' | 'internal'
+/** `cluster`: stored here for another node, which took the publish and counted it under its door. */
+export type PublishSourceName = 'http' | 'ndjson' | 'syslog' | 'gelf' | 'forward' | 'amqp' | 'otlp' | 'loki' | 'elasticsearch' | 'internal' | 'cluster'
 
 export interface PublishResult {
   readonly accepted: number
@@ -121,6 +130,10 @@ interface StreamBatch {
   readonly records: AppendRecord[]
   /** Ids to remember, each with its record's index in `records` (its offset once appended). */
   readonly ids: Array<{ readonly id: string; readonly index: number }>
+  /** The request's index of each record's event. */
+  readonly events: number[]
+  /** Cluster mode: the stream's home when it is another node. */
+  readonly remote: RemoteStream | undefined
 }
 
 /**
@@ -148,6 +161,8 @@ export class BrokerPublisher implements Publisher {
   gate: ((bytes: number) => void) | undefined
   /** The ingest rate limits, applied to requests that say who they are from (`from`). */
   limiter: RateLimiter | undefined
+  /** Cluster mode: where streams stored on other nodes live. */
+  placement: StreamPlacement | undefined
 
   constructor(config: Config, router: Router, streams: StreamRegistry, meta: MetaStore, dedup: DedupWindow, now: () => number = Date.now) {
     for (const ex of Object.values(config.exchanges)) {
@@ -188,6 +203,29 @@ export class BrokerPublisher implements Publisher {
   publish(request: PublishRequest): Promise<PublishResult> {
     const a = this.admit(request)
     return a.admitted ? a.done : Promise.reject(a.error)
+  }
+
+  /**
+   * Cluster mode: records another node routed to `req.stream`, stored here through this same
+   * path: dedup by id against this stream, the alarms and the stream's groups' admission, and
+   * durability before the answer. Counted under the source `cluster`.
+   */
+  publishForwarded(req: ForwardRequest): Promise<PublishResult> {
+    return this.publish({
+      exchange: req.exchange,
+      stream: req.stream,
+      internal: req.internal,
+      source: 'cluster',
+      events: req.records.map((r) => ({
+        body: Buffer.isBuffer(r.body) ? r.body : Buffer.from(r.body),
+        value: undefined,
+        json: r.json === true,
+        routingKey: r.key,
+        id: r.id,
+        timestamp: r.timestamp,
+        encodedHeaders: r.headers,
+      })),
+    })
   }
 
   /**
@@ -303,16 +341,18 @@ export class BrokerPublisher implements Publisher {
     let failure: unknown
     let result: PublishResult | undefined
     try {
-      const { batches, duplicateAt, unroutableAt, refusedAt } = await this.#plan(req, ex, now, idsOutcome, reserved)
-      const duplicates = duplicateAt.length
+      const plan = await this.#plan(req, ex, now, idsOutcome, reserved)
+      const { batches, unroutableAt, refusedAt } = plan
       const unroutable = unroutableAt.length
       const names = [...batches.keys()]
-      if (this.admission !== undefined && req.internal !== true) for (const name of names) this.admission(name, batches.get(name)!.records)
+      // A stream stored on another node is admitted there, by its own groups.
+      if (this.admission !== undefined && req.internal !== true) for (const [name, b] of batches) if (b.remote === undefined) this.admission(name, b.records)
       const settled = await Promise.allSettled(
-        names.map((name) => {
+        names.map((name): Promise<AppendResult | PublishResult> => {
+          const batch = batches.get(name)!
+          if (batch.remote !== undefined) return batch.remote.forward({ stream: name, exchange: req.exchange, records: batch.records, internal: req.internal === true, source })
           const stream = this.#streams.get(name)
           if (stream === undefined) return Promise.reject(errors.unknownStream(name))
-          const batch = batches.get(name)!
           const base = stream.log.nextOffset
           if (batch.ids.length > 0) this.#dedup.appending(name, base)
           return stream.append(batch.records).catch((err: unknown) => {
@@ -321,11 +361,33 @@ export class BrokerPublisher implements Publisher {
           })
         }),
       )
+      // An event stored by no target is a duplicate: every stream it routes to already held its id.
+      const stored = new Set<number>()
       settled.forEach((s, k) => {
         const name = names[k]!
-        if (s.status === 'fulfilled') appended.push({ stream: name, ids: batches.get(name)!.ids, result: s.value })
-        else failure ??= s.reason
+        const batch = batches.get(name)!
+        if (s.status === 'rejected') {
+          failure ??= s.reason
+          return
+        }
+        if (batch.remote === undefined) {
+          appended.push({ stream: name, ids: batch.ids, result: s.value as AppendResult })
+          for (const i of batch.events) stored.add(i)
+          return
+        }
+        const dup = new Set((s.value as PublishResult).duplicateAt)
+        batch.events.forEach((i, r) => {
+          if (!dup.has(r)) stored.add(i)
+        })
       })
+      const duplicateAt = plan.duplicateAt
+      if (this.placement !== undefined && batches.size > 0) {
+        const targeted = new Set<number>()
+        for (const b of batches.values()) for (const i of b.events) targeted.add(i)
+        for (const i of targeted) if (!stored.has(i)) duplicateAt.push(i)
+        duplicateAt.sort((a, b) => a - b)
+      }
+      const duplicates = duplicateAt.length
       const original = (i: number): number => (kept === undefined ? i : kept[i]!)
       result = {
         accepted: req.events.length - duplicates - unroutable - refusedAt.length,
@@ -400,6 +462,20 @@ export class BrokerPublisher implements Publisher {
     reserved: Array<[string, string]>,
   ): Promise<{ batches: Map<string, StreamBatch>; duplicateAt: number[]; unroutableAt: number[]; refusedAt: Array<{ index: number; error: SluiceError }> }> {
     const n = req.events.length
+    // A forwarded append goes to its one stream, which must still be stored here.
+    let forwardedTo: RouteResult | undefined
+    if (req.stream !== undefined) {
+      this.placement?.assertHome(req.stream)
+      forwardedTo = { streams: [req.stream], unroutable: false }
+    }
+    // Cluster mode: each target stream's home, asked once per request; a stream without a
+    // reachable home fails the request here, before anything is stored.
+    const homes = new Map<string, RemoteStream | undefined>()
+    const remoteOf = (stream: string): RemoteStream | undefined => {
+      if (this.placement === undefined || forwardedTo !== undefined) return undefined
+      if (!homes.has(stream)) homes.set(stream, this.placement.remote(stream))
+      return homes.get(stream)
+    }
     const records = new Array<AppendRecord | undefined>(n)
     const targets = new Array<string[]>(n)
     const waits: Promise<void>[] = []
@@ -415,7 +491,7 @@ export class BrokerPublisher implements Publisher {
         routingKey = ex.template === undefined ? '' : ex.template(ev.value)
         if (ex.template !== undefined && mayMiss(routingKey) && ex.template.misses(ev.value)) this.templateMisses.set(req.exchange, (this.templateMisses.get(req.exchange) ?? 0) + 1)
       }
-      const route = this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
+      const route = forwardedTo !== undefined ? forwardedTo : this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
       if (route.unroutable) {
         if (route.policy === 'reject') {
           const error = errors.unroutable(i + 1, req.exchange, routingKey)
@@ -432,7 +508,7 @@ export class BrokerPublisher implements Publisher {
         json: ev.json,
         id,
         exchange: req.exchange,
-        headers: encodeHeaders(ev, now),
+        headers: ev.encodedHeaders ?? encodeHeaders(ev, now),
       }
       if (!dedup) {
         // The router's own (frozen, shared by every event with this key): read only from here on.
@@ -442,6 +518,11 @@ export class BrokerPublisher implements Publisher {
       const mine: string[] = []
       targets[i] = mine
       for (const stream of route.streams) {
+        // Its home node keeps the stream's ids, and checks them there.
+        if (remoteOf(stream) !== undefined) {
+          mine.push(stream)
+          continue
+        }
         const k = `${stream}\0${id}`
         if (inRequest.has(k)) continue
         inRequest.add(k)
@@ -469,8 +550,9 @@ export class BrokerPublisher implements Publisher {
       }
       for (const name of streams) {
         let b = batches.get(name)
-        if (b === undefined) batches.set(name, (b = { records: [], ids: [] }))
-        if (record.id !== undefined && req.internal !== true) b.ids.push({ id: record.id, index: b.records.length })
+        if (b === undefined) batches.set(name, (b = { records: [], ids: [], events: [], remote: remoteOf(name) }))
+        if (record.id !== undefined && req.internal !== true && b.remote === undefined) b.ids.push({ id: record.id, index: b.records.length })
+        b.events.push(i)
         b.records.push(record)
       }
     }

@@ -2,21 +2,16 @@
 // own process (the built CLI), on loopback. Node n3 reaches etcd through a TCP proxy the test can
 // cut, as a network partition would.
 
-import { join } from 'node:path'
-import { mkdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ClusterStatus } from '../../src/cluster/node.js'
-import { startChildServer, type ChildServer } from '../helpers/child-server.js'
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js'
+import type { ClusterView as ClusterStatus } from '../../src/cluster/index.js'
+import type { ChildServer } from '../helpers/child-server.js'
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/programs.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 
 const leaseTtlMs = 2000
 const streams = ['s1', 's2', 's3', 's4', 's5', 's6']
 
-const yaml = (dataDir: string, nodeId: string, etcdUrl: string): string => `
+const yaml = (_id: string, dataDir: string): string => `
 server:
   dataDir: ${JSON.stringify(dataDir)}
   http: { port: 0 }
@@ -30,10 +25,6 @@ streams:
 ${streams.map((s) => `  ${s}: {}`).join('\n')}
 bindings:
   - { exchange: logs, stream: s1 }
-cluster:
-  nodeId: ${nodeId}
-  minNodes: 3
-  etcd: { endpoints: [${JSON.stringify(etcdUrl)}], prefix: /sluice/test, leaseTtl: ${leaseTtlMs}ms, requestTimeout: 500ms }
 `
 
 async function status(node: ChildServer): Promise<ClusterStatus> {
@@ -49,36 +40,18 @@ const publish = (node: ChildServer): Promise<Response> =>
 const homes = (s: ClusterStatus): Record<string, string> => Object.fromEntries(s.placement.map((p) => [p.stream, `${p.node}@${p.epoch}`]))
 
 describe('cluster membership, controller and placement through a real etcd', () => {
-  let root: string
-  let etcd: EtcdServer
-  let proxy: TcpProxy
-  const nodes = new Map<string, ChildServer>()
-  const dirs = new Map<string, string>()
-
-  const start = async (id: string): Promise<ChildServer> => {
-    const dir = dirs.get(id)!
-    const url = id === 'n3' ? `http://127.0.0.1:${proxy.port}` : etcd.endpoint
-    const node = await startChildServer(dir, yaml(join(dir, 'data'), id, url))
-    nodes.set(id, node)
-    return node
-  }
+  let cluster: TestCluster
+  // The cluster's own map of running nodes: a node killed here is forgotten there too.
+  let nodes: Map<string, ChildServer>
+  const start = (id: string): Promise<ChildServer> => cluster.start(id)
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'sluice-cluster-'))
-    etcd = await startEtcd(root)
-    proxy = await startTcpProxy(etcd.port)
-    for (const id of ['n1', 'n2', 'n3']) {
-      dirs.set(id, join(root, id))
-      await mkdir(join(root, id), { recursive: true })
-    }
-    await Promise.all(['n1', 'n2', 'n3'].map((id) => start(id)))
+    cluster = await startTestCluster({ ids: ['n1', 'n2', 'n3'], proxied: ['n3'], yaml, leaseTtlMs })
+    nodes = cluster.nodes
   }, 60_000)
 
   afterAll(async () => {
-    await Promise.all([...nodes.values()].map((n) => n.kill('SIGKILL')))
-    await proxy?.close()
-    await etcd?.stop()
-    await rm(root, { recursive: true, force: true })
+    await cluster?.close()
   })
 
   it('every node sees the three members, one controller, and each stream placed once, spread evenly', async () => {
@@ -144,7 +117,7 @@ describe('cluster membership, controller and placement through a real etcd', () 
   it('a node cut off from etcd fences itself: 503 with Retry-After on publish; it rejoins when etcd is back', async () => {
     const n3 = nodes.get('n3')!
     expect((await publish(n3)).status).toBe(200)
-    proxy.cut()
+    cluster.proxy.cut()
     const t0 = performance.now()
     const fenced = await waitFor('n3 fenced', async () => {
       const s = await status(n3)
@@ -164,7 +137,7 @@ describe('cluster membership, controller and placement through a real etcd', () 
     // The others see its lease end.
     await waitFor('n3 gone from n1', async () => ((await status(nodes.get('n1')!)).nodes.some((n) => n.id === 'n3') ? undefined : true), leaseTtlMs + 5000, 100)
 
-    proxy.restore()
+    cluster.proxy.restore()
     const back = await waitFor('n3 a member again', async () => {
       const s = await status(n3)
       return s.state === 'member' && s.nodes.length === 3 ? s : undefined

@@ -43,10 +43,29 @@ describe('cluster records from etcd', () => {
     expect(parsePlacement('{"node":"n1","epoch":0,"controllerEpoch":7,"since":"x"}')).toBeUndefined()
     expect(parsePlacement('not json')).toBeUndefined()
     expect(parsePlacement('[1]')).toBeUndefined()
-    const n = { id: 'n1', host: '10.0.0.1', httpPort: 7400, amqpPort: null, lease: '42', startedAt: 't', version: '0.1.0', storedBytes: 10 }
+    const n = { id: 'n1', host: '10.0.0.1', httpPort: 7400, amqpPort: null, internalPort: 7410, lease: '42', startedAt: 't', version: '0.1.0', storedBytes: 10 }
     expect(parseNode(JSON.stringify(n))).toEqual(n)
     expect(parseNode(JSON.stringify({ ...n, httpPort: 70000 }))).toBeUndefined()
     // An older record without storedBytes reads as 0.
     expect(parseNode(JSON.stringify({ ...n, storedBytes: undefined }))?.storedBytes).toBe(0)
+  })
+})
+
+describe('forwarded records on the wire', () => {
+  it('round-trip every field, and a cut or padded buffer is refused', async () => {
+    const { encodeRecords, decodeRecords, WireError } = await import('../../src/cluster/wire.js')
+    const records = [
+      { timestamp: 1_700_000_000_123, key: 'api.info', body: Buffer.from('{"a":1}'), json: true, id: 'x-1', exchange: 'logs', headers: Buffer.from('{"h":"v"}') },
+      { timestamp: 0, key: '', body: Buffer.alloc(0), json: false, id: undefined, exchange: 'logs', headers: undefined },
+      { timestamp: 5, key: 'ü', body: Buffer.from([0, 255]), json: false, id: 'ид', exchange: 'logs', headers: undefined },
+    ]
+    const buf = encodeRecords(records)
+    const back = decodeRecords(buf, 'logs', 10)
+    expect(back.map((r) => ({ ...r, body: Buffer.from(r.body).toString('hex'), headers: r.headers === undefined ? undefined : Buffer.from(r.headers).toString() }))).toEqual(
+      records.map((r) => ({ ...r, body: r.body.toString('hex'), headers: r.headers?.toString() })),
+    )
+    for (let cut = 0; cut < buf.length; cut++) expect(() => decodeRecords(buf.subarray(0, cut), 'logs', 10)).toThrow(WireError)
+    expect(() => decodeRecords(Buffer.concat([buf, Buffer.from([0])]), 'logs', 10)).toThrow(/1 bytes after the last record/)
+    expect(() => decodeRecords(buf, 'logs', 2)).toThrow(/3 records, over the 2/)
   })
 })

@@ -19,7 +19,12 @@ export interface ChildServer {
 export async function startChildServer(dir: string, yaml: string): Promise<ChildServer> {
   const configPath = join(dir, 'sluice.yaml')
   await writeFile(configPath, yaml)
-  const proc = spawn(process.execPath, [cli, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return startChildServerWith(configPath)
+}
+
+/** The same, on a configuration file as it is, run from `cwd` with `env` added to the environment. */
+export async function startChildServerWith(configPath: string, opts: { readonly cwd?: string; readonly env?: Readonly<Record<string, string>> } = {}): Promise<ChildServer> {
+  const proc = spawn(process.execPath, [cli, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'], cwd: opts.cwd, env: { ...process.env, ...opts.env } })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   const url = await new Promise<string>((resolve, reject) => {
     let listening: string | undefined

@@ -164,6 +164,8 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
             unplaced: array(str),
             minNodes: int(1),
             etcd: { type: 'object', description: 'endpoints, prefix, revision (the newest this node has seen)' },
+            internalPort: int(0),
+            forwarding: { type: 'object', description: 'appends this node forwarded, by home node: {ok, error, events, seconds}' },
           },
           ['enabled'],
         ),

@@ -10,7 +10,7 @@ import type { BrokerPublisher, PublishRequest } from '../../streams/publisher.js
 import type { StreamRates } from '../../streams/rates.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { eventTtlMsMax, parseTtl } from '../../streams/ttl.js'
-import type { ClusterNode } from '../../cluster/node.js'
+import type { Cluster } from '../../cluster/index.js'
 import type { Alarms } from '../../flow/alarms.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { IngestErrors } from '../ingest-errors.js'
@@ -46,7 +46,7 @@ export interface BrokerView {
   readonly limiter: RateLimiter
   readonly alarms: Alarms
   /** Cluster mode only. */
-  readonly cluster?: ClusterNode | undefined
+  readonly cluster?: Cluster | undefined
   readonly startedAt: number
 }
 

@@ -1,0 +1,125 @@
+// Cluster mode as the server sees it: the node's membership and view (node.ts), the internal port
+// other nodes forward appends to (internal.ts), and the publish path's placement seam filled in
+// (Forwarder). One object to start after the doors listen and to stop before they close.
+
+import type { ClusterConfig } from '../config/index.js'
+import { errors } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { ForwardRequest, RemoteStream, StreamPlacement } from '../streams/placement.js'
+import type { PublishResult } from '../streams/publisher.js'
+import { InternalServer, PeerClient } from './internal.js'
+import { ClusterNode, type ClusterStatus } from './node.js'
+
+export type { ClusterStatus, MemberState, StreamHome } from './node.js'
+export { ClusterNode } from './node.js'
+
+export interface ForwardStats {
+  ok: number
+  error: number
+  events: number
+  seconds: number
+}
+
+/** The publish path's view of placement: which target streams go to another node, and how. */
+export class Forwarder implements StreamPlacement {
+  /** Forwards by home node. */
+  readonly stats = new Map<string, ForwardStats>()
+  readonly #node: ClusterNode
+  readonly #client: PeerClient
+  readonly #observe: ((node: string, seconds: number) => void) | undefined
+
+  constructor(node: ClusterNode, client: PeerClient, observe?: (node: string, seconds: number) => void) {
+    this.#node = node
+    this.#client = client
+    this.#observe = observe
+  }
+
+  remote(stream: string): RemoteStream | undefined {
+    // Until it has joined, the node cannot tell a stream of its own from one placed elsewhere.
+    if (this.#node.state === 'joining') throw errors.streamUnavailable(stream, 'this node is still joining the cluster')
+    const h = this.#node.home(stream)
+    if (h.kind === 'local' || h.kind === 'here') return undefined
+    if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, this.#node.status().nodes.length < this.#node.minNodes ? `the cluster places streams once ${this.#node.minNodes} nodes are up (cluster.minNodes)` : 'the controller has not placed it yet')
+    const rec = h.record
+    if (rec === undefined) throw errors.streamUnavailable(stream, `its home node ${h.node} holds no lease (down, or cut off from etcd)`, h.node)
+    const peer = { node: rec.id, host: rec.host, port: rec.internalPort }
+    return { node: rec.id, forward: (req) => this.#forward(peer, req) }
+  }
+
+  assertHome(stream: string): void {
+    const h = this.#node.home(stream)
+    if (h.kind === 'node') throw errors.streamUnavailable(stream, `its home is node ${h.node}, not this one`, h.node)
+    if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, 'the controller has not placed it yet')
+  }
+
+  async #forward(peer: { node: string; host: string; port: number }, req: ForwardRequest): Promise<PublishResult> {
+    let s = this.stats.get(peer.node)
+    if (s === undefined) this.stats.set(peer.node, (s = { ok: 0, error: 0, events: 0, seconds: 0 }))
+    const t0 = performance.now()
+    try {
+      const r = await this.#client.forward(peer, req)
+      s.ok++
+      s.events += req.records.length
+      return r
+    } catch (err) {
+      s.error++
+      throw err
+    } finally {
+      const seconds = (performance.now() - t0) / 1000
+      s.seconds += seconds
+      this.#observe?.(peer.node, seconds)
+    }
+  }
+}
+
+export interface ClusterOptions {
+  readonly config: ClusterConfig
+  readonly version: string
+  readonly logger: Logger
+  readonly ports: () => { readonly http: number | null; readonly amqp: number | null }
+  readonly fileStreams: () => readonly string[]
+  readonly storedBytes: () => number
+  readonly onFenced: (fenced: boolean) => void
+  /** Stores records forwarded by other nodes (BrokerPublisher.publishForwarded). */
+  readonly store: (req: ForwardRequest) => Promise<PublishResult>
+  /** Observes each forward's duration (the forward latency histogram). */
+  readonly observeForward?: (node: string, seconds: number) => void
+}
+
+export type ClusterView = ClusterStatus & { readonly forwarding: Readonly<Record<string, ForwardStats>>; readonly internalPort: number }
+
+export class Cluster {
+  readonly node: ClusterNode
+  readonly forwarder: Forwarder
+  readonly internal: InternalServer
+  readonly #client: PeerClient
+
+  private constructor(opts: ClusterOptions) {
+    const c = opts.config
+    this.internal = new InternalServer({ host: c.replication.host, port: c.replication.port, secret: c.secret, maxBodyBytes: c.replication.maxBodyBytes, timeoutMs: c.replication.forwardTimeoutMs, logger: opts.logger, store: opts.store })
+    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }) })
+    this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs)
+    this.forwarder = new Forwarder(this.node, this.#client, opts.observeForward)
+  }
+
+  /** Made before the doors listen, so a publish they take while the node joins waits for placement (refused, retryable). */
+  static create(opts: ClusterOptions): Cluster {
+    return new Cluster(opts)
+  }
+
+  /** Listens on the internal port, then joins: the node's record names that port. */
+  async start(): Promise<void> {
+    await this.internal.listen()
+    await this.node.start()
+  }
+
+  status(): ClusterView {
+    return { ...this.node.status(), internalPort: this.internal.port, forwarding: Object.fromEntries(this.forwarder.stats) }
+  }
+
+  async stop(): Promise<void> {
+    await this.node.stop()
+    this.#client.close()
+    if (this.internal.port !== 0) await this.internal.close()
+  }
+}

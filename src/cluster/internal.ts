@@ -1,0 +1,224 @@
+// The internal port (cluster.replication): how one node stores records in a stream whose home is
+// another. Plain HTTP/1.1 with keep-alive between nodes, every request carrying the cluster's
+// shared secret; the body is the records as wire.ts encodes them, the answer the home node's
+// publish result as JSON. An error keeps its catalogue code, status and retryability across the
+// hop, so a client of any node sees the home node's refusal (a full backlog, an alarm) as if it
+// had published there.
+
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { errors, SluiceError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { ForwardRequest } from '../streams/placement.js'
+import type { PublishResult, PublishSourceName } from '../streams/publisher.js'
+import { decodeRecords, encodeRecords, WireError } from './wire.js'
+
+const publishPath = /^\/internal\/v1\/streams\/([^/?]+)\/publish$/
+/** Records in one forwarded append at most: a request's events, each at most once per stream. */
+const maxForwardedRecords = 1_000_000
+const sources: ReadonlySet<string> = new Set<PublishSourceName>(['http', 'ndjson', 'syslog', 'gelf', 'forward', 'amqp', 'otlp', 'loki', 'elasticsearch', 'internal', 'cluster'])
+
+const digest = (secret: string): Buffer => createHash('sha256').update(secret).digest()
+
+interface WireError503 {
+  readonly error: { readonly code: string; readonly message: string; readonly details?: Record<string, unknown> }
+  /** The catalogue code and retryability, which the wire code alone does not carry. */
+  readonly sluice?: { readonly code: string; readonly retryable: boolean }
+}
+
+export interface InternalServerOptions {
+  readonly host: string
+  readonly port: number
+  readonly secret: string
+  readonly maxBodyBytes: number
+  readonly timeoutMs: number
+  readonly logger: Logger
+  /** Stores forwarded records through the publish path (BrokerPublisher.publishForwarded). */
+  readonly store: (req: ForwardRequest) => Promise<PublishResult>
+}
+
+export interface InternalCounters {
+  requests: number
+  /** Refused before reading: no or a wrong secret. */
+  unauthorized: number
+}
+
+export class InternalServer {
+  readonly counters: InternalCounters = { requests: 0, unauthorized: 0 }
+  readonly #opts: InternalServerOptions
+  readonly #secret: Buffer
+  readonly #server: Server
+  #port = 0
+
+  constructor(opts: InternalServerOptions) {
+    this.#opts = opts
+    this.#secret = digest(opts.secret)
+    this.#server = createServer({ requestTimeout: opts.timeoutMs + 5000, headersTimeout: 10_000, keepAliveTimeout: 60_000 }, (req, res) => void this.#handle(req, res))
+  }
+
+  get port(): number {
+    return this.#port
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(this.#opts.port, this.#opts.host, () => {
+        this.#server.off('error', reject)
+        resolve()
+      })
+    })
+    const a = this.#server.address()
+    this.#port = typeof a === 'object' && a !== null ? a.port : this.#opts.port
+  }
+
+  close(): Promise<void> {
+    this.#server.closeIdleConnections()
+    return new Promise((resolve) => this.#server.close(() => resolve()))
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    const h = req.headers.authorization
+    if (h === undefined || !h.startsWith('Bearer ')) return false
+    return timingSafeEqual(digest(h.slice(7)), this.#secret)
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.counters.requests++
+    const fail = (err: SluiceError): void => {
+      const body: WireError503 = { ...err.toJSON(), sluice: { code: err.code, retryable: err.retryable } }
+      res.writeHead(err.status, { 'content-type': 'application/json', connection: err.status === 401 || err.status === 413 ? 'close' : 'keep-alive' })
+      res.end(JSON.stringify(body))
+    }
+    if (!this.#authorized(req)) {
+      this.counters.unauthorized++
+      req.resume()
+      return fail(errors.unauthenticated('the internal port needs the cluster secret (cluster.secret)'))
+    }
+    const url = new URL(req.url ?? '/', 'http://internal')
+    const m = publishPath.exec(url.pathname)
+    if (req.method !== 'POST' || m === null) {
+      req.resume()
+      return fail(errors.notFound(req.method ?? '', url.pathname))
+    }
+    const stream = decodeURIComponent(m[1]!)
+    const exchange = url.searchParams.get('exchange') ?? ''
+    const source = url.searchParams.get('source') ?? 'internal'
+    if (exchange === '' || !sources.has(source)) {
+      req.resume()
+      return fail(errors.badRequest('a forwarded publish names its exchange and a known source'))
+    }
+    const body = await readBody(req, this.#opts.maxBodyBytes).catch((err: unknown) => err as Error)
+    if (body instanceof Error) {
+      return fail(errors.forwardTooLarge(body.message))
+    }
+    let records
+    try {
+      records = decodeRecords(body, exchange, maxForwardedRecords)
+    } catch (err) {
+      if (err instanceof WireError) return fail(errors.badRequest(`forwarded records are malformed: ${err.message}`))
+      throw err
+    }
+    try {
+      const result = await this.#opts.store({ stream, exchange, records, internal: url.searchParams.get('internal') === '1', source: source as PublishSourceName })
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ accepted: result.accepted, duplicates: result.duplicates, unroutable: result.unroutable, duplicateAt: result.duplicateAt ?? [] }))
+    } catch (err) {
+      if (err instanceof SluiceError) return fail(err)
+      this.#opts.logger.error({ err, stream }, 'internal error storing a forwarded append')
+      fail(errors.internal(err))
+    }
+  }
+}
+
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > max) {
+      req.resume()
+      reject(new Error(`forwarded batch of ${declared} bytes is over cluster.replication.maxBodySize (${max} bytes)`))
+      return
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > max) {
+        req.destroy()
+        reject(new Error(`forwarded batch is over cluster.replication.maxBodySize (${max} bytes)`))
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks, size)))
+    req.on('error', reject)
+  })
+}
+
+export interface PeerAddress {
+  readonly node: string
+  readonly host: string
+  readonly port: number
+}
+
+/** Forwards appends to other nodes' internal ports, one keep-alive agent for all of them. */
+export class PeerClient {
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 16 })
+  readonly #auth: string
+  readonly #timeoutMs: number
+
+  constructor(secret: string, timeoutMs: number) {
+    this.#auth = `Bearer ${secret}`
+    this.#timeoutMs = timeoutMs
+  }
+
+  forward(peer: PeerAddress, req: ForwardRequest): Promise<PublishResult> {
+    const body = encodeRecords(req.records)
+    const q = new URLSearchParams({ exchange: req.exchange, source: req.source, ...(req.internal ? { internal: '1' } : {}) })
+    const unavailable = (why: string): SluiceError => errors.streamUnavailable(req.stream, `forwarding to its home node ${peer.node} failed (${why})`, peer.node)
+    return new Promise((resolve, reject) => {
+      const r = request(
+        {
+          host: peer.host,
+          port: peer.port,
+          method: 'POST',
+          path: `/internal/v1/streams/${encodeURIComponent(req.stream)}/publish?${q.toString()}`,
+          agent: this.#agent,
+          headers: { authorization: this.#auth, 'content-type': 'application/octet-stream', 'content-length': body.length },
+          timeout: this.#timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('error', (err) => reject(unavailable(err.message)))
+          res.on('end', () => {
+            let parsed: unknown
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+            } catch {
+              reject(unavailable(`answer ${res.statusCode ?? 0} is not JSON`))
+              return
+            }
+            if (res.statusCode === 200) {
+              resolve(parsed as PublishResult)
+              return
+            }
+            const e = parsed as Partial<WireError503>
+            // The home node's own refusal, as it made it (a full backlog stays a 429, an alarm a 503).
+            if (e.sluice !== undefined && e.error !== undefined) reject(new SluiceError(e.sluice.code, e.error.message, res.statusCode ?? 500, e.sluice.retryable, e.error.details))
+            else reject(unavailable(`answer ${res.statusCode ?? 0}`))
+          })
+        },
+      )
+      // A forward not confirmed in time may still be stored there: the error says to retry with
+      // the same ids, which the home node deduplicates.
+      r.on('timeout', () => r.destroy(new Error(`no answer within cluster.replication.forwardTimeout (${this.#timeoutMs} ms)`)))
+      r.on('error', (err) => reject(unavailable(err.message)))
+      r.end(body)
+    })
+  }
+
+  close(): void {
+    this.#agent.destroy()
+  }
+}

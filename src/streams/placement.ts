@@ -1,0 +1,34 @@
+// Cluster mode's seam in the publish path. The publisher asks where each target stream is
+// stored; a stream stored on another node gets its records sent there, and stored through that
+// node's own publish path (dedup by id, admission, durability), so there is one way into a
+// stream whichever node took the publish. The core defines the seam; src/cluster fills it.
+
+import type { AppendRecord } from '../log/index.js'
+import type { PublishResult, PublishSourceName } from './publisher.js'
+
+export interface StreamPlacement {
+  /**
+   * The stream's home when it is another node; undefined when it is stored here, or when the
+   * cluster does not place it (a node's own ingest-errors). Throws a retryable SluiceError when
+   * the stream has no reachable home now.
+   */
+  remote(stream: string): RemoteStream | undefined
+  /** Throws a retryable SluiceError unless `stream` is stored here: a forward that reached a node no longer its home. */
+  assertHome(stream: string): void
+}
+
+/** Records routed by the node that took the publish, for one stream at its home. */
+export interface ForwardRequest {
+  readonly stream: string
+  readonly exchange: string
+  readonly records: readonly AppendRecord[]
+  /** Sluice's own republishing (dead-lettering, redrive): no dedup, no backlog admission. */
+  readonly internal: boolean
+  readonly source: PublishSourceName
+}
+
+export interface RemoteStream {
+  readonly node: string
+  /** Resolves once the home node has them durably; `duplicateAt` indexes `records`. */
+  forward(req: ForwardRequest): Promise<PublishResult>
+}

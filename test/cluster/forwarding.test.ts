@@ -1,0 +1,170 @@
+// Any node serves any door: a publish taken by one node is stored in each target stream at that
+// stream's home node, once, through HTTP, AMQP (amqplib) and syslog over TCP. Real etcd, three
+// Sluice processes, loopback only.
+
+import { createConnection } from 'node:net'
+import amqp from 'amqplib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterView } from '../../src/cluster/index.js'
+import { clusterSecret, startTestCluster, type TestCluster } from '../helpers/cluster.js'
+import { freePort, waitFor } from '../helpers/programs.js'
+
+const streams = ['s1', 's2', 's3']
+const syslogPorts = new Map<string, number>()
+
+const yaml = (id: string, dataDir: string): string => `
+server:
+  dataDir: ${JSON.stringify(dataDir)}
+  http: { port: 0 }
+  ndjson: { enabled: false }
+  amqp: { port: 0 }
+  syslog: { port: ${syslogPorts.get(id)}, udp: false, exchange: logs }
+  shutdownTimeout: 3s
+exchanges:
+  logs: { type: fanout, dedup: id }
+  one: { type: direct }
+streams:
+${streams.map((s) => `  ${s}: {}`).join('\n')}
+bindings:
+${streams.map((s) => `  - { exchange: logs, stream: ${s} }\n  - { exchange: one, stream: ${s}, key: ${s} }`).join('\n')}
+`
+
+interface StoredEvent {
+  readonly offset: number
+  readonly id?: string
+  readonly body: unknown
+  readonly routingKey: string
+}
+
+describe('forwarding publishes to the home node of each stream', () => {
+  let cluster: TestCluster
+  let view: ClusterView
+  /** Stream → its home node id. */
+  const home = new Map<string, string>()
+
+  const publish = (node: string, exchange: string, events: unknown[], key?: string): Promise<Response> =>
+    fetch(`${cluster.node(node).url}/v1/exchanges/${exchange}/publish${key === undefined ? '' : `?routingKey=${key}`}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(events),
+    })
+
+  const read = async (node: string, stream: string): Promise<StoredEvent[]> => {
+    const res = await fetch(`${cluster.node(node).url}/v1/streams/${stream}/events?from=earliest&limit=10000`)
+    expect(res.status).toBe(200)
+    return ((await res.json()) as { events: StoredEvent[] }).events
+  }
+
+  beforeAll(async () => {
+    for (const id of ['n1', 'n2', 'n3']) syslogPorts.set(id, await freePort())
+    cluster = await startTestCluster({ ids: ['n1', 'n2', 'n3'], yaml })
+    view = await cluster.settled(streams.length)
+    for (const p of view.placement) home.set(p.stream, p.node)
+  }, 60_000)
+
+  afterAll(async () => {
+    await cluster?.close()
+  })
+
+  it('places one stream on each node', () => {
+    expect([...home.keys()].sort()).toEqual(streams)
+    expect(new Set(home.values()).size).toBe(3)
+  })
+
+  it('HTTP: a fan-out publish to each node lands once in every stream, only at its home', async () => {
+    for (const [k, node] of ['n1', 'n2', 'n3'].entries()) {
+      const events = Array.from({ length: 100 }, (_, i) => ({ id: `h-${k * 100 + i}`, n: k * 100 + i }))
+      const res = await publish(node, 'logs', events)
+      expect(res.status).toBe(200)
+      expect(await res.json()).toEqual({ accepted: 100, duplicates: 0, unroutable: 0 })
+    }
+    for (const s of streams) {
+      const stored = await read(home.get(s)!, s)
+      expect(stored.map((e) => e.id)).toEqual(Array.from({ length: 300 }, (_, i) => `h-${i}`))
+      // The other nodes hold nothing of it.
+      for (const other of ['n1', 'n2', 'n3'].filter((n) => n !== home.get(s))) expect(await read(other, s)).toEqual([])
+    }
+    const forwarded = (await cluster.status('n1')).forwarding
+    const others = ['n2', 'n3'].filter((n) => n !== 'n1')
+    for (const n of others) expect(forwarded[n]?.events).toBe(100)
+  })
+
+  it('a retry with the same ids through another node stores nothing again', async () => {
+    const events = Array.from({ length: 100 }, (_, i) => ({ id: `h-${i}`, n: i }))
+    const res = await publish('n3', 'logs', events)
+    expect(await res.json()).toEqual({ accepted: 0, duplicates: 100, unroutable: 0 })
+    for (const s of streams) expect(await read(home.get(s)!, s)).toHaveLength(300)
+    // Half old, half new: only the new ones are stored.
+    const mixed = Array.from({ length: 10 }, (_, i) => ({ id: `h-${295 + i}`, n: 295 + i }))
+    expect(await (await publish('n2', 'logs', mixed)).json()).toEqual({ accepted: 5, duplicates: 5, unroutable: 0 })
+    for (const s of streams) expect((await read(home.get(s)!, s)).map((e) => e.id).slice(-6)).toEqual(['h-299', 'h-300', 'h-301', 'h-302', 'h-303', 'h-304'])
+  })
+
+  it('AMQP: amqplib publishing with confirms to a node that is not the home', async () => {
+    const target = 's2'
+    const via = ['n1', 'n2', 'n3'].find((n) => n !== home.get(target))!
+    const amqpPort = view.nodes.find((n) => n.id === via)!.amqpPort!
+    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${amqpPort}`)
+    try {
+      const ch = await conn.createConfirmChannel()
+      for (let i = 0; i < 50; i++) ch.publish('one', target, Buffer.from(JSON.stringify({ amqp: i })), { messageId: `a-${i}`, contentType: 'application/json' })
+      await ch.waitForConfirms()
+    } finally {
+      await conn.close()
+    }
+    const stored = (await read(home.get(target)!, target)).filter((e) => e.id?.startsWith('a-'))
+    expect(stored.map((e) => e.id)).toEqual(Array.from({ length: 50 }, (_, i) => `a-${i}`))
+    expect(stored.every((e) => e.routingKey === target)).toBe(true)
+    expect(await read(via, target)).toEqual([])
+  })
+
+  it('syslog over TCP to one node: each message in all three streams at their homes', async () => {
+    const via = 'n1'
+    const lines = Array.from({ length: 20 }, (_, i) => `<134>1 2026-12-03T10:00:00.000Z host app - - - syslog message ${i}\n`).join('')
+    await new Promise<void>((resolve, reject) => {
+      const sock = createConnection({ host: '127.0.0.1', port: syslogPorts.get(via)! }, () => sock.end(lines))
+      sock.on('close', () => resolve())
+      sock.on('error', reject)
+    })
+    for (const s of streams) {
+      await waitFor(`20 syslog messages in ${s}`, async () => ((await read(home.get(s)!, s)).filter((e) => JSON.stringify(e.body).includes('syslog message')).length === 20 ? true : undefined), 10_000, 100)
+    }
+  })
+
+  it('the internal port refuses a request without the cluster secret', async () => {
+    const n1 = view.nodes.find((n) => n.id === 'n1')!
+    const url = `http://127.0.0.1:${n1.internalPort}/internal/v1/streams/s1/publish?exchange=logs&source=http`
+    const none = await fetch(url, { method: 'POST', body: Buffer.alloc(4) })
+    expect(none.status).toBe(401)
+    const wrong = await fetch(url, { method: 'POST', body: Buffer.alloc(4), headers: { authorization: 'Bearer not-the-secret-at-all' } })
+    expect(wrong.status).toBe(401)
+    // With it, a malformed body is a clear 400, and nothing is stored.
+    const bad = await fetch(url, { method: 'POST', body: Buffer.from([0, 0, 0, 1, 1]), headers: { authorization: `Bearer ${clusterSecret}` } })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/malformed: truncated/)
+  })
+
+  it('a home node down: the publish fails retryable, and the retry once it is back stores each event once', async () => {
+    const down = home.get('s3')!
+    const via = ['n1', 'n2'].find((n) => n !== down)!
+    await cluster.node(down).kill('SIGKILL')
+    cluster.nodes.delete(down)
+    await waitFor(`${down} gone`, async () => ((await cluster.status(via)).nodes.some((n) => n.id === down) ? undefined : true), 10_000, 100)
+    const events = Array.from({ length: 10 }, (_, i) => ({ id: `d-${i}` }))
+    const refused = await publish(via, 'logs', events)
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).not.toBeNull()
+    const err = (await refused.json()) as { error: { code: string; details: { stream: string; node: string } } }
+    expect(err.error.code).toBe('stream_unavailable')
+    expect(err.error.details).toMatchObject({ stream: 's3', node: down })
+
+    await cluster.start(down)
+    await cluster.settled(streams.length)
+    const retried = await publish(via, 'logs', events)
+    expect(retried.status).toBe(200)
+    for (const s of streams) {
+      const ids = (await read(home.get(s)!, s)).map((e) => e.id).filter((id) => id?.startsWith('d-'))
+      expect(ids).toEqual(events.map((e) => e.id))
+    }
+  })
+})
