@@ -97,6 +97,8 @@ export const errors = {
   unsupportedMediaType: (type: string, accepted = 'application/json or application/x-ndjson') =>
     new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `content type "${type}" is not accepted; send ${accepted}`, 415, false, { contentType: type }),
   // Cluster mode
+  clusterUnavailable: (what: string, cause: unknown) =>
+    new SluiceError('SLUICE_ERR_CLUSTER_UNAVAILABLE', `${what} needs the cluster's etcd, which did not answer (${(cause as Error | undefined)?.message ?? String(cause)}); nothing was changed`, 503, true, { retryAfterMs: 1000 }, { cause }),
   forwardTooLarge: (why: string) => counted('cluster.replication.maxBodySize', new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', why, 413, false, { limit: 'cluster.replication.maxBodySize' })),
   streamUnavailable: (stream: string, why: string, node?: string) =>
     new SluiceError('SLUICE_ERR_STREAM_UNAVAILABLE', `stream "${stream}" cannot be written now: ${why}; retry with the same ids (they are deduplicated at the stream's home node)`, 503, true, { stream, ...(node !== undefined ? { node } : {}), retryAfterMs: 1000 }),

@@ -378,12 +378,18 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         onFenced: (fenced) => alarms.fence(fenced),
         store: (req) => publisher.publishForwarded(req),
         observeForward: metrics.forwardObserver(),
+        catalog,
+        groups,
       })
       publisher.placement = made.forwarder
+      catalog.mirror = made.definitions
+      groups.mirror = made.definitions
       return {
         cluster: made,
         close: () => {
           publisher.placement = undefined
+          catalog.mirror = undefined
+          groups.mirror = undefined
           return made.stop()
         },
       }

@@ -9,6 +9,9 @@ import type { ForwardRequest, RemoteStream, StreamPlacement } from '../streams/p
 import type { PublishResult } from '../streams/publisher.js'
 import { InternalServer, PeerClient } from './internal.js'
 import { ClusterNode, type ClusterStatus } from './node.js'
+import { ClusterDefinitions, DefinitionsApplier } from './definitions.js'
+import type { GroupRegistry } from '../consumers/index.js'
+import type { Catalog } from '../streams/catalog.js'
 
 export type { ClusterStatus, MemberState, StreamHome } from './node.js'
 export { ClusterNode } from './node.js'
@@ -84,20 +87,35 @@ export interface ClusterOptions {
   readonly store: (req: ForwardRequest) => Promise<PublishResult>
   /** Observes each forward's duration (the forward latency histogram). */
   readonly observeForward?: (node: string, seconds: number) => void
+  /** Where run-time definitions are declared here and applied from the others. */
+  readonly catalog: Catalog
+  readonly groups: GroupRegistry
 }
 
-export type ClusterView = ClusterStatus & { readonly forwarding: Readonly<Record<string, ForwardStats>>; readonly internalPort: number }
+export type ClusterView = ClusterStatus & {
+  readonly forwarding: Readonly<Record<string, ForwardStats>>
+  readonly internalPort: number
+  /** Definitions from other nodes applied here, and those that could not be (logged). */
+  readonly definitions: { readonly applied: number; readonly failed: number }
+}
 
 export class Cluster {
   readonly node: ClusterNode
   readonly forwarder: Forwarder
   readonly internal: InternalServer
+  /** Claims run-time declarations in etcd (the catalog's and group registry's mirror). */
+  readonly definitions: ClusterDefinitions
+  /** Applies the other nodes' declarations here. */
+  readonly applier: DefinitionsApplier
   readonly #client: PeerClient
 
   private constructor(opts: ClusterOptions) {
     const c = opts.config
     this.internal = new InternalServer({ host: c.replication.host, port: c.replication.port, secret: c.secret, maxBodyBytes: c.replication.maxBodyBytes, timeoutMs: c.replication.forwardTimeoutMs, logger: opts.logger, store: opts.store })
-    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }) })
+    const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
+    this.applier = applier
+    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change) })
+    this.definitions = new ClusterDefinitions(this.node.etcd, this.node.keys, c.nodeId)
     this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs)
     this.forwarder = new Forwarder(this.node, this.#client, opts.observeForward)
   }
@@ -107,14 +125,15 @@ export class Cluster {
     return new Cluster(opts)
   }
 
-  /** Listens on the internal port, then joins: the node's record names that port. */
+  /** Listens on the internal port, then joins (the node's record names that port), and applies the cluster's definitions. */
   async start(): Promise<void> {
     await this.internal.listen()
     await this.node.start()
+    await this.applier.idle()
   }
 
   status(): ClusterView {
-    return { ...this.node.status(), internalPort: this.internal.port, forwarding: Object.fromEntries(this.forwarder.stats) }
+    return { ...this.node.status(), internalPort: this.internal.port, forwarding: Object.fromEntries(this.forwarder.stats), definitions: { applied: this.applier.applied, failed: this.applier.failed } }
   }
 
   async stop(): Promise<void> {

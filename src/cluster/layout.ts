@@ -5,6 +5,7 @@
 //                                  revision is the controller epoch
 //   <prefix>/streams/<name>        StreamRecord: a stream the cluster places (seeded from the files)
 //   <prefix>/placement/<name>      PlacementRecord: the stream's home node and placement epoch
+//   <prefix>/defs/<kind>/<name>    run-time exchanges, bindings and groups (definitions.ts)
 //
 // Values are JSON. A value that does not parse as its record is ignored with a warning rather
 // than trusted: etcd is shared, and a hand-edited key must not stop every node.
@@ -34,6 +35,8 @@ export interface StreamRecord {
   /** `file`: a configuration file declares it; the node that wrote it first is `by`. */
   readonly origin: 'file' | 'runtime'
   readonly by: string
+  /** A run-time stream's settings, as the catalog stores them. */
+  readonly definition?: JsonValue | undefined
 }
 
 export interface PlacementRecord {
@@ -51,6 +54,7 @@ export class ClusterKeys {
   readonly controller: string
   readonly streams: string
   readonly placements: string
+  readonly defs: string
 
   constructor(prefix: string) {
     this.root = `${prefix}/`
@@ -58,6 +62,12 @@ export class ClusterKeys {
     this.controller = `${prefix}/controller`
     this.streams = `${prefix}/streams/`
     this.placements = `${prefix}/placement/`
+    this.defs = `${prefix}/defs/`
+  }
+
+  /** Where a run-time definition lives; a stream's is its stream record. */
+  definition(kind: DefinitionKind, name: string): string {
+    return kind === 'stream' ? this.stream(name) : `${this.defs}${kind}/${name}`
   }
 
   node(id: string): string {
@@ -72,6 +82,9 @@ export class ClusterKeys {
     return this.placements + stream
   }
 }
+
+import type { JsonValue } from '../meta/index.js'
+import type { DefinitionKind } from '../streams/catalog.js'
 
 type Fields = Record<string, unknown>
 
@@ -103,7 +116,15 @@ export function parseController(text: string): ControllerRecord | undefined {
 export function parseStream(text: string): StreamRecord | undefined {
   const o = object(text)
   if (o === undefined || (o.origin !== 'file' && o.origin !== 'runtime') || !str(o.by)) return undefined
-  return { origin: o.origin, by: o.by }
+  const d = o.definition
+  return { origin: o.origin, by: o.by, ...(typeof d === 'object' && d !== null && !Array.isArray(d) ? { definition: d as JsonValue } : {}) }
+}
+
+/** A run-time exchange, binding or group: `{by, definition}`. */
+export function parseDefinition(text: string): JsonValue | undefined {
+  const o = object(text)
+  const d = o?.definition
+  return typeof d === 'object' && d !== null && !Array.isArray(d) ? (d as JsonValue) : undefined
 }
 
 export function parsePlacement(text: string): PlacementRecord | undefined {

@@ -13,8 +13,9 @@ import type { Lease, Watcher } from 'etcd3'
 import type { ClusterConfig } from '../config/index.js'
 import type { Logger } from '../logger.js'
 import { EtcdSession, type EtcdRoundTrips, type EtcdOp } from './etcd.js'
-import { ClusterKeys, parseController, parseNode, parsePlacement, parseStream, type ControllerRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
+import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, type ControllerRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
 import { placeStreams } from './placement.js'
+import { definitionOrder, type DefinitionChange } from './definitions.js'
 
 export type MemberState = 'joining' | 'member' | 'fenced' | 'stopped'
 
@@ -42,6 +43,8 @@ export interface ClusterNodeOptions {
   readonly onFenced: (fenced: boolean) => void
   /** Monotonic milliseconds; tests inject their own. */
   readonly now?: () => number
+  /** Told of every run-time definition: all of them at each (re)load of the view, then each change. */
+  readonly onDefinition?: (change: DefinitionChange) => void
 }
 
 export interface ClusterStatus {
@@ -140,6 +143,15 @@ export class ClusterNode {
     if (p === undefined) return v.streams.has(stream) ? { kind: 'unplaced' } : { kind: 'local' }
     if (p.node === this.#cfg.nodeId) return { kind: 'here', epoch: p.epoch }
     return { kind: 'node', node: p.node, epoch: p.epoch, record: v.nodes.get(p.node) }
+  }
+
+  /** The etcd session and key layout, for the definitions mirror (definitions.ts). */
+  get etcd(): EtcdSession {
+    return this.#etcd
+  }
+
+  get keys(): ClusterKeys {
+    return this.#keys
   }
 
   etcdRoundTrips(): ReadonlyMap<EtcdOp, EtcdRoundTrips> {
@@ -335,8 +347,15 @@ export class ClusterNode {
     v.streams.clear()
     v.placements.clear()
     v.controller = undefined
-    for (const kv of res.kvs) this.#apply('put', kv.key.toString(), kv.value.toString(), Number(kv.create_revision))
+    const defs: DefinitionChange[] = []
+    for (const kv of res.kvs) {
+      const change = this.#apply('put', kv.key.toString(), kv.value.toString(), Number(kv.create_revision))
+      if (change !== undefined) defs.push(change)
+    }
     this.#revision = Number(res.header.revision)
+    // Exchanges before the streams, bindings and groups that name them.
+    defs.sort((a, b) => definitionOrder.indexOf(a.kind) - definitionOrder.indexOf(b.kind))
+    for (const d of defs) this.#opts.onDefinition?.(d)
     await this.#watcher?.cancel().catch(() => undefined)
     const w = await c.watch().prefix(this.#keys.root).startRevision(String(this.#revision + 1)).create()
     this.#watcher = w
@@ -352,12 +371,14 @@ export class ClusterNode {
 
   #changed(kind: 'put' | 'delete', key: string, value: string, createRevision: number, modRevision: number): void {
     if (modRevision > this.#revision) this.#revision = modRevision
-    this.#apply(kind, key, value, createRevision)
+    const change = this.#apply(kind, key, value, createRevision)
+    if (change !== undefined) this.#opts.onDefinition?.(change)
     if (key === this.#keys.controller && kind === 'delete') void this.#campaign()
     this.#reconcile()
   }
 
-  #apply(kind: 'put' | 'delete', key: string, value: string, createRevision: number): void {
+  /** Applies one key to the view; returns the run-time definition it changes, if it is one. */
+  #apply(kind: 'put' | 'delete', key: string, value: string, createRevision: number): DefinitionChange | undefined {
     const k = this.#keys
     const v = this.#view
     const named = <T>(prefix: string, map: Map<string, T>, parse: (text: string) => T | undefined): void => {
@@ -379,8 +400,27 @@ export class ClusterNode {
         this.#controllerEpoch = undefined
       }
     } else if (key.startsWith(k.nodes)) named(k.nodes, v.nodes, parseNode)
-    else if (key.startsWith(k.streams)) named(k.streams, v.streams, parseStream)
-    else if (key.startsWith(k.placements)) named(k.placements, v.placements, parsePlacement)
+    else if (key.startsWith(k.streams)) {
+      const name = key.slice(k.streams.length)
+      const before = v.streams.get(name)
+      named(k.streams, v.streams, parseStream)
+      const after = v.streams.get(name)
+      // A file's streams are every node's own; only run-time ones are applied from here.
+      if (kind === 'delete') return before?.origin === 'runtime' ? { kind: 'stream', name, definition: undefined } : undefined
+      return after?.origin === 'runtime' && after.definition !== undefined ? { kind: 'stream', name, definition: after.definition } : undefined
+    } else if (key.startsWith(k.placements)) named(k.placements, v.placements, parsePlacement)
+    else if (key.startsWith(k.defs)) {
+      const rest = key.slice(k.defs.length)
+      const slash = rest.indexOf('/')
+      const defKind = rest.slice(0, slash)
+      if (slash < 0 || (defKind !== 'exchange' && defKind !== 'binding' && defKind !== 'group')) return undefined
+      const name = rest.slice(slash + 1)
+      if (kind === 'delete') return { kind: defKind, name, definition: undefined }
+      const definition = parseDefinition(value)
+      if (definition === undefined) this.#log.warn({ key }, 'ignoring a cluster key whose value is not valid')
+      return definition === undefined ? undefined : { kind: defKind, name, definition }
+    }
+    return undefined
   }
 
   // ---- controller ------------------------------------------------------------------------------

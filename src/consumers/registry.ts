@@ -2,7 +2,9 @@ import { validateConfigText, type Config, type GroupConfig } from '../config/ind
 import { errors } from '../errors.js'
 import { storedRecordBytes, type AppendRecord, type LogLogger } from '../log/index.js'
 import type { JsonValue, MetaStore } from '../meta/index.js'
-import type { Publisher } from '../streams/publisher.js'
+import { eventOfRecord, type Publisher } from '../streams/publisher.js'
+import type { DeclareOptions, DefinitionsMirror } from '../streams/catalog.js'
+import { KeyedSerial } from '../streams/keyed-serial.js'
 import type { StreamRegistry } from '../streams/registry.js'
 import type { DeadLetterSink } from './dead-letter.js'
 import { ConsumerGroup, groupKeyspaces, MemberBudget, type GroupKeyspaces } from './group.js'
@@ -21,6 +23,10 @@ export class GroupRegistry {
   #declaring = 0
   /** server.limits.maxConsumers: members across every group here. */
   readonly members: MemberBudget
+  /** Cluster mode: where run-time groups are claimed and released (the catalog's mirror). */
+  mirror: DefinitionsMirror | undefined
+  /** One declaration or deletion at a time per group name. */
+  readonly #serial = new KeyedSerial()
 
   private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger, exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>) {
     this.#maxGroups = config.server.limits.maxGroups
@@ -108,8 +114,12 @@ export class GroupRegistry {
   }
 
   /** Creates a group at run time (PUT /v1/groups/{group}); the same definition again is a no-op. */
-  async declare(name: string, definition: unknown): Promise<{ created: boolean; group: ConsumerGroup }> {
-    const result = this.#validate(name, definition)
+  declare(name: string, definition: unknown, opts: DeclareOptions = {}): Promise<{ created: boolean; group: ConsumerGroup }> {
+    return this.#serial.run(name, () => this.#declare(name, definition, opts))
+  }
+
+  async #declare(name: string, definition: unknown, opts: DeclareOptions): Promise<{ created: boolean; group: ConsumerGroup }> {
+    let result = this.#validate(name, definition)
     if (!result.ok) throw errors.badRequest(`invalid group definition: ${result.problems.join('; ')}`, { problems: result.problems })
     const existing = this.#groups.get(name)
     if (existing !== undefined) {
@@ -120,7 +130,18 @@ export class GroupRegistry {
     if (this.#groups.size + this.#declaring >= this.#maxGroups) throw errors.tooManyGroups(name, this.#maxGroups)
     this.#declaring++
     try {
-      await this.#meta.definitions.put(['group', name], definition as JsonValue, { sync: true })
+      let stored = definition
+      if (this.mirror !== undefined && opts.replicated !== true) {
+        const held = await this.mirror.claim('group', name, definition as JsonValue)
+        if (held !== undefined) {
+          // Declared on another node first: the same group, or a conflict, as on one node.
+          const theirs = this.#validate(name, held)
+          if (!theirs.ok || JSON.stringify(theirs.config) !== JSON.stringify(result.config)) throw errors.groupExists(name)
+          result = theirs
+          stored = held
+        }
+      }
+      await this.#meta.definitions.put(['group', name], stored as JsonValue, { sync: true })
       return { created: true, group: await this.#open(result.config) }
     } finally {
       this.#declaring--
@@ -157,12 +178,25 @@ export class GroupRegistry {
   #sink(config: GroupConfig): DeadLetterSink | undefined {
     const dl = config.deadLetter
     if (dl === null) return undefined
-    if (dl.kind === 'stream') {
-      const target = this.#streams.get(dl.stream)
-      if (target === undefined) throw errors.unknownStream(dl.stream)
-      return { deadLetter: async (records) => void (await target.append(records)) }
-    }
     const publisher = this.#publisher
+    if (dl.kind === 'stream') {
+      if (this.#streams.get(dl.stream) === undefined) throw errors.unknownStream(dl.stream)
+      const stream = dl.stream
+      // Through the publish path, not straight into the log: in a cluster the dead-letter stream
+      // may live on another node. Each record keeps the exchange it came through (redrive routes
+      // back by it), so consecutive records of one exchange go as one request, in order.
+      return {
+        deadLetter: async (records: readonly AppendRecord[]) => {
+          for (let i = 0; i < records.length; ) {
+            const exchange = records[i]!.exchange ?? ''
+            let j = i + 1
+            while (j < records.length && (records[j]!.exchange ?? '') === exchange) j++
+            await publisher.publish({ exchange, stream, internal: true, events: records.slice(i, j).map(eventOfRecord) })
+            i = j
+          }
+        },
+      }
+    }
     return {
       deadLetter: async (records: readonly AppendRecord[], values: readonly unknown[]) => {
         await publisher.publish({
@@ -183,9 +217,14 @@ export class GroupRegistry {
   }
 
   /** Deletes a group (AMQP queue.delete): its state and definition go with it. */
-  async delete(name: string): Promise<boolean> {
+  delete(name: string, opts: DeclareOptions = {}): Promise<boolean> {
+    return this.#serial.run(name, () => this.#delete(name, opts))
+  }
+
+  async #delete(name: string, opts: DeclareOptions): Promise<boolean> {
     const g = this.#groups.get(name)
     if (g === undefined) return false
+    if (this.mirror !== undefined && opts.replicated !== true) await this.mirror.release('group', name)
     this.#groups.delete(name)
     await g.close()
     await g.purgeState()

@@ -4,6 +4,7 @@ import { errors } from '../errors.js'
 import type { LogLogger, LogObserver } from '../log/index.js'
 import type { JsonValue, MetaStore } from '../meta/index.js'
 import { bindingId, exchangeConflict, normalizeBinding, type BindingDef, type ExchangeType, type Router } from '../router/index.js'
+import { KeyedSerial } from './keyed-serial.js'
 import type { BrokerPublisher } from './publisher.js'
 import type { StreamRegistry } from './registry.js'
 
@@ -57,6 +58,24 @@ export interface StreamDeclaration {
   readonly attributes?: JsonValue | undefined
 }
 
+export type DefinitionKind = 'exchange' | 'stream' | 'binding' | 'group'
+
+/**
+ * Cluster mode's seam for run-time definitions (src/cluster fills it): a declaration is claimed
+ * cluster-wide before it is stored here, so two nodes cannot declare one name two ways, and every
+ * node applies what the others declared (with `replicated`, which skips the claim).
+ */
+export interface DefinitionsMirror {
+  /** Resolves undefined when this claim created the definition, or with the one the cluster already holds. */
+  claim(kind: DefinitionKind, name: string, definition: JsonValue): Promise<JsonValue | undefined>
+  release(kind: DefinitionKind, name: string): Promise<void>
+}
+
+/** `replicated`: applying what another node of the cluster declared; not claimed again. */
+export interface DeclareOptions {
+  readonly replicated?: boolean | undefined
+}
+
 export interface CatalogOptions {
   readonly config: Config
   readonly router: Router
@@ -95,6 +114,10 @@ export class Catalog {
   readonly #durability: DurabilityConfig
   /** Run-time declarations between their limit check and their stream being open. */
   #declaring = 0
+  /** Cluster mode: where run-time definitions are claimed and released. */
+  mirror: DefinitionsMirror | undefined
+  /** One change at a time per name (bindings: per source exchange). */
+  readonly #serial = new KeyedSerial()
 
   private constructor(opts: CatalogOptions) {
     this.#opts = opts
@@ -193,7 +216,11 @@ export class Catalog {
   }
 
   /** Returns true when created, false when the same exchange exists; throws on a conflict. */
-  async declareExchange(d: ExchangeDeclaration): Promise<boolean> {
+  declareExchange(d: ExchangeDeclaration, opts: DeclareOptions = {}): Promise<boolean> {
+    return this.#serial.run(`exchange\0${d.name}`, () => this.#declareExchange(d, opts))
+  }
+
+  async #declareExchange(d: ExchangeDeclaration, opts: DeclareOptions): Promise<boolean> {
     if (!isValidName(d.name)) throw errors.routerBadExchange(d.name, 'not a valid name: letters, digits, ".", "_", "-" and "@", at most 200')
     const alternate = d.alternate ?? null
     const existing = this.#exchanges.get(d.name)
@@ -205,20 +232,34 @@ export class Catalog {
       if (why !== undefined) throw errors.routerExchangeConflict(d.name, why)
       return false
     }
-    const stored: StoredExchange = { type: d.type, alternate, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}), ...(d.settings !== undefined ? { settings: d.settings } : {}) }
+    let stored: StoredExchange = { type: d.type, alternate, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}), ...(d.settings !== undefined ? { settings: d.settings } : {}) }
+    const held = await this.#claim('exchange', d.name, stored, opts)
+    if (held !== undefined) {
+      // Declared on another node first: the same exchange is taken as the cluster holds it.
+      const h = held as unknown as StoredExchange
+      const why = exchangeConflict({ name: d.name, type: h.type, ...(h.alternate !== null ? { alternate: h.alternate } : {}) }, { name: d.name, type: d.type, ...(alternate !== null ? { alternate } : {}) })
+      if (why !== undefined) throw errors.routerExchangeConflict(d.name, why)
+      stored = h
+    }
     await this.#opts.meta.definitions.put(['exchange', d.name], stored as unknown as JsonValue, { sync: true })
     this.#applyExchange(d.name, stored)
     return true
   }
 
   /** Deletes a run-time exchange and every binding from or to it. */
-  async deleteExchange(name: string, opts: { ifUnused?: boolean } = {}): Promise<boolean> {
+  deleteExchange(name: string, opts: { ifUnused?: boolean } & DeclareOptions = {}): Promise<boolean> {
+    return this.#serial.run(`exchange\0${name}`, () => this.#deleteExchange(name, opts))
+  }
+
+  async #deleteExchange(name: string, opts: { ifUnused?: boolean } & DeclareOptions): Promise<boolean> {
     const ex = this.#exchanges.get(name)
     if (ex === undefined) return false
     if (ex.protected) throw errors.definitionProtected('exchange', name)
     const router = this.#opts.router
     const touching = router.bindings().filter((b) => b.exchange === name || b.toExchange === name)
     if (opts.ifUnused === true && touching.some((b) => b.exchange === name)) throw errors.definitionInUse('exchange', name, 'has bindings (if-unused)')
+    await this.#release('exchange', name, opts)
+    for (const b of touching) if (!this.#configBindings.has(bindingId(b))) await this.#release('binding', bindingId(b), opts)
     const meta = this.#opts.meta
     await meta.write([meta.definitions.delOp(['exchange', name]), ...touching.map((b) => meta.definitions.delOp(['binding', bindingId(b)]))], { sync: true })
     router.deleteExchange(name)
@@ -244,7 +285,11 @@ export class Catalog {
   }
 
   /** Returns true when created, false when a stream of that name exists (its settings are kept). */
-  async declareStream(d: StreamDeclaration): Promise<boolean> {
+  declareStream(d: StreamDeclaration, opts: DeclareOptions = {}): Promise<boolean> {
+    return this.#serial.run(`stream\0${d.name}`, () => this.#declareStream(d, opts))
+  }
+
+  async #declareStream(d: StreamDeclaration, opts: DeclareOptions): Promise<boolean> {
     if (!isValidName(d.name)) throw errors.badRequest(`stream name "${d.name}" is not valid: letters, digits, ".", "_", "-" and "@", at most 200`)
     if (this.#opts.streams.get(d.name) !== undefined) return false
     // Restored run-time streams may already be past a limit lowered since: they stay, and
@@ -253,10 +298,16 @@ export class Catalog {
     if (this.streamCount + this.#declaring >= max) throw errors.tooManyStreams(d.name, max)
     this.#declaring++
     try {
-      const config = this.#streamConfig(d.name, d.retention, d.segmentBytes)
-      const stored: StoredStream = { retention: config.retention, segmentBytes: config.segmentBytes, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
+      let config = this.#streamConfig(d.name, d.retention, d.segmentBytes)
+      let stored: StoredStream = { retention: config.retention, segmentBytes: config.segmentBytes, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
+      const held = await this.#claim('stream', d.name, stored, opts)
+      if (held !== undefined) {
+        // Declared on another node first: its settings are the stream's, as a redeclare keeps them here.
+        stored = held as unknown as StoredStream
+        config = this.#streamConfig(d.name, stored.retention, stored.segmentBytes)
+      }
       await this.#opts.meta.definitions.put(['stream', d.name], stored as unknown as JsonValue, { sync: true })
-      await this.#openStream(config, d.attributes)
+      await this.#openStream(config, stored.attributes)
     } finally {
       this.#declaring--
     }
@@ -265,12 +316,18 @@ export class Catalog {
   }
 
   /** Deletes a run-time stream, its bindings and its files. Groups on it must be deleted first. */
-  async deleteStream(name: string): Promise<boolean> {
+  deleteStream(name: string, opts: DeclareOptions = {}): Promise<boolean> {
+    return this.#serial.run(`stream\0${name}`, () => this.#deleteStream(name, opts))
+  }
+
+  async #deleteStream(name: string, opts: DeclareOptions): Promise<boolean> {
     if (this.#opts.streams.get(name) === undefined) return false
     if (!this.#streamAttributes.has(name)) throw errors.definitionProtected('stream', name)
     const router = this.#opts.router
     const meta = this.#opts.meta
     const bound = router.bindings().filter((b) => b.stream === name)
+    await this.#release('stream', name, opts)
+    for (const b of bound) if (!this.#configBindings.has(bindingId(b))) await this.#release('binding', bindingId(b), opts)
     await meta.write([meta.definitions.delOp(['stream', name]), ...bound.map((b) => meta.definitions.delOp(['binding', bindingId(b)]))], { sync: true })
     for (const b of bound) router.unbind(b)
     this.#streamAttributes.delete(name)
@@ -281,7 +338,11 @@ export class Catalog {
   // ---- bindings ----------------------------------------------------------------------------------
 
   /** Returns true when created, false when the same binding exists. */
-  async bind(def: BindingDef): Promise<boolean> {
+  bind(def: BindingDef, opts: DeclareOptions = {}): Promise<boolean> {
+    return this.#serial.run(`binding\0${def.exchange}`, () => this.#bind(def, opts))
+  }
+
+  async #bind(def: BindingDef, opts: DeclareOptions): Promise<boolean> {
     const router = this.#opts.router
     const source = this.#exchanges.get(def.exchange)
     if (source === undefined) throw errors.routerUnknownExchange(def.exchange)
@@ -291,6 +352,8 @@ export class Catalog {
     // The router validates it before anything is stored.
     if (!router.bind(norm)) return false
     try {
+      // A binding is its own identity: one held by the cluster already is this one.
+      await this.#claim('binding', bindingId(norm), norm as unknown as JsonValue, opts)
       await this.#opts.meta.definitions.put(['binding', bindingId(norm)], norm as unknown as JsonValue, { sync: true })
     } catch (err) {
       router.unbind(norm)
@@ -300,16 +363,31 @@ export class Catalog {
   }
 
   /** Returns false when no such binding exists. */
-  async unbind(def: BindingDef): Promise<boolean> {
+  unbind(def: BindingDef, opts: DeclareOptions = {}): Promise<boolean> {
+    return this.#serial.run(`binding\0${def.exchange}`, () => this.#unbind(def, opts))
+  }
+
+  async #unbind(def: BindingDef, opts: DeclareOptions): Promise<boolean> {
     const source = this.#exchanges.get(def.exchange)
     if (source === undefined) return false
     const norm = normalizeBinding(def, source.config.type)
     const id = bindingId(norm)
     if (!this.#opts.router.bindings().some((b) => bindingId(b) === id)) return false
     if (this.#configBindings.has(id)) throw errors.definitionProtected('binding', `${def.exchange} → ${def.stream ?? def.toExchange ?? ''}`)
+    await this.#release('binding', id, opts)
     await this.#opts.meta.definitions.del(['binding', id], { sync: true })
     this.#opts.router.unbind(norm)
     return true
+  }
+
+  #claim(kind: DefinitionKind, name: string, definition: unknown, opts: DeclareOptions): Promise<JsonValue | undefined> {
+    if (this.mirror === undefined || opts.replicated === true) return Promise.resolve(undefined)
+    return this.mirror.claim(kind, name, definition as JsonValue)
+  }
+
+  #release(kind: DefinitionKind, name: string, opts: DeclareOptions): Promise<void> {
+    if (this.mirror === undefined || opts.replicated === true) return Promise.resolve()
+    return this.mirror.release(kind, name)
   }
 
   /** Bindings whose source is `exchange` (the default exchange's implied ones included). */

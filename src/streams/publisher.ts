@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { noteBackgroundError } from '../background.js'
-import type { Config, ExchangeConfig } from '../config/index.js'
+import { defaultExchangeConfig, type Config, type ExchangeConfig } from '../config/index.js'
 import { errors, SluiceError } from '../errors.js'
 import type { PublishSource, RateLimiter } from '../flow/rate-limiter.js'
 import type { AppendRecord, AppendResult } from '../log/index.js'
@@ -54,10 +54,13 @@ export interface PublishRequest {
    */
   readonly admit?: 'all' | 'partial' | undefined
   /**
-   * Store in this stream only, without routing: cluster mode's forwarded append, routed by the
-   * node that took the publish. The stream must be stored here.
+   * Store in this stream only, without routing: a group dead-lettering to its stream, or cluster
+   * mode's forwarded append, routed by the node that took the publish. The exchange need not
+   * exist any more (a dead-lettered event keeps the one it came through).
    */
   readonly stream?: string | undefined
+  /** Cluster mode: sent by another node, which routed it here; stored here or refused, never forwarded again. */
+  readonly forwarded?: boolean | undefined
 }
 
 /** `cluster`: stored here for another node, which took the publish and counted it under its door. */
@@ -214,17 +217,10 @@ export class BrokerPublisher implements Publisher {
     return this.publish({
       exchange: req.exchange,
       stream: req.stream,
+      forwarded: true,
       internal: req.internal,
       source: 'cluster',
-      events: req.records.map((r) => ({
-        body: Buffer.isBuffer(r.body) ? r.body : Buffer.from(r.body),
-        value: undefined,
-        json: r.json === true,
-        routingKey: r.key,
-        id: r.id,
-        timestamp: r.timestamp,
-        encodedHeaders: r.headers,
-      })),
+      events: req.records.map(eventOfRecord),
     })
   }
 
@@ -234,7 +230,7 @@ export class BrokerPublisher implements Publisher {
    * next publishes while an admitted one waits for durability in `done`.
    */
   admit(request: PublishRequest): Admission {
-    const ex = this.#exchanges.get(request.exchange)
+    const ex = this.#exchanges.get(request.exchange) ?? (request.stream !== undefined ? runtimeOf(defaultExchangeConfig(request.exchange, 'direct', null)) : undefined)
     if (ex === undefined) return refusal(errors.routerUnknownExchange(request.exchange))
     if (request.internal === true) return { admitted: true, done: this.#publish(request, ex, undefined) }
     let req = request
@@ -462,17 +458,18 @@ export class BrokerPublisher implements Publisher {
     reserved: Array<[string, string]>,
   ): Promise<{ batches: Map<string, StreamBatch>; duplicateAt: number[]; unroutableAt: number[]; refusedAt: Array<{ index: number; error: SluiceError }> }> {
     const n = req.events.length
-    // A forwarded append goes to its one stream, which must still be stored here.
-    let forwardedTo: RouteResult | undefined
+    // A request for one stream skips the router; one forwarded by another node must find its
+    // stream stored here.
+    let direct: RouteResult | undefined
     if (req.stream !== undefined) {
-      this.placement?.assertHome(req.stream)
-      forwardedTo = { streams: [req.stream], unroutable: false }
+      if (req.forwarded === true) this.placement?.assertHome(req.stream)
+      direct = { streams: [req.stream], unroutable: false }
     }
     // Cluster mode: each target stream's home, asked once per request; a stream without a
     // reachable home fails the request here, before anything is stored.
     const homes = new Map<string, RemoteStream | undefined>()
     const remoteOf = (stream: string): RemoteStream | undefined => {
-      if (this.placement === undefined || forwardedTo !== undefined) return undefined
+      if (this.placement === undefined || req.forwarded === true) return undefined
       if (!homes.has(stream)) homes.set(stream, this.placement.remote(stream))
       return homes.get(stream)
     }
@@ -491,7 +488,7 @@ export class BrokerPublisher implements Publisher {
         routingKey = ex.template === undefined ? '' : ex.template(ev.value)
         if (ex.template !== undefined && mayMiss(routingKey) && ex.template.misses(ev.value)) this.templateMisses.set(req.exchange, (this.templateMisses.get(req.exchange) ?? 0) + 1)
       }
-      const route = forwardedTo !== undefined ? forwardedTo : this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
+      const route = direct ?? this.#router.route(req.exchange, routingKey, ev.headers, ev.value)
       if (route.unroutable) {
         if (route.policy === 'reject') {
           const error = errors.unroutable(i + 1, req.exchange, routingKey)
@@ -577,6 +574,14 @@ function requestFingerprint(req: PublishRequest): string {
     part(e.body)
   }
   return h.digest('base64url')
+}
+
+/**
+ * A record as it is stored, as an event to store again unchanged (its key, id, time and encoded
+ * headers): a forwarded append, or a dead-lettered event. Routing by value is not possible.
+ */
+export function eventOfRecord(r: AppendRecord): PublishEvent {
+  return { body: Buffer.isBuffer(r.body) ? r.body : Buffer.from(r.body), value: undefined, json: r.json === true, routingKey: r.key, id: r.id, timestamp: r.timestamp, encodedHeaders: r.headers }
 }
 
 function encodeHeaders(ev: PublishEvent, now: number): Buffer | undefined {

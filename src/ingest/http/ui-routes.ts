@@ -63,11 +63,17 @@ function stringOrUndefined(v: unknown, name: string): string | undefined {
   return v
 }
 
-/** The counters the rate history samples: events accepted, and deliveries over every group. */
+/**
+ * The counters the rate history samples: events accepted from clients (not Sluice's own
+ * republishing, nor what another node of a cluster took and stored here), and deliveries over
+ * every group.
+ */
 function totals(broker: BrokerView): { ingest: number; delivered: number } {
   let delivered = 0
   for (const g of broker.groups.all()) delivered += g.counters.delivered
-  return { ingest: broker.publisher.counters.accepted, delivered }
+  let ingest = 0
+  for (const s of broker.publisher.bySource.values()) if (s.source !== 'internal' && s.source !== 'cluster') ingest += s.accepted
+  return { ingest, delivered }
 }
 
 export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerView | undefined, closing: AbortSignal): void {

@@ -1,0 +1,145 @@
+// Run-time definitions across the cluster (docs/cluster.md, "Definitions"). A declaration on any
+// node (AMQP exchange.declare, queue.declare, queue.bind, HTTP PUT /v1/groups, a definitions
+// import) is first claimed in etcd with a create-if-absent transaction, so two nodes cannot
+// declare one name two ways; every node then applies it from the watch, through the same catalog
+// and group registry calls, marked `replicated` so it is not claimed again.
+//
+//   <prefix>/defs/exchange/<name>   {by, definition}     the catalog's stored exchange
+//   <prefix>/defs/binding/<id>      {by, definition}     the binding; its id is its identity
+//   <prefix>/defs/group/<name>      {by, definition}     the group as declared (the file's shape)
+//   <prefix>/streams/<name>         {origin, by, definition?}   placed by the controller too
+
+import type { GroupRegistry } from '../consumers/index.js'
+import { errors } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { JsonValue } from '../meta/index.js'
+import type { BindingDef, ExchangeType } from '../router/index.js'
+import type { Catalog, DefinitionKind, DefinitionsMirror, ExchangeSettings } from '../streams/catalog.js'
+import type { RetentionConfig } from '../config/index.js'
+import type { EtcdSession } from './etcd.js'
+import type { ClusterKeys } from './layout.js'
+
+/** A definition as the watch reports it; `definition` undefined: deleted. */
+export interface DefinitionChange {
+  readonly kind: DefinitionKind
+  readonly name: string
+  readonly definition: JsonValue | undefined
+}
+
+/** The order a whole set is applied in, so each item finds what it refers to. */
+export const definitionOrder: readonly DefinitionKind[] = ['exchange', 'stream', 'binding', 'group']
+
+export class ClusterDefinitions implements DefinitionsMirror {
+  readonly #etcd: EtcdSession
+  readonly #keys: ClusterKeys
+  readonly #node: string
+
+  constructor(etcd: EtcdSession, keys: ClusterKeys, node: string) {
+    this.#etcd = etcd
+    this.#keys = keys
+    this.#node = node
+  }
+
+  async claim(kind: DefinitionKind, name: string, definition: JsonValue): Promise<JsonValue | undefined> {
+    const key = this.#keys.definition(kind, name)
+    const value = kind === 'stream' ? { origin: 'runtime', by: this.#node, definition } : { by: this.#node, definition }
+    const c = this.#etcd.client
+    let res
+    try {
+      res = await this.#etcd.timed('txn', () => c.if(key, 'Version', '==', 0).then(c.put(key).value(JSON.stringify(value))).else(c.get(key)).commit())
+    } catch (err) {
+      throw errors.clusterUnavailable(`declaring ${kind} "${name}"`, err)
+    }
+    if (res.succeeded) return undefined
+    const held = res.responses[0]?.response_range?.kvs?.[0]?.value?.toString()
+    const parsed = held === undefined ? undefined : (JSON.parse(held) as { definition?: JsonValue })
+    // A stream some node's file declares has no definition here: the proposed one stands.
+    return parsed?.definition ?? definition
+  }
+
+  async release(kind: DefinitionKind, name: string): Promise<void> {
+    const c = this.#etcd.client
+    const key = this.#keys.definition(kind, name)
+    const ops = kind === 'stream' ? [c.delete().key(key), c.delete().key(this.#keys.placement(name))] : [c.delete().key(key)]
+    try {
+      await this.#etcd.timed('txn', () => c.if(key, 'Version', '>', -1).then(...ops).commit())
+    } catch (err) {
+      throw errors.clusterUnavailable(`deleting ${kind} "${name}"`, err)
+    }
+  }
+}
+
+interface StoredExchangeShape {
+  readonly type: ExchangeType
+  readonly alternate: string | null
+  readonly attributes?: JsonValue
+  readonly settings?: ExchangeSettings
+}
+
+interface StoredStreamShape {
+  readonly retention: RetentionConfig
+  readonly segmentBytes: number
+  readonly attributes?: JsonValue
+}
+
+/**
+ * Applies what other nodes declared, one change at a time in watch order, through the catalog and
+ * the group registry. A change this node cannot apply (it conflicts with a definition of its own
+ * from before it joined) is logged, not fatal: the cluster's is the one the others route by.
+ */
+export class DefinitionsApplier {
+  readonly #catalog: Catalog
+  readonly #groups: GroupRegistry
+  readonly #log: Logger
+  #queue: Promise<void> = Promise.resolve()
+  applied = 0
+  failed = 0
+
+  constructor(catalog: Catalog, groups: GroupRegistry, logger: Logger) {
+    this.#catalog = catalog
+    this.#groups = groups
+    this.#log = logger
+  }
+
+  apply(change: DefinitionChange): void {
+    this.#queue = this.#queue.then(async () => {
+      try {
+        await this.#apply(change)
+        this.applied++
+      } catch (err) {
+        this.failed++
+        this.#log.warn({ err, kind: change.kind, name: change.name }, 'could not apply a definition from the cluster')
+      }
+    })
+  }
+
+  /** Resolves once every change handed over so far is applied. */
+  idle(): Promise<void> {
+    return this.#queue
+  }
+
+  async #apply({ kind, name, definition: d }: DefinitionChange): Promise<void> {
+    const replicated = { replicated: true }
+    if (d === undefined) {
+      if (kind === 'exchange') await this.#catalog.deleteExchange(name, replicated)
+      else if (kind === 'binding') await this.#catalog.unbind(JSON.parse(name) as BindingDef, replicated)
+      else if (kind === 'group') await this.#groups.delete(name, replicated)
+      else if (this.#catalog.stream(name)?.protected === false) {
+        for (const g of this.#groups.all()) if (g.stream === name) await this.#groups.delete(g.name, replicated)
+        await this.#catalog.deleteStream(name, replicated)
+      }
+      return
+    }
+    if (kind === 'exchange') {
+      const e = d as unknown as StoredExchangeShape
+      await this.#catalog.declareExchange({ name, type: e.type, alternate: e.alternate, attributes: e.attributes, settings: e.settings }, replicated)
+    } else if (kind === 'stream') {
+      const s = d as unknown as StoredStreamShape
+      await this.#catalog.declareStream({ name, retention: s.retention, segmentBytes: s.segmentBytes, attributes: s.attributes }, replicated)
+    } else if (kind === 'binding') {
+      await this.#catalog.bind(d as unknown as BindingDef, replicated)
+    } else {
+      await this.#groups.declare(name, d, replicated)
+    }
+  }
+}

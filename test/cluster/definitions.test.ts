@@ -1,0 +1,145 @@
+// Run-time definitions across a cluster: what one node declares (AMQP through amqplib, HTTP) every
+// node routes by within a second, a conflicting redeclare anywhere is refused, and a deletion goes
+// everywhere. Real etcd, three Sluice processes, loopback only.
+
+import amqp from 'amqplib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterView } from '../../src/cluster/index.js'
+import { channelError } from '../helpers/amqp.js'
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js'
+import { waitFor } from '../helpers/programs.js'
+
+const ids = ['n1', 'n2', 'n3']
+
+const yaml = (_id: string, dataDir: string): string => `
+server:
+  dataDir: ${JSON.stringify(dataDir)}
+  http: { port: 0 }
+  ndjson: { enabled: false }
+  amqp: { port: 0 }
+  syslog: { enabled: false }
+  shutdownTimeout: 3s
+streams:
+  base: {}
+`
+
+interface ExchangeView {
+  readonly name: string
+  readonly type: string
+  readonly bindings: ReadonlyArray<{ readonly stream?: string; readonly key: string }>
+}
+
+describe('run-time definitions through etcd', () => {
+  let cluster: TestCluster
+  let view: ClusterView
+
+  const amqpUrl = (id: string): string => `amqp://guest:guest@127.0.0.1:${view.nodes.find((n) => n.id === id)!.amqpPort!}`
+  const exchanges = async (id: string): Promise<ExchangeView[]> => ((await (await fetch(`${cluster.node(id).url}/v1/exchanges`)).json()) as { exchanges: ExchangeView[] }).exchanges
+  const streamStatus = async (id: string, stream: string): Promise<number> => (await fetch(`${cluster.node(id).url}/v1/streams/${stream}`)).status
+
+  beforeAll(async () => {
+    cluster = await startTestCluster({ ids, yaml })
+    view = await cluster.settled(1)
+  }, 60_000)
+
+  afterAll(async () => {
+    await cluster?.close()
+  })
+
+  it('an exchange, a queue and a binding declared over AMQP on n1 are on n2 and n3 within a second', async () => {
+    const conn = await amqp.connect(amqpUrl('n1'))
+    try {
+      const ch = await conn.createChannel()
+      await ch.assertExchange('rt', 'topic', { durable: true })
+      await ch.assertQueue('q1', { durable: true })
+      await ch.bindQueue('q1', 'rt', 'a.*')
+    } finally {
+      await conn.close()
+    }
+    const t0 = performance.now()
+    for (const id of ['n2', 'n3']) {
+      await waitFor(
+        `rt and q1 on ${id}`,
+        async () => {
+          const rt = (await exchanges(id)).find((e) => e.name === 'rt')
+          return rt?.type === 'topic' && rt.bindings.some((b) => b.stream === 'q1' && b.key === 'a.*') && (await streamStatus(id, 'q1')) === 200 ? true : undefined
+        },
+        1000,
+        20,
+      )
+    }
+    expect(performance.now() - t0).toBeLessThan(1000)
+    // The queue's stream is placed like any other.
+    const placed = await waitFor('q1 placed', async () => (await cluster.status('n2')).placement.find((p) => p.stream === 'q1'), 5000, 50)
+    expect(ids).toContain(placed.node)
+  })
+
+  it('a publish to the run-time exchange on n3 reaches the queue, consumed at its home over AMQP', async () => {
+    const res = await fetch(`${cluster.node('n3').url}/v1/exchanges/rt/publish?routingKey=a.b`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ n: 1 }, { n: 2 }]) })
+    expect(await res.json()).toEqual({ accepted: 2, duplicates: 0, unroutable: 0 })
+    const home = (await cluster.status('n3')).placement.find((p) => p.stream === 'q1')!.node
+    const conn = await amqp.connect(amqpUrl(home))
+    try {
+      const ch = await conn.createChannel()
+      const got: string[] = []
+      for (let i = 0; i < 2; i++) {
+        const m = await waitFor('a message', async () => (await ch.get('q1', { noAck: true })) || undefined, 5000, 50)
+        got.push(m.content.toString())
+      }
+      expect(got).toEqual(['{"n":1}', '{"n":2}'])
+    } finally {
+      await conn.close()
+    }
+  })
+
+  it('redeclaring the exchange another way on another node is refused, as on one node', async () => {
+    const conn = await amqp.connect(amqpUrl('n2'))
+    try {
+      const err = await channelError(conn, (ch) => ch.assertExchange('rt', 'direct', { durable: true }))
+      expect(err.code).toBe(406)
+      // The same declaration again is fine anywhere.
+      const ch = await conn.createChannel()
+      await ch.assertExchange('rt', 'topic', { durable: true })
+    } finally {
+      await conn.close()
+    }
+    // A race between two nodes is settled by etcd: one type wins everywhere.
+    const [a, b] = await Promise.allSettled(
+      ['n2', 'n3'].map(async (id, k) => {
+        const c = await amqp.connect(amqpUrl(id))
+        try {
+          const ch = await c.createChannel()
+          // The loser's channel is closed by the server: its error is the promise's, not the process's.
+          ch.on('error', () => undefined)
+          await ch.assertExchange('race', k === 0 ? 'fanout' : 'direct', { durable: true })
+        } finally {
+          await c.close().catch(() => undefined)
+        }
+      }),
+    )
+    expect([a!.status, b!.status].sort()).toEqual(['fulfilled', 'rejected'])
+    const winner = a!.status === 'fulfilled' ? 'fanout' : 'direct'
+    for (const id of ids) await waitFor(`race on ${id}`, async () => ((await exchanges(id)).find((e) => e.name === 'race')?.type === winner ? true : undefined), 2000, 20)
+  })
+
+  it('a group declared over HTTP on n2 exists on n1; deleting the queue on n3 removes it everywhere', async () => {
+    const put = await fetch(`${cluster.node('n2').url}/v1/groups/g2`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream: 'q1', prefetch: 10 }) })
+    expect(put.status).toBe(201)
+    await waitFor('g2 on n1', async () => ((await fetch(`${cluster.node('n1').url}/v1/groups/g2`)).status === 200 ? true : undefined), 1000, 20)
+    const del = await fetch(`${cluster.node('n2').url}/v1/groups/g2`, { method: 'DELETE' })
+    expect(del.status).toBe(204)
+    await waitFor('g2 gone from n1', async () => ((await fetch(`${cluster.node('n1').url}/v1/groups/g2`)).status === 404 ? true : undefined), 1000, 20)
+
+    const conn = await amqp.connect(amqpUrl('n3'))
+    try {
+      const ch = await conn.createChannel()
+      await ch.deleteQueue('q1')
+    } finally {
+      await conn.close()
+    }
+    for (const id of ids) await waitFor(`q1 gone from ${id}`, async () => ((await streamStatus(id, 'q1')) === 404 ? true : undefined), 1000, 20)
+    const s = await cluster.status('n1')
+    expect(s.placement.map((p) => p.stream)).not.toContain('q1')
+    expect(s.definitions.failed).toBe(0)
+  })
+})
