@@ -1,0 +1,812 @@
+// Cluster mode benchmark (docs/cluster.md): `npm run bench:cluster`, or after a build
+// `node dist/benchmarks/cluster.bench.js [options]`.
+//
+// Three Sluice nodes (child processes, `node dist/src/cli.js serve`, fsync: batch 5 ms) join one
+// real etcd (Debian's etcd-server, benchmarks/lib/etcd.ts), leaseTtl 2 s; everything listens on
+// 127.0.0.1. Every node declares streams s1, s2, s3, bound to a direct exchange by their names;
+// the controller places one on each node, and this script reads where from GET /v1/cluster rather
+// than assuming it. The load comes from benchmarks/http-load.ts, each generator in its own process:
+// NDJSON requests of 100 events of 250 B, closed loop, only 200s that accept all 100 count.
+//
+//   forward    publish into s1 (a) at its home node, (b) at another node, which forwards each
+//              request's records to the home over the internal port. Confirmed events/s of each,
+//              their ratio (b)/(a) round by round, and server CPU µs per confirmed event: the
+//              three nodes' CPU (/proc/<pid>/stat) over the measured window, in all and per node.
+//   aggregate  three load generators at once, each into its own stream at that stream's home
+//              (one stream per node), against the same three into one node started without a
+//              cluster section that holds all three streams. Total confirmed events/s of each and
+//              the ratio, round by round.
+//   failover   SIGKILL the controller, then poll GET /v1/cluster on a survivor every 20 ms until
+//              it names another controller: milliseconds from the kill (target ≤ leaseTtl + 1 s).
+//              The killed node is restarted on its data and config, and the next round waits until
+//              all three see each other again.
+//
+// After every throughput window the home node's count of each loaded stream (GET /v1/streams/<s>)
+// must have grown by at least the confirmed events (warm-up included), by no more than the
+// requests cut at the ends of the windows could add, and the other nodes' copies not at all; no
+// node may have fenced itself. Anything else is printed as a PROBLEMS line, and the exit code is 1.
+//
+// Options:
+//   --runs=N          rounds of each measurement (default 3); median and min–max are reported
+//   --duration=S      measured seconds of each throughput window (default 5)
+//   --warmup=S        unrecorded seconds before it, on the same connections (default 1)
+//   --connections=N   connections of each load generator (default 8)
+//   --only=forward,aggregate,failover
+//   --record          append to benchmarks/results/cluster.jsonl and rewrite this benchmark's
+//                     section of benchmarks/RESULTS.md; without it the JSONL goes to a temp dir and
+//                     no tracked file changes
+//
+// Nodes, etcd and load generators all share this machine's cores: on 2 cores the aggregate totals
+// measure the machine more than cluster mode, so read the ratios.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import type { ClusterView } from '../src/cluster/index.js'
+import { parseConfig } from '../src/config/index.js'
+import type { ClosedResult, ClosedSpec } from './http-load.js'
+import { eventBytes } from './http-payload.js'
+import { startEtcd, type EtcdServer } from './lib/etcd.js'
+import { freePort, procCpuS } from './lib/proc.js'
+import { findRepoRoot, resultsDir } from './lib/results.js'
+
+// ---- parameters ----------------------------------------------------------------------------------
+
+const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url))
+const loader = fileURLToPath(new URL('./http-load.js', import.meta.url))
+
+const eventsPerRequest = 100
+const nodeIds = ['n1', 'n2', 'n3'] as const
+const streamNames = ['s1', 's2', 's3'] as const
+/** The stream the forwarding measurement loads. */
+const forwardStream = 's1'
+const clusterSecret = 'bench-secret-0123456789abcdef'
+const etcdPrefix = '/sluice/bench'
+const leaseTtlMs = 2_000
+const failoverTargetMs = leaseTtlMs + 1_000
+const pollEveryMs = 20
+/** A poll that answers slower than this is abandoned, so one slow answer cannot stall the clock. */
+const pollTimeoutMs = 1_000
+const failoverGiveUpMs = 10 * leaseTtlMs
+const startTimeoutMs = 30_000
+const stopTimeoutMs = 20_000
+const settleTimeoutMs = 30_000
+/** Far above what the machine can confirm, so the count bound never cuts a window short. */
+const requestsPerSecondMax = 20_000
+
+const publishPath = (stream: string): string => `/v1/exchanges/bench/publish?routingKey=${stream}`
+
+const sectionStart = '<!-- bench:cluster:start (generated by npm run bench:cluster -- --record; do not edit) -->'
+const sectionEnd = '<!-- bench:cluster:end -->'
+
+type Measure = 'forward' | 'aggregate' | 'failover'
+const measures: readonly Measure[] = ['forward', 'aggregate', 'failover']
+
+interface Args {
+  runs: number
+  durationS: number
+  warmupS: number
+  connections: number
+  only: Set<Measure>
+  record: boolean
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { runs: 3, durationS: 5, warmupS: 1, connections: 8, only: new Set(measures), record: false }
+  for (const a of argv) {
+    const [k, v] = a.split('=', 2) as [string, string | undefined]
+    if (k === '--runs' && v !== undefined) args.runs = Math.min(50, Math.max(1, Number.parseInt(v, 10)))
+    else if (k === '--duration' && v !== undefined) args.durationS = Math.min(120, Math.max(1, Number(v)))
+    else if (k === '--warmup' && v !== undefined) args.warmupS = Math.min(30, Math.max(0, Number(v)))
+    else if (k === '--connections' && v !== undefined) args.connections = Math.min(256, Math.max(1, Number.parseInt(v, 10)))
+    else if (k === '--only' && v !== undefined) {
+      const s = new Set(v.split(',').map((x) => x.trim().toLowerCase()))
+      for (const m of s) if (!(measures as readonly string[]).includes(m)) throw new Error(`unknown measurement ${m}; use ${measures.join(', ')}`)
+      args.only = s as Set<Measure>
+    } else if (k === '--record') args.record = true
+    else throw new Error(`unknown argument ${a}`)
+  }
+  if (![args.runs, args.durationS, args.warmupS, args.connections].every(Number.isFinite)) throw new Error(`bad numeric option in ${argv.join(' ')}`)
+  return args
+}
+
+// ---- small helpers -------------------------------------------------------------------------------
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
+const fmtUs = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a')
+const fmtRatio = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a')
+
+interface Spread {
+  readonly median: number
+  readonly min: number
+  readonly max: number
+}
+
+function spread(xs: readonly number[]): Spread {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  if (s.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN }
+  const mid = s.length >> 1
+  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+  return { median, min: s[0]!, max: s[s.length - 1]! }
+}
+
+const fmtSpread = (s: Spread, f: (n: number) => string): string => `${f(s.median)} (${f(s.min)}–${f(s.max)})`
+
+/** Problems found by the checks; each is printed when found and again at the end. */
+const problems: string[] = []
+function problem(text: string): void {
+  problems.push(text)
+  console.log(`PROBLEMS ${text}`)
+}
+
+// ---- child processes -----------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>()
+
+interface Proc {
+  readonly child: ChildProcess
+  readonly pid: number
+  readonly exited: Promise<number | null>
+  alive(): boolean
+  /** The last ~100 kB of its stdout and stderr, for error messages. */
+  output(): string
+}
+
+/** Starts `node <args>`; `onLine` sees each line of its stdout as it comes. */
+function startProc(args: readonly string[], onLine?: (line: string) => void): Proc {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  if (child.pid === undefined) throw new Error(`could not start node ${args.join(' ')}`)
+  children.add(child)
+  let out = ''
+  let partial = ''
+  const keep = (d: Buffer): void => {
+    out += d.toString('utf8')
+    if (out.length > 200_000) out = out.slice(-100_000)
+  }
+  child.stdout!.on('data', (d: Buffer) => {
+    keep(d)
+    if (onLine === undefined) return
+    partial += d.toString('utf8')
+    let nl: number
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      onLine(partial.slice(0, nl))
+      partial = partial.slice(nl + 1)
+    }
+  })
+  child.stderr!.on('data', keep)
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      children.delete(child)
+      resolve(code)
+    })
+  })
+  return { child, pid: child.pid, exited, alive: () => child.exitCode === null && child.signalCode === null, output: () => out }
+}
+
+async function stopProc(p: Proc): Promise<void> {
+  if (!p.alive()) return
+  p.child.kill('SIGTERM')
+  const t = setTimeout(() => p.child.kill('SIGKILL'), stopTimeoutMs)
+  await p.exited
+  clearTimeout(t)
+}
+
+// ---- Sluice nodes --------------------------------------------------------------------------------
+
+interface SluiceNode {
+  readonly id: string
+  readonly configFile: string
+  readonly url: string
+  proc: Proc
+}
+
+interface ClusterSection {
+  readonly nodeId: string
+  readonly etcdEndpoint: string
+}
+
+/** A node's configuration (checked with the server's own parser); without `cluster`, a single node. */
+function nodeYaml(dataDir: string, httpPort: number, cluster: ClusterSection | undefined): string {
+  let text = `server:
+  dataDir: ${JSON.stringify(dataDir)}
+  http: { host: 127.0.0.1, port: ${httpPort} }
+  ndjson: { enabled: false }
+  amqp: { enabled: false }
+  syslog: { enabled: false }
+  durability: { fsync: batch, interval: 5ms }
+exchanges:
+  bench: { type: direct }
+streams:
+${streamNames.map((s) => `  ${s}: {}`).join('\n')}
+bindings:
+${streamNames.map((s) => `  - { exchange: bench, stream: ${s}, key: ${s} }`).join('\n')}
+`
+  if (cluster !== undefined) {
+    text += `cluster:
+  nodeId: ${cluster.nodeId}
+  minNodes: ${nodeIds.length}
+  secret: ${clusterSecret}
+  etcd: { endpoints: [${JSON.stringify(cluster.etcdEndpoint)}], prefix: ${etcdPrefix}, leaseTtl: ${leaseTtlMs}ms }
+  replication: { port: 0 }
+`
+  }
+  parseConfig(text, { env: {} }) // throws with every problem listed
+  return text
+}
+
+/** Writes the node's config under `root/<id>/` and starts it. */
+async function createNode(root: string, id: string, cluster: ClusterSection | undefined): Promise<SluiceNode> {
+  const dir = join(root, id)
+  mkdirSync(dir, { recursive: true })
+  const port = await freePort()
+  const configFile = join(dir, 'sluice.yaml')
+  writeFileSync(configFile, nodeYaml(join(dir, 'data'), port, cluster))
+  return { id, configFile, url: `http://127.0.0.1:${port}`, proc: await startNodeProc(id, configFile) }
+}
+
+/** Starts `sluice serve` on a config file; resolves once it logs "ready". Used again on a restart. */
+async function startNodeProc(id: string, configFile: string): Promise<Proc> {
+  let ready: () => void = () => undefined
+  const isReady = new Promise<void>((resolve) => (ready = resolve))
+  const p = startProc([cli, 'serve', '--config', configFile], (line) => {
+    // The server logs one JSON object a line; "ready" follows "http listener up".
+    if (line.includes('"msg":"ready"')) ready()
+  })
+  let timer: NodeJS.Timeout | undefined
+  const outcome = await Promise.race([
+    isReady.then(() => 'ready' as const),
+    p.exited.then(() => 'exited' as const),
+    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), startTimeoutMs))),
+  ])
+  clearTimeout(timer)
+  if (outcome === 'ready') return p
+  p.child.kill('SIGKILL')
+  throw new Error(`node ${id} ${outcome === 'exited' ? `exited (${p.child.exitCode ?? p.child.signalCode})` : `was not ready after ${startTimeoutMs} ms`} before it was ready; its output:\n${p.output().slice(-4000)}`)
+}
+
+function assertAlive(nodes: readonly SluiceNode[]): void {
+  for (const n of nodes) if (!n.proc.alive()) throw new Error(`node ${n.id} (pid ${n.proc.pid}) exited (${n.proc.child.exitCode ?? n.proc.child.signalCode}) during the run; its last output:\n${n.proc.output().slice(-4000)}`)
+}
+
+async function getJson<T>(url: string, timeoutMs = 2_000): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+  const body = (await res.json()) as T
+  if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`)
+  return body
+}
+
+const clusterView = (n: SluiceNode, timeoutMs?: number): Promise<ClusterView> => getJson<ClusterView>(`${n.url}/v1/cluster`, timeoutMs)
+
+/**
+ * Waits until every node is a member, sees all of them, holds the same full placement with every
+ * home live, and names the same controller: only then does a publish through any node find its
+ * stream's home (before, it answers 503 stream_unavailable).
+ */
+async function settled(nodes: readonly SluiceNode[]): Promise<ClusterView> {
+  const deadline = performance.now() + settleTimeoutMs
+  const homes = (v: ClusterView): string => JSON.stringify(v.placement.map((p) => [p.stream, p.node, p.epoch]).sort())
+  let last = 'no answer yet'
+  for (;;) {
+    assertAlive(nodes)
+    try {
+      const vs = await Promise.all(nodes.map((n) => clusterView(n)))
+      const first = vs[0]!
+      const ok = vs.every((v) => v.state === 'member' && v.nodes.length === nodes.length && v.placement.length === streamNames.length && v.unplaced.length === 0 && v.placement.every((p) => p.live) && v.controller !== null && v.controller.node === first.controller?.node && homes(v) === homes(first))
+      if (ok) return first
+      last = vs.map((v) => `${v.node}: ${v.state}, ${v.nodes.length} nodes, placed ${v.placement.length}, unplaced ${v.unplaced.length}, controller ${v.controller?.node ?? 'none'}`).join('; ')
+    } catch (err) {
+      last = (err as Error).message
+    }
+    if (performance.now() > deadline) throw new Error(`the cluster did not settle within ${settleTimeoutMs} ms; last seen: ${last}`)
+    await sleep(100)
+  }
+}
+
+function homeOf(view: ClusterView, stream: string): string {
+  const p = view.placement.find((x) => x.stream === stream)
+  if (p === undefined) throw new Error(`${stream} is not placed in ${view.node}'s view`)
+  return p.node
+}
+
+async function storedEvents(n: SluiceNode, stream: string): Promise<number> {
+  return (await getJson<{ events: number }>(`${n.url}/v1/streams/${stream}`)).events
+}
+
+/**
+ * The count once it stops moving: a request the loader cut at the end of its window may still
+ * be on its way to the disk (or to the home node) when the loader exits.
+ */
+async function settledEvents(n: SluiceNode, stream: string): Promise<number> {
+  let prev = await storedEvents(n, stream)
+  for (let i = 0; i < 30; i++) {
+    await sleep(100)
+    const cur = await storedEvents(n, stream)
+    if (cur === prev) return cur
+    prev = cur
+  }
+  return prev
+}
+
+/** Times the node fenced itself (cut off from etcd); 0 on a single node, which has no such metric. */
+async function fences(n: SluiceNode): Promise<number> {
+  const res = await fetch(`${n.url}/metrics`, { signal: AbortSignal.timeout(2_000) })
+  const m = /^sluice_cluster_fences_total(?:\{[^}]*\})? (\d+)/m.exec(await res.text())
+  return m === null ? 0 : Number(m[1])
+}
+
+// ---- load ----------------------------------------------------------------------------------------
+
+interface LoadRun {
+  readonly result: ClosedResult
+  /** CPU seconds of each watched node over the loader's measured window */
+  readonly cpuS: Readonly<Record<string, number>>
+  readonly wallS: number
+  /** when the measured window began, performance.now() of this process */
+  readonly measureAt: number
+}
+
+function closedSpec(url: string, args: Args): ClosedSpec {
+  const maxRequests = Math.ceil(Math.max(args.durationS, args.warmupS) * requestsPerSecondMax)
+  return { mode: 'closed', url, events: eventsPerRequest, connections: args.connections, durationS: args.durationS, warmupS: args.warmupS, maxRequests }
+}
+
+/**
+ * One load generator against `spec.url`. It prints MEASURE when its measured window starts (after
+ * the warm-up) and RESULT {...} at the end; the watched nodes' CPU is read at both.
+ */
+async function runLoad(spec: ClosedSpec, watched: readonly SluiceNode[]): Promise<LoadRun> {
+  const snap = (): { t: number; cpu: number[] } => ({ t: performance.now(), cpu: watched.map((n) => procCpuS(n.proc.pid)) })
+  let start: ReturnType<typeof snap> | undefined
+  let end: ReturnType<typeof snap> | undefined
+  const p = startProc([loader, JSON.stringify(spec)], (line) => {
+    if (line === 'MEASURE') start = snap()
+    else if (line.startsWith('RESULT ')) end = snap()
+  })
+  const killer = setTimeout(() => p.child.kill('SIGKILL'), (spec.warmupS + spec.durationS + 60) * 1000)
+  const code = await p.exited
+  clearTimeout(killer)
+  const m = /^RESULT (.*)$/m.exec(p.output())
+  if (code !== 0 || m === null) throw new Error(`load generator for ${spec.url} failed (exit ${code}):\n${p.output().slice(-4000)}`)
+  if (start === undefined || end === undefined) throw new Error('load generator did not report its window')
+  const s = start
+  const e = end
+  const cpuS = Object.fromEntries(watched.map((n, i) => [n.id, e.cpu[i]! - s.cpu[i]!]))
+  return { result: JSON.parse(m[1]!) as ClosedResult, cpuS, wallS: (e.t - s.t) / 1000, measureAt: s.t }
+}
+
+interface Load {
+  readonly stream: string
+  /** the node the loader sends to */
+  readonly target: SluiceNode
+  /** the node that stores the stream */
+  readonly home: SluiceNode
+}
+
+interface Window {
+  readonly runs: readonly LoadRun[]
+  /** sum of the loaders' confirmed events/s */
+  readonly eventsPerSec: number
+  /** all watched nodes' CPU from the first loader's start to the last one's exit, per event confirmed in it (warm-ups included) */
+  readonly wholeCpuUsPerEvent: number
+  /** spread of the loaders' measured-window starts, ms: how far their windows are apart */
+  readonly startSkewMs: number
+}
+
+/**
+ * Runs `loads` at once, then checks what was stored: at each home the stream grew by at least the
+ * confirmed events and by at most what requests cut at the ends of the two windows (warm-up and
+ * measured) or answered with an error could have added; elsewhere its copies did not grow.
+ */
+async function loadWindow(label: string, loads: readonly Load[], watched: readonly SluiceNode[], args: Args): Promise<Window> {
+  const countsBefore = await Promise.all(loads.map((l) => Promise.all(watched.map((n) => storedEvents(n, l.stream)))))
+  const fencesBefore = await Promise.all(watched.map(fences))
+  const cpu0 = watched.map((n) => procCpuS(n.proc.pid))
+  const runs = await Promise.all(loads.map((l) => runLoad(closedSpec(`${l.target.url}${publishPath(l.stream)}`, args), watched)))
+  const cpu1 = watched.map((n) => procCpuS(n.proc.pid))
+  assertAlive(watched)
+
+  for (const [i, l] of loads.entries()) {
+    const r = runs[i]!.result
+    const confirmed = r.confirmed * eventsPerRequest + r.warmupConfirmedEvents
+    const refused = r.responses - r.confirmed
+    for (const [j, n] of watched.entries()) {
+      const grew = (await settledEvents(n, l.stream)) - countsBefore[i]![j]!
+      if (n === l.home) {
+        const slack = (2 * args.connections + Math.max(0, refused)) * eventsPerRequest
+        if (grew < confirmed) problem(`${label}: ${l.stream} at its home ${n.id} grew by ${fmtInt(grew)} events, fewer than the ${fmtInt(confirmed)} confirmed`)
+        else if (grew - confirmed > slack) problem(`${label}: ${l.stream} at its home ${n.id} grew by ${fmtInt(grew)} events, ${fmtInt(grew - confirmed)} more than confirmed (at most ${fmtInt(slack)} expected from cut or refused requests)`)
+      } else if (grew !== 0) problem(`${label}: ${l.stream}'s copy on ${n.id}, not its home, grew by ${fmtInt(grew)} events`)
+    }
+    const other = Object.entries(r.statusCodes).filter(([k]) => k !== '200')
+    if (other.length > 0 || r.errors > 0 || r.timeouts > 0 || r.confirmed !== r.status200) {
+      problem(`${label}: loader into ${l.stream} at ${l.target.id}: status ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}, confirmed ${r.confirmed} of ${r.status200} 200s`)
+    }
+  }
+  const fencesAfter = await Promise.all(watched.map(fences))
+  for (const [j, n] of watched.entries()) if (fencesAfter[j]! > fencesBefore[j]!) problem(`${label}: node ${n.id} fenced itself ${fencesAfter[j]! - fencesBefore[j]!} time(s) during the window (lease not renewed within ${leaseTtlMs} ms)`)
+
+  const allConfirmed = runs.reduce((a, x) => a + x.result.confirmed * eventsPerRequest + x.result.warmupConfirmedEvents, 0)
+  const wholeCpuS = cpu1.reduce((a, c, j) => a + c - cpu0[j]!, 0)
+  const starts = runs.map((x) => x.measureAt)
+  return {
+    runs,
+    eventsPerSec: runs.reduce((a, x) => a + x.result.confirmedEventsPerSec, 0),
+    wholeCpuUsPerEvent: (wholeCpuS * 1e6) / allConfirmed,
+    startSkewMs: Math.max(...starts) - Math.min(...starts),
+  }
+}
+
+// ---- forward -------------------------------------------------------------------------------------
+
+type ForwardCase = 'direct' | 'forwarded'
+
+interface ForwardRound {
+  readonly rep: number
+  readonly case: ForwardCase
+  readonly target: string
+  readonly home: string
+  readonly eventsPerSec: number
+  readonly cpuUsPerEvent: number
+  readonly cpuUsPerEventByNode: Readonly<Record<string, number>>
+  readonly serverCpuPct: number
+  readonly loaderCpuPct: number
+  readonly latencyMs: ClosedResult['latencyMs']
+}
+
+interface ForwardSummary {
+  readonly stream: string
+  readonly home: string
+  readonly entry: string
+  readonly rounds: readonly ForwardRound[]
+}
+
+async function measureForward(nodes: readonly SluiceNode[], args: Args, record: (o: object) => void): Promise<ForwardSummary> {
+  const view = await settled(nodes)
+  const homeId = homeOf(view, forwardStream)
+  const home = nodes.find((n) => n.id === homeId)!
+  const entry = nodes.find((n) => n.id !== homeId)!
+  console.log(`## forward: ${forwardStream} lives on ${home.id}; (a) publish at ${home.id}, (b) publish at ${entry.id}, which forwards to ${home.id}`)
+  const rounds: ForwardRound[] = []
+  for (let rep = 0; rep < args.runs; rep++) {
+    // Alternating the order keeps a drift of the machine (page cache, other work) out of the ratio.
+    const cases: ForwardCase[] = rep % 2 === 0 ? ['direct', 'forwarded'] : ['forwarded', 'direct']
+    for (const c of cases) {
+      const target = c === 'direct' ? home : entry
+      const w = await loadWindow(`forward ${c} round ${rep + 1}`, [{ stream: forwardStream, target, home }], nodes, args)
+      const run = w.runs[0]!
+      const events = run.result.confirmed * eventsPerRequest
+      const cpuTotal = Object.values(run.cpuS).reduce((a, b) => a + b, 0)
+      const round: ForwardRound = {
+        rep,
+        case: c,
+        target: target.id,
+        home: home.id,
+        eventsPerSec: run.result.confirmedEventsPerSec,
+        cpuUsPerEvent: (cpuTotal * 1e6) / events,
+        cpuUsPerEventByNode: Object.fromEntries(Object.entries(run.cpuS).map(([id, s]) => [id, (s * 1e6) / events])),
+        serverCpuPct: (cpuTotal / run.wallS) * 100,
+        loaderCpuPct: run.result.loaderCpuPct,
+        latencyMs: run.result.latencyMs,
+      }
+      rounds.push(round)
+      record({ kind: 'run', measure: 'forward', ...round, result: run.result })
+      const byNode = nodes.map((n) => `${n.id} ${fmtUs(round.cpuUsPerEventByNode[n.id] ?? Number.NaN)}`).join(', ')
+      console.log(
+        `${`${c} (at ${target.id})`.padEnd(20)} round ${rep + 1}: ${fmtInt(round.eventsPerSec).padStart(9)} events/s  CPU ${fmtUs(round.cpuUsPerEvent)} µs/event (${byNode})  servers ${fmtInt(round.serverCpuPct)}% loader ${fmtInt(round.loaderCpuPct)}%  latency p50 ${round.latencyMs.p50} p99 ${round.latencyMs.p99} ms`,
+      )
+    }
+  }
+  console.log('')
+  return { stream: forwardStream, home: home.id, entry: entry.id, rounds }
+}
+
+// ---- aggregate -----------------------------------------------------------------------------------
+
+type AggregateSetup = 'cluster' | 'single'
+
+interface AggregateRound {
+  readonly rep: number
+  readonly setup: AggregateSetup
+  readonly eventsPerSec: number
+  readonly byStream: Readonly<Record<string, number>>
+  readonly wholeCpuUsPerEvent: number
+  readonly startSkewMs: number
+}
+
+async function measureAggregate(root: string, nodes: readonly SluiceNode[], args: Args, record: (o: object) => void): Promise<AggregateRound[]> {
+  const view = await settled(nodes)
+  const home = (s: string): SluiceNode => nodes.find((n) => n.id === homeOf(view, s))!
+  const clusterLoads: Load[] = streamNames.map((s) => ({ stream: s, target: home(s), home: home(s) }))
+  console.log(`## aggregate: 3 loaders at once; cluster: ${clusterLoads.map((l) => `${l.stream} at ${l.home.id}`).join(', ')}; single: one node without a cluster section, all 3 streams`)
+  const single = await createNode(root, 'single', undefined)
+  const rounds: AggregateRound[] = []
+  try {
+    const singleLoads: Load[] = streamNames.map((s) => ({ stream: s, target: single, home: single }))
+    for (let rep = 0; rep < args.runs; rep++) {
+      const setups: AggregateSetup[] = rep % 2 === 0 ? ['cluster', 'single'] : ['single', 'cluster']
+      for (const setup of setups) {
+        const loads = setup === 'cluster' ? clusterLoads : singleLoads
+        const w = await loadWindow(`aggregate ${setup} round ${rep + 1}`, loads, setup === 'cluster' ? nodes : [single], args)
+        const round: AggregateRound = {
+          rep,
+          setup,
+          eventsPerSec: w.eventsPerSec,
+          byStream: Object.fromEntries(loads.map((l, i) => [l.stream, w.runs[i]!.result.confirmedEventsPerSec])),
+          wholeCpuUsPerEvent: w.wholeCpuUsPerEvent,
+          startSkewMs: w.startSkewMs,
+        }
+        rounds.push(round)
+        record({ kind: 'run', measure: 'aggregate', ...round, results: w.runs.map((r) => r.result) })
+        console.log(
+          `${setup.padEnd(8)} round ${rep + 1}: ${fmtInt(round.eventsPerSec).padStart(9)} events/s in all (${Object.entries(round.byStream)
+            .map(([s, v]) => `${s} ${fmtInt(v)}`)
+            .join(', ')})  CPU ${fmtUs(round.wholeCpuUsPerEvent)} µs/event over the whole load  windows start within ${fmtInt(round.startSkewMs)} ms`,
+        )
+      }
+    }
+  } finally {
+    await stopProc(single.proc)
+  }
+  console.log('')
+  return rounds
+}
+
+// ---- failover ------------------------------------------------------------------------------------
+
+interface FailoverRound {
+  readonly rep: number
+  readonly killed: string
+  readonly watchedFrom: string
+  readonly elected: string
+  readonly failoverMs: number
+  /** when the survivor first showed no controller (the old one's lease gone), if a poll caught it */
+  readonly keyGoneSeenMs: number | null
+  readonly epochBefore: number
+  readonly epochAfter: number
+  /** from the restart of the killed node until all three see each other again */
+  readonly rejoinMs: number
+}
+
+async function measureFailover(nodes: SluiceNode[], args: Args, record: (o: object) => void): Promise<FailoverRound[]> {
+  console.log(`## failover: SIGKILL the controller, poll GET /v1/cluster on a survivor every ${pollEveryMs} ms (leaseTtl ${leaseTtlMs} ms, target ≤ ${fmtInt(failoverTargetMs)} ms)`)
+  const rounds: FailoverRound[] = []
+  for (let rep = 0; rep < args.runs; rep++) {
+    const before = await settled(nodes)
+    const old = before.controller!
+    const victim = nodes.find((n) => n.id === old.node)!
+    const survivor = nodes.find((n) => n.id !== old.node)!
+    const t0 = performance.now()
+    victim.proc.child.kill('SIGKILL')
+    let keyGoneSeenMs: number | null = null
+    let after: ClusterView | undefined
+    let failoverMs = Number.NaN
+    for (let k = 1; performance.now() - t0 < failoverGiveUpMs; k++) {
+      try {
+        const v = await clusterView(survivor, pollTimeoutMs)
+        const at = performance.now() - t0
+        if (v.controller === null) keyGoneSeenMs ??= at
+        else if (v.controller.node !== old.node) {
+          after = v
+          failoverMs = at
+          break
+        }
+      } catch {
+        // A slow or failed answer is one missed poll; the clock keeps running.
+      }
+      await sleep(Math.max(0, t0 + k * pollEveryMs - performance.now()))
+    }
+    await victim.proc.exited
+    if (after === undefined) throw new Error(`no new controller seen by ${survivor.id} within ${failoverGiveUpMs} ms of killing ${victim.id}`)
+    const r0 = performance.now()
+    victim.proc = await startNodeProc(victim.id, victim.configFile)
+    await settled(nodes)
+    const round: FailoverRound = {
+      rep,
+      killed: victim.id,
+      watchedFrom: survivor.id,
+      elected: after.controller!.node,
+      failoverMs,
+      keyGoneSeenMs,
+      epochBefore: old.epoch,
+      epochAfter: after.controller!.epoch,
+      rejoinMs: performance.now() - r0,
+    }
+    rounds.push(round)
+    record({ kind: 'run', measure: 'failover', ...round })
+    if (failoverMs > failoverTargetMs) problem(`failover round ${rep + 1}: ${fmtInt(failoverMs)} ms, over the target of ${fmtInt(failoverTargetMs)} ms`)
+    console.log(
+      `round ${rep + 1}: killed ${round.killed} (epoch ${round.epochBefore}); ${round.watchedFrom} names ${round.elected} (epoch ${round.epochAfter}) after ${fmtInt(failoverMs)} ms` +
+        `${keyGoneSeenMs === null ? '' : `, no controller seen from ${fmtInt(keyGoneSeenMs)} ms`}; ${round.killed} restarted and all 3 together again in ${fmtInt(round.rejoinMs)} ms`,
+    )
+  }
+  console.log('')
+  return rounds
+}
+
+// ---- machine, code, results ----------------------------------------------------------------------
+
+interface Machine {
+  readonly cpu: string
+  readonly cores: number
+  readonly node: string
+  readonly kernel: string
+  readonly loadAvg: readonly number[]
+  readonly etcd: string
+}
+
+function machineInfo(): Machine {
+  let cpu = cpus()[0]?.model ?? 'unknown'
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m?.[1] !== undefined) cpu = m[1].trim()
+  } catch {
+    // not Linux
+  }
+  const etcd = /etcd Version: (\S+)/.exec(spawnSync('etcd', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown'
+  return { cpu, cores: cpus().length, node: process.version, kernel: release(), loadAvg: loadavg(), etcd }
+}
+
+function gitHead(repo: string): { head: string; dirtySrc: number } {
+  const git = (args: string[]): string => spawnSync('git', args, { cwd: repo, encoding: 'utf8' }).stdout?.trim() ?? ''
+  return { head: git(['rev-parse', '--short', 'HEAD']) || 'unknown', dirtySrc: git(['status', '--porcelain', '--', 'src']).split('\n').filter((l) => l !== '').length }
+}
+
+/** Replaces the part of RESULTS.md between this script's markers, or appends it at the end. */
+function writeResultsSection(file: string, section: string): void {
+  const block = `${sectionStart}\n${section.trim()}\n${sectionEnd}`
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n'
+  const a = old.indexOf(sectionStart)
+  const b = old.indexOf(sectionEnd)
+  const text = a >= 0 && b > a ? old.slice(0, a) + block + old.slice(b + sectionEnd.length) : `${old.replace(/\n*$/, '')}\n\n${block}\n`
+  writeFileSync(file, text)
+}
+
+interface Summary {
+  readonly table: string
+  readonly json: object
+}
+
+function summarize(forward: ForwardSummary | undefined, aggregate: readonly AggregateRound[] | undefined, failover: readonly FailoverRound[] | undefined, nodes: readonly string[]): Summary {
+  const rows = ['| Measure | Median (min–max) | Unit | Server CPU µs/event, median: all nodes; per node |', '|---|---|---|---|']
+  const json: Record<string, unknown> = {}
+  if (forward !== undefined) {
+    const of = (c: ForwardCase): ForwardRound[] => forward.rounds.filter((r) => r.case === c)
+    const direct = of('direct')
+    const fwd = of('forwarded')
+    const role = (id: string): string => (id === forward.home ? ' (home)' : id === forward.entry ? ' (entry)' : '')
+    const cpuCell = (rs: readonly ForwardRound[]): string =>
+      `${fmtUs(spread(rs.map((r) => r.cpuUsPerEvent)).median)}; ${nodes.map((id) => `${id}${role(id)} ${fmtUs(spread(rs.map((r) => r.cpuUsPerEventByNode[id] ?? Number.NaN)).median)}`).join(', ')}`
+    const ratio = spread(direct.map((d) => (fwd.find((f) => f.rep === d.rep)?.eventsPerSec ?? Number.NaN) / d.eventsPerSec))
+    rows.push(`| forward (a): ${forward.stream} published at its home ${forward.home} | ${fmtSpread(spread(direct.map((r) => r.eventsPerSec)), fmtInt)} | confirmed events/s | ${cpuCell(direct)} |`)
+    rows.push(`| forward (b): ${forward.stream} published at ${forward.entry}, forwarded to ${forward.home} | ${fmtSpread(spread(fwd.map((r) => r.eventsPerSec)), fmtInt)} | confirmed events/s | ${cpuCell(fwd)} |`)
+    rows.push(`| forward ratio (b)/(a), round by round | ${fmtSpread(ratio, fmtRatio)} | × | |`)
+    json['forward'] = {
+      stream: forward.stream,
+      home: forward.home,
+      entry: forward.entry,
+      direct: spread(direct.map((r) => r.eventsPerSec)),
+      forwarded: spread(fwd.map((r) => r.eventsPerSec)),
+      ratio,
+      directCpuUsPerEvent: spread(direct.map((r) => r.cpuUsPerEvent)),
+      forwardedCpuUsPerEvent: spread(fwd.map((r) => r.cpuUsPerEvent)),
+    }
+  }
+  if (aggregate !== undefined) {
+    const of = (s: AggregateSetup): AggregateRound[] => aggregate.filter((r) => r.setup === s)
+    const cl = of('cluster')
+    const si = of('single')
+    const ratio = spread(cl.map((c) => c.eventsPerSec / (si.find((s) => s.rep === c.rep)?.eventsPerSec ?? Number.NaN)))
+    rows.push(`| aggregate: 3 loaders, each into its stream at its home, 3 nodes | ${fmtSpread(spread(cl.map((r) => r.eventsPerSec)), fmtInt)} | confirmed events/s in all | ${fmtUs(spread(cl.map((r) => r.wholeCpuUsPerEvent)).median)} over the whole load, warm-up included |`)
+    rows.push(`| aggregate: the same 3 loaders into one node without a cluster section | ${fmtSpread(spread(si.map((r) => r.eventsPerSec)), fmtInt)} | confirmed events/s in all | ${fmtUs(spread(si.map((r) => r.wholeCpuUsPerEvent)).median)} over the whole load, warm-up included |`)
+    rows.push(`| aggregate ratio 3 nodes / 1 node, round by round | ${fmtSpread(ratio, fmtRatio)} | × | |`)
+    json['aggregate'] = { cluster: spread(cl.map((r) => r.eventsPerSec)), single: spread(si.map((r) => r.eventsPerSec)), ratio }
+  }
+  if (failover !== undefined) {
+    const ms = spread(failover.map((r) => r.failoverMs))
+    const pass = failover.every((r) => r.failoverMs <= failoverTargetMs)
+    rows.push(`| controller failover after SIGKILL, leaseTtl ${leaseTtlMs / 1000} s (target ≤ ${fmtInt(failoverTargetMs)} ms: ${pass ? 'PASS, every round' : 'MISS'}) | ${fmtSpread(ms, fmtInt)} | ms | |`)
+    json['failover'] = { ms, targetMs: failoverTargetMs, pass }
+  }
+  return { table: rows.join('\n'), json }
+}
+
+// ---- main ----------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2))
+  const repo = findRepoRoot()
+  const root = mkdtempSync(join(tmpdir(), 'sluice-bench-cluster-'))
+  let etcd: EtcdServer | undefined
+  let cleaned = false
+  const cleanup = (): void => {
+    if (cleaned) return
+    cleaned = true
+    for (const c of children) c.kill('SIGKILL')
+    etcd?.kill()
+    rmSync(root, { recursive: true, force: true })
+  }
+  const onSignal = (sig: string): void => {
+    console.error(`\n${sig}: stopping the nodes, etcd and the load generators, removing ${root}`)
+    cleanup()
+    process.exit(130)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', cleanup)
+
+  const resultsFile = join(resultsDir(args.record), 'cluster.jsonl')
+  const runId = new Date().toISOString()
+  const record = (obj: object): void => appendFileSync(resultsFile, `${JSON.stringify({ bench: 'cluster', runId, ...obj })}\n`)
+  const t0 = performance.now()
+
+  const nodes: SluiceNode[] = []
+  try {
+    const machine = machineInfo()
+    const code = gitHead(repo)
+    console.log(`# Sluice cluster benchmark  ${runId}`)
+    console.log(`CPU     ${machine.cpu}, ${machine.cores} cores; Node ${machine.node}, Linux ${machine.kernel}, etcd ${machine.etcd}`)
+    console.log(`Load    ${machine.loadAvg.map((l) => l.toFixed(2)).join(' ')} (1/5/15 min) at start`)
+    console.log(`Code    git ${code.head}${code.dirtySrc > 0 ? ` with ${code.dirtySrc} uncommitted file(s) under src/` : ', src/ clean'}`)
+    console.log(`Setup   ${nodeIds.length} nodes + 1 etcd on 127.0.0.1, leaseTtl ${leaseTtlMs} ms, fsync batch 5ms; NDJSON ${eventsPerRequest} events of ${eventBytes} B a request, ${args.connections} connections a loader`)
+    console.log(`Runs    ${args.runs} round${args.runs === 1 ? '' : 's'}; ${args.durationS} s measured after ${args.warmupS} s warm-up; data in ${root}`)
+    console.log(`Note    nodes, etcd and load generators share ${machine.cores} cores: the throughput figures are bounded by this machine, so read the ratios${machine.cores <= 2 ? ' (on 2 cores the three nodes, etcd and the loaders take turns)' : ''}`)
+    console.log('')
+    record({ kind: 'machine', ...machine, code, args: { ...args, only: [...args.only] }, eventBytes, eventsPerRequest, leaseTtlMs })
+
+    etcd = await startEtcd(root)
+    const endpoint = etcd.endpoint
+    nodes.push(...(await Promise.all(nodeIds.map((id) => createNode(root, id, { nodeId: id, etcdEndpoint: endpoint })))))
+    const view = await settled(nodes)
+    console.log(`Cluster ${view.placement.map((p) => `${p.stream} on ${p.node}`).join(', ')}; controller ${view.controller?.node ?? 'none'}; settled ${fmtInt(performance.now() - t0)} ms after start`)
+    console.log('')
+
+    const forward = args.only.has('forward') ? await measureForward(nodes, args, record) : undefined
+    const aggregate = args.only.has('aggregate') ? await measureAggregate(root, nodes, args, record) : undefined
+    const failover = args.only.has('failover') ? await measureFailover(nodes, args, record) : undefined
+
+    const summary = summarize(forward, aggregate, failover, nodes.map((n) => n.id))
+    console.log(summary.table)
+    console.log('')
+    console.log(`Load at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min); ${fmtInt((performance.now() - t0) / 1000)} s in all`)
+    for (const p of problems) console.log(`PROBLEMS ${p}`)
+    if (problems.length === 0) console.log('Checks  every window stored at least what was confirmed at the home only, no node fenced itself, no error answers')
+    record({ kind: 'summary', ...summary.json, problems })
+
+    if (args.record) {
+      const when = runId.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')
+      const md = [
+        '## Cluster mode: npm run bench:cluster',
+        '',
+        `- **Run:** ${when} (\`runId\` \`${runId}\` in \`benchmarks/results/cluster.jsonl\`). Command: \`npm run bench:cluster -- ${process.argv.slice(2).join(' ')}\` (${args.runs} round${args.runs === 1 ? '' : 's'}, ${args.durationS} s measured after ${args.warmupS} s warm-up, ${args.connections} connections a loader).`,
+        `- **Machine:** "${machine.cpu}", ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}, etcd ${machine.etcd}; load average at start ${machine.loadAvg.map((l) => l.toFixed(2)).join(' / ')}. Sluice at ${code.head}${code.dirtySrc > 0 ? ` with ${code.dirtySrc} uncommitted file(s) under src/` : ''}.`,
+        `- **Set-up:** 3 nodes and one etcd on 127.0.0.1 (leaseTtl ${leaseTtlMs / 1000} s), fsync batch 5 ms, streams s1–s3 placed one per node by the controller; load generators (\`benchmarks/http-load.ts\`) in their own processes, NDJSON requests of ${eventsPerRequest} events of ${eventBytes} B. CPU from /proc/<pid>/stat of the node processes.`,
+        `- **Shared CPU:** the nodes, etcd and the load generators share ${machine.cores} cores, so the totals are bounded by the machine; read the ratios.`,
+        '',
+        summary.table,
+        '',
+        problems.length === 0 ? 'Checks: every window stored at least what was confirmed, at the home only; no node fenced itself; no error answers.' : `PROBLEMS: ${problems.join('; ')}`,
+      ]
+      writeResultsSection(join(repo, 'benchmarks', 'RESULTS.md'), md.join('\n'))
+      console.log(`RESULTS.md section written; raw results appended to ${resultsFile}`)
+    } else console.log(`raw results appended to ${resultsFile} (--record writes benchmarks/results/cluster.jsonl and RESULTS.md)`)
+    return problems.length === 0 ? 0 : 1
+  } finally {
+    // Clean stops revoke the leases, so etcd is stopped last.
+    await Promise.all(nodes.map((n) => stopProc(n.proc).catch(() => undefined)))
+    await etcd?.stop().catch(() => undefined)
+    cleanup()
+    console.log(`removed ${root}`)
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)
