@@ -41,6 +41,7 @@ import { StreamRates } from './streams/rates.js'
 import { StreamRegistry } from './streams/registry.js'
 import { SegmentFilePool } from './log/index.js'
 import { Cluster } from './cluster/index.js'
+import { sha256 } from './auth/secrets.js'
 import { sluiceVersion } from './version.js'
 
 const retentionCheckMs = 30_000
@@ -316,7 +317,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
             http,
             limits: server.limits,
             budget: tcpBudget,
-            access: { authenticator, authorizer, openMetrics: http.openMetrics },
+            access: { authenticator, authorizer, openMetrics: http.openMetrics, clusterSecret: config.cluster === null ? undefined : sha256(config.cluster.secret) },
             tlsReloader,
             counters: httpCounters,
           },
@@ -372,7 +373,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         config: clusterConfig,
         version: sluiceVersion(),
         logger,
-        ports: () => ({ http: Number(new URL(httpUrl).port), amqp: amqpPort }),
+        ports: () => ({ http: Number(new URL(httpUrl).port), httpTls: httpUrl.startsWith('https:'), amqp: amqpPort }),
         fileStreams: () => Object.keys(config.streams),
         storedBytes: () => streams.all().reduce((sum, s) => sum + s.log.stats().bytes, 0),
         onFenced: (fenced) => alarms.fence(fenced),

@@ -107,11 +107,11 @@ export class Authenticator {
    * A configured user's identity without a credential check, for doors that name their user in
    * the configuration (a stream listener's `user`) or take it from a verified client certificate.
    */
-  identityFor(username: string, method: Extract<AuthMethod, 'listener' | 'certificate'>): Identity | undefined {
+  identityFor(username: string, method: Extract<AuthMethod, 'listener' | 'certificate' | 'cluster'>): Identity | undefined {
     return this.#identity(username, method)
   }
 
-  #identity(username: string, method: 'anonymous' | 'listener' | 'certificate'): Identity | undefined {
+  #identity(username: string, method: 'anonymous' | 'listener' | 'certificate' | 'cluster'): Identity | undefined {
     const user = this.#users.get(username)
     if (user === undefined) return undefined
     const id = `${method}\0${username}`

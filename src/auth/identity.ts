@@ -3,7 +3,8 @@ import type { Permission } from './operations.js'
 import { compilePattern } from './secrets.js'
 
 /** How a client proved who it is. */
-export type AuthMethod = 'password' | 'apiKey' | 'anonymous' | 'listener' | 'certificate'
+/** `cluster`: asserted by another node of the cluster, which authenticated the client (docs/cluster.md). */
+export type AuthMethod = 'password' | 'apiKey' | 'anonymous' | 'listener' | 'certificate' | 'cluster'
 
 /**
  * Who a client is, once its door has authenticated it: what every authorization check is made on.

@@ -75,11 +75,19 @@ export class Forwarder implements StreamPlacement {
   }
 }
 
+/** A node's HTTP listener, as other nodes reach it. */
+export interface HttpHome {
+  readonly node: string
+  readonly host: string
+  readonly port: number
+  readonly tls: boolean
+}
+
 export interface ClusterOptions {
   readonly config: ClusterConfig
   readonly version: string
   readonly logger: Logger
-  readonly ports: () => { readonly http: number | null; readonly amqp: number | null }
+  readonly ports: () => { readonly http: number | null; readonly httpTls: boolean; readonly amqp: number | null }
   readonly fileStreams: () => readonly string[]
   readonly storedBytes: () => number
   readonly onFenced: (fenced: boolean) => void
@@ -108,9 +116,11 @@ export class Cluster {
   /** Applies the other nodes' declarations here. */
   readonly applier: DefinitionsApplier
   readonly #client: PeerClient
+  readonly #secret: string
 
   private constructor(opts: ClusterOptions) {
     const c = opts.config
+    this.#secret = c.secret
     this.internal = new InternalServer({ host: c.replication.host, port: c.replication.port, secret: c.secret, maxBodyBytes: c.replication.maxBodyBytes, timeoutMs: c.replication.forwardTimeoutMs, logger: opts.logger, store: opts.store })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
     this.applier = applier
@@ -130,6 +140,24 @@ export class Cluster {
     await this.internal.listen()
     await this.node.start()
     await this.applier.idle()
+  }
+
+  /** The cluster secret, which forwarded HTTP requests carry so the home node trusts the user they name. */
+  get secret(): string {
+    return this.#secret
+  }
+
+  /**
+   * Where a group reading `stream` must be served: undefined when here. Throws a retryable
+   * SluiceError when the stream has no reachable home now.
+   */
+  httpHome(stream: string): HttpHome | undefined {
+    const h = this.node.home(stream)
+    if (h.kind === 'local' || h.kind === 'here') return undefined
+    if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, 'the controller has not placed it yet')
+    const rec = h.record
+    if (rec === undefined || rec.httpPort === null) throw errors.streamUnavailable(stream, `its home node ${h.node} holds no lease (down, or cut off from etcd)`, h.node)
+    return { node: rec.id, host: rec.host, port: rec.httpPort, tls: rec.httpTls }
   }
 
   status(): ClusterView {

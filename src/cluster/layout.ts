@@ -15,6 +15,8 @@ export interface NodeRecord {
   /** How other nodes and clients reach it (cluster.advertise.host). */
   readonly host: string
   readonly httpPort: number | null
+  /** The HTTP listener serves HTTPS: forwarded group requests use it. */
+  readonly httpTls: boolean
   readonly amqpPort: number | null
   /** The internal port (cluster.replication.port): where other nodes forward appends. */
   readonly internalPort: number
@@ -104,7 +106,7 @@ export function parseNode(text: string): NodeRecord | undefined {
   const o = object(text)
   if (o === undefined || !str(o.id) || !str(o.host) || !port(o.httpPort) || !port(o.amqpPort) || !port(o.internalPort) || o.internalPort === null || !str(o.lease) || !str(o.startedAt) || !str(o.version)) return undefined
   const storedBytes = Number.isSafeInteger(o.storedBytes) && (o.storedBytes as number) >= 0 ? (o.storedBytes as number) : 0
-  return { id: o.id, host: o.host, httpPort: o.httpPort, amqpPort: o.amqpPort, internalPort: o.internalPort, lease: o.lease, startedAt: o.startedAt, version: o.version, storedBytes }
+  return { id: o.id, host: o.host, httpPort: o.httpPort, httpTls: o.httpTls === true, amqpPort: o.amqpPort, internalPort: o.internalPort, lease: o.lease, startedAt: o.startedAt, version: o.version, storedBytes }
 }
 
 export function parseController(text: string): ControllerRecord | undefined {

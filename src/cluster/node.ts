@@ -34,7 +34,7 @@ export interface ClusterNodeOptions {
   readonly version: string
   readonly logger: Logger
   /** The ports clients reach this node on, once its listeners are bound. */
-  readonly ports: () => { readonly http: number | null; readonly amqp: number | null; readonly internal: number }
+  readonly ports: () => { readonly http: number | null; readonly httpTls: boolean; readonly amqp: number | null; readonly internal: number }
   /** The streams this node's configuration file declares: the cluster's seed. */
   readonly fileStreams: () => readonly string[]
   /** Bytes this node stores, for placement's tie-break. */
@@ -221,6 +221,7 @@ export class ClusterNode {
       id: this.#cfg.nodeId,
       host: this.#cfg.advertise.host,
       httpPort: ports.http,
+      httpTls: ports.httpTls,
       amqpPort: ports.amqp,
       internalPort: ports.internal,
       lease: id,

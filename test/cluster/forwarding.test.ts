@@ -27,6 +27,8 @@ streams:
 ${streams.map((s) => `  ${s}: {}`).join('\n')}
 bindings:
 ${streams.map((s) => `  - { exchange: logs, stream: ${s} }\n  - { exchange: one, stream: ${s}, key: ${s} }`).join('\n')}
+groups:
+  g1: { stream: s1, ackTimeout: 30s }
 `
 
 interface StoredEvent {
@@ -142,6 +144,58 @@ describe('forwarding publishes to the home node of each stream', () => {
     const bad = await fetch(url, { method: 'POST', body: Buffer.from([0, 0, 0, 1, 1]), headers: { authorization: `Bearer ${clusterSecret}` } })
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/malformed: truncated/)
+  })
+
+  it('a group is consumed through nodes other than its home: fetch, ack and a consume stream, each event once', async () => {
+    const others = ['n1', 'n2', 'n3'].filter((n) => n !== home.get('s1'))
+    const stored = (await read(home.get('s1')!, 's1')).map((e) => e.offset)
+    const post = async (node: string, path: string, body: unknown): Promise<Response> =>
+      fetch(`${cluster.node(node).url}/v1/groups/g1/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const got: number[] = []
+    for (let round = 0; round < 20; round++) {
+      const res = await post(others[0]!, 'fetch', { consumer: 'c1', max: 100, waitMs: 0 })
+      expect(res.status).toBe(200)
+      const { events } = (await res.json()) as { events: Array<{ tag: string; offset: number }> }
+      if (events.length === 0) break
+      got.push(...events.map((e) => e.offset))
+      // Settled through the other non-home node.
+      const ack = await post(others[1]!, 'ack', { consumer: 'c1', ranges: [[events[0]!.tag, events.at(-1)!.tag]] })
+      expect(await ack.json()).toEqual({ settled: events.length, failed: [] })
+    }
+    expect(got).toEqual(stored)
+
+    // A push consumer on a non-home node gets what is published next, through the same node.
+    const ac = new AbortController()
+    const stream = await fetch(`${cluster.node(others[0]!).url}/v1/groups/g1/consume?consumer=c2&prefetch=10`, { signal: ac.signal })
+    expect(stream.status).toBe(200)
+    expect(stream.headers.get('content-type')).toMatch(/application\/x-ndjson/)
+    const events = Array.from({ length: 5 }, (_, i) => ({ id: `p-${i}` }))
+    expect((await publish(others[1]!, 'logs', events)).status).toBe(200)
+    const reader = stream.body!.getReader()
+    let text = ''
+    const lines = (): Array<{ id: string; tag: string }> => text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { id: string; tag: string })
+    await waitFor('5 pushed deliveries', async () => {
+      const { value } = await reader.read()
+      text += new TextDecoder().decode(value)
+      return lines().length >= 5 ? true : undefined
+    }, 10_000, 0)
+    expect(lines().map((d) => d.id)).toEqual(events.map((e) => e.id))
+    const ack = await post(others[1]!, 'ack', { consumer: 'c2', upTo: lines().at(-1)!.tag })
+    expect(await ack.json()).toEqual({ settled: 5, failed: [] })
+    ac.abort()
+    // Nothing left: every event went once.
+    const rest = await post(others[0]!, 'fetch', { consumer: 'c1', max: 100, waitMs: 0 })
+    expect(((await rest.json()) as { events: unknown[] }).events).toEqual([])
+  })
+
+  it('the HTTP API trusts a forwarded user only with the cluster secret', async () => {
+    const url = `${cluster.node('n1').url}/v1/groups/g1`
+    const as = (secret: string, user: string): Promise<Response> => fetch(url, { headers: { 'x-sluice-cluster-auth': secret, 'x-sluice-forwarded-user': user } })
+    expect((await as('not-the-secret-at-all', 'guest')).status).toBe(401)
+    expect((await as(clusterSecret, 'nobody')).status).toBe(401)
+    expect((await as(clusterSecret, 'guest')).status).toBe(200)
+    const metrics = await (await fetch(`${cluster.node('n1').url}/metrics`)).text()
+    expect(metrics).toMatch(/^sluice_auth_failures_total\{door="http",reason="malformed"\} 2$/m)
   })
 
   it('a home node down: the publish fails retryable, and the retry once it is back stores each event once', async () => {

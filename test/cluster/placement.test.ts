@@ -43,7 +43,7 @@ describe('cluster records from etcd', () => {
     expect(parsePlacement('{"node":"n1","epoch":0,"controllerEpoch":7,"since":"x"}')).toBeUndefined()
     expect(parsePlacement('not json')).toBeUndefined()
     expect(parsePlacement('[1]')).toBeUndefined()
-    const n = { id: 'n1', host: '10.0.0.1', httpPort: 7400, amqpPort: null, internalPort: 7410, lease: '42', startedAt: 't', version: '0.1.0', storedBytes: 10 }
+    const n = { id: 'n1', host: '10.0.0.1', httpPort: 7400, httpTls: false, amqpPort: null, internalPort: 7410, lease: '42', startedAt: 't', version: '0.1.0', storedBytes: 10 }
     expect(parseNode(JSON.stringify(n))).toEqual(n)
     expect(parseNode(JSON.stringify({ ...n, httpPort: 70000 }))).toBeUndefined()
     // An older record without storedBytes reads as 0.

@@ -5,6 +5,8 @@ import { errors, type SluiceError } from '../../errors.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { bodyJson, toWireEvent } from './routes.js'
 import { requestIdentity } from './access.js'
+import { forwardToHome } from './cluster-forward.js'
+import type { Cluster } from '../../cluster/index.js'
 
 export interface ConsumeView {
   readonly groups: GroupRegistry
@@ -12,7 +14,12 @@ export interface ConsumeView {
   readonly redriver: Redriver
   /** server.http bounds what one fetch, ack, nack or extend may ask for. */
   readonly config: Config
+  /** Cluster mode: a group whose stream lives on another node is served there. */
+  readonly cluster?: Cluster | undefined
 }
+
+/** The routes a group's home node serves; another node forwards them there (cluster-forward.ts). */
+const servedAtHome: ReadonlySet<string> = new Set(['/v1/groups/:group/fetch', '/v1/groups/:group/ack', '/v1/groups/:group/nack', '/v1/groups/:group/extend', '/v1/groups/:group/consume'])
 
 /** A request field's ceiling from the key table: the server.http key and its value. */
 export interface RequestBound {
@@ -202,6 +209,21 @@ function rangesField(v: unknown, maxTags: number): Array<[string, string]> {
 }
 
 export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyReply) => ConsumeView, closing: AbortSignal): void {
+  // After the access checks (registered first), so only an authorised request is passed on.
+  app.addHook('preHandler', async (req, reply) => {
+    if (!servedAtHome.has(req.routeOptions.url ?? '')) return
+    const view = get(reply)
+    const cluster = view.cluster
+    if (cluster === undefined) return
+    const g = view.groups.get((req.params as { group: string }).group)
+    if (g === undefined) return // the route answers 404
+    const home = cluster.httpHome(g.stream)
+    const identity = requestIdentity(req)
+    if (home === undefined || identity === undefined) return
+    forwardToHome(req, reply, home, g.stream, identity.username, cluster.secret, closing)
+    return reply
+  })
+
   const group = (req: FastifyRequest<{ Params: { group: string } }>, reply: FastifyReply): ConsumerGroup => {
     const g = get(reply).groups.get(req.params.group)
     if (g === undefined) throw errors.unknownGroup(req.params.group)

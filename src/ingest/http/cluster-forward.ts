@@ -1,0 +1,60 @@
+// Cluster mode: a group is served by the node its stream lives on, since that node alone holds
+// the stream and the group's state. Another node that takes a fetch, ack, nack, extend or consume
+// for it has already authenticated and authorised the client; it passes the request on to the
+// home node's HTTP listener as that user (vouched for by the cluster secret) and streams the
+// answer back unchanged, so tags, long polls and consume streams work as if the client had
+// connected to the home itself.
+
+import { Agent as HttpAgent, request as httpRequest } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { HttpHome } from '../../cluster/index.js'
+import { errors, type SluiceError } from '../../errors.js'
+import { clusterAuthHeader, forwardedUserHeader } from './access.js'
+
+const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
+/** What of the home's answer reaches the client: its body's type and the hints to retry. */
+const passedBack = ['content-type', 'retry-after', 'cache-control', 'x-accel-buffering'] as const
+
+function answer(reply: FastifyReply, e: SluiceError): void {
+  const raw = reply.raw
+  if (raw.headersSent) {
+    raw.destroy()
+    return
+  }
+  raw.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8', ...(e.retryable ? { 'retry-after': '1' } : {}) })
+  raw.end(JSON.stringify(e.toJSON()))
+}
+
+/** Hands the request to `home` as `user`; the client gets the home's answer, or 503 stream_unavailable if it cannot be reached. */
+export function forwardToHome(req: FastifyRequest, reply: FastifyReply, home: HttpHome, stream: string, user: string, secret: string, closing: AbortSignal): void {
+  // The group routes read their bodies themselves, so the body is still the bytes the client sent.
+  const raw: unknown = req.body
+  const body = req.method === 'GET' || raw === undefined || raw === null ? undefined : Buffer.isBuffer(raw) ? raw : Buffer.from(typeof raw === 'string' ? raw : JSON.stringify(raw))
+  const headers: Record<string, string | number> = { [clusterAuthHeader]: secret, [forwardedUserHeader]: user, accept: req.headers.accept ?? '*/*' }
+  if (body !== undefined) {
+    headers['content-type'] = req.headers['content-type'] ?? 'application/json'
+    headers['content-length'] = body.length
+  }
+  reply.hijack()
+  const send = home.tls ? httpsRequest : httpRequest
+  const up = send({ host: home.host, port: home.port, method: req.method, path: req.url, headers, agent: home.tls ? agents.https : agents.http, servername: home.tls ? home.host : undefined })
+  up.on('response', (res) => {
+    const out: Record<string, string | string[]> = {}
+    for (const h of passedBack) {
+      const v = res.headers[h]
+      if (v !== undefined) out[h] = v
+    }
+    reply.raw.writeHead(res.statusCode ?? 502, out)
+    res.pipe(reply.raw)
+  })
+  up.on('error', (err) => answer(reply, errors.streamUnavailable(stream, `its home node ${home.node} could not be reached (${err.message})`, home.node)))
+  // A client that goes away, or this node stopping, ends the request at the home too: a long
+  // poll or a consume stream there must not hold deliveries for nobody.
+  const end = (): void => void up.destroy()
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) end()
+  })
+  closing.addEventListener('abort', end, { once: true })
+  up.end(body)
+}
