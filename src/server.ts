@@ -468,7 +468,8 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   // The HTTP door deletes AMQP queues through the AMQP door, so their consumers are cancelled.
   let queues: QueueAdmin | undefined
   if (amqpEntries.length > 0) {
-    const vhostDeps = { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked }
+    const clusterNow = cluster
+    const vhostDeps = { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked, elsewhere: clusterNow === undefined ? undefined : (stream: string) => clusterNow.elsewhere(stream) }
     // One virtual host for every entry (validation makes their bounds on it agree).
     const { vhost } = await parts.open('AMQP virtual host', async () => {
       const v = await startAmqpVhost(vhostDeps, amqpEntries[0]!)

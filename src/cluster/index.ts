@@ -160,6 +160,15 @@ export class Cluster {
     return { node: rec.id, host: rec.host, port: rec.httpPort, tls: rec.httpTls }
   }
 
+  /** Where a stream lives when it is another node, as a refusal says it; undefined when here. */
+  elsewhere(stream: string): string | undefined {
+    const h = this.node.home(stream)
+    if (h.kind === 'local' || h.kind === 'here') return undefined
+    if (h.kind === 'unplaced') return 'no node yet (the controller has not placed it)'
+    const rec = h.record
+    return rec === undefined ? `node ${h.node}, which holds no lease now` : `node ${rec.id} (AMQP ${rec.host}:${rec.amqpPort ?? 'off'})`
+  }
+
   status(): ClusterView {
     return { ...this.node.status(), internalPort: this.internal.port, forwarding: Object.fromEntries(this.forwarder.stats), definitions: { applied: this.applier.applied, failed: this.applier.failed } }
   }

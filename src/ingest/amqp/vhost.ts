@@ -84,6 +84,11 @@ export interface VhostDeps {
   readonly logger: Logger
   /** True while a resource alarm blocks publishers. */
   readonly blocked: () => boolean
+  /**
+   * Cluster mode: where a queue's stream lives when it is another node (said in a refusal), so a
+   * consumer is never served from this node's copy, which receives nothing.
+   */
+  readonly elsewhere?: ((stream: string) => string | undefined) | undefined
 }
 
 // Arguments a redeclare must repeat, as RabbitMQ checks them.
