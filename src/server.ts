@@ -41,7 +41,6 @@ import { StreamRates } from './streams/rates.js'
 import { StreamRegistry } from './streams/registry.js'
 import { SegmentFilePool } from './log/index.js'
 import { Cluster } from './cluster/index.js'
-import { sha256 } from './auth/secrets.js'
 import { sluiceVersion } from './version.js'
 
 const retentionCheckMs = 30_000
@@ -317,7 +316,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
             http,
             limits: server.limits,
             budget: tcpBudget,
-            access: { authenticator, authorizer, openMetrics: http.openMetrics, clusterSecret: config.cluster === null ? undefined : sha256(config.cluster.secret) },
+            access: { authenticator, authorizer, openMetrics: http.openMetrics, clusterSecret: config.cluster?.secret },
             tlsReloader,
             counters: httpCounters,
           },
@@ -382,13 +381,14 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         catalog,
         groups,
       })
+      // The placement stays after the stop: the forwarder then refuses (retryable), so what the
+      // groups dead-letter while closing is not stored in this node's copy of another's stream.
       publisher.placement = made.forwarder
       catalog.mirror = made.definitions
       groups.mirror = made.definitions
       return {
         cluster: made,
         close: () => {
-          publisher.placement = undefined
           catalog.mirror = undefined
           groups.mirror = undefined
           return made.stop()

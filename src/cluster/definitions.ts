@@ -17,7 +17,7 @@ import type { BindingDef, ExchangeType } from '../router/index.js'
 import type { Catalog, DefinitionKind, DefinitionsMirror, ExchangeSettings } from '../streams/catalog.js'
 import type { RetentionConfig } from '../config/index.js'
 import type { EtcdSession } from './etcd.js'
-import type { ClusterKeys } from './layout.js'
+import { parseStream, type ClusterKeys } from './layout.js'
 
 /** A definition as the watch reports it; `definition` undefined: deleted. */
 export interface DefinitionChange {
@@ -40,6 +40,10 @@ export class ClusterDefinitions implements DefinitionsMirror {
     this.#node = node
   }
 
+  /**
+   * A stream a configuration file declares (on any node) is the cluster's already: a run-time
+   * declaration of it takes it as it is, and never owns it (release leaves it alone).
+   */
   async claim(kind: DefinitionKind, name: string, definition: JsonValue): Promise<JsonValue | undefined> {
     const key = this.#keys.definition(kind, name)
     const value = kind === 'stream' ? { origin: 'runtime', by: this.#node, definition } : { by: this.#node, definition }
@@ -60,9 +64,17 @@ export class ClusterDefinitions implements DefinitionsMirror {
   async release(kind: DefinitionKind, name: string): Promise<void> {
     const c = this.#etcd.client
     const key = this.#keys.definition(kind, name)
-    const ops = kind === 'stream' ? [c.delete().key(key), c.delete().key(this.#keys.placement(name))] : [c.delete().key(key)]
     try {
-      await this.#etcd.timed('txn', () => c.if(key, 'Version', '>', -1).then(...ops).commit())
+      if (kind !== 'stream') {
+        await this.#etcd.timed('delete', () => c.delete().key(key).exec())
+        return
+      }
+      // Only a run-time stream goes, with its placement, and only as read: a file's stream stays
+      // placed for the nodes whose files declare it.
+      const got = await this.#etcd.timed('get', () => c.get(key).exec())
+      const kv = got.kvs[0]
+      if (kv === undefined || parseStream(kv.value.toString())?.origin !== 'runtime') return
+      await this.#etcd.timed('txn', () => c.if(key, 'Mod', '==', Number(kv.mod_revision)).then(c.delete().key(key), c.delete().key(this.#keys.placement(name))).commit())
     } catch (err) {
       throw errors.clusterUnavailable(`deleting ${kind} "${name}"`, err)
     }

@@ -38,8 +38,7 @@ export class Forwarder implements StreamPlacement {
   }
 
   remote(stream: string): RemoteStream | undefined {
-    // Until it has joined, the node cannot tell a stream of its own from one placed elsewhere.
-    if (this.#node.state === 'joining') throw errors.streamUnavailable(stream, 'this node is still joining the cluster')
+    this.#ready(stream)
     const h = this.#node.home(stream)
     if (h.kind === 'local' || h.kind === 'here') return undefined
     if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, this.#node.status().nodes.length < this.#node.minNodes ? `the cluster places streams once ${this.#node.minNodes} nodes are up (cluster.minNodes)` : 'the controller has not placed it yet')
@@ -50,9 +49,20 @@ export class Forwarder implements StreamPlacement {
   }
 
   assertHome(stream: string): void {
+    this.#ready(stream)
     const h = this.#node.home(stream)
     if (h.kind === 'node') throw errors.streamUnavailable(stream, `its home is node ${h.node}, not this one`, h.node)
     if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, 'the controller has not placed it yet')
+  }
+
+  /**
+   * Until its view is loaded (joining, or rejoining after a fence) the node cannot tell a stream
+   * of its own from one placed elsewhere; once stopped it stores nothing more for the cluster.
+   */
+  #ready(stream: string): void {
+    const state = this.#node.state
+    if (state === 'stopped') throw errors.streamUnavailable(stream, 'this node is stopping')
+    if (!this.#node.viewReady) throw errors.streamUnavailable(stream, state === 'joining' ? 'this node is still joining the cluster' : 'this node is cut off from etcd and rejoining')
   }
 
   async #forward(peer: { node: string; host: string; port: number }, req: ForwardRequest): Promise<PublishResult> {
@@ -152,6 +162,7 @@ export class Cluster {
    * SluiceError when the stream has no reachable home now.
    */
   httpHome(stream: string): HttpHome | undefined {
+    if (!this.node.viewReady) throw errors.streamUnavailable(stream, 'this node does not know where it lives now (joining, or rejoining etcd)')
     const h = this.node.home(stream)
     if (h.kind === 'local' || h.kind === 'here') return undefined
     if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, 'the controller has not placed it yet')
@@ -162,6 +173,7 @@ export class Cluster {
 
   /** Where a stream lives when it is another node, as a refusal says it; undefined when here. */
   elsewhere(stream: string): string | undefined {
+    if (!this.node.viewReady) return 'a node this one cannot name now (it is joining, or rejoining etcd)'
     const h = this.node.home(stream)
     if (h.kind === 'local' || h.kind === 'here') return undefined
     if (h.kind === 'unplaced') return 'no node yet (the controller has not placed it)'

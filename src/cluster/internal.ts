@@ -53,7 +53,13 @@ export class InternalServer {
   constructor(opts: InternalServerOptions) {
     this.#opts = opts
     this.#secret = digest(opts.secret)
-    this.#server = createServer({ requestTimeout: opts.timeoutMs + 5000, headersTimeout: 10_000, keepAliveTimeout: 60_000 }, (req, res) => void this.#handle(req, res))
+    this.#server = createServer({ requestTimeout: opts.timeoutMs + 5000, headersTimeout: 10_000, keepAliveTimeout: 60_000 }, (req, res) => {
+      // Nothing a peer sends may end the process: a handler's failure closes that request only.
+      this.#handle(req, res).catch((err: unknown) => {
+        opts.logger.error({ err }, 'internal port: request failed')
+        res.destroy()
+      })
+    })
   }
 
   get port(): number {
@@ -101,7 +107,13 @@ export class InternalServer {
       req.resume()
       return fail(errors.notFound(req.method ?? '', url.pathname))
     }
-    const stream = decodeURIComponent(m[1]!)
+    let stream: string
+    try {
+      stream = decodeURIComponent(m[1]!)
+    } catch {
+      req.resume()
+      return fail(errors.badRequest('the stream name in the path is not valid percent-encoding'))
+    }
     const exchange = url.searchParams.get('exchange') ?? ''
     const source = url.searchParams.get('source') ?? 'internal'
     if (exchange === '' || !sources.has(source)) {

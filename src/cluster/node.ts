@@ -72,6 +72,14 @@ export interface ClusterCounters {
   placements: number
 }
 
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from etcd within ${ms} ms`)), ms)
+  })
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer))
+}
+
 // etcd leases are granted in whole seconds.
 const leaseSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
 /** Margin before the lease's earliest end at which the node fences: clock rates differ a little. */
@@ -79,6 +87,7 @@ const fenceMarginMs = 250
 const checkEveryMs = 100
 const rejoinEveryMs = 500
 const bytesRefreshMs = 15_000
+const nudgeEveryMs = 1000
 /** Placements per transaction; etcd allows 128 operations in one. */
 const placementBatch = 100
 
@@ -95,7 +104,6 @@ export class ClusterNode {
   #leaseId: string | undefined
   /** Lease ids this process held before, whose records it may find again after a fence. */
   readonly #ownLeases = new Set<string>()
-  #firedAt = 0
   #validUntil = 0
   #lastKeepalive: number | undefined
   #record: NodeRecord | undefined
@@ -105,9 +113,18 @@ export class ClusterNode {
   #bytesTimer: NodeJS.Timeout | undefined
   #watcher: Watcher | undefined
   #revision = 0
+  /** The revision of the last full read: the watch's events up to it are already in the view. */
+  #loadedAt = 0
+  /** The view holds what etcd held at join (or at the last rejoin); until then no stream's home is known. */
+  #viewReady = false
+  /** When the controller's absence or unplaced streams were last acted on from the timer. */
+  #lastNudge = 0
+  /** Send times of the keepalives not answered yet, oldest first: each answer is credited to its own. */
+  readonly #fired: number[] = []
   #reconciling: Promise<void> | undefined
   #reconcileAgain = false
   #rejoining: Promise<void> | undefined
+  #reloading: Promise<void> | undefined
   readonly #view = {
     nodes: new Map<string, NodeRecord>(),
     controller: undefined as { record: ControllerRecord; epoch: number } | undefined,
@@ -124,8 +141,9 @@ export class ClusterNode {
     this.#now = opts.now ?? (() => performance.now())
   }
 
+  /** A member is `joining` until its view is loaded, after a fence as at start: it cannot place a stream before. */
   get state(): MemberState {
-    return this.#state
+    return this.#state === 'member' && !this.#viewReady ? 'joining' : this.#state
   }
 
   get minNodes(): number {
@@ -134,6 +152,11 @@ export class ClusterNode {
 
   get isController(): boolean {
     return this.#controllerEpoch !== undefined
+  }
+
+  /** Whether the view has been loaded since the node (re)joined: until then, `home` is not to be trusted. */
+  get viewReady(): boolean {
+    return this.#viewReady
   }
 
   /** Where a stream lives, as this node last saw it. */
@@ -182,8 +205,10 @@ export class ClusterNode {
     clearInterval(this.#timer)
     clearInterval(this.#bytesTimer)
     this.#controllerEpoch = undefined
-    // A rejoin in flight ends at its next step, revoking a lease it was just granted.
+    // A rejoin or reload in flight ends at its next step (a lease just granted is revoked; a
+    // watch just made is cancelled); each waits at most one etcd request timeout.
     await this.#rejoining
+    await this.#reloading
     await this.#watcher?.cancel().catch(() => undefined)
     if (wasMember && this.#lease !== undefined) {
       const lease = this.#lease
@@ -206,11 +231,21 @@ export class ClusterNode {
       lease.release()
       throw err
     }
-    lease.on('keepaliveFired', () => (this.#firedAt = this.#now()))
+    // Keepalives go out every TTL/3 without waiting for the last answer, and answers come back in
+    // order: each answer renews the lease from its own keepalive's send time, never a later one's.
+    this.#fired.length = 0
+    lease.on('keepaliveFired', () => {
+      if (lease === this.#lease) this.#fired.push(this.#now())
+    })
+    lease.on('keepaliveFailed', () => {
+      if (lease === this.#lease) this.#fired.length = 0
+    })
     lease.on('keepaliveSucceeded', (res) => {
       if (lease !== this.#lease) return
+      const sentAt = this.#fired.shift()
+      if (sentAt === undefined) return
       this.#lastKeepalive = this.#now()
-      this.#validUntil = this.#firedAt + Number(res.TTL) * 1000
+      this.#validUntil = Math.max(this.#validUntil, sentAt + Number(res.TTL) * 1000)
     })
     lease.on('lost', (err) => {
       if (lease === this.#lease) this.#fence(`lease lost: ${err.message}`)
@@ -272,7 +307,18 @@ export class ClusterNode {
   }
 
   #check(): void {
-    if (this.#state === 'member' && this.#now() >= this.#validUntil - fenceMarginMs) this.#fence('could not renew the lease with etcd in time')
+    if (this.#state !== 'member') return
+    const now = this.#now()
+    if (now >= this.#validUntil - fenceMarginMs) {
+      this.#fence('could not renew the lease with etcd in time')
+      return
+    }
+    // A campaign or a placement that failed (an etcd timeout) is not left to the next change of
+    // some key: once a second, stand for controller when there is none, and place what is unplaced.
+    if (now - this.#lastNudge < nudgeEveryMs || !this.#viewReady) return
+    this.#lastNudge = now
+    if (this.#view.controller === undefined) void this.#campaign()
+    else this.#reconcile()
   }
 
   #fence(why: string): void {
@@ -280,6 +326,7 @@ export class ClusterNode {
     this.#state = 'fenced'
     this.counters.fences++
     this.#controllerEpoch = undefined
+    this.#viewReady = false
     // Released, not revoked: etcd cannot be reached, and the lease ends there on its own.
     this.#lease?.release()
     this.#lease = undefined
@@ -298,9 +345,17 @@ export class ClusterNode {
         continue
       }
       if ((this.#state as MemberState) !== 'member') return
+      // The watch may have missed events while cut off: everything is read again before the node
+      // acts for the cluster (publishes forwarded by a stale view would go to the wrong home).
+      try {
+        await this.#loadView()
+      } catch (err) {
+        this.#log.warn({ err }, 'could not reload the cluster view; fencing again')
+        this.#fence('could not reload the cluster view after rejoining')
+        await sleep(rejoinEveryMs)
+        continue
+      }
       this.#notifyFenced(false)
-      // The watch may have missed events while cut off; read everything again.
-      await this.#loadView().catch((err: unknown) => this.#log.warn({ err }, 'could not reload the cluster view'))
       await this.#campaign()
     }
   }
@@ -354,23 +409,56 @@ export class ClusterNode {
       if (change !== undefined) defs.push(change)
     }
     this.#revision = Number(res.header.revision)
+    this.#loadedAt = this.#revision
     // Exchanges before the streams, bindings and groups that name them.
     defs.sort((a, b) => definitionOrder.indexOf(a.kind) - definitionOrder.indexOf(b.kind))
     for (const d of defs) this.#opts.onDefinition?.(d)
-    await this.#watcher?.cancel().catch(() => undefined)
-    const w = await c.watch().prefix(this.#keys.root).startRevision(String(this.#revision + 1)).create()
+    const old = this.#watcher
+    this.#watcher = undefined
+    await old?.cancel().catch(() => undefined)
+    // Creating a watch waits for etcd with no deadline of its own: a stop or a fence must not hang on it.
+    const creating = c.watch().prefix(this.#keys.root).startRevision(String(this.#revision + 1)).create()
+    const w = await withDeadline(creating, this.#cfg.etcd.requestTimeoutMs, 'creating the cluster watch').catch((err: unknown) => {
+      // One that comes up after all is let go, not leaked.
+      void creating.then((late) => late.cancel()).catch(() => undefined)
+      throw err
+    })
+    if (this.#state === 'stopped') {
+      await w.cancel().catch(() => undefined)
+      return
+    }
     this.#watcher = w
-    w.on('put', (kv) => this.#changed('put', kv.key.toString(), kv.value.toString(), Number(kv.create_revision), Number(kv.mod_revision)))
-    w.on('delete', (kv) => this.#changed('delete', kv.key.toString(), '', 0, Number(kv.mod_revision)))
+    // Only the current watcher's events count, and only past what the view was read at: an old
+    // watcher reconnecting after a partition replays history that must not undo the fresh read.
+    w.on('put', (kv) => {
+      if (w === this.#watcher) this.#changed('put', kv.key.toString(), kv.value.toString(), Number(kv.create_revision), Number(kv.mod_revision))
+    })
+    w.on('delete', (kv) => {
+      if (w === this.#watcher) this.#changed('delete', kv.key.toString(), '', 0, Number(kv.mod_revision))
+    })
     w.on('error', (err) => {
+      if (w !== this.#watcher) return
       // A compacted revision or a closed stream: start over from a fresh read.
       this.#log.warn({ err }, 'cluster watch failed; reloading the view')
-      if (this.#state === 'member') void this.#loadView().catch(() => undefined)
+      if (this.#state === 'member') this.#reload()
     })
+    this.#viewReady = true
     this.#reconcile()
   }
 
+  /** One reload at a time; a failed one fences the node, whose rejoin reads everything again. */
+  #reload(): void {
+    this.#reloading ??= this.#loadView()
+      .catch((err: unknown) => {
+        this.#log.warn({ err }, 'could not reload the cluster view')
+        this.#fence('could not reload the cluster view')
+      })
+      .finally(() => (this.#reloading = undefined))
+  }
+
   #changed(kind: 'put' | 'delete', key: string, value: string, createRevision: number, modRevision: number): void {
+    // One transaction's events share a revision: compare with the read, not with the last event.
+    if (modRevision <= this.#loadedAt) return
     if (modRevision > this.#revision) this.#revision = modRevision
     const change = this.#apply(kind, key, value, createRevision)
     if (change !== undefined) this.#opts.onDefinition?.(change)
@@ -499,7 +587,7 @@ export class ClusterNode {
     return {
       enabled: true,
       node: this.#cfg.nodeId,
-      state: this.#state,
+      state: this.state,
       lease: {
         id: member ? (this.#leaseId ?? null) : null,
         ttlMs: leaseSeconds(this.#cfg.etcd.leaseTtlMs) * 1000,

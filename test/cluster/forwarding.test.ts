@@ -6,6 +6,7 @@ import { createConnection } from 'node:net'
 import amqp from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterView } from '../../src/cluster/index.js'
+import { signForwarded } from '../../src/auth/forwarded.js'
 import { clusterSecret, startTestCluster, type TestCluster } from '../helpers/cluster.js'
 import { freePort, waitFor } from '../helpers/programs.js'
 
@@ -188,14 +189,22 @@ describe('forwarding publishes to the home node of each stream', () => {
     expect(((await rest.json()) as { events: unknown[] }).events).toEqual([])
   })
 
-  it('the HTTP API trusts a forwarded user only with the cluster secret', async () => {
-    const url = `${cluster.node('n1').url}/v1/groups/g1`
-    const as = (secret: string, user: string): Promise<Response> => fetch(url, { headers: { 'x-sluice-cluster-auth': secret, 'x-sluice-forwarded-user': user } })
-    expect((await as('not-the-secret-at-all', 'guest')).status).toBe(401)
-    expect((await as(clusterSecret, 'nobody')).status).toBe(401)
-    expect((await as(clusterSecret, 'guest')).status).toBe(200)
-    const metrics = await (await fetch(`${cluster.node('n1').url}/metrics`)).text()
-    expect(metrics).toMatch(/^sluice_auth_failures_total\{door="http",reason="malformed"\} 2$/m)
+  it('the HTTP API trusts a forwarded user only with a fresh signature of that request, on the forwarded routes', async () => {
+    const at = home.get('s1')!
+    const path = '/v1/groups/g1/fetch'
+    const body = JSON.stringify({ consumer: 'signed', max: 1, waitMs: 0 })
+    const send = (auth: string, user: string, p = path, method = 'POST'): Promise<Response> =>
+      fetch(`${cluster.node(at).url}${p}`, { method, headers: { 'x-sluice-cluster-auth': auth, 'x-sluice-forwarded-user': user, 'content-type': 'application/json' }, ...(method === 'POST' ? { body } : {}) })
+    expect((await send(signForwarded(clusterSecret, 'POST', path, 'guest'), 'guest')).status).toBe(200)
+    // The secret itself, another secret, another user, another route, a stale stamp: all refused.
+    expect((await send(clusterSecret, 'guest')).status).toBe(401)
+    expect((await send(signForwarded('another-secret-0123456789', 'POST', path, 'guest'), 'guest')).status).toBe(401)
+    expect((await send(signForwarded(clusterSecret, 'POST', path, 'guest'), 'admin')).status).toBe(401)
+    expect((await send(signForwarded(clusterSecret, 'GET', '/v1/groups/g1', 'guest'), 'guest', '/v1/groups/g1', 'GET')).status).toBe(401)
+    expect((await send(signForwarded(clusterSecret, 'POST', path, 'guest', Date.now() - 60_000), 'guest')).status).toBe(401)
+    expect((await send(signForwarded(clusterSecret, 'POST', path, 'nobody'), 'nobody')).status).toBe(401)
+    const metrics = await (await fetch(`${cluster.node(at).url}/metrics`)).text()
+    expect(metrics).toMatch(/^sluice_auth_failures_total\{door="http",reason="malformed"\} 6$/m)
   })
 
   it('a home node down: the publish fails retryable, and the retry once it is back stores each event once', async () => {

@@ -810,7 +810,7 @@ export class AmqpChannel {
     if (vhost.queue(name)?.kind === 'stream') this.#host.authorize('stream.read', { stream: streamRes(name) })
     else this.#host.authorize('consume', { group: groupRes(name) })
     const q = vhost.use(name, this.#host.id)
-    this.#servedHere(name)
+    this.#servedHere(name, q.kind === 'group' ? q.stream : q.name)
     const tag = m.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : m.consumerTag
     if (this.#consumers.has(tag)) throw reply.reuseConsumerTag(tag)
     const perChannel = vhost.limits.maxConsumersPerChannel
@@ -969,8 +969,8 @@ export class AmqpChannel {
   }
 
   /** Cluster mode: a queue whose stream lives on another node is consumed there (docs/cluster.md). */
-  #servedHere(queue: string): void {
-    const away = this.#host.vhost.deps.elsewhere?.(queue)
+  #servedHere(queue: string, stream: string): void {
+    const away = this.#host.vhost.deps.elsewhere?.(stream)
     if (away !== undefined) throw reply.precondition(`queue '${queue}' in vhost '/' lives on ${away}: consume it there; AMQP deliveries are not proxied between nodes in this release`)
   }
 
@@ -978,7 +978,7 @@ export class AmqpChannel {
     const name = this.#queueName(m.queue)
     this.#host.authorize('consume', { group: groupRes(name) })
     const q = this.#host.vhost.use(name, this.#host.id)
-    this.#servedHere(name)
+    this.#servedHere(name, q.kind === 'group' ? q.stream : q.name)
     this.#host.vhost.renew(name)
     if (q.kind !== 'group') throw reply.precondition(`queue '${q.name}' in vhost '/' is a stream queue; basic.get is not supported on it, use basic.consume`)
     const member = `${this.#host.id}/${this.number}/basic.get`

@@ -7,7 +7,8 @@
 // body.ts drains what the client still sends. The one route whose resources are in its body
 // (PUT /v1/groups/{group} names the group's stream) is checked in preHandler instead.
 
-import { sameDigest, sha256 } from '../../auth/secrets.js'
+import { clusterAuthHeader, forwardedUserHeader, verifyForwarded } from '../../auth/forwarded.js'
+import { forwardedRoutes } from './cluster-forward.js'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, Authorizer, Denial, Identity, LoginResult, Operation, Resource, ResourcesOf } from '../../auth/index.js'
 import type { Config } from '../../config/index.js'
@@ -28,11 +29,11 @@ export interface HttpAccess {
    */
   readonly anonymous?: ((req: FastifyRequest) => Identity | undefined) | undefined
   /**
-   * Cluster mode: a request carrying this digest of cluster.secret in `x-sluice-cluster-auth`
-   * was forwarded by another node, which authenticated its client: it acts as the user named in
-   * `x-sluice-forwarded-user`, without credentials of its own.
+   * Cluster mode: a group request whose `x-sluice-cluster-auth` is signed with cluster.secret
+   * (src/auth/forwarded.ts) was forwarded by another node, which authenticated its client: it
+   * acts as the user named in `x-sluice-forwarded-user`, without credentials of its own.
    */
-  readonly clusterSecret?: Buffer | undefined
+  readonly clusterSecret?: string | undefined
 }
 
 /** What a 401 offers, as RFC 9110 asks: both schemes the door takes. */
@@ -249,10 +250,6 @@ function refused(reply: FastifyReply, e: SluiceError): SluiceError {
   return e
 }
 
-/** Headers of a request one node forwards to another (src/ingest/http/cluster-forward.ts). */
-export const clusterAuthHeader = 'x-sluice-cluster-auth'
-export const forwardedUserHeader = 'x-sluice-forwarded-user'
-
 async function authenticate(req: FastifyRequest, reply: FastifyReply, access: HttpAccess): Promise<Identity> {
   const { authenticator } = access
   const ctx = { door: access.door ?? 'http', remote: req.raw.socket.remoteAddress ?? '' }
@@ -260,8 +257,9 @@ async function authenticate(req: FastifyRequest, reply: FastifyReply, access: Ht
   if (asserted !== undefined) {
     const user = req.headers[forwardedUserHeader]
     const secret = access.clusterSecret
-    const ok = secret !== undefined && typeof asserted === 'string' && sameDigest(sha256(asserted), secret)
-    const identity = ok && typeof user === 'string' ? authenticator.identityFor(user, 'cluster') : undefined
+    // Only the routes a node forwards take a vouched-for user; no other route ever does.
+    const ok = secret !== undefined && typeof asserted === 'string' && typeof user === 'string' && forwardedRoutes.has(req.routeOptions.url ?? '') && verifyForwarded(asserted, secret, req.method, req.url, user)
+    const identity = ok ? authenticator.identityFor(user, 'cluster') : undefined
     if (identity === undefined) {
       authenticator.refuse(ctx, 'malformed')
       throw refused(reply, errors.unauthenticated('a forwarded request needs the cluster secret and a configured user'))

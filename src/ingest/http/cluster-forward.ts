@@ -9,8 +9,11 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HttpHome } from '../../cluster/index.js'
+import { clusterAuthHeader, forwardedUserHeader, signForwarded } from '../../auth/forwarded.js'
 import { errors, type SluiceError } from '../../errors.js'
-import { clusterAuthHeader, forwardedUserHeader } from './access.js'
+
+/** The group routes a group's home node serves; another node forwards them there. */
+export const forwardedRoutes: ReadonlySet<string> = new Set(['/v1/groups/:group/fetch', '/v1/groups/:group/ack', '/v1/groups/:group/nack', '/v1/groups/:group/extend', '/v1/groups/:group/consume'])
 
 const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
 /** What of the home's answer reaches the client: its body's type and the hints to retry. */
@@ -26,12 +29,16 @@ function answer(reply: FastifyReply, e: SluiceError): void {
   raw.end(JSON.stringify(e.toJSON()))
 }
 
-/** Hands the request to `home` as `user`; the client gets the home's answer, or 503 stream_unavailable if it cannot be reached. */
-export function forwardToHome(req: FastifyRequest, reply: FastifyReply, home: HttpHome, stream: string, user: string, secret: string, closing: AbortSignal): void {
+/**
+ * Hands the request to `home` as `user`; the client gets the home's answer, or 503
+ * stream_unavailable if it cannot be reached. `idleMs`: a home silent this long is given up (a
+ * long poll answers within its wait, a consume stream sends a line every 15 s).
+ */
+export function forwardToHome(req: FastifyRequest, reply: FastifyReply, home: HttpHome, stream: string, user: string, secret: string, idleMs: number, closing: AbortSignal): void {
   // The group routes read their bodies themselves, so the body is still the bytes the client sent.
   const raw: unknown = req.body
   const body = req.method === 'GET' || raw === undefined || raw === null ? undefined : Buffer.isBuffer(raw) ? raw : Buffer.from(typeof raw === 'string' ? raw : JSON.stringify(raw))
-  const headers: Record<string, string | number> = { [clusterAuthHeader]: secret, [forwardedUserHeader]: user, accept: req.headers.accept ?? '*/*' }
+  const headers: Record<string, string | number> = { [clusterAuthHeader]: signForwarded(secret, req.method, req.url, user), [forwardedUserHeader]: user, accept: req.headers.accept ?? '*/*' }
   if (body !== undefined) {
     headers['content-type'] = req.headers['content-type'] ?? 'application/json'
     headers['content-length'] = body.length
@@ -39,6 +46,7 @@ export function forwardToHome(req: FastifyRequest, reply: FastifyReply, home: Ht
   reply.hijack()
   const send = home.tls ? httpsRequest : httpRequest
   const up = send({ host: home.host, port: home.port, method: req.method, path: req.url, headers, agent: home.tls ? agents.https : agents.http, servername: home.tls ? home.host : undefined })
+  up.setTimeout(idleMs, () => up.destroy(new Error(`no answer for ${idleMs} ms`)))
   up.on('response', (res) => {
     const out: Record<string, string | string[]> = {}
     for (const h of passedBack) {
@@ -46,15 +54,20 @@ export function forwardToHome(req: FastifyRequest, reply: FastifyReply, home: Ht
       if (v !== undefined) out[h] = v
     }
     reply.raw.writeHead(res.statusCode ?? 502, out)
+    // The home dying mid-answer ends only `res`: the client's answer is cut too, not left open.
+    res.on('close', () => {
+      if (!res.complete) reply.raw.destroy()
+    })
     res.pipe(reply.raw)
   })
   up.on('error', (err) => answer(reply, errors.streamUnavailable(stream, `its home node ${home.node} could not be reached (${err.message})`, home.node)))
   // A client that goes away, or this node stopping, ends the request at the home too: a long
   // poll or a consume stream there must not hold deliveries for nobody.
   const end = (): void => void up.destroy()
+  closing.addEventListener('abort', end, { once: true })
   reply.raw.on('close', () => {
+    closing.removeEventListener('abort', end)
     if (!reply.raw.writableFinished) end()
   })
-  closing.addEventListener('abort', end, { once: true })
   up.end(body)
 }

@@ -5,7 +5,7 @@ import { errors, type SluiceError } from '../../errors.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { bodyJson, toWireEvent } from './routes.js'
 import { requestIdentity } from './access.js'
-import { forwardToHome } from './cluster-forward.js'
+import { forwardedRoutes, forwardToHome } from './cluster-forward.js'
 import type { Cluster } from '../../cluster/index.js'
 
 export interface ConsumeView {
@@ -18,8 +18,6 @@ export interface ConsumeView {
   readonly cluster?: Cluster | undefined
 }
 
-/** The routes a group's home node serves; another node forwards them there (cluster-forward.ts). */
-const servedAtHome: ReadonlySet<string> = new Set(['/v1/groups/:group/fetch', '/v1/groups/:group/ack', '/v1/groups/:group/nack', '/v1/groups/:group/extend', '/v1/groups/:group/consume'])
 
 /** A request field's ceiling from the key table: the server.http key and its value. */
 export interface RequestBound {
@@ -211,7 +209,7 @@ function rangesField(v: unknown, maxTags: number): Array<[string, string]> {
 export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyReply) => ConsumeView, closing: AbortSignal): void {
   // After the access checks (registered first), so only an authorised request is passed on.
   app.addHook('preHandler', async (req, reply) => {
-    if (!servedAtHome.has(req.routeOptions.url ?? '')) return
+    if (!forwardedRoutes.has(req.routeOptions.url ?? '')) return
     const view = get(reply)
     const cluster = view.cluster
     if (cluster === undefined) return
@@ -220,7 +218,10 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     const home = cluster.httpHome(g.stream)
     const identity = requestIdentity(req)
     if (home === undefined || identity === undefined) return
-    forwardToHome(req, reply, home, g.stream, identity.username, cluster.secret, closing)
+    // Forwarded once only: two nodes whose views disagree must not pass a request back and forth.
+    if (identity.method === 'cluster') throw errors.streamUnavailable(g.stream, `another node forwarded this here, but this node sees its home as ${home.node}; their views catch up within moments`, home.node)
+    const idleMs = Math.max(60_000, view.config.server.http.maxFetchWaitMs + 15_000)
+    forwardToHome(req, reply, home, g.stream, identity.username, cluster.secret, idleMs, closing)
     return reply
   })
 
