@@ -1,6 +1,6 @@
 // The README's cluster section, as a user runs it: three nodes from examples/cluster/node.yaml,
-// each given its id and ports through the environment, and an etcd. Ports are free ones rather
-// than the README's, so the test never collides with a server already running.
+// each given its id and ports through the environment, and an etcd. The ports are 0 (free ones)
+// rather than the README's, so the test never collides with a server already running.
 
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -11,7 +11,7 @@ import type { ClusterView } from '../../src/cluster/index.js'
 import { startChildServerWith, type ChildServer } from '../helpers/child-server.js'
 import { repoRoot, runCli } from '../helpers/cli.js'
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js'
-import { freePort, waitFor } from '../helpers/programs.js'
+import { waitFor } from '../helpers/programs.js'
 
 describe('the example cluster (README, examples/cluster/node.yaml)', () => {
   let root: string
@@ -24,7 +24,8 @@ describe('the example cluster (README, examples/cluster/node.yaml)', () => {
     const secret = 'example-secret-0123456789abcdef'
     await Promise.all(
       ['n1', 'n2', 'n3'].map(async (id) => {
-        const env = { SLUICE_NODE: id, SLUICE_HTTP_PORT: String(await freePort()), SLUICE_AMQP_PORT: String(await freePort()), SLUICE_INTERNAL_PORT: String(await freePort()), SLUICE_CLUSTER_SECRET: secret, SLUICE_ETCD: etcd.endpoint }
+        // Port 0 everywhere: each node picks free ports and says which in its log and its node record.
+        const env = { SLUICE_NODE: id, SLUICE_HTTP_PORT: '0', SLUICE_AMQP_PORT: '0', SLUICE_INTERNAL_PORT: '0', SLUICE_CLUSTER_SECRET: secret, SLUICE_ETCD: etcd.endpoint }
         nodes.set(id, await startChildServerWith(join(repoRoot, 'examples/cluster/node.yaml'), { cwd: root, env }))
       }),
     )

@@ -8,18 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterView } from '../../src/cluster/index.js'
 import { signForwarded } from '../../src/auth/forwarded.js'
 import { clusterSecret, startTestCluster, type TestCluster } from '../helpers/cluster.js'
-import { freePort, waitFor } from '../helpers/programs.js'
+import { waitFor } from '../helpers/programs.js'
 
 const streams = ['s1', 's2', 's3']
-const syslogPorts = new Map<string, number>()
 
-const yaml = (id: string, dataDir: string): string => `
+const yaml = (_id: string, dataDir: string): string => `
 server:
   dataDir: ${JSON.stringify(dataDir)}
   http: { port: 0 }
   ndjson: { enabled: false }
   amqp: { port: 0 }
-  syslog: { port: ${syslogPorts.get(id)}, udp: false, exchange: logs }
+  syslog: { port: 0, udp: false, exchange: logs }
   shutdownTimeout: 3s
 exchanges:
   logs: { type: fanout, dedup: id }
@@ -59,7 +58,6 @@ describe('forwarding publishes to the home node of each stream', () => {
   }
 
   beforeAll(async () => {
-    for (const id of ['n1', 'n2', 'n3']) syslogPorts.set(id, await freePort())
     cluster = await startTestCluster({ ids: ['n1', 'n2', 'n3'], yaml })
     view = await cluster.settled(streams.length)
     for (const p of view.placement) home.set(p.stream, p.node)
@@ -125,7 +123,8 @@ describe('forwarding publishes to the home node of each stream', () => {
     const via = 'n1'
     const lines = Array.from({ length: 20 }, (_, i) => `<134>1 2026-12-03T10:00:00.000Z host app - - - syslog message ${i}\n`).join('')
     await new Promise<void>((resolve, reject) => {
-      const sock = createConnection({ host: '127.0.0.1', port: syslogPorts.get(via)! }, () => sock.end(lines))
+      const port = Number(cluster.node(via).listeners.get('syslog')!.split(':').at(-1))
+      const sock = createConnection({ host: '127.0.0.1', port }, () => sock.end(lines))
       sock.on('close', () => resolve())
       sock.on('error', reject)
     })

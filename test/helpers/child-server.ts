@@ -8,6 +8,8 @@ const cli = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url))
 
 export interface ChildServer {
   readonly url: string
+  /** Each TCP door's address as its "listener up" line gave it, by listener name (`syslog`, `amqp`, …). */
+  readonly listeners: ReadonlyMap<string, string>
   readonly proc: ChildProcess
   kill(signal?: NodeJS.Signals): Promise<number | null>
 }
@@ -26,23 +28,26 @@ export async function startChildServer(dir: string, yaml: string): Promise<Child
 export async function startChildServerWith(configPath: string, opts: { readonly cwd?: string; readonly env?: Readonly<Record<string, string>> } = {}): Promise<ChildServer> {
   const proc = spawn(process.execPath, [cli, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'], cwd: opts.cwd, env: { ...process.env, ...opts.env } })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  const listeners = new Map<string, string>()
   const url = await new Promise<string>((resolve, reject) => {
     let listening: string | undefined
     const lines = createInterface({ input: proc.stdout! })
     lines.on('line', (line) => {
-      let entry: { msg?: string; url?: string }
+      let entry: { msg?: string; url?: string; listener?: string; address?: string }
       try {
-        entry = JSON.parse(line) as { msg?: string; url?: string }
+        entry = JSON.parse(line) as { msg?: string; url?: string; listener?: string; address?: string }
       } catch {
         return
       }
       if (entry.msg === 'http listener up') listening = entry.url
+      if (entry.msg === 'listener up' && entry.listener !== undefined && entry.address !== undefined) listeners.set(entry.listener, entry.address)
       if (entry.msg === 'ready' && listening !== undefined) resolve(listening)
     })
     void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready`)))
   })
   return {
     url,
+    listeners,
     proc,
     kill: (signal = 'SIGKILL') => {
       proc.kill(signal)
