@@ -33,8 +33,24 @@ export function etcdProgram(): string {
   return path
 }
 
-/** Starts etcd with its data in `<dir>/etcd`; resolves once /health answers true. */
+/**
+ * Starts etcd with its data in `<dir>/etcd`; resolves once /health answers true. etcd cannot
+ * pick its own ports, so free ones are picked first; if another program takes one in between and
+ * etcd exits, it is tried again on others, three times at most.
+ */
 export async function startEtcd(dir: string, opts: EtcdOptions = {}): Promise<EtcdServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdOnce(dir, opts)
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof EtcdExited)) throw err
+    }
+  }
+}
+
+class EtcdExited extends Error {}
+
+async function startEtcdOnce(dir: string, opts: EtcdOptions): Promise<EtcdServer> {
   const program = opts.program ?? etcdProgram()
   const timeoutMs = opts.startTimeoutMs ?? 15_000
   const [port, peer] = [await freePort(), await freePort()]
@@ -55,7 +71,7 @@ export async function startEtcd(dir: string, opts: EtcdOptions = {}): Promise<Et
   const deadline = Date.now() + timeoutMs
   let last = 'no answer yet'
   for (;;) {
-    if (!alive()) throw new Error(`etcd did not start: it exited with ${proc.exitCode ?? proc.signalCode}; stderr: ${stderr}`)
+    if (!alive()) throw new EtcdExited(`etcd did not start: it exited with ${proc.exitCode ?? proc.signalCode}; stderr: ${stderr}`)
     try {
       const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1_000) })
       const body = (await res.json()) as { health?: string }
