@@ -20,7 +20,7 @@
 //   lean     (Sluice only) a pipelined publisher without amqplib: pre-encoded frames (protocol
 //            header, handshake, channel.open, confirm.select, then basic.publish + header + body
 //            written 100 messages at a time, at most 1,000 unconfirmed, counting basic.ack
-//            multiple); confirmed messages/s.
+//            multiple: LeanAmqpPublisher in lib/lean-amqp.ts); confirmed messages/s.
 //   celery   (issue 13) Debian's Celery (python3-celery): a worker started as users start it
 //            (`celery -A tasks worker`, prefork, concurrency 1), tasks acks_late, `--celery-count`
 //            tasks (default 2,000) sent with .delay() after a warm-up task; tasks/s from the first
@@ -48,7 +48,7 @@ import { formatProfile, summarizeProfile } from './cpuprofile-summary.js'
 import { compileJava, runCelery, runJava } from './lib/amqp-programs.js'
 import { recordRequested, resultsDir } from './lib/results.js'
 import { freePort } from './lib/proc.js'
-import { frame, LeanAmqp, method, shortstr, u16, type Frame as LeanFrame } from './lib/lean-amqp.js'
+import { LeanAmqpPublisher } from './lib/lean-amqp.js'
 
 const self = fileURLToPath(import.meta.url)
 const repo = resolve(self, '../../..')
@@ -110,70 +110,55 @@ async function clientConsume(url: string, queue: string, args: Record<string, un
   return (count / (t1 - t0)) * 1000
 }
 
-// Lean publisher: frames by hand (benchmarks/lib/lean-amqp.ts).
+// Lean publisher: frames by hand (LeanAmqpPublisher, benchmarks/lib/lean-amqp.ts).
 async function clientLean(port: number, queue: string, count: number): Promise<number> {
   // The queue exists before (declared over amqplib, as the other workloads do).
   const c = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`)
   await (await c.createChannel()).assertQueue(queue, { durable: true })
   await c.close()
 
-  const lean = await LeanAmqp.open(port)
-  const sock = lean.sock
-  const selected = lean.expect(85, 11)
-  sock.write(method(1, 85, 10, Buffer.from([0])))
-  await selected
-  let onFrame: (f: LeanFrame) => void = () => undefined
-  lean.onFrame = (f) => onFrame(f)
-
-  // One message: basic.publish (reserved, exchange "", routing key, no flags) + content header
-  // (class 60, weight 0, body size, flags: delivery-mode) + body.
-  const header = Buffer.alloc(4 + 8 + 2 + 1)
-  header.writeUInt16BE(60, 0)
-  header.writeUInt16BE(0, 2)
-  header.writeBigUInt64BE(BigInt(BODY.length), 4)
-  header.writeUInt16BE(0x1000, 12)
-  header.writeUInt8(2, 14)
-  const one = Buffer.concat([method(1, 60, 40, u16(0), shortstr(''), shortstr(queue), Buffer.from([0])), frame(2, 1, header), frame(3, 1, BODY)])
+  // Persistent messages (delivery-mode 2) to the queue via the default exchange.
+  const pub = await LeanAmqpPublisher.open({ port, exchange: '', routingKey: queue, bodies: [BODY], props: { deliveryMode: 2 }, maxUnconfirmed: WINDOW })
   const CHUNK = 100
-  const chunk = Buffer.concat(Array.from({ length: CHUNK }, () => one))
-
   let sent = 0
   let confirmed = 0
-  const singles = new Set<number>()
   let failed: Error | undefined
   let wake: (() => void) | undefined
-  onFrame = (f) => {
-    if (f.type !== 1) return
-    const c2 = f.payload.readUInt16BE(0)
-    const m2 = f.payload.readUInt16BE(2)
-    if (c2 === 60 && (m2 === 80 || m2 === 120)) {
-      if (m2 === 120) failed = new Error('basic.nack')
-      const tag = Number(f.payload.readBigUInt64BE(4))
-      const multiple = (f.payload[12]! & 1) === 1
-      if (multiple) confirmed = Math.max(confirmed, tag)
-      else singles.add(tag)
-      while (singles.has(confirmed + 1)) singles.delete(++confirmed)
-    } else if (c2 === 10 || c2 === 20) {
-      failed = new Error(`closed: ${f.payload.subarray(4).toString('latin1')}`)
-    }
+  const wakeUp = (): void => {
     const w = wake
     wake = undefined
     w?.()
   }
+  pub.onSettled = (ok) => {
+    if (!ok) failed = new Error('basic.nack')
+    confirmed++
+  }
+  pub.onReadEnd = wakeUp
+  pub.onError = (why) => {
+    failed = new Error(`closed: ${why}`)
+    wakeUp()
+  }
   const t0 = performance.now()
+  const deadline = t0 + 300_000
   while (confirmed < count) {
     if (failed !== undefined) throw failed
-    const room = Math.min(WINDOW - (sent - confirmed), count - sent)
+    if (performance.now() > deadline) throw new Error(`lean publisher: ${confirmed} of ${count} confirmed after 300 s`)
+    const room = Math.min(WINDOW - pub.unconfirmed, count - sent)
     if (room >= CHUNK || (room > 0 && sent + room === count)) {
       const n = Math.min(room, CHUNK)
-      sock.write(n === CHUNK ? chunk : chunk.subarray(0, n * one.length))
+      pub.send(n)
       sent += n
       continue
     }
-    await new Promise<void>((r) => (wake = r))
+    let timer: NodeJS.Timeout | undefined
+    await new Promise<void>((r) => {
+      wake = r
+      timer = setTimeout(r, 1000)
+    })
+    clearTimeout(timer)
   }
   const ms = performance.now() - t0
-  sock.destroy()
+  await pub.close()
   return (count / ms) * 1000
 }
 

@@ -10,7 +10,11 @@
 //            events, `window` PubAcks pending. Sluice: NDJSON requests of `batch` events,
 //            window / batch requests in flight, each confirmed by a 200 accepting all of them;
 //            or, with `amqpUrl`, AMQP 0-9-1 basic.publish of single events on an amqplib confirm
-//            channel (exchange `bench`), `window` confirms pending.
+//            channel (exchange `bench`), `window` confirms pending. With `lean`, the leanest client
+//            each side has, frames by hand, the window refilled in one write after each read:
+//            JetStream, PUB of single events with a reply inbox each and `window` PubAcks pending
+//            (lib/lean-nats.ts); Sluice, AMQP 0-9-1 confirm mode on `amqpUrl` with pre-encoded
+//            basic.publish + header + body frames, `window` confirms pending (lib/lean-amqp.ts).
 //   prefill  JetStream only: the W2/W4 backlog, js.publish with a wide async window.
 //   drain    W2/W4: fetch batches of up to `max`, parse every event, ack every event, until the
 //            backlog is empty (an empty fetch) or `limit` events are acked. JetStream: a durable
@@ -29,8 +33,8 @@ import { createInterface } from 'node:readline'
 import amqp from 'amqplib'
 import { connect, type JetStreamClient, type NatsConnection } from 'nats'
 import { eventBytes, eventLine } from './http-payload.js'
-import { basicAck, deliveryTagOf, FRAME_BODY, FRAME_METHOD, LeanAmqp, redeliveredOf, type Frame } from './lib/lean-amqp.js'
-import { leanPull } from './lib/lean-nats.js'
+import { basicAck, deliveryTagOf, FRAME_BODY, FRAME_METHOD, LeanAmqp, LeanAmqpPublisher, redeliveredOf, type Frame } from './lib/lean-amqp.js'
+import { leanPull, LeanNatsPublisher } from './lib/lean-nats.js'
 
 export type System = 'jetstream' | 'sluice'
 
@@ -46,6 +50,11 @@ export interface PublishSpec extends BaseSpec {
   readonly mode: 'publish'
   /** Sluice only: publish over AMQP 0-9-1 (amqplib, a confirm channel) to this amqp:// URL instead of HTTP */
   readonly amqpUrl?: string
+  /**
+   * The leanest client each side has, frames by hand: JetStream, PUB with a reply inbox per event
+   * on the text protocol; Sluice, AMQP 0-9-1 confirm mode on `amqpUrl` (exchange `bench`).
+   */
+  readonly lean?: boolean
   /** JetStream subject, or Sluice routing key on exchange `bench` */
   readonly subject: string
   readonly window: number
@@ -214,6 +223,12 @@ function checkUrl(url: string): URL {
   return u
 }
 
+/** The port of an amqp://user:pass@127.0.0.1:PORT URL (checked like the others), for the lean AMQP clients. */
+function amqpPort(url: string | undefined): number {
+  if (url === undefined) throw new Error('a lean Sluice client needs amqpUrl')
+  return Number(checkUrl(url.replace(/^amqp:\/\/[^@]*@/, 'http://')).port)
+}
+
 /** stdin commands from the parent: `go` and `stop`. */
 class Control {
   readonly go: Promise<void>
@@ -336,13 +351,19 @@ async function runPublish(spec: PublishSpec, ctl: Control): Promise<PublishResul
   let tEnd = 0
   let open = false
   let send: () => void = () => undefined
+  // The lean clients: the whole room in one write, refilled once per read rather than per confirm.
+  let sendMany: ((n: number) => void) | undefined
   let close: () => Promise<void>
   let unit = 1
   // Refilled on every confirm, so the window stays full without a polling loop.
   const refill = (): void => {
+    if (sendMany !== undefined) {
+      if (open && inflight < spec.window) sendMany(spec.window - inflight)
+      return
+    }
     while (open && inflight + unit <= spec.window) send()
   }
-  const settle = (events: number, ok: boolean, t0: number): void => {
+  const count = (events: number, ok: boolean, t0: number): void => {
     inflight -= events
     if (ok) {
       if (phase === 'measure') {
@@ -350,9 +371,36 @@ async function runPublish(spec: PublishSpec, ctl: Control): Promise<PublishResul
         confirmMs.push(performance.now() - t0)
       } else if (phase === 'warmup') warmupEvents += events
     } else failed++
+  }
+  const settle = (events: number, ok: boolean, t0: number): void => {
+    count(events, ok, t0)
     refill()
   }
-  if (spec.system === 'jetstream') {
+  if (spec.lean === true) {
+    const lean =
+      spec.system === 'jetstream'
+        ? await LeanNatsPublisher.open({ port: Number(checkUrl(spec.url).port), subject: spec.subject, bodies: pool })
+        : await LeanAmqpPublisher.open({ port: amqpPort(spec.amqpUrl), exchange: 'bench', routingKey: spec.subject, bodies: pool, props: { contentType: 'application/json' }, maxUnconfirmed: spec.window })
+    // Each event settled on its own (a multiple ack settles each of its events), with its own
+    // confirm time; the window refilled after the read.
+    lean.onSettled = (ok, sentAt) => count(1, ok, sentAt)
+    lean.onReadEnd = refill
+    let lost = false
+    lean.onError = (why) => {
+      if (lost) return
+      lost = true
+      // Nothing more will be confirmed: what is in flight failed, and no more is sent.
+      process.stderr.write(`lean ${spec.system === 'jetstream' ? 'NATS' : 'AMQP'} publisher: ${why}\n`)
+      failed += Math.max(1, inflight)
+      inflight = 0
+      sendMany = () => undefined
+    }
+    sendMany = (n) => {
+      inflight += n
+      lean.send(n)
+    }
+    close = () => lean.close()
+  } else if (spec.system === 'jetstream') {
     const { nc, js } = await natsConnect(spec.url)
     await nc.flush()
     unit = 1
@@ -732,8 +780,7 @@ async function runLeanDrain(spec: DrainSpec, ctl: Control): Promise<DrainResult>
     if (r.error !== undefined) process.stderr.write(`lean pull: ${r.error}\n`)
     return { mode: 'drain', consumer: spec.consumer, fetches: r.pulls, emptyFetches: r.emptyPulls, received, acked: r.acked, ackFailed: 0, redelivered, errors: r.stoppedBy === 'error' ? 1 : 0, firstFetchAt, lastAckAt, maxSeq, runsPerBatch: r.pulls > 0 ? runs / r.pulls : 0, stoppedBy: r.stoppedBy, cpuPct: ((cpu.user + cpu.system) / 1000 / wallMs) * 100 }
   }
-  if (spec.amqpUrl === undefined) throw new Error('a lean Sluice drain needs amqpUrl')
-  const c = await LeanAmqp.open(Number(checkUrl(spec.amqpUrl.replace(/^amqp:\/\/[^@]*@/, 'http://')).port))
+  const c = await LeanAmqp.open(amqpPort(spec.amqpUrl))
   process.stdout.write('READY\n')
   await ctl.go
   cpu0 = process.cpuUsage()

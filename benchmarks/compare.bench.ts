@@ -12,6 +12,12 @@
 //       flight. Confirmed events/s over a fixed window after a warm-up. When src/server.ts starts
 //       an AMQP listener, also Sluice over AMQP 0-9-1: amqplib confirm channel, basic.publish of
 //       single events to exchange `bench`, 1,000 confirms pending (held against JetStream's W1).
+//   W1 lean: the same publish with the leanest client each side has, frames by hand, one publisher
+//       process, 1,000 unconfirmed, single events. JetStream: PUB on the text protocol with a reply
+//       inbox per event, 1,000 PubAcks pending (benchmarks/lib/lean-nats.ts). Sluice: AMQP 0-9-1
+//       confirm mode, pre-encoded basic.publish + header + body frames to exchange `bench`, 1,000
+//       confirms pending, basic.ack multiple counted (benchmarks/lib/lean-amqp.ts). Each side's
+//       window is refilled in one write after each read. Target: Sluice ≥ 2× JetStream.
 //   W2  consume + explicit ack of a prefilled backlog, by `--w2-consumers` processes (default 4)
 //       sharing one durable consumer / one group, until it is empty. JetStream: durable pull
 //       consumer (AckExplicit), pull requests of 1,000 with no_wait, m.ack() per message.
@@ -53,16 +59,17 @@
 // (VmRSS sampled every 100 ms during each workload; VmHWM of each server process at its stop).
 // The table (median and min–max of --runs, default 3) goes to benchmarks/RESULTS.md (this script's
 // section is replaced, the others kept) and every run to benchmarks/results/compare.jsonl.
-// Targets: Sluice ÷ JetStream ≥ 1.0 on W1, W2 and W4; W3 p99 no worse than JetStream's. For each
-// MISS the Sluice server is run once more under that workload with `node --cpu-prof`, and the
-// profile's top functions over the measured window are printed and written down.
+// Targets: Sluice ÷ JetStream ≥ 1.0 on W1, W2 and W4, ≥ 2.0 on W1 lean, ≥ 1.5 on W2 lean; W3 p99
+// no worse than JetStream's. For each MISS the Sluice server is run once more under that workload
+// with `node --cpu-prof`, and the profile's top functions over the measured window are printed and
+// written down.
 //
 // nats-server is installed with `apt-get install -y nats-server` if missing. The whole run is
 // sized for under 15 minutes on a 2-core machine.
 //
 // Options:
 //   --runs=N              rounds (default 3)
-//   --only=w1,w2,w3,w4    run only these workloads (also w1amqp, w2lean, w4lean, and w1x2, w2x1: the rows beside the targets)
+//   --only=w1,w2,w3,w4    run only these workloads (also w1amqp, w1lean, w2lean, w4lean, and w1x2, w2x1: the rows beside the targets)
 //   --backlog=N           W2 backlog (default 1,000,000)
 //   --w4-events=N         events each W4 consumer acks (default 125,000)
 //   --w2-consumers=N      W2 consumer processes (default 4)
@@ -118,11 +125,16 @@ const sectionTitle = '## Side by side with NATS JetStream (issue 9): npm run ben
  * Rows beside the targets: w1x2 is W1 from two publisher processes (half the window each), w2x1
  * is W2 from one consumer process (acking the first half of the backlog). w1amqp is W1 into Sluice
  * over AMQP 0-9-1 (run only when src/server.ts starts an AMQP listener), against JetStream's W1.
+ * w1lean is W1 with the leanest publisher each side has (compare-client PublishSpec.lean).
  */
-type Workload = 'w1' | 'w1x2' | 'w1amqp' | 'w2' | 'w2x1' | 'w2lean' | 'w3' | 'w4' | 'w4lean'
-const workloads: readonly Workload[] = ['w1', 'w1x2', 'w1amqp', 'w2', 'w2x1', 'w2lean', 'w3', 'w4', 'w4lean']
+type Workload = 'w1' | 'w1x2' | 'w1amqp' | 'w1lean' | 'w2' | 'w2x1' | 'w2lean' | 'w3' | 'w4' | 'w4lean'
+const workloads: readonly Workload[] = ['w1', 'w1x2', 'w1amqp', 'w1lean', 'w2', 'w2x1', 'w2lean', 'w3', 'w4', 'w4lean']
 /** Drains with the leanest client each side has (compare-client DrainSpec.lean): Sluice over AMQP. */
 const leanDrains: ReadonlySet<Workload> = new Set(['w2lean', 'w4lean'])
+/** Workloads whose Sluice side is over AMQP 0-9-1: run only when Sluice has an AMQP door. */
+const overAmqp: ReadonlySet<Workload> = new Set(['w1amqp', 'w1lean', ...leanDrains])
+/** Sluice ÷ JetStream wanted where it is not 1 (higher is better). */
+const ratioWanted: Partial<Record<Workload, number>> = { w1lean: 2, w2lean: 1.5 }
 const besideTargets: ReadonlySet<Workload> = new Set(['w1x2', 'w2x1'])
 const systems: readonly System[] = ['jetstream', 'sluice']
 const sysName = (s: System): string => (s === 'jetstream' ? 'JetStream' : 'Sluice')
@@ -733,19 +745,23 @@ interface Run {
 interface Ctx {
   readonly code: string
   readonly args: Args
-  /** whether Sluice has an AMQP door to measure (w1amqp) */
+  /** whether Sluice has an AMQP door to measure (the overAmqp workloads) */
   readonly amqp: boolean
 }
 
-/** W1 from `procs` publisher processes sharing the window (procs 1: the target row; 2: w1x2); `amqp`: Sluice over AMQP (w1amqp). */
-async function runW1(ctx: Ctx, s: Server, round: number, procs = 1, door: 'native' | 'amqp' = 'native'): Promise<Run> {
+/**
+ * W1 from `procs` publisher processes sharing the window (procs 1: the target row; 2: w1x2);
+ * `amqp`: Sluice over AMQP (w1amqp); `lean`: each side's leanest publisher (w1lean; Sluice's over AMQP).
+ */
+async function runW1(ctx: Ctx, s: Server, round: number, procs = 1, door: 'native' | 'amqp' | 'lean' = 'native'): Promise<Run> {
   const { args } = ctx
-  if (door === 'amqp' && s.amqpUrl === undefined) throw new Error('W1 over AMQP needs a Sluice server with its AMQP door on')
+  if (door !== 'native' && s.system === 'sluice' && s.amqpUrl === undefined) throw new Error(`W1 ${door === 'lean' ? 'lean' : 'over AMQP'} needs a Sluice server with its AMQP door on`)
   const spec: PublishSpec = {
     mode: 'publish',
     system: s.system,
     url: s.url,
-    ...(door === 'amqp' ? { amqpUrl: s.amqpUrl } : {}),
+    ...(door !== 'native' && s.amqpUrl !== undefined ? { amqpUrl: s.amqpUrl } : {}),
+    ...(door === 'lean' ? { lean: true } : {}),
     subject: 'pub',
     window: w1Window / procs,
     batch: s.system === 'sluice' && door === 'native' ? w1SluiceBatch : 1,
@@ -772,7 +788,7 @@ async function runW1(ctx: Ctx, s: Server, round: number, procs = 1, door: 'nativ
     const value = rs.reduce((a, r) => a + r.eventsPerSec, 0)
     const events = rs.reduce((a, r) => a + r.confirmedEvents, 0)
     const confirmMs = { p50: spread(rs.map((r) => r.confirmMs.p50)).median, p99: Math.max(...rs.map((r) => r.confirmMs.p99)) }
-    return { workload: door === 'amqp' ? 'w1amqp' : procs === 1 ? 'w1' : 'w1x2', system: s.system, round, value, events, cpu: cpuBetween(s0, s1, rs.reduce((a, r) => a + r.cpuPct, 0)), rssPeakKb, problems, detail: { procs, confirmMs, publishers: rs } }
+    return { workload: door === 'amqp' ? 'w1amqp' : door === 'lean' ? 'w1lean' : procs === 1 ? 'w1' : 'w1x2', system: s.system, round, value, events, cpu: cpuBetween(s0, s1, rs.reduce((a, r) => a + r.cpuPct, 0)), rssPeakKb, problems, detail: { procs, confirmMs, publishers: rs } }
   } finally {
     for (const p of ps) if (p.child.exitCode === null) p.child.kill('SIGKILL')
   }
@@ -884,11 +900,21 @@ async function runW3(ctx: Ctx, s: Server, round: number, tag = ''): Promise<Run>
   }
 }
 
+/** One run of workload `w`; `tag` prefixes the consumer names of W2–W4 (the profile runs'). */
+function runWorkload(ctx: Ctx, s: Server, w: Workload, round: number, tag = ''): Promise<Run> {
+  if (w === 'w1') return runW1(ctx, s, round)
+  if (w === 'w1x2') return runW1(ctx, s, round, 2)
+  if (w === 'w1amqp') return runW1(ctx, s, round, 1, 'amqp')
+  if (w === 'w1lean') return runW1(ctx, s, round, 1, 'lean')
+  if (w === 'w3') return runW3(ctx, s, round, tag)
+  return runDrainWorkload(ctx, s, w, round, tag)
+}
+
 function runLine(r: Run): string {
   const c = r.cpu
   const head = `${r.workload}/${sysName(r.system).padEnd(9)} round ${r.round}: `
   let what: string
-  if (r.workload === 'w1' || r.workload === 'w1x2' || r.workload === 'w1amqp') what = `${fmtInt(r.value).padStart(9)} events/s confirmed (${fmtInt(r.events)} in ${fmtS(c.windowS)} s; confirm p50 ${fmtMs((r.detail['confirmMs'] as { p50: number }).p50)} p99 ${fmtMs((r.detail['confirmMs'] as { p99: number }).p99)} ms per ${r.system === 'sluice' && r.workload !== 'w1amqp' ? `${w1SluiceBatch}-event request` : 'event'})`
+  if (r.workload === 'w1' || r.workload === 'w1x2' || r.workload === 'w1amqp' || r.workload === 'w1lean') what = `${fmtInt(r.value).padStart(9)} events/s confirmed (${fmtInt(r.events)} in ${fmtS(c.windowS)} s; confirm p50 ${fmtMs((r.detail['confirmMs'] as { p50: number }).p50)} p99 ${fmtMs((r.detail['confirmMs'] as { p99: number }).p99)} ms per ${r.system === 'sluice' && (r.workload === 'w1' || r.workload === 'w1x2') ? `${w1SluiceBatch}-event request` : 'event'})`
   else if (r.workload === 'w3') what = `publish→delivery p50 ${fmtMs(r.p50 ?? Number.NaN)} p99 ${fmtMs(r.value)} max ${fmtMs((r.detail['e2eMs'] as { max: number }).max)} ms (${fmtInt(r.events)} events, publish ${fmtInt(r.detail['publishRate'] as number)}/s)`
   else what = `${fmtInt(r.value).padStart(9)} ${r.workload === 'w4' || r.workload === 'w4lean' ? 'deliveries' : 'events'}/s acked (${fmtInt(r.events)} in ${fmtS(r.detail['windowS'] as number)} s; offset runs per fetch ${spread((r.detail['consumers'] as Array<{ runsPerBatch: number }>).map((c) => c.runsPerBatch)).median.toFixed(1)})`
   return (
@@ -935,13 +961,14 @@ function buildRows(args: Args, runs: readonly Run[]): Row[] {
     const higherIsBetter = w !== 'w3'
     const ratio = sl.median / js.median
     const problems = [...jr, ...sr].reduce((a, r) => a + r.problems.length, 0)
-    const met = (higherIsBetter ? ratio >= (w === 'w2lean' ? 1.5 : 1) : sl.median <= js.median) && sr.every((r) => r.problems.length === 0)
+    const met = (higherIsBetter ? ratio >= (ratioWanted[w] ?? 1) : sl.median <= js.median) && sr.every((r) => r.problems.length === 0)
     const pass = besideTargets.has(w) ? undefined : met
     const usPerEvent = (rs: Run[]): number => spread(rs.map((r) => (r.cpu.serverS / r.events) * 1e6)).median
     const rss = (rs: Run[]): number => Math.max(...rs.map((r) => r.rssPeakKb))
     const labels: Record<Workload, [string, string, string]> = {
       w1: [`W1 durable publish, ≤${fmtInt(w1Window)} unconfirmed, 1 publisher process`, 'confirmed events/s', 'ratio ≥ 1.00'],
       w1amqp: [`W1 into Sluice over AMQP 0-9-1 (amqplib confirm channel, ≤${fmtInt(w1Window)} unconfirmed) vs JetStream's W1`, 'confirmed events/s', 'ratio ≥ 1.00'],
+      w1lean: [`W1 lean publishers, 1 process, ≤${fmtInt(w1Window)} unconfirmed: JetStream PUB + PubAck on the text protocol vs Sluice AMQP confirm mode (pre-encoded frames, ack multiple)`, 'confirmed events/s', 'ratio ≥ 2.00'],
       w1x2: [`W1 with 2 publisher processes, ≤${fmtInt(w1Window / 2)} unconfirmed each`, 'confirmed events/s', '(no target: shows how far the client limits W1)'],
       w2: [`W2 consume + ack, ${fmtInt(args.backlog)} backlog, ${args.w2Consumers} consumer process${args.w2Consumers === 1 ? '' : 'es'}`, 'acked events/s', 'ratio ≥ 1.00'],
       w2x1: [`W2 with 1 consumer process (first ${fmtInt(Math.floor(args.backlog / 2))})`, 'acked events/s', '(no target: the same server work without 4 client processes on 2 cores)'],
@@ -1083,7 +1110,7 @@ async function main(): Promise<number> {
     const machine = machineInfo(root)
     const v = versions(repo, natsBin)
     const amqp = amqpListenerPresent(repo)
-    const ctx: Ctx = { code, args, amqp: amqp.present && [...args.only, ...(args.profileOnly ?? [])].some((w) => w === 'w1amqp' || leanDrains.has(w)) }
+    const ctx: Ctx = { code, args, amqp: amqp.present && [...args.only, ...(args.profileOnly ?? [])].some((w) => overAmqp.has(w)) }
     const sample = eventLine(0)
     console.log(`# Sluice vs NATS JetStream  ${runId}`)
     console.log(`CPU      ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB RAM; kernel ${machine.kernel}`)
@@ -1095,7 +1122,7 @@ async function main(): Promise<number> {
     console.log('         Sluice: fsync batch, interval 5ms: every confirm (and every ack answer) waits for an fdatasync.')
     console.log(`Scale    ${args.runs} rounds (one server at a time, order alternating); W1 ${args.w1WarmupS} s warm-up + ${args.w1DurationS} s; W2 ${fmtInt(args.backlog)}-event backlog, ${args.w2Consumers} processes; W3 ${w3WarmupS} s + ${args.w3DurationS} s; W4 ${w4Consumers} × ${fmtInt(args.w4Events)} events`)
     if (args.serverCpus !== undefined || args.clientCpus !== undefined) console.log(`Pinned   servers on CPUs ${args.serverCpus ?? "any"}, clients on CPUs ${args.clientCpus ?? "any"} (taskset -c)`)
-    console.log(`AMQP     ${amqp.present ? (ctx.amqp ? `${amqp.why}: W1 is also run into Sluice over AMQP 0-9-1 (amqplib ${amqplibVersion(repo)}, confirm channel)` : 'not run (--only)') : `row skipped: ${amqp.why}`}`)
+    console.log(`AMQP     ${amqp.present ? (ctx.amqp ? `${amqp.why}: Sluice over AMQP 0-9-1 in ${workloads.filter((w) => overAmqp.has(w) && (args.only.has(w) || args.profileOnly?.has(w) === true)).join(', ')} (w1amqp: amqplib ${amqplibVersion(repo)}, confirm channel; the lean rows: frames by hand)` : 'not run (--only)') : `row skipped: ${amqp.why}`}`)
     console.log('RabbitMQ third column not run (optional; skipped to keep the run under 15 minutes)')
     console.log('')
     record({ kind: 'machine', ...machine, versions: v, amqp, args: { ...args, only: [...args.only], profileOnly: args.profileOnly === undefined ? undefined : [...args.profileOnly] } })
@@ -1138,11 +1165,11 @@ async function main(): Promise<number> {
             }
             for (const w of workloads) {
               if (!args.only.has(w)) continue
-              if ((w === 'w1amqp' && sys === 'jetstream') || ((w === 'w1amqp' || leanDrains.has(w)) && sys === 'sluice' && !ctx.amqp)) continue
+              if ((w === 'w1amqp' && sys === 'jetstream') || (overAmqp.has(w) && sys === 'sluice' && !ctx.amqp)) continue
               const quiet = quietSpentMs < quietBudgetMs ? await waitQuiet(Math.min(quietMaxMs, quietBudgetMs - quietSpentMs)) : { pct: Number.NaN, waitedMs: 0 }
               quietSpentMs += quiet.waitedMs
               if (quiet.pct >= quietPct) console.log(`(machine busy: ${fmtPct(quiet.pct)} of a core in use before this run, waited ${(quiet.waitedMs / 1000).toFixed(1)} s; quiet-wait budget left ${((quietBudgetMs - quietSpentMs) / 1000).toFixed(0)} s)`)
-              const r = w === 'w1' ? await runW1(ctx, s, round) : w === 'w1x2' ? await runW1(ctx, s, round, 2) : w === 'w1amqp' ? await runW1(ctx, s, round, 1, 'amqp') : w === 'w3' ? await runW3(ctx, s, round) : await runDrainWorkload(ctx, s, w, round)
+              const r = await runWorkload(ctx, s, w, round)
               runs.push(r)
               console.log(runLine(r))
               record({ kind: 'run', ...r, quietBefore: quiet })
@@ -1189,11 +1216,11 @@ async function main(): Promise<number> {
           continue
         }
         const profDir = join(root, `prof-${w}`)
-        const s = await startSluice(repo, code, root, slData, `prof-${w}`, w === 'w1amqp' || leanDrains.has(w), ['--cpu-prof', `--cpu-prof-dir=${profDir}`])
+        const s = await startSluice(repo, code, root, slData, `prof-${w}`, overAmqp.has(w), ['--cpu-prof', `--cpu-prof-dir=${profDir}`])
         servers.push(s)
         let r: Run
         try {
-          r = w === 'w1' ? await runW1(ctx, s, 99) : w === 'w1x2' ? await runW1(ctx, s, 99, 2) : w === 'w1amqp' ? await runW1(ctx, s, 99, 1, 'amqp') : w === 'w3' ? await runW3(ctx, s, 99, 'prof-') : await runDrainWorkload(ctx, s, w, 99, 'prof-')
+          r = await runWorkload(ctx, s, w, 99, 'prof-')
         } finally {
           await stopServer(s)
           servers.splice(servers.indexOf(s), 1)
@@ -1229,7 +1256,7 @@ async function main(): Promise<number> {
         `- **Versions:** nats-server ${v.natsServer} (Debian package), nats.js (npm \`nats\`) ${v.natsJs}, Node ${v.node}; Sluice at ${v.sluice.head}${v.sluice.dirtySrc > 0 ? ` with ${v.sluice.dirtySrc} uncommitted file(s) under src/ (others' work in progress)` : ''}.`,
         '- **Durability (not the same):** JetStream ran with its defaults: file store, R1, and it does **not** fsync before a PubAck or an ack; its file store syncs every 2 minutes (`sync_interval`, default 2m; nats-server 2.9.x does not even accept the option, it is hard-wired). A PubAck means "in the OS page cache". Sluice ran with `fsync: batch` (5 ms): it **fdatasyncs before every confirm** and answers an ack only once the settlement is synced. So every Sluice figure below includes an fdatasync per group commit that JetStream never does.',
         `- **Set-up:** both servers on 127.0.0.1, **one at a time** (a round runs W1–W4 on one, stops it, then the other; the order alternates), clients in their own processes (\`benchmarks/compare-client.ts\`), the same 250-byte JSON events. JetStream: \`nats-server -js -sd <tmp> -a 127.0.0.1 -p <free port>\`, streams PUB/BACKLOG/LIVE (file, R1, limits). Sluice: \`benchmarks/configs/compare.yaml\`, one direct exchange, one stream per workload. ${args.runs} rounds; medians with min–max.`,
-        `- **Workloads:** W1: JetStream \`js.publish\` of single events with ${fmtInt(w1Window)} PubAcks pending; Sluice NDJSON requests of ${w1SluiceBatch} events, ${w1Window / w1SluiceBatch} in flight (≤${fmtInt(w1Window)} unconfirmed); ${args.w1WarmupS} s warm-up, ${args.w1DurationS} s measured; beside it, the same window split over two publisher processes${ctx.amqp ? '; and Sluice over AMQP 0-9-1 (amqplib confirm channel, `basic.publish` of single events to exchange `bench`, 1,000 confirms pending), held against JetStream\'s W1' : ''}. W2: ${args.w2Consumers} consumer processes on one durable pull consumer (AckExplicit, pull requests \`js.fetch(stream, durable, {batch: 1000, no_wait: true})\`, \`m.ack()\` per message as it arrives, max_ack_pending ${fmtInt(prefetch * args.w2Consumers)}) / one group (fetch max 1,000, prefetch ${fmtInt(prefetch)} per member, one ack request per batch, \`{"ranges": [[first, last]]}\`, overlapping the next fetch), every body JSON-parsed, until the backlog is empty; beside it, the same from one process over the first half of the backlog. W2 lean and W4 lean: the same drains with the leanest client each side has, frames by hand, one process per consumer: JetStream a pull consumer on the text protocol (two pulls of 500 in flight, +ACK per message), Sluice an AMQP 0-9-1 consumer (basic.qos 1,000, basic.ack with multiple every 500). W3: 50 events every 10 ms (Sluice: one NDJSON request; JetStream: 50 \`js.publish\`), the send time in the body; JetStream consumer \`consume()\`, Sluice long-poll fetch (waitMs 1000); ${w3WarmupS} s warm-up, ${args.w3DurationS} s measured. W4: ${w4Consumers} durable consumers / ${w4Consumers} groups on the backlog stream, one process each, each acking the first ${fmtInt(args.w4Events)} events as in W2.`,
+        `- **Workloads:** W1: JetStream \`js.publish\` of single events with ${fmtInt(w1Window)} PubAcks pending; Sluice NDJSON requests of ${w1SluiceBatch} events, ${w1Window / w1SluiceBatch} in flight (≤${fmtInt(w1Window)} unconfirmed); ${args.w1WarmupS} s warm-up, ${args.w1DurationS} s measured; beside it, the same window split over two publisher processes${ctx.amqp ? '; and Sluice over AMQP 0-9-1 (amqplib confirm channel, `basic.publish` of single events to exchange `bench`, 1,000 confirms pending), held against JetStream\'s W1' : ''}. W1 lean: the same publish with the leanest publisher each side has, frames by hand, one process, ${fmtInt(w1Window)} single events unconfirmed: JetStream \`PUB\` on the text protocol with a reply inbox per event (${fmtInt(w1Window)} PubAcks pending), Sluice AMQP 0-9-1 confirm mode with pre-encoded \`basic.publish\` + header + body frames to exchange \`bench\` (${fmtInt(w1Window)} confirms pending, \`basic.ack\` multiple counted); each side's window refilled in one write after each read. W2: ${args.w2Consumers} consumer processes on one durable pull consumer (AckExplicit, pull requests \`js.fetch(stream, durable, {batch: 1000, no_wait: true})\`, \`m.ack()\` per message as it arrives, max_ack_pending ${fmtInt(prefetch * args.w2Consumers)}) / one group (fetch max 1,000, prefetch ${fmtInt(prefetch)} per member, one ack request per batch, \`{"ranges": [[first, last]]}\`, overlapping the next fetch), every body JSON-parsed, until the backlog is empty; beside it, the same from one process over the first half of the backlog. W2 lean and W4 lean: the same drains with the leanest client each side has, frames by hand, one process per consumer: JetStream a pull consumer on the text protocol (two pulls of 500 in flight, +ACK per message), Sluice an AMQP 0-9-1 consumer (basic.qos 1,000, basic.ack with multiple every 500). W3: 50 events every 10 ms (Sluice: one NDJSON request; JetStream: 50 \`js.publish\`), the send time in the body; JetStream consumer \`consume()\`, Sluice long-poll fetch (waitMs 1000); ${w3WarmupS} s warm-up, ${args.w3DurationS} s measured. W4: ${w4Consumers} durable consumers / ${w4Consumers} groups on the backlog stream, one process each, each acking the first ${fmtInt(args.w4Events)} events as in W2.`,
         `- **Scaled down to fit 15 minutes on 2 cores:** W1 ${args.w1DurationS} s measured per run; W2 backlog ${fmtInt(args.backlog)}; W4 ${fmtInt(args.w4Events)} events per consumer instead of the whole backlog; Sluice's backlog written with the log API before the server starts, JetStream's published once by core NATS publishes to the stream subject (a flush every ${fmtInt(jsPrefillWindow)}, then the count checked). The AMQP row: ${amqp.present ? (ctx.amqp ? `measured (src/server.ts starts the AMQP listener), with amqplib ${amqplibVersion(repo)}` : 'not run') : `skipped, ${amqp.why}`}. RabbitMQ: not run (optional third column, skipped for time).`,
         '',
         table,

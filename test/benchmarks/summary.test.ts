@@ -20,7 +20,16 @@ describe('bench:summary', () => {
         { kind: 'summary', runId: '2026-12-01T10:00:00.000Z', rows: [row(120)] },
         { kind: 'run', workload: 'w2lean' },
         // A row beside the targets: its pass (undefined) is left out of the JSON.
-        { kind: 'summary', runId: '2026-12-02T11:30:00.000Z', rows: [row(160), { ...row(90), workload: 'w2x1', label: 'W2 1 process', pass: undefined }] },
+        {
+          kind: 'summary',
+          runId: '2026-12-02T11:30:00.000Z',
+          rows: [
+            // The lean publishers' row: its own target (2×) and verdict, as recorded by bench:compare.
+            { ...row(190), workload: 'w1lean', label: 'W1 lean publishers, 1 process', unit: 'confirmed events/s', target: 'ratio ≥ 2.00', pass: false, slCpuUsPerEvent: 2.46 },
+            row(160),
+            { ...row(90), workload: 'w2x1', label: 'W2 1 process', pass: undefined },
+          ],
+        },
       ]),
     )
     writeFileSync(
@@ -43,6 +52,7 @@ describe('bench:summary', () => {
     )
     const t = summaryTable(dir)
     expect(t).toContain('| compare W2 lean | 160/s, 4.0 µs/event | JetStream 100/s | ratio ≥ 1.50 | PASS (1.60) | 2026-12-02 11:30 |')
+    expect(t).toContain('| compare W1 lean publishers, 1 process | 190/s, 2.5 µs/event | JetStream 100/s | ratio ≥ 2.00 | MISS (1.90) | 2026-12-02 11:30 |')
     expect(t).not.toContain('120/s')
     expect(t).toContain('| compare W2 1 process | 90/s, 4.0 µs/event | JetStream 100/s | ratio ≥ 1.50 | – | 2026-12-02 11:30 |')
     // Shares per round (0.4, 0.225, 0.2), then their median; rates are medians over rounds.
