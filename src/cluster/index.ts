@@ -7,7 +7,9 @@ import { errors } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ForwardRequest, RemoteStream, StreamPlacement } from '../streams/placement.js'
 import type { PublishResult } from '../streams/publisher.js'
+import { Agent } from 'node:http'
 import { InternalServer, PeerClient } from './internal.js'
+import { GroupServer, RemoteGroup } from './remote-group.js'
 import { ClusterNode, type ClusterStatus } from './node.js'
 import { ClusterDefinitions, DefinitionsApplier } from './definitions.js'
 import type { GroupRegistry } from '../consumers/index.js'
@@ -127,11 +129,16 @@ export class Cluster {
   readonly applier: DefinitionsApplier
   readonly #client: PeerClient
   readonly #secret: string
+  readonly #log: Logger
+  /** Keep-alive connections for remote groups' operations. */
+  readonly #groupAgent = new Agent({ keepAlive: true, maxSockets: 16 })
 
   private constructor(opts: ClusterOptions) {
     const c = opts.config
     this.#secret = c.secret
-    this.internal = new InternalServer({ host: c.replication.host, port: c.replication.port, secret: c.secret, maxBodyBytes: c.replication.maxBodyBytes, timeoutMs: c.replication.forwardTimeoutMs, logger: opts.logger, store: opts.store })
+    this.#log = opts.logger.child({ component: 'cluster' })
+    const groupServer = new GroupServer(() => opts.groups)
+    this.internal = new InternalServer({ host: c.replication.host, port: c.replication.port, secret: c.secret, maxBodyBytes: c.replication.maxBodyBytes, timeoutMs: c.replication.forwardTimeoutMs, logger: opts.logger, store: opts.store, groups: groupServer })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
     this.applier = applier
     this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change) })
@@ -181,6 +188,20 @@ export class Cluster {
     return rec === undefined ? `node ${h.node}, which holds no lease now` : `node ${rec.id} (AMQP ${rec.host}:${rec.amqpPort ?? 'off'})`
   }
 
+  /**
+   * Cluster mode's AMQP consumers: the group as served by the node its stream lives on, when that
+   * is another (undefined: here), or why it cannot be consumed now.
+   */
+  remoteGroup(group: { readonly name: string; readonly stream: string }): RemoteGroup | { readonly refused: string } | undefined {
+    if (!this.node.viewReady) return { refused: 'this node does not know where it lives now (joining, or rejoining etcd)' }
+    const h = this.node.home(group.stream)
+    if (h.kind === 'local' || h.kind === 'here') return undefined
+    if (h.kind === 'unplaced') return { refused: 'its stream has no node yet (the controller has not placed it)' }
+    const rec = h.record
+    if (rec === undefined) return { refused: `its home node ${h.node} holds no lease now` }
+    return new RemoteGroup(group, { node: rec.id, host: rec.host, port: rec.internalPort }, this.#secret, this.#groupAgent, this.#log)
+  }
+
   status(): ClusterView {
     return { ...this.node.status(), internalPort: this.internal.port, forwarding: Object.fromEntries(this.forwarder.stats), definitions: { applied: this.applier.applied, failed: this.applier.failed } }
   }
@@ -188,6 +209,7 @@ export class Cluster {
   async stop(): Promise<void> {
     await this.node.stop()
     this.#client.close()
+    this.#groupAgent.destroy()
     if (this.internal.port !== 0) await this.internal.close()
   }
 }

@@ -11,9 +11,11 @@ import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ForwardRequest } from '../streams/placement.js'
 import type { PublishResult, PublishSourceName } from '../streams/publisher.js'
+import type { GroupServer } from './remote-group.js'
 import { decodeRecords, encodeRecords, WireError } from './wire.js'
 
 const publishPath = /^\/internal\/v1\/streams\/([^/?]+)\/publish$/
+const groupPath = /^\/internal\/v1\/groups\/([^/?]+)\/(subscribe|op)$/
 /** Records in one forwarded append at most: a request's events, each at most once per stream. */
 const maxForwardedRecords = 1_000_000
 const sources: ReadonlySet<string> = new Set<PublishSourceName>(['http', 'ndjson', 'syslog', 'gelf', 'forward', 'amqp', 'otlp', 'loki', 'elasticsearch', 'internal', 'cluster'])
@@ -35,6 +37,8 @@ export interface InternalServerOptions {
   readonly logger: Logger
   /** Stores forwarded records through the publish path (BrokerPublisher.publishForwarded). */
   readonly store: (req: ForwardRequest) => Promise<PublishResult>
+  /** Serves this node's groups to consumers on other nodes (remote-group.ts). */
+  readonly groups?: GroupServer | undefined
 }
 
 export interface InternalCounters {
@@ -89,6 +93,26 @@ export class InternalServer {
     return timingSafeEqual(digest(h.slice(7)), this.#secret)
   }
 
+  async #group(encoded: string, what: 'subscribe' | 'op', url: URL, req: IncomingMessage, res: ServerResponse, fail: (err: SluiceError) => void): Promise<void> {
+    const groups = this.#opts.groups!
+    try {
+      const name = decodeURIComponent(encoded)
+      if (what === 'subscribe') {
+        req.resume()
+        groups.subscribe(name, url, res, req)
+        return
+      }
+      const body = await readBody(req, this.#opts.maxBodyBytes)
+      await groups.op(name, JSON.parse(body.toString('utf8')) as Parameters<GroupServer['op']>[1], res)
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      fail(err instanceof SluiceError ? err : errors.badRequest(`group request refused: ${(err as Error).message}`))
+    }
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.counters.requests++
     const fail = (err: SluiceError): void => {
@@ -102,6 +126,8 @@ export class InternalServer {
       return fail(errors.unauthenticated('the internal port needs the cluster secret (cluster.secret)'))
     }
     const url = new URL(req.url ?? '/', 'http://internal')
+    const gm = groupPath.exec(url.pathname)
+    if (req.method === 'POST' && gm !== null && this.#opts.groups !== undefined) return this.#group(gm[1]!, gm[2] as 'subscribe' | 'op', url, req, res, fail)
     const m = publishPath.exec(url.pathname)
     if (req.method !== 'POST' || m === null) {
       req.resume()

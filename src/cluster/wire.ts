@@ -6,6 +6,7 @@
 //   f64 timestamp | u8 flags (1 json, 2 id, 4 headers) | u16 key length, key
 //   | [u16 id length, id] | [u32 headers length, headers] | u32 body length, body
 
+import type { Delivery } from '../consumers/index.js'
 import type { AppendRecord } from '../log/index.js'
 
 const flagJson = 1
@@ -95,5 +96,75 @@ export function decodeRecords(buf: Buffer, exchange: string, maxRecords: number)
     out.push({ timestamp, key, body, json: (flags & flagJson) !== 0, id, exchange, headers })
   }
   if (at !== buf.length) throw new WireError(`${buf.length - at} bytes after the last record`)
+  return out
+}
+
+/**
+ * Deliveries from a group's home to the node whose consumer takes them: each is its tag, count,
+ * redelivered flag, offset and exchange, then its record as encodeRecords writes one.
+ *
+ *   u32 count, then per delivery:
+ *   u16 tag length, tag | u32 delivery count | u8 redelivered | f64 offset
+ *   | u16 exchange length, exchange | u32 record length, record (encodeRecords of one)
+ */
+export function encodeDeliveries(ds: readonly Delivery[]): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(4)]
+  parts[0]!.writeUInt32BE(ds.length, 0)
+  for (const d of ds) {
+    const tag = Buffer.from(d.tag)
+    const ex = Buffer.from(d.record.exchange ?? '')
+    const rec = encodeRecords([d.record])
+    const head = Buffer.allocUnsafe(2 + tag.length + 4 + 1 + 8 + 2 + ex.length + 4)
+    let at = head.writeUInt16BE(tag.length, 0)
+    at += tag.copy(head, at)
+    at = head.writeUInt32BE(d.deliveryCount, at)
+    at = head.writeUInt8(d.redelivered ? 1 : 0, at)
+    at = head.writeDoubleBE(d.record.offset, at)
+    at = head.writeUInt16BE(ex.length, at)
+    at += ex.copy(head, at)
+    head.writeUInt32BE(rec.length, at)
+    parts.push(head, rec)
+  }
+  return Buffer.concat(parts)
+}
+
+export function decodeDeliveries(buf: Buffer): Delivery[] {
+  let at = 0
+  const need = (n: number): void => {
+    if (at + n > buf.length) throw new WireError(`deliveries truncated at byte ${at}`)
+  }
+  need(4)
+  const count = buf.readUInt32BE(0)
+  at = 4
+  const out: Delivery[] = []
+  for (let i = 0; i < count; i++) {
+    need(2)
+    const tagLen = buf.readUInt16BE(at)
+    at += 2
+    need(tagLen + 4 + 1 + 8 + 2)
+    const tag = buf.toString('utf8', at, at + tagLen)
+    at += tagLen
+    const deliveryCount = buf.readUInt32BE(at)
+    const redelivered = buf.readUInt8(at + 4) === 1
+    const offset = buf.readDoubleBE(at + 5)
+    const exLen = buf.readUInt16BE(at + 13)
+    at += 15
+    need(exLen + 4)
+    const exchange = buf.toString('utf8', at, at + exLen)
+    at += exLen
+    const recLen = buf.readUInt32BE(at)
+    at += 4
+    need(recLen)
+    const [r] = decodeRecords(buf.subarray(at, at + recLen), exchange, 1)
+    at += recLen
+    if (r === undefined) throw new WireError(`delivery ${i + 1} carries no record`)
+    out.push({
+      tag,
+      deliveryCount,
+      redelivered,
+      record: { offset, timestamp: r.timestamp, key: r.key, body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.length), json: r.json === true, id: r.id, exchange: exchange === '' ? undefined : exchange, headers: r.headers === undefined ? undefined : Buffer.from(r.headers.buffer, r.headers.byteOffset, r.headers.length) },
+    })
+  }
+  if (at !== buf.length) throw new WireError(`${buf.length - at} bytes after the last delivery`)
   return out
 }

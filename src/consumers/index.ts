@@ -1,4 +1,5 @@
 export { ConsumerGroup, type Delivery, type GroupStats, type ParkedEvent, type SettleAs, type TagResult, type TagStatus } from './group.js'
+export type { ConsumeHandle } from './handle.js'
 export { GroupRegistry } from './registry.js'
 export { Redriver, type DeadLetterOrigin, type RedriveFilter, type RedrivePreview, type RedriveResult } from './redrive.js'
 export { deathHeaders, type DeathEntry, type DeathReason } from './dead-letter.js'

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Operation, Resource, ResourcesOf } from '../../auth/index.js'
-import type { ConsumerGroup, Delivery } from '../../consumers/index.js'
+import type { ConsumeHandle, ConsumerGroup, Delivery } from '../../consumers/index.js'
 import { SluiceError } from '../../errors.js'
 import { hitLimit } from '../../limits.js'
 import type { PublishEvent, PublishResult } from '../../streams/publisher.js'
@@ -60,7 +60,7 @@ const groupRes = (name: string): Resource => ({ kind: 'group', name })
 interface Consumer extends ConsumerHandle {
   readonly tag: string
   readonly queue: Queue
-  readonly group: ConsumerGroup
+  readonly group: ConsumeHandle
   readonly member: string
   readonly noAck: boolean
   /** The group was made for this consumer (stream queue) and goes with it. */
@@ -81,7 +81,7 @@ interface Held {
 }
 
 interface Unacked {
-  readonly group: ConsumerGroup
+  readonly group: ConsumeHandle
   readonly tag: string
   /** The group member it was delivered to (none for basic.get): a multiple ack settles by member. */
   readonly member?: string | undefined
@@ -89,7 +89,7 @@ interface Unacked {
 
 /** What one multiple ack names of one member: its deliveries from `first` through `last`. */
 interface AckRun {
-  readonly group: ConsumerGroup
+  readonly group: ConsumeHandle
   readonly first: string
   last: string
   readonly tags: string[]
@@ -136,12 +136,12 @@ export class AmqpChannel {
   readonly #properties = new DeliveryPropertiesCache()
   readonly #unacked = new Map<number, Unacked>()
   /** Acks gathered in this turn of the event loop, settled together (see #coalesceAck). */
-  readonly #acks = new Map<ConsumerGroup, string[]>()
+  readonly #acks = new Map<ConsumeHandle, string[]>()
   #ackRuns: AckRun[] = []
   #acksScheduled = false
   readonly #consumers = new Map<string, Consumer>()
   /** Members this channel used (consumers, basic.get), released when it closes. */
-  readonly #members = new Map<string, ConsumerGroup>()
+  readonly #members = new Map<string, ConsumeHandle>()
   #prefetch = 0
   /** basic.qos global: unacked deliveries across the channel at most (0: no limit). */
   #globalPrefetch = 0
@@ -799,7 +799,7 @@ export class AmqpChannel {
   /** Starts pushing to a consumer, unless it waits its turn (single active consumer) or flow is off. */
   #subscribe(c: Consumer): void {
     if (c.cancelled || c.standby || !this.#flowActive) return
-    c.group.subscribe(c.member, this.#credit(c.prefetch), (ds) => this.#deliver(c, ds), c.priority)
+    c.group.subscribe(c.member, this.#credit(c.prefetch), (ds) => this.#deliver(c, ds), c.priority, undefined, () => this.#cancelledByServer(c))
   }
 
   async #consume(m: MethodOf<'basic.consume'>): Promise<void> {
@@ -810,7 +810,7 @@ export class AmqpChannel {
     if (vhost.queue(name)?.kind === 'stream') this.#host.authorize('stream.read', { stream: streamRes(name) })
     else this.#host.authorize('consume', { group: groupRes(name) })
     const q = vhost.use(name, this.#host.id)
-    this.#servedHere(name, q.kind === 'group' ? q.stream : q.name)
+    if (q.kind === 'stream') this.#servedHere(name, q.name)
     const tag = m.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : m.consumerTag
     if (this.#consumers.has(tag)) throw reply.reuseConsumerTag(tag)
     const perChannel = vhost.limits.maxConsumersPerChannel
@@ -819,7 +819,7 @@ export class AmqpChannel {
       throw reply.notAllowed(`reached maximum (${perChannel}) of consumers per channel (server.amqp.maxConsumersPerChannel)`)
     }
     const ownGroup = q.kind === 'stream'
-    const group = q.kind === 'group' ? q.group : await vhost.streamConsumerGroup(q, tag, (m.arguments as FieldTable)['x-stream-offset'])
+    const group: ConsumeHandle = q.kind === 'group' ? this.#groupHandle(q.group) : await vhost.streamConsumerGroup(q, tag, (m.arguments as FieldTable)['x-stream-offset'])
     const member = `${this.#host.id}/${this.number}/${tag}`
     const c: Consumer = {
       tag,
@@ -968,29 +968,40 @@ export class AmqpChannel {
     else ack()
   }
 
-  /** Cluster mode: a queue whose stream lives on another node is consumed there (docs/cluster.md). */
+  /**
+   * Cluster mode: a queue's group is served where its stream lives; on another node, this
+   * channel consumes it through that node (docs/cluster.md).
+   */
+  #groupHandle(group: ConsumerGroup): ConsumeHandle {
+    const remote = this.#host.vhost.deps.remoteGroup?.(group)
+    if (remote === undefined) return group
+    if ('refused' in remote) throw reply.precondition(`queue '${group.name}' in vhost '/' cannot be consumed now: ${remote.refused}`)
+    return remote
+  }
+
+  /** Cluster mode: a stream queue whose stream lives on another node is consumed there. */
   #servedHere(queue: string, stream: string): void {
     const away = this.#host.vhost.deps.elsewhere?.(stream)
-    if (away !== undefined) throw reply.precondition(`queue '${queue}' in vhost '/' lives on ${away}: consume it there; AMQP deliveries are not proxied between nodes in this release`)
+    if (away !== undefined) throw reply.precondition(`stream queue '${queue}' in vhost '/' lives on ${away}: consume it there; stream queues are not read through other nodes in this release`)
   }
 
   async #get(m: MethodOf<'basic.get'>): Promise<void> {
     const name = this.#queueName(m.queue)
     this.#host.authorize('consume', { group: groupRes(name) })
     const q = this.#host.vhost.use(name, this.#host.id)
-    this.#servedHere(name, q.kind === 'group' ? q.stream : q.name)
     this.#host.vhost.renew(name)
     if (q.kind !== 'group') throw reply.precondition(`queue '${q.name}' in vhost '/' is a stream queue; basic.get is not supported on it, use basic.consume`)
     const member = `${this.#host.id}/${this.number}/basic.get`
-    this.#members.set(member, q.group)
-    const [d] = await q.group.fetch(member, 1, 0)
+    const group = this.#groupHandle(q.group)
+    this.#members.set(member, group)
+    const [d] = await group.fetch(member, 1, 0)
     if (this.#state !== 'open') return
     if (d === undefined) {
       this.#send({ name: 'basic.get-empty' })
       return
     }
     const tag = ++this.#deliveryTag
-    if (!m.noAck) this.#unacked.set(tag, { group: q.group, tag: d.tag })
+    if (!m.noAck) this.#unacked.set(tag, { group, tag: d.tag })
     const r = d.record
     const { messageCount } = this.#host.vhost.counts(q)
     this.#host.write(
@@ -1002,7 +1013,7 @@ export class AmqpChannel {
         this.#host.frameMax,
       ),
     )
-    if (m.noAck) await q.group.ack([d.tag])
+    if (m.noAck) await group.ack([d.tag])
   }
 
   #settleOrBuffer(s: TxSettle): void {
@@ -1094,7 +1105,7 @@ export class AmqpChannel {
       return Promise.reject(err)
     }
     this.#release()
-    const byGroup = new Map<ConsumerGroup, string[]>()
+    const byGroup = new Map<ConsumeHandle, string[]>()
     for (const u of taken) {
       let tags = byGroup.get(u.group)
       if (tags === undefined) byGroup.set(u.group, (tags = []))

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { isValidName } from '../../config/index.js'
-import type { ConsumerGroup, GroupRegistry } from '../../consumers/index.js'
+import type { ConsumeHandle, ConsumerGroup, GroupRegistry } from '../../consumers/index.js'
 import type { RateLimiter } from '../../flow/rate-limiter.js'
 import type { Logger } from '../../logger.js'
 import { SluiceError } from '../../errors.js'
@@ -89,6 +89,11 @@ export interface VhostDeps {
    * consumer is never served from this node's copy, which receives nothing.
    */
   readonly elsewhere?: ((stream: string) => string | undefined) | undefined
+  /**
+   * Cluster mode: the group as served by the node its stream lives on, when that is another
+   * (undefined: here). Throws an AMQP precondition error when that node cannot be named now.
+   */
+  readonly remoteGroup?: ((group: ConsumerGroup) => ConsumeHandle | { readonly refused: string } | undefined) | undefined
 }
 
 // Arguments a redeclare must repeat, as RabbitMQ checks them.
