@@ -222,6 +222,8 @@ export class RemoteGroup implements ConsumeHandle {
       })
       res.on('close', () => gone('the stream closed'))
     })
+    // The home writes at least a heartbeat every 15 s: three missed mean a cut, not quiet.
+    r.setTimeout(heartbeatMs * 3, () => r.destroy(new Error(`nothing from the home for ${(heartbeatMs * 3) / 1000} s`)))
     r.on('error', (err) => gone(err.message))
     r.end()
     this.#subs.set(consumer, {
