@@ -5,18 +5,10 @@
 import amqp from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterView } from '../../src/cluster/index.js'
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js'
+import { nodeServerYaml, startTestCluster, type TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/programs.js'
 
-const yaml = (_id: string, dataDir: string): string => `
-server:
-  dataDir: ${JSON.stringify(dataDir)}
-  http: { port: 0 }
-  ndjson: { enabled: false }
-  amqp: { port: 0 }
-  syslog: { enabled: false }
-  shutdownTimeout: 3s
-exchanges:
+const yaml = (_id: string, dataDir: string): string => `${nodeServerYaml(dataDir)}exchanges:
   work: { type: direct }
 streams:
   tasks: {}

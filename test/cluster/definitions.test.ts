@@ -6,20 +6,12 @@ import amqp from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterView } from '../../src/cluster/index.js'
 import { channelError } from '../helpers/amqp.js'
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js'
+import { nodeServerYaml, startTestCluster, type TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/programs.js'
 
 const ids = ['n1', 'n2', 'n3']
 
-const yaml = (_id: string, dataDir: string): string => `
-server:
-  dataDir: ${JSON.stringify(dataDir)}
-  http: { port: 0 }
-  ndjson: { enabled: false }
-  amqp: { port: 0 }
-  syslog: { enabled: false }
-  shutdownTimeout: 3s
-streams:
+const yaml = (_id: string, dataDir: string): string => `${nodeServerYaml(dataDir)}streams:
   base: {}
 `
 

@@ -7,20 +7,12 @@ import amqp from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterView } from '../../src/cluster/index.js'
 import { signForwarded } from '../../src/auth/forwarded.js'
-import { clusterSecret, startTestCluster, type TestCluster } from '../helpers/cluster.js'
+import { clusterSecret, nodeServerYaml, startTestCluster, type TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/programs.js'
 
 const streams = ['s1', 's2', 's3']
 
-const yaml = (_id: string, dataDir: string): string => `
-server:
-  dataDir: ${JSON.stringify(dataDir)}
-  http: { port: 0 }
-  ndjson: { enabled: false }
-  amqp: { port: 0 }
-  syslog: { port: 0, udp: false, exchange: logs }
-  shutdownTimeout: 3s
-exchanges:
+const yaml = (_id: string, dataDir: string): string => `${nodeServerYaml(dataDir, { syslogExchange: 'logs' })}exchanges:
   logs: { type: fanout, dedup: id }
   one: { type: direct }
 streams:

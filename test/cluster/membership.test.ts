@@ -5,21 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterView as ClusterStatus } from '../../src/cluster/index.js'
 import type { ChildServer } from '../helpers/child-server.js'
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js'
+import { nodeServerYaml, startTestCluster, type TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/programs.js'
 
 const leaseTtlMs = 2000
 const streams = ['s1', 's2', 's3', 's4', 's5', 's6']
 
-const yaml = (_id: string, dataDir: string): string => `
-server:
-  dataDir: ${JSON.stringify(dataDir)}
-  http: { port: 0 }
-  ndjson: { enabled: false }
-  amqp: { enabled: false }
-  syslog: { enabled: false }
-  shutdownTimeout: 3s
-exchanges:
+const yaml = (_id: string, dataDir: string): string => `${nodeServerYaml(dataDir, { amqp: false })}exchanges:
   logs: { type: fanout }
 streams:
 ${streams.map((s) => `  ${s}: {}`).join('\n')}

@@ -10,6 +10,22 @@ import { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
 
 export const clusterSecret = 'test-secret-0123456789'
 
+/**
+ * The server section of a test node: every port 0, the AMQP door on unless `amqp: false`, syslog
+ * off unless given its exchange. The cluster section is added by startTestCluster.
+ */
+export function nodeServerYaml(dataDir: string, opts: { readonly amqp?: boolean; readonly syslogExchange?: string } = {}): string {
+  return `
+server:
+  dataDir: ${JSON.stringify(dataDir)}
+  http: { port: 0 }
+  ndjson: { enabled: false }
+  amqp: ${opts.amqp === false ? '{ enabled: false }' : '{ port: 0 }'}
+  syslog: ${opts.syslogExchange === undefined ? '{ enabled: false }' : `{ port: 0, udp: false, exchange: ${opts.syslogExchange} }`}
+  shutdownTimeout: 3s
+`
+}
+
 export interface TestCluster {
   readonly root: string
   readonly etcd: EtcdServer
