@@ -63,6 +63,7 @@ export class GroupServer {
     if (member === '') throw errors.badRequest('a remote subscribe names its member')
     const key = `${name}\0${member}`
     res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    res.flushHeaders()
     const deliver = (ds: Delivery[]): void => void res.write(frame(encodeDeliveries(ds)))
     this.#streams.set(key, deliver)
     g.subscribe(member, Number(url.searchParams.get('prefetch') ?? 0), deliver, Number(url.searchParams.get('priority') ?? 0))

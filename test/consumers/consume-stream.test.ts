@@ -113,4 +113,16 @@ describe('GET /v1/groups/{group}/consume', () => {
     expect((JSON.parse(m![1]!) as WireDelivery).body).toEqual({ service: 'web', level: 'info', n: 0 })
     st.close()
   })
+
+  it('answers with its headers at once, before any delivery, so a client may start publishing only once it is consuming', async () => {
+    const s = await startTestServer({ pipeline })
+    const t0 = performance.now()
+    // The group is empty: nothing but the headers can come, and they must not wait for a delivery or the 15 s heartbeat.
+    const st = await openStream(s.url, 'consumer=early')
+    expect(st.status).toBe(200)
+    expect(performance.now() - t0).toBeLessThan(2000)
+    expect((await postNdjson(s.url, 'logs', [{ service: 'web', level: 'info', n: 7 }])).status).toBe(200)
+    expect(ns(await st.next(1))).toEqual([7])
+    st.close()
+  })
 })

@@ -54,6 +54,8 @@ export function forwardToHome(req: FastifyRequest, reply: FastifyReply, home: Ht
       if (v !== undefined) out[h] = v
     }
     reply.raw.writeHead(res.statusCode ?? 502, out)
+    // A consume stream's headers go now, not with its first delivery: the client waits on them.
+    reply.raw.flushHeaders()
     // The home dying mid-answer ends only `res`: the client's answer is cut too, not left open.
     res.on('close', () => {
       if (!res.complete) reply.raw.destroy()

@@ -303,6 +303,9 @@ export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyRe
     g.subscribe(consumer, prefetch, deliver, 0, user)
     reply.hijack()
     res.writeHead(200, { 'content-type': format === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
+    // The answer starts now, not with the first delivery or heartbeat: a client waits for its
+    // headers before it reads, and may publish only once it is consuming.
+    res.flushHeaders()
     // Keeps proxies from closing an idle stream; a blank NDJSON line and an SSE comment carry nothing.
     const heartbeat = setInterval(() => res.write(format === 'sse' ? ': ping\n\n' : '\n'), consumeHeartbeatMs)
     heartbeat.unref()
