@@ -200,6 +200,54 @@ export interface PeerAddress {
 }
 
 /** Forwards appends to other nodes' internal ports, one keep-alive agent for all of them. */
+export interface PeerCall {
+  readonly peer: PeerAddress
+  readonly path: string
+  readonly body: Buffer
+  readonly contentType: string
+  /** `Bearer <cluster.secret>`. */
+  readonly auth: string
+  readonly agent: Agent
+  /** No answer within this is a failure (undefined: none). */
+  readonly timeoutMs?: number | undefined
+  /** The error for a peer that could not be reached, or answered nothing Sluice would. */
+  readonly unreachable: (why: string) => SluiceError
+}
+
+/**
+ * One request to a peer's internal port, for every client of it (forwarded appends, remote
+ * groups). Resolves with a 200 answer's body; rejects with the peer's own refusal as it made it
+ * (a full backlog stays a 429, an alarm a 503), or with `unreachable`.
+ */
+export function callPeer(c: PeerCall): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const r = request(
+      { host: c.peer.host, port: c.peer.port, method: 'POST', path: c.path, agent: c.agent, headers: { authorization: c.auth, 'content-type': c.contentType, 'content-length': c.body.length }, timeout: c.timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (b: Buffer) => chunks.push(b))
+        res.on('error', (err) => reject(c.unreachable(err.message)))
+        res.on('end', () => {
+          const out = Buffer.concat(chunks)
+          if (res.statusCode === 200) return resolve(out)
+          let e: Partial<WireError503> | undefined
+          try {
+            e = JSON.parse(out.toString('utf8')) as Partial<WireError503>
+          } catch {
+            e = undefined
+          }
+          if (e?.sluice !== undefined && e.error !== undefined) reject(new SluiceError(e.sluice.code, e.error.message, res.statusCode ?? 500, e.sluice.retryable, e.error.details))
+          else reject(c.unreachable(`answer ${res.statusCode ?? 0}`))
+        })
+      },
+    )
+    if (c.timeoutMs !== undefined) r.on('timeout', () => r.destroy(new Error(`no answer within ${c.timeoutMs} ms`)))
+    r.on('error', (err) => reject(c.unreachable(err.message)))
+    r.end(c.body)
+  })
+}
+
+/** Forwards appends to other nodes' internal ports, one keep-alive agent for all of them. */
 export class PeerClient {
   readonly #agent = new Agent({ keepAlive: true, maxSockets: 16 })
   readonly #auth: string
@@ -210,50 +258,26 @@ export class PeerClient {
     this.#timeoutMs = timeoutMs
   }
 
-  forward(peer: PeerAddress, req: ForwardRequest): Promise<PublishResult> {
-    const body = encodeRecords(req.records)
+  async forward(peer: PeerAddress, req: ForwardRequest): Promise<PublishResult> {
     const q = new URLSearchParams({ exchange: req.exchange, source: req.source, ...(req.internal ? { internal: '1' } : {}) })
-    const unavailable = (why: string): SluiceError => errors.streamUnavailable(req.stream, `forwarding to its home node ${peer.node} failed (${why})`, peer.node)
-    return new Promise((resolve, reject) => {
-      const r = request(
-        {
-          host: peer.host,
-          port: peer.port,
-          method: 'POST',
-          path: `/internal/v1/streams/${encodeURIComponent(req.stream)}/publish?${q.toString()}`,
-          agent: this.#agent,
-          headers: { authorization: this.#auth, 'content-type': 'application/octet-stream', 'content-length': body.length },
-          timeout: this.#timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('error', (err) => reject(unavailable(err.message)))
-          res.on('end', () => {
-            let parsed: unknown
-            try {
-              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-            } catch {
-              reject(unavailable(`answer ${res.statusCode ?? 0} is not JSON`))
-              return
-            }
-            if (res.statusCode === 200) {
-              resolve(parsed as PublishResult)
-              return
-            }
-            const e = parsed as Partial<WireError503>
-            // The home node's own refusal, as it made it (a full backlog stays a 429, an alarm a 503).
-            if (e.sluice !== undefined && e.error !== undefined) reject(new SluiceError(e.sluice.code, e.error.message, res.statusCode ?? 500, e.sluice.retryable, e.error.details))
-            else reject(unavailable(`answer ${res.statusCode ?? 0}`))
-          })
-        },
-      )
-      // A forward not confirmed in time may still be stored there: the error says to retry with
-      // the same ids, which the home node deduplicates.
-      r.on('timeout', () => r.destroy(new Error(`no answer within cluster.replication.forwardTimeout (${this.#timeoutMs} ms)`)))
-      r.on('error', (err) => reject(unavailable(err.message)))
-      r.end(body)
+    const unreachable = (why: string): SluiceError => errors.streamUnavailable(req.stream, `forwarding to its home node ${peer.node} failed (${why})`, peer.node)
+    // A forward not confirmed within cluster.replication.forwardTimeout may still be stored there:
+    // the error says to retry with the same ids, which the home node deduplicates.
+    const answer = await callPeer({
+      peer,
+      path: `/internal/v1/streams/${encodeURIComponent(req.stream)}/publish?${q.toString()}`,
+      body: encodeRecords(req.records),
+      contentType: 'application/octet-stream',
+      auth: this.#auth,
+      agent: this.#agent,
+      timeoutMs: this.#timeoutMs,
+      unreachable,
     })
+    try {
+      return JSON.parse(answer.toString('utf8')) as PublishResult
+    } catch {
+      throw unreachable('answer 200 is not JSON')
+    }
   }
 
   close(): void {

@@ -14,8 +14,9 @@
 import type { Agent} from 'node:http';
 import { request, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { ConsumeHandle, ConsumerGroup, Delivery, GroupRegistry, SettleAs, TagResult } from '../consumers/index.js'
-import { errors, SluiceError } from '../errors.js'
+import { errors, type SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { callPeer, type PeerAddress } from './internal.js'
 import { decodeDeliveries, encodeDeliveries } from './wire.js'
 
 const heartbeatMs = 15_000
@@ -117,24 +118,18 @@ export class GroupServer {
   }
 }
 
-export interface RemotePeer {
-  readonly node: string
-  readonly host: string
-  readonly port: number
-}
-
 /** A group served by another node, as the AMQP channel here consumes it. */
 export class RemoteGroup implements ConsumeHandle {
   readonly name: string
   readonly stream: string
-  readonly #peer: RemotePeer
+  readonly #peer: PeerAddress
   readonly #auth: string
   readonly #agent: Agent
   readonly #log: Logger
   /** Open delivery streams by member. */
   readonly #subs = new Map<string, { close: () => void }>()
 
-  constructor(group: { readonly name: string; readonly stream: string }, peer: RemotePeer, secret: string, agent: Agent, logger: Logger) {
+  constructor(group: { readonly name: string; readonly stream: string }, peer: PeerAddress, secret: string, agent: Agent, logger: Logger) {
     this.name = group.name
     this.stream = group.stream
     this.#peer = peer
@@ -153,30 +148,7 @@ export class RemoteGroup implements ConsumeHandle {
 
   /** One op; resolves with the raw answer body. */
   #op(body: OpBody): Promise<Buffer> {
-    const payload = Buffer.from(JSON.stringify(body))
-    return new Promise((resolve, reject) => {
-      const r = request(
-        { host: this.#peer.host, port: this.#peer.port, method: 'POST', path: this.#path('op'), agent: this.#agent, headers: { authorization: this.#auth, 'content-type': 'application/json', 'content-length': payload.length } },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('error', (err) => reject(this.#unreachable(err.message)))
-          res.on('end', () => {
-            const out = Buffer.concat(chunks)
-            if (res.statusCode === 200) return resolve(out)
-            try {
-              const e = JSON.parse(out.toString('utf8')) as { error?: { message?: string; details?: Record<string, unknown> }; sluice?: { code: string; retryable: boolean } }
-              if (e.sluice !== undefined) return reject(new SluiceError(e.sluice.code, e.error?.message ?? 'refused', res.statusCode ?? 500, e.sluice.retryable, e.error?.details))
-            } catch {
-              // not JSON: said below
-            }
-            reject(this.#unreachable(`answer ${res.statusCode ?? 0}`))
-          })
-        },
-      )
-      r.on('error', (err) => reject(this.#unreachable(err.message)))
-      r.end(payload)
-    })
+    return callPeer({ peer: this.#peer, path: this.#path('op'), body: Buffer.from(JSON.stringify(body)), contentType: 'application/json', auth: this.#auth, agent: this.#agent, unreachable: (why) => this.#unreachable(why) })
   }
 
   /** Fire-and-forget ops of the synchronous methods: a failure is logged, and a lost home cancels the consumer. */
