@@ -15,7 +15,7 @@ import { ClusterDefinitions, DefinitionsApplier } from './definitions.js'
 import type { GroupRegistry } from '../consumers/index.js'
 import type { Catalog } from '../streams/catalog.js'
 
-export type { ClusterStatus, MemberState, StreamHome } from './node.js'
+export type { ClusterStatus, MemberState, StreamReach } from './node.js'
 export { ClusterNode } from './node.js'
 
 export interface ForwardStats {
@@ -40,31 +40,18 @@ export class Forwarder implements StreamPlacement {
   }
 
   remote(stream: string): RemoteStream | undefined {
-    this.#ready(stream)
-    const h = this.#node.home(stream)
-    if (h.kind === 'local' || h.kind === 'here') return undefined
-    if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, this.#node.status().nodes.length < this.#node.minNodes ? `the cluster places streams once ${this.#node.minNodes} nodes are up (cluster.minNodes)` : 'the controller has not placed it yet')
-    const rec = h.record
-    if (rec === undefined) throw errors.streamUnavailable(stream, `its home node ${h.node} holds no lease (down, or cut off from etcd)`, h.node)
-    const peer = { node: rec.id, host: rec.host, port: rec.internalPort }
-    return { node: rec.id, forward: (req) => this.#forward(peer, req) }
+    const r = this.#node.reach(stream)
+    if (r.here) return undefined
+    if (r.home === undefined) throw errors.streamUnavailable(stream, r.why, r.node)
+    const peer = { node: r.home.id, host: r.home.host, port: r.home.internalPort }
+    return { node: peer.node, forward: (req) => this.#forward(peer, req) }
   }
 
   assertHome(stream: string): void {
-    this.#ready(stream)
-    const h = this.#node.home(stream)
-    if (h.kind === 'node') throw errors.streamUnavailable(stream, `its home is node ${h.node}, not this one`, h.node)
-    if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, 'the controller has not placed it yet')
-  }
-
-  /**
-   * Until its view is loaded (joining, or rejoining after a fence) the node cannot tell a stream
-   * of its own from one placed elsewhere; once stopped it stores nothing more for the cluster.
-   */
-  #ready(stream: string): void {
-    const state = this.#node.state
-    if (state === 'stopped') throw errors.streamUnavailable(stream, 'this node is stopping')
-    if (!this.#node.viewReady) throw errors.streamUnavailable(stream, state === 'joining' ? 'this node is still joining the cluster' : 'this node is cut off from etcd and rejoining')
+    const r = this.#node.reach(stream)
+    if (r.here) return
+    if (r.home === undefined) throw errors.streamUnavailable(stream, r.why, r.node)
+    throw errors.streamUnavailable(stream, `its home is node ${r.home.id}, not this one`, r.home.id)
   }
 
   async #forward(peer: { node: string; host: string; port: number }, req: ForwardRequest): Promise<PublishResult> {
@@ -169,23 +156,18 @@ export class Cluster {
    * SluiceError when the stream has no reachable home now.
    */
   httpHome(stream: string): HttpHome | undefined {
-    if (!this.node.viewReady) throw errors.streamUnavailable(stream, 'this node does not know where it lives now (joining, or rejoining etcd)')
-    const h = this.node.home(stream)
-    if (h.kind === 'local' || h.kind === 'here') return undefined
-    if (h.kind === 'unplaced') throw errors.streamUnavailable(stream, 'the controller has not placed it yet')
-    const rec = h.record
-    if (rec === undefined || rec.httpPort === null) throw errors.streamUnavailable(stream, `its home node ${h.node} holds no lease (down, or cut off from etcd)`, h.node)
-    return { node: rec.id, host: rec.host, port: rec.httpPort, tls: rec.httpTls }
+    const r = this.node.reach(stream)
+    if (r.here) return undefined
+    if (r.home === undefined) throw errors.streamUnavailable(stream, r.why, r.node)
+    if (r.home.httpPort === null) throw errors.streamUnavailable(stream, `its home node ${r.home.id} serves no HTTP`, r.home.id)
+    return { node: r.home.id, host: r.home.host, port: r.home.httpPort, tls: r.home.httpTls }
   }
 
   /** Where a stream lives when it is another node, as a refusal says it; undefined when here. */
   elsewhere(stream: string): string | undefined {
-    if (!this.node.viewReady) return 'a node this one cannot name now (it is joining, or rejoining etcd)'
-    const h = this.node.home(stream)
-    if (h.kind === 'local' || h.kind === 'here') return undefined
-    if (h.kind === 'unplaced') return 'no node yet (the controller has not placed it)'
-    const rec = h.record
-    return rec === undefined ? `node ${h.node}, which holds no lease now` : `node ${rec.id} (AMQP ${rec.host}:${rec.amqpPort ?? 'off'})`
+    const r = this.node.reach(stream)
+    if (r.here) return undefined
+    return r.home === undefined ? `no node now (${r.why})` : `node ${r.home.id} (AMQP ${r.home.host}:${r.home.amqpPort ?? 'off'})`
   }
 
   /**
@@ -193,13 +175,10 @@ export class Cluster {
    * is another (undefined: here), or why it cannot be consumed now.
    */
   remoteGroup(group: { readonly name: string; readonly stream: string }): RemoteGroup | { readonly refused: string } | undefined {
-    if (!this.node.viewReady) return { refused: 'this node does not know where it lives now (joining, or rejoining etcd)' }
-    const h = this.node.home(group.stream)
-    if (h.kind === 'local' || h.kind === 'here') return undefined
-    if (h.kind === 'unplaced') return { refused: 'its stream has no node yet (the controller has not placed it)' }
-    const rec = h.record
-    if (rec === undefined) return { refused: `its home node ${h.node} holds no lease now` }
-    return new RemoteGroup(group, { node: rec.id, host: rec.host, port: rec.internalPort }, this.#secret, this.#groupAgent, this.#log)
+    const r = this.node.reach(group.stream)
+    if (r.here) return undefined
+    if (r.home === undefined) return { refused: r.why }
+    return new RemoteGroup(group, { node: r.home.id, host: r.home.host, port: r.home.internalPort }, this.#secret, this.#groupAgent, this.#log)
   }
 
   status(): ClusterView {

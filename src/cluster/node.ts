@@ -19,15 +19,14 @@ import { definitionOrder, type DefinitionChange } from './definitions.js'
 
 export type MemberState = 'joining' | 'member' | 'fenced' | 'stopped'
 
-/** Where a stream lives, as this node sees the cluster now. */
-export type StreamHome =
-  /** Not a stream the cluster places (a node's own ingest-errors): stored here. */
-  | { readonly kind: 'local' }
-  /** A cluster stream the controller has not placed yet. */
-  | { readonly kind: 'unplaced' }
-  | { readonly kind: 'here'; readonly epoch: number }
-  /** On another node; `record` is undefined while that node holds no lease. */
-  | { readonly kind: 'node'; readonly node: string; readonly epoch: number; readonly record: NodeRecord | undefined }
+/** Where a stream can be written and consumed now, as this node sees the cluster. */
+export type StreamReach =
+  /** Here: placed on this node, or not a stream the cluster places (a node's own ingest-errors). */
+  | { readonly here: true }
+  /** On another node, reached at its record's addresses. */
+  | { readonly here: false; readonly home: NodeRecord }
+  /** Nowhere now, and why; `node` names the home when there is one. */
+  | { readonly here: false; readonly home: undefined; readonly why: string; readonly node?: string | undefined }
 
 export interface ClusterNodeOptions {
   readonly config: ClusterConfig
@@ -146,10 +145,6 @@ export class ClusterNode {
     return this.#state === 'member' && !this.#viewReady ? 'joining' : this.#state
   }
 
-  get minNodes(): number {
-    return this.#cfg.minNodes
-  }
-
   get isController(): boolean {
     return this.#controllerEpoch !== undefined
   }
@@ -159,13 +154,24 @@ export class ClusterNode {
     return this.#viewReady
   }
 
-  /** Where a stream lives, as this node last saw it. */
-  home(stream: string): StreamHome {
+  /**
+   * The one answer to "where does this stream live" for every caller (publish forwarding, HTTP and
+   * AMQP consumers): until its view is loaded (joining, or rejoining after a fence) a node cannot
+   * tell a stream of its own from one placed elsewhere, and once stopped it acts for no stream.
+   */
+  reach(stream: string): StreamReach {
+    const nowhere = (why: string, node?: string): StreamReach => ({ here: false, home: undefined, why, node })
+    if (this.#state === 'stopped') return nowhere('this node is stopping')
+    if (!this.#viewReady) return nowhere(this.counters.fences === 0 ? 'this node is still joining the cluster' : 'this node is cut off from etcd and rejoining')
     const v = this.#view
     const p = v.placements.get(stream)
-    if (p === undefined) return v.streams.has(stream) ? { kind: 'unplaced' } : { kind: 'local' }
-    if (p.node === this.#cfg.nodeId) return { kind: 'here', epoch: p.epoch }
-    return { kind: 'node', node: p.node, epoch: p.epoch, record: v.nodes.get(p.node) }
+    if (p === undefined) {
+      if (!v.streams.has(stream)) return { here: true }
+      return nowhere(v.nodes.size < this.#cfg.minNodes ? `the cluster places streams once ${this.#cfg.minNodes} nodes are up (cluster.minNodes)` : 'the controller has not placed it yet')
+    }
+    if (p.node === this.#cfg.nodeId) return { here: true }
+    const rec = v.nodes.get(p.node)
+    return rec === undefined ? nowhere(`its home node ${p.node} holds no lease now (down, or cut off from etcd)`, p.node) : { here: false, home: rec }
   }
 
   /** The etcd session and key layout, for the definitions mirror (definitions.ts). */
