@@ -294,6 +294,83 @@ export class Log {
     })
   }
 
+  /**
+   * Appends batches as another log stored them (a stream handed over from another node): each
+   * must pass its CRC and start where this log ends, so offsets, timestamps and bytes stay what
+   * they were. Resolves once all are durable under the policy; none is queued if any is refused.
+   */
+  appendStored(batches: readonly Buffer[]): Promise<AppendResult> {
+    if (this.#state !== 'open') return Promise.reject(this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir))
+    if (batches.length === 0) return Promise.resolve({ baseOffset: this.#nextOffset, lastOffset: this.#nextOffset - 1 })
+    let offset = this.#nextOffset
+    const items: Array<{ buf: Buffer; base: number; last: number }> = []
+    for (const buf of batches) {
+      const check = checkBatch(buf, 0, buf.length)
+      if (!check.ok || check.header.length !== buf.length) return Promise.reject(errors.logCorrupt(this.dir, offset, check.ok ? `a stored batch of ${check.header.length} bytes came in ${buf.length}` : check.reason))
+      if (check.header.baseOffset !== offset) return Promise.reject(errors.logCorrupt(this.dir, offset, `a stored batch starts at offset ${check.header.baseOffset}, not at this log's end ${offset}`))
+      if (buf.length > this.options.segmentBytes) return Promise.reject(errors.logBatchTooLarge(buf.length, this.options.segmentBytes))
+      const last = batchLastOffset(check.header)
+      items.push({ buf, base: offset, last })
+      offset = last + 1
+    }
+    const baseOffset = this.#nextOffset
+    this.#nextOffset = offset
+    return new Promise<AppendResult>((resolve, reject) => {
+      let left = items.length
+      let failed = false
+      const startedAt = this.options.observer === undefined ? 0 : performance.now()
+      for (const it of items) {
+        this.#pending.push({
+          startedAt,
+          buf: it.buf,
+          baseOffset: it.base,
+          lastOffset: it.last,
+          resolve: () => {
+            if (--left === 0 && !failed) resolve({ baseOffset, lastOffset: offset - 1 })
+          },
+          reject: (e) => {
+            if (failed) return
+            failed = true
+            reject(e)
+          },
+        })
+        this.#pendingBytes += it.buf.length
+      }
+      this.#schedule()
+    })
+  }
+
+  /**
+   * Drops every record and starts the log again, empty, at `base`: a stream's copy on a node that
+   * is no longer its home, or about to receive it from the node that was. Waits for appends in
+   * flight; readers see an empty log ending at `base`.
+   */
+  reset(base: number): Promise<void> {
+    return this.#runExclusive(async () => {
+      if (this.#state !== 'open') throw this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir)
+      if (this.#pending.length > 0) throw new Error(`log ${this.dir}: reset with appends pending`)
+      const old = this.#segments
+      // The new segment first: a crash between the two leaves a gap, which recovery refuses, so
+      // the old ones are renamed away (and removed at the next open) before it is made.
+      for (const seg of old) {
+        seg.markDeleted()
+        for (const p of [seg.logPath, seg.indexPath, seg.timeIndexPath]) await rename(p, `${p}.deleted`).catch(ignoreMissing)
+      }
+      await syncDir(this.dir)
+      const seg = new Segment(this.dir, base, this.options.now(), this.options.fsync === 'always', this.#files)
+      await seg.create()
+      await syncDir(this.dir)
+      this.#segments = [seg]
+      for (const s of old) {
+        await s.closeFiles()
+        for (const p of [s.logPath, s.indexPath, s.timeIndexPath]) await unlink(`${p}.deleted`).catch(ignoreMissing)
+      }
+      this.#nextOffset = base
+      this.#advanceEnd(base)
+      this.#endOffset = base
+    })
+  }
+
   #schedule(): void {
     if (this.#flushing) return // the running loop picks the new batch up
     if (this.options.fsync === 'batch' && this.#pendingBytes < this.options.maxBatchBytes) {
