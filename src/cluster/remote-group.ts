@@ -46,7 +46,7 @@ interface OpBody {
 /** The home's side: one open delivery stream per remote member. */
 export class GroupServer {
   readonly #groups: () => GroupRegistry
-  readonly #streams = new Map<string, (ds: Delivery[]) => void>()
+  readonly #streams = new Map<string, { readonly deliver: (ds: Delivery[]) => void; readonly lost: () => void }>()
 
   constructor(groups: () => GroupRegistry) {
     this.#groups = groups
@@ -66,12 +66,16 @@ export class GroupServer {
     res.writeHead(200, { 'content-type': 'application/octet-stream' })
     res.flushHeaders()
     const deliver = (ds: Delivery[]): void => void res.write(frame(encodeDeliveries(ds)))
-    this.#streams.set(key, deliver)
-    g.subscribe(member, Number(url.searchParams.get('prefetch') ?? 0), deliver, Number(url.searchParams.get('priority') ?? 0))
+    const lost = (): void => void res.end()
+    const entry = { deliver, lost }
+    this.#streams.set(key, entry)
+    // The group handed to another node (cluster move): the stream ends, and the consuming node
+    // cancels its consumer, which subscribes again wherever the group lives now.
+    g.subscribe(member, Number(url.searchParams.get('prefetch') ?? 0), deliver, Number(url.searchParams.get('priority') ?? 0), undefined, lost)
     const beat = setInterval(() => res.write(frame(Buffer.alloc(0))), heartbeatMs)
     const end = (): void => {
       clearInterval(beat)
-      if (this.#streams.get(key) !== deliver) return
+      if (this.#streams.get(key) !== entry) return
       this.#streams.delete(key)
       // The consuming node or its channel is gone: what the member holds goes back at once.
       this.#groups().get(name)?.unsubscribe(member, true)
@@ -89,9 +93,9 @@ export class GroupServer {
     }
     switch (body.op) {
       case 'subscribe': {
-        const deliver = this.#streams.get(`${name}\0${member}`)
-        if (deliver === undefined) throw errors.badRequest(`member ${member} has no delivery stream here`)
-        g.subscribe(member, body.prefetch ?? 0, deliver, body.priority ?? 0)
+        const stream = this.#streams.get(`${name}\0${member}`)
+        if (stream === undefined) throw errors.badRequest(`member ${member} has no delivery stream here`)
+        g.subscribe(member, body.prefetch ?? 0, stream.deliver, body.priority ?? 0, undefined, stream.lost)
         return json({})
       }
       case 'unsubscribe':

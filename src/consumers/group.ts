@@ -206,6 +206,10 @@ export class ConsumerGroup {
   #pumpRun: Promise<void> | undefined
   #pumpAgain = false
   #closed = false
+  /** Push consumers' "you lost this group" callbacks (AMQP basic.cancel), told at a handover. */
+  readonly #lost = new Map<string, () => void>()
+  /** Give-backs whose metadata write is in flight: a handover waits for them. */
+  readonly #givingBack = new Set<Promise<void>>()
   /** deliveryRate: a bucket of a tenth of a second, so a stored burst drains at the set pace. */
   readonly #rate: TokenBucket | undefined
   #rateTimer: unknown
@@ -352,7 +356,7 @@ export class ConsumerGroup {
    * flight (0 = the group's prefetch). The same member name may not also fetch. In fair dispatch
    * a member of higher `priority` is served first while it has credit (AMQP's x-priority).
    */
-  subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void, priority = 0, user?: string): void {
+  subscribe(consumer: string, prefetch: number, deliver: (deliveries: Delivery[]) => void, priority = 0, user?: string, lost?: () => void): void {
     if (this.#closed) throw errors.groupClosed(this.name)
     const known = this.#dispatch.members.get(consumer)
     // A member is one user's (see fetch).
@@ -363,6 +367,7 @@ export class ConsumerGroup {
     m.retired = false
     m.priority = priority
     m.prefetch = prefetch > 0 ? prefetch : undefined
+    if (lost !== undefined) this.#lost.set(consumer, lost)
     void this.#pump()
   }
 
@@ -389,6 +394,7 @@ export class ConsumerGroup {
     if (m === undefined) return
     m.push = undefined
     m.retired = true
+    this.#lost.delete(consumer)
     this.#dispatch.returnAssigned(m)
     if (release) this.#giveBack(this.#removeMember(m))
     void this.#pump()
@@ -418,10 +424,12 @@ export class ConsumerGroup {
   /** Deliveries a gone member held go back to the group at once, counted as delivered. */
   #giveBack(held: readonly Inflight[]): void {
     if (held.length === 0) return
-    void this.#retry(
+    const giving = this.#retry(
       held.map((e) => ({ offset: e.record.offset, count: e.count, record: e.record })),
       0,
     ).then(() => this.#pump())
+    this.#givingBack.add(giving)
+    void giving.finally(() => this.#givingBack.delete(giving))
   }
 
   /**
@@ -1057,6 +1065,27 @@ export class ConsumerGroup {
   /** Dead-lettered so far, by reason. */
   get deadLettered(): Readonly<Record<DeathReason, number>> {
     return this.#dead.counts
+  }
+
+  /**
+   * Closes the group for a handover of its stream to another node: push consumers are told they
+   * lost it (AMQP basic.cancel), every member's deliveries go back as delivered (redelivered
+   * wherever the group opens next), and the metadata store then holds all of its state.
+   */
+  async handOff(): Promise<void> {
+    const lost = [...this.#lost.values()]
+    this.#lost.clear()
+    for (const tell of lost) {
+      try {
+        tell()
+      } catch (err) {
+        this.#logger?.warn({ group: this.name, err }, 'a consumer could not be told of the handover')
+      }
+    }
+    for (const name of [...this.#dispatch.members.keys()]) this.unsubscribe(name, true)
+    await Promise.all([...this.#givingBack])
+    await this.close()
+    await Promise.all([...this.#givingBack])
   }
 
   async close(): Promise<void> {

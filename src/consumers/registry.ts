@@ -1,13 +1,14 @@
 import { validateConfigText, type Config, type GroupConfig } from '../config/index.js'
 import { errors } from '../errors.js'
 import { storedRecordBytes, type AppendRecord, type LogLogger } from '../log/index.js'
-import type { JsonValue, MetaStore } from '../meta/index.js'
+import type { DeliveryState, JsonValue, MetaOp, MetaStore } from '../meta/index.js'
 import { eventOfRecord, type Publisher } from '../streams/publisher.js'
 import type { DeclareOptions, DefinitionsMirror } from '../streams/catalog.js'
 import { KeyedSerial } from '../streams/keyed-serial.js'
 import type { StreamRegistry } from '../streams/registry.js'
 import type { DeadLetterSink } from './dead-letter.js'
-import { ConsumerGroup, groupKeyspaces, MemberBudget, type GroupKeyspaces } from './group.js'
+import { ConsumerGroup, groupKeyspaces, MemberBudget, type GroupKeyspaces, type ParkedEvent } from './group.js'
+import type { GroupRecord } from './cursor-state.js'
 
 /** Groups: those the YAML declares and those created at run time (kept in the metadata store). */
 export class GroupRegistry {
@@ -235,4 +236,76 @@ export class GroupRegistry {
   async close(): Promise<void> {
     await Promise.all([...this.#groups.values()].map((g) => g.close()))
   }
+
+  // ---- handover of a stream to another node (cluster move) ----------------------------------------
+
+  /**
+   * Closes the groups reading `stream` for a handover (ConsumerGroup.handOff): until `resume`,
+   * each answers 503 group_closed, which clients retry. Returns their names.
+   */
+  async suspend(stream: string): Promise<string[]> {
+    const names = [...this.#groups.values()].filter((g) => g.stream === stream).map((g) => g.name)
+    await Promise.all(names.map((n) => this.#serial.run(n, () => this.#groups.get(n)!.handOff())))
+    await this.#meta.drained()
+    return names
+  }
+
+  /** Opens the groups of `stream` again from what the metadata store holds now. */
+  async resume(stream: string): Promise<void> {
+    for (const g of [...this.#groups.values()]) {
+      if (g.stream !== stream) continue
+      await this.#serial.run(g.name, async () => {
+        if (this.#groups.get(g.name) === g) await this.#open(g.config)
+      })
+    }
+  }
+
+  /** The saved state of the (suspended) groups of `stream`, as another node imports it. */
+  async exportState(stream: string): Promise<GroupState[]> {
+    const out: GroupState[] = []
+    const ks = this.#ks
+    for (const g of this.#groups.values()) {
+      if (g.stream !== stream) continue
+      const record = await ks.record.get([g.name])
+      if (record === undefined) continue
+      const settled: Array<[number, number]> = []
+      for await (const { key, value } of ks.settled.iterate({ prefix: [g.name] })) settled.push([key[1], value.end])
+      const deliveries: Array<[number, DeliveryState]> = []
+      for await (const { key, value } of ks.deliveries.iterate({ prefix: [g.name] })) deliveries.push([key[1], value])
+      const parked: ParkedEvent[] = []
+      for await (const { value } of ks.parked.iterate({ prefix: [g.name] })) parked.push(value)
+      out.push({ name: g.name, record, settled, deliveries, parked })
+    }
+    return out
+  }
+
+  /**
+   * Replaces the saved state of the (suspended) groups of `stream` with `states` (what the node
+   * handing it over exported); a group of the stream not among them starts afresh at `resume`.
+   */
+  async replaceState(stream: string, states: readonly GroupState[]): Promise<void> {
+    const ks = this.#ks
+    const byName = new Map(states.map((st) => [st.name, st]))
+    for (const g of this.#groups.values()) {
+      if (g.stream !== stream) continue
+      await g.purgeState()
+      const st = byName.get(g.name)
+      if (st === undefined) continue
+      const ops: MetaOp[] = [ks.record.putOp([g.name], st.record)]
+      for (const [start, end] of st.settled) ops.push(ks.settled.putOp([g.name, start], { end }))
+      for (const [offset, d] of st.deliveries) ops.push(ks.deliveries.putOp([g.name, offset], d))
+      for (const p of st.parked) ops.push(ks.parked.putOp([g.name, p.offset], p))
+      await this.#meta.write(ops, { sync: true })
+    }
+  }
+}
+
+/** A group's saved state as one node hands it to another: every key it has in the metadata store. */
+export interface GroupState {
+  readonly name: string
+  readonly record: GroupRecord
+  /** Settled ranges above the cursor: [start, end). */
+  readonly settled: ReadonlyArray<readonly [number, number]>
+  readonly deliveries: ReadonlyArray<readonly [number, DeliveryState]>
+  readonly parked: readonly ParkedEvent[]
 }

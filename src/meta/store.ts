@@ -62,6 +62,8 @@ export interface MetaStore {
   keyspace<const Parts extends readonly KeyPart[], V>(name: KeyspaceName, parts: Parts, values: ValueCodec<V>): Keyspace<KeyOf<Parts>, V>
   /** Applies ops from any keyspaces atomically: all are visible, or none. */
   write(ops: readonly MetaOp[], opts?: WriteOptions): Promise<void>
+  /** Resolves once every write submitted so far has settled: what a read after it sees. */
+  drained(): Promise<void>
   /** Waits for queued writes, then closes. Later calls reject with SLUICE_ERR_META_CLOSED. */
   close(): Promise<void>
 }
@@ -151,6 +153,11 @@ class LevelMetaStore implements MetaStore, KeyspaceHost {
       return Promise.reject(err)
     }
     return this.#commit.submit(ops, opts.sync ?? true)
+  }
+
+  /** Resolves once every write submitted so far has settled: what a read after it sees. */
+  drained(): Promise<void> {
+    return this.#commit.drained()
   }
 
   #checkWritable(ops: readonly MetaOp[]): void {

@@ -23,6 +23,12 @@ export interface CommittedId {
   readonly offset?: number | undefined
 }
 
+/** A stream's remembered ids as one node hands them to another: [expiresAtMs, id, offset]. */
+export interface ScopeIds {
+  readonly ids: ReadonlyArray<readonly [number, string, number | null]>
+  readonly checkpoint: number | null
+}
+
 /** Marks idempotency keys apart from event ids in the same scope. */
 export const requestKeyPrefix = '\u0001req:'
 
@@ -93,35 +99,81 @@ export class DedupWindow {
     }
     let restored = 0
     const persist: MetaOp[] = []
-    for (const [name, log] of streams) {
-      const saved = await this.#checkpoints.get([name])
-      if (saved !== undefined && saved > log.endOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
-      let next = Math.max(Math.min(saved ?? log.startOffset, log.endOffset), log.startOffset)
-      let found = 0
-      while (next < log.endOffset) {
-        const { records, nextOffset } = await log.read(next)
-        if (records.length === 0) break
-        for (const r of records) {
-          if (r.id === undefined) continue
-          this.#ids.set(`${name}\0${r.id}`, nowMs + windowMs)
-          persist.push(this.#keyspace.putOp([name, nowMs + windowMs, r.id], { offset: r.offset }))
-          found++
-        }
-        next = nextOffset
-      }
-      restored += found
-      // Nothing to restore (a stream without ids, say): the next start need not read it again.
-      if (found === 0 && saved !== log.endOffset && log.endOffset > log.startOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
-      // Restored ids are persisted, and only then the checkpoint moved to the end: the next commit
-      // would move it past these records anyway, and a second crash must not forget them.
-      else if (found > 0) persist.push(this.#checkpoints.putOp([name], log.endOffset))
-      this.#unpersisted.set(name, { bases: new Set(), end: log.endOffset })
-    }
-    // In slices, so a long tail stays under the store's queue bound; a crash between two slices
-    // leaves the checkpoints where they were, and the next start reads the same records again.
-    for (let i = 0; i < persist.length; i += restoreOpsPerWrite) await this.#meta.write(persist.slice(i, i + restoreOpsPerWrite), { sync: true })
+    for (const [name, log] of streams) restored += await this.#restoreTail(name, log, await this.#checkpoints.get([name]), windowMs, nowMs, persist, clamp)
+    await this.#writeSliced(persist)
     if (clamp.length > 0) await this.#meta.write(clamp, { sync: true })
     return { loaded, restored, dropped: clamp.length }
+  }
+
+  /** Restores the ids of the records `log` stored from `saved` (its checkpoint) on; returns how many. */
+  async #restoreTail(name: string, log: Log, saved: number | undefined, windowMs: number, nowMs: number, persist: MetaOp[], clamp: MetaOp[]): Promise<number> {
+    if (saved !== undefined && saved > log.endOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
+    let next = Math.max(Math.min(saved ?? log.startOffset, log.endOffset), log.startOffset)
+    let found = 0
+    while (next < log.endOffset) {
+      const { records, nextOffset } = await log.read(next)
+      if (records.length === 0) break
+      for (const r of records) {
+        if (r.id === undefined) continue
+        this.#ids.set(`${name}\0${r.id}`, nowMs + windowMs)
+        persist.push(this.#keyspace.putOp([name, nowMs + windowMs, r.id], { offset: r.offset }))
+        found++
+      }
+      next = nextOffset
+    }
+    // Nothing to restore (a stream without ids, say): the next start need not read it again.
+    if (found === 0 && saved !== log.endOffset && log.endOffset > log.startOffset) clamp.push(this.#checkpoints.putOp([name], log.endOffset))
+    // Restored ids are persisted, and only then the checkpoint moved to the end: the next commit
+    // would move it past these records anyway, and a second crash must not forget them.
+    else if (found > 0) persist.push(this.#checkpoints.putOp([name], log.endOffset))
+    this.#unpersisted.set(name, { bases: new Set(), end: log.endOffset })
+    return found
+  }
+
+  /**
+   * In slices, so a long tail stays under the store's queue bound; a crash between two slices
+   * leaves the checkpoints where they were, and the next start reads the same records again.
+   */
+  async #writeSliced(ops: readonly MetaOp[]): Promise<void> {
+    for (let i = 0; i < ops.length; i += restoreOpsPerWrite) await this.#meta.write(ops.slice(i, i + restoreOpsPerWrite), { sync: true })
+  }
+
+  /** The live ids a stream remembers and its checkpoint, as the node it is handed to imports them. */
+  async exportScope(stream: string, nowMs: number): Promise<ScopeIds> {
+    const ids: Array<[number, string, number | null]> = []
+    for await (const { key, value } of this.#keyspace.iterate({ prefix: [stream], gte: [stream, nowMs + 1] })) {
+      ids.push([key[1], key[2], value !== null && 'offset' in value ? value.offset : null])
+    }
+    return { ids, checkpoint: (await this.#checkpoints.get([stream])) ?? null }
+  }
+
+  /**
+   * Replaces what a stream remembers with `from` (another node's export, or nothing), then
+   * restores the ids of `log`'s records past its checkpoint, as a start does.
+   */
+  async replaceScope(stream: string, from: ScopeIds, log: Log, windowMs: number, nowMs: number): Promise<void> {
+    const prefix = `${stream}\0`
+    for (const k of [...this.#ids.keys()]) {
+      if (!k.startsWith(prefix)) continue
+      this.#ids.delete(k)
+      this.#fingerprints.delete(k)
+    }
+    const ops: MetaOp[] = []
+    for await (const { key } of this.#keyspace.iterate({ prefix: [stream] })) ops.push(this.#keyspace.delOp(key))
+    await this.#writeSliced(ops)
+    ops.length = 0
+    for (const [expiresAt, id, offset] of from.ids) {
+      if (expiresAt <= nowMs) continue
+      this.#ids.set(prefix + id, expiresAt)
+      ops.push(this.#keyspace.putOp([stream, expiresAt, id], offset === null ? null : { offset }))
+    }
+    const checkpoint = from.checkpoint ?? log.endOffset
+    ops.push(this.#checkpoints.putOp([stream], checkpoint))
+    await this.#writeSliced(ops)
+    const persist: MetaOp[] = []
+    const clamp: MetaOp[] = []
+    await this.#restoreTail(stream, log, checkpoint, windowMs, nowMs, persist, clamp)
+    await this.#writeSliced([...persist, ...clamp])
   }
 
   /**

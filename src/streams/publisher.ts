@@ -7,7 +7,7 @@ import type { AppendRecord, AppendResult } from '../log/index.js'
 import type { MetaOp, MetaStore } from '../meta/index.js'
 import { compileTemplate, mayMiss, type RouteResult, type Router, type RoutingKeyTemplate } from '../router/index.js'
 import { expiresAtHeader } from './ttl.js'
-import { requestKeyPrefix, type DedupWindow } from './dedup-window.js'
+import { requestKeyPrefix, type DedupWindow, type ScopeIds } from './dedup-window.js'
 import { invalidEvent, type EventLimits } from './validate.js'
 import type { StreamRegistry } from './registry.js'
 import type { ForwardRequest, RemoteStream, StreamPlacement } from './placement.js'
@@ -166,6 +166,11 @@ export class BrokerPublisher implements Publisher {
   limiter: RateLimiter | undefined
   /** Cluster mode: where streams stored on other nodes live. */
   placement: StreamPlacement | undefined
+  /** Streams whose publishes wait for a handover to end (hold/release). */
+  readonly #held = new Map<string, { readonly released: Promise<void>; readonly release: () => void }>()
+  /** Per stream, local appends past the hold check whose ids are not committed yet. */
+  readonly #entered = new Map<string, number>()
+  readonly #drained = new Map<string, Array<() => void>>()
 
   constructor(config: Config, router: Router, streams: StreamRegistry, meta: MetaStore, dedup: DedupWindow, now: () => number = Date.now) {
     for (const ex of Object.values(config.exchanges)) {
@@ -177,6 +182,61 @@ export class BrokerPublisher implements Publisher {
     this.#dedup = dedup
     this.#now = now
     this.#limits = { maxEventBytes: config.server.limits.maxEventBytes, maxEventDepth: config.server.limits.maxEventDepth }
+  }
+
+  /**
+   * Holds publishes to `stream` before they are stored here (a handover to or from another node),
+   * and resolves once every append already past the hold is durable and its ids committed.
+   */
+  async hold(stream: string): Promise<void> {
+    if (!this.#held.has(stream)) {
+      let release!: () => void
+      const released = new Promise<void>((resolve) => (release = resolve))
+      this.#held.set(stream, { released, release })
+    }
+    if ((this.#entered.get(stream) ?? 0) === 0) return
+    await new Promise<void>((resolve) => this.#drained.set(stream, [...(this.#drained.get(stream) ?? []), resolve]))
+  }
+
+  /** Lets the publishes held for `stream` go on, each to wherever the stream lives now. */
+  release(stream: string): void {
+    const h = this.#held.get(stream)
+    this.#held.delete(stream)
+    h?.release()
+  }
+
+  /** Whether publishes to `stream` are held now. */
+  holding(stream: string): boolean {
+    return this.#held.has(stream)
+  }
+
+  /** The ids `stream` remembers, for the node it is handed to (hold it first). */
+  exportIds(stream: string): Promise<ScopeIds> {
+    return this.#dedup.exportScope(stream, this.#now())
+  }
+
+  /** Replaces the ids `stream` remembers with another node's export (or none), then restores its log's tail. */
+  replaceIds(stream: string, from: ScopeIds): Promise<void> {
+    const s = this.#streams.get(stream)
+    if (s === undefined) return Promise.reject(errors.unknownStream(stream))
+    const windowMs = Math.max(0, ...this.exchangeConfigs().map((e) => e.dedupWindowMs))
+    return this.#dedup.replaceScope(stream, from, s.log, windowMs, this.#now())
+  }
+
+  #enter(stream: string): void {
+    this.#entered.set(stream, (this.#entered.get(stream) ?? 0) + 1)
+  }
+
+  #leave(stream: string): void {
+    const n = (this.#entered.get(stream) ?? 1) - 1
+    if (n > 0) {
+      this.#entered.set(stream, n)
+      return
+    }
+    this.#entered.delete(stream)
+    const waiting = this.#drained.get(stream)
+    this.#drained.delete(stream)
+    for (const w of waiting ?? []) w()
   }
 
   exchangeConfig(name: string): ExchangeConfig | undefined {
@@ -330,6 +390,27 @@ export class BrokerPublisher implements Publisher {
       this.#dedup.reserve(req.exchange, requestKey, new Promise<boolean>((resolve) => (settleRequest = resolve)))
     }
 
+    // Streams whose local append this request took part in, left once its ids are committed.
+    const entered: string[] = []
+    try {
+      return await this.#store(req, ex, kept, source, sc, now, requestKey, settleRequest, fingerprint, entered)
+    } finally {
+      for (const name of entered) this.#leave(name)
+    }
+  }
+
+  async #store(
+    req: PublishRequest,
+    ex: ExchangeRuntime,
+    kept: readonly number[] | undefined,
+    source: PublishSourceName,
+    sc: SourceCounters,
+    now: number,
+    requestKey: string | undefined,
+    settleRequest: ((stored: boolean) => void) | undefined,
+    fingerprint: string | undefined,
+    entered: string[],
+  ): Promise<PublishResult> {
     let settleIds: ((stored: boolean) => void) | undefined
     const idsOutcome = new Promise<boolean>((resolve) => (settleIds = resolve))
     const reserved: Array<[stream: string, id: string]> = []
@@ -344,17 +425,36 @@ export class BrokerPublisher implements Publisher {
       // A stream stored on another node is admitted there, by its own groups.
       if (this.admission !== undefined && req.internal !== true) for (const [name, b] of batches) if (b.remote === undefined) this.admission(name, b.records)
       const settled = await Promise.allSettled(
-        names.map((name): Promise<AppendResult | PublishResult> => {
+        names.map(async (name): Promise<{ local: AppendResult } | { remote: PublishResult }> => {
           const batch = batches.get(name)!
-          if (batch.remote !== undefined) return batch.remote.forward({ stream: name, exchange: req.exchange, records: batch.records, internal: req.internal === true, source })
+          const forward = (to: RemoteStream): Promise<{ remote: PublishResult }> =>
+            to.forward({ stream: name, exchange: req.exchange, records: batch.records, internal: req.internal === true, source }).then((remote) => ({ remote }))
+          if (batch.remote !== undefined) return forward(batch.remote)
+          // A stream being handed to another node takes no append until the handover ends; then
+          // the records go wherever it lives (its new home checks their ids again).
+          let waited = false
+          for (let h = this.#held.get(name); h !== undefined; h = this.#held.get(name)) {
+            waited = true
+            await h.released
+          }
+          if (waited && this.placement !== undefined) {
+            const moved = this.placement.remote(name)
+            if (moved !== undefined) return forward(moved)
+            if (req.forwarded === true) this.placement.assertHome(name)
+          }
           const stream = this.#streams.get(name)
-          if (stream === undefined) return Promise.reject(errors.unknownStream(name))
+          if (stream === undefined) throw errors.unknownStream(name)
+          this.#enter(name)
+          entered.push(name)
           const base = stream.log.nextOffset
           if (batch.ids.length > 0) this.#dedup.appending(name, base)
-          return stream.append(batch.records).catch((err: unknown) => {
-            if (batch.ids.length > 0) this.#dedup.abandon(name, base)
-            throw err
-          })
+          return stream.append(batch.records).then(
+            (local) => ({ local }),
+            (err: unknown) => {
+              if (batch.ids.length > 0) this.#dedup.abandon(name, base)
+              throw err
+            },
+          )
         }),
       )
       // An event stored by no target is a duplicate: every stream it routes to already held its id.
@@ -366,12 +466,12 @@ export class BrokerPublisher implements Publisher {
           failure ??= s.reason
           return
         }
-        if (batch.remote === undefined) {
-          appended.push({ stream: name, ids: batch.ids, result: s.value as AppendResult })
+        if ('local' in s.value) {
+          appended.push({ stream: name, ids: batch.ids, result: s.value.local })
           for (const i of batch.events) stored.add(i)
           return
         }
-        const dup = new Set((s.value as PublishResult).duplicateAt)
+        const dup = new Set(s.value.remote.duplicateAt)
         batch.events.forEach((i, r) => {
           if (!dup.has(r)) stored.add(i)
         })
@@ -462,7 +562,8 @@ export class BrokerPublisher implements Publisher {
     // stream stored here.
     let direct: RouteResult | undefined
     if (req.stream !== undefined) {
-      if (req.forwarded === true) this.placement?.assertHome(req.stream)
+      // A stream held for a handover answers once it ends (see #store).
+      if (req.forwarded === true && !this.#held.has(req.stream)) this.placement?.assertHome(req.stream)
       direct = { streams: [req.stream], unroutable: false }
     }
     // Cluster mode: each target stream's home, asked once per request; a stream without a

@@ -54,6 +54,7 @@ function trackedMeta(inner: MetaStore, tracker: Tracker, faults: Faults): MetaSt
     definitions: inner.definitions,
     keyspace: inner.keyspace.bind(inner),
     write: (ops, opts) => (faults.loseSyncedWrites === true && opts?.sync !== false ? Promise.resolve() : tracker.track(inner.write(ops, opts))),
+    drained: () => inner.drained(),
     close: () => inner.close(),
   }
 }
