@@ -102,6 +102,9 @@ export const errors = {
   forwardTooLarge: (why: string) => counted('cluster.replication.maxBodySize', new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', why, 413, false, { limit: 'cluster.replication.maxBodySize' })),
   streamUnavailable: (stream: string, why: string, node?: string) =>
     new SluiceError('SLUICE_ERR_STREAM_UNAVAILABLE', `stream "${stream}" cannot be written now: ${why}; retry with the same ids (they are deduplicated at the stream's home node)`, 503, true, { stream, ...(node !== undefined ? { node } : {}), retryAfterMs: 1000 }),
+  moveRefused: (stream: string, why: string) => new SluiceError('SLUICE_ERR_MOVE_REFUSED', `stream "${stream}" cannot be moved: ${why}`, 409, false, { stream }),
+  moveFailed: (stream: string, why: string) =>
+    new SluiceError('SLUICE_ERR_MOVE_FAILED', `moving stream "${stream}" failed and was called off (${why}); it stays where it was, with nothing lost; the move can be tried again`, 503, true, { stream, retryAfterMs: 1000 }),
   notReady: () => new SluiceError('SLUICE_ERR_NOT_READY', 'recovering: streams are still opening; retry shortly', 503, true),
   // Flow control
   rateLimited: (rule: string, retryAfterMs: number) =>

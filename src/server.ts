@@ -380,6 +380,8 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         observeForward: metrics.forwardObserver(),
         catalog,
         groups,
+        streams,
+        publisher,
       })
       // The placement stays after the stop: the forwarder then refuses (retryable), so what the
       // groups dead-letter while closing is not stored in this node's copy of another's stream.

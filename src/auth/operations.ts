@@ -195,6 +195,12 @@ export const operations = {
     doors: 'HTTP `GET /v1/definitions`, `POST /v1/definitions`',
     doc: 'export or import every exchange, stream, binding and group at once, in the configuration file\'s shape',
   },
+  'cluster.move': {
+    needs: [],
+    tag: { tag: 'administrator', resource: 'cluster' },
+    doors: 'HTTP `POST /v1/cluster/streams/{stream}/move` (`sluice cluster move`)',
+    doc: 'move a stream, with its groups, to another node of the cluster',
+  },
 } as const satisfies Readonly<Record<string, OperationSpec>>
 
 export type Operation = keyof typeof operations

@@ -1,13 +1,17 @@
-import type { ClusterView } from '../cluster/index.js'
+import type { ClusterView, MoveResult } from '../cluster/index.js'
 import { CliError, parseCommand, renderCommandHelp, type CommandSpec } from './args.js'
 import { clientHelp, clientOptions, ServerClient } from './client.js'
 
 export const clusterSpec: CommandSpec = {
   name: 'cluster',
-  summary: "show a cluster's nodes, controller and stream placement",
-  positionals: [{ name: 'ACTION', required: true, doc: 'status' }],
+  summary: "show a cluster's nodes, controller and stream placement, or move a stream to another node",
+  positionals: [
+    { name: 'ACTION', required: true, doc: 'status | move' },
+    { name: 'STREAM', required: false, doc: 'move: the stream to move' },
+    { name: 'NODE', required: false, doc: 'move: the nodeId to move it to' },
+  ],
   options: {
-    json: { type: 'boolean', doc: 'print the answer of GET /v1/cluster as JSON' },
+    json: { type: 'boolean', doc: 'print the answer as JSON' },
     ...clientOptions,
   },
   description: `status asks one node (any node) for its view of the cluster: its own membership and lease,
@@ -15,8 +19,14 @@ the elected controller and its epoch, every node with a live lease, and the home
 A node cut off from etcd shows state "fenced": it refuses publishes until it rejoins. A single
 node (no cluster section) answers "not a cluster". docs/cluster.md explains each field.
 
+move STREAM NODE moves a stream, with its groups' state and its remembered event ids, to another
+node; any node takes the request and the controller runs it. Publishes to the stream wait while
+it moves (they do not fail); its consumers are cancelled and subscribe again on the new node, and
+what they held unacked is redelivered there. It prints what was copied once the stream lives on
+NODE. A move that fails is called off and changes nothing; it can be tried again.
+
 ${clientHelp}`,
-  examples: ['sluice cluster status', 'sluice cluster status --url http://10.0.0.2:7400 --json'],
+  examples: ['sluice cluster status', 'sluice cluster status --url http://10.0.0.2:7400 --json', 'sluice cluster move app-logs node-b'],
 }
 
 type Status = ClusterView | { readonly enabled: false }
@@ -28,12 +38,28 @@ export async function cluster(args: readonly string[]): Promise<number> {
     return 0
   }
   const action = p.positionals[0]!
-  if (action !== 'status') throw new CliError(`unknown action "${action}"; use: sluice cluster status`)
+  if (action === 'move') return move(p.positionals.slice(1), p.values.json === true, new ServerClient(p.values))
+  if (action !== 'status') throw new CliError(`unknown action "${action}"; use: sluice cluster status | sluice cluster move STREAM NODE`)
+  if (p.positionals.length > 1) throw new CliError('sluice cluster status takes no more arguments')
   const client = new ServerClient(p.values)
   const res = await client.request('GET', '/v1/cluster')
   if (res.status !== 200) throw await client.failure(res)
   const status = (await res.json()) as Status
   process.stdout.write(p.values.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status))
+  return 0
+}
+
+async function move(args: readonly (string | undefined)[], json: boolean, client: ServerClient): Promise<number> {
+  const [stream, node] = args
+  if (stream === undefined || node === undefined) throw new CliError('usage: sluice cluster move STREAM NODE')
+  const res = await client.request('POST', `/v1/cluster/streams/${encodeURIComponent(stream)}/move`, { body: JSON.stringify({ node }), contentType: 'application/json' })
+  if (res.status !== 200) throw await client.failure(res)
+  const r = (await res.json()) as MoveResult
+  process.stdout.write(
+    json
+      ? `${JSON.stringify(r, null, 2)}\n`
+      : `moved ${r.stream} from ${r.from} to ${r.to} (placement epoch ${r.epoch}): ${r.events} events (${(r.bytes / 1048576).toFixed(1)} MiB), ${r.groups} groups, ${r.ids} remembered ids in ${(r.durationMs / 1000).toFixed(1)} s\n`,
+  )
   return 0
 }
 

@@ -14,8 +14,12 @@ import { ClusterNode, type ClusterStatus } from './node.js'
 import { ClusterDefinitions, DefinitionsApplier } from './definitions.js'
 import type { GroupRegistry } from '../consumers/index.js'
 import type { Catalog } from '../streams/catalog.js'
+import type { BrokerPublisher } from '../streams/publisher.js'
+import type { StreamRegistry } from '../streams/registry.js'
+import { Mover, type MoveResult } from './move.js'
 
 export type { ClusterStatus, MemberState, StreamReach } from './node.js'
+export type { MoveResult } from './move.js'
 export { ClusterNode } from './node.js'
 
 export interface ForwardStats {
@@ -97,6 +101,9 @@ export interface ClusterOptions {
   /** Where run-time definitions are declared here and applied from the others. */
   readonly catalog: Catalog
   readonly groups: GroupRegistry
+  /** What a move hands over: the logs, and the held publishes and remembered ids. */
+  readonly streams: StreamRegistry
+  readonly publisher: BrokerPublisher
 }
 
 export type ClusterView = ClusterStatus & {
@@ -104,6 +111,8 @@ export type ClusterView = ClusterStatus & {
   readonly internalPort: number
   /** Definitions from other nodes applied here, and those that could not be (logged). */
   readonly definitions: { readonly applied: number; readonly failed: number }
+  /** Moves this node ran as controller, and the handovers it takes part in now. */
+  readonly moves: { readonly moved: number; readonly failed: number; readonly handovers: ReturnType<Mover['handovers']> }
 }
 
 export class Cluster {
@@ -114,6 +123,8 @@ export class Cluster {
   readonly definitions: ClusterDefinitions
   /** Applies the other nodes' declarations here. */
   readonly applier: DefinitionsApplier
+  /** `sluice cluster move`: as controller, and as either end of a handover. */
+  readonly mover: Mover
   readonly #client: PeerClient
   readonly #secret: string
   readonly #log: Logger
@@ -125,10 +136,21 @@ export class Cluster {
     this.#secret = c.secret
     this.#log = opts.logger.child({ component: 'cluster' })
     const groupServer = new GroupServer(() => opts.groups)
-    this.internal = new InternalServer({ host: c.replication.host, port: c.replication.port, secret: c.secret, maxBodyBytes: c.replication.maxBodyBytes, timeoutMs: c.replication.forwardTimeoutMs, logger: opts.logger, store: opts.store, groups: groupServer })
+    this.internal = new InternalServer({
+      host: c.replication.host,
+      port: c.replication.port,
+      secret: c.secret,
+      maxBodyBytes: c.replication.maxBodyBytes,
+      timeoutMs: Math.max(c.replication.forwardTimeoutMs, c.replication.moveTimeoutMs),
+      logger: opts.logger,
+      store: opts.store,
+      groups: groupServer,
+      moves: { handle: (route, stream, phase, body) => this.mover.handle(route, stream, phase, body) },
+    })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
     this.applier = applier
-    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change) })
+    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change), onView: () => this.mover.onView() })
+    this.mover = new Mover({ node: this.node, config: c, streams: opts.streams, groups: opts.groups, publisher: opts.publisher, secret: c.secret, agent: this.#groupAgent, logger: opts.logger })
     this.definitions = new ClusterDefinitions(this.node.etcd, this.node.keys, c.nodeId)
     this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs)
     this.forwarder = new Forwarder(this.node, this.#client, opts.observeForward)
@@ -181,11 +203,23 @@ export class Cluster {
     return new RemoteGroup(group, { node: r.home.id, host: r.home.host, port: r.home.internalPort }, this.#secret, this.#groupAgent, this.#log)
   }
 
+  /** Moves `stream` to node `to` (`sluice cluster move`): run by the controller, asked from any node. */
+  move(stream: string, to: string): Promise<MoveResult> {
+    return this.mover.request(stream, to)
+  }
+
   status(): ClusterView {
-    return { ...this.node.status(), internalPort: this.internal.port, forwarding: Object.fromEntries(this.forwarder.stats), definitions: { applied: this.applier.applied, failed: this.applier.failed } }
+    return {
+      ...this.node.status(),
+      internalPort: this.internal.port,
+      forwarding: Object.fromEntries(this.forwarder.stats),
+      definitions: { applied: this.applier.applied, failed: this.applier.failed },
+      moves: { moved: this.mover.counters.moved, failed: this.mover.counters.failed, handovers: this.mover.handovers() },
+    }
   }
 
   async stop(): Promise<void> {
+    this.mover.stop()
     await this.node.stop()
     this.#client.close()
     this.#groupAgent.destroy()

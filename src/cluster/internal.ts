@@ -13,9 +13,11 @@ import type { ForwardRequest } from '../streams/placement.js'
 import type { PublishResult, PublishSourceName } from '../streams/publisher.js'
 import type { GroupServer } from './remote-group.js'
 import { decodeRecords, encodeRecords, WireError } from './wire.js'
+import type { MoveRoute } from './move.js'
 
 const publishPath = /^\/internal\/v1\/streams\/([^/?]+)\/publish$/
 const groupPath = /^\/internal\/v1\/groups\/([^/?]+)\/(subscribe|op)$/
+const movePath = /^\/internal\/v1\/(?:(move)|streams\/([^/?]+)\/(handoff|receive|end))$/
 /** Records in one forwarded append at most: a request's events, each at most once per stream. */
 const maxForwardedRecords = 1_000_000
 const sources: ReadonlySet<string> = new Set<PublishSourceName>(['http', 'ndjson', 'syslog', 'gelf', 'forward', 'amqp', 'otlp', 'loki', 'elasticsearch', 'internal', 'cluster'])
@@ -39,6 +41,8 @@ export interface InternalServerOptions {
   readonly store: (req: ForwardRequest) => Promise<PublishResult>
   /** Serves this node's groups to consumers on other nodes (remote-group.ts). */
   readonly groups?: GroupServer | undefined
+  /** Moves of streams between nodes (move.ts). */
+  readonly moves?: { handle(route: MoveRoute, stream: string, phase: string, body: Buffer): Promise<unknown> } | undefined
 }
 
 export interface InternalCounters {
@@ -113,6 +117,21 @@ export class InternalServer {
     }
   }
 
+  async #move(m: RegExpExecArray, url: URL, req: IncomingMessage, res: ServerResponse, fail: (err: SluiceError) => void): Promise<void> {
+    try {
+      const route = (m[1] ?? m[3]) as MoveRoute
+      const stream = m[2] === undefined ? '' : decodeURIComponent(m[2])
+      const body = await readBody(req, this.#opts.maxBodyBytes)
+      const answer = await this.#opts.moves!.handle(route, stream, url.searchParams.get('phase') ?? '', body)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(answer))
+    } catch (err) {
+      if (err instanceof SluiceError) return fail(err)
+      this.#opts.logger.error({ err, path: url.pathname }, 'internal error in a stream move')
+      fail(errors.internal(err))
+    }
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.counters.requests++
     const fail = (err: SluiceError): void => {
@@ -128,6 +147,8 @@ export class InternalServer {
     const url = new URL(req.url ?? '/', 'http://internal')
     const gm = groupPath.exec(url.pathname)
     if (req.method === 'POST' && gm !== null && this.#opts.groups !== undefined) return this.#group(gm[1]!, gm[2] as 'subscribe' | 'op', url, req, res, fail)
+    const mv = movePath.exec(url.pathname)
+    if (req.method === 'POST' && mv !== null && this.#opts.moves !== undefined) return this.#move(mv, url, req, res, fail)
     const m = publishPath.exec(url.pathname)
     if (req.method !== 'POST' || m === null) {
       req.resume()

@@ -44,6 +44,8 @@ export interface ClusterNodeOptions {
   readonly now?: () => number
   /** Told of every run-time definition: all of them at each (re)load of the view, then each change. */
   readonly onDefinition?: (change: DefinitionChange) => void
+  /** Told after every change to the view (and after each full read), for waits on placement. */
+  readonly onView?: () => void
 }
 
 export interface ClusterStatus {
@@ -449,7 +451,16 @@ export class ClusterNode {
       if (this.#state === 'member') this.#reload()
     })
     this.#viewReady = true
+    this.#viewChanged()
     this.#reconcile()
+  }
+
+  #viewChanged(): void {
+    try {
+      this.#opts.onView?.()
+    } catch (err) {
+      this.#log.error({ err }, 'view listener failed')
+    }
   }
 
   /** One reload at a time; a failed one fences the node, whose rejoin reads everything again. */
@@ -469,6 +480,7 @@ export class ClusterNode {
     const change = this.#apply(kind, key, value, createRevision)
     if (change !== undefined) this.#opts.onDefinition?.(change)
     if (key === this.#keys.controller && kind === 'delete') void this.#campaign()
+    this.#viewChanged()
     this.#reconcile()
   }
 
@@ -580,6 +592,57 @@ export class ClusterNode {
       this.counters.placements += batch.length
       for (const [stream, node] of batch) this.#log.info({ stream, node, controllerEpoch: epoch }, 'stream placed')
     }
+  }
+
+  // ---- moving a stream (move.ts) -----------------------------------------------------------------
+
+  /** The stream's placement as the view holds it. */
+  placement(stream: string): PlacementRecord | undefined {
+    return this.#view.placements.get(stream)
+  }
+
+  /** The controller epoch the view holds (undefined: no controller now). */
+  get viewControllerEpoch(): number | undefined {
+    return this.#view.controller?.epoch
+  }
+
+  /** This node's epoch while it is the controller. */
+  get controllerEpoch(): number | undefined {
+    return this.#controllerEpoch
+  }
+
+  /** Whether `node` holds a lease now, as the view has it. */
+  isLive(node: string): boolean {
+    return this.#view.nodes.has(node)
+  }
+
+  /** The record of a live node. */
+  nodeRecord(node: string): NodeRecord | undefined {
+    return this.#view.nodes.get(node)
+  }
+
+  /** The stream's placement as etcd holds it now, with the revision a compare-and-set names. */
+  async readPlacement(stream: string): Promise<{ readonly record: PlacementRecord; readonly modRevision: number } | undefined> {
+    const c = this.#etcd.client
+    const res = await this.#etcd.timed('get', () => c.get(this.#keys.placement(stream)).exec())
+    const kv = res.kvs[0]
+    const record = kv === undefined ? undefined : parsePlacement(kv.value.toString())
+    return record === undefined ? undefined : { record, modRevision: Number(kv!.mod_revision) }
+  }
+
+  /**
+   * As controller, writes `next` over the stream's placement only if it is still at `modRevision`
+   * and this node still holds the controller key at its epoch. Writing the same record again
+   * is how a move is called off: it moves the revision, so a switch still in flight cannot land.
+   * Returns the revision written, or undefined when a compare failed.
+   */
+  async writePlacement(stream: string, modRevision: number, next: PlacementRecord): Promise<number | undefined> {
+    const epoch = this.#controllerEpoch
+    if (epoch === undefined) return undefined
+    const c = this.#etcd.client
+    const key = this.#keys.placement(stream)
+    const res = await this.#etcd.timed('txn', () => c.if(this.#keys.controller, 'Create', '==', epoch).and(key, 'Mod', '==', modRevision).then(c.put(key).value(JSON.stringify(next))).commit())
+    return res.succeeded ? Number(res.header.revision) : undefined
   }
 
   // ---- status ----------------------------------------------------------------------------------

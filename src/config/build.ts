@@ -49,7 +49,7 @@ function buildCluster(c: NonNullable<Raw<typeof clusterSpec>>): ClusterConfig {
     minNodes: c.minNodes,
     advertise: { host: c.advertise.host },
     secret: c.secret,
-    replication: { host: c.replication.host, port: c.replication.port, forwardTimeoutMs: c.replication.forwardTimeout, maxBodyBytes: c.replication.maxBodySize },
+    replication: { host: c.replication.host, port: c.replication.port, forwardTimeoutMs: c.replication.forwardTimeout, maxBodyBytes: c.replication.maxBodySize, moveTimeoutMs: c.replication.moveTimeout },
   }
 }
 

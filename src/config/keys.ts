@@ -594,6 +594,13 @@ export const clusterSpec = {
           doc: 'Longest wait for a forwarded append to be confirmed by its home node; past it the publish fails with 503 `stream_unavailable` (retryable: a retry with the same ids is deduplicated).',
         },
         maxBodySize: { type: 'size', default: '64mb', min: '1kb', max: '1gb', doc: 'Largest forwarded batch the internal port accepts; a larger one answers 413.' },
+        moveTimeout: {
+          type: 'duration',
+          default: '10m',
+          min: '1s',
+          max: '24h',
+          doc: 'Longest a `sluice cluster move` may take to copy a stream to its new node; past it the move is called off (503 `move_failed`), the stream stays where it was, and the publishes held for it go on there.',
+        },
       },
     },
   },

@@ -108,6 +108,7 @@ export const limitTable: Readonly<Record<string, LimitDoc>> = {
   'cluster.etcd.requestTimeout': { error: 'the etcd request fails; a node that cannot renew its lease in time fences itself (below)', metric: '`sluice_cluster_etcd_requests_total{outcome="error"}`' },
   'cluster.etcd.leaseTtl': { error: 'a node that could not renew its lease for this long fences itself: publishers blocked (HTTP 503 `alarm` naming `cluster`, TCP paused, AMQP connection.blocked) until it rejoins', metric: '`sluice_cluster_fences_total`; `sluice_alarm{alarm="cluster"}`; `sluice_cluster_lease_keepalive_age_seconds`' },
   'cluster.replication.forwardTimeout': { error: 'the publish answers 503 `stream_unavailable` (AMQP: basic.nack); a retry with the same ids is deduplicated at the home node', metric: '`sluice_cluster_forwards_total{outcome="error"}`' },
+  'cluster.replication.moveTimeout': { error: 'the move is called off with 503 `move_failed`; the stream stays on its node and its held publishes go on there', metric: '`sluice_cluster_moves_total{outcome="failed"}`' },
   'cluster.replication.maxBodySize': { error: 'the forwarded batch is refused with 413; the publish answers 503 `stream_unavailable`', metric: '`sluice_cluster_forwards_total{outcome="error"}`' },
   'rateLimits[].maxSources': { error: 'none: the least recently used source is forgotten and starts again with full buckets', metric: `${hits('rateLimits.maxSources')}; by rule: \`sluice_rate_limit_evictions_total{rule}\`, held: \`sluice_rate_limit_sources{rule}\`` },
 }

@@ -446,7 +446,7 @@ export interface ClusterConfig {
   readonly minNodes: number
   readonly advertise: { readonly host: string }
   readonly secret: string
-  readonly replication: { readonly host: string; readonly port: number; readonly forwardTimeoutMs: number; readonly maxBodyBytes: number }
+  readonly replication: { readonly host: string; readonly port: number; readonly forwardTimeoutMs: number; readonly maxBodyBytes: number; readonly moveTimeoutMs: number }
 }
 
 export interface Config {

@@ -281,6 +281,17 @@ export class Metrics {
     counter('sluice_cluster_forwarded_events_total', 'Events stored on other nodes through forwarding, by node.', ['node'], (c, s) => {
       for (const [node, f] of s.cluster?.forwarder.stats ?? []) setCounter(c, { node }, f.events)
     })
+    counter('sluice_cluster_moves_total', 'Stream moves this node ran as controller, by outcome (moved, failed).', ['outcome'], (c, s) => {
+      if (s.cluster === undefined) return
+      setCounter(c, { outcome: 'moved' }, s.cluster.mover.counters.moved)
+      setCounter(c, { outcome: 'failed' }, s.cluster.mover.counters.failed)
+    })
+    counter('sluice_cluster_moved_events_total', 'Events this node copied to other nodes, handing streams over.', [], (c, s) => {
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.mover.counters.events)
+    })
+    gauge('sluice_cluster_handovers', 'Streams being handed over to or from this node now; their publishes wait.', [], (g, s) => {
+      if (s.cluster !== undefined) g.set(s.cluster.mover.handovers().length)
+    })
     counter('sluice_alarms_raised_total', 'Times a resource alarm was raised.', [], (c, s) => setCounter(c, {}, s.alarms.raisedTotal))
     counter('sluice_limit_hits_total', 'Times a named limit refused, cut or held something back.', ['limit'], (c) => {
       for (const [name, n] of limitHits) setCounter(c, { limit: name }, n)

@@ -124,6 +124,7 @@ export const httpRules: Readonly<Record<string, Rule>> = {
   'GET /v1/exchanges': rule('exchanges.list', () => ({})),
   'GET /v1/overview': rule('overview', () => ({})),
   'GET /v1/cluster': rule('overview', () => ({})),
+  'POST /v1/cluster/streams/:stream/move': rule('cluster.move', () => ({})),
   'GET /v1/streams': rule('streams.list', () => ({})),
   'GET /v1/streams/:stream': rule('stream.view', (p) => ({ stream: stream(p.stream) })),
   'GET /v1/streams/:stream/events': rule('stream.read', (p) => ({ stream: stream(p.stream) })),

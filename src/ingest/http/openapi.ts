@@ -172,6 +172,18 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
       ),
     },
   },
+  'POST /v1/cluster/streams/:stream/move': {
+    summary: 'Move a stream, with its groups and remembered ids, to another node (`sluice cluster move`); publishes to it wait while it moves',
+    tag: 'streams',
+    body: { [json]: obj({ node: str }, ['node']) },
+    answers: {
+      200: ok(
+        'the stream lives on its new node',
+        obj({ stream: str, from: str, to: str, epoch: int(1), events: int(0), bytes: int(0), groups: int(0), ids: int(0), durationMs: int(0) }),
+      ),
+    },
+    errors: { 400: ['bad_request'], 409: ['move_refused'], 503: ['move_failed', 'cluster_unavailable'] },
+  },
   'GET /v1/overview/rates': {
     summary: 'Ingest and delivery per second over the last server.http.rateHistory, sampled every second',
     tag: 'streams',

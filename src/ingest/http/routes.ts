@@ -19,7 +19,7 @@ import { requestIdentity } from './access.js'
 import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerDoors } from './doors.js'
-import { registerGroupRoutes, type RequestBound } from './groups.js'
+import { jsonBody, registerGroupRoutes, type RequestBound } from './groups.js'
 import { registerDefinitionRoutes, registerDefinitionsIo, type QueueAdmin } from './definitions.js'
 import { startOffset } from './stream-position.js'
 import { serverVersion } from './ui.js'
@@ -175,6 +175,16 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
   app.get('/v1/cluster', async (_req, reply) => {
     const broker = brokerOr503(getBroker, reply)
     return broker.cluster?.status() ?? { enabled: false }
+  })
+
+  // Any node takes a move; the controller runs it. The answer comes once the stream lives on its
+  // new node (or the move was called off, with nothing changed).
+  app.post<{ Params: { stream: string }; Body: unknown }>('/v1/cluster/streams/:stream/move', async (req, reply) => {
+    const broker = brokerOr503(getBroker, reply)
+    const node = jsonBody(req).node
+    if (typeof node !== 'string' || node === '') throw errors.badRequest('the body names the node to move the stream to: {"node": "<nodeId>"}')
+    if (broker.cluster === undefined) throw errors.moveRefused(req.params.stream, 'this server is a single node (no cluster section)')
+    return broker.cluster.move(req.params.stream, node)
   })
 
   app.get('/v1/overview', async (_req, reply) => {
