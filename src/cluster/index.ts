@@ -7,7 +7,6 @@ import { errors } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ForwardRequest, RemoteStream, StreamPlacement } from '../streams/placement.js'
 import type { PublishResult } from '../streams/publisher.js'
-import { Agent } from 'node:http'
 import { InternalServer, PeerClient } from './internal.js'
 import { GroupServer, RemoteGroup } from './remote-group.js'
 import { ClusterNode, type ClusterStatus } from './node.js'
@@ -17,6 +16,7 @@ import type { Catalog } from '../streams/catalog.js'
 import type { BrokerPublisher } from '../streams/publisher.js'
 import type { StreamRegistry } from '../streams/registry.js'
 import { Mover, type MoveResult } from './move.js'
+import { PeerTransport, readPeerTls } from './transport.js'
 
 export type { ClusterStatus, MemberState, StreamReach } from './node.js'
 export type { MoveResult } from './move.js'
@@ -128,11 +128,13 @@ export class Cluster {
   readonly #client: PeerClient
   readonly #secret: string
   readonly #log: Logger
-  /** Keep-alive connections for remote groups' operations. */
-  readonly #groupAgent = new Agent({ keepAlive: true, maxSockets: 16 })
+  /** Keep-alive connections for remote groups' operations and moves (forwarded appends have their own). */
+  readonly #control: PeerTransport
 
   private constructor(opts: ClusterOptions) {
     const c = opts.config
+    const tls = readPeerTls(c.replication.tls)
+    this.#control = new PeerTransport(tls)
     this.#secret = c.secret
     this.#log = opts.logger.child({ component: 'cluster' })
     const groupServer = new GroupServer(() => opts.groups)
@@ -146,13 +148,14 @@ export class Cluster {
       store: opts.store,
       groups: groupServer,
       moves: { handle: (route, stream, phase, body) => this.mover.handle(route, stream, phase, body) },
+      tls,
     })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
     this.applier = applier
     this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change), onView: () => this.mover.onView() })
-    this.mover = new Mover({ node: this.node, config: c, streams: opts.streams, groups: opts.groups, publisher: opts.publisher, secret: c.secret, agent: this.#groupAgent, logger: opts.logger })
+    this.mover = new Mover({ node: this.node, config: c, streams: opts.streams, groups: opts.groups, publisher: opts.publisher, secret: c.secret, transport: this.#control, logger: opts.logger })
     this.definitions = new ClusterDefinitions(this.node.etcd, this.node.keys, c.nodeId)
-    this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs)
+    this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs, tls)
     this.forwarder = new Forwarder(this.node, this.#client, opts.observeForward)
   }
 
@@ -200,7 +203,7 @@ export class Cluster {
     const r = this.node.reach(group.stream)
     if (r.here) return undefined
     if (r.home === undefined) return { refused: r.why }
-    return new RemoteGroup(group, { node: r.home.id, host: r.home.host, port: r.home.internalPort }, this.#secret, this.#groupAgent, this.#log)
+    return new RemoteGroup(group, { node: r.home.id, host: r.home.host, port: r.home.internalPort }, this.#secret, this.#control, this.#log)
   }
 
   /** Moves `stream` to node `to` (`sluice cluster move`): run by the controller, asked from any node. */
@@ -222,7 +225,7 @@ export class Cluster {
     this.mover.stop()
     await this.node.stop()
     this.#client.close()
-    this.#groupAgent.destroy()
+    this.#control.destroy()
     if (this.internal.port !== 0) await this.internal.close()
   }
 }

@@ -6,7 +6,8 @@
 // had published there.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ForwardRequest } from '../streams/placement.js'
@@ -14,6 +15,7 @@ import type { PublishResult, PublishSourceName } from '../streams/publisher.js'
 import type { GroupServer } from './remote-group.js'
 import { decodeRecords, encodeRecords, WireError } from './wire.js'
 import type { MoveRoute } from './move.js'
+import { PeerTransport, type PeerTlsMaterial } from './transport.js'
 
 const publishPath = /^\/internal\/v1\/streams\/([^/?]+)\/publish$/
 const groupPath = /^\/internal\/v1\/groups\/([^/?]+)\/(subscribe|op)$/
@@ -43,6 +45,8 @@ export interface InternalServerOptions {
   readonly groups?: GroupServer | undefined
   /** Moves of streams between nodes (move.ts). */
   readonly moves?: { handle(route: MoveRoute, stream: string, phase: string, body: Buffer): Promise<unknown> } | undefined
+  /** Mutual TLS (cluster.replication.tls): a peer without a certificate chaining to its CA is refused in the handshake. */
+  readonly tls?: PeerTlsMaterial | undefined
 }
 
 export interface InternalCounters {
@@ -61,13 +65,18 @@ export class InternalServer {
   constructor(opts: InternalServerOptions) {
     this.#opts = opts
     this.#secret = digest(opts.secret)
-    this.#server = createServer({ requestTimeout: opts.timeoutMs + 5000, headersTimeout: 10_000, keepAliveTimeout: 60_000 }, (req, res) => {
+    const options = { requestTimeout: opts.timeoutMs + 5000, headersTimeout: 10_000, keepAliveTimeout: 60_000 }
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       // Nothing a peer sends may end the process: a handler's failure closes that request only.
       this.#handle(req, res).catch((err: unknown) => {
         opts.logger.error({ err }, 'internal port: request failed')
         res.destroy()
       })
-    })
+    }
+    this.#server =
+      opts.tls === undefined
+        ? createServer(options, handler)
+        : createTlsServer({ ...options, ...opts.tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, handler)
   }
 
   get port(): number {
@@ -220,7 +229,7 @@ export interface PeerAddress {
   readonly port: number
 }
 
-/** Forwards appends to other nodes' internal ports, one keep-alive agent for all of them. */
+/** One request to a peer's internal port. */
 export interface PeerCall {
   readonly peer: PeerAddress
   readonly path: string
@@ -228,7 +237,7 @@ export interface PeerCall {
   readonly contentType: string
   /** `Bearer <cluster.secret>`. */
   readonly auth: string
-  readonly agent: Agent
+  readonly transport: PeerTransport
   /** No answer within this is a failure (undefined: none). */
   readonly timeoutMs?: number | undefined
   /** The error for a peer that could not be reached, or answered nothing Sluice would. */
@@ -242,8 +251,8 @@ export interface PeerCall {
  */
 export function callPeer(c: PeerCall): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const r = request(
-      { host: c.peer.host, port: c.peer.port, method: 'POST', path: c.path, agent: c.agent, headers: { authorization: c.auth, 'content-type': c.contentType, 'content-length': c.body.length }, timeout: c.timeoutMs },
+    const r = c.transport.request(
+      { host: c.peer.host, port: c.peer.port, method: 'POST', path: c.path, headers: { authorization: c.auth, 'content-type': c.contentType, 'content-length': c.body.length }, timeout: c.timeoutMs },
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (b: Buffer) => chunks.push(b))
@@ -270,11 +279,12 @@ export function callPeer(c: PeerCall): Promise<Buffer> {
 
 /** Forwards appends to other nodes' internal ports, one keep-alive agent for all of them. */
 export class PeerClient {
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 16 })
+  readonly #transport: PeerTransport
   readonly #auth: string
   readonly #timeoutMs: number
 
-  constructor(secret: string, timeoutMs: number) {
+  constructor(secret: string, timeoutMs: number, tls: PeerTlsMaterial | undefined) {
+    this.#transport = new PeerTransport(tls)
     this.#auth = `Bearer ${secret}`
     this.#timeoutMs = timeoutMs
   }
@@ -290,7 +300,7 @@ export class PeerClient {
       body: encodeRecords(req.records),
       contentType: 'application/octet-stream',
       auth: this.#auth,
-      agent: this.#agent,
+      transport: this.#transport,
       timeoutMs: this.#timeoutMs,
       unreachable,
     })
@@ -302,6 +312,6 @@ export class PeerClient {
   }
 
   close(): void {
-    this.#agent.destroy()
+    this.#transport.destroy()
   }
 }

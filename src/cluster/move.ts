@@ -18,7 +18,6 @@
 //     their publishes go on where the stream was. A controller that dies mid-way calls it off too,
 //     since its switch can no longer pass.
 
-import type { Agent } from 'node:http'
 import type { ClusterConfig } from '../config/index.js'
 import type { GroupRegistry } from '../consumers/index.js'
 import type { GroupState } from '../consumers/registry.js'
@@ -30,6 +29,7 @@ import type { StreamRegistry } from '../streams/registry.js'
 import { callPeer, type PeerAddress } from './internal.js'
 import type { PlacementRecord } from './layout.js'
 import type { ClusterNode } from './node.js'
+import type { PeerTransport } from './transport.js'
 
 export interface MoveResult {
   readonly stream: string
@@ -89,7 +89,7 @@ export interface MoverOptions {
   readonly groups: GroupRegistry
   readonly publisher: BrokerPublisher
   readonly secret: string
-  readonly agent: Agent
+  readonly transport: PeerTransport
   readonly logger: Logger
 }
 
@@ -378,7 +378,7 @@ export class Mover {
   #call(peer: PeerAddressOf, path: string, body: unknown, timeoutMs: number, unreachable: (why: string) => SluiceError): Promise<Buffer> {
     const binary = Buffer.isBuffer(body)
     const address: PeerAddress = { node: peer.id, host: peer.host, port: peer.internalPort }
-    return callPeer({ peer: address, path, body: binary ? body : Buffer.from(JSON.stringify(body)), contentType: binary ? 'application/octet-stream' : 'application/json', auth: this.#auth, agent: this.#o.agent, timeoutMs, unreachable })
+    return callPeer({ peer: address, path, body: binary ? body : Buffer.from(JSON.stringify(body)), contentType: binary ? 'application/octet-stream' : 'application/json', auth: this.#auth, transport: this.#o.transport, timeoutMs, unreachable })
   }
 }
 

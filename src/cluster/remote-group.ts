@@ -11,12 +11,12 @@
 // stream known alive. The stream ending releases what the member holds at the home (its node or
 // its channel went), as a closed AMQP channel does on one node.
 
-import type { Agent} from 'node:http';
-import { request, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ConsumeHandle, ConsumerGroup, Delivery, GroupRegistry, SettleAs, TagResult } from '../consumers/index.js'
 import { errors, type SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { callPeer, type PeerAddress } from './internal.js'
+import type { PeerTransport } from './transport.js'
 import { decodeDeliveries, encodeDeliveries } from './wire.js'
 
 const heartbeatMs = 15_000
@@ -128,17 +128,17 @@ export class RemoteGroup implements ConsumeHandle {
   readonly stream: string
   readonly #peer: PeerAddress
   readonly #auth: string
-  readonly #agent: Agent
+  readonly #transport: PeerTransport
   readonly #log: Logger
   /** Open delivery streams by member. */
   readonly #subs = new Map<string, { close: () => void }>()
 
-  constructor(group: { readonly name: string; readonly stream: string }, peer: PeerAddress, secret: string, agent: Agent, logger: Logger) {
+  constructor(group: { readonly name: string; readonly stream: string }, peer: PeerAddress, secret: string, transport: PeerTransport, logger: Logger) {
     this.name = group.name
     this.stream = group.stream
     this.#peer = peer
     this.#auth = `Bearer ${secret}`
-    this.#agent = agent
+    this.#transport = transport
     this.#log = logger
   }
 
@@ -152,7 +152,7 @@ export class RemoteGroup implements ConsumeHandle {
 
   /** One op; resolves with the raw answer body. */
   #op(body: OpBody): Promise<Buffer> {
-    return callPeer({ peer: this.#peer, path: this.#path('op'), body: Buffer.from(JSON.stringify(body)), contentType: 'application/json', auth: this.#auth, agent: this.#agent, unreachable: (why) => this.#unreachable(why) })
+    return callPeer({ peer: this.#peer, path: this.#path('op'), body: Buffer.from(JSON.stringify(body)), contentType: 'application/json', auth: this.#auth, transport: this.#transport, unreachable: (why) => this.#unreachable(why) })
   }
 
   /** Fire-and-forget ops of the synchronous methods: a failure is logged, and a lost home cancels the consumer. */
@@ -167,7 +167,7 @@ export class RemoteGroup implements ConsumeHandle {
     }
     let closing = false
     const q = new URLSearchParams({ member: consumer, prefetch: String(prefetch), priority: String(priority) })
-    const r = request({ host: this.#peer.host, port: this.#peer.port, method: 'POST', path: this.#path('subscribe', `?${q.toString()}`), agent: false, headers: { authorization: this.#auth, 'content-length': 0 } })
+    const r = this.#transport.request({ host: this.#peer.host, port: this.#peer.port, method: 'POST', path: this.#path('subscribe', `?${q.toString()}`), dedicated: true, headers: { authorization: this.#auth, 'content-length': 0 } })
     const gone = (why: string): void => {
       if (closing) return
       closing = true

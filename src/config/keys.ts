@@ -594,6 +594,16 @@ export const clusterSpec = {
           doc: 'Longest wait for a forwarded append to be confirmed by its home node; past it the publish fails with 503 `stream_unavailable` (retryable: a retry with the same ids is deduplicated).',
         },
         maxBodySize: { type: 'size', default: '64mb', min: '1kb', max: '1gb', doc: 'Largest forwarded batch the internal port accepts; a larger one answers 413.' },
+        tls: {
+          type: 'object',
+          optional: true,
+          doc: 'Mutual TLS on the internal port (docs/cluster.md, section The internal port): it serves TLS and refuses a peer without a certificate that chains to `ca`; each node presents its own certificate when it connects to the others and checks theirs against `ca` and `advertise.host`. The files are read at start.',
+          keys: {
+            cert: { type: 'string', required: true, nonEmpty: true, doc: "PEM file: this node's certificate (extended key usage serverAuth and clientAuth, or none; a subjectAltName for its `advertise.host`), then any intermediates." },
+            key: { type: 'string', required: true, nonEmpty: true, doc: "PEM file: the certificate's private key, unencrypted." },
+            ca: { type: 'string', required: true, nonEmpty: true, doc: "PEM file: the CA certificates every node's certificate must chain to." },
+          },
+        },
         moveTimeout: {
           type: 'duration',
           default: '10m',

@@ -446,7 +446,15 @@ export interface ClusterConfig {
   readonly minNodes: number
   readonly advertise: { readonly host: string }
   readonly secret: string
-  readonly replication: { readonly host: string; readonly port: number; readonly forwardTimeoutMs: number; readonly maxBodyBytes: number; readonly moveTimeoutMs: number }
+  readonly replication: {
+    readonly host: string
+    readonly port: number
+    readonly forwardTimeoutMs: number
+    readonly maxBodyBytes: number
+    readonly moveTimeoutMs: number
+    /** Mutual TLS on the internal port: PEM file paths. */
+    readonly tls: { readonly cert: string; readonly key: string; readonly ca: string } | null
+  }
 }
 
 export interface Config {

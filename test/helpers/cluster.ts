@@ -48,6 +48,8 @@ export interface TestClusterOptions {
   /** The configuration without its cluster section; `dataDir` is the node's. */
   readonly yaml: (id: string, dataDir: string) => string
   readonly leaseTtlMs?: number
+  /** More keys of each node's `cluster.replication` mapping, as YAML flow entries (`tls: {...}`). */
+  readonly replication?: (id: string) => string
 }
 
 /**
@@ -66,7 +68,7 @@ cluster:
   minNodes: ${opts.ids.length}
   secret: ${clusterSecret}
   etcd: { endpoints: [${JSON.stringify(opts.proxied?.includes(id) === true ? `http://127.0.0.1:${proxy.port}` : etcd.endpoint)}], prefix: /sluice/test, leaseTtl: ${ttl}ms, requestTimeout: 500ms }
-  replication: { port: 0, forwardTimeout: 5s }
+  replication: { port: 0, forwardTimeout: 5s${opts.replication === undefined ? '' : `, ${opts.replication(id)}`} }
 `
   const start = async (id: string): Promise<ChildServer> => {
     const dir = join(root, id)

@@ -28,7 +28,7 @@ export interface Pki {
   /** Self-signed, CN=rogue: chains to nothing the listener trusts. */
   readonly rogue: Pair
   /** Signs one more certificate with the CA, into `dir/<name>.pem` and `.key`. */
-  issue(name: string, subject: string, usage: 'server' | 'client'): Promise<Pair>
+  issue(name: string, subject: string, usage: 'server' | 'client' | 'both'): Promise<Pair>
 }
 
 const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
@@ -38,11 +38,12 @@ export async function makePki(dir: string): Promise<Pki> {
   const ca = join(dir, 'ca.pem')
   const caKey = join(dir, 'ca.key')
   await run(openssl, ['req', '-x509', ...newKey, '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=Sluice Test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
-  const issue = async (name: string, subject: string, usage: 'server' | 'client'): Promise<Pair> => {
+  const issue = async (name: string, subject: string, usage: 'server' | 'client' | 'both'): Promise<Pair> => {
     const pair = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) }
     const csr = join(dir, `${name}.csr`)
     const ext = join(dir, `${name}.ext`)
-    await writeFile(ext, usage === 'server' ? 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' : 'extendedKeyUsage=clientAuth\n')
+    const san = 'subjectAltName=IP:127.0.0.1,DNS:localhost\n'
+    await writeFile(ext, usage === 'server' ? `${san}extendedKeyUsage=serverAuth\n` : usage === 'both' ? `${san}extendedKeyUsage=serverAuth,clientAuth\n` : 'extendedKeyUsage=clientAuth\n')
     await run(openssl, ['req', ...newKey, '-keyout', pair.key, '-out', csr, '-subj', subject])
     await run(openssl, ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2', '-extfile', ext, '-out', pair.cert])
     return pair

@@ -73,7 +73,7 @@ describe('log handover', () => {
       await source.append([rec(2)])
       const [b0, b1] = await batchesOf(source)
       const damaged = Buffer.from(b1!)
-      damaged[damaged.length - 1] ^= 0xff
+      damaged.writeUInt8(damaged.readUInt8(damaged.length - 1) ^ 0xff, damaged.length - 1)
       await expect(target.appendStored([b0!, damaged])).rejects.toMatchObject({ code: 'SLUICE_ERR_LOG_CORRUPT' })
       await expect(target.appendStored([b0!.subarray(0, b0!.length - 3)])).rejects.toMatchObject({ code: 'SLUICE_ERR_LOG_CORRUPT' })
       await expect(target.appendStored([b1!])).rejects.toThrow(/starts at offset 2, not at this log's end 0/)
