@@ -471,7 +471,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   let queues: QueueAdmin | undefined
   if (amqpEntries.length > 0) {
     const clusterNow = cluster
-    const vhostDeps = { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked, elsewhere: clusterNow === undefined ? undefined : (stream: string) => clusterNow.elsewhere(stream),
+    const vhostDeps = { catalog, groups, publisher, router, streams, limiter, logger, blocked: () => alarms.blocked, 
       remoteGroup: clusterNow === undefined ? undefined : (group: { readonly name: string; readonly stream: string }) => clusterNow.remoteGroup(group),
     }
     // One virtual host for every entry (validation makes their bounds on it agree).

@@ -188,13 +188,6 @@ export class Cluster {
     return { node: r.home.id, host: r.home.host, port: r.home.httpPort, tls: r.home.httpTls }
   }
 
-  /** Where a stream lives when it is another node, as a refusal says it; undefined when here. */
-  elsewhere(stream: string): string | undefined {
-    const r = this.node.reach(stream)
-    if (r.here) return undefined
-    return r.home === undefined ? `no node now (${r.why})` : `node ${r.home.id} (AMQP ${r.home.host}:${r.home.amqpPort ?? 'off'})`
-  }
-
   /**
    * Cluster mode's AMQP consumers: the group as served by the node its stream lives on, when that
    * is another (undefined: here), or why it cannot be consumed now.

@@ -112,7 +112,7 @@ export class InternalServer {
       const name = decodeURIComponent(encoded)
       if (what === 'subscribe') {
         req.resume()
-        groups.subscribe(name, url, res, req)
+        await groups.subscribe(name, url, res, req)
         return
       }
       const body = await readBody(req, this.#opts.maxBodyBytes)

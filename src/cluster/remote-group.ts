@@ -12,6 +12,7 @@
 // its channel went), as a closed AMQP channel does on one node.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConsumeHandle, ConsumerGroup, Delivery, GroupRegistry, SettleAs, TagResult } from '../consumers/index.js'
 import { errors, type SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
@@ -20,6 +21,8 @@ import type { PeerTransport } from './transport.js'
 import { decodeDeliveries, encodeDeliveries } from './wire.js'
 
 const heartbeatMs = 15_000
+/** How long the home waits for a group declared on the consumer's node to reach it. */
+const declareWaitMs = 3000
 
 function frame(payload: Buffer): Buffer {
   const head = Buffer.allocUnsafe(4)
@@ -58,8 +61,20 @@ export class GroupServer {
     return g
   }
 
-  subscribe(name: string, url: URL, res: ServerResponse, req: IncomingMessage): void {
-    const g = this.#group(name)
+  /**
+   * The group, waiting up to `declareWaitMs` for one declared on another node a moment ago (an
+   * AMQP stream queue's reader): it reaches this node through etcd's watch.
+   */
+  async #groupSoon(name: string): Promise<ConsumerGroup> {
+    for (let waited = 0; ; waited += 20) {
+      const g = this.#groups().get(name)
+      if (g !== undefined || waited >= declareWaitMs) return g ?? this.#group(name)
+      await sleep(20)
+    }
+  }
+
+  async subscribe(name: string, url: URL, res: ServerResponse, req: IncomingMessage): Promise<void> {
+    const g = await this.#groupSoon(name)
     const member = url.searchParams.get('member') ?? ''
     if (member === '') throw errors.badRequest('a remote subscribe names its member')
     const key = `${name}\0${member}`

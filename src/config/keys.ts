@@ -503,7 +503,7 @@ export const groupSpec = {
         routingKey: { type: 'string', default: null, doc: "Routing key at the dead-letter exchange; unset keeps the event's own." },
       },
     },
-    start: { type: 'start', default: 'earliest', doc: 'Where a new group starts: earliest, latest, an offset or an ISO time.' },
+    start: { type: 'start', default: 'earliest', doc: 'Where a new group starts: earliest, latest, last (the last event stored, then what follows), an offset or an ISO time.' },
     deliveryRate: { type: 'eventRate', default: null, doc: 'Most deliveries per unit of time across members, e.g. 5000/s.' },
     sessionTimeout: { type: 'duration', default: '30s', min: '1s', max: '1h', doc: 'A member silent this long is removed and its deliveries go to others.' },
   },

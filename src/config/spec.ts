@@ -142,6 +142,8 @@ export type KeySpec = LeafSpec | ObjectSpec | NamedSpec | ListSpec
 export type StartPosition =
   | { readonly kind: 'earliest' }
   | { readonly kind: 'latest' }
+  /** The last event stored, and what follows (AMQP stream queues' x-stream-offset `last`). */
+  | { readonly kind: 'last' }
   | { readonly kind: 'offset'; readonly offset: number }
   | { readonly kind: 'time'; readonly timeMs: number }
 

@@ -119,6 +119,7 @@ function start(s: StartPosition): string {
   switch (s.kind) {
     case 'earliest':
     case 'latest':
+    case 'last':
       return s.kind
     case 'offset':
       return `offset ${s.offset}`

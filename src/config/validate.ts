@@ -296,7 +296,7 @@ function expectation(spec: LeafSpec): string {
     case 'enum':
       return `one of ${spec.values.join(', ')}`
     case 'start':
-      return 'earliest, latest, an offset or an ISO time'
+      return 'earliest, latest, last, an offset or an ISO time'
     case 'headers':
       return 'a mapping of header names to values'
     case 'enumList':
@@ -375,7 +375,7 @@ function parseHeaders(node: TreeNode): Parsed {
 }
 
 function parseStart(value: Scalar): StartPosition | undefined {
-  if (value === 'earliest' || value === 'latest') return { kind: value }
+  if (value === 'earliest' || value === 'latest' || value === 'last') return { kind: value }
   if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? { kind: 'offset', offset: value } : undefined
   // A date alone is midnight UTC; an ISO time must name its zone so replays do not depend on
   // the server's local time.

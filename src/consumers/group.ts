@@ -307,6 +307,8 @@ export class ConsumerGroup {
         return log.startOffset
       case 'latest':
         return log.endOffset
+      case 'last':
+        return Math.max(log.startOffset, log.endOffset - 1)
       case 'offset':
         return Math.min(Math.max(start.offset, log.startOffset), log.endOffset)
       case 'time':

@@ -129,6 +129,47 @@ describe('AMQP consumers on a node that is not the queue home', () => {
     }
   })
 
+  it('a stream queue is read through any node: first, last and an offset, resolved at the home', async () => {
+    const conn = await amqp.connect(url(away[0]!))
+    try {
+      const ch = await conn.createConfirmChannel()
+      await ch.assertQueue('sq', { durable: true, arguments: { 'x-queue-type': 'stream' } })
+      const placed = await waitFor('sq placed everywhere', async () => {
+        const vs = await Promise.all(['n1', 'n2', 'n3'].map((n) => cluster.status(n)))
+        const homes = vs.map((v) => v.placement.find((p) => p.stream === 'sq')?.node)
+        return homes.every((h) => h !== undefined && h === homes[0]) ? homes[0] : undefined
+      }, 10_000, 50)
+      for (let i = 0; i < 20; i++) ch.sendToQueue('sq', Buffer.from(`s${i}`), { messageId: `s-${i}` })
+      await ch.waitForConfirms()
+      // Read from every node that is not the stream's home.
+      for (const via of ['n1', 'n2', 'n3'].filter((n) => n !== placed)) {
+        const reader = await amqp.connect(url(via))
+        try {
+          const rc = await reader.createChannel()
+          await rc.prefetch(100)
+          const read = async (offset: string | number, want: number): Promise<Array<[string, string]>> => {
+            const got: Array<[string, string]> = []
+            const { consumerTag } = await rc.consume('sq', (m) => {
+              if (m === null) return
+              got.push([m.content.toString(), String(m.properties.messageId)])
+              rc.ack(m)
+            }, { arguments: { 'x-stream-offset': offset } })
+            await waitFor(`${want} from ${String(offset)} through ${via}`, async () => (got.length >= want ? true : undefined), 10_000, 20)
+            await rc.cancel(consumerTag)
+            return got
+          }
+          expect(await read('first', 20)).toEqual(Array.from({ length: 20 }, (_, i) => [`s${i}`, `s-${i}`]))
+          expect(await read('last', 1)).toEqual([['s19', 's-19']])
+          expect(await read(15, 5)).toEqual(Array.from({ length: 5 }, (_, i) => [`s${15 + i}`, `s-${15 + i}`]))
+        } finally {
+          await reader.close()
+        }
+      }
+    } finally {
+      await conn.close()
+    }
+  })
+
   it('the home node dying cancels the consumer (consumer_cancel_notify), so the client can consume again', async () => {
     const conn = await amqp.connect(url(away[0]!))
     try {

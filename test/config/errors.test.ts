@@ -28,7 +28,7 @@ const expected = [
   'groups.indexer.retryBackoff.multiplier (line 28, col 55): 0.5 is below the minimum of 1',
   'groups.indexer.retryBackoff.jitter (line 28, col 68): 2 is above the maximum of 1',
   'groups.indexer.deliveryRate (line 29, col 19): "fast" is not a rate, e.g. 5000/s',
-  'groups.indexer.start (line 30, col 12): "yesterday" is not earliest, latest, an offset or an ISO time',
+  'groups.indexer.start (line 30, col 12): "yesterday" is not earliest, latest, last, an offset or an ISO time',
   'groups.reporter.stream (line 31, col 3): is required but missing',
   'rateLimits[0].match.listener (line 34, col 26): "web" is not one of http, ndjson, amqp, syslog, gelf, forward, otlp-http, otlp-grpc',
   'rateLimits[0].match.remote (line 34, col 39): "10.0.0.0/33" is not an IP address or CIDR block, e.g. 10.0.0.0/8',

@@ -810,7 +810,6 @@ export class AmqpChannel {
     if (vhost.queue(name)?.kind === 'stream') this.#host.authorize('stream.read', { stream: streamRes(name) })
     else this.#host.authorize('consume', { group: groupRes(name) })
     const q = vhost.use(name, this.#host.id)
-    if (q.kind === 'stream') this.#servedHere(name, q.name)
     const tag = m.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : m.consumerTag
     if (this.#consumers.has(tag)) throw reply.reuseConsumerTag(tag)
     const perChannel = vhost.limits.maxConsumersPerChannel
@@ -819,7 +818,9 @@ export class AmqpChannel {
       throw reply.notAllowed(`reached maximum (${perChannel}) of consumers per channel (server.amqp.maxConsumersPerChannel)`)
     }
     const ownGroup = q.kind === 'stream'
-    const group: ConsumeHandle = q.kind === 'group' ? this.#groupHandle(q.group) : await vhost.streamConsumerGroup(q, tag, (m.arguments as FieldTable)['x-stream-offset'])
+    // A stream queue's reader is a group of its own; in a cluster it is declared everywhere, and
+    // served, like any group, by the stream's home.
+    const group: ConsumeHandle = this.#groupHandle(q.kind === 'group' ? q.group : await vhost.streamConsumerGroup(q, tag, (m.arguments as FieldTable)['x-stream-offset']))
     const member = `${this.#host.id}/${this.number}/${tag}`
     const c: Consumer = {
       tag,
@@ -977,12 +978,6 @@ export class AmqpChannel {
     if (remote === undefined) return group
     if ('refused' in remote) throw reply.precondition(`queue '${group.name}' in vhost '/' cannot be consumed now: ${remote.refused}`)
     return remote
-  }
-
-  /** Cluster mode: a stream queue whose stream lives on another node is consumed there. */
-  #servedHere(queue: string, stream: string): void {
-    const away = this.#host.vhost.deps.elsewhere?.(stream)
-    if (away !== undefined) throw reply.precondition(`stream queue '${queue}' in vhost '/' lives on ${away}: consume it there; stream queues are not read through other nodes in this release`)
   }
 
   async #get(m: MethodOf<'basic.get'>): Promise<void> {

@@ -85,11 +85,6 @@ export interface VhostDeps {
   /** True while a resource alarm blocks publishers. */
   readonly blocked: () => boolean
   /**
-   * Cluster mode: where a queue's stream lives when it is another node (said in a refusal), so a
-   * consumer is never served from this node's copy, which receives nothing.
-   */
-  readonly elsewhere?: ((stream: string) => string | undefined) | undefined
-  /**
    * Cluster mode: the group as served by the node its stream lives on, when that is another
    * (undefined: here). Throws an AMQP precondition error when that node cannot be named now.
    */
@@ -398,7 +393,7 @@ export class AmqpVhost {
   async streamConsumerGroup(q: Queue, tag: string, offset: FieldValue | undefined): Promise<ConsumerGroup> {
     const name = `${q.name}.${tag}`
     if (!isValidName(name)) throw reply.precondition(`consumer tag '${tag}' cannot name a Sluice group on stream queue '${q.name}'`)
-    const def = { stream: q.stream, prefetch: queuePrefetchDefault, ackTimeout: queueAckTimeout, maxDeliveries: 0, sessionTimeout: '1h', start: streamStart(q, offset, this.deps.streams) }
+    const def = { stream: q.stream, prefetch: queuePrefetchDefault, ackTimeout: queueAckTimeout, maxDeliveries: 0, sessionTimeout: '1h', start: streamStart(offset) }
     try {
       const existing = this.deps.groups.get(name)
       if (existing !== undefined) await this.deps.groups.delete(name)
@@ -416,15 +411,13 @@ export class AmqpVhost {
   }
 }
 
-function streamStart(q: Queue, offset: FieldValue | undefined, streams: StreamRegistry): string | number {
+function streamStart(offset: FieldValue | undefined): string | number {
   if (offset === undefined) return 'latest'
   const s = fieldString(offset)
   if (s === 'first') return 'earliest'
   if (s === 'next') return 'latest'
-  if (s === 'last') {
-    const log = streams.get(q.stream)?.log
-    return log === undefined ? 'latest' : Math.max(log.startOffset, log.endOffset - 1)
-  }
+  // Resolved where the group opens: in a cluster, at the stream's home, whose copy holds it.
+  if (s === 'last') return 'last'
   if (s !== undefined) {
     const t = Date.parse(s)
     if (!Number.isNaN(t)) return new Date(t).toISOString()
