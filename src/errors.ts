@@ -46,6 +46,7 @@ export const errors = {
   logCorrupt: (file: string, position: number, why: string) =>
     new SluiceError('SLUICE_ERR_LOG_CORRUPT', `${file} at byte ${position}: ${why}; run "sluice fsck --repair" to truncate from there`, 500, false, { file, position }),
   logClosed: (dir: string) => new SluiceError('SLUICE_ERR_LOG_CLOSED', `log ${dir} is closed`, 503, true, { dir }),
+  logResetting: (dir: string) => new SluiceError('SLUICE_ERR_LOG_CLOSED', `log ${dir} is being emptied for a stream handover; retry`, 503, true, { dir }),
   logRecordTooLarge: (bytes: number, limit: number) =>
     counted('recordFieldBytes', new SluiceError('SLUICE_ERR_LOG_RECORD_TOO_LARGE', `record of ${bytes} bytes is over the ${limit}-byte field limit of the batch format`, 413, false, { bytes, limit })),
   logBatchTooLarge: (bytes: number, segmentBytes: number) =>

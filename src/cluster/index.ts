@@ -147,7 +147,7 @@ export class Cluster {
       logger: opts.logger,
       store: opts.store,
       groups: groupServer,
-      moves: { handle: (route, stream, phase, body) => this.mover.handle(route, stream, phase, body) },
+      moves: { handle: (route, stream, query, body) => this.mover.handle(route, stream, query, body) },
       tls,
     })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))

@@ -44,7 +44,7 @@ export interface InternalServerOptions {
   /** Serves this node's groups to consumers on other nodes (remote-group.ts). */
   readonly groups?: GroupServer | undefined
   /** Moves of streams between nodes (move.ts). */
-  readonly moves?: { handle(route: MoveRoute, stream: string, phase: string, body: Buffer): Promise<unknown> } | undefined
+  readonly moves?: { handle(route: MoveRoute, stream: string, query: URLSearchParams, body: Buffer): Promise<unknown> } | undefined
   /** Mutual TLS (cluster.replication.tls): a peer without a certificate chaining to its CA is refused in the handshake. */
   readonly tls?: PeerTlsMaterial | undefined
 }
@@ -129,9 +129,16 @@ export class InternalServer {
   async #move(m: RegExpExecArray, url: URL, req: IncomingMessage, res: ServerResponse, fail: (err: SluiceError) => void): Promise<void> {
     try {
       const route = (m[1] ?? m[3]) as MoveRoute
-      const stream = m[2] === undefined ? '' : decodeURIComponent(m[2])
-      const body = await readBody(req, this.#opts.maxBodyBytes)
-      const answer = await this.#opts.moves!.handle(route, stream, url.searchParams.get('phase') ?? '', body)
+      let stream = ''
+      try {
+        if (m[2] !== undefined) stream = decodeURIComponent(m[2])
+      } catch {
+        return fail(errors.badRequest('the stream name in the path is not valid percent-encoding'))
+      }
+      const body = await readBody(req, this.#opts.maxBodyBytes).catch((err: unknown) => {
+        throw errors.forwardTooLarge((err as Error).message)
+      })
+      const answer = await this.#opts.moves!.handle(route, stream, url.searchParams, body)
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(JSON.stringify(answer))
     } catch (err) {

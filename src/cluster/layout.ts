@@ -6,6 +6,8 @@
 //   <prefix>/streams/<name>        StreamRecord: a stream the cluster places (seeded from the files)
 //   <prefix>/placement/<name>      PlacementRecord: the stream's home node and placement epoch
 //   <prefix>/defs/<kind>/<name>    run-time exchanges, bindings and groups (definitions.ts)
+//   <prefix>/moves/<name>          MoveRecord, under the controller's lease, while a stream moves:
+//                                  the switch requires it, so deleting it calls the move off
 //
 // Values are JSON. A value that does not parse as its record is ignored with a warning rather
 // than trusted: etcd is shared, and a hand-edited key must not stop every node.
@@ -50,6 +52,13 @@ export interface PlacementRecord {
   readonly since: string
 }
 
+export interface MoveRecord {
+  readonly from: string
+  readonly to: string
+  readonly controllerEpoch: number
+  readonly since: string
+}
+
 export class ClusterKeys {
   readonly root: string
   readonly nodes: string
@@ -57,6 +66,7 @@ export class ClusterKeys {
   readonly streams: string
   readonly placements: string
   readonly defs: string
+  readonly moves: string
 
   constructor(prefix: string) {
     this.root = `${prefix}/`
@@ -65,6 +75,11 @@ export class ClusterKeys {
     this.streams = `${prefix}/streams/`
     this.placements = `${prefix}/placement/`
     this.defs = `${prefix}/defs/`
+    this.moves = `${prefix}/moves/`
+  }
+
+  move(stream: string): string {
+    return this.moves + stream
   }
 
   /** Where a run-time definition lives; a stream's is its stream record. */

@@ -1,22 +1,26 @@
 // Moving a stream to another node (`sluice cluster move`, docs/cluster.md "Moving a stream"). The
 // controller runs it, the stream's home hands the stream over, and the new node receives it:
 //
-//  1. The controller reads the placement and its revision, and asks the home to hand over.
+//  1. The controller reads the placement and its revision, records the move in etcd under its
+//     own lease (the record's create revision is the move's id), and asks the home to hand over.
 //  2. The home holds publishes to the stream (they wait, they do not fail), closes its groups on
 //     it (consumers are cancelled; what they held goes back as delivered), and sends the target
 //     the log's batches as stored, then the groups' saved state and the remembered ids. The
 //     target holds its own publishes to the stream and closes its groups too, starts its copy
 //     empty at the home's first offset, and appends each batch after checking its CRC and offset,
 //     durably before it answers.
-//  3. The controller switches the placement to the target at epoch + 1, in a transaction that
-//     passes only while it still holds the controller key at its epoch and the placement is still
-//     at the revision it read.
-//  4. Each end finishes when its own view shows the outcome: the new home opens its groups and
-//     lets its held publishes in; the old one empties its copy and sends its held publishes to the
-//     new home. A move called off (an error, the timeout) changes nothing: the controller writes
-//     the placement again unchanged, so a switch still in flight cannot land, and both ends let
-//     their publishes go on where the stream was. A controller that dies mid-way calls it off too,
-//     since its switch can no longer pass.
+//  3. The controller switches the placement to the target at epoch + 1 and deletes the move
+//     record, in one transaction that passes only while it still holds the controller key at its
+//     epoch, the placement is still at the revision it read, and the move record is still there.
+//  4. Each end finishes when its own view shows the new placement: the new home opens its groups
+//     and lets its held publishes in; the old one empties its copy and sends its held publishes to
+//     the new home.
+//
+// Calling a move off is deleting its record (compared on the move's id): once that passed, the
+// switch cannot. Only then may an end treat the move as off, so whoever decides (the controller
+// after an error or the timeout, an end at its deadline, an end that saw the controller change)
+// first deletes the record, or finds it gone and reads the placement. A controller that dies takes
+// the record with its lease, which calls its moves off.
 
 import type { ClusterConfig } from '../config/index.js'
 import type { GroupRegistry } from '../consumers/index.js'
@@ -70,9 +74,22 @@ interface Handover {
   /** The other end. */
   readonly peer: string
   readonly controllerEpoch: number
+  /** The move record's create revision: every message of the move names it. */
+  readonly moveId: number
+  /** The placement epoch before the move: a larger one in the view means it switched. */
+  readonly fromEpoch: number
   readonly since: number
   timer: NodeJS.Timeout | undefined
+  /** Asking etcd how the move ended (at the deadline, or once the controller changed). */
+  settling: boolean
   ending: Promise<void> | undefined
+}
+
+/** What every message of a move between its two ends names. */
+interface MoveIds {
+  readonly controllerEpoch: number
+  readonly moveId: number
+  readonly fromEpoch: number
 }
 
 export interface MoveCounters {
@@ -151,19 +168,28 @@ export class Mover {
       const source = node.nodeRecord(from)
       if (source === undefined) throw errors.moveFailed(stream, `its home node ${from} holds no lease now`)
       const timeoutMs = this.#o.config.replication.moveTimeoutMs
+      const moveId = await node.beginMove(stream, { from, to, controllerEpoch: epoch, since: new Date().toISOString() }).catch((err: unknown) => {
+        throw errors.clusterUnavailable(`moving stream "${stream}"`, err)
+      })
+      if (moveId === undefined) throw errors.moveRefused(stream, 'a move of it is recorded in etcd already, or this node stopped being the controller')
+      const ids: MoveIds = { controllerEpoch: epoch, moveId, fromEpoch: cur.record.epoch }
+      const failed = (err: unknown, outcome: HandoverOutcome | 'unknown'): SluiceError =>
+        outcome === 'unknown' ? errors.moveFailed(stream, `${(err as Error).message}; etcd did not answer the call-off, so whether it switched is not known: see sluice cluster status`) : asMoveFailure(stream, err)
       let handed: HandoffAnswer
       try {
-        const answer = await this.#call(source, `/internal/v1/streams/${encodeURIComponent(stream)}/handoff`, { to, controllerEpoch: epoch }, timeoutMs, (why) => errors.moveFailed(stream, `its home node ${from} could not be reached (${why})`))
+        const answer = await this.#call(source, `/internal/v1/streams/${encodeURIComponent(stream)}/handoff`, { to, ...ids }, timeoutMs, (why) => errors.moveFailed(stream, `its home node ${from} could not be reached (${why})`))
         handed = JSON.parse(answer.toString('utf8')) as HandoffAnswer
         if (performance.now() - t0 > timeoutMs) throw errors.moveFailed(stream, `it took longer than cluster.replication.moveTimeout (${timeoutMs} ms)`)
       } catch (err) {
-        await this.#callOff(stream, cur, epoch, [source, target])
-        throw asMoveFailure(stream, err)
+        // The home never said the copy is whole: nothing switched, so "moved" cannot come back.
+        throw failed(err, await this.#callOff(stream, ids, [source, target]))
       }
       const next: PlacementRecord = { node: to, epoch: cur.record.epoch + 1, controllerEpoch: epoch, since: new Date().toISOString() }
-      const written = await node.writePlacement(stream, cur.modRevision, next).catch(() => undefined)
-      if (written === undefined && (await this.#callOff(stream, cur, epoch, [source, target])) === 'off') {
-        throw errors.moveFailed(stream, 'its placement changed while it was copied, or this node stopped being the controller')
+      const switched = await node.switchMove(stream, moveId, cur.modRevision, next).catch(() => false)
+      if (!switched) {
+        // Not switched, or its answer lost: the call-off settles which.
+        const outcome = await this.#callOff(stream, ids, [source, target])
+        if (outcome !== 'moved') throw failed(new Error('its placement changed while it was copied, or this node stopped being the controller'), outcome)
       }
       this.counters.moved++
       const result: MoveResult = { stream, from, to, epoch: next.epoch, ...handed, durationMs: Math.round(performance.now() - t0) }
@@ -178,31 +204,35 @@ export class Mover {
   }
 
   /**
-   * Calls a move off: the placement written again unchanged, guarded like the switch, so a switch
-   * still in flight cannot land after it. Returns 'moved' when the switch landed after all.
+   * Calls a move off by deleting its record, which its switch requires. 'moved' when the switch
+   * had landed after all, 'unknown' when etcd did not answer (the ends then ask it themselves).
    */
-  async #callOff(stream: string, cur: { readonly record: PlacementRecord; readonly modRevision: number }, controllerEpoch: number, ends: readonly PeerAddressOf[]): Promise<HandoverOutcome> {
+  async #callOff(stream: string, ids: MoveIds, ends: readonly PeerAddressOf[]): Promise<HandoverOutcome | 'unknown'> {
+    const outcome = await this.#settleInEtcd(stream, ids).catch(() => 'unknown' as const)
+    if (outcome === 'off') {
+      for (const end of ends) {
+        void this.#call(end, `/internal/v1/streams/${encodeURIComponent(stream)}/end`, ids, 10_000, (why) => errors.moveFailed(stream, why)).catch((err: unknown) =>
+          this.#log.warn({ err, stream, node: end.id }, 'could not tell a node the move was called off; it finds out at its deadline'),
+        )
+      }
+    }
+    return outcome
+  }
+
+  /** How the move ended, making sure it has: calls it off unless it switched. Throws when etcd does not answer. */
+  async #settleInEtcd(stream: string, ids: MoveIds): Promise<HandoverOutcome> {
     const node = this.#o.node
-    const rewritten = await node.writePlacement(stream, cur.modRevision, cur.record).catch(() => undefined)
-    if (rewritten === undefined) {
-      // Either the switch landed, or etcd did not answer: the ends then decide from their views
-      // (or at their deadline from etcd), never from this.
-      const now = await node.readPlacement(stream).catch(() => undefined)
-      if (now !== undefined && now.record.node !== cur.record.node && now.record.epoch === cur.record.epoch + 1) return 'moved'
-      return 'off'
-    }
-    for (const end of ends) {
-      void this.#call(end, `/internal/v1/streams/${encodeURIComponent(stream)}/end`, { outcome: 'off', controllerEpoch }, 10_000, (why) => errors.moveFailed(stream, why)).catch((err: unknown) =>
-        this.#log.warn({ err, stream, node: end.id }, 'could not tell a node the move was called off; it finds out at its deadline'),
-      )
-    }
-    return 'off'
+    if (await node.endMove(stream, ids.moveId)) return 'off'
+    // The record is gone: switched (in the same transaction), or called off by someone else.
+    const p = await node.readPlacement(stream)
+    return p !== undefined && p.record.epoch > ids.fromEpoch ? 'moved' : 'off'
   }
 
   // ---- the internal port -------------------------------------------------------------------------
 
   /** One request on the internal port; resolves with the JSON answer. */
-  async handle(route: MoveRoute, stream: string, phase: string, body: Buffer): Promise<unknown> {
+  async handle(route: MoveRoute, stream: string, query: URLSearchParams, body: Buffer): Promise<unknown> {
+    const phase = query.get('phase') ?? ''
     switch (route) {
       case 'move': {
         const b = json<{ stream?: unknown; to?: unknown }>(body)
@@ -210,23 +240,23 @@ export class Mover {
         return this.move(b.stream, b.to)
       }
       case 'handoff': {
-        const b = json<{ to?: unknown; controllerEpoch?: unknown }>(body)
-        if (typeof b.to !== 'string' || typeof b.controllerEpoch !== 'number') throw errors.badRequest('a handoff names its target node and controller epoch')
-        return this.#handOff(stream, b.to, b.controllerEpoch)
+        const b = json<{ to?: unknown }>(body)
+        if (typeof b.to !== 'string') throw errors.badRequest('a handoff names its target node')
+        return this.#handOff(stream, b.to, moveIds(body))
       }
       case 'receive':
-        return this.#receive(stream, phase, body)
+        return this.#receive(stream, phase, body, query)
       case 'end': {
+        // A word that the move is off is checked with etcd, never taken on trust: only a deleted
+        // move record makes it so. "Moved" is never said: it is read from the view.
         const h = this.#handovers.get(stream)
-        const b = json<{ outcome?: unknown; controllerEpoch?: unknown }>(body)
-        // Only "off" is ever said: "moved" is read from the view, which is what routes publishes.
-        if (h !== undefined && b.outcome === 'off' && b.controllerEpoch === h.controllerEpoch) await this.#end(h, 'off')
+        if (h !== undefined && h.moveId === moveIds(body).moveId) this.#settle(h)
         return {}
       }
     }
   }
 
-  async #handOff(stream: string, to: string, controllerEpoch: number): Promise<HandoffAnswer> {
+  async #handOff(stream: string, to: string, ids: MoveIds): Promise<HandoffAnswer> {
     const node = this.#o.node
     const self = this.#o.config.nodeId
     if (!node.reach(stream).here || node.placement(stream)?.node !== self) throw errors.moveRefused(stream, `it does not live on node ${self}`)
@@ -234,17 +264,24 @@ export class Mover {
     if (target === undefined) throw errors.moveRefused(stream, `node ${to} holds no lease`)
     const s = this.#o.streams.get(stream)
     if (s === undefined) throw errors.unknownStream(stream)
-    const h = this.#begin('source', stream, to, controllerEpoch)
+    const h = this.#begin('source', stream, to, ids)
+    // Every await can outlive the handover (called off meanwhile): nothing goes on after that.
+    const live = (): void => {
+      if (h.ending !== undefined) throw errors.moveFailed(stream, 'the move was called off while its stream was copied')
+    }
     try {
       await this.#o.publisher.hold(stream)
+      live()
       const groups = await this.#o.groups.suspend(stream)
+      live()
       const log = s.log
       const base = log.startOffset
       const end = log.endOffset
       const path = (phase: string): string => `/internal/v1/streams/${encodeURIComponent(stream)}/receive?phase=${phase}`
       const fail = (why: string): SluiceError => errors.moveFailed(stream, `the target node ${to} could not be reached (${why})`)
       const timeout = this.#o.config.replication.forwardTimeoutMs
-      await this.#call(target, path('begin'), { base, from: self, controllerEpoch }, timeout, fail)
+      await this.#call(target, path('begin'), { base, from: self, ...ids }, timeout, fail)
+      live()
       let bytes = 0
       const chunk = Math.min(chunkBytesMax, Math.floor(this.#o.config.replication.maxBodyBytes / 2))
       for (let from = base; from < end; ) {
@@ -252,37 +289,47 @@ export class Mover {
         if (batches.length === 0) throw new Error(`the log read nothing at offset ${from}, below its end ${end}`)
         const payload = Buffer.concat(batches)
         bytes += payload.length
-        await this.#call(target, path('batches'), payload, timeout, fail)
+        await this.#call(target, `${path('batches')}&move=${ids.moveId}`, payload, timeout, fail)
+        live()
         from = nextOffset
       }
       const state: ReceivedState = { end, groups: await this.#o.groups.exportState(stream), ids: await this.#o.publisher.exportIds(stream) }
-      await this.#call(target, path('state'), state, timeout, fail)
+      await this.#call(target, path('state'), { ...state, ...ids }, timeout, fail)
+      live()
       this.counters.events += end - base
       this.#log.info({ stream, to, events: end - base, bytes, groups: groups.length }, 'stream copied to its new node; waiting for the placement to switch')
       return { events: end - base, bytes, groups: groups.length, ids: state.ids.ids.length }
     } catch (err) {
-      void this.#call(target, `/internal/v1/streams/${encodeURIComponent(stream)}/end`, { outcome: 'off', controllerEpoch }, 10_000, (why) => errors.moveFailed(stream, why)).catch(() => undefined)
+      // This end never answered that the copy is whole, so the controller cannot switch: the
+      // stream stays here. The target checks with etcd before it drops its copy.
+      void this.#call(target, `/internal/v1/streams/${encodeURIComponent(stream)}/end`, ids, 10_000, (why) => errors.moveFailed(stream, why)).catch(() => undefined)
       await this.#end(h, 'off')
       throw err
     }
   }
 
-  async #receive(stream: string, phase: string, body: Buffer): Promise<unknown> {
+  async #receive(stream: string, phase: string, body: Buffer, query: URLSearchParams): Promise<unknown> {
     const s = this.#o.streams.get(stream)
     if (s === undefined) throw errors.unknownStream(stream)
     if (phase === 'begin') {
-      const b = json<{ base?: unknown; from?: unknown; controllerEpoch?: unknown }>(body)
-      if (typeof b.base !== 'number' || typeof b.from !== 'string' || typeof b.controllerEpoch !== 'number') throw errors.badRequest('a receive names its base offset, source node and controller epoch')
+      const b = json<{ base?: unknown; from?: unknown }>(body)
+      if (typeof b.base !== 'number' || !Number.isSafeInteger(b.base) || b.base < 0 || typeof b.from !== 'string') throw errors.badRequest('a receive names its base offset and source node')
       if (this.#o.node.placement(stream)?.node === this.#o.config.nodeId) throw errors.moveRefused(stream, 'it already lives here')
-      if (this.#handovers.has(stream)) throw errors.moveRefused(stream, 'a handover of it is under way here')
-      this.#begin('target', stream, b.from, b.controllerEpoch)
+      const h = this.#begin('target', stream, b.from, moveIds(body))
+      const live = (): void => {
+        if (h.ending !== undefined) throw errors.moveFailed(stream, 'the move was called off')
+      }
       await this.#o.publisher.hold(stream)
+      live()
       await this.#o.groups.suspend(stream)
+      live()
       await s.log.reset(b.base)
+      live()
       return {}
     }
     const h = this.#handovers.get(stream)
-    if (h?.role !== 'target' || h.ending !== undefined) throw errors.moveFailed(stream, 'no handover of it is under way here')
+    const moveId = phase === 'batches' ? Number(query.get('move')) : moveIds(body).moveId
+    if (h?.role !== 'target' || h.ending !== undefined || h.moveId !== moveId) throw errors.moveFailed(stream, 'no handover of it is under way here')
     if (phase === 'batches') {
       const batches: Buffer[] = []
       for (let at = 0; at < body.length; ) {
@@ -295,9 +342,10 @@ export class Mover {
       return { end: s.log.endOffset }
     }
     if (phase === 'state') {
-      const b = json<ReceivedState>(body)
-      if (!Array.isArray(b.groups) || typeof b.ids !== 'object' || b.ids === null || !Array.isArray(b.ids.ids)) throw errors.badRequest('a state names its groups and ids')
+      const b = receivedState(body)
       if (s.log.endOffset !== b.end) throw errors.moveFailed(stream, `the copy ends at ${s.log.endOffset}, not at ${b.end}`)
+      // Durable before the switch, whatever the stream's fsync policy: the old home drops its copy then.
+      await s.log.sync()
       await this.#o.groups.replaceState(stream, b.groups)
       await this.#o.publisher.replaceIds(stream, b.ids)
       return {}
@@ -305,42 +353,50 @@ export class Mover {
     throw errors.badRequest(`unknown receive phase "${phase}"`)
   }
 
-  #begin(role: 'source' | 'target', stream: string, peer: string, controllerEpoch: number): Handover {
+  #begin(role: 'source' | 'target', stream: string, peer: string, ids: MoveIds): Handover {
     if (this.#handovers.has(stream)) throw errors.moveRefused(stream, 'a handover of it is under way here')
-    const h: Handover = { role, stream, peer, controllerEpoch, since: performance.now(), timer: undefined, ending: undefined }
+    const h: Handover = { role, stream, peer, ...ids, since: performance.now(), timer: undefined, settling: false, ending: undefined }
     this.#handovers.set(stream, h)
-    this.#armDeadline(h)
+    // Past the longest a move may take, the controller tries no switch: this end asks etcd.
+    h.timer = setTimeout(() => this.#settle(h), this.#o.config.replication.moveTimeoutMs + this.#o.config.etcd.requestTimeoutMs + 5000)
+    h.timer.unref()
     return h
   }
 
   /**
-   * Past the longest a move may take (and its last etcd request), no switch can land any more:
-   * etcd says how it ended. Unreachable, the node asks again a second later.
+   * Ends the handover as etcd has the move: off only once its record is deleted (by this call or
+   * another), moved once the view shows the switch. Unreachable, it asks again a second later.
    */
-  #armDeadline(h: Handover, ms = this.#o.config.replication.moveTimeoutMs + this.#o.config.etcd.requestTimeoutMs + 5000): void {
-    h.timer = setTimeout(() => {
-      void this.#o.node.readPlacement(h.stream).then(
-        (p) => {
-          const dest = h.role === 'source' ? h.peer : this.#o.config.nodeId
-          // Moved: finished once the view shows it (onView), which is what routes publishes.
-          if (p?.record.node === dest) this.onView()
-          else void this.#end(h, 'off')
-        },
-        () => this.#armDeadline(h, 1000),
-      )
-    }, ms)
-    h.timer.unref()
+  #settle(h: Handover): void {
+    if (h.settling || h.ending !== undefined) return
+    h.settling = true
+    this.#settleInEtcd(h.stream, h).then(
+      (outcome) => {
+        h.settling = false
+        if (outcome === 'off') void this.#end(h, 'off')
+        else this.onView() // switched: finished when the view shows it, as it routes publishes
+      },
+      (err: unknown) => {
+        h.settling = false
+        this.#log.warn({ err, stream: h.stream }, 'could not learn from etcd how a move ended; asking again')
+        clearTimeout(h.timer)
+        h.timer = setTimeout(() => this.#settle(h), 1000)
+        h.timer.unref()
+      },
+    )
   }
 
   /** Called on every change of the view: a handover ends when the view shows how. */
   onView(): void {
     const node = this.#o.node
+    if (!node.viewReady) return
     for (const h of this.#handovers.values()) {
       if (h.ending !== undefined) continue
-      const dest = h.role === 'source' ? h.peer : this.#o.config.nodeId
-      if (node.viewReady && node.placement(h.stream)?.node === dest) void this.#end(h, 'moved')
-      // The controller that ran it is gone before its switch showed: the switch can no longer pass.
-      else if (node.viewReady && node.viewControllerEpoch !== h.controllerEpoch) void this.#end(h, 'off')
+      const p = node.placement(h.stream)
+      // Switched: the placement's epoch went past the one the move started from.
+      if (p !== undefined && p.epoch > h.fromEpoch) void this.#end(h, h.role === 'source' || p.node === this.#o.config.nodeId ? 'moved' : 'off')
+      // The controller that ran it is gone: its record went with its lease, or will; etcd says.
+      else if (node.viewControllerEpoch !== h.controllerEpoch) this.#settle(h)
     }
   }
 
@@ -351,28 +407,44 @@ export class Mover {
       const { stream } = h
       const s = this.#o.streams.get(stream)
       // A copy this node no longer serves is emptied: the old home's after a move, the target's
-      // partial one after a move called off.
+      // partial one after a move called off. A failure here leaves a stale copy on a node that is
+      // not the home, which a later move to it resets.
       const drop = (h.role === 'source') === (outcome === 'moved')
-      try {
-        if (drop && s !== undefined) {
+      if (drop && s !== undefined) {
+        try {
           await s.log.reset(h.role === 'source' ? s.log.endOffset : 0)
           await this.#o.groups.replaceState(stream, [])
           await this.#o.publisher.replaceIds(stream, { ids: [], checkpoint: null })
+        } catch (err) {
+          this.#log.error({ err, stream, role: h.role, outcome }, 'could not empty the copy of a stream this node no longer serves')
         }
-        await this.#o.groups.resume(stream)
-      } catch (err) {
-        this.#log.error({ err, stream, role: h.role, outcome }, 'ending a handover failed; the groups of the stream may stay closed until a restart')
-      } finally {
-        this.#handovers.delete(stream)
-        this.#o.publisher.release(stream)
-        this.#log.info({ stream, role: h.role, peer: h.peer, outcome, ms: Math.round(performance.now() - h.since) }, outcome === 'moved' ? 'handover ended: moved' : 'handover called off')
       }
+      // The groups must open again whatever failed before: a few tries, then a loud log line.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#o.groups.resume(stream)
+          break
+        } catch (err) {
+          if (attempt >= 3) {
+            this.#log.error({ err, stream }, 'could not open the groups of a stream after its handover; they stay closed until a restart')
+            break
+          }
+          await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
+        }
+      }
+      this.#handovers.delete(stream)
+      this.#o.publisher.release(stream)
+      this.#log.info({ stream, role: h.role, peer: h.peer, outcome, ms: Math.round(performance.now() - h.since) }, outcome === 'moved' ? 'handover ended: moved' : 'handover called off')
     })()
     return h.ending
   }
 
+  /** On stop: publishes held for a handover go on (refused, as the node is stopping). */
   stop(): void {
-    for (const h of this.#handovers.values()) clearTimeout(h.timer)
+    for (const h of this.#handovers.values()) {
+      clearTimeout(h.timer)
+      this.#o.publisher.release(h.stream)
+    }
   }
 
   #call(peer: PeerAddressOf, path: string, body: unknown, timeoutMs: number, unreachable: (why: string) => SluiceError): Promise<Buffer> {
@@ -397,6 +469,43 @@ function json<T>(body: Buffer): Partial<T> {
     // answered below
   }
   throw errors.badRequest('the body is not a JSON object')
+}
+
+function moveIds(body: Buffer): MoveIds {
+  const b = json<MoveIds>(body)
+  const n = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0
+  if (!n(b.controllerEpoch) || !n(b.moveId) || !n(b.fromEpoch)) throw errors.badRequest('a move message names its controller epoch, move id and placement epoch')
+  return { controllerEpoch: b.controllerEpoch, moveId: b.moveId, fromEpoch: b.fromEpoch }
+}
+
+/** A state phase's body, checked whole before anything is replaced with it. */
+function receivedState(body: Buffer): ReceivedState {
+  const b = json<ReceivedState>(body)
+  const n = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+  const pair = (v: unknown): boolean => Array.isArray(v) && v.length === 2 && n(v[0]) && n(v[1])
+  const delivery = (v: unknown): boolean => {
+    if (!Array.isArray(v) || v.length !== 2 || !n(v[0])) return false
+    const d = v[1] as Record<string, unknown> | null
+    return typeof d === 'object' && d !== null && n(d.count) && (d.dueAtMs === null || typeof d.dueAtMs === 'number') && typeof d.parked === 'boolean'
+  }
+  const group = (g: unknown): boolean => {
+    if (typeof g !== 'object' || g === null) return false
+    const o = g as Record<string, unknown>
+    const r = o.record as Record<string, unknown> | null
+    return (
+      typeof o.name === 'string' &&
+      typeof r === 'object' && r !== null && n(r.cursor) && n(r.generation) && n(r.delivered) &&
+      Array.isArray(o.settled) && o.settled.every(pair) &&
+      Array.isArray(o.deliveries) && o.deliveries.every(delivery) &&
+      Array.isArray(o.parked) && o.parked.every((p) => typeof p === 'object' && p !== null && n((p as { offset?: unknown }).offset))
+    )
+  }
+  const id = (v: unknown): boolean => Array.isArray(v) && v.length === 3 && typeof v[0] === 'number' && typeof v[1] === 'string' && (v[2] === null || n(v[2]))
+  const ids = b.ids as { ids?: unknown; checkpoint?: unknown } | undefined
+  if (!n(b.end) || !Array.isArray(b.groups) || !b.groups.every(group) || typeof ids !== 'object' || ids === null || !Array.isArray(ids.ids) || !ids.ids.every(id) || !(ids.checkpoint === null || n(ids.checkpoint))) {
+    throw errors.badRequest('a state names its end offset, its groups\' saved state and its remembered ids')
+  }
+  return b as ReceivedState
 }
 
 function asMoveFailure(stream: string, err: unknown): SluiceError {

@@ -13,7 +13,7 @@ import type { Lease, Watcher } from 'etcd3'
 import type { ClusterConfig } from '../config/index.js'
 import type { Logger } from '../logger.js'
 import { EtcdSession, type EtcdRoundTrips, type EtcdOp } from './etcd.js'
-import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, type ControllerRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
+import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, type ControllerRecord, type MoveRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
 import { placeStreams } from './placement.js'
 import { definitionOrder, type DefinitionChange } from './definitions.js'
 
@@ -631,18 +631,46 @@ export class ClusterNode {
   }
 
   /**
-   * As controller, writes `next` over the stream's placement only if it is still at `modRevision`
-   * and this node still holds the controller key at its epoch. Writing the same record again
-   * is how a move is called off: it moves the revision, so a switch still in flight cannot land.
-   * Returns the revision written, or undefined when a compare failed.
+   * As controller, records that `stream` is moving, under the controller's lease (a dead
+   * controller's moves end with it). Returns the record's create revision, the move's id; undefined
+   * when a move of the stream is recorded already, or this node is no longer the controller.
    */
-  async writePlacement(stream: string, modRevision: number, next: PlacementRecord): Promise<number | undefined> {
+  async beginMove(stream: string, move: MoveRecord): Promise<number | undefined> {
     const epoch = this.#controllerEpoch
-    if (epoch === undefined) return undefined
+    const lease = this.#leaseId
+    if (epoch === undefined || lease === undefined) return undefined
     const c = this.#etcd.client
-    const key = this.#keys.placement(stream)
-    const res = await this.#etcd.timed('txn', () => c.if(this.#keys.controller, 'Create', '==', epoch).and(key, 'Mod', '==', modRevision).then(c.put(key).value(JSON.stringify(next))).commit())
+    const key = this.#keys.move(stream)
+    const res = await this.#etcd.timed('txn', () => c.if(this.#keys.controller, 'Create', '==', epoch).and(key, 'Version', '==', 0).then(c.put(key).value(JSON.stringify(move)).lease(lease)).commit())
     return res.succeeded ? Number(res.header.revision) : undefined
+  }
+
+  /**
+   * As controller, switches the placement to `next` and ends the move, in one transaction that
+   * passes only while this node holds the controller key at its epoch, the placement is still at
+   * `modRevision`, and the move `moveId` has not been called off. True when it passed.
+   */
+  async switchMove(stream: string, moveId: number, modRevision: number, next: PlacementRecord): Promise<boolean> {
+    const epoch = this.#controllerEpoch
+    if (epoch === undefined) return false
+    const c = this.#etcd.client
+    const placement = this.#keys.placement(stream)
+    const move = this.#keys.move(stream)
+    const res = await this.#etcd.timed('txn', () =>
+      c.if(this.#keys.controller, 'Create', '==', epoch).and(placement, 'Mod', '==', modRevision).and(move, 'Create', '==', moveId).then(c.put(placement).value(JSON.stringify(next)), c.delete().key(move)).commit(),
+    )
+    return res.succeeded
+  }
+
+  /**
+   * Calls the move `moveId` off, from any node: once this passes, its switch cannot. False when the
+   * move is recorded no more (switched, or called off already): read the placement to know which.
+   */
+  async endMove(stream: string, moveId: number): Promise<boolean> {
+    const c = this.#etcd.client
+    const move = this.#keys.move(stream)
+    const res = await this.#etcd.timed('txn', () => c.if(move, 'Create', '==', moveId).then(c.delete().key(move)).commit())
+    return res.succeeded
   }
 
   // ---- status ----------------------------------------------------------------------------------

@@ -154,6 +154,8 @@ export class Log {
   #appendedBatches = 0
   #syncs = 0
   #writeErrors = 0
+  /** A reset is under way: appends are refused until it is done. */
+  #resetting = false
 
   private constructor(dir: string, options: LogOptions) {
     this.dir = dir
@@ -220,7 +222,7 @@ export class Log {
    * earlier; offsets are assigned now, so concurrent appends keep their call order.
    */
   append(records: readonly AppendRecord[]): Promise<AppendResult> {
-    if (this.#state !== 'open') return Promise.reject(this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir))
+    if (this.#state !== 'open' || this.#resetting) return Promise.reject(this.#refusal())
     let buf: Buffer
     try {
       buf = encodeBatch(records, this.#nextOffset)
@@ -248,7 +250,7 @@ export class Log {
    */
   appendAll(parts: readonly (readonly AppendRecord[])[]): Promise<AppendResult> {
     if (parts.length === 1) return this.append(parts[0]!)
-    if (this.#state !== 'open') return Promise.reject(this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir))
+    if (this.#state !== 'open' || this.#resetting) return Promise.reject(this.#refusal())
     const bufs: Buffer[] = []
     let offset = this.#nextOffset
     for (const records of parts) {
@@ -300,7 +302,7 @@ export class Log {
    * they were. Resolves once all are durable under the policy; none is queued if any is refused.
    */
   appendStored(batches: readonly Buffer[]): Promise<AppendResult> {
-    if (this.#state !== 'open') return Promise.reject(this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir))
+    if (this.#state !== 'open' || this.#resetting) return Promise.reject(this.#refusal())
     if (batches.length === 0) return Promise.resolve({ baseOffset: this.#nextOffset, lastOffset: this.#nextOffset - 1 })
     let offset = this.#nextOffset
     const items: Array<{ buf: Buffer; base: number; last: number }> = []
@@ -345,10 +347,23 @@ export class Log {
    * is no longer its home, or about to receive it from the node that was. Waits for appends in
    * flight; readers see an empty log ending at `base`.
    */
-  reset(base: number): Promise<void> {
-    return this.#runExclusive(async () => {
-      if (this.#state !== 'open') throw this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir)
-      if (this.#pending.length > 0) throw new Error(`log ${this.dir}: reset with appends pending`)
+  async reset(base: number): Promise<void> {
+    if (this.#state !== 'open') throw this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir)
+    // No append from here until the reset is done; those queued go first.
+    this.#resetting = true
+    try {
+      while (this.#pending.length > 0 || this.#flushing) {
+        this.#startFlush()
+        await this.#flushDone
+      }
+      await this.#runExclusive(() => this.#reset(base))
+    } finally {
+      this.#resetting = false
+    }
+  }
+
+  async #reset(base: number): Promise<void> {
+    {
       const old = this.#segments
       // The new segment first: a crash between the two leaves a gap, which recovery refuses, so
       // the old ones are renamed away (and removed at the next open) before it is made.
@@ -368,6 +383,14 @@ export class Log {
       this.#nextOffset = base
       this.#advanceEnd(base)
       this.#endOffset = base
+    }
+  }
+
+  /** Syncs what is written, whatever the fsync policy (a copy handed over must be durable). */
+  sync(): Promise<void> {
+    return this.#runExclusive(async () => {
+      if (this.#state !== 'open') return
+      await (await this.#active().file()).datasync()
     })
   }
 
@@ -593,6 +616,13 @@ export class Log {
     for (const it of this.#pending) it.reject(error)
     this.#pending = []
     this.#pendingBytes = 0
+  }
+
+  /** Why an append is refused now. */
+  #refusal(): SluiceError {
+    if (this.#state === 'failed') return this.#failedError()
+    if (this.#state === 'open') return errors.logResetting(this.dir)
+    return errors.logClosed(this.dir)
   }
 
   #failedError(): SluiceError {

@@ -142,6 +142,8 @@ export class DedupWindow {
   async exportScope(stream: string, nowMs: number): Promise<ScopeIds> {
     const ids: Array<[number, string, number | null]> = []
     for await (const { key, value } of this.#keyspace.iterate({ prefix: [stream], gte: [stream, nowMs + 1] })) {
+      // An exchange of the same name keeps its idempotency keys in this scope: they stay here.
+      if (key[2].startsWith(requestKeyPrefix)) continue
       ids.push([key[1], key[2], value !== null && 'offset' in value ? value.offset : null])
     }
     return { ids, checkpoint: (await this.#checkpoints.get([stream])) ?? null }
@@ -154,26 +156,28 @@ export class DedupWindow {
   async replaceScope(stream: string, from: ScopeIds, log: Log, windowMs: number, nowMs: number): Promise<void> {
     const prefix = `${stream}\0`
     for (const k of [...this.#ids.keys()]) {
-      if (!k.startsWith(prefix)) continue
+      if (!k.startsWith(prefix) || k.startsWith(prefix + requestKeyPrefix)) continue
       this.#ids.delete(k)
       this.#fingerprints.delete(k)
     }
     const ops: MetaOp[] = []
-    for await (const { key } of this.#keyspace.iterate({ prefix: [stream] })) ops.push(this.#keyspace.delOp(key))
+    for await (const { key } of this.#keyspace.iterate({ prefix: [stream] })) if (!key[2].startsWith(requestKeyPrefix)) ops.push(this.#keyspace.delOp(key))
     await this.#writeSliced(ops)
     ops.length = 0
     for (const [expiresAt, id, offset] of from.ids) {
-      if (expiresAt <= nowMs) continue
+      if (expiresAt <= nowMs || id.startsWith(requestKeyPrefix)) continue
       this.#ids.set(prefix + id, expiresAt)
       ops.push(this.#keyspace.putOp([stream, expiresAt, id], offset === null ? null : { offset }))
     }
-    const checkpoint = from.checkpoint ?? log.endOffset
+    // No checkpoint sent: every id the copied log holds is read back, as a first start does.
+    const checkpoint = from.checkpoint ?? log.startOffset
     ops.push(this.#checkpoints.putOp([stream], checkpoint))
     await this.#writeSliced(ops)
     const persist: MetaOp[] = []
     const clamp: MetaOp[] = []
     await this.#restoreTail(stream, log, checkpoint, windowMs, nowMs, persist, clamp)
     await this.#writeSliced([...persist, ...clamp])
+    this.#trim(nowMs)
   }
 
   /**

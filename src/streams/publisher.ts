@@ -432,12 +432,10 @@ export class BrokerPublisher implements Publisher {
           if (batch.remote !== undefined) return forward(batch.remote)
           // A stream being handed to another node takes no append until the handover ends; then
           // the records go wherever it lives (its new home checks their ids again).
-          let waited = false
-          for (let h = this.#held.get(name); h !== undefined; h = this.#held.get(name)) {
-            waited = true
-            await h.released
-          }
-          if (waited && this.placement !== undefined) {
+          for (let h = this.#held.get(name); h !== undefined; h = this.#held.get(name)) await h.released
+          // Asked again right before the append, with no wait in between: the plan's answer is as
+          // old as the waits on other requests' ids, and the stream may have moved since.
+          if (this.placement !== undefined) {
             const moved = this.placement.remote(name)
             if (moved !== undefined) return forward(moved)
             if (req.forwarded === true) this.placement.assertHome(name)

@@ -196,3 +196,64 @@ describe('moving a stream between nodes', () => {
     expect(cli.stderr).toContain('usage: sluice cluster move STREAM NODE')
   }, 30_000)
 })
+
+describe('a move that cannot finish is called off', () => {
+  let cluster: TestCluster
+
+  beforeAll(async () => {
+    // Batches bigger than the internal port takes: the copy fails half-way.
+    cluster = await startTestCluster({ ids: ['n1', 'n2'], yaml, replication: () => 'maxBodySize: 2kb' })
+    await cluster.settled(2)
+  }, 60_000)
+
+  afterAll(async () => {
+    await cluster?.close()
+  })
+
+  it('leaves the stream, its events and its group where they were, and publishes go on there', async () => {
+    const view = await cluster.status('n1')
+    const from = view.placement.find((p) => p.stream === 'moving')!.node
+    const to = from === 'n1' ? 'n2' : 'n1'
+    const url = (n: string): string => cluster.node(n).url
+    const publish = async (events: unknown[]): Promise<unknown> =>
+      (await fetch(`${url(from)}/v1/exchanges/logs/publish?routingKey=m`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).json()
+    expect(await publish(Array.from({ length: 10 }, (_, i) => ({ id: `small-${i}` })))).toMatchObject({ accepted: 10 })
+    expect(await publish(Array.from({ length: 100 }, (_, i) => ({ id: `big-${i}`, pad: 'x'.repeat(20) })))).toMatchObject({ accepted: 100 })
+
+    const res = await fetch(`${url(to)}/v1/cluster/streams/moving/move`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: to }) })
+    const answer = (await res.json()) as { error: { code: string; message: string } }
+    expect(res.status).toBe(503)
+    expect(answer.error.code).toBe('move_failed')
+    expect(answer.error.message).toContain('maxBodySize')
+
+    await waitFor('both ends done with the handover', async () => {
+      const vs = await Promise.all(['n1', 'n2'].map((n) => cluster.status(n)))
+      return vs.every((v) => v.moves.handovers.length === 0) ? vs : undefined
+    }, 10_000)
+    for (const n of ['n1', 'n2']) expect((await cluster.status(n)).placement.find((p) => p.stream === 'moving')).toMatchObject({ node: from, epoch: 1 })
+    expect((await cluster.status(from)).moves).toMatchObject({ moved: 0 })
+
+    // Publishes go on at the old home, and a retry of stored ids is still a duplicate there.
+    expect(await publish([{ id: 'after' }, { id: 'small-3' }])).toMatchObject({ accepted: 1, duplicates: 1 })
+    const stored = (await (await fetch(`${url(from)}/v1/streams/moving/events?from=0&limit=1000`)).json()) as { events: Array<{ id: string }> }
+    expect(stored.events.map((e) => e.id)).toEqual([...Array.from({ length: 10 }, (_, i) => `small-${i}`), ...Array.from({ length: 100 }, (_, i) => `big-${i}`), 'after'])
+    // The target dropped what it had received.
+    const copy = (await (await fetch(`${url(to)}/v1/streams/moving/events?from=0&limit=1000`)).json()) as { events: unknown[] }
+    expect(copy.events).toEqual([])
+    // The group opened again at the old home and serves every event.
+    const post = async (path: string, body: unknown): Promise<Response> => fetch(`${url(to)}/v1/groups/gm/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const got: string[] = []
+    for (let round = 0; round < 10; round++) {
+      const res = await post('fetch', { consumer: 'x', max: 100, waitMs: 0 })
+      expect(res.status).toBe(200)
+      const { events } = (await res.json()) as { events: Array<{ id: string; tag: string }> }
+      if (events.length === 0) break
+      got.push(...events.map((e) => e.id))
+      expect((await post('ack', { consumer: 'x', ranges: [[events[0]!.tag, events.at(-1)!.tag]] })).status).toBe(200)
+    }
+    expect(got).toEqual(stored.events.map((e) => e.id))
+    // Nothing of the move is left in etcd: it can be tried again (and refused for a new reason).
+    const again = await fetch(`${url(to)}/v1/cluster/streams/moving/move`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: to }) })
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe('move_failed')
+  }, 60_000)
+})

@@ -101,8 +101,9 @@ describe('the internal port with mutual TLS', () => {
     }
 
     const moved = await fetch(`${cluster.node(other).url}/v1/cluster/streams/s1/move`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: other }) })
-    expect(moved.status).toBe(200)
-    expect(await moved.json()).toMatchObject({ from: home, to: other, events: 50, groups: 1 })
+    const answer = await moved.text()
+    expect(moved.status, answer).toBe(200)
+    expect(JSON.parse(answer)).toMatchObject({ from: home, to: other, events: 50, groups: 1 })
     const stored = await fetch(`${cluster.node(other).url}/v1/streams/s1/events?from=0&limit=100`)
     expect(((await stored.json()) as { events: Array<{ id: string }> }).events.map((e) => e.id)).toEqual(events.map((e) => e.id))
   }, 60_000)
