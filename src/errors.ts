@@ -103,6 +103,10 @@ export const errors = {
   forwardTooLarge: (why: string) => counted('cluster.replication.maxBodySize', new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', why, 413, false, { limit: 'cluster.replication.maxBodySize' })),
   streamUnavailable: (stream: string, why: string, node?: string) =>
     new SluiceError('SLUICE_ERR_STREAM_UNAVAILABLE', `stream "${stream}" cannot be written now: ${why}; retry with the same ids (they are deduplicated at the stream's home node)`, 503, true, { stream, ...(node !== undefined ? { node } : {}), retryAfterMs: 1000 }),
+  notEnoughReplicas: (stream: string, inSync: number, needed: number) =>
+    new SluiceError('SLUICE_ERR_NOT_ENOUGH_REPLICAS', `stream "${stream}" has ${inSync} replica${inSync === 1 ? '' : 's'} in sync, fewer than cluster.replication.minInSync (${needed}); nothing was stored; retry`, 503, true, { stream, inSync, minInSync: needed, retryAfterMs: 1000 }),
+  replicationTimeout: (stream: string, why: string) =>
+    new SluiceError('SLUICE_ERR_NOT_ENOUGH_REPLICAS', `stream "${stream}": the events are stored at the leader but not confirmed by enough replicas (${why}); retry with the same ids`, 503, true, { stream, retryAfterMs: 1000 }),
   moveRefused: (stream: string, why: string) => new SluiceError('SLUICE_ERR_MOVE_REFUSED', `stream "${stream}" cannot be moved: ${why}`, 409, false, { stream }),
   moveFailed: (stream: string, why: string) =>
     new SluiceError('SLUICE_ERR_MOVE_FAILED', `moving stream "${stream}" failed and was called off (${why}); it stays where it was, with nothing lost; the move can be tried again`, 503, true, { stream, retryAfterMs: 1000 }),

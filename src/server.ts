@@ -386,6 +386,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
       // The placement stays after the stop: the forwarder then refuses (retryable), so what the
       // groups dead-letter while closing is not stored in this node's copy of another's stream.
       publisher.placement = made.forwarder
+      publisher.replication = made.replicator
       catalog.mirror = made.definitions
       groups.mirror = made.definitions
       return {

@@ -17,6 +17,7 @@ import type { BrokerPublisher } from '../streams/publisher.js'
 import type { StreamRegistry } from '../streams/registry.js'
 import { Mover, type MoveResult } from './move.js'
 import { PeerTransport, readPeerTls } from './transport.js'
+import { Replicator } from './replication.js'
 
 export type { ClusterStatus, MemberState, StreamReach } from './node.js'
 export type { MoveResult } from './move.js'
@@ -111,6 +112,8 @@ export type ClusterView = ClusterStatus & {
   readonly internalPort: number
   /** Definitions from other nodes applied here, and those that could not be (logged). */
   readonly definitions: { readonly applied: number; readonly failed: number }
+  /** The streams led here (watermark, followers' ends and lag) and followed here. */
+  readonly replication: { readonly factor: number; readonly minInSync: number } & ReturnType<Replicator['status']>
   /** Moves this node ran as controller, and the handovers it takes part in now. */
   readonly moves: { readonly moved: number; readonly failed: number; readonly handovers: ReturnType<Mover['handovers']> }
 }
@@ -125,8 +128,14 @@ export class Cluster {
   readonly applier: DefinitionsApplier
   /** `sluice cluster move`: as controller, and as either end of a handover. */
   readonly mover: Mover
+  /** Followers' copies of the streams led here, and this node's copies of others'. */
+  readonly replicator: Replicator
+  /** Replica fetches have connections of their own: a long poll each per followed stream. */
+  readonly #replication: PeerTransport
   readonly #client: PeerClient
   readonly #secret: string
+  readonly #factor: number
+  readonly #minInSync: number
   readonly #log: Logger
   /** Keep-alive connections for remote groups' operations and moves (forwarded appends have their own). */
   readonly #control: PeerTransport
@@ -135,7 +144,10 @@ export class Cluster {
     const c = opts.config
     const tls = readPeerTls(c.replication.tls)
     this.#control = new PeerTransport(tls)
+    this.#replication = new PeerTransport(tls, 64)
     this.#secret = c.secret
+    this.#factor = c.replication.factor
+    this.#minInSync = c.replication.minInSync
     this.#log = opts.logger.child({ component: 'cluster' })
     const groupServer = new GroupServer(() => opts.groups)
     this.internal = new InternalServer({
@@ -148,11 +160,17 @@ export class Cluster {
       store: opts.store,
       groups: groupServer,
       moves: { handle: (route, stream, query, body) => this.mover.handle(route, stream, query, body) },
+      replication: { fetch: (stream, query) => this.replicator.fetch(stream, query), changeInSync: (body) => this.replicator.changeInSync(body) },
       tls,
     })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
     this.applier = applier
-    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change), onView: () => this.mover.onView() })
+    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change), onView: () => {
+        this.mover.onView()
+        this.replicator.onView()
+      },
+    })
+    this.replicator = new Replicator({ node: this.node, config: c, streams: opts.streams, transport: this.#replication, secret: c.secret, logger: opts.logger })
     this.mover = new Mover({ node: this.node, config: c, streams: opts.streams, groups: opts.groups, publisher: opts.publisher, secret: c.secret, transport: this.#control, logger: opts.logger })
     this.definitions = new ClusterDefinitions(this.node.etcd, this.node.keys, c.nodeId)
     this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs, tls)
@@ -167,6 +185,7 @@ export class Cluster {
   /** Listens on the internal port, then joins (the node's record names that port), and applies the cluster's definitions. */
   async start(): Promise<void> {
     await this.internal.listen()
+    this.replicator.start()
     await this.node.start()
     await this.applier.idle()
   }
@@ -211,14 +230,17 @@ export class Cluster {
       forwarding: Object.fromEntries(this.forwarder.stats),
       definitions: { applied: this.applier.applied, failed: this.applier.failed },
       moves: { moved: this.mover.counters.moved, failed: this.mover.counters.failed, handovers: this.mover.handovers() },
+      replication: { factor: this.#factor, minInSync: this.#minInSync, ...this.replicator.status() },
     }
   }
 
   async stop(): Promise<void> {
     this.mover.stop()
+    this.replicator.stop()
     await this.node.stop()
     this.#client.close()
     this.#control.destroy()
+    this.#replication.destroy()
     if (this.internal.port !== 0) await this.internal.close()
   }
 }

@@ -20,6 +20,7 @@ import { PeerTransport, type PeerTlsMaterial } from './transport.js'
 const publishPath = /^\/internal\/v1\/streams\/([^/?]+)\/publish$/
 const groupPath = /^\/internal\/v1\/groups\/([^/?]+)\/(subscribe|op)$/
 const movePath = /^\/internal\/v1\/(?:(move)|streams\/([^/?]+)\/(handoff|receive|end))$/
+const replicatePath = /^\/internal\/v1\/(?:(isr)|streams\/([^/?]+)\/replicate)$/
 /** Records in one forwarded append at most: a request's events, each at most once per stream. */
 const maxForwardedRecords = 1_000_000
 const sources: ReadonlySet<string> = new Set<PublishSourceName>(['http', 'ndjson', 'syslog', 'gelf', 'forward', 'amqp', 'otlp', 'loki', 'elasticsearch', 'internal', 'cluster'])
@@ -45,6 +46,8 @@ export interface InternalServerOptions {
   readonly groups?: GroupServer | undefined
   /** Moves of streams between nodes (move.ts). */
   readonly moves?: { handle(route: MoveRoute, stream: string, query: URLSearchParams, body: Buffer): Promise<unknown> } | undefined
+  /** Replicated streams (replication.ts): followers' fetches, and in-sync changes at the controller. */
+  readonly replication?: { fetch(stream: string, query: URLSearchParams): Promise<Buffer>; changeInSync(body: Record<string, unknown>): Promise<object> } | undefined
   /** Mutual TLS (cluster.replication.tls): a peer without a certificate chaining to its CA is refused in the handshake. */
   readonly tls?: PeerTlsMaterial | undefined
 }
@@ -126,6 +129,41 @@ export class InternalServer {
     }
   }
 
+  async #replicate(m: RegExpExecArray, url: URL, req: IncomingMessage, res: ServerResponse, fail: (err: SluiceError) => void): Promise<void> {
+    const r = this.#opts.replication!
+    try {
+      const body = await readBody(req, this.#opts.maxBodyBytes).catch((err: unknown) => {
+        throw errors.forwardTooLarge((err as Error).message)
+      })
+      if (m[1] === 'isr') {
+        let b: unknown
+        try {
+          b = JSON.parse(body.toString('utf8'))
+        } catch {
+          b = undefined
+        }
+        if (typeof b !== 'object' || b === null) return fail(errors.badRequest('the body is not a JSON object'))
+        const answer = await r.changeInSync(b as Record<string, unknown>)
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(answer))
+        return
+      }
+      let stream: string
+      try {
+        stream = decodeURIComponent(m[2]!)
+      } catch {
+        return fail(errors.badRequest('the stream name in the path is not valid percent-encoding'))
+      }
+      const answer = await r.fetch(stream, url.searchParams)
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      res.end(answer)
+    } catch (err) {
+      if (err instanceof SluiceError) return fail(err)
+      this.#opts.logger.error({ err, path: url.pathname }, 'internal error in replication')
+      fail(errors.internal(err))
+    }
+  }
+
   async #move(m: RegExpExecArray, url: URL, req: IncomingMessage, res: ServerResponse, fail: (err: SluiceError) => void): Promise<void> {
     try {
       const route = (m[1] ?? m[3]) as MoveRoute
@@ -163,6 +201,8 @@ export class InternalServer {
     const url = new URL(req.url ?? '/', 'http://internal')
     const gm = groupPath.exec(url.pathname)
     if (req.method === 'POST' && gm !== null && this.#opts.groups !== undefined) return this.#group(gm[1]!, gm[2] as 'subscribe' | 'op', url, req, res, fail)
+    const rp = replicatePath.exec(url.pathname)
+    if (req.method === 'POST' && rp !== null && this.#opts.replication !== undefined) return this.#replicate(rp, url, req, res, fail)
     const mv = movePath.exec(url.pathname)
     if (req.method === 'POST' && mv !== null && this.#opts.moves !== undefined) return this.#move(mv, url, req, res, fail)
     const m = publishPath.exec(url.pathname)

@@ -44,9 +44,17 @@ export interface StreamRecord {
 }
 
 export interface PlacementRecord {
+  /** The home: the leader, which takes every append and serves every consumer. */
   readonly node: string
-  /** Starts at 1; every change of home adds one, so a stale placement is recognised. */
+  /**
+   * Starts at 1; every change of home adds one, so a stale placement is recognised. It is the
+   * leader epoch too: followers fetch naming it, and a leader at another epoch is refused.
+   */
   readonly epoch: number
+  /** Every node holding a copy, the leader first (cluster.replication.factor of them when there are enough nodes). */
+  readonly replicas: readonly string[]
+  /** The replicas in sync with the leader, the leader first; publishes need minInSync of them. */
+  readonly isr: readonly string[]
   /** The controller epoch that wrote it. */
   readonly controllerEpoch: number
   readonly since: string
@@ -148,5 +156,10 @@ export function parsePlacement(text: string): PlacementRecord | undefined {
   const o = object(text)
   const epoch = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0
   if (o === undefined || !str(o.node) || !epoch(o.epoch) || !epoch(o.controllerEpoch) || !str(o.since)) return undefined
-  return { node: o.node, epoch: o.epoch, controllerEpoch: o.controllerEpoch, since: o.since }
+  const names = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every(str) ? (v as string[]) : undefined)
+  // Written before replication: the home is the one replica.
+  const replicas = names(o.replicas) ?? [o.node]
+  const isr = names(o.isr) ?? [o.node]
+  if (replicas[0] !== o.node || isr[0] !== o.node || !isr.every((n) => replicas.includes(n))) return undefined
+  return { node: o.node, epoch: o.epoch, controllerEpoch: o.controllerEpoch, since: o.since, replicas, isr }
 }

@@ -184,7 +184,11 @@ export class Mover {
         // The home never said the copy is whole: nothing switched, so "moved" cannot come back.
         throw failed(err, await this.#callOff(stream, ids, [source, target]))
       }
-      const next: PlacementRecord = { node: to, epoch: cur.record.epoch + 1, controllerEpoch: epoch, since: new Date().toISOString() }
+      // The new home takes the old one's place among the replicas; the followers' copies stay
+      // (the copy is byte for byte the old home's), the old home's is emptied.
+      const replicas = cur.record.replicas.includes(to) ? [to, ...cur.record.replicas.filter((n) => n !== to)] : [to, ...cur.record.replicas.filter((n) => n !== from)]
+      const isr = [to, ...cur.record.isr.filter((n) => n !== to && n !== from)]
+      const next: PlacementRecord = { node: to, epoch: cur.record.epoch + 1, controllerEpoch: epoch, since: new Date().toISOString(), replicas, isr }
       const switched = await node.switchMove(stream, moveId, cur.modRevision, next).catch(() => false)
       if (!switched) {
         // Not switched, or its answer lost: the call-off settles which.
@@ -412,7 +416,8 @@ export class Mover {
       const drop = (h.role === 'source') === (outcome === 'moved')
       if (drop && s !== undefined) {
         try {
-          await s.log.reset(h.role === 'source' ? s.log.endOffset : 0)
+          // From offset 0: a follower's copy starts over from the leader's start.
+          await s.log.reset(0)
           await this.#o.groups.replaceState(stream, [])
           await this.#o.publisher.replaceIds(stream, { ids: [], checkpoint: null })
         } catch (err) {

@@ -14,7 +14,7 @@ import type { ClusterConfig } from '../config/index.js'
 import type { Logger } from '../logger.js'
 import { EtcdSession, type EtcdRoundTrips, type EtcdOp } from './etcd.js'
 import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, type ControllerRecord, type MoveRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
-import { placeStreams } from './placement.js'
+import { chooseFollowers, placeStreams } from './placement.js'
 import { definitionOrder, type DefinitionChange } from './definitions.js'
 
 export type MemberState = 'joining' | 'member' | 'fenced' | 'stopped'
@@ -575,9 +575,13 @@ export class ClusterNode {
     if (epoch === undefined) return
     const v = this.#view
     const unplaced = [...v.streams.keys()].filter((s) => !v.placements.has(s))
-    if (unplaced.length === 0 || v.nodes.size < this.#cfg.minNodes) return
+    if (v.nodes.size < this.#cfg.minNodes) return
+    if (unplaced.length === 0) return this.#cfg.replication.factor > 1 ? this.#fillReplicas(epoch) : undefined
     const placed = new Map([...v.placements].map(([s, p]) => [s, p.node]))
     const homes = [...placeStreams(unplaced, [...v.nodes.values()], placed)]
+    const copies = this.#copies()
+    const live = [...v.nodes.keys()]
+    const factor = this.#cfg.replication.factor
     const c = this.#etcd.client
     const since = new Date().toISOString()
     for (let i = 0; i < homes.length; i += placementBatch) {
@@ -586,12 +590,57 @@ export class ClusterNode {
       // is the epoch) and only where no placement exists: a deposed controller writes nothing.
       let txn = c.if(this.#keys.controller, 'Create', '==', epoch)
       for (const [stream] of batch) txn = txn.and(this.#keys.placement(stream), 'Version', '==', 0)
-      const puts = batch.map(([stream, node]) => c.put(this.#keys.placement(stream)).value(JSON.stringify({ node, epoch: 1, controllerEpoch: epoch, since } satisfies PlacementRecord)))
+      const puts = batch.map(([stream, node]) => {
+        const replicas = [node, ...chooseFollowers(node, [], live, factor, copies)]
+        // A new stream is empty everywhere: every replica starts in sync.
+        return c.put(this.#keys.placement(stream)).value(JSON.stringify({ node, epoch: 1, controllerEpoch: epoch, since, replicas, isr: replicas } satisfies PlacementRecord))
+      })
       const res = await this.#etcd.timed('txn', () => txn.then(...puts).commit())
       if (!res.succeeded) return // the view is behind; the watch brings the change and another pass
       this.counters.placements += batch.length
       for (const [stream, node] of batch) this.#log.info({ stream, node, controllerEpoch: epoch }, 'stream placed')
     }
+  }
+
+  /** Copies each node holds, as placed. */
+  #copies(): Map<string, number> {
+    const copies = new Map<string, number>()
+    for (const p of this.#view.placements.values()) for (const n of p.replicas) copies.set(n, (copies.get(n) ?? 0) + 1)
+    return copies
+  }
+
+  /**
+   * As controller, gives placed streams the followers they lack (a factor raised, nodes that
+   * joined after placement); each write compared on the placement's revision. A follower added
+   * is not in sync until it has caught up.
+   */
+  async #fillReplicas(epoch: number): Promise<void> {
+    const v = this.#view
+    const factor = this.#cfg.replication.factor
+    const live = [...v.nodes.keys()]
+    const copies = this.#copies()
+    for (const [stream, p] of v.placements) {
+      const followers = chooseFollowers(p.node, p.replicas, live, factor, copies)
+      if (followers.length + 1 <= p.replicas.length) continue
+      const cur = await this.readPlacement(stream)
+      if (cur === undefined || cur.record.node !== p.node || cur.record.epoch !== p.epoch) continue
+      const next: PlacementRecord = { ...cur.record, replicas: [p.node, ...followers] }
+      if ((await this.casPlacement(stream, cur.modRevision, next)) !== undefined) this.#log.info({ stream, replicas: next.replicas, controllerEpoch: epoch }, 'followers added')
+    }
+  }
+
+  /**
+   * As controller, writes `next` over the stream's placement only while it is at `modRevision`
+   * and this node still holds the controller key at its epoch. Returns the revision written, or
+   * undefined when a compare failed.
+   */
+  async casPlacement(stream: string, modRevision: number, next: PlacementRecord): Promise<number | undefined> {
+    const epoch = this.#controllerEpoch
+    if (epoch === undefined) return undefined
+    const c = this.#etcd.client
+    const key = this.#keys.placement(stream)
+    const res = await this.#etcd.timed('txn', () => c.if(this.#keys.controller, 'Create', '==', epoch).and(key, 'Mod', '==', modRevision).then(c.put(key).value(JSON.stringify(next))).commit())
+    return res.succeeded ? Number(res.header.revision) : undefined
   }
 
   // ---- moving a stream (move.ts) -----------------------------------------------------------------

@@ -594,6 +594,15 @@ export const clusterSpec = {
           doc: 'Longest wait for a forwarded append to be confirmed by its home node; past it the publish fails with 503 `stream_unavailable` (retryable: a retry with the same ids is deduplicated).',
         },
         maxBodySize: { type: 'size', default: '64mb', min: '1kb', max: '1gb', doc: 'Largest forwarded batch the internal port accepts; a larger one answers 413.' },
+        factor: { type: 'int', default: 1, min: 1, max: 7, doc: "Copies of each stream: its leader (the home) and `factor − 1` followers on other nodes, which fetch the leader's batches as stored (docs/cluster.md, section Replication)." },
+        minInSync: {
+          type: 'int',
+          default: 1,
+          min: 1,
+          max: 7,
+          doc: 'Replicas (the leader included) that must hold an event durably before its publish is confirmed; with fewer in sync, the stream refuses publishes with 503 `not_enough_replicas`. At most `factor`.',
+        },
+        replicaLagMax: { type: 'duration', default: '10s', min: '1s', max: '10m', doc: "A follower that has not reached the leader's end for this long leaves the in-sync set; it rejoins once it has caught up." },
         tls: {
           type: 'object',
           optional: true,

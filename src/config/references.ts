@@ -43,6 +43,10 @@ export function checkReferences(v: Validated, problems: Problems): void {
 function checkCluster(v: Validated, problems: Problems, at: At): void {
   const secret = (v.raw.cluster as typeof v.raw.cluster | undefined)?.secret
   if (typeof secret === 'string' && secret.length < 16) problems.add('cluster.secret', at('cluster.secret'), 'is too short: at least 16 characters (e.g. the output of `openssl rand -hex 24`)')
+  const replication = (v.raw.cluster as typeof v.raw.cluster | undefined)?.replication
+  if (typeof replication?.factor === 'number' && typeof replication.minInSync === 'number' && replication.minInSync > replication.factor) {
+    problems.add('cluster.replication.minInSync', at('cluster.replication.minInSync'), `is ${replication.minInSync}, more than cluster.replication.factor (${replication.factor}): no stream could take a publish`)
+  }
   const prefix = (v.raw.cluster as typeof v.raw.cluster | undefined)?.etcd?.prefix
   if (typeof prefix !== 'string') return
   const path = 'cluster.etcd.prefix'

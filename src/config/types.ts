@@ -452,6 +452,11 @@ export interface ClusterConfig {
     readonly forwardTimeoutMs: number
     readonly maxBodyBytes: number
     readonly moveTimeoutMs: number
+    /** Copies of each stream, the leader included. */
+    readonly factor: number
+    /** Replicas that must hold an event before its publish is confirmed. */
+    readonly minInSync: number
+    readonly replicaLagMaxMs: number
     /** Mutual TLS on the internal port: PEM file paths. */
     readonly tls: { readonly cert: string; readonly key: string; readonly ca: string } | null
   }

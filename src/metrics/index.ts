@@ -292,6 +292,21 @@ export class Metrics {
     gauge('sluice_cluster_handovers', 'Streams being handed over to or from this node now; their publishes wait.', [], (g, s) => {
       if (s.cluster !== undefined) g.set(s.cluster.mover.handovers().length)
     })
+    gauge('sluice_cluster_under_replicated_streams', 'Streams led here with fewer replicas in sync than placed.', [], (g, s) => {
+      if (s.cluster !== undefined) g.set(s.cluster.replicator.underReplicated())
+    })
+    counter('sluice_cluster_isr_changes_total', 'In-sync set changes this node asked for as leader, by change (shrink, expand).', ['change'], (c, s) => {
+      if (s.cluster === undefined) return
+      setCounter(c, { change: 'shrink' }, s.cluster.replicator.counters.shrinks)
+      setCounter(c, { change: 'expand' }, s.cluster.replicator.counters.expands)
+    })
+    counter('sluice_cluster_replication_bytes_total', "Bytes of batches this node fetched as a follower from streams' leaders.", [], (c, s) => {
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.replicator.counters.bytes)
+    })
+    gauge('sluice_cluster_replica_lag_events', "Events a follower is behind the leader's end, for each stream led here.", ['stream', 'node'], (g, s) => {
+      if (s.cluster === undefined) return
+      for (const l of s.cluster.replicator.lag()) g.set({ stream: l.stream, node: l.node }, l.events)
+    })
     counter('sluice_alarms_raised_total', 'Times a resource alarm was raised.', [], (c, s) => setCounter(c, {}, s.alarms.raisedTotal))
     counter('sluice_limit_hits_total', 'Times a named limit refused, cut or held something back.', ['limit'], (c) => {
       for (const [name, n] of limitHits) setCounter(c, { limit: name }, n)

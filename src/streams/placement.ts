@@ -27,6 +27,17 @@ export interface ForwardRequest {
   readonly source: PublishSourceName
 }
 
+/**
+ * Cluster mode with replicas (cluster.replication.factor): a stream stored here is confirmed once
+ * enough of its replicas hold it. The core asks; src/cluster answers.
+ */
+export interface ReplicationGate {
+  /** Throws a retryable SluiceError when `stream` has fewer replicas in sync than it needs. */
+  admit(stream: string): void
+  /** Resolves once enough replicas hold every offset below `end`; rejects (retryable) when they do not in time. */
+  committed(stream: string, end: number): Promise<void>
+}
+
 export interface RemoteStream {
   readonly node: string
   /** Resolves once the home node has them durably; `duplicateAt` indexes `records`. */

@@ -10,7 +10,7 @@ import { expiresAtHeader } from './ttl.js'
 import { requestKeyPrefix, type DedupWindow, type ScopeIds } from './dedup-window.js'
 import { invalidEvent, type EventLimits } from './validate.js'
 import type { StreamRegistry } from './registry.js'
-import type { ForwardRequest, RemoteStream, StreamPlacement } from './placement.js'
+import type { ForwardRequest, RemoteStream, ReplicationGate, StreamPlacement } from './placement.js'
 
 /** One event as a door hands it over: serialised once, parsed once. */
 export interface PublishEvent {
@@ -166,6 +166,8 @@ export class BrokerPublisher implements Publisher {
   limiter: RateLimiter | undefined
   /** Cluster mode: where streams stored on other nodes live. */
   placement: StreamPlacement | undefined
+  /** Cluster mode with replicas: when a stream stored here may be confirmed. */
+  replication: ReplicationGate | undefined
   /** Streams whose publishes wait for a handover to end (hold/release). */
   readonly #held = new Map<string, { readonly released: Promise<void>; readonly release: () => void }>()
   /** Per stream, local appends past the hold check whose ids are not committed yet. */
@@ -415,6 +417,8 @@ export class BrokerPublisher implements Publisher {
     const idsOutcome = new Promise<boolean>((resolve) => (settleIds = resolve))
     const reserved: Array<[stream: string, id: string]> = []
     const appended: Array<{ stream: string; ids: StreamBatch['ids']; result: AppendResult }> = []
+    /** Stored here but not confirmed by enough replicas in time: their ids are remembered all the same. */
+    const appendedUnconfirmed: typeof appended = []
     let failure: unknown
     let result: PublishResult | undefined
     try {
@@ -442,17 +446,23 @@ export class BrokerPublisher implements Publisher {
           }
           const stream = this.#streams.get(name)
           if (stream === undefined) throw errors.unknownStream(name)
+          this.replication?.admit(name)
           this.#enter(name)
           entered.push(name)
           const base = stream.log.nextOffset
           if (batch.ids.length > 0) this.#dedup.appending(name, base)
-          return stream.append(batch.records).then(
-            (local) => ({ local }),
-            (err: unknown) => {
-              if (batch.ids.length > 0) this.#dedup.abandon(name, base)
-              throw err
-            },
-          )
+          const local = await stream.append(batch.records).catch((err: unknown) => {
+            if (batch.ids.length > 0) this.#dedup.abandon(name, base)
+            throw err
+          })
+          // Stored here; confirmed once enough replicas hold it. Should they not in time, the ids
+          // are still remembered below (the events are stored), so a retry is answered as a
+          // duplicate: see docs/cluster.md, Replication, for what that means.
+          if (this.replication !== undefined) await this.replication.committed(name, local.lastOffset + 1).catch((err: unknown) => {
+            appendedUnconfirmed.push({ stream: name, ids: batch.ids, result: local })
+            throw err
+          })
+          return { local }
         }),
       )
       // An event stored by no target is a duplicate: every stream it routes to already held its id.
@@ -474,6 +484,7 @@ export class BrokerPublisher implements Publisher {
           if (!dup.has(r)) stored.add(i)
         })
       })
+      appended.push(...appendedUnconfirmed)
       const duplicateAt = plan.duplicateAt
       if (this.placement !== undefined && batches.size > 0) {
         const targeted = new Set<number>()

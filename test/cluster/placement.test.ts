@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseNode, parsePlacement } from '../../src/cluster/layout.js'
-import { placeStreams } from '../../src/cluster/placement.js'
+import { chooseFollowers, placeStreams } from '../../src/cluster/placement.js'
 
 const node = (id: string, storedBytes = 0) => ({ id, storedBytes })
 
@@ -37,9 +37,28 @@ describe('placeStreams', () => {
   })
 })
 
+describe('chooseFollowers', () => {
+  it('takes the nodes holding the fewest copies, then the lowest id, and counts its choice', () => {
+    const copies = new Map([['n1', 3], ['n2', 1], ['n3', 1], ['n4', 0]])
+    expect(chooseFollowers('n1', [], ['n1', 'n2', 'n3', 'n4'], 3, copies)).toEqual(['n4', 'n2'])
+    expect(copies.get('n4')).toBe(1)
+    expect(copies.get('n2')).toBe(2)
+    // Followers already placed stay; only what is missing is added; never more than there are nodes.
+    expect(chooseFollowers('n1', ['n1', 'n3'], ['n1', 'n2', 'n3'], 3, new Map())).toEqual(['n3', 'n2'])
+    expect(chooseFollowers('n1', [], ['n1', 'n2'], 3, new Map())).toEqual(['n2'])
+    expect(chooseFollowers('n1', [], ['n1', 'n2'], 1, new Map())).toEqual([])
+  })
+})
+
 describe('cluster records from etcd', () => {
   it('a record that is not what it claims is refused, not trusted', () => {
-    expect(parsePlacement('{"node":"n1","epoch":1,"controllerEpoch":7,"since":"2026-01-01T00:00:00Z"}')).toEqual({ node: 'n1', epoch: 1, controllerEpoch: 7, since: '2026-01-01T00:00:00Z' })
+    // Written before replication: the home is the one replica, in sync.
+    expect(parsePlacement('{"node":"n1","epoch":1,"controllerEpoch":7,"since":"2026-01-01T00:00:00Z"}')).toEqual({ node: 'n1', epoch: 1, controllerEpoch: 7, since: '2026-01-01T00:00:00Z', replicas: ['n1'], isr: ['n1'] })
+    const replicated = { node: 'n2', epoch: 3, controllerEpoch: 7, since: 't', replicas: ['n2', 'n1', 'n3'], isr: ['n2', 'n3'] }
+    expect(parsePlacement(JSON.stringify(replicated))).toEqual(replicated)
+    // The leader must come first in both, and the in-sync set be of the replicas.
+    expect(parsePlacement(JSON.stringify({ ...replicated, replicas: ['n1', 'n2'] }))).toBeUndefined()
+    expect(parsePlacement(JSON.stringify({ ...replicated, isr: ['n2', 'n9'] }))).toBeUndefined()
     expect(parsePlacement('{"node":"n1","epoch":0,"controllerEpoch":7,"since":"x"}')).toBeUndefined()
     expect(parsePlacement('not json')).toBeUndefined()
     expect(parsePlacement('[1]')).toBeUndefined()

@@ -19,7 +19,7 @@ describe('the cluster section', () => {
       minNodes: 1,
       advertise: { host: '127.0.0.1' },
       secret: '0123456789abcdef',
-      replication: { host: '127.0.0.1', port: 7410, forwardTimeoutMs: 10_000, maxBodyBytes: 64 * 1024 * 1024, moveTimeoutMs: 600_000, tls: null },
+      replication: { host: '127.0.0.1', port: 7410, forwardTimeoutMs: 10_000, maxBodyBytes: 64 * 1024 * 1024, moveTimeoutMs: 600_000, factor: 1, minInSync: 1, replicaLagMaxMs: 10_000, tls: null },
     })
   })
 
@@ -39,6 +39,9 @@ cluster:
     expect(out.join('\n')).toMatch(/cluster\.etcd\.endpoints.*"etcd:2379" is not an http:\/\/ or https:\/\/ URL/)
     expect(out.join('\n')).toMatch(/cluster\.etcd\.leaseTtl.*below the minimum of 2s/)
     expect(problems('cluster: { nodeId: n1, secret: 0123456789abcdef, etcd: { endpoints: [] } }\n').join('\n')).toMatch(/endpoints.*at least one URL/)
+    expect(problems('cluster: { nodeId: n1, secret: 0123456789abcdef, replication: { factor: 2, minInSync: 3 } }\n')).toEqual([
+      'cluster.replication.minInSync (line 1, col 87): is 3, more than cluster.replication.factor (2): no stream could take a publish',
+    ])
     expect(problems('cluster: { nodeId: n1, secret: 0123456789abcdef, etcd: { endpoints: ["http://u:p@e:2379"] } }\n').join('\n')).toMatch(/no path, query or credentials/)
     expect(problems('cluster: { nodeId: n1, secret: 0123456789abcdef, etcd: { prefix: sluice/ } }\n').join('\n')).toMatch(/cluster\.etcd\.prefix.*must start with "\/", not end with "\/"/)
     expect(problems('cluster: { nodeId: n1, secret: 0123456789abcdef, etcd: { prefix: "/a//b" } }\n').join('\n')).toMatch(/no empty part/)

@@ -1,0 +1,466 @@
+// Replicated streams (cluster.replication.factor, docs/cluster.md "Replication"). Each placed
+// stream has a leader (its home) and followers. A follower fetches the leader's batches as stored,
+// from its own end, over the internal port; it appends them after checking each CRC and offset
+// (Log.appendStored), durably under the stream's fsync policy, and its next fetch names its new
+// end, which is how the leader learns what it holds. The leader's high watermark is the smallest
+// end among the in-sync replicas; a publish to the stream is confirmed once the watermark passes
+// it, so a confirmed event is on every in-sync replica, at least minInSync of them, and a stream
+// with fewer in sync refuses publishes.
+//
+// The in-sync set lives in the placement record in etcd. The leader asks the controller to change
+// it (a follower that has not reached the leader's end for replicaLagMax leaves; one that has
+// caught up comes back); the controller writes it compared on the placement's revision and the
+// leader epoch, and every node learns it from its watch.
+//
+// Not yet (docs/cluster.md, "Replication"): a new leader elected from the in-sync set when the
+// leader dies, truncation of a divergent tail by leader epochs (KIP-101), group state and dedup
+// ids replicated with the stream, and reads held below the watermark.
+
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { ClusterConfig } from '../config/index.js'
+import { errors, SluiceError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { ReplicationGate } from '../streams/placement.js'
+import type { StreamRegistry } from '../streams/registry.js'
+import { callPeer } from './internal.js'
+import type { PlacementRecord } from './layout.js'
+import type { ClusterNode } from './node.js'
+import type { PeerTransport } from './transport.js'
+
+/** A follower as its leader sees it. */
+interface FollowerState {
+  /** Its end as its last fetch named it (-1: not heard from at this epoch). */
+  end: number
+  /**
+   * When it last had everything the leader had when its previous fetch was answered (Kafka's
+   * rule): under a steady load a follower is never at the leader's very end, yet it keeps up.
+   */
+  caughtUpAt: number
+  /** The leader's end when its previous fetch was answered. */
+  answeredEnd: number
+}
+
+interface Waiter {
+  readonly end: number
+  readonly resolve: () => void
+  readonly reject: (err: SluiceError) => void
+}
+
+interface Leading {
+  readonly epoch: number
+  readonly followers: Map<string, FollowerState>
+  hw: number
+  waiters: Waiter[]
+  /** An in-sync change asked of the controller and not yet seen in the view. */
+  proposing: boolean
+}
+
+interface Following {
+  readonly leader: string
+  readonly epoch: number
+  stopped: boolean
+  /** The leader's watermark as its last answer gave it. */
+  leaderHw: number
+  end: number
+}
+
+/** What a fetch answer carries before the batches. */
+interface FetchHead {
+  readonly epoch: number
+  readonly start: number
+  readonly end: number
+  readonly hw: number
+}
+
+export interface ReplicationCounters {
+  /** Bytes this node fetched as a follower. */
+  bytes: number
+  shrinks: number
+  expands: number
+}
+
+export interface ReplicatorOptions {
+  readonly node: ClusterNode
+  readonly config: ClusterConfig
+  readonly streams: StreamRegistry
+  readonly transport: PeerTransport
+  readonly secret: string
+  readonly logger: Logger
+  readonly now?: () => number
+}
+
+/** A fetch with nothing new waits this long for the leader's log to grow. */
+const fetchWaitMs = 500
+const fetchBytes = 1024 * 1024
+const checkEveryMs = 250
+
+export class Replicator implements ReplicationGate {
+  readonly counters: ReplicationCounters = { bytes: 0, shrinks: 0, expands: 0 }
+  readonly #o: ReplicatorOptions
+  readonly #log: Logger
+  readonly #auth: string
+  readonly #now: () => number
+  readonly #leading = new Map<string, Leading>()
+  readonly #following = new Map<string, Following>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(o: ReplicatorOptions) {
+    this.#o = o
+    this.#log = o.logger.child({ component: 'replication' })
+    this.#auth = `Bearer ${o.secret}`
+    this.#now = o.now ?? (() => performance.now())
+  }
+
+  get #self(): string {
+    return this.#o.config.nodeId
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.#checkInSync(), checkEveryMs)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.#timer)
+    for (const f of this.#following.values()) f.stopped = true
+    this.#following.clear()
+    for (const [stream, l] of this.#leading) for (const w of l.waiters) w.reject(this.#notLeader(stream))
+    this.#leading.clear()
+  }
+
+  // ---- the publish path's gate -------------------------------------------------------------------
+
+  admit(stream: string): void {
+    const p = this.#o.node.placement(stream)
+    const need = this.#o.config.replication.minInSync
+    if (p !== undefined && p.node === this.#self && p.isr.length < need) throw errors.notEnoughReplicas(stream, p.isr.length, need)
+  }
+
+  committed(stream: string, end: number): Promise<void> {
+    const l = this.#leading.get(stream)
+    const p = this.#o.node.placement(stream)
+    if (l === undefined || p === undefined || p.node !== this.#self) return Promise.resolve()
+    const need = this.#o.config.replication.minInSync
+    if (p.isr.length < need) return Promise.reject(this.#tooFew(stream, p))
+    // One copy in sync (the leader) and one needed: stored is confirmed, as without replication.
+    if (p.isr.length <= 1) return Promise.resolve()
+    this.#advance(stream, l, p)
+    if (l.hw >= end) return Promise.resolve()
+    const timeoutMs = this.#o.config.replication.forwardTimeoutMs
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        l.waiters = l.waiters.filter((w) => w !== waiter)
+        reject(errors.replicationTimeout(stream, `the in-sync replicas did not reach offset ${end - 1} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const waiter: Waiter = {
+        end,
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        reject: (err) => {
+          clearTimeout(timer)
+          reject(err)
+        },
+      }
+      l.waiters.push(waiter)
+    })
+  }
+
+  #notLeader(stream: string): SluiceError {
+    return errors.replicationTimeout(stream, `node ${this.#self} stopped leading it before its replicas confirmed`)
+  }
+
+  #tooFew(stream: string, p: PlacementRecord): SluiceError {
+    return errors.replicationTimeout(stream, `${p.isr.length} replica${p.isr.length === 1 ? '' : 's'} in sync, fewer than cluster.replication.minInSync (${this.#o.config.replication.minInSync})`)
+  }
+
+  /** Moves the watermark to the smallest end among the in-sync replicas, and wakes who waited for it. */
+  #advance(stream: string, l: Leading, p: PlacementRecord): void {
+    const log = this.#o.streams.get(stream)?.log
+    if (log === undefined) return
+    // Fewer in sync than needed: nothing more is confirmed, and what waited is refused.
+    if (p.isr.length < this.#o.config.replication.minInSync) {
+      const err = this.#tooFew(stream, p)
+      for (const w of l.waiters) w.reject(err)
+      l.waiters = []
+      return
+    }
+    let hw = log.endOffset
+    for (const n of p.isr) {
+      if (n === this.#self) continue
+      const f = l.followers.get(n)
+      hw = Math.min(hw, f === undefined || f.end < 0 ? 0 : f.end)
+    }
+    // Never back: a follower that fell out of sync and back in cannot take away a confirm.
+    if (hw <= l.hw) return
+    l.hw = hw
+    const still: Waiter[] = []
+    for (const w of l.waiters) {
+      if (w.end <= hw) w.resolve()
+      else still.push(w)
+    }
+    l.waiters = still
+  }
+
+  // ---- the view ----------------------------------------------------------------------------------
+
+  /** Called on every change of the view: starts and stops leading and following. */
+  onView(): void {
+    const node = this.#o.node
+    if (!node.viewReady) return
+    const led = new Set<string>()
+    const followed = new Set<string>()
+    for (const p of node.status().placement) {
+      if (p.node === this.#self) led.add(p.stream)
+      else if (p.replicas.includes(this.#self)) followed.add(p.stream)
+      const l = this.#leading.get(p.stream)
+      if (p.node === this.#self) {
+        if (l === undefined || l.epoch !== p.epoch) {
+          for (const w of l?.waiters ?? []) w.reject(this.#notLeader(p.stream))
+          const now = this.#now()
+          // Followers get replicaLagMax from now to show up before they count as behind.
+          this.#leading.set(p.stream, { epoch: p.epoch, followers: new Map(p.replicas.filter((n) => n !== this.#self).map((n) => [n, { end: -1, caughtUpAt: now, answeredEnd: 0 }])), hw: 0, waiters: [], proposing: false })
+        } else {
+          l.proposing = false
+          for (const n of p.replicas) if (n !== this.#self && !l.followers.has(n)) l.followers.set(n, { end: -1, caughtUpAt: this.#now(), answeredEnd: 0 })
+          this.#advance(p.stream, l, p)
+        }
+      }
+      const f = this.#following.get(p.stream)
+      if (p.node !== this.#self && p.replicas.includes(this.#self) && (f === undefined || f.epoch !== p.epoch || f.leader !== p.node)) {
+        if (f !== undefined) f.stopped = true
+        const next: Following = { leader: p.node, epoch: p.epoch, stopped: false, leaderHw: 0, end: this.#o.streams.get(p.stream)?.log.endOffset ?? 0 }
+        this.#following.set(p.stream, next)
+        void this.#follow(p.stream, next)
+      }
+    }
+    for (const [stream, l] of this.#leading) {
+      if (led.has(stream)) continue
+      // No longer the leader here: what waited is not confirmed (a retry goes to the new one).
+      for (const w of l.waiters) w.reject(this.#notLeader(stream))
+      this.#leading.delete(stream)
+    }
+    for (const [stream, f] of this.#following) {
+      if (followed.has(stream)) continue
+      f.stopped = true
+      this.#following.delete(stream)
+    }
+  }
+
+  // ---- the leader --------------------------------------------------------------------------------
+
+  /**
+   * A follower's fetch: records the end it names, and answers with what follows it (waiting a
+   * little when there is nothing yet). Refused unless this node leads the stream at that epoch.
+   */
+  async fetch(stream: string, query: URLSearchParams): Promise<Buffer> {
+    const follower = query.get('node') ?? ''
+    const from = Number(query.get('from'))
+    const epoch = Number(query.get('epoch'))
+    if (follower === '' || !Number.isSafeInteger(from) || from < 0 || !Number.isSafeInteger(epoch)) throw errors.badRequest('a replica fetch names its node, its end offset and the leader epoch')
+    const p = this.#o.node.placement(stream)
+    const l = this.#leading.get(stream)
+    if (p === undefined || p.node !== this.#self || l === undefined || l.epoch !== epoch || !p.replicas.includes(follower)) {
+      throw new SluiceError('SLUICE_ERR_NOT_LEADER', `node ${this.#self} does not lead stream "${stream}" at epoch ${epoch}${p === undefined ? '' : ` (its leader is ${p.node} at epoch ${p.epoch})`}`, 409, true, { stream })
+    }
+    const log = this.#o.streams.get(stream)?.log
+    if (log === undefined) throw errors.unknownStream(stream)
+    const state = l.followers.get(follower)
+    if (state !== undefined && from <= log.endOffset && from >= log.startOffset) {
+      state.end = from
+      if (from >= state.answeredEnd) state.caughtUpAt = this.#now()
+      this.#advance(stream, l, p)
+    }
+    if (state !== undefined) state.answeredEnd = log.endOffset
+    const head = (): FetchHead => ({ epoch, start: log.startOffset, end: log.endOffset, hw: l.hw })
+    // Out of the leader's range: the follower starts its copy again from the leader's start.
+    if (from > log.endOffset || from < log.startOffset) return frame(head(), [])
+    if (from === log.endOffset) await log.waitFor(from, fetchWaitMs)
+    const { batches } = await log.readBatches(from, fetchBytes)
+    return frame(head(), batches)
+  }
+
+  /** Each check: followers behind for replicaLagMax leave the in-sync set, caught-up ones come back. */
+  #checkInSync(): void {
+    const node = this.#o.node
+    if (!node.viewReady) return
+    const now = this.#now()
+    const lagMax = this.#o.config.replication.replicaLagMaxMs
+    for (const [stream, l] of this.#leading) {
+      const p = node.placement(stream)
+      if (p === undefined || p.node !== this.#self || l.proposing) continue
+      const log = this.#o.streams.get(stream)?.log
+      if (log === undefined) continue
+      // A live follower fetches at least every fetchWaitMs, so one not caught up for replicaLagMax
+      // is behind or gone, even on a quiet stream. One not heard from yet at this epoch keeps its
+      // place for replicaLagMax from the start.
+      const keeps = (n: string): boolean => {
+        const f = l.followers.get(n)
+        return f !== undefined && now - f.caughtUpAt <= lagMax
+      }
+      const isr = p.isr.filter((n) => n === this.#self || keeps(n))
+      // Back in once it holds everything the watermark covers and keeps up.
+      for (const n of p.replicas) {
+        const f = l.followers.get(n)
+        if (!isr.includes(n) && n !== this.#self && f !== undefined && f.end >= 0 && f.end >= l.hw && keeps(n)) isr.push(n)
+      }
+      if (isr.length === p.isr.length && isr.every((n) => p.isr.includes(n))) continue
+      l.proposing = true
+      void this.#propose(stream, p, isr).catch((err: unknown) => {
+        l.proposing = false
+        this.#log.warn({ err, stream, isr }, 'could not change the in-sync set; trying again')
+      })
+    }
+  }
+
+  async #propose(stream: string, p: PlacementRecord, isr: readonly string[]): Promise<void> {
+    const change = isr.length < p.isr.length ? 'shrink' : 'expand'
+    const body = { stream, leader: this.#self, epoch: p.epoch, isr }
+    const controller = this.#o.node.status().controller
+    if (controller === null) throw new Error('no controller now')
+    if (controller.self) await this.changeInSync(body)
+    else {
+      const rec = this.#o.node.nodeRecord(controller.node)
+      if (rec === undefined) throw new Error(`the controller ${controller.node} holds no lease`)
+      await callPeer({
+        peer: { node: rec.id, host: rec.host, port: rec.internalPort },
+        path: '/internal/v1/isr',
+        body: Buffer.from(JSON.stringify(body)),
+        contentType: 'application/json',
+        auth: this.#auth,
+        transport: this.#o.transport,
+        timeoutMs: this.#o.config.replication.forwardTimeoutMs,
+        unreachable: (why) => errors.streamUnavailable(stream, `the controller could not be reached (${why})`),
+      })
+    }
+    if (change === 'shrink') this.counters.shrinks++
+    else this.counters.expands++
+    this.#log.info({ stream, from: p.isr, to: isr, epoch: p.epoch }, change === 'shrink' ? 'in-sync set shrunk' : 'in-sync set expanded')
+  }
+
+  /** As controller: a leader's change of its in-sync set, written if it still leads at that epoch. */
+  async changeInSync(b: { readonly stream?: unknown; readonly leader?: unknown; readonly epoch?: unknown; readonly isr?: unknown }): Promise<object> {
+    const node = this.#o.node
+    if (typeof b.stream !== 'string' || typeof b.leader !== 'string' || typeof b.epoch !== 'number' || !Array.isArray(b.isr) || !b.isr.every((n) => typeof n === 'string')) {
+      throw errors.badRequest('an in-sync change names its stream, leader, epoch and set')
+    }
+    const isr = b.isr as string[]
+    const cur = await node.readPlacement(b.stream)
+    if (cur === undefined || cur.record.node !== b.leader || cur.record.epoch !== b.epoch || isr[0] !== b.leader || !isr.every((n) => cur.record.replicas.includes(n))) {
+      throw new SluiceError('SLUICE_ERR_NOT_LEADER', `node ${b.leader} does not lead stream "${b.stream}" at epoch ${b.epoch}, or the set is not of its replicas`, 409, true, { stream: b.stream })
+    }
+    const written = await node.casPlacement(b.stream, cur.modRevision, { ...cur.record, isr })
+    if (written === undefined) throw errors.streamUnavailable(b.stream, 'its placement changed meanwhile, or this node is no longer the controller')
+    return {}
+  }
+
+  // ---- the follower ------------------------------------------------------------------------------
+
+  async #follow(stream: string, f: Following): Promise<void> {
+    const log = this.#o.streams.get(stream)?.log
+    if (log === undefined) return
+    let backoff = 100
+    while (!f.stopped) {
+      const leader = this.#o.node.nodeRecord(f.leader)
+      if (leader === undefined) {
+        await sleep(500)
+        continue
+      }
+      try {
+        const q = new URLSearchParams({ node: this.#self, from: String(log.endOffset), epoch: String(f.epoch) })
+        const answer = await callPeer({
+          peer: { node: leader.id, host: leader.host, port: leader.internalPort },
+          path: `/internal/v1/streams/${encodeURIComponent(stream)}/replicate?${q.toString()}`,
+          body: Buffer.alloc(0),
+          contentType: 'application/octet-stream',
+          auth: this.#auth,
+          transport: this.#o.transport,
+          timeoutMs: fetchWaitMs + this.#o.config.replication.forwardTimeoutMs,
+          unreachable: (why) => errors.streamUnavailable(stream, `its leader ${leader.id} could not be reached (${why})`),
+        })
+        if (f.stopped) return
+        const { head, batches } = unframe(answer)
+        f.leaderHw = head.hw
+        if (log.endOffset > head.end || log.endOffset < head.start) {
+          // This copy does not continue the leader's: start again from the leader's start.
+          this.#log.warn({ stream, end: log.endOffset, leaderStart: head.start, leaderEnd: head.end }, 'follower copy out of the leader range; starting it again')
+          await log.reset(head.start)
+          continue
+        }
+        if (batches.length > 0) {
+          await log.appendStored(batches)
+          for (const b of batches) this.counters.bytes += b.length
+        }
+        f.end = log.endOffset
+        backoff = 100
+      } catch (err) {
+        if (f.stopped) return
+        this.#log.debug({ err, stream, leader: f.leader }, 'replica fetch failed; trying again')
+        await sleep(backoff)
+        backoff = Math.min(backoff * 2, 2000)
+      }
+    }
+  }
+
+  // ---- seeing it ---------------------------------------------------------------------------------
+
+  status(): { readonly leading: Record<string, unknown>; readonly following: Record<string, unknown> } {
+    const leading: Record<string, unknown> = {}
+    for (const [stream, l] of this.#leading) {
+      const end = this.#o.streams.get(stream)?.log.endOffset ?? 0
+      leading[stream] = {
+        epoch: l.epoch,
+        end,
+        highWatermark: l.hw,
+        followers: Object.fromEntries([...l.followers].map(([n, f]) => [n, { end: f.end, lag: f.end < 0 ? null : end - f.end, caughtUpMsAgo: Math.round(this.#now() - f.caughtUpAt) }])),
+      }
+    }
+    const following: Record<string, unknown> = {}
+    for (const [stream, f] of this.#following) following[stream] = { leader: f.leader, epoch: f.epoch, end: f.end, leaderHighWatermark: f.leaderHw }
+    return { leading, following }
+  }
+
+  /** Streams led here with fewer replicas in sync than placed. */
+  underReplicated(): number {
+    let n = 0
+    for (const stream of this.#leading.keys()) {
+      const p = this.#o.node.placement(stream)
+      if (p !== undefined && p.isr.length < p.replicas.length) n++
+    }
+    return n
+  }
+
+  /** Per stream led here and follower: events behind the leader's end. */
+  lag(): Array<{ readonly stream: string; readonly node: string; readonly events: number }> {
+    const out: Array<{ stream: string; node: string; events: number }> = []
+    for (const [stream, l] of this.#leading) {
+      const end = this.#o.streams.get(stream)?.log.endOffset ?? 0
+      for (const [node, f] of l.followers) out.push({ stream, node, events: f.end < 0 ? end : Math.max(0, end - f.end) })
+    }
+    return out
+  }
+}
+
+// A fetch answer: u32 head length, the head as JSON, then the batches as stored.
+function frame(head: FetchHead, batches: readonly Buffer[]): Buffer {
+  const json = Buffer.from(JSON.stringify(head))
+  const len = Buffer.allocUnsafe(4)
+  len.writeUInt32BE(json.length, 0)
+  return Buffer.concat([len, json, ...batches])
+}
+
+function unframe(buf: Buffer): { head: FetchHead; batches: Buffer[] } {
+  if (buf.length < 4) throw new Error('a replica fetch answer shorter than its head')
+  const n = buf.readUInt32BE(0)
+  if (4 + n > buf.length) throw new Error('a replica fetch answer cut in its head')
+  const head = JSON.parse(buf.toString('utf8', 4, 4 + n)) as FetchHead
+  const batches: Buffer[] = []
+  for (let at = 4 + n; at < buf.length; ) {
+    const len = at + 4 <= buf.length ? buf.readUInt32BE(at) : 0
+    if (len < 4 || at + len > buf.length) throw new Error(`a replica fetch answer cut at byte ${at}`)
+    batches.push(buf.subarray(at, at + len))
+    at += len
+  }
+  return { head, batches }
+}

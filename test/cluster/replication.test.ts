@@ -1,0 +1,109 @@
+// Replicated streams (factor 3, minInSync 2): followers hold byte-for-byte copies of the leader's
+// log, a follower that dies leaves the in-sync set and publishes go on, below minInSync the stream
+// refuses publishes and stores nothing, and restarted followers catch up and come back in sync.
+// Real etcd, three Sluice processes, loopback only.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterView } from '../../src/cluster/index.js'
+import { nodeServerYaml, startTestCluster, type TestCluster } from '../helpers/cluster.js'
+import { waitFor } from '../helpers/programs.js'
+
+const yaml = (_id: string, dataDir: string): string => `${nodeServerYaml(dataDir, { amqp: false })}exchanges:
+  logs: { type: direct, dedup: id }
+streams:
+  s1: { segmentSize: 64kb }
+bindings:
+  - { exchange: logs, stream: s1, key: a }
+`
+
+type Placement = ClusterView['placement'][number]
+
+describe('replicated streams', () => {
+  let cluster: TestCluster
+  const ids = ['n1', 'n2', 'n3']
+  let leader: string
+  let followers: string[]
+
+  const publish = (node: string, events: unknown[]): Promise<Response> =>
+    fetch(`${cluster.node(node).url}/v1/exchanges/logs/publish?routingKey=a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+  /** A node's own copy of s1: ids by offset. */
+  const copy = async (node: string): Promise<string[]> => {
+    const out: string[] = []
+    for (let next = 0; ; ) {
+      const res = await fetch(`${cluster.node(node).url}/v1/streams/s1/events?from=${next}&limit=1000`)
+      const { events } = (await res.json()) as { events: Array<{ offset: number; id: string }> }
+      if (events.length === 0) return out
+      for (const e of events) out[e.offset] = e.id
+      next = events.at(-1)!.offset + 1
+    }
+  }
+  const placement = async (node: string): Promise<Placement> => (await cluster.status(node)).placement.find((p) => p.stream === 's1')!
+  const batch = (prefix: string, n: number): Array<{ id: string; n: number }> => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, n: i }))
+
+  beforeAll(async () => {
+    cluster = await startTestCluster({ ids, yaml, replication: () => 'factor: 3, minInSync: 2, replicaLagMax: 1s' })
+    const view = await cluster.settled(1)
+    const p = view.placement[0]!
+    leader = p.node
+    followers = ids.filter((n) => n !== leader)
+  }, 60_000)
+
+  afterAll(async () => {
+    await cluster?.close()
+  })
+
+  it('places three replicas, all in sync, and every follower holds the leader’s events at the same offsets', async () => {
+    const p = await placement(leader)
+    expect(p.replicas[0]).toBe(leader)
+    expect([...p.replicas].sort()).toEqual(ids)
+    expect([...p.isr].sort()).toEqual(ids)
+    for (const via of ids) {
+      const res = await publish(via, batch(`first-${via}`, 100))
+      expect(await res.json()).toEqual({ accepted: 100, duplicates: 0, unroutable: 0 })
+    }
+    const want = await copy(leader)
+    expect(want).toHaveLength(300)
+    // A confirm means every in-sync replica has it: the copies are whole already.
+    for (const f of followers) expect(await copy(f)).toEqual(want)
+    const status = await cluster.status(leader)
+    expect((status.replication.leading as Record<string, { highWatermark: number }>).s1!.highWatermark).toBe(300)
+  })
+
+  it('a dead follower leaves the in-sync set and publishes go on; with two dead they are refused and nothing is stored', async () => {
+    await cluster.node(followers[0]!).kill('SIGKILL')
+    cluster.nodes.delete(followers[0]!)
+    const res = await publish(leader, batch('one-down', 50))
+    expect(await res.json()).toEqual({ accepted: 50, duplicates: 0, unroutable: 0 })
+    const p = await waitFor('the in-sync set without the dead follower', async () => {
+      const q = await placement(leader)
+      return q.isr.length === 2 ? q : undefined
+    }, 10_000, 50)
+    expect(p.isr).toEqual([leader, followers[1]])
+    expect(await copy(followers[1]!)).toEqual(await copy(leader))
+    const metrics = await (await fetch(`${cluster.node(leader).url}/metrics`)).text()
+    expect(metrics).toMatch(/^sluice_cluster_under_replicated_streams 1$/m)
+    expect(metrics).toMatch(/^sluice_cluster_isr_changes_total\{change="shrink"\} 1$/m)
+
+    await cluster.node(followers[1]!).kill('SIGKILL')
+    cluster.nodes.delete(followers[1]!)
+    await waitFor('the in-sync set down to the leader', async () => ((await placement(leader)).isr.length === 1 ? true : undefined), 10_000, 50)
+    const before = (await copy(leader)).length
+    const refused = await publish(leader, batch('two-down', 10))
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).not.toBeNull()
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('not_enough_replicas')
+    expect((await copy(leader)).length).toBe(before)
+  }, 60_000)
+
+  it('restarted followers catch up, come back in sync, and the stream takes publishes again', async () => {
+    await Promise.all(followers.map((f) => cluster.start(f)))
+    await waitFor('all three in sync again', async () => ((await placement(leader)).isr.length === 3 ? true : undefined), 20_000, 100)
+    const res = await publish(followers[0]!, batch('back', 20))
+    expect(await res.json()).toEqual({ accepted: 20, duplicates: 0, unroutable: 0 })
+    const want = await copy(leader)
+    expect(want).toHaveLength(370)
+    for (const f of followers) expect(await copy(f)).toEqual(want)
+    const metrics = await (await fetch(`${cluster.node(leader).url}/metrics`)).text()
+    expect(metrics).toMatch(/^sluice_cluster_under_replicated_streams 0$/m)
+  }, 60_000)
+})
