@@ -382,6 +382,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         groups,
         streams,
         publisher,
+        meta,
       })
       // The placement stays after the stop: the forwarder then refuses (retryable), so what the
       // groups dead-letter while closing is not stored in this node's copy of another's stream.

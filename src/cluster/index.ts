@@ -15,6 +15,7 @@ import type { GroupRegistry } from '../consumers/index.js'
 import type { Catalog } from '../streams/catalog.js'
 import type { BrokerPublisher } from '../streams/publisher.js'
 import type { StreamRegistry } from '../streams/registry.js'
+import type { MetaStore } from '../meta/index.js'
 import { Mover, type MoveResult } from './move.js'
 import { PeerTransport, readPeerTls } from './transport.js'
 import { Replicator } from './replication.js'
@@ -105,6 +106,8 @@ export interface ClusterOptions {
   /** What a move hands over: the logs, and the held publishes and remembered ids. */
   readonly streams: StreamRegistry
   readonly publisher: BrokerPublisher
+  /** Where replicas keep their streams' leader-epoch history. */
+  readonly meta: MetaStore
 }
 
 export type ClusterView = ClusterStatus & {
@@ -160,7 +163,7 @@ export class Cluster {
       store: opts.store,
       groups: groupServer,
       moves: { handle: (route, stream, query, body) => this.mover.handle(route, stream, query, body) },
-      replication: { fetch: (stream, query) => this.replicator.fetch(stream, query), changeInSync: (body) => this.replicator.changeInSync(body) },
+      replication: { fetch: (stream, query) => this.replicator.fetch(stream, query), epochEnd: (stream, query) => this.replicator.epochEnd(stream, query), changeInSync: (body) => this.replicator.changeInSync(body) },
       tls,
     })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
@@ -170,7 +173,7 @@ export class Cluster {
         this.replicator.onView()
       },
     })
-    this.replicator = new Replicator({ node: this.node, config: c, streams: opts.streams, transport: this.#replication, secret: c.secret, logger: opts.logger })
+    this.replicator = new Replicator({ node: this.node, meta: opts.meta, adoptIds: (stream) => opts.publisher.replaceIds(stream, { ids: [], checkpoint: null }), config: c, streams: opts.streams, transport: this.#replication, secret: c.secret, logger: opts.logger })
     this.mover = new Mover({ node: this.node, config: c, streams: opts.streams, groups: opts.groups, publisher: opts.publisher, secret: c.secret, transport: this.#control, logger: opts.logger })
     this.definitions = new ClusterDefinitions(this.node.etcd, this.node.keys, c.nodeId)
     this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs, tls)

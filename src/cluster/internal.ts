@@ -20,7 +20,7 @@ import { PeerTransport, type PeerTlsMaterial } from './transport.js'
 const publishPath = /^\/internal\/v1\/streams\/([^/?]+)\/publish$/
 const groupPath = /^\/internal\/v1\/groups\/([^/?]+)\/(subscribe|op)$/
 const movePath = /^\/internal\/v1\/(?:(move)|streams\/([^/?]+)\/(handoff|receive|end))$/
-const replicatePath = /^\/internal\/v1\/(?:(isr)|streams\/([^/?]+)\/replicate)$/
+const replicatePath = /^\/internal\/v1\/(?:(isr)|streams\/([^/?]+)\/(replicate|epoch-end))$/
 /** Records in one forwarded append at most: a request's events, each at most once per stream. */
 const maxForwardedRecords = 1_000_000
 const sources: ReadonlySet<string> = new Set<PublishSourceName>(['http', 'ndjson', 'syslog', 'gelf', 'forward', 'amqp', 'otlp', 'loki', 'elasticsearch', 'internal', 'cluster'])
@@ -47,7 +47,7 @@ export interface InternalServerOptions {
   /** Moves of streams between nodes (move.ts). */
   readonly moves?: { handle(route: MoveRoute, stream: string, query: URLSearchParams, body: Buffer): Promise<unknown> } | undefined
   /** Replicated streams (replication.ts): followers' fetches, and in-sync changes at the controller. */
-  readonly replication?: { fetch(stream: string, query: URLSearchParams): Promise<Buffer>; changeInSync(body: Record<string, unknown>): Promise<object> } | undefined
+  readonly replication?: { fetch(stream: string, query: URLSearchParams): Promise<Buffer>; epochEnd(stream: string, query: URLSearchParams): Promise<object>; changeInSync(body: Record<string, unknown>): Promise<object> } | undefined
   /** Mutual TLS (cluster.replication.tls): a peer without a certificate chaining to its CA is refused in the handshake. */
   readonly tls?: PeerTlsMaterial | undefined
 }
@@ -153,6 +153,11 @@ export class InternalServer {
         stream = decodeURIComponent(m[2]!)
       } catch {
         return fail(errors.badRequest('the stream name in the path is not valid percent-encoding'))
+      }
+      if (m[3] === 'epoch-end') {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(await r.epochEnd(stream, url.searchParams)))
+        return
       }
       const answer = await r.fetch(stream, url.searchParams)
       res.writeHead(200, { 'content-type': 'application/octet-stream' })

@@ -71,6 +71,10 @@ export interface ClusterCounters {
   elections: number
   /** Placements it wrote as controller. */
   placements: number
+  /** Leaders it replaced from the in-sync set as controller. */
+  failovers: number
+  /** Leaders it made from outside the in-sync set (cluster.replication.uncleanElection). */
+  uncleanElections: number
 }
 
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -93,7 +97,7 @@ const nudgeEveryMs = 1000
 const placementBatch = 100
 
 export class ClusterNode {
-  readonly counters: ClusterCounters = { fences: 0, joins: 0, elections: 0, placements: 0 }
+  readonly counters: ClusterCounters = { fences: 0, joins: 0, elections: 0, placements: 0, failovers: 0, uncleanElections: 0 }
   readonly #opts: ClusterNodeOptions
   readonly #cfg: ClusterConfig
   readonly #keys: ClusterKeys
@@ -574,6 +578,8 @@ export class ClusterNode {
     const epoch = this.#controllerEpoch
     if (epoch === undefined) return
     const v = this.#view
+    // A dead leader's streams go to an in-sync follower whatever minNodes says: it is for placing.
+    if (this.#cfg.replication.factor > 1) await this.#failover(epoch)
     const unplaced = [...v.streams.keys()].filter((s) => !v.placements.has(s))
     if (v.nodes.size < this.#cfg.minNodes) return
     if (unplaced.length === 0) return this.#cfg.replication.factor > 1 ? this.#fillReplicas(epoch) : undefined
@@ -599,6 +605,45 @@ export class ClusterNode {
       if (!res.succeeded) return // the view is behind; the watch brings the change and another pass
       this.counters.placements += batch.length
       for (const [stream, node] of batch) this.#log.info({ stream, node, controllerEpoch: epoch }, 'stream placed')
+    }
+  }
+
+  /**
+   * As controller, gives each stream whose leader holds no lease a new leader: the first live
+   * member of its in-sync set, at the next epoch, the dead leader out of the set (it follows when
+   * it is back). With no live in-sync member the stream waits, unless uncleanElection allows a
+   * live follower that is not in sync. Each write compared on the placement's revision.
+   */
+  async #failover(epoch: number): Promise<void> {
+    const v = this.#view
+    for (const [stream, p] of v.placements) {
+      if (v.nodes.has(p.node) || p.replicas.length <= 1) continue
+      let leader = p.isr.find((n) => n !== p.node && v.nodes.has(n))
+      const unclean = leader === undefined
+      if (unclean) {
+        if (!this.#cfg.replication.uncleanElection) continue
+        leader = p.replicas.find((n) => n !== p.node && v.nodes.has(n))
+        if (leader === undefined) continue
+      }
+      const cur = await this.readPlacement(stream)
+      if (cur === undefined || cur.record.node !== p.node || cur.record.epoch !== p.epoch) continue
+      const chosen = leader!
+      const next: PlacementRecord = {
+        node: chosen,
+        epoch: cur.record.epoch + 1,
+        controllerEpoch: epoch,
+        since: new Date().toISOString(),
+        replicas: [chosen, ...cur.record.replicas.filter((n) => n !== chosen)],
+        isr: unclean ? [chosen] : [chosen, ...cur.record.isr.filter((n) => n !== chosen && n !== p.node)],
+      }
+      if ((await this.casPlacement(stream, cur.modRevision, next)) === undefined) continue
+      if (unclean) {
+        this.counters.uncleanElections++
+        this.#log.error({ stream, dead: p.node, leader: chosen, epoch: next.epoch }, 'UNCLEAN leader election: no in-sync replica lives; confirmed events the new leader lacks are lost (cluster.replication.uncleanElection)')
+      } else {
+        this.counters.failovers++
+        this.#log.warn({ stream, dead: p.node, leader: chosen, epoch: next.epoch, isr: next.isr }, 'leader failed over to an in-sync follower')
+      }
     }
   }
 

@@ -12,14 +12,21 @@
 // caught up comes back); the controller writes it compared on the placement's revision and the
 // leader epoch, and every node learns it from its watch.
 //
-// Not yet (docs/cluster.md, "Replication"): a new leader elected from the in-sync set when the
-// leader dies, truncation of a divergent tail by leader epochs (KIP-101), group state and dedup
-// ids replicated with the stream, and reads held below the watermark.
+// When a leader dies the controller makes an in-sync follower the leader at the next epoch
+// (node.ts). Every replica keeps its stream's leader-epoch history, the first offset of each
+// epoch (Kafka's KIP-101): a leader adds its epoch when it takes over, a follower takes the
+// leader's entries for what it has fetched. A follower of a new leader first asks where its own
+// last epoch ends in the leader's history; a copy that goes past that point holds events the new
+// leader never had, and starts again from the leader's first offset.
+//
+// Not yet (docs/cluster.md, "Replication"): group state replicated with the stream, and reads
+// held below the watermark.
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ClusterConfig } from '../config/index.js'
 import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { u64, jsonCodec, str, type Keyspace, type MetaStore } from '../meta/index.js'
 import type { ReplicationGate } from '../streams/placement.js'
 import type { StreamRegistry } from '../streams/registry.js'
 import { callPeer } from './internal.js'
@@ -53,6 +60,13 @@ interface Leading {
   waiters: Waiter[]
   /** An in-sync change asked of the controller and not yet seen in the view. */
   proposing: boolean
+  /**
+   * The set asked for while it is pending: the watermark counts the union of it and the set in
+   * the view, so a follower being added already holds what is confirmed if it is elected.
+   */
+  pendingIsr: readonly string[]
+  /** Its epoch is in the history and its ids are restored: it takes appends. */
+  ready: boolean
 }
 
 interface Following {
@@ -70,7 +84,11 @@ interface FetchHead {
   readonly start: number
   readonly end: number
   readonly hw: number
+  /** The leader's epoch history: [epoch, first offset], oldest first. */
+  readonly epochs: ReadonlyArray<readonly [number, number]>
 }
+
+type History = Array<[epoch: number, start: number]>
 
 export interface ReplicationCounters {
   /** Bytes this node fetched as a follower. */
@@ -81,6 +99,9 @@ export interface ReplicationCounters {
 
 export interface ReplicatorOptions {
   readonly node: ClusterNode
+  readonly meta: MetaStore
+  /** Restores the ids a stream's log holds into the dedup window: a new leader's retries must find them. */
+  readonly adoptIds: (stream: string) => Promise<void>
   readonly config: ClusterConfig
   readonly streams: StreamRegistry
   readonly transport: PeerTransport
@@ -102,10 +123,14 @@ export class Replicator implements ReplicationGate {
   readonly #now: () => number
   readonly #leading = new Map<string, Leading>()
   readonly #following = new Map<string, Following>()
+  readonly #epochs: Keyspace<[string, number], number>
+  /** Per stream, the history as loaded and kept: the keyspace's one reader and writer is here. */
+  readonly #history = new Map<string, Promise<History>>()
   #timer: NodeJS.Timeout | undefined
 
   constructor(o: ReplicatorOptions) {
     this.#o = o
+    this.#epochs = o.meta.keyspace('leaderEpochs', [str(), u64()] as const, jsonCodec<number>())
     this.#log = o.logger.child({ component: 'replication' })
     this.#auth = `Bearer ${o.secret}`
     this.#now = o.now ?? (() => performance.now())
@@ -132,8 +157,10 @@ export class Replicator implements ReplicationGate {
 
   admit(stream: string): void {
     const p = this.#o.node.placement(stream)
+    if (p === undefined || p.node !== this.#self || p.replicas.length <= 1) return
     const need = this.#o.config.replication.minInSync
-    if (p !== undefined && p.node === this.#self && p.isr.length < need) throw errors.notEnoughReplicas(stream, p.isr.length, need)
+    if (p.isr.length < need) throw errors.notEnoughReplicas(stream, p.isr.length, need)
+    if (this.#leading.get(stream)?.ready !== true) throw errors.streamUnavailable(stream, `node ${this.#self} is taking over as its leader`, this.#self)
   }
 
   committed(stream: string, end: number): Promise<void> {
@@ -179,6 +206,8 @@ export class Replicator implements ReplicationGate {
   #advance(stream: string, l: Leading, p: PlacementRecord): void {
     const log = this.#o.streams.get(stream)?.log
     if (log === undefined) return
+    // A node cut off from etcd may have been replaced already: it confirms nothing.
+    if (this.#o.node.state !== 'member') return
     // Fewer in sync than needed: nothing more is confirmed, and what waited is refused.
     if (p.isr.length < this.#o.config.replication.minInSync) {
       const err = this.#tooFew(stream, p)
@@ -187,7 +216,7 @@ export class Replicator implements ReplicationGate {
       return
     }
     let hw = log.endOffset
-    for (const n of p.isr) {
+    for (const n of new Set([...p.isr, ...l.pendingIsr])) {
       if (n === this.#self) continue
       const f = l.followers.get(n)
       hw = Math.min(hw, f === undefined || f.end < 0 ? 0 : f.end)
@@ -220,9 +249,13 @@ export class Replicator implements ReplicationGate {
           for (const w of l?.waiters ?? []) w.reject(this.#notLeader(p.stream))
           const now = this.#now()
           // Followers get replicaLagMax from now to show up before they count as behind.
-          this.#leading.set(p.stream, { epoch: p.epoch, followers: new Map(p.replicas.filter((n) => n !== this.#self).map((n) => [n, { end: -1, caughtUpAt: now, answeredEnd: 0 }])), hw: 0, waiters: [], proposing: false })
+          const followers = new Map(p.replicas.filter((n) => n !== this.#self).map((n): [string, FollowerState] => [n, { end: -1, caughtUpAt: now, answeredEnd: 0 }]))
+          const next: Leading = { epoch: p.epoch, followers, hw: 0, waiters: [], proposing: false, pendingIsr: [], ready: false }
+          this.#leading.set(p.stream, next)
+          void this.#takeOver(p.stream, next, this.#following.has(p.stream))
         } else {
           l.proposing = false
+          l.pendingIsr = []
           for (const n of p.replicas) if (n !== this.#self && !l.followers.has(n)) l.followers.set(n, { end: -1, caughtUpAt: this.#now(), answeredEnd: 0 })
           this.#advance(p.stream, l, p)
         }
@@ -251,6 +284,75 @@ export class Replicator implements ReplicationGate {
   // ---- the leader --------------------------------------------------------------------------------
 
   /**
+   * Becoming the leader at a new epoch: the epoch goes in the history (from the log's end, or its
+   * start when there is no history yet), and, for a follower promoted, the ids the log holds go
+   * back in the dedup window, so a client's retry of an event the old leader stored is a duplicate
+   * here. Only then are appends taken.
+   */
+  async #takeOver(stream: string, l: Leading, promoted: boolean): Promise<void> {
+    const log = this.#o.streams.get(stream)?.log
+    try {
+      if (log === undefined) return
+      const history = await this.#historyOf(stream)
+      const last = history.at(-1)
+      if (last === undefined || last[0] < l.epoch) await this.#addEpoch(stream, l.epoch, last === undefined ? log.startOffset : log.endOffset)
+      if (promoted) await this.#o.adoptIds(stream)
+      if (this.#leading.get(stream) === l) {
+        l.ready = true
+        this.#log.info({ stream, epoch: l.epoch, end: log.endOffset, promoted }, 'leading')
+      }
+    } catch (err) {
+      this.#log.error({ err, stream }, 'could not take over as leader; retrying on the next change')
+      if (this.#leading.get(stream) === l) this.#leading.delete(stream)
+    }
+  }
+
+  #historyOf(stream: string): Promise<History> {
+    let h = this.#history.get(stream)
+    if (h === undefined) {
+      h = this.#epochs.scan([stream]).then((entries) => entries.map((e): [number, number] => [e.key[1], e.value]))
+      this.#history.set(stream, h)
+      h.catch(() => this.#history.delete(stream))
+    }
+    return h
+  }
+
+  async #addEpoch(stream: string, epoch: number, start: number): Promise<void> {
+    const h = await this.#historyOf(stream)
+    if (h.some(([e]) => e >= epoch)) return
+    await this.#epochs.put([stream, epoch], start, { sync: true })
+    h.push([epoch, start])
+  }
+
+  /** Forgets a stream's history: its copy starts again from nothing. */
+  async #clearHistory(stream: string): Promise<void> {
+    const h = await this.#historyOf(stream)
+    if (h.length > 0) await this.#o.meta.write(h.map(([e]) => this.#epochs.delOp([stream, e])), { sync: true })
+    h.length = 0
+  }
+
+  /**
+   * Where `epoch` ends in this leader's history (KIP-101's OffsetsForLeaderEpoch): the largest
+   * epoch it knows at or below it, and the first offset of the epoch after that (its log's end
+   * when that is the last). A follower's copy past that offset holds events this leader never had.
+   */
+  async epochEnd(stream: string, query: URLSearchParams): Promise<{ epoch: number; end: number; start: number }> {
+    const asked = Number(query.get('epoch'))
+    if (!Number.isSafeInteger(asked) || asked < 0) throw errors.badRequest('an epoch-end request names an epoch')
+    const log = this.#o.streams.get(stream)?.log
+    if (log === undefined) throw errors.unknownStream(stream)
+    const p = this.#o.node.placement(stream)
+    if (p === undefined || p.node !== this.#self || this.#leading.get(stream)?.ready !== true) {
+      throw new SluiceError('SLUICE_ERR_NOT_LEADER', `node ${this.#self} does not lead stream "${stream}" now`, 409, true, { stream })
+    }
+    const h = await this.#historyOf(stream)
+    let i = -1
+    for (let k = 0; k < h.length; k++) if (h[k]![0] <= asked) i = k
+    if (i < 0) return { epoch: 0, end: h[0]?.[1] ?? log.startOffset, start: log.startOffset }
+    return { epoch: h[i]![0], end: h[i + 1]?.[1] ?? log.endOffset, start: log.startOffset }
+  }
+
+  /**
    * A follower's fetch: records the end it names, and answers with what follows it (waiting a
    * little when there is nothing yet). Refused unless this node leads the stream at that epoch.
    */
@@ -273,7 +375,8 @@ export class Replicator implements ReplicationGate {
       this.#advance(stream, l, p)
     }
     if (state !== undefined) state.answeredEnd = log.endOffset
-    const head = (): FetchHead => ({ epoch, start: log.startOffset, end: log.endOffset, hw: l.hw })
+    const epochs = await this.#historyOf(stream)
+    const head = (): FetchHead => ({ epoch, start: log.startOffset, end: log.endOffset, hw: l.hw, epochs })
     // Out of the leader's range: the follower starts its copy again from the leader's start.
     if (from > log.endOffset || from < log.startOffset) return frame(head(), [])
     if (from === log.endOffset) await log.waitFor(from, fetchWaitMs)
@@ -307,8 +410,10 @@ export class Replicator implements ReplicationGate {
       }
       if (isr.length === p.isr.length && isr.every((n) => p.isr.includes(n))) continue
       l.proposing = true
+      l.pendingIsr = isr
       void this.#propose(stream, p, isr).catch((err: unknown) => {
         l.proposing = false
+        l.pendingIsr = []
         this.#log.warn({ err, stream, isr }, 'could not change the in-sync set; trying again')
       })
     }
@@ -361,30 +466,50 @@ export class Replicator implements ReplicationGate {
     const log = this.#o.streams.get(stream)?.log
     if (log === undefined) return
     let backoff = 100
+    let checked = false
     while (!f.stopped) {
       const leader = this.#o.node.nodeRecord(f.leader)
       if (leader === undefined) {
         await sleep(500)
         continue
       }
-      try {
-        const q = new URLSearchParams({ node: this.#self, from: String(log.endOffset), epoch: String(f.epoch) })
-        const answer = await callPeer({
+      const call = (path: string, timeoutMs: number): Promise<Buffer> =>
+        callPeer({
           peer: { node: leader.id, host: leader.host, port: leader.internalPort },
-          path: `/internal/v1/streams/${encodeURIComponent(stream)}/replicate?${q.toString()}`,
+          path,
           body: Buffer.alloc(0),
           contentType: 'application/octet-stream',
           auth: this.#auth,
           transport: this.#o.transport,
-          timeoutMs: fetchWaitMs + this.#o.config.replication.forwardTimeoutMs,
+          timeoutMs,
           unreachable: (why) => errors.streamUnavailable(stream, `its leader ${leader.id} could not be reached (${why})`),
         })
+      try {
+        if (!checked) {
+          // First, at a new leader: does this copy continue its log? Past where this copy's last
+          // epoch ends in the leader's history, it holds events the leader never had.
+          const history = await this.#historyOf(stream)
+          const mine = history.at(-1)?.[0] ?? 0
+          const q = new URLSearchParams({ epoch: String(mine) })
+          const at = JSON.parse((await call(`/internal/v1/streams/${encodeURIComponent(stream)}/epoch-end?${q.toString()}`, this.#o.config.replication.forwardTimeoutMs)).toString('utf8')) as { epoch: number; end: number; start: number }
+          if (f.stopped) return
+          const diverged = log.endOffset > at.end || (log.endOffset > log.startOffset && history.length === 0) || at.epoch < mine
+          if (diverged) {
+            this.#log.warn({ stream, end: log.endOffset, epoch: mine, leaderEpochEnd: at.end, leader: f.leader }, 'follower copy holds events its new leader never had; starting it again from the leader')
+            await this.#clearHistory(stream)
+            await log.reset(at.start)
+          }
+          checked = true
+        }
+        const q = new URLSearchParams({ node: this.#self, from: String(log.endOffset), epoch: String(f.epoch) })
+        const answer = await call(`/internal/v1/streams/${encodeURIComponent(stream)}/replicate?${q.toString()}`, fetchWaitMs + this.#o.config.replication.forwardTimeoutMs)
         if (f.stopped) return
         const { head, batches } = unframe(answer)
         f.leaderHw = head.hw
         if (log.endOffset > head.end || log.endOffset < head.start) {
           // This copy does not continue the leader's: start again from the leader's start.
           this.#log.warn({ stream, end: log.endOffset, leaderStart: head.start, leaderEnd: head.end }, 'follower copy out of the leader range; starting it again')
+          await this.#clearHistory(stream)
           await log.reset(head.start)
           continue
         }
@@ -392,6 +517,8 @@ export class Replicator implements ReplicationGate {
           await log.appendStored(batches)
           for (const b of batches) this.counters.bytes += b.length
         }
+        // The leader's epochs this copy now reaches into are this copy's too.
+        for (const [e, start] of head.epochs) if (start <= log.endOffset) await this.#addEpoch(stream, e, start)
         f.end = log.endOffset
         backoff = 100
       } catch (err) {

@@ -49,7 +49,7 @@ function buildCluster(c: NonNullable<Raw<typeof clusterSpec>>): ClusterConfig {
     minNodes: c.minNodes,
     advertise: { host: c.advertise.host },
     secret: c.secret,
-    replication: { host: c.replication.host, port: c.replication.port, forwardTimeoutMs: c.replication.forwardTimeout, maxBodyBytes: c.replication.maxBodySize, moveTimeoutMs: c.replication.moveTimeout, factor: c.replication.factor, minInSync: c.replication.minInSync, replicaLagMaxMs: c.replication.replicaLagMax, tls: c.replication.tls === null ? null : { cert: c.replication.tls.cert, key: c.replication.tls.key, ca: c.replication.tls.ca } },
+    replication: { host: c.replication.host, port: c.replication.port, forwardTimeoutMs: c.replication.forwardTimeout, maxBodyBytes: c.replication.maxBodySize, moveTimeoutMs: c.replication.moveTimeout, factor: c.replication.factor, minInSync: c.replication.minInSync, replicaLagMaxMs: c.replication.replicaLagMax, uncleanElection: c.replication.uncleanElection, tls: c.replication.tls === null ? null : { cert: c.replication.tls.cert, key: c.replication.tls.key, ca: c.replication.tls.ca } },
   }
 }
 

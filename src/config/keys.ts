@@ -602,6 +602,11 @@ export const clusterSpec = {
           max: 7,
           doc: 'Replicas (the leader included) that must hold an event durably before its publish is confirmed; with fewer in sync, the stream refuses publishes with 503 `not_enough_replicas`. At most `factor`.',
         },
+        uncleanElection: {
+          type: 'bool',
+          default: false,
+          doc: 'When a leader dies and no follower is in sync, make a follower that is not the leader anyway, so the stream takes publishes again at the price of the confirmed events it lacks (logged loudly, counted in `sluice_cluster_unclean_elections_total`). Off: the stream waits for an in-sync replica to come back.',
+        },
         replicaLagMax: { type: 'duration', default: '10s', min: '1s', max: '10m', doc: "A follower that has not reached the leader's end for this long leaves the in-sync set; it rejoins once it has caught up." },
         tls: {
           type: 'object',

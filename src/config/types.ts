@@ -457,6 +457,8 @@ export interface ClusterConfig {
     /** Replicas that must hold an event before its publish is confirmed. */
     readonly minInSync: number
     readonly replicaLagMaxMs: number
+    /** Elect a leader from outside the in-sync set when none of it lives. */
+    readonly uncleanElection: boolean
     /** Mutual TLS on the internal port: PEM file paths. */
     readonly tls: { readonly cert: string; readonly key: string; readonly ca: string } | null
   }

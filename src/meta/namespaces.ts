@@ -22,6 +22,8 @@ export const keyspaceTable = {
   groupParked: { namespace: 0x13, owner: 'consumers/group.ts' },
   /** Per dead-letter stream and start offset: ranges already redriven. */
   redriven: { namespace: 0x14, owner: 'consumers/redrive.ts' },
+  /** Cluster mode, per replicated stream and leader epoch: the offset the epoch's first event took (KIP-101). */
+  leaderEpochs: { namespace: 0x15, owner: 'cluster/replication.ts' },
 } as const
 
 export type KeyspaceName = keyof typeof keyspaceTable

@@ -300,6 +300,12 @@ export class Metrics {
       setCounter(c, { change: 'shrink' }, s.cluster.replicator.counters.shrinks)
       setCounter(c, { change: 'expand' }, s.cluster.replicator.counters.expands)
     })
+    counter('sluice_cluster_failovers_total', 'Leaders this node replaced with an in-sync follower, as controller.', [], (c, s) => {
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.node.counters.failovers)
+    })
+    counter('sluice_cluster_unclean_elections_total', 'Leaders this node made from outside the in-sync set, as controller (cluster.replication.uncleanElection).', [], (c, s) => {
+      if (s.cluster !== undefined) setCounter(c, {}, s.cluster.node.counters.uncleanElections)
+    })
     counter('sluice_cluster_replication_bytes_total', "Bytes of batches this node fetched as a follower from streams' leaders.", [], (c, s) => {
       if (s.cluster !== undefined) setCounter(c, {}, s.cluster.replicator.counters.bytes)
     })

@@ -19,7 +19,7 @@ describe('the cluster section', () => {
       minNodes: 1,
       advertise: { host: '127.0.0.1' },
       secret: '0123456789abcdef',
-      replication: { host: '127.0.0.1', port: 7410, forwardTimeoutMs: 10_000, maxBodyBytes: 64 * 1024 * 1024, moveTimeoutMs: 600_000, factor: 1, minInSync: 1, replicaLagMaxMs: 10_000, tls: null },
+      replication: { host: '127.0.0.1', port: 7410, forwardTimeoutMs: 10_000, maxBodyBytes: 64 * 1024 * 1024, moveTimeoutMs: 600_000, factor: 1, minInSync: 1, replicaLagMaxMs: 10_000, uncleanElection: false, tls: null },
     })
   })
 
