@@ -388,6 +388,8 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
       // groups dead-letter while closing is not stored in this node's copy of another's stream.
       publisher.placement = made.forwarder
       publisher.replication = made.replicator
+      // Groups' state travels with their streams' copies only when there are copies.
+      if (clusterConfig.replication.factor > 1) groups.journal = made.replicator
       catalog.mirror = made.definitions
       groups.mirror = made.definitions
       return {
@@ -395,6 +397,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         close: () => {
           catalog.mirror = undefined
           groups.mirror = undefined
+          groups.journal = undefined
           return made.stop()
         },
       }

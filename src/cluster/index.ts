@@ -173,7 +173,7 @@ export class Cluster {
         this.replicator.onView()
       },
     })
-    this.replicator = new Replicator({ node: this.node, meta: opts.meta, adoptIds: (stream) => opts.publisher.replaceIds(stream, { ids: [], checkpoint: null }), config: c, streams: opts.streams, transport: this.#replication, secret: c.secret, logger: opts.logger })
+    this.replicator = new Replicator({ node: this.node, meta: opts.meta, groups: opts.groups, adoptIds: (stream) => opts.publisher.replaceIds(stream, { ids: [], checkpoint: null }), config: c, streams: opts.streams, transport: this.#replication, secret: c.secret, logger: opts.logger })
     this.mover = new Mover({ node: this.node, config: c, streams: opts.streams, groups: opts.groups, publisher: opts.publisher, secret: c.secret, transport: this.#control, logger: opts.logger })
     this.definitions = new ClusterDefinitions(this.node.etcd, this.node.keys, c.nodeId)
     this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs, tls)

@@ -155,8 +155,9 @@ export class InternalServer {
         return fail(errors.badRequest('the stream name in the path is not valid percent-encoding'))
       }
       if (m[3] === 'epoch-end') {
+        const answer = await r.epochEnd(stream, url.searchParams)
         res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(JSON.stringify(await r.epochEnd(stream, url.searchParams)))
+        res.end(JSON.stringify(answer))
         return
       }
       const answer = await r.fetch(stream, url.searchParams)

@@ -19,11 +19,23 @@
 // last epoch ends in the leader's history; a copy that goes past that point holds events the new
 // leader never had, and starts again from the leader's first offset.
 //
-// Not yet (docs/cluster.md, "Replication"): group state replicated with the stream, and reads
-// held below the watermark.
+// Group state goes with its stream: every metadata write of a group (an ack, a nack's retry time,
+// a parked event, the delivered mark) is stored at the leader and put in the stream's journal,
+// which followers fetch with the batches and apply to their own store; a synced write (an ack)
+// resolves, and is answered, once the in-sync followers have applied it. A follower's groups stay
+// closed while it follows; a promoted leader opens them from the state it holds, so an acked
+// event is not delivered again and one in flight comes again as redelivered. A follower that is
+// new to the leader's journal, or too far behind it, gets the groups' whole state first.
+//
+// Not yet (docs/cluster.md, "Replication"): reads held below the watermark.
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ClusterConfig } from '../config/index.js'
+import { randomBytes } from 'node:crypto'
+import type { GroupRegistry } from '../consumers/index.js'
+import type { GroupJournal, GroupState } from '../consumers/registry.js'
+import type { MetaOp, WriteOptions } from '../meta/index.js'
+import { keyspaceTable } from '../meta/index.js'
 import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { u64, jsonCodec, str, type Keyspace, type MetaStore } from '../meta/index.js'
@@ -38,6 +50,8 @@ import type { PeerTransport } from './transport.js'
 interface FollowerState {
   /** Its end as its last fetch named it (-1: not heard from at this epoch). */
   end: number
+  /** The next journal entry it wants, in this leader's journal (0: none applied yet). */
+  jnext: number
   /**
    * When it last had everything the leader had when its previous fetch was answered (Kafka's
    * rule): under a steady load a follower is never at the leader's very end, yet it keeps up.
@@ -67,12 +81,30 @@ interface Leading {
   pendingIsr: readonly string[]
   /** Its epoch is in the history and its ids are restored: it takes appends. */
   ready: boolean
+  readonly journal: Journal
+  /** Fetches waiting for the log or the journal to grow. */
+  wake: Array<() => void>
+}
+
+/** The groups' metadata writes of a stream led here, in order, until every follower has them. */
+interface Journal {
+  /** Names this leadership's journal: a follower that knows another starts from a snapshot. */
+  readonly id: string
+  /** The last entry's number (0: none yet). */
+  seq: number
+  entries: Array<{ readonly seq: number; readonly ops: readonly MetaOp[] }>
+  waiters: Array<{ readonly seq: number; readonly resolve: () => void; readonly reject: (err: SluiceError) => void }>
 }
 
 interface Following {
   readonly leader: string
   readonly epoch: number
   stopped: boolean
+  /** The fetch loop, ended once `stopped` is seen. */
+  done: Promise<void>
+  /** The leader's journal this follower applies, and the next entry it wants. */
+  jid: string
+  jnext: number
   /** The leader's watermark as its last answer gave it. */
   leaderHw: number
   end: number
@@ -86,7 +118,22 @@ interface FetchHead {
   readonly hw: number
   /** The leader's epoch history: [epoch, first offset], oldest first. */
   readonly epochs: ReadonlyArray<readonly [number, number]>
+  readonly journal: {
+    readonly id: string
+    /** The groups' whole state, as of entry `next` − 1, when the follower's journal is not this one or too old. */
+    readonly snapshot?: readonly GroupState[]
+    readonly next: number
+    /** [seq, ops]: ops as [type, key base64, value base64]. */
+    readonly entries: ReadonlyArray<readonly [number, ReadonlyArray<readonly [string, string, string?]>]>
+  }
 }
+
+/** Journal entries kept at most; a follower further behind gets a snapshot. */
+const journalEntriesMax = 50_000
+/** Journal entries in one fetch answer at most. */
+const journalEntriesPerFetch = 2000
+/** The namespace bytes of the groups' keyspaces: a journal entry may write nothing else. */
+const groupNamespaces: ReadonlySet<number> = new Set([keyspaceTable.groupRecord.namespace, keyspaceTable.settled.namespace, keyspaceTable.deliveries.namespace, keyspaceTable.groupParked.namespace])
 
 type History = Array<[epoch: number, start: number]>
 
@@ -100,6 +147,8 @@ export interface ReplicationCounters {
 export interface ReplicatorOptions {
   readonly node: ClusterNode
   readonly meta: MetaStore
+  /** Closed while this node follows a stream, opened when it leads it; their state travels in the journal. */
+  readonly groups: GroupRegistry
   /** Restores the ids a stream's log holds into the dedup window: a new leader's retries must find them. */
   readonly adoptIds: (stream: string) => Promise<void>
   readonly config: ClusterConfig
@@ -115,7 +164,7 @@ const fetchWaitMs = 500
 const fetchBytes = 1024 * 1024
 const checkEveryMs = 250
 
-export class Replicator implements ReplicationGate {
+export class Replicator implements ReplicationGate, GroupJournal {
   readonly counters: ReplicationCounters = { bytes: 0, shrinks: 0, expands: 0 }
   readonly #o: ReplicatorOptions
   readonly #log: Logger
@@ -149,7 +198,7 @@ export class Replicator implements ReplicationGate {
     clearInterval(this.#timer)
     for (const f of this.#following.values()) f.stopped = true
     this.#following.clear()
-    for (const [stream, l] of this.#leading) for (const w of l.waiters) w.reject(this.#notLeader(stream))
+    for (const [stream, l] of this.#leading) for (const w of [...l.waiters, ...l.journal.waiters]) w.reject(this.#notLeader(stream))
     this.#leading.clear()
   }
 
@@ -194,6 +243,87 @@ export class Replicator implements ReplicationGate {
     })
   }
 
+  // ---- the groups' journal -----------------------------------------------------------------------
+
+  /**
+   * A group's metadata write: stored here and, for a replicated stream led here, put in its
+   * journal. A synced one resolves once the in-sync followers have applied it (minInSync of them).
+   */
+  async write(stream: string, ops: readonly MetaOp[], opts: WriteOptions): Promise<void> {
+    await this.#o.meta.write(ops, opts)
+    const l = this.#leading.get(stream)
+    const p = this.#o.node.placement(stream)
+    // Taking over (the groups opening from what this node holds): followers start this leader's
+    // journal from a snapshot, which holds these writes, so none waits for them.
+    if (l === undefined || !l.ready || p === undefined || p.node !== this.#self || p.replicas.length <= 1 || ops.length === 0) return
+    const j = l.journal
+    // Numbered once stored: the store applies writes in the order they resolve, and so do followers.
+    const seq = ++j.seq
+    j.entries.push({ seq, ops })
+    if (j.entries.length > journalEntriesMax) j.entries.splice(0, j.entries.length - journalEntriesMax)
+    this.#wake(l)
+    if (opts.sync === false || p.isr.length <= 1) {
+      if (opts.sync !== false && p.isr.length < this.#o.config.replication.minInSync) throw this.#tooFew(stream, p)
+      return
+    }
+    if (this.#journalled(l, p) >= seq) return
+    const timeoutMs = this.#o.config.replication.forwardTimeoutMs
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        j.waiters = j.waiters.filter((w) => w !== waiter)
+        reject(errors.replicationTimeout(stream, `the in-sync replicas did not apply a group's state change within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const waiter = {
+        seq,
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        reject: (err: SluiceError) => {
+          clearTimeout(timer)
+          reject(err)
+        },
+      }
+      j.waiters.push(waiter)
+    })
+  }
+
+  /** The last journal entry every in-sync follower has applied. */
+  #journalled(l: Leading, p: PlacementRecord): number {
+    let done = l.journal.seq
+    for (const n of new Set([...p.isr, ...l.pendingIsr])) {
+      if (n === this.#self) continue
+      const f = l.followers.get(n)
+      done = Math.min(done, (f?.jnext ?? 0) - 1)
+    }
+    return done
+  }
+
+  #advanceJournal(stream: string, l: Leading, p: PlacementRecord): void {
+    const j = l.journal
+    if (j.waiters.length === 0) return
+    if (this.#o.node.state !== 'member') return
+    if (p.isr.length < this.#o.config.replication.minInSync) {
+      const err = this.#tooFew(stream, p)
+      for (const w of j.waiters) w.reject(err)
+      j.waiters = []
+      return
+    }
+    const done = this.#journalled(l, p)
+    const still: Journal['waiters'] = []
+    for (const w of j.waiters) {
+      if (w.seq <= done) w.resolve()
+      else still.push(w)
+    }
+    j.waiters = still
+  }
+
+  #wake(l: Leading): void {
+    const wake = l.wake
+    l.wake = []
+    for (const w of wake) w()
+  }
+
   #notLeader(stream: string): SluiceError {
     return errors.replicationTimeout(stream, `node ${this.#self} stopped leading it before its replicas confirmed`)
   }
@@ -208,6 +338,7 @@ export class Replicator implements ReplicationGate {
     if (log === undefined) return
     // A node cut off from etcd may have been replaced already: it confirms nothing.
     if (this.#o.node.state !== 'member') return
+    this.#advanceJournal(stream, l, p)
     // Fewer in sync than needed: nothing more is confirmed, and what waited is refused.
     if (p.isr.length < this.#o.config.replication.minInSync) {
       const err = this.#tooFew(stream, p)
@@ -246,38 +377,40 @@ export class Replicator implements ReplicationGate {
       const l = this.#leading.get(p.stream)
       if (p.node === this.#self) {
         if (l === undefined || l.epoch !== p.epoch) {
-          for (const w of l?.waiters ?? []) w.reject(this.#notLeader(p.stream))
+          for (const w of [...(l?.waiters ?? []), ...(l?.journal.waiters ?? [])]) w.reject(this.#notLeader(p.stream))
           const now = this.#now()
           // Followers get replicaLagMax from now to show up before they count as behind.
-          const followers = new Map(p.replicas.filter((n) => n !== this.#self).map((n): [string, FollowerState] => [n, { end: -1, caughtUpAt: now, answeredEnd: 0 }]))
-          const next: Leading = { epoch: p.epoch, followers, hw: 0, waiters: [], proposing: false, pendingIsr: [], ready: false }
+          const followers = new Map(p.replicas.filter((n) => n !== this.#self).map((n): [string, FollowerState] => [n, { end: -1, jnext: 0, caughtUpAt: now, answeredEnd: 0 }]))
+          const next: Leading = { epoch: p.epoch, followers, hw: 0, waiters: [], proposing: false, pendingIsr: [], ready: false, journal: { id: randomBytes(8).toString('hex'), seq: 0, entries: [], waiters: [] }, wake: [] }
           this.#leading.set(p.stream, next)
           void this.#takeOver(p.stream, next, this.#following.has(p.stream))
         } else {
           l.proposing = false
           l.pendingIsr = []
-          for (const n of p.replicas) if (n !== this.#self && !l.followers.has(n)) l.followers.set(n, { end: -1, caughtUpAt: this.#now(), answeredEnd: 0 })
+          for (const n of p.replicas) if (n !== this.#self && !l.followers.has(n)) l.followers.set(n, { end: -1, jnext: 0, caughtUpAt: this.#now(), answeredEnd: 0 })
           this.#advance(p.stream, l, p)
         }
       }
       const f = this.#following.get(p.stream)
       if (p.node !== this.#self && p.replicas.includes(this.#self) && (f === undefined || f.epoch !== p.epoch || f.leader !== p.node)) {
         if (f !== undefined) f.stopped = true
-        const next: Following = { leader: p.node, epoch: p.epoch, stopped: false, leaderHw: 0, end: this.#o.streams.get(p.stream)?.log.endOffset ?? 0 }
+        const next: Following = { leader: p.node, epoch: p.epoch, stopped: false, done: Promise.resolve(), jid: '', jnext: 0, leaderHw: 0, end: this.#o.streams.get(p.stream)?.log.endOffset ?? 0 }
         this.#following.set(p.stream, next)
-        void this.#follow(p.stream, next)
+        next.done = (f?.done ?? Promise.resolve()).then(() => this.#follow(p.stream, next))
       }
     }
     for (const [stream, l] of this.#leading) {
       if (led.has(stream)) continue
       // No longer the leader here: what waited is not confirmed (a retry goes to the new one).
-      for (const w of l.waiters) w.reject(this.#notLeader(stream))
+      for (const w of [...l.waiters, ...l.journal.waiters]) w.reject(this.#notLeader(stream))
       this.#leading.delete(stream)
     }
     for (const [stream, f] of this.#following) {
       if (followed.has(stream)) continue
       f.stopped = true
       this.#following.delete(stream)
+      // Not a replica any more, and not the leader (which opens them itself): its groups open on its copy as before.
+      if (!led.has(stream)) void f.done.then(() => this.#o.groups.resume(stream)).catch((err: unknown) => this.#log.error({ err, stream }, 'could not open the groups of a stream no longer followed'))
     }
   }
 
@@ -291,19 +424,32 @@ export class Replicator implements ReplicationGate {
    */
   async #takeOver(stream: string, l: Leading, promoted: boolean): Promise<void> {
     const log = this.#o.streams.get(stream)?.log
+    const following = this.#following.get(stream)
     try {
       if (log === undefined) return
+      // The follower loop applies nothing more once it has seen it is stopped.
+      if (following !== undefined) {
+        following.stopped = true
+        await following.done
+        await this.#o.groups.assumeDelivered(stream, log.endOffset)
+      }
+      await this.#o.groups.resume(stream)
       const history = await this.#historyOf(stream)
       const last = history.at(-1)
       if (last === undefined || last[0] < l.epoch) await this.#addEpoch(stream, l.epoch, last === undefined ? log.startOffset : log.endOffset)
-      if (promoted) await this.#o.adoptIds(stream)
+      if (promoted || following !== undefined) await this.#o.adoptIds(stream)
       if (this.#leading.get(stream) === l) {
         l.ready = true
+        // Followers could not fetch from this node before now: their lag counts from here.
+        const now = this.#now()
+        for (const f of l.followers.values()) f.caughtUpAt = now
         this.#log.info({ stream, epoch: l.epoch, end: log.endOffset, promoted }, 'leading')
       }
     } catch (err) {
-      this.#log.error({ err, stream }, 'could not take over as leader; retrying on the next change')
-      if (this.#leading.get(stream) === l) this.#leading.delete(stream)
+      this.#log.error({ err, stream }, 'could not take over as leader; trying again in a second')
+      setTimeout(() => {
+        if (this.#leading.get(stream) === l && !l.ready) void this.#takeOver(stream, l, promoted)
+      }, 1000).unref()
     }
   }
 
@@ -368,20 +514,41 @@ export class Replicator implements ReplicationGate {
     }
     const log = this.#o.streams.get(stream)?.log
     if (log === undefined) throw errors.unknownStream(stream)
+    const j = l.journal
+    const jnext = query.get('jid') === j.id ? Number(query.get('jnext') ?? 0) : -1
     const state = l.followers.get(follower)
     if (state !== undefined && from <= log.endOffset && from >= log.startOffset) {
       state.end = from
       if (from >= state.answeredEnd) state.caughtUpAt = this.#now()
+      if (jnext > 0) state.jnext = jnext
       this.#advance(stream, l, p)
     }
     if (state !== undefined) state.answeredEnd = log.endOffset
     const epochs = await this.#historyOf(stream)
-    const head = (): FetchHead => ({ epoch, start: log.startOffset, end: log.endOffset, hw: l.hw, epochs })
     // Out of the leader's range: the follower starts its copy again from the leader's start.
-    if (from > log.endOffset || from < log.startOffset) return frame(head(), [])
-    if (from === log.endOffset) await log.waitFor(from, fetchWaitMs)
+    if (from > log.endOffset || from < log.startOffset) return frame({ epoch, start: log.startOffset, end: log.endOffset, hw: l.hw, epochs, journal: { id: j.id, next: jnext, entries: [] } }, [])
+    const base = j.entries[0]?.seq ?? j.seq + 1
+    const snapshot = jnext < 1 || jnext < base || jnext > j.seq + 1
+    if (from === log.endOffset && !snapshot && jnext > j.seq) {
+      // Nothing to send: wait for either to grow.
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer)
+          resolve()
+        }
+        const timer = setTimeout(done, fetchWaitMs)
+        l.wake.push(done)
+        void log.waitFor(from, fetchWaitMs).then(done)
+      })
+    }
+    const next = snapshot ? j.seq + 1 : jnext
+    const groups = snapshot ? await this.#o.groups.exportState(stream) : undefined
+    const entries = j.entries.filter((e) => e.seq >= next).slice(0, journalEntriesPerFetch)
     const { batches } = await log.readBatches(from, fetchBytes)
-    return frame(head(), batches)
+    return frame(
+      { epoch, start: log.startOffset, end: log.endOffset, hw: l.hw, epochs, journal: { id: j.id, next, entries: entries.map((e) => [e.seq, e.ops.map(encodeOp)]), ...(groups !== undefined ? { snapshot: groups } : {}) } },
+      batches,
+    )
   }
 
   /** Each check: followers behind for replicaLagMax leave the in-sync set, caught-up ones come back. */
@@ -467,6 +634,8 @@ export class Replicator implements ReplicationGate {
     if (log === undefined) return
     let backoff = 100
     let checked = false
+    // A follower's groups serve nothing: closed, their state comes from the leader's journal.
+    await this.#o.groups.suspend(stream)
     while (!f.stopped) {
       const leader = this.#o.node.nodeRecord(f.leader)
       if (leader === undefined) {
@@ -501,7 +670,7 @@ export class Replicator implements ReplicationGate {
           }
           checked = true
         }
-        const q = new URLSearchParams({ node: this.#self, from: String(log.endOffset), epoch: String(f.epoch) })
+        const q = new URLSearchParams({ node: this.#self, from: String(log.endOffset), epoch: String(f.epoch), jid: f.jid, jnext: String(f.jnext) })
         const answer = await call(`/internal/v1/streams/${encodeURIComponent(stream)}/replicate?${q.toString()}`, fetchWaitMs + this.#o.config.replication.forwardTimeoutMs)
         if (f.stopped) return
         const { head, batches } = unframe(answer)
@@ -519,6 +688,7 @@ export class Replicator implements ReplicationGate {
         }
         // The leader's epochs this copy now reaches into are this copy's too.
         for (const [e, start] of head.epochs) if (start <= log.endOffset) await this.#addEpoch(stream, e, start)
+        await this.#applyJournal(stream, f, head.journal)
         f.end = log.endOffset
         backoff = 100
       } catch (err) {
@@ -527,6 +697,24 @@ export class Replicator implements ReplicationGate {
         await sleep(backoff)
         backoff = Math.min(backoff * 2, 2000)
       }
+    }
+  }
+
+  /** Applies what the leader's journal sent: its groups' whole state first when sent, then the entries in order. */
+  async #applyJournal(stream: string, f: Following, j: FetchHead['journal']): Promise<void> {
+    if (f.stopped) return
+    if (j.snapshot !== undefined) {
+      await this.#o.groups.replaceState(stream, j.snapshot)
+      f.jid = j.id
+      f.jnext = j.next
+    }
+    if (f.jid !== j.id) return
+    for (const [seq, raw] of j.entries) {
+      if (seq < f.jnext) continue
+      if (seq !== f.jnext) break // a gap: the next fetch asks from here
+      const ops = raw.map(decodeOp)
+      await this.#o.meta.write(ops, { sync: true })
+      f.jnext = seq + 1
     }
   }
 
@@ -590,4 +778,17 @@ function unframe(buf: Buffer): { head: FetchHead; batches: Buffer[] } {
     at += len
   }
   return { head, batches }
+}
+
+function encodeOp(op: MetaOp): readonly [string, string, string?] {
+  return op.type === 'put' ? ['put', op.key.toString('base64'), op.value.toString('base64')] : ['del', op.key.toString('base64')]
+}
+
+/** An op of a journal entry; only keys of the groups' keyspaces are taken. */
+function decodeOp(raw: readonly [string, string, string?]): MetaOp {
+  const key = Buffer.from(raw[1], 'base64')
+  if (key.length === 0 || !groupNamespaces.has(key[0]!)) throw new Error('a journal entry writes outside the groups\' keyspaces')
+  if (raw[0] === 'del') return { type: 'del', key }
+  if (raw[0] !== 'put' || raw[2] === undefined) throw new Error('a journal entry op is malformed')
+  return { type: 'put', key, value: Buffer.from(raw[2], 'base64') }
 }

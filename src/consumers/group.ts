@@ -272,6 +272,11 @@ export class ConsumerGroup {
     return this.#stream.name
   }
 
+  /** Closed (stopped, deleted, or handed over): it serves nothing until the registry opens it again. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
   get #log() {
     return this.#stream.log
   }

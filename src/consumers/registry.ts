@@ -1,7 +1,7 @@
 import { validateConfigText, type Config, type GroupConfig } from '../config/index.js'
 import { errors } from '../errors.js'
 import { storedRecordBytes, type AppendRecord, type LogLogger } from '../log/index.js'
-import type { DeliveryState, JsonValue, MetaOp, MetaStore } from '../meta/index.js'
+import type { DeliveryState, JsonValue, MetaOp, MetaStore, WriteOptions } from '../meta/index.js'
 import { eventOfRecord, type Publisher } from '../streams/publisher.js'
 import type { DeclareOptions, DefinitionsMirror } from '../streams/catalog.js'
 import { KeyedSerial } from '../streams/keyed-serial.js'
@@ -28,6 +28,11 @@ export class GroupRegistry {
   mirror: DefinitionsMirror | undefined
   /** One declaration or deletion at a time per group name. */
   readonly #serial = new KeyedSerial()
+  /**
+   * Cluster mode with replicas: where the groups' metadata writes go, so they reach the stream's
+   * replicas as well (set before any group opens; undefined: the store alone).
+   */
+  journal: GroupJournal | undefined
 
   private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger, exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>) {
     this.#maxGroups = config.server.limits.maxGroups
@@ -171,9 +176,34 @@ export class GroupRegistry {
   async #open(config: GroupConfig): Promise<ConsumerGroup> {
     const stream = this.#streams.get(config.stream)
     if (stream === undefined) throw errors.unknownStream(config.stream)
-    const group = await ConsumerGroup.open(config, { stream, meta: this.#meta, keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger, members: this.members })
+    const group = await ConsumerGroup.open(config, { stream, meta: this.#metaFor(config.stream), keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger, members: this.members })
     this.#groups.set(config.name, group)
     return group
+  }
+
+  /** The store as a group of `stream` writes it: through the journal when there is one. */
+  #metaFor(stream: string): MetaStore {
+    const inner = this.#meta
+    const journal = (): GroupJournal | undefined => this.journal
+    return {
+      get dir() {
+        return inner.dir
+      },
+      get state() {
+        return inner.state
+      },
+      get stats() {
+        return inner.stats
+      },
+      definitions: inner.definitions,
+      keyspace: inner.keyspace.bind(inner),
+      write: (ops, opts) => {
+        const j = journal()
+        return j === undefined ? inner.write(ops, opts) : j.write(stream, ops, opts ?? {})
+      },
+      drained: () => inner.drained(),
+      close: () => inner.close(),
+    }
   }
 
   #sink(config: GroupConfig): DeadLetterSink | undefined {
@@ -255,9 +285,24 @@ export class GroupRegistry {
     for (const g of [...this.#groups.values()]) {
       if (g.stream !== stream) continue
       await this.#serial.run(g.name, async () => {
-        if (this.#groups.get(g.name) === g) await this.#open(g.config)
+        if (this.#groups.get(g.name) === g && g.closed) await this.#open(g.config)
       })
     }
+  }
+
+  /**
+   * Before the (suspended) groups of `stream` open on a node that takes over as its leader: any
+   * event below `end` may have been delivered by the old leader, whose delivered mark may not have
+   * reached this node, so each shows as redelivered when it goes out again.
+   */
+  async assumeDelivered(stream: string, end: number): Promise<void> {
+    const ops: MetaOp[] = []
+    for (const g of this.#groups.values()) {
+      if (g.stream !== stream) continue
+      const rec = await this.#ks.record.get([g.name])
+      if (rec !== undefined && rec.delivered < end) ops.push(this.#ks.record.putOp([g.name], { ...rec, delivered: end }))
+    }
+    if (ops.length > 0) await this.#meta.write(ops, { sync: true })
   }
 
   /** The saved state of the (suspended) groups of `stream`, as another node imports it. */
@@ -298,6 +343,14 @@ export class GroupRegistry {
       await this.#meta.write(ops, { sync: true })
     }
   }
+}
+
+/**
+ * Where groups' metadata writes go in cluster mode with replicas: stored here and carried to the
+ * stream's replicas; a synced write resolves once enough of them hold it (an ack answered after).
+ */
+export interface GroupJournal {
+  write(stream: string, ops: readonly MetaOp[], opts: WriteOptions): Promise<void>
 }
 
 /** A group's saved state as one node hands it to another: every key it has in the metadata store. */

@@ -14,6 +14,8 @@ streams:
   s1: { segmentSize: 64kb }
 bindings:
   - { exchange: logs, stream: s1, key: a }
+groups:
+  g1: { stream: s1, ackTimeout: 60s }
 `
 
 type Placement = ClusterView['placement'][number]
@@ -148,6 +150,17 @@ describe('failover to an in-sync follower', () => {
     }
     const loads = others.map(load)
     await waitFor('some load', async () => (confirmed.length >= 300 ? true : undefined), 20_000, 20)
+    // Consumers through a surviving node: 100 acked (answered), 20 held unacked.
+    const group = async (path: string, body: unknown): Promise<Response> =>
+      fetch(`${cluster.node(others[0]!).url}/v1/groups/g1/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const firstFetch = (await (await group('fetch', { consumer: 'c1', max: 100, waitMs: 0 })).json()) as { events: Array<{ id: string; tag: string }> }
+    expect(firstFetch.events).toHaveLength(100)
+    const acked = await group('ack', { consumer: 'c1', ranges: [[firstFetch.events[0]!.tag, firstFetch.events.at(-1)!.tag]] })
+    expect(await acked.json()).toEqual({ settled: 100, failed: [] })
+    const ackedIds = new Set(firstFetch.events.map((e) => e.id))
+    const heldFetch = (await (await group('fetch', { consumer: 'c2', max: 20, waitMs: 0 })).json()) as { events: Array<{ id: string }> }
+    expect(heldFetch.events).toHaveLength(20)
+    const heldIds = new Set(heldFetch.events.map((e) => e.id))
     const killedAt = Date.now()
     await cluster.node(leader).kill('SIGKILL')
     cluster.nodes.delete(leader)
@@ -180,6 +193,21 @@ describe('failover to an in-sync follower', () => {
     expect(new Set(stored).size).toBe(stored.length)
     const have = new Set(stored)
     expect(confirmed.filter((id) => !have.has(id))).toEqual([])
+    // The group on the new leader: nothing acked comes again; the held ones come again, redelivered.
+    const delivered: Array<{ id: string; redelivered: boolean }> = []
+    for (let round = 0; round < 100; round++) {
+      const res = await group('fetch', { consumer: 'c3', max: 500, waitMs: 0 })
+      expect(res.status).toBe(200)
+      const { events } = (await res.json()) as { events: Array<{ id: string; tag: string; redelivered: boolean }> }
+      if (events.length === 0) break
+      delivered.push(...events)
+      await group('ack', { consumer: 'c3', ranges: [[events[0]!.tag, events.at(-1)!.tag]] })
+    }
+    expect(delivered.filter((d) => ackedIds.has(d.id))).toEqual([])
+    const again = delivered.filter((d) => heldIds.has(d.id))
+    expect(again).toHaveLength(20)
+    expect(again.every((d) => d.redelivered)).toBe(true)
+    expect(delivered.length).toBe(stored.length - 100)
     // The old leader comes back as a follower and ends up with the same copy.
     await cluster.start(leader)
     await waitFor('the old leader back in sync', async () => ((await placement(next.node)).isr.length === 3 ? true : undefined), 20_000, 100)

@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -33,6 +34,8 @@ export async function startChildServerWith(configPath: string, opts: { readonly 
     let listening: string | undefined
     const lines = createInterface({ input: proc.stdout! })
     lines.on('line', (line) => {
+      // SLUICE_CHILD_LOG=<dir>: every child's log kept, one file per process, to read after a failure.
+      if (process.env.SLUICE_CHILD_LOG !== undefined) appendFileSync(join(process.env.SLUICE_CHILD_LOG, `child-${proc.pid ?? 0}.log`), `${line}\n`)
       let entry: { msg?: string; url?: string; listener?: string; address?: string }
       try {
         entry = JSON.parse(line) as { msg?: string; url?: string; listener?: string; address?: string }
