@@ -168,7 +168,7 @@ export class Cluster {
     })
     const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.logger.child({ component: 'cluster' }))
     this.applier = applier
-    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: this.internal.port }), onDefinition: (change) => applier.apply(change), onView: () => {
+    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: c.advertise.internalPort ?? this.internal.port }), onDefinition: (change) => applier.apply(change), onView: () => {
         this.mover.onView()
         this.replicator.onView()
       },

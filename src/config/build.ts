@@ -47,7 +47,7 @@ function buildCluster(c: NonNullable<Raw<typeof clusterSpec>>): ClusterConfig {
     nodeId: c.nodeId,
     etcd: { endpoints: [...c.etcd.endpoints], prefix: c.etcd.prefix, leaseTtlMs: c.etcd.leaseTtl, requestTimeoutMs: c.etcd.requestTimeout },
     minNodes: c.minNodes,
-    advertise: { host: c.advertise.host },
+    advertise: { host: c.advertise.host, internalPort: c.advertise.internalPort },
     secret: c.secret,
     replication: { host: c.replication.host, port: c.replication.port, forwardTimeoutMs: c.replication.forwardTimeout, maxBodyBytes: c.replication.maxBodySize, moveTimeoutMs: c.replication.moveTimeout, factor: c.replication.factor, minInSync: c.replication.minInSync, replicaLagMaxMs: c.replication.replicaLagMax, uncleanElection: c.replication.uncleanElection, tls: c.replication.tls === null ? null : { cert: c.replication.tls.cert, key: c.replication.tls.key, ca: c.replication.tls.ca } },
   }

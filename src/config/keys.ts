@@ -572,6 +572,7 @@ export const clusterSpec = {
       doc: 'How other nodes and redirected clients reach this node.',
       keys: {
         host: { type: 'string', default: '127.0.0.1', nonEmpty: true, doc: "Host name or address other nodes use for this node's listeners." },
+        internalPort: { type: 'int', default: null, min: 1, max: 65535, doc: 'The port other nodes use for the internal port, when it is not the one it listens on (a port mapping, a proxy); by default the port it listens on.' },
       },
     },
     secret: {

@@ -444,7 +444,7 @@ export interface ClusterConfig {
   }
   /** The controller places nothing while fewer nodes than this hold a lease. */
   readonly minNodes: number
-  readonly advertise: { readonly host: string }
+  readonly advertise: { readonly host: string; readonly internalPort: number | null }
   readonly secret: string
   readonly replication: {
     readonly host: string

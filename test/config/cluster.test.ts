@@ -17,7 +17,7 @@ describe('the cluster section', () => {
       nodeId: 'n1',
       etcd: { endpoints: ['http://127.0.0.1:2379'], prefix: '/sluice', leaseTtlMs: 5000, requestTimeoutMs: 2000 },
       minNodes: 1,
-      advertise: { host: '127.0.0.1' },
+      advertise: { host: '127.0.0.1', internalPort: null },
       secret: '0123456789abcdef',
       replication: { host: '127.0.0.1', port: 7410, forwardTimeoutMs: 10_000, maxBodyBytes: 64 * 1024 * 1024, moveTimeoutMs: 600_000, factor: 1, minInSync: 1, replicaLagMaxMs: 10_000, uncleanElection: false, tls: null },
     })

@@ -7,6 +7,7 @@ import { startChildServer, type ChildServer } from './child-server.js'
 import { startEtcd, type EtcdServer } from './etcd.js'
 import { waitFor } from './programs.js'
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
+import { freePort } from '../../benchmarks/lib/proc.js'
 
 export const clusterSecret = 'test-secret-0123456789'
 
@@ -31,6 +32,11 @@ export interface TestCluster {
   readonly etcd: EtcdServer
   /** In front of etcd for the nodes listed in `proxied`: cut it to partition them from etcd. */
   readonly proxy: TcpProxy
+  /** With `perNodeProxies`: each node's own way to etcd, and the way into its internal port. */
+  readonly etcdProxies: Map<string, TcpProxy>
+  readonly internalProxies: Map<string, TcpProxy>
+  /** Kills etcd and starts it again on its data dir (new ports; the proxies follow it). */
+  restartEtcd(): Promise<void>
   readonly nodes: Map<string, ChildServer>
   /** Starts (or restarts, on its data dir) a node. */
   start(id: string): Promise<ChildServer>
@@ -50,6 +56,11 @@ export interface TestClusterOptions {
   readonly leaseTtlMs?: number
   /** More keys of each node's `cluster.replication` mapping, as YAML flow entries (`tls: {...}`). */
   readonly replication?: (id: string) => string
+  /**
+   * Every node reaches etcd through a proxy of its own, and other nodes reach its internal port
+   * through another (its advertised internalPort): a fault schedule cuts them one by one.
+   */
+  readonly perNodeProxies?: boolean
 }
 
 /**
@@ -58,8 +69,24 @@ export interface TestClusterOptions {
  */
 export async function startTestCluster(opts: TestClusterOptions): Promise<TestCluster> {
   const root = await mkdtemp(join(tmpdir(), 'sluice-cluster-'))
-  const etcd = await startEtcd(root)
+  let etcd = await startEtcd(root)
   const proxy = await startTcpProxy(etcd.port)
+  const etcdProxies = new Map<string, TcpProxy>()
+  const internalProxies = new Map<string, TcpProxy>()
+  const internalPorts = new Map<string, number>()
+  if (opts.perNodeProxies === true) {
+    for (const id of opts.ids) {
+      etcdProxies.set(id, await startTcpProxy(etcd.port))
+      const port = await freePort()
+      internalPorts.set(id, port)
+      internalProxies.set(id, await startTcpProxy(port))
+    }
+  }
+  const etcdEndpoint = (id: string): string => {
+    const own = etcdProxies.get(id)
+    if (own !== undefined) return `http://127.0.0.1:${own.port}`
+    return opts.proxied?.includes(id) === true ? `http://127.0.0.1:${proxy.port}` : etcd.endpoint
+  }
   const nodes = new Map<string, ChildServer>()
   const ttl = opts.leaseTtlMs ?? 2000
   const clusterYaml = (id: string): string => `
@@ -67,9 +94,9 @@ cluster:
   nodeId: ${id}
   minNodes: ${opts.ids.length}
   secret: ${clusterSecret}
-  etcd: { endpoints: [${JSON.stringify(opts.proxied?.includes(id) === true ? `http://127.0.0.1:${proxy.port}` : etcd.endpoint)}], prefix: /sluice/test, leaseTtl: ${ttl}ms, requestTimeout: 500ms }
-  replication: { port: 0, forwardTimeout: 5s${opts.replication === undefined ? '' : `, ${opts.replication(id)}`} }
-`
+  etcd: { endpoints: [${JSON.stringify(etcdEndpoint(id))}], prefix: /sluice/test, leaseTtl: ${ttl}ms, requestTimeout: 500ms }
+  replication: { port: ${internalPorts.get(id) ?? 0}, forwardTimeout: 5s${opts.replication === undefined ? '' : `, ${opts.replication(id)}`} }
+${internalProxies.has(id) ? `  advertise: { internalPort: ${internalProxies.get(id)!.port} }\n` : ''}`
   const start = async (id: string): Promise<ChildServer> => {
     const dir = join(root, id)
     await mkdir(dir, { recursive: true })
@@ -90,8 +117,18 @@ cluster:
   const homes = (s: ClusterView): string => JSON.stringify(s.placement.map((p) => [p.stream, p.node, p.epoch]))
   const cluster: TestCluster = {
     root,
-    etcd,
+    get etcd() {
+      return etcd
+    },
     proxy,
+    etcdProxies,
+    internalProxies,
+    restartEtcd: async () => {
+      await etcd.stop()
+      etcd = await startEtcd(root)
+      proxy.retarget(etcd.port)
+      for (const p of etcdProxies.values()) p.retarget(etcd.port)
+    },
     nodes,
     start,
     node,
@@ -110,6 +147,7 @@ cluster:
     close: async () => {
       await Promise.all([...nodes.values()].map((n) => n.kill('SIGKILL')))
       await proxy.close()
+      for (const p of [...etcdProxies.values(), ...internalProxies.values()]) await p.close()
       await etcd.stop()
       await rm(root, { recursive: true, force: true })
     },
