@@ -829,7 +829,7 @@ interface LeaderFailoverRound {
   readonly newLeader: string
   readonly epochBefore: number
   readonly epochAfter: number
-  /** the stream's events at the leader before the kill */
+  /** the stream's events at the leader just before the kill, the publishers' so far included */
   readonly streamEvents: number
   /** from the kill to the first confirm of a publish sent after it */
   readonly failoverMs: number
@@ -852,13 +852,13 @@ async function measureLeaderFailover(nodes: SluiceNode[], args: Args, record: (o
     const p = all.find((x) => x.node !== controller) ?? all[0]!
     const victim = nodeById(nodes, p.node)
     const entry = nodes.find((n) => n !== victim && n.id !== controller) ?? nodes.find((n) => n !== victim)!
-    const streamEvents = await storedEvents(victim, p.stream)
     const pubs = startIdPublishers(`${entry.url}/v1/exchanges/${idExchange}/publish?routingKey=${p.stream}`, `round${rep}`)
     let t0 = Number.NaN
     let after: Placement | undefined
     let placementMs = Number.NaN
     let first: IdConfirm | undefined
     let failedBefore = 0
+    let streamEvents = Number.NaN
     try {
       const warmUntil = performance.now() + 10_000
       while (pubs.confirms.length < idWarmConfirms) {
@@ -866,6 +866,7 @@ async function measureLeaderFailover(nodes: SluiceNode[], args: Args, record: (o
         await sleep(pollEveryMs)
       }
       failedBefore = pubs.failed()
+      streamEvents = await storedEvents(victim, p.stream)
       t0 = performance.now()
       victim.proc.child.kill('SIGKILL')
       for (let k = 1; performance.now() - t0 < failoverGiveUpMs; k++) {
@@ -916,7 +917,7 @@ async function measureLeaderFailover(nodes: SluiceNode[], args: Args, record: (o
     record({ kind: 'run', measure: 'leader-failover', ...round })
     if (round.failoverMs > failoverTargetMs) problem(`leader-failover round ${rep + 1}: ${fmtInt(round.failoverMs)} ms, over the target of ${fmtInt(failoverTargetMs)} ms`)
     console.log(
-      `round ${rep + 1}: ${round.stream} (${fmtInt(streamEvents)} events) led by ${round.killed}${round.killedController ? ', the controller too' : ''}, publishing through ${round.entry}: killed at epoch ${round.epochBefore}; ${round.entry} names ${round.newLeader} (epoch ${round.epochAfter}) after ${fmtInt(placementMs)} ms,` +
+      `round ${rep + 1}: ${round.stream} (${fmtInt(streamEvents)} events) led by ${round.killed}${round.killedController ? ', the controller too' : ''}, publishing through ${round.entry}: killed at epoch ${round.epochBefore}; ${round.entry}'s placement names ${round.newLeader} (epoch ${round.epochAfter}) after ${fmtInt(placementMs)} ms,` +
         ` first publish confirmed by it after ${fmtInt(round.failoverMs)} ms (${round.failedAttempts} attempts failed meanwhile); ${round.killed} restarted and all in sync again in ${fmtInt(round.rejoinMs)} ms`,
     )
   }
