@@ -21,6 +21,33 @@
 //              The killed node is restarted on its data and config, and the next round waits until
 //              all three see each other again.
 //
+// Replication (docs/cluster.md, "Replication") runs on a second cluster of three nodes, r1–r3, on
+// the same etcd under another prefix, with cluster.replication factor 3, minInSync 2 (replicaLagMax
+// --replica-lag-max); it is started after the measurements above, and the first cluster is stopped
+// once `replicated` no longer needs it.
+//
+//   leader-failover  4 publishers in this process send requests of 10 events with ids (exchange
+//              benchid, dedup: id) into a stream through a surviving node, each request retried
+//              with the same ids every 20 ms until it is confirmed; then SIGKILL that stream's
+//              leader. Milliseconds from the kill to the first publish confirmed by the new leader:
+//              the first confirm of a request sent after the kill (target ≤ leaseTtl + 1 s); also
+//              when the survivor's placement first named the new leader. The stream is one whose
+//              leader is not the controller when there is one, so the figure is the leader's alone;
+//              these rounds run before `replicated` and `catch-up` load the cluster, so the new
+//              leader restores only the ids these publishers sent. The killed node is restarted and
+//              the next round waits until every stream has all three in sync again.
+//   replicated s1 published at its leader with factor 3 against s1 at its home on the first
+//              cluster (factor 1), alternating round by round, with the loader of `forward`:
+//              confirmed events/s, p50/p99 latency of a request, server CPU µs per confirmed event
+//              (the cluster's three nodes summed), and the ratio factor 3 / factor 1. Every
+//              follower's copy must have grown as the leader's did, and no in-sync set may shrink.
+//   catch-up   SIGKILL a follower of s1 (not the controller), wait until the leader has taken it
+//              out of the in-sync set (replicaLagMax), publish --events events at the leader, then
+//              restart the follower: from its "joined the cluster" until the leader sees its end at
+//              the leader's end, events/s and MB/s (10^6 B of stored batches, its
+//              sluice_cluster_replication_bytes_total); and from the restart until it is back in the
+//              in-sync set.
+//
 // After every throughput window the home node's count of each loaded stream (GET /v1/streams/<s>)
 // must have grown by at least the confirmed events (warm-up included), by no more than the
 // requests cut at the ends of the windows could add, and the other nodes' copies not at all; no
@@ -31,7 +58,10 @@
 //   --duration=S      measured seconds of each throughput window (default 5)
 //   --warmup=S        unrecorded seconds before it, on the same connections (default 1)
 //   --connections=N   connections of each load generator (default 8)
-//   --only=forward,aggregate,failover
+//   --only=forward,aggregate,failover,leader-failover,replicated,catch-up
+//   --events=N        events published while the catch-up follower is down (default 200000)
+//   --replica-lag-max=S  cluster.replication.replicaLagMax of the replicated cluster (default 10,
+//                     the server's default); catch-up waits this long for the follower to leave
 //   --record          append to benchmarks/results/cluster.jsonl and rewrite this benchmark's
 //                     section of benchmarks/RESULTS.md; without it the JSONL goes to a temp dir and
 //                     no tracked file changes
@@ -48,7 +78,7 @@ import { fileURLToPath } from 'node:url'
 import type { ClusterView } from '../src/cluster/index.js'
 import { parseConfig } from '../src/config/index.js'
 import type { ClosedResult, ClosedSpec } from './http-load.js'
-import { eventBytes } from './http-payload.js'
+import { eventBytes, eventLine } from './http-payload.js'
 import { startEtcd, type EtcdServer } from './lib/etcd.js'
 import { freePort, procCpuS } from './lib/proc.js'
 import { findRepoRoot, resultsDir } from './lib/results.js'
@@ -60,11 +90,18 @@ const loader = fileURLToPath(new URL('./http-load.js', import.meta.url))
 
 const eventsPerRequest = 100
 const nodeIds = ['n1', 'n2', 'n3'] as const
+/** The replicated cluster's nodes: another three, on the same etcd under `replicatedPrefix`. */
+const replicatedIds = ['r1', 'r2', 'r3'] as const
 const streamNames = ['s1', 's2', 's3'] as const
 /** The stream the forwarding measurement loads. */
 const forwardStream = 's1'
 const clusterSecret = 'bench-secret-0123456789abcdef'
 const etcdPrefix = '/sluice/bench'
+const replicatedPrefix = '/sluice/bench-replicated'
+const replicationFactor = 3
+const replicationMinInSync = 2
+/** An exchange whose events carry ids (dedup: id), bound like `bench`: the leader-failover publishers retry through it. */
+const idExchange = 'benchid'
 const leaseTtlMs = 2_000
 const failoverTargetMs = leaseTtlMs + 1_000
 const pollEveryMs = 20
@@ -76,14 +113,23 @@ const stopTimeoutMs = 20_000
 const settleTimeoutMs = 30_000
 /** Far above what the machine can confirm, so the count bound never cuts a window short. */
 const requestsPerSecondMax = 20_000
+/** Leader failover: publishers in this process, events a request, when an attempt is given up. */
+const idPublishers = 4
+const idEventsPerRequest = 10
+const idAttemptTimeoutMs = 1_000
+/** Confirms before the kill, so the publishers are running at it. */
+const idWarmConfirms = 40
+/** Catch-up: the most seconds the publishing while the follower is down may take, and the catch-up itself. */
+const catchUpLoadMaxS = 120
+const catchUpGiveUpMs = 180_000
 
 const publishPath = (stream: string): string => `/v1/exchanges/bench/publish?routingKey=${stream}`
 
 const sectionStart = '<!-- bench:cluster:start (generated by npm run bench:cluster -- --record; do not edit) -->'
 const sectionEnd = '<!-- bench:cluster:end -->'
 
-type Measure = 'forward' | 'aggregate' | 'failover'
-const measures: readonly Measure[] = ['forward', 'aggregate', 'failover']
+type Measure = 'forward' | 'aggregate' | 'failover' | 'leader-failover' | 'replicated' | 'catch-up'
+const measures: readonly Measure[] = ['forward', 'aggregate', 'failover', 'leader-failover', 'replicated', 'catch-up']
 
 interface Args {
   runs: number
@@ -91,17 +137,22 @@ interface Args {
   warmupS: number
   connections: number
   only: Set<Measure>
+  /** events published while the catch-up follower is down */
+  events: number
+  replicaLagMaxS: number
   record: boolean
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { runs: 3, durationS: 5, warmupS: 1, connections: 8, only: new Set(measures), record: false }
+  const args: Args = { runs: 3, durationS: 5, warmupS: 1, connections: 8, only: new Set(measures), events: 200_000, replicaLagMaxS: 10, record: false }
   for (const a of argv) {
     const [k, v] = a.split('=', 2) as [string, string | undefined]
     if (k === '--runs' && v !== undefined) args.runs = Math.min(50, Math.max(1, Number.parseInt(v, 10)))
     else if (k === '--duration' && v !== undefined) args.durationS = Math.min(120, Math.max(1, Number(v)))
     else if (k === '--warmup' && v !== undefined) args.warmupS = Math.min(30, Math.max(0, Number(v)))
     else if (k === '--connections' && v !== undefined) args.connections = Math.min(256, Math.max(1, Number.parseInt(v, 10)))
+    else if (k === '--events' && v !== undefined) args.events = Math.min(2_000_000, Math.max(eventsPerRequest, Number.parseInt(v, 10)))
+    else if (k === '--replica-lag-max' && v !== undefined) args.replicaLagMaxS = Math.min(60, Math.max(1, Number.parseInt(v, 10)))
     else if (k === '--only' && v !== undefined) {
       const s = new Set(v.split(',').map((x) => x.trim().toLowerCase()))
       for (const m of s) if (!(measures as readonly string[]).includes(m)) throw new Error(`unknown measurement ${m}; use ${measures.join(', ')}`)
@@ -109,7 +160,7 @@ function parseArgs(argv: readonly string[]): Args {
     } else if (k === '--record') args.record = true
     else throw new Error(`unknown argument ${a}`)
   }
-  if (![args.runs, args.durationS, args.warmupS, args.connections].every(Number.isFinite)) throw new Error(`bad numeric option in ${argv.join(' ')}`)
+  if (![args.runs, args.durationS, args.warmupS, args.connections, args.events, args.replicaLagMaxS].every(Number.isFinite)) throw new Error(`bad numeric option in ${argv.join(' ')}`)
   return args
 }
 
@@ -207,6 +258,9 @@ interface SluiceNode {
 interface ClusterSection {
   readonly nodeId: string
   readonly etcdEndpoint: string
+  readonly prefix: string
+  /** cluster.replication factor, minInSync and replicaLagMax; without it, factor 1 */
+  readonly replication?: { readonly factor: number; readonly minInSync: number; readonly replicaLagMaxS: number }
 }
 
 /** A node's configuration (checked with the server's own parser); without `cluster`, a single node. */
@@ -220,18 +274,20 @@ function nodeYaml(dataDir: string, httpPort: number, cluster: ClusterSection | u
   durability: { fsync: batch, interval: 5ms }
 exchanges:
   bench: { type: direct }
+  ${idExchange}: { type: direct, dedup: id }
 streams:
 ${streamNames.map((s) => `  ${s}: {}`).join('\n')}
 bindings:
-${streamNames.map((s) => `  - { exchange: bench, stream: ${s}, key: ${s} }`).join('\n')}
+${streamNames.map((s) => `  - { exchange: bench, stream: ${s}, key: ${s} }\n  - { exchange: ${idExchange}, stream: ${s}, key: ${s} }`).join('\n')}
 `
   if (cluster !== undefined) {
+    const r = cluster.replication
     text += `cluster:
   nodeId: ${cluster.nodeId}
   minNodes: ${nodeIds.length}
   secret: ${clusterSecret}
-  etcd: { endpoints: [${JSON.stringify(cluster.etcdEndpoint)}], prefix: ${etcdPrefix}, leaseTtl: ${leaseTtlMs}ms }
-  replication: { port: 0 }
+  etcd: { endpoints: [${JSON.stringify(cluster.etcdEndpoint)}], prefix: ${cluster.prefix}, leaseTtl: ${leaseTtlMs}ms }
+  replication: { port: 0${r === undefined ? '' : `, factor: ${r.factor}, minInSync: ${r.minInSync}, replicaLagMax: ${r.replicaLagMaxS}s`} }
 `
   }
   parseConfig(text, { env: {} }) // throws with every problem listed
@@ -248,11 +304,15 @@ async function createNode(root: string, id: string, cluster: ClusterSection | un
   return { id, configFile, url: `http://127.0.0.1:${port}`, proc: await startNodeProc(id, configFile) }
 }
 
-/** Starts `sluice serve` on a config file; resolves once it logs "ready". Used again on a restart. */
-async function startNodeProc(id: string, configFile: string): Promise<Proc> {
+/**
+ * Starts `sluice serve` on a config file; resolves once it logs "ready". Used again on a restart.
+ * `onLine` sees each line it logs, as it comes.
+ */
+async function startNodeProc(id: string, configFile: string, onLine?: (line: string) => void): Promise<Proc> {
   let ready: () => void = () => undefined
   const isReady = new Promise<void>((resolve) => (ready = resolve))
   const p = startProc([cli, 'serve', '--config', configFile], (line) => {
+    onLine?.(line)
     // The server logs one JSON object a line; "ready" follows "http listener up".
     if (line.includes('"msg":"ready"')) ready()
   })
@@ -284,20 +344,24 @@ const clusterView = (n: SluiceNode, timeoutMs?: number): Promise<ClusterView> =>
 /**
  * Waits until every node is a member, sees all of them, holds the same full placement with every
  * home live, and names the same controller: only then does a publish through any node find its
- * stream's home (before, it answers 503 stream_unavailable).
+ * stream's home (before, it answers 503 stream_unavailable). With `inSync`, every stream must also
+ * have that many replicas, all of them in the in-sync set, in every node's view.
  */
-async function settled(nodes: readonly SluiceNode[]): Promise<ClusterView> {
+async function settled(nodes: readonly SluiceNode[], inSync?: number): Promise<ClusterView> {
   const deadline = performance.now() + settleTimeoutMs
-  const homes = (v: ClusterView): string => JSON.stringify(v.placement.map((p) => [p.stream, p.node, p.epoch]).sort())
+  const homes = (v: ClusterView): string => JSON.stringify(v.placement.map((p) => (inSync === undefined ? [p.stream, p.node, p.epoch] : [p.stream, p.node, p.epoch, [...p.isr].sort()])).sort())
+  const replicated = (v: ClusterView): boolean => inSync === undefined || v.placement.every((p) => p.replicas.length === inSync && p.isr.length === inSync)
   let last = 'no answer yet'
   for (;;) {
     assertAlive(nodes)
     try {
       const vs = await Promise.all(nodes.map((n) => clusterView(n)))
       const first = vs[0]!
-      const ok = vs.every((v) => v.state === 'member' && v.nodes.length === nodes.length && v.placement.length === streamNames.length && v.unplaced.length === 0 && v.placement.every((p) => p.live) && v.controller !== null && v.controller.node === first.controller?.node && homes(v) === homes(first))
+      const ok = vs.every((v) => v.state === 'member' && v.nodes.length === nodes.length && v.placement.length === streamNames.length && v.unplaced.length === 0 && v.placement.every((p) => p.live) && v.controller !== null && v.controller.node === first.controller?.node && homes(v) === homes(first) && replicated(v))
       if (ok) return first
-      last = vs.map((v) => `${v.node}: ${v.state}, ${v.nodes.length} nodes, placed ${v.placement.length}, unplaced ${v.unplaced.length}, controller ${v.controller?.node ?? 'none'}`).join('; ')
+      last = vs
+        .map((v) => `${v.node}: ${v.state}, ${v.nodes.length} nodes, placed ${v.placement.length}, unplaced ${v.unplaced.length}, controller ${v.controller?.node ?? 'none'}${inSync === undefined ? '' : `, in sync ${v.placement.map((p) => `${p.stream} [${p.isr.join(' ')}]`).join(' ')}`}`)
+        .join('; ')
     } catch (err) {
       last = (err as Error).message
     }
@@ -306,10 +370,36 @@ async function settled(nodes: readonly SluiceNode[]): Promise<ClusterView> {
   }
 }
 
-function homeOf(view: ClusterView, stream: string): string {
+type Placement = ClusterView['placement'][number]
+
+function placementOf(view: ClusterView, stream: string): Placement {
   const p = view.placement.find((x) => x.stream === stream)
   if (p === undefined) throw new Error(`${stream} is not placed in ${view.node}'s view`)
-  return p.node
+  return p
+}
+
+function homeOf(view: ClusterView, stream: string): string {
+  return placementOf(view, stream).node
+}
+
+const nodeById = (nodes: readonly SluiceNode[], id: string): SluiceNode => {
+  const n = nodes.find((x) => x.id === id)
+  if (n === undefined) throw new Error(`no node ${id} among ${nodes.map((x) => x.id).join(', ')}`)
+  return n
+}
+
+/** A stream led by the node answering, from GET /v1/cluster `replication.leading` (docs/cluster.md). */
+interface LeadingStatus {
+  readonly epoch: number
+  readonly end: number
+  readonly highWatermark: number
+  readonly followers: Readonly<Record<string, { readonly end: number; readonly lag: number | null; readonly caughtUpMsAgo: number }>>
+}
+
+function leadingOf(view: ClusterView, stream: string): LeadingStatus {
+  const l = view.replication.leading[stream] as LeadingStatus | undefined
+  if (l === undefined) throw new Error(`${view.node} does not lead ${stream}`)
+  return l
 }
 
 async function storedEvents(n: SluiceNode, stream: string): Promise<number> {
@@ -331,11 +421,22 @@ async function settledEvents(n: SluiceNode, stream: string): Promise<number> {
   return prev
 }
 
-/** Times the node fenced itself (cut off from etcd); 0 on a single node, which has no such metric. */
-async function fences(n: SluiceNode): Promise<number> {
+/** A node's counters from GET /metrics; 0 for one it does not have (a single node has no cluster metrics). */
+async function counters(n: SluiceNode): Promise<{ fences: number; shrinks: number; replicationBytes: number }> {
   const res = await fetch(`${n.url}/metrics`, { signal: AbortSignal.timeout(2_000) })
-  const m = /^sluice_cluster_fences_total(?:\{[^}]*\})? (\d+)/m.exec(await res.text())
-  return m === null ? 0 : Number(m[1])
+  const text = await res.text()
+  const get = (re: RegExp): number => {
+    const m = re.exec(text)
+    return m === null ? 0 : Number(m[1])
+  }
+  return {
+    // times the node fenced itself (cut off from etcd)
+    fences: get(/^sluice_cluster_fences_total(?:\{[^}]*\})? (\S+)$/m),
+    // in-sync sets this node shrank as a leader
+    shrinks: get(/^sluice_cluster_isr_changes_total\{[^}]*change="shrink"[^}]*\} (\S+)$/m),
+    // bytes of batches it fetched as a follower
+    replicationBytes: get(/^sluice_cluster_replication_bytes_total(?:\{[^}]*\})? (\S+)$/m),
+  }
 }
 
 // ---- load ----------------------------------------------------------------------------------------
@@ -384,6 +485,8 @@ interface Load {
   readonly target: SluiceNode
   /** the node that stores the stream */
   readonly home: SluiceNode
+  /** its followers, whose copies must grow as the home's does (cluster.replication.factor > 1) */
+  readonly followers?: readonly SluiceNode[]
 }
 
 interface Window {
@@ -397,13 +500,14 @@ interface Window {
 }
 
 /**
- * Runs `loads` at once, then checks what was stored: at each home the stream grew by at least the
- * confirmed events and by at most what requests cut at the ends of the two windows (warm-up and
- * measured) or answered with an error could have added; elsewhere its copies did not grow.
+ * Runs `loads` at once, then checks what was stored: at each home (and each of its followers) the
+ * stream grew by at least the confirmed events and by at most what requests cut at the ends of the
+ * two windows (warm-up and measured) or answered with an error could have added; elsewhere its
+ * copies did not grow. No node may fence itself, nor shrink an in-sync set, during the window.
  */
 async function loadWindow(label: string, loads: readonly Load[], watched: readonly SluiceNode[], args: Args): Promise<Window> {
   const countsBefore = await Promise.all(loads.map((l) => Promise.all(watched.map((n) => storedEvents(n, l.stream)))))
-  const fencesBefore = await Promise.all(watched.map(fences))
+  const countersBefore = await Promise.all(watched.map(counters))
   const cpu0 = watched.map((n) => procCpuS(n.proc.pid))
   const runs = await Promise.all(loads.map((l) => runLoad(closedSpec(`${l.target.url}${publishPath(l.stream)}`, args), watched)))
   const cpu1 = watched.map((n) => procCpuS(n.proc.pid))
@@ -415,10 +519,11 @@ async function loadWindow(label: string, loads: readonly Load[], watched: readon
     const refused = r.responses - r.confirmed
     for (const [j, n] of watched.entries()) {
       const grew = (await settledEvents(n, l.stream)) - countsBefore[i]![j]!
-      if (n === l.home) {
+      if (n === l.home || l.followers?.includes(n) === true) {
+        const where = n === l.home ? 'at its home' : 'at its follower'
         const slack = (2 * args.connections + Math.max(0, refused)) * eventsPerRequest
-        if (grew < confirmed) problem(`${label}: ${l.stream} at its home ${n.id} grew by ${fmtInt(grew)} events, fewer than the ${fmtInt(confirmed)} confirmed`)
-        else if (grew - confirmed > slack) problem(`${label}: ${l.stream} at its home ${n.id} grew by ${fmtInt(grew)} events, ${fmtInt(grew - confirmed)} more than confirmed (at most ${fmtInt(slack)} expected from cut or refused requests)`)
+        if (grew < confirmed) problem(`${label}: ${l.stream} ${where} ${n.id} grew by ${fmtInt(grew)} events, fewer than the ${fmtInt(confirmed)} confirmed`)
+        else if (grew - confirmed > slack) problem(`${label}: ${l.stream} ${where} ${n.id} grew by ${fmtInt(grew)} events, ${fmtInt(grew - confirmed)} more than confirmed (at most ${fmtInt(slack)} expected from cut or refused requests)`)
       } else if (grew !== 0) problem(`${label}: ${l.stream}'s copy on ${n.id}, not its home, grew by ${fmtInt(grew)} events`)
     }
     const other = Object.entries(r.statusCodes).filter(([k]) => k !== '200')
@@ -426,8 +531,13 @@ async function loadWindow(label: string, loads: readonly Load[], watched: readon
       problem(`${label}: loader into ${l.stream} at ${l.target.id}: status ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}, confirmed ${r.confirmed} of ${r.status200} 200s`)
     }
   }
-  const fencesAfter = await Promise.all(watched.map(fences))
-  for (const [j, n] of watched.entries()) if (fencesAfter[j]! > fencesBefore[j]!) problem(`${label}: node ${n.id} fenced itself ${fencesAfter[j]! - fencesBefore[j]!} time(s) during the window (lease not renewed within ${leaseTtlMs} ms)`)
+  const countersAfter = await Promise.all(watched.map(counters))
+  for (const [j, n] of watched.entries()) {
+    const before = countersBefore[j]!
+    const after = countersAfter[j]!
+    if (after.fences > before.fences) problem(`${label}: node ${n.id} fenced itself ${after.fences - before.fences} time(s) during the window (lease not renewed within ${leaseTtlMs} ms)`)
+    if (after.shrinks > before.shrinks) problem(`${label}: node ${n.id} shrank an in-sync set ${after.shrinks - before.shrinks} time(s) during the window (a follower behind for replicaLagMax)`)
+  }
 
   const allConfirmed = runs.reduce((a, x) => a + x.result.confirmed * eventsPerRequest + x.result.warmupConfirmedEvents, 0)
   const wholeCpuS = cpu1.reduce((a, c, j) => a + c - cpu0[j]!, 0)
@@ -627,6 +737,396 @@ async function measureFailover(nodes: SluiceNode[], args: Args, record: (o: obje
   return rounds
 }
 
+// ---- replication: leader failover ----------------------------------------------------------------
+
+interface IdConfirm {
+  /** when the attempt that was confirmed was sent, performance.now() of this process */
+  readonly sentAt: number
+  readonly at: number
+}
+
+interface IdPublishers {
+  readonly confirms: readonly IdConfirm[]
+  /** attempts answered with anything but a whole confirm, or not within idAttemptTimeoutMs */
+  failed(): number
+  /** requests given up after retrying them for failoverGiveUpMs */
+  gaveUp(): number
+  stop(): Promise<void>
+}
+
+/** One request of idEventsPerRequest events, each with its own id and otherwise as the loader's. */
+function idBody(prefix: string): Buffer {
+  const lines: string[] = []
+  for (let i = 0; i < idEventsPerRequest; i++) lines.push(`{"id":${JSON.stringify(`${prefix}-${i}`)},${eventLine(i).slice(1)}`)
+  return Buffer.from(lines.join('\n'))
+}
+
+/** Whether the publish was confirmed whole: every event accepted, or known already (a retry). */
+async function publishOnce(url: string, body: Buffer): Promise<boolean> {
+  try {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body, signal: AbortSignal.timeout(idAttemptTimeoutMs) })
+    const text = await res.text()
+    if (res.status !== 200) return false
+    const r = JSON.parse(text) as { accepted?: number; duplicates?: number }
+    return (r.accepted ?? 0) + (r.duplicates ?? 0) === idEventsPerRequest
+  } catch {
+    return false
+  }
+}
+
+/**
+ * idPublishers closed loops in this process, each sending requests with new ids one after the
+ * other and retrying a request with the same ids every pollEveryMs until it is confirmed. Bounded:
+ * each stops after 100,000 requests, a request is given up after failoverGiveUpMs, and all stop
+ * 3 × failoverGiveUpMs after the start if stop() has not been called.
+ */
+function startIdPublishers(url: string, tag: string): IdPublishers {
+  const confirms: IdConfirm[] = []
+  let failed = 0
+  let gaveUp = 0
+  let stopped = false
+  const deadline = performance.now() + 3 * failoverGiveUpMs
+  const loop = async (j: number): Promise<void> => {
+    for (let k = 0; !stopped && k < 100_000 && performance.now() < deadline; k++) {
+      const body = idBody(`${tag}-${j}-${k}`)
+      const first = performance.now()
+      for (;;) {
+        const sentAt = performance.now()
+        if (await publishOnce(url, body)) {
+          confirms.push({ sentAt, at: performance.now() })
+          break
+        }
+        failed++
+        if (stopped) break
+        if (performance.now() - first > failoverGiveUpMs) {
+          gaveUp++
+          break
+        }
+        await sleep(pollEveryMs)
+      }
+    }
+  }
+  const all = Promise.all(Array.from({ length: idPublishers }, (_, j) => loop(j)))
+  return {
+    confirms,
+    failed: () => failed,
+    gaveUp: () => gaveUp,
+    stop: async () => {
+      stopped = true
+      await all
+    },
+  }
+}
+
+interface LeaderFailoverRound {
+  readonly rep: number
+  readonly stream: string
+  readonly killed: string
+  /** whether the killed leader was the controller too (only when every stream's leader was) */
+  readonly killedController: boolean
+  /** the survivor the publishers sent to */
+  readonly entry: string
+  readonly newLeader: string
+  readonly epochBefore: number
+  readonly epochAfter: number
+  /** the stream's events at the leader just before the kill, the publishers' so far included */
+  readonly streamEvents: number
+  /** from the kill to the first confirm of a publish sent after it */
+  readonly failoverMs: number
+  /** from the kill until the entry's placement named another leader */
+  readonly placementMs: number
+  readonly failedAttempts: number
+  /** from the restart of the killed node until every stream has all three in sync again */
+  readonly rejoinMs: number
+}
+
+async function measureLeaderFailover(nodes: SluiceNode[], args: Args, record: (o: object) => void): Promise<LeaderFailoverRound[]> {
+  console.log(
+    `## leader-failover: ${idPublishers} publishers retry requests of ${idEventsPerRequest} events with ids (exchange ${idExchange}) through a survivor; SIGKILL the stream's leader (leaseTtl ${leaseTtlMs} ms, target ≤ ${fmtInt(failoverTargetMs)} ms to the first publish confirmed by the new leader)`,
+  )
+  const rounds: LeaderFailoverRound[] = []
+  for (let rep = 0; rep < args.runs; rep++) {
+    const before = await settled(nodes, replicationFactor)
+    const controller = before.controller!.node
+    const all = streamNames.map((s) => placementOf(before, s))
+    const p = all.find((x) => x.node !== controller) ?? all[0]!
+    const victim = nodeById(nodes, p.node)
+    const entry = nodes.find((n) => n !== victim && n.id !== controller) ?? nodes.find((n) => n !== victim)!
+    const pubs = startIdPublishers(`${entry.url}/v1/exchanges/${idExchange}/publish?routingKey=${p.stream}`, `round${rep}`)
+    let t0 = Number.NaN
+    let after: Placement | undefined
+    let placementMs = Number.NaN
+    let first: IdConfirm | undefined
+    let failedBefore = 0
+    let streamEvents = Number.NaN
+    try {
+      const warmUntil = performance.now() + 10_000
+      while (pubs.confirms.length < idWarmConfirms) {
+        if (performance.now() > warmUntil) throw new Error(`leader-failover round ${rep + 1}: only ${pubs.confirms.length} publishes confirmed through ${entry.id} in 10 s before the kill (${pubs.failed()} attempts failed)`)
+        await sleep(pollEveryMs)
+      }
+      failedBefore = pubs.failed()
+      streamEvents = await storedEvents(victim, p.stream)
+      t0 = performance.now()
+      victim.proc.child.kill('SIGKILL')
+      for (let k = 1; performance.now() - t0 < failoverGiveUpMs; k++) {
+        if (after === undefined) {
+          try {
+            const q = placementOf(await clusterView(entry, pollTimeoutMs), p.stream)
+            if (q.node !== victim.id) {
+              after = q
+              placementMs = performance.now() - t0
+            }
+          } catch {
+            // A slow or failed answer is one missed poll; the clock keeps running.
+          }
+        }
+        first ??= pubs.confirms.find((c) => c.sentAt >= t0)
+        if (after !== undefined && first !== undefined) break
+        await sleep(Math.max(0, t0 + k * pollEveryMs - performance.now()))
+      }
+    } finally {
+      await pubs.stop()
+    }
+    await victim.proc.exited
+    if (after === undefined) throw new Error(`leader-failover round ${rep + 1}: ${entry.id} named no new leader of ${p.stream} within ${failoverGiveUpMs} ms of killing ${victim.id}`)
+    if (first === undefined) throw new Error(`leader-failover round ${rep + 1}: no publish into ${p.stream} confirmed through ${entry.id} within ${failoverGiveUpMs} ms of killing ${victim.id}`)
+    if (after.epoch !== p.epoch + 1) problem(`leader-failover round ${rep + 1}: ${p.stream}'s new leader ${after.node} is at epoch ${after.epoch}, not ${p.epoch + 1}`)
+    if (after.isr.includes(victim.id)) problem(`leader-failover round ${rep + 1}: the killed ${victim.id} is still in ${p.stream}'s in-sync set [${after.isr.join(', ')}]`)
+    if (pubs.gaveUp() > 0) problem(`leader-failover round ${rep + 1}: ${pubs.gaveUp()} request(s) not confirmed within ${failoverGiveUpMs} ms of retrying`)
+    if (failedBefore > 0) problem(`leader-failover round ${rep + 1}: ${failedBefore} attempt(s) failed before the kill`)
+    const r0 = performance.now()
+    victim.proc = await startNodeProc(victim.id, victim.configFile)
+    await settled(nodes, replicationFactor)
+    const round: LeaderFailoverRound = {
+      rep,
+      stream: p.stream,
+      killed: victim.id,
+      killedController: victim.id === controller,
+      entry: entry.id,
+      newLeader: after.node,
+      epochBefore: p.epoch,
+      epochAfter: after.epoch,
+      streamEvents,
+      failoverMs: first.at - t0,
+      placementMs,
+      failedAttempts: pubs.failed() - failedBefore,
+      rejoinMs: performance.now() - r0,
+    }
+    rounds.push(round)
+    record({ kind: 'run', measure: 'leader-failover', ...round })
+    if (round.failoverMs > failoverTargetMs) problem(`leader-failover round ${rep + 1}: ${fmtInt(round.failoverMs)} ms, over the target of ${fmtInt(failoverTargetMs)} ms`)
+    console.log(
+      `round ${rep + 1}: ${round.stream} (${fmtInt(streamEvents)} events) led by ${round.killed}${round.killedController ? ', the controller too' : ''}, publishing through ${round.entry}: killed at epoch ${round.epochBefore}; ${round.entry}'s placement names ${round.newLeader} (epoch ${round.epochAfter}) after ${fmtInt(placementMs)} ms,` +
+        ` first publish confirmed by it after ${fmtInt(round.failoverMs)} ms (${round.failedAttempts} attempts failed meanwhile); ${round.killed} restarted and all in sync again in ${fmtInt(round.rejoinMs)} ms`,
+    )
+  }
+  console.log('')
+  return rounds
+}
+
+// ---- replication: publish throughput, factor 3 against factor 1 ----------------------------------
+
+interface ReplicatedRound {
+  readonly rep: number
+  readonly factor: number
+  readonly leader: string
+  readonly followers: readonly string[]
+  readonly eventsPerSec: number
+  readonly cpuUsPerEvent: number
+  readonly cpuUsPerEventByNode: Readonly<Record<string, number>>
+  readonly serverCpuPct: number
+  readonly loaderCpuPct: number
+  readonly latencyMs: ClosedResult['latencyMs']
+}
+
+async function measureReplicated(plain: readonly SluiceNode[], replicated: readonly SluiceNode[], args: Args, record: (o: object) => void): Promise<ReplicatedRound[]> {
+  const stream = forwardStream
+  console.log(
+    `## replicated: ${stream} published at its leader, factor ${replicationFactor} minInSync ${replicationMinInSync} (${replicatedIds.join(', ')}), against ${stream} at its home with factor 1 (${nodeIds.join(', ')}); CPU summed over the cluster's 3 nodes`,
+  )
+  const rounds: ReplicatedRound[] = []
+  for (let rep = 0; rep < args.runs; rep++) {
+    // Alternating the order keeps a drift of the machine out of the ratio.
+    const factors = rep % 2 === 0 ? [replicationFactor, 1] : [1, replicationFactor]
+    for (const factor of factors) {
+      const nodes = factor === 1 ? plain : replicated
+      const view = await settled(nodes, factor === 1 ? undefined : replicationFactor)
+      const p = placementOf(view, stream)
+      const leader = nodeById(nodes, p.node)
+      const followers = factor === 1 ? [] : p.replicas.filter((id) => id !== p.node).map((id) => nodeById(nodes, id))
+      const w = await loadWindow(`replicated factor ${factor} round ${rep + 1}`, [{ stream, target: leader, home: leader, followers }], nodes, args)
+      const run = w.runs[0]!
+      const events = run.result.confirmed * eventsPerRequest
+      const cpuTotal = Object.values(run.cpuS).reduce((a, b) => a + b, 0)
+      const round: ReplicatedRound = {
+        rep,
+        factor,
+        leader: leader.id,
+        followers: followers.map((n) => n.id),
+        eventsPerSec: run.result.confirmedEventsPerSec,
+        cpuUsPerEvent: (cpuTotal * 1e6) / events,
+        cpuUsPerEventByNode: Object.fromEntries(Object.entries(run.cpuS).map(([id, s]) => [id, (s * 1e6) / events])),
+        serverCpuPct: (cpuTotal / run.wallS) * 100,
+        loaderCpuPct: run.result.loaderCpuPct,
+        latencyMs: run.result.latencyMs,
+      }
+      rounds.push(round)
+      record({ kind: 'run', measure: 'replicated', ...round, result: run.result })
+      const byNode = nodes.map((n) => `${n.id} ${fmtUs(round.cpuUsPerEventByNode[n.id] ?? Number.NaN)}`).join(', ')
+      console.log(
+        `${`factor ${factor} (at ${leader.id})`.padEnd(20)} round ${rep + 1}: ${fmtInt(round.eventsPerSec).padStart(9)} events/s  CPU ${fmtUs(round.cpuUsPerEvent)} µs/event (${byNode})  servers ${fmtInt(round.serverCpuPct)}% loader ${fmtInt(round.loaderCpuPct)}%  latency p50 ${round.latencyMs.p50} p99 ${round.latencyMs.p99} ms`,
+      )
+    }
+  }
+  console.log('')
+  return rounds
+}
+
+// ---- replication: a follower's catch-up ----------------------------------------------------------
+
+interface CatchUpRound {
+  readonly rep: number
+  readonly stream: string
+  readonly leader: string
+  readonly follower: string
+  /** events published while it was down: the leader's end then, less the end they both had before */
+  readonly events: number
+  /** bytes of batches the follower fetched after its restart (sluice_cluster_replication_bytes_total) */
+  readonly bytes: number
+  /** from the kill until the leader took it out of the in-sync set */
+  readonly shrinkMs: number
+  readonly publishS: number
+  /** from the restart until it logged "joined the cluster" */
+  readonly joinMs: number
+  /** from then until the leader saw its end at the leader's end */
+  readonly catchUpMs: number
+  /** from the restart until the leader's in-sync set held it again */
+  readonly inSyncMs: number
+  readonly eventsPerSec: number
+  readonly mbPerSec: number
+}
+
+/** The end of a stream at its leader once it stops moving (requests cut at the loader's exit). */
+async function settledEnd(leader: SluiceNode, stream: string): Promise<number> {
+  let prev = leadingOf(await clusterView(leader), stream).end
+  for (let i = 0; i < 30; i++) {
+    await sleep(100)
+    const cur = leadingOf(await clusterView(leader), stream).end
+    if (cur === prev) return cur
+    prev = cur
+  }
+  return prev
+}
+
+async function measureCatchUp(nodes: SluiceNode[], args: Args, record: (o: object) => void): Promise<CatchUpRound[]> {
+  const stream = forwardStream
+  console.log(
+    `## catch-up: SIGKILL a follower of ${stream}, wait until the leader takes it out of the in-sync set (replicaLagMax ${args.replicaLagMaxS} s), publish ${fmtInt(args.events)} events at the leader, restart the follower and time its catch-up`,
+  )
+  const rounds: CatchUpRound[] = []
+  for (let rep = 0; rep < args.runs; rep++) {
+    const view = await settled(nodes, replicationFactor)
+    const p = placementOf(view, stream)
+    const leader = nodeById(nodes, p.node)
+    const controller = view.controller!.node
+    const leads = (id: string): number => view.placement.filter((q) => q.node === id).length
+    // Not the controller, and leading nothing if it can be: its death then changes only the in-sync set.
+    const candidates = p.replicas.filter((id) => id !== p.node && id !== controller)
+    const followerId = candidates.find((id) => leads(id) === 0) ?? candidates[0] ?? p.replicas.find((id) => id !== p.node)
+    if (followerId === undefined) throw new Error(`${stream} has no follower: replicas [${p.replicas.join(', ')}]`)
+    const follower = nodeById(nodes, followerId)
+    const endBefore = leadingOf(await clusterView(leader), stream).end
+    const followed = (await clusterView(follower)).replication.following[stream] as { readonly end: number } | undefined
+    if (followed?.end !== endBefore) problem(`catch-up round ${rep + 1}: before the kill ${follower.id} held ${stream} to ${followed?.end ?? 'nothing'}, the leader ${leader.id} to ${endBefore}`)
+
+    follower.proc.child.kill('SIGKILL')
+    await follower.proc.exited
+    const k0 = performance.now()
+    const shrinkUntil = k0 + args.replicaLagMaxS * 1000 + 10_000
+    while (placementOf(await clusterView(leader), stream).isr.includes(follower.id)) {
+      if (performance.now() > shrinkUntil) throw new Error(`catch-up round ${rep + 1}: ${leader.id} kept the dead ${follower.id} in ${stream}'s in-sync set for ${fmtInt(performance.now() - k0)} ms`)
+      await sleep(100)
+    }
+    const shrinkMs = performance.now() - k0
+
+    const spec: ClosedSpec = { mode: 'closed', url: `${leader.url}${publishPath(stream)}`, events: eventsPerRequest, connections: args.connections, durationS: catchUpLoadMaxS, warmupS: 0, maxRequests: Math.ceil(args.events / eventsPerRequest) }
+    const pub0 = performance.now()
+    const run = await runLoad(spec, [])
+    const publishS = (performance.now() - pub0) / 1000
+    const r = run.result
+    const other = Object.entries(r.statusCodes).filter(([k]) => k !== '200')
+    if (other.length > 0 || r.errors > 0 || r.timeouts > 0 || r.confirmed !== r.status200) {
+      problem(`catch-up round ${rep + 1}: loader into ${stream} at ${leader.id} with ${follower.id} down: status ${JSON.stringify(r.statusCodes)}, errors ${r.errors}, timeouts ${r.timeouts}, confirmed ${r.confirmed} of ${r.status200} 200s`)
+    }
+    const target = await settledEnd(leader, stream)
+    const events = target - endBefore
+    if (events < r.confirmed * eventsPerRequest) problem(`catch-up round ${rep + 1}: ${stream} at ${leader.id} grew by ${fmtInt(events)} events, fewer than the ${fmtInt(r.confirmed * eventsPerRequest)} confirmed`)
+
+    let joinedAt: number | undefined
+    let startedAgain = false
+    let startErr: unknown
+    const r0 = performance.now()
+    const starting = startNodeProc(follower.id, follower.configFile, (line) => {
+      if (joinedAt === undefined && line.includes('"msg":"joined the cluster"')) joinedAt = performance.now()
+      // A copy that does not continue the leader's is fetched again from the start (not a catch-up).
+      if (line.includes('starting it again')) startedAgain = true
+    }).catch((err: unknown) => {
+      startErr = err
+      return undefined
+    })
+    let caughtAt: number | undefined
+    let inSyncAt: number | undefined
+    for (let k = 1; caughtAt === undefined || inSyncAt === undefined; k++) {
+      if (startErr !== undefined) throw startErr
+      if (performance.now() - r0 > catchUpGiveUpMs) throw new Error(`catch-up round ${rep + 1}: ${follower.id} had not caught up on ${stream} (${fmtInt(events)} events) and come back in sync within ${catchUpGiveUpMs} ms of its restart`)
+      try {
+        const v = await clusterView(leader, pollTimeoutMs)
+        const at = performance.now()
+        const f = leadingOf(v, stream).followers[follower.id]
+        if (caughtAt === undefined && f !== undefined && f.end >= target) caughtAt = at
+        if (inSyncAt === undefined && placementOf(v, stream).isr.includes(follower.id)) inSyncAt = at
+      } catch {
+        // A slow or failed answer is one missed poll.
+      }
+      await sleep(Math.max(0, r0 + k * pollEveryMs - performance.now()))
+    }
+    const proc = await starting
+    if (proc === undefined) throw startErr
+    follower.proc = proc
+    if (joinedAt === undefined) problem(`catch-up round ${rep + 1}: ${follower.id} logged no "joined the cluster"; its catch-up is timed from its restart`)
+    if (startedAgain) problem(`catch-up round ${rep + 1}: ${follower.id} started its copy of ${stream} again from the leader's start instead of continuing it`)
+    const from = joinedAt ?? r0
+    const catchUpMs = Math.max(1, caughtAt - from)
+    const bytes = (await counters(follower)).replicationBytes
+    const [atLeader, atFollower] = await Promise.all([storedEvents(leader, stream), storedEvents(follower, stream)])
+    if (atLeader !== atFollower) problem(`catch-up round ${rep + 1}: back in sync, ${follower.id} holds ${fmtInt(atFollower)} events of ${stream}, its leader ${leader.id} ${fmtInt(atLeader)}`)
+    const round: CatchUpRound = {
+      rep,
+      stream,
+      leader: leader.id,
+      follower: follower.id,
+      events,
+      bytes,
+      shrinkMs,
+      publishS,
+      joinMs: from - r0,
+      catchUpMs,
+      inSyncMs: inSyncAt - r0,
+      eventsPerSec: events / (catchUpMs / 1000),
+      mbPerSec: bytes / 1e6 / (catchUpMs / 1000),
+    }
+    rounds.push(round)
+    record({ kind: 'run', measure: 'catch-up', ...round, result: r })
+    console.log(
+      `round ${rep + 1}: killed ${round.follower} (follower of ${stream}, led by ${round.leader}); out of the in-sync set after ${fmtInt(shrinkMs)} ms; ${fmtInt(events)} events published in ${publishS.toFixed(1)} s;` +
+        ` restarted: joined after ${fmtInt(round.joinMs)} ms, caught up ${fmtInt(events)} events (${(bytes / 1e6).toFixed(1)} MB) in ${fmtInt(catchUpMs)} ms: ${fmtInt(round.eventsPerSec)} events/s, ${round.mbPerSec.toFixed(1)} MB/s; in sync again ${fmtInt(round.inSyncMs)} ms after the restart`,
+    )
+  }
+  console.log('')
+  return rounds
+}
+
 // ---- machine, code, results ----------------------------------------------------------------------
 
 interface Machine {
@@ -670,7 +1170,19 @@ interface Summary {
   readonly json: object
 }
 
-function summarize(forward: ForwardSummary | undefined, aggregate: readonly AggregateRound[] | undefined, failover: readonly FailoverRound[] | undefined, nodes: readonly string[]): Summary {
+interface Measured {
+  readonly forward?: ForwardSummary | undefined
+  readonly aggregate?: readonly AggregateRound[] | undefined
+  readonly failover?: readonly FailoverRound[] | undefined
+  readonly leaderFailover?: readonly LeaderFailoverRound[] | undefined
+  readonly replicated?: readonly ReplicatedRound[] | undefined
+  readonly catchUp?: readonly CatchUpRound[] | undefined
+}
+
+const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a')
+
+function summarize(m: Measured, nodes: readonly string[]): Summary {
+  const { forward, aggregate, failover } = m
   const rows = ['| Measure | Median (min–max) | Unit | Server CPU µs/event, median: all nodes; per node |', '|---|---|---|---|']
   const json: Record<string, unknown> = {}
   if (forward !== undefined) {
@@ -711,6 +1223,55 @@ function summarize(forward: ForwardSummary | undefined, aggregate: readonly Aggr
     rows.push(`| controller failover after SIGKILL, leaseTtl ${leaseTtlMs / 1000} s (target ≤ ${fmtInt(failoverTargetMs)} ms: ${pass ? 'PASS, every round' : 'MISS'}) | ${fmtSpread(ms, fmtInt)} | ms | |`)
     json['failover'] = { ms, targetMs: failoverTargetMs, pass }
   }
+  if (m.leaderFailover !== undefined && m.leaderFailover.length > 0) {
+    const lf = m.leaderFailover
+    const ms = spread(lf.map((r) => r.failoverMs))
+    const placementMs = spread(lf.map((r) => r.placementMs))
+    const pass = lf.every((r) => r.failoverMs <= failoverTargetMs)
+    const withController = lf.filter((r) => r.killedController).length
+    const note = withController === 0 ? 'a leader that is not the controller' : `the leader; in ${withController} of ${lf.length} rounds the controller too`
+    rows.push(
+      `| stream leader failover, factor ${replicationFactor}: SIGKILL of ${note} to the first publish confirmed by the new leader, retried through a survivor, leaseTtl ${leaseTtlMs / 1000} s (target ≤ ${fmtInt(failoverTargetMs)} ms: ${pass ? 'PASS, every round' : 'MISS'}) | ${fmtSpread(ms, fmtInt)} | ms | |`,
+    )
+    rows.push(`| stream leader failover: SIGKILL to the survivor's placement naming the new leader | ${fmtSpread(placementMs, fmtInt)} | ms | |`)
+    json['leaderFailover'] = { ms, placementMs, targetMs: failoverTargetMs, pass, killedController: withController }
+  }
+  if (m.replicated !== undefined && m.replicated.length > 0) {
+    const of = (f: number): ReplicatedRound[] => m.replicated!.filter((r) => r.factor === f)
+    const r3 = of(replicationFactor)
+    const r1 = of(1)
+    const cpuCell = (rs: readonly ReplicatedRound[]): string => {
+      const ids = Object.keys(rs[0]?.cpuUsPerEventByNode ?? {})
+      const role = (id: string): string => (id === rs[0]?.leader ? ' (leader)' : '')
+      return `${fmtUs(spread(rs.map((r) => r.cpuUsPerEvent)).median)}; ${ids.map((id) => `${id}${role(id)} ${fmtUs(spread(rs.map((r) => r.cpuUsPerEventByNode[id] ?? Number.NaN)).median)}`).join(', ')}`
+    }
+    const latency = (rs: readonly ReplicatedRound[]): string => `p50 ${fmtSpread(spread(rs.map((r) => r.latencyMs.p50)), fmtMs)}; p99 ${fmtSpread(spread(rs.map((r) => r.latencyMs.p99)), fmtMs)}`
+    const ratio = spread(r3.map((a) => a.eventsPerSec / (r1.find((b) => b.rep === a.rep)?.eventsPerSec ?? Number.NaN)))
+    const stream = forwardStream
+    rows.push(`| replicated: ${stream} published at its leader ${r3[0]?.leader ?? '?'}, factor ${replicationFactor}, minInSync ${replicationMinInSync} | ${fmtSpread(spread(r3.map((r) => r.eventsPerSec)), fmtInt)} | confirmed events/s | ${cpuCell(r3)} |`)
+    rows.push(`| replicated: ${stream} published at its home ${r1[0]?.leader ?? '?'}, factor 1 | ${fmtSpread(spread(r1.map((r) => r.eventsPerSec)), fmtInt)} | confirmed events/s | ${cpuCell(r1)} |`)
+    rows.push(`| replicated ratio factor ${replicationFactor} / factor 1, round by round | ${fmtSpread(ratio, fmtRatio)} | × | |`)
+    rows.push(`| replicated: confirm latency of a request of ${eventsPerRequest} events, factor ${replicationFactor} | ${latency(r3)} | ms | |`)
+    rows.push(`| replicated: confirm latency of a request of ${eventsPerRequest} events, factor 1 | ${latency(r1)} | ms | |`)
+    json['replicated'] = {
+      factor3: spread(r3.map((r) => r.eventsPerSec)),
+      factor1: spread(r1.map((r) => r.eventsPerSec)),
+      ratio,
+      factor3CpuUsPerEvent: spread(r3.map((r) => r.cpuUsPerEvent)),
+      factor1CpuUsPerEvent: spread(r1.map((r) => r.cpuUsPerEvent)),
+      factor3LatencyMs: { p50: spread(r3.map((r) => r.latencyMs.p50)), p99: spread(r3.map((r) => r.latencyMs.p99)) },
+      factor1LatencyMs: { p50: spread(r1.map((r) => r.latencyMs.p50)), p99: spread(r1.map((r) => r.latencyMs.p99)) },
+    }
+  }
+  if (m.catchUp !== undefined && m.catchUp.length > 0) {
+    const cu = m.catchUp
+    const events = spread(cu.map((r) => r.events)).median
+    const mb = spread(cu.map((r) => r.bytes / 1e6)).median
+    rows.push(`| follower catch-up: ${fmtInt(events)} events (${mb.toFixed(1)} MB stored) published while it was down, from its joining the cluster until its end reached the leader's | ${fmtSpread(spread(cu.map((r) => r.eventsPerSec)), fmtInt)} | events/s | |`)
+    rows.push(`| follower catch-up, the same in stored bytes | ${fmtSpread(spread(cu.map((r) => r.mbPerSec)), fmtRatio)} | MB/s | |`)
+    rows.push(`| follower restart (SIGKILLed, then started on its data) to back in the in-sync set | ${fmtSpread(spread(cu.map((r) => r.inSyncMs)), fmtInt)} | ms | |`)
+    json['catchUp'] = { events, bytes: spread(cu.map((r) => r.bytes)), eventsPerSec: spread(cu.map((r) => r.eventsPerSec)), mbPerSec: spread(cu.map((r) => r.mbPerSec)), inSyncMs: spread(cu.map((r) => r.inSyncMs)), catchUpMs: spread(cu.map((r) => r.catchUpMs)) }
+  }
   return { table: rows.join('\n'), json }
 }
 
@@ -744,6 +1305,10 @@ async function main(): Promise<number> {
   const t0 = performance.now()
 
   const nodes: SluiceNode[] = []
+  const replicated: SluiceNode[] = []
+  const replication = { factor: replicationFactor, minInSync: replicationMinInSync, replicaLagMaxS: args.replicaLagMaxS }
+  const plainNeeded = (['forward', 'aggregate', 'failover', 'replicated'] as const).some((m) => args.only.has(m))
+  const replicatedNeeded = (['leader-failover', 'replicated', 'catch-up'] as const).some((m) => args.only.has(m))
   try {
     const machine = machineInfo()
     const code = gitHead(repo)
@@ -752,6 +1317,7 @@ async function main(): Promise<number> {
     console.log(`Load    ${machine.loadAvg.map((l) => l.toFixed(2)).join(' ')} (1/5/15 min) at start`)
     console.log(`Code    git ${code.head}${code.dirtySrc > 0 ? ` with ${code.dirtySrc} uncommitted file(s) under src/` : ', src/ clean'}`)
     console.log(`Setup   ${nodeIds.length} nodes + 1 etcd on 127.0.0.1, leaseTtl ${leaseTtlMs} ms, fsync batch 5ms; NDJSON ${eventsPerRequest} events of ${eventBytes} B a request, ${args.connections} connections a loader`)
+    if (replicatedNeeded) console.log(`        replication: another ${replicatedIds.length} nodes on the same etcd with factor ${replication.factor}, minInSync ${replication.minInSync}, replicaLagMax ${replication.replicaLagMaxS} s; catch-up publishes ${fmtInt(args.events)} events`)
     console.log(`Runs    ${args.runs} round${args.runs === 1 ? '' : 's'}; ${args.durationS} s measured after ${args.warmupS} s warm-up; data in ${root}`)
     console.log(`Note    nodes, etcd and load generators share ${machine.cores} cores: the throughput figures are bounded by this machine, so read the ratios${machine.cores <= 2 ? ' (on 2 cores the three nodes, etcd and the loaders take turns)' : ''}`)
     console.log('')
@@ -759,21 +1325,40 @@ async function main(): Promise<number> {
 
     etcd = await startEtcd(root)
     const endpoint = etcd.endpoint
-    nodes.push(...(await Promise.all(nodeIds.map((id) => createNode(root, id, { nodeId: id, etcdEndpoint: endpoint })))))
-    const view = await settled(nodes)
-    console.log(`Cluster ${view.placement.map((p) => `${p.stream} on ${p.node}`).join(', ')}; controller ${view.controller?.node ?? 'none'}; settled ${fmtInt(performance.now() - t0)} ms after start`)
-    console.log('')
+    if (plainNeeded) {
+      nodes.push(...(await Promise.all(nodeIds.map((id) => createNode(root, id, { nodeId: id, etcdEndpoint: endpoint, prefix: etcdPrefix })))))
+      const view = await settled(nodes)
+      console.log(`Cluster ${view.placement.map((p) => `${p.stream} on ${p.node}`).join(', ')}; controller ${view.controller?.node ?? 'none'}; settled ${fmtInt(performance.now() - t0)} ms after start`)
+      console.log('')
+    }
 
     const forward = args.only.has('forward') ? await measureForward(nodes, args, record) : undefined
     const aggregate = args.only.has('aggregate') ? await measureAggregate(root, nodes, args, record) : undefined
     const failover = args.only.has('failover') ? await measureFailover(nodes, args, record) : undefined
 
-    const summary = summarize(forward, aggregate, failover, nodes.map((n) => n.id))
+    // The replicated cluster starts after the measurements above, so they run as they did without it.
+    if (replicatedNeeded) {
+      const r0 = performance.now()
+      replicated.push(...(await Promise.all(replicatedIds.map((id) => createNode(root, id, { nodeId: id, etcdEndpoint: endpoint, prefix: replicatedPrefix, replication })))))
+      const view = await settled(replicated, replicationFactor)
+      console.log(
+        `Replicated cluster ${view.placement.map((p) => `${p.stream} led by ${p.node} (in sync ${p.isr.join(' ')})`).join(', ')}; controller ${view.controller?.node ?? 'none'}; settled ${fmtInt(performance.now() - r0)} ms after its start`,
+      )
+      console.log('')
+    }
+    // Failover first: the streams then hold only its own publishers' events.
+    const leaderFailover = args.only.has('leader-failover') ? await measureLeaderFailover(replicated, args, record) : undefined
+    const replicatedRounds = args.only.has('replicated') ? await measureReplicated(nodes, replicated, args, record) : undefined
+    // The first cluster has nothing more to do.
+    await Promise.all(nodes.map((n) => stopProc(n.proc)))
+    const catchUp = args.only.has('catch-up') ? await measureCatchUp(replicated, args, record) : undefined
+
+    const summary = summarize({ forward, aggregate, failover, leaderFailover, replicated: replicatedRounds, catchUp }, nodes.map((n) => n.id))
     console.log(summary.table)
     console.log('')
     console.log(`Load at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min); ${fmtInt((performance.now() - t0) / 1000)} s in all`)
     for (const p of problems) console.log(`PROBLEMS ${p}`)
-    if (problems.length === 0) console.log('Checks  every window stored at least what was confirmed at the home only, no node fenced itself, no error answers')
+    if (problems.length === 0) console.log('Checks  every window stored at least what was confirmed, at the home and its followers only; no node fenced itself or shrank an in-sync set; no error answers')
     record({ kind: 'summary', ...summary.json, problems })
 
     if (args.record) {
@@ -783,12 +1368,12 @@ async function main(): Promise<number> {
         '',
         `- **Run:** ${when} (\`runId\` \`${runId}\` in \`benchmarks/results/cluster.jsonl\`). Command: \`npm run bench:cluster -- ${process.argv.slice(2).join(' ')}\` (${args.runs} round${args.runs === 1 ? '' : 's'}, ${args.durationS} s measured after ${args.warmupS} s warm-up, ${args.connections} connections a loader).`,
         `- **Machine:** "${machine.cpu}", ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}, etcd ${machine.etcd}; load average at start ${machine.loadAvg.map((l) => l.toFixed(2)).join(' / ')}. Sluice at ${code.head}${code.dirtySrc > 0 ? ` with ${code.dirtySrc} uncommitted file(s) under src/` : ''}.`,
-        `- **Set-up:** 3 nodes and one etcd on 127.0.0.1 (leaseTtl ${leaseTtlMs / 1000} s), fsync batch 5 ms, streams s1–s3 placed one per node by the controller; load generators (\`benchmarks/http-load.ts\`) in their own processes, NDJSON requests of ${eventsPerRequest} events of ${eventBytes} B. CPU from /proc/<pid>/stat of the node processes.`,
+        `- **Set-up:** 3 nodes and one etcd on 127.0.0.1 (leaseTtl ${leaseTtlMs / 1000} s), fsync batch 5 ms, streams s1–s3 placed one per node by the controller; load generators (\`benchmarks/http-load.ts\`) in their own processes, NDJSON requests of ${eventsPerRequest} events of ${eventBytes} B. CPU from /proc/<pid>/stat of the node processes.${replicatedNeeded ? ` Replication rows: another 3 nodes on the same etcd under another prefix, \`cluster.replication\` factor ${replication.factor}, minInSync ${replication.minInSync}, replicaLagMax ${replication.replicaLagMaxS} s, started after the rows above; leader failover with ${idPublishers} publishers in the benchmark's process retrying requests of ${idEventsPerRequest} events with ids every ${pollEveryMs} ms; catch-up after ${fmtInt(args.events)} events published while the follower was down.` : ''}`,
         `- **Shared CPU:** the nodes, etcd and the load generators share ${machine.cores} cores, so the totals are bounded by the machine; read the ratios.`,
         '',
         summary.table,
         '',
-        problems.length === 0 ? 'Checks: every window stored at least what was confirmed, at the home only; no node fenced itself; no error answers.' : `PROBLEMS: ${problems.join('; ')}`,
+        problems.length === 0 ? 'Checks: every window stored at least what was confirmed, at the home and its followers only; no node fenced itself or shrank an in-sync set; no error answers.' : `PROBLEMS: ${problems.join('; ')}`,
       ]
       writeResultsSection(join(repo, 'benchmarks', 'RESULTS.md'), md.join('\n'))
       console.log(`RESULTS.md section written; raw results appended to ${resultsFile}`)
@@ -796,7 +1381,7 @@ async function main(): Promise<number> {
     return problems.length === 0 ? 0 : 1
   } finally {
     // Clean stops revoke the leases, so etcd is stopped last.
-    await Promise.all(nodes.map((n) => stopProc(n.proc).catch(() => undefined)))
+    await Promise.all([...nodes, ...replicated].map((n) => stopProc(n.proc).catch(() => undefined)))
     await etcd?.stop().catch(() => undefined)
     cleanup()
     console.log(`removed ${root}`)
