@@ -618,15 +618,16 @@ export class ClusterNode {
     const v = this.#view
     for (const [stream, p] of v.placements) {
       if (v.nodes.has(p.node) || p.replicas.length <= 1) continue
-      let leader = p.isr.find((n) => n !== p.node && v.nodes.has(n))
+      // Chosen from the placement as etcd has it now, not as the view had it a moment ago.
+      const cur = await this.readPlacement(stream)
+      if (cur === undefined || cur.record.node !== p.node || cur.record.epoch !== p.epoch || v.nodes.has(cur.record.node)) continue
+      let leader = cur.record.isr.find((n) => n !== p.node && v.nodes.has(n))
       const unclean = leader === undefined
       if (unclean) {
         if (!this.#cfg.replication.uncleanElection) continue
-        leader = p.replicas.find((n) => n !== p.node && v.nodes.has(n))
+        leader = cur.record.replicas.find((n) => n !== p.node && v.nodes.has(n))
         if (leader === undefined) continue
       }
-      const cur = await this.readPlacement(stream)
-      if (cur === undefined || cur.record.node !== p.node || cur.record.epoch !== p.epoch) continue
       const chosen = leader!
       const next: PlacementRecord = {
         node: chosen,

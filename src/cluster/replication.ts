@@ -39,7 +39,7 @@ import { keyspaceTable } from '../meta/index.js'
 import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { u64, jsonCodec, str, type Keyspace, type MetaStore } from '../meta/index.js'
-import type { ReplicationGate } from '../streams/placement.js'
+import type { ReplicationGate, ReplicationTicket } from '../streams/placement.js'
 import type { StreamRegistry } from '../streams/registry.js'
 import { callPeer } from './internal.js'
 import type { PlacementRecord } from './layout.js'
@@ -81,6 +81,10 @@ interface Leading {
   pendingIsr: readonly string[]
   /** Its epoch is in the history and its ids are restored: it takes appends. */
   ready: boolean
+  /** The log's end when it took over: a follower back in sync holds at least this much. */
+  startEnd: number
+  /** The in-sync set as the view last had it. */
+  seenIsr: string
   readonly journal: Journal
   /** Fetches waiting for the log or the journal to grow. */
   wake: Array<() => void>
@@ -92,7 +96,8 @@ interface Journal {
   readonly id: string
   /** The last entry's number (0: none yet). */
   seq: number
-  entries: Array<{ readonly seq: number; readonly ops: readonly MetaOp[] }>
+  /** Each with the log's end when it was written: a follower gets it once it holds that much. */
+  entries: Array<{ readonly seq: number; readonly ops: readonly MetaOp[]; readonly end: number }>
   waiters: Array<{ readonly seq: number; readonly resolve: () => void; readonly reject: (err: SluiceError) => void }>
 }
 
@@ -159,6 +164,9 @@ export interface ReplicatorOptions {
   readonly now?: () => number
 }
 
+/** The ticket of an append to a stream the cluster does not place: confirmed once stored. */
+const unplaced: ReplicationTicket = { epoch: 0 }
+
 /** A fetch with nothing new waits this long for the leader's log to grow. */
 const fetchWaitMs = 500
 const fetchBytes = 1024 * 1024
@@ -204,18 +212,26 @@ export class Replicator implements ReplicationGate, GroupJournal {
 
   // ---- the publish path's gate -------------------------------------------------------------------
 
-  admit(stream: string): void {
+  admit(stream: string): ReplicationTicket {
     const p = this.#o.node.placement(stream)
-    if (p === undefined || p.node !== this.#self || p.replicas.length <= 1) return
+    // Not placed (a node's own ingest-errors), or not here (forwarding refuses that first).
+    if (p === undefined || p.node !== this.#self) return unplaced
     const need = this.#o.config.replication.minInSync
     if (p.isr.length < need) throw errors.notEnoughReplicas(stream, p.isr.length, need)
-    if (this.#leading.get(stream)?.ready !== true) throw errors.streamUnavailable(stream, `node ${this.#self} is taking over as its leader`, this.#self)
+    // One copy: stored is confirmed, as without replication.
+    if (p.replicas.length <= 1) return unplaced
+    const l = this.#leading.get(stream)
+    if (l?.ready !== true || l.epoch !== p.epoch) throw errors.streamUnavailable(stream, `node ${this.#self} is taking over as its leader`, this.#self)
+    return l
   }
 
-  committed(stream: string, end: number): Promise<void> {
+  committed(stream: string, end: number, ticket: ReplicationTicket): Promise<void> {
+    if (ticket === unplaced) return Promise.resolve()
     const l = this.#leading.get(stream)
     const p = this.#o.node.placement(stream)
-    if (l === undefined || p === undefined || p.node !== this.#self) return Promise.resolve()
+    // Stored under a leadership that has ended (a failover while it was written): not confirmed,
+    // since the new leader may not have it; a retry with the same ids goes to the new leader.
+    if (l === undefined || l !== ticket || p === undefined || p.node !== this.#self || p.epoch !== l.epoch || this.#o.node.state !== 'member') return Promise.reject(this.#notLeader(stream))
     const need = this.#o.config.replication.minInSync
     if (p.isr.length < need) return Promise.reject(this.#tooFew(stream, p))
     // One copy in sync (the leader) and one needed: stored is confirmed, as without replication.
@@ -250,16 +266,23 @@ export class Replicator implements ReplicationGate, GroupJournal {
    * journal. A synced one resolves once the in-sync followers have applied it (minInSync of them).
    */
   async write(stream: string, ops: readonly MetaOp[], opts: WriteOptions): Promise<void> {
-    await this.#o.meta.write(ops, opts)
     const l = this.#leading.get(stream)
     const p = this.#o.node.placement(stream)
-    // Taking over (the groups opening from what this node holds): followers start this leader's
-    // journal from a snapshot, which holds these writes, so none waits for them.
-    if (l === undefined || !l.ready || p === undefined || p.node !== this.#self || p.replicas.length <= 1 || ops.length === 0) return
+    if (p === undefined || p.replicas.length <= 1) return this.#o.meta.write(ops, opts)
+    // A follower's groups take their state from the leader's journal alone: what its own (closed,
+    // or just declared) groups would write is stale, and dropped.
+    if (this.#following.has(stream)) return
+    if (l === undefined || !l.ready || p.node !== this.#self) {
+      // Not the leader now (demoted, or not yet taken over): an ack answered here would be on no replica.
+      if (opts.sync !== false) throw this.#notLeader(stream)
+      return this.#o.meta.write(ops, opts)
+    }
+    await this.#o.meta.write(ops, opts)
+    if (ops.length === 0) return
     const j = l.journal
     // Numbered once stored: the store applies writes in the order they resolve, and so do followers.
     const seq = ++j.seq
-    j.entries.push({ seq, ops })
+    j.entries.push({ seq, ops, end: this.#o.streams.get(stream)?.log.endOffset ?? 0 })
     if (j.entries.length > journalEntriesMax) j.entries.splice(0, j.entries.length - journalEntriesMax)
     this.#wake(l)
     if (opts.sync === false || p.isr.length <= 1) {
@@ -381,12 +404,16 @@ export class Replicator implements ReplicationGate, GroupJournal {
           const now = this.#now()
           // Followers get replicaLagMax from now to show up before they count as behind.
           const followers = new Map(p.replicas.filter((n) => n !== this.#self).map((n): [string, FollowerState] => [n, { end: -1, jnext: 0, caughtUpAt: now, answeredEnd: 0 }]))
-          const next: Leading = { epoch: p.epoch, followers, hw: 0, waiters: [], proposing: false, pendingIsr: [], ready: false, journal: { id: randomBytes(8).toString('hex'), seq: 0, entries: [], waiters: [] }, wake: [] }
+          const next: Leading = { epoch: p.epoch, followers, hw: 0, waiters: [], proposing: false, pendingIsr: [], ready: false, startEnd: Number.POSITIVE_INFINITY, seenIsr: p.isr.join(','), journal: { id: randomBytes(8).toString('hex'), seq: 0, entries: [], waiters: [] }, wake: [] }
           this.#leading.set(p.stream, next)
           void this.#takeOver(p.stream, next, this.#following.has(p.stream))
         } else {
-          l.proposing = false
-          l.pendingIsr = []
+          // A proposal is settled once this stream's set changes (or it failed, in #checkInSync).
+          if (p.isr.join(',') !== l.seenIsr) {
+            l.seenIsr = p.isr.join(',')
+            l.proposing = false
+            l.pendingIsr = []
+          }
           for (const n of p.replicas) if (n !== this.#self && !l.followers.has(n)) l.followers.set(n, { end: -1, jnext: 0, caughtUpAt: this.#now(), answeredEnd: 0 })
           this.#advance(p.stream, l, p)
         }
@@ -396,7 +423,9 @@ export class Replicator implements ReplicationGate, GroupJournal {
         if (f !== undefined) f.stopped = true
         const next: Following = { leader: p.node, epoch: p.epoch, stopped: false, done: Promise.resolve(), jid: '', jnext: 0, leaderHw: 0, end: this.#o.streams.get(p.stream)?.log.endOffset ?? 0 }
         this.#following.set(p.stream, next)
-        next.done = (f?.done ?? Promise.resolve()).then(() => this.#follow(p.stream, next))
+        next.done = (f?.done ?? Promise.resolve())
+          .then(() => this.#follow(p.stream, next))
+          .catch((err: unknown) => this.#log.error({ err, stream: p.stream }, 'replica fetch loop ended on an error'))
       }
     }
     for (const [stream, l] of this.#leading) {
@@ -425,31 +454,51 @@ export class Replicator implements ReplicationGate, GroupJournal {
   async #takeOver(stream: string, l: Leading, promoted: boolean): Promise<void> {
     const log = this.#o.streams.get(stream)?.log
     const following = this.#following.get(stream)
+    const current = (): boolean => this.#leading.get(stream) === l
+    const again = (ms: number): void => {
+      setTimeout(() => {
+        if (current() && !l.ready) void this.#takeOver(stream, l, promoted || following !== undefined)
+      }, ms).unref()
+    }
+    // A stream declared at run time may be placed before its log opens here: asked again shortly.
+    if (log === undefined) return again(500)
     try {
-      if (log === undefined) return
       // The follower loop applies nothing more once it has seen it is stopped.
       if (following !== undefined) {
         following.stopped = true
         await following.done
-        await this.#o.groups.assumeDelivered(stream, log.endOffset)
       }
-      await this.#o.groups.resume(stream)
       const history = await this.#historyOf(stream)
       const last = history.at(-1)
       if (last === undefined || last[0] < l.epoch) await this.#addEpoch(stream, l.epoch, last === undefined ? log.startOffset : log.endOffset)
-      if (promoted || following !== undefined) await this.#o.adoptIds(stream)
-      if (this.#leading.get(stream) === l) {
-        l.ready = true
-        // Followers could not fetch from this node before now: their lag counts from here.
-        const now = this.#now()
-        for (const f of l.followers.values()) f.caughtUpAt = now
-        this.#log.info({ stream, epoch: l.epoch, end: log.endOffset, promoted }, 'leading')
+      const replicated = (this.#o.node.placement(stream)?.replicas.length ?? 1) > 1
+      if (replicated && (promoted || following !== undefined)) {
+        await this.#o.adoptIds(stream)
+        // Groups opened while this node followed (declared meanwhile) wrote nothing that counts:
+        // closed, then opened from what the journal brought, every event here maybe delivered.
+        await this.#o.groups.suspend(stream)
+        await this.#o.groups.assumeDelivered(stream, log.endOffset)
       }
+      if (!current()) return
+      l.startEnd = log.endOffset
+      l.ready = true
+      // Followers could not fetch from this node before now: their lag counts from here.
+      const now = this.#now()
+      for (const f of l.followers.values()) f.caughtUpAt = now
+      this.#log.info({ stream, epoch: l.epoch, end: log.endOffset, promoted }, 'leading')
     } catch (err) {
       this.#log.error({ err, stream }, 'could not take over as leader; trying again in a second')
-      setTimeout(() => {
-        if (this.#leading.get(stream) === l && !l.ready) void this.#takeOver(stream, l, promoted)
-      }, 1000).unref()
+      return again(1000)
+    }
+    // Ready first, so the groups' first writes go through the journal to followers that can fetch.
+    for (let attempt = 1; current(); attempt++) {
+      try {
+        await this.#o.groups.resume(stream)
+        return
+      } catch (err) {
+        this.#log.warn({ err, stream, attempt }, 'could not open the groups of a stream led here; trying again')
+        await sleep(Math.min(5000, 500 * attempt))
+      }
     }
   }
 
@@ -534,6 +583,7 @@ export class Replicator implements ReplicationGate, GroupJournal {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           clearTimeout(timer)
+          l.wake = l.wake.filter((w) => w !== done)
           resolve()
         }
         const timer = setTimeout(done, fetchWaitMs)
@@ -543,8 +593,15 @@ export class Replicator implements ReplicationGate, GroupJournal {
     }
     const next = snapshot ? j.seq + 1 : jnext
     const groups = snapshot ? await this.#o.groups.exportState(stream) : undefined
-    const entries = j.entries.filter((e) => e.seq >= next).slice(0, journalEntriesPerFetch)
-    const { batches } = await log.readBatches(from, fetchBytes)
+    const { batches, nextOffset } = await log.readBatches(from, fetchBytes)
+    // In order, and none about events the follower will not hold after this answer: an ack must not
+    // reach a copy before the event it settles.
+    const entries: Journal['entries'] = []
+    for (const e of j.entries) {
+      if (e.seq < next) continue
+      if (e.end > Math.max(nextOffset, from) || entries.length >= journalEntriesPerFetch) break
+      entries.push(e)
+    }
     return frame(
       { epoch, start: log.startOffset, end: log.endOffset, hw: l.hw, epochs, journal: { id: j.id, next, entries: entries.map((e) => [e.seq, e.ops.map(encodeOp)]), ...(groups !== undefined ? { snapshot: groups } : {}) } },
       batches,
@@ -573,7 +630,7 @@ export class Replicator implements ReplicationGate, GroupJournal {
       // Back in once it holds everything the watermark covers and keeps up.
       for (const n of p.replicas) {
         const f = l.followers.get(n)
-        if (!isr.includes(n) && n !== this.#self && f !== undefined && f.end >= 0 && f.end >= l.hw && keeps(n)) isr.push(n)
+        if (!isr.includes(n) && n !== this.#self && f !== undefined && f.end >= 0 && f.end >= Math.max(l.hw, l.startEnd) && keeps(n)) isr.push(n)
       }
       if (isr.length === p.isr.length && isr.every((n) => p.isr.includes(n))) continue
       l.proposing = true
@@ -630,12 +687,16 @@ export class Replicator implements ReplicationGate, GroupJournal {
   // ---- the follower ------------------------------------------------------------------------------
 
   async #follow(stream: string, f: Following): Promise<void> {
-    const log = this.#o.streams.get(stream)?.log
+    // A stream declared at run time may be placed before its log opens here.
+    let log = this.#o.streams.get(stream)?.log
+    while (log === undefined && !f.stopped) {
+      await sleep(500)
+      log = this.#o.streams.get(stream)?.log
+    }
     if (log === undefined) return
     let backoff = 100
     let checked = false
-    // A follower's groups serve nothing: closed, their state comes from the leader's journal.
-    await this.#o.groups.suspend(stream)
+    let suspended = false
     while (!f.stopped) {
       const leader = this.#o.node.nodeRecord(f.leader)
       if (leader === undefined) {
@@ -654,6 +715,11 @@ export class Replicator implements ReplicationGate, GroupJournal {
           unreachable: (why) => errors.streamUnavailable(stream, `its leader ${leader.id} could not be reached (${why})`),
         })
       try {
+        if (!suspended) {
+          // A follower's groups serve nothing: closed, their state comes from the leader's journal.
+          await this.#o.groups.suspend(stream)
+          suspended = true
+        }
         if (!checked) {
           // First, at a new leader: does this copy continue its log? Past where this copy's last
           // epoch ends in the leader's history, it holds events the leader never had.

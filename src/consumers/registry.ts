@@ -33,6 +33,8 @@ export class GroupRegistry {
    * replicas as well (set before any group opens; undefined: the store alone).
    */
   journal: GroupJournal | undefined
+  /** Streams whose groups are suspended (a handover, a follower's copy): a group declared meanwhile opens closed. */
+  readonly #suspended = new Set<string>()
 
   private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger, exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>) {
     this.#maxGroups = config.server.limits.maxGroups
@@ -178,6 +180,7 @@ export class GroupRegistry {
     if (stream === undefined) throw errors.unknownStream(config.stream)
     const group = await ConsumerGroup.open(config, { stream, meta: this.#metaFor(config.stream), keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger, members: this.members })
     this.#groups.set(config.name, group)
+    if (this.#suspended.has(config.stream)) await group.handOff()
     return group
   }
 
@@ -274,6 +277,7 @@ export class GroupRegistry {
    * each answers 503 group_closed, which clients retry. Returns their names.
    */
   async suspend(stream: string): Promise<string[]> {
+    this.#suspended.add(stream)
     const names = [...this.#groups.values()].filter((g) => g.stream === stream).map((g) => g.name)
     await Promise.all(names.map((n) => this.#serial.run(n, () => this.#groups.get(n)!.handOff())))
     await this.#meta.drained()
@@ -282,6 +286,7 @@ export class GroupRegistry {
 
   /** Opens the groups of `stream` again from what the metadata store holds now. */
   async resume(stream: string): Promise<void> {
+    this.#suspended.delete(stream)
     for (const g of [...this.#groups.values()]) {
       if (g.stream !== stream) continue
       await this.#serial.run(g.name, async () => {

@@ -32,10 +32,21 @@ export interface ForwardRequest {
  * enough of its replicas hold it. The core asks; src/cluster answers.
  */
 export interface ReplicationGate {
-  /** Throws a retryable SluiceError when `stream` has fewer replicas in sync than it needs. */
-  admit(stream: string): void
-  /** Resolves once enough replicas hold every offset below `end`; rejects (retryable) when they do not in time. */
-  committed(stream: string, end: number): Promise<void>
+  /**
+   * Throws a retryable SluiceError when `stream` has fewer replicas in sync than it needs, or this
+   * node is not its leader now; returns what `committed` must be given for this append.
+   */
+  admit(stream: string): ReplicationTicket
+  /**
+   * Resolves once enough replicas hold every offset below `end`; rejects (retryable) when they do
+   * not in time, or when this node stopped leading the stream since `ticket` was given.
+   */
+  committed(stream: string, end: number, ticket: ReplicationTicket): Promise<void>
+}
+
+/** What admit gave: the leadership an append was admitted under. */
+export interface ReplicationTicket {
+  readonly epoch: number
 }
 
 export interface RemoteStream {

@@ -446,7 +446,7 @@ export class BrokerPublisher implements Publisher {
           }
           const stream = this.#streams.get(name)
           if (stream === undefined) throw errors.unknownStream(name)
-          this.replication?.admit(name)
+          const ticket = this.replication?.admit(name)
           this.#enter(name)
           entered.push(name)
           const base = stream.log.nextOffset
@@ -458,7 +458,7 @@ export class BrokerPublisher implements Publisher {
           // Stored here; confirmed once enough replicas hold it. Should they not in time, the ids
           // are still remembered below (the events are stored), so a retry is answered as a
           // duplicate: see docs/cluster.md, Replication, for what that means.
-          if (this.replication !== undefined) await this.replication.committed(name, local.lastOffset + 1).catch((err: unknown) => {
+          if (this.replication !== undefined && ticket !== undefined) await this.replication.committed(name, local.lastOffset + 1, ticket).catch((err: unknown) => {
             appendedUnconfirmed.push({ stream: name, ids: batch.ids, result: local })
             throw err
           })
