@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runChaos } from '../helpers/chaos.js'
 import { nodeServerYaml, startTestCluster, type TestCluster } from '../helpers/cluster.js'
 
-const faults = Number(process.env.SLUICE_SOAK_FAULTS ?? 6)
+const faults = Number(process.env.SLUICE_SOAK_FAULTS ?? 4)
 const seed = Number(process.env.SLUICE_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const leaseTtlMs = 2000
 
