@@ -690,7 +690,7 @@ export class Replicator implements ReplicationGate, GroupJournal {
     // A stream declared at run time may be placed before its log opens here.
     let log = this.#o.streams.get(stream)?.log
     while (log === undefined && !f.stopped) {
-      await sleep(500)
+      await sleep(100)
       log = this.#o.streams.get(stream)?.log
     }
     if (log === undefined) return
@@ -700,7 +700,7 @@ export class Replicator implements ReplicationGate, GroupJournal {
     while (!f.stopped) {
       const leader = this.#o.node.nodeRecord(f.leader)
       if (leader === undefined) {
-        await sleep(500)
+        await sleep(50)
         continue
       }
       const call = (path: string, timeoutMs: number): Promise<Buffer> =>
@@ -760,7 +760,8 @@ export class Replicator implements ReplicationGate, GroupJournal {
       } catch (err) {
         if (f.stopped) return
         this.#log.debug({ err, stream, leader: f.leader }, 'replica fetch failed; trying again')
-        await sleep(backoff)
+        // In slices: a new leader's loop waits for this one to end, so a stop must not wait out a backoff.
+        for (let waited = 0; waited < backoff && !f.stopped; waited += 50) await sleep(50)
         backoff = Math.min(backoff * 2, 2000)
       }
     }
