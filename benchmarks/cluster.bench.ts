@@ -554,6 +554,36 @@ async function loadWindow(label: string, loads: readonly Load[], watched: readon
 
 type ForwardCase = 'direct' | 'forwarded'
 
+/** One loader's figures in a window, as every load round reports them. */
+interface LoadFigures {
+  readonly eventsPerSec: number
+  readonly cpuUsPerEvent: number
+  readonly cpuUsPerEventByNode: Readonly<Record<string, number>>
+  readonly serverCpuPct: number
+  readonly loaderCpuPct: number
+  readonly latencyMs: ClosedResult['latencyMs']
+}
+
+function loadFigures(run: Window['runs'][number]): LoadFigures {
+  const events = run.result.confirmed * eventsPerRequest
+  const cpuTotal = Object.values(run.cpuS).reduce((a, b) => a + b, 0)
+  return {
+    eventsPerSec: run.result.confirmedEventsPerSec,
+    cpuUsPerEvent: (cpuTotal * 1e6) / events,
+    cpuUsPerEventByNode: Object.fromEntries(Object.entries(run.cpuS).map(([id, s]) => [id, (s * 1e6) / events])),
+    serverCpuPct: (cpuTotal / run.wallS) * 100,
+    loaderCpuPct: run.result.loaderCpuPct,
+    latencyMs: run.result.latencyMs,
+  }
+}
+
+function printLoadRound(label: string, rep: number, round: LoadFigures, nodes: readonly SluiceNode[]): void {
+  const byNode = nodes.map((n) => `${n.id} ${fmtUs(round.cpuUsPerEventByNode[n.id] ?? Number.NaN)}`).join(', ')
+  console.log(
+    `${label.padEnd(20)} round ${rep + 1}: ${fmtInt(round.eventsPerSec).padStart(9)} events/s  CPU ${fmtUs(round.cpuUsPerEvent)} µs/event (${byNode})  servers ${fmtInt(round.serverCpuPct)}% loader ${fmtInt(round.loaderCpuPct)}%  latency p50 ${round.latencyMs.p50} p99 ${round.latencyMs.p99} ms`,
+  )
+}
+
 interface ForwardRound {
   readonly rep: number
   readonly case: ForwardCase
@@ -588,26 +618,10 @@ async function measureForward(nodes: readonly SluiceNode[], args: Args, record: 
       const target = c === 'direct' ? home : entry
       const w = await loadWindow(`forward ${c} round ${rep + 1}`, [{ stream: forwardStream, target, home }], nodes, args)
       const run = w.runs[0]!
-      const events = run.result.confirmed * eventsPerRequest
-      const cpuTotal = Object.values(run.cpuS).reduce((a, b) => a + b, 0)
-      const round: ForwardRound = {
-        rep,
-        case: c,
-        target: target.id,
-        home: home.id,
-        eventsPerSec: run.result.confirmedEventsPerSec,
-        cpuUsPerEvent: (cpuTotal * 1e6) / events,
-        cpuUsPerEventByNode: Object.fromEntries(Object.entries(run.cpuS).map(([id, s]) => [id, (s * 1e6) / events])),
-        serverCpuPct: (cpuTotal / run.wallS) * 100,
-        loaderCpuPct: run.result.loaderCpuPct,
-        latencyMs: run.result.latencyMs,
-      }
+      const round: ForwardRound = { rep, case: c, target: target.id, home: home.id, ...loadFigures(run) }
       rounds.push(round)
       record({ kind: 'run', measure: 'forward', ...round, result: run.result })
-      const byNode = nodes.map((n) => `${n.id} ${fmtUs(round.cpuUsPerEventByNode[n.id] ?? Number.NaN)}`).join(', ')
-      console.log(
-        `${`${c} (at ${target.id})`.padEnd(20)} round ${rep + 1}: ${fmtInt(round.eventsPerSec).padStart(9)} events/s  CPU ${fmtUs(round.cpuUsPerEvent)} µs/event (${byNode})  servers ${fmtInt(round.serverCpuPct)}% loader ${fmtInt(round.loaderCpuPct)}%  latency p50 ${round.latencyMs.p50} p99 ${round.latencyMs.p99} ms`,
-      )
+      printLoadRound(`${c} (at ${target.id})`, rep, round, nodes)
     }
   }
   console.log('')
@@ -957,26 +971,10 @@ async function measureReplicated(plain: readonly SluiceNode[], replicated: reado
       const followers = factor === 1 ? [] : p.replicas.filter((id) => id !== p.node).map((id) => nodeById(nodes, id))
       const w = await loadWindow(`replicated factor ${factor} round ${rep + 1}`, [{ stream, target: leader, home: leader, followers }], nodes, args)
       const run = w.runs[0]!
-      const events = run.result.confirmed * eventsPerRequest
-      const cpuTotal = Object.values(run.cpuS).reduce((a, b) => a + b, 0)
-      const round: ReplicatedRound = {
-        rep,
-        factor,
-        leader: leader.id,
-        followers: followers.map((n) => n.id),
-        eventsPerSec: run.result.confirmedEventsPerSec,
-        cpuUsPerEvent: (cpuTotal * 1e6) / events,
-        cpuUsPerEventByNode: Object.fromEntries(Object.entries(run.cpuS).map(([id, s]) => [id, (s * 1e6) / events])),
-        serverCpuPct: (cpuTotal / run.wallS) * 100,
-        loaderCpuPct: run.result.loaderCpuPct,
-        latencyMs: run.result.latencyMs,
-      }
+      const round: ReplicatedRound = { rep, factor, leader: leader.id, followers: followers.map((n) => n.id), ...loadFigures(run) }
       rounds.push(round)
       record({ kind: 'run', measure: 'replicated', ...round, result: run.result })
-      const byNode = nodes.map((n) => `${n.id} ${fmtUs(round.cpuUsPerEventByNode[n.id] ?? Number.NaN)}`).join(', ')
-      console.log(
-        `${`factor ${factor} (at ${leader.id})`.padEnd(20)} round ${rep + 1}: ${fmtInt(round.eventsPerSec).padStart(9)} events/s  CPU ${fmtUs(round.cpuUsPerEvent)} µs/event (${byNode})  servers ${fmtInt(round.serverCpuPct)}% loader ${fmtInt(round.loaderCpuPct)}%  latency p50 ${round.latencyMs.p50} p99 ${round.latencyMs.p99} ms`,
-      )
+      printLoadRound(`factor ${factor} (at ${leader.id})`, rep, round, nodes)
     }
   }
   console.log('')

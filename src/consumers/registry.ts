@@ -1,7 +1,7 @@
 import { validateConfigText, type Config, type GroupConfig } from '../config/index.js'
 import { errors } from '../errors.js'
 import { storedRecordBytes, type AppendRecord, type LogLogger } from '../log/index.js'
-import type { DeliveryState, JsonValue, MetaOp, MetaStore, WriteOptions } from '../meta/index.js'
+import { withWrites, type DeliveryState, type JsonValue, type MetaOp, type MetaStore, type WriteOptions } from '../meta/index.js'
 import { eventOfRecord, type Publisher } from '../streams/publisher.js'
 import type { DeclareOptions, DefinitionsMirror } from '../streams/catalog.js'
 import { KeyedSerial } from '../streams/keyed-serial.js'
@@ -187,26 +187,10 @@ export class GroupRegistry {
   /** The store as a group of `stream` writes it: through the journal when there is one. */
   #metaFor(stream: string): MetaStore {
     const inner = this.#meta
-    const journal = (): GroupJournal | undefined => this.journal
-    return {
-      get dir() {
-        return inner.dir
-      },
-      get state() {
-        return inner.state
-      },
-      get stats() {
-        return inner.stats
-      },
-      definitions: inner.definitions,
-      keyspace: inner.keyspace.bind(inner),
-      write: (ops, opts) => {
-        const j = journal()
-        return j === undefined ? inner.write(ops, opts) : j.write(stream, ops, opts ?? {})
-      },
-      drained: () => inner.drained(),
-      close: () => inner.close(),
-    }
+    return withWrites(inner, (ops, opts) => {
+      const j = this.journal
+      return j === undefined ? inner.write(ops, opts) : j.write(stream, ops, opts ?? {})
+    })
   }
 
   #sink(config: GroupConfig): DeadLetterSink | undefined {

@@ -6,6 +6,7 @@ export {
   metaDefaults,
   metaFormatVersion,
   definitionKinds,
+  withWrites,
   type MetaStore,
   type MetaState,
   type MetaOptions,

@@ -68,6 +68,29 @@ export interface MetaStore {
   close(): Promise<void>
 }
 
+/**
+ * The store with its writes handed to `write` (which stores them, and may do more: journal them
+ * for replicas, or watch them in a test); everything else is the store's own.
+ */
+export function withWrites(inner: MetaStore, write: MetaStore['write']): MetaStore {
+  return {
+    get dir() {
+      return inner.dir
+    },
+    get state() {
+      return inner.state
+    },
+    get stats() {
+      return inner.stats
+    },
+    definitions: inner.definitions,
+    keyspace: inner.keyspace.bind(inner),
+    write,
+    drained: () => inner.drained(),
+    close: () => inner.close(),
+  }
+}
+
 /** Where the store lives under a data dir. */
 export const metaDir = (dataDir: string): string => join(dataDir, 'meta')
 

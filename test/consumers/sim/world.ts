@@ -4,7 +4,7 @@ import { parseConfig, type Config } from '../../../src/config/index.js'
 import { ConsumerGroup, type Delivery } from '../../../src/consumers/index.js'
 import { groupKeyspaces } from '../../../src/consumers/group.js'
 import type { Log } from '../../../src/log/index.js'
-import { metaDir, openMeta, type MetaStore } from '../../../src/meta/index.js'
+import { metaDir, openMeta, withWrites, type MetaStore } from '../../../src/meta/index.js'
 import { streamDir, StreamRegistry, type Stream } from '../../../src/streams/registry.js'
 import { cutLogAt } from '../../helpers/cut-log.js'
 import type { SimClock, VirtualTime } from './clock.js'
@@ -41,22 +41,7 @@ export interface Faults {
 }
 
 function trackedMeta(inner: MetaStore, tracker: Tracker, faults: Faults): MetaStore {
-  return {
-    get dir() {
-      return inner.dir
-    },
-    get state() {
-      return inner.state
-    },
-    get stats() {
-      return inner.stats
-    },
-    definitions: inner.definitions,
-    keyspace: inner.keyspace.bind(inner),
-    write: (ops, opts) => (faults.loseSyncedWrites === true && opts?.sync !== false ? Promise.resolve() : tracker.track(inner.write(ops, opts))),
-    drained: () => inner.drained(),
-    close: () => inner.close(),
-  }
+  return withWrites(inner, (ops, opts) => (faults.loseSyncedWrites === true && opts?.sync !== false ? Promise.resolve() : tracker.track(inner.write(ops, opts))))
 }
 
 /** The log as the group sees it: every call that returns a promise is tracked, but the long wait for growth. */
