@@ -6,10 +6,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Crash and cluster tests spawn child processes and spend much of their time waiting on them
-    // (fsyncs, leases, restarts): a third file beside two cores' worth keeps the cores busy while
-    // one waits (vitest took 257-280 s with two and 217-252 s with three, this machine). More would put CPU-bound files on top of
-    // each other.
-    maxWorkers: 3,
+    // (fsyncs, leases, restarts): files beyond two cores' worth keep the cores busy while one
+    // waits. On this machine vitest took 257-280 s with two, 217-252 s with three, and, with the
+    // replication and fault-schedule tests added, 262-270 s with three and 236 s with four.
+    maxWorkers: 4,
     minWorkers: 1,
   },
 })
