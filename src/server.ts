@@ -389,7 +389,10 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
       publisher.placement = made.forwarder
       publisher.replication = made.replicator
       // Groups' state travels with their streams' copies only when there are copies.
-      if (clusterConfig.replication.factor > 1) groups.journal = made.replicator
+      if (clusterConfig.replication.factor > 1) {
+        groups.journal = made.replicator
+        groups.visibility = made.replicator
+      }
       catalog.mirror = made.definitions
       groups.mirror = made.definitions
       return {
@@ -398,6 +401,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
           catalog.mirror = undefined
           groups.mirror = undefined
           groups.journal = undefined
+          groups.visibility = undefined
           return made.stop()
         },
       }

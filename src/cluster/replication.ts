@@ -234,9 +234,9 @@ export class Replicator implements ReplicationGate, GroupJournal {
     if (l === undefined || l !== ticket || p === undefined || p.node !== this.#self || p.epoch !== l.epoch || this.#o.node.state !== 'member') return Promise.reject(this.#notLeader(stream))
     const need = this.#o.config.replication.minInSync
     if (p.isr.length < need) return Promise.reject(this.#tooFew(stream, p))
+    this.#advance(stream, l, p)
     // One copy in sync (the leader) and one needed: stored is confirmed, as without replication.
     if (p.isr.length <= 1) return Promise.resolve()
-    this.#advance(stream, l, p)
     if (l.hw >= end) return Promise.resolve()
     const timeoutMs = this.#o.config.replication.forwardTimeoutMs
     return new Promise<void>((resolve, reject) => {
@@ -257,6 +257,16 @@ export class Replicator implements ReplicationGate, GroupJournal {
       }
       l.waiters.push(waiter)
     })
+  }
+
+  /**
+   * How far a stream led here may be consumed: its high watermark, for a replicated stream, so a
+   * consumer never sees an event a failover could take back. No limit for one copy, or elsewhere.
+   */
+  end(stream: string): number | undefined {
+    const p = this.#o.node.placement(stream)
+    if (p === undefined || p.replicas.length <= 1 || p.node !== this.#self) return undefined
+    return this.#leading.get(stream)?.hw ?? 0
   }
 
   // ---- the groups' journal -----------------------------------------------------------------------
@@ -378,6 +388,7 @@ export class Replicator implements ReplicationGate, GroupJournal {
     // Never back: a follower that fell out of sync and back in cannot take away a confirm.
     if (hw <= l.hw) return
     l.hw = hw
+    this.#o.groups.wake(stream)
     const still: Waiter[] = []
     for (const w of l.waiters) {
       if (w.end <= hw) w.resolve()
@@ -616,7 +627,10 @@ export class Replicator implements ReplicationGate, GroupJournal {
     const lagMax = this.#o.config.replication.replicaLagMaxMs
     for (const [stream, l] of this.#leading) {
       const p = node.placement(stream)
-      if (p === undefined || p.node !== this.#self || l.proposing) continue
+      if (p === undefined || p.node !== this.#self) continue
+      // The watermark moves with the log when the leader is the only one in sync.
+      if (l.ready) this.#advance(stream, l, p)
+      if (l.proposing) continue
       const log = this.#o.streams.get(stream)?.log
       if (log === undefined) continue
       // A live follower fetches at least every fetchWaitMs, so one not caught up for replicaLagMax

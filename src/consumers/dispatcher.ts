@@ -82,8 +82,14 @@ export class Dispatcher {
   readonly #now: () => number
 
   readonly #token: () => string
+  readonly #visibleEnd: (() => number) | undefined
 
-  constructor(config: GroupConfig, log: Log, state: CursorState, now: () => number, skip: Set<number>, token: () => string) {
+  /**
+   * `visibleEnd`: how far events may be handed out, when less than the log's end (cluster mode:
+   * a replicated stream's high watermark, so no consumer sees an event a failover could take back).
+   */
+  constructor(config: GroupConfig, log: Log, state: CursorState, now: () => number, skip: Set<number>, token: () => string, visibleEnd?: () => number) {
+    this.#visibleEnd = visibleEnd
     this.#token = token
     this.#config = config
     this.#log = log
@@ -269,13 +275,26 @@ export class Dispatcher {
     return this.#fresh.shift()
   }
 
+  /** The end of what may be handed out now. */
+  #end(): number {
+    const end = this.#log.endOffset
+    return this.#visibleEnd === undefined ? end : Math.min(end, this.#visibleEnd())
+  }
+
   async #read(target: number): Promise<void> {
     const log = this.#log
-    while (this.#fresh.length < target && this.#readOffset < log.endOffset) {
+    while (this.#fresh.length < target && this.#readOffset < this.#end()) {
       if (this.#readOffset < log.startOffset) this.#readOffset = log.startOffset
-      const { records, nextOffset } = await log.read(this.#readOffset, { maxBytes: this.#config.readAheadBytes })
+      const limit = this.#end()
+      const read = await log.read(this.#readOffset, { maxBytes: this.#config.readAheadBytes })
+      const records = read.records
+      let nextOffset = read.nextOffset
       if (records.length === 0) break
       for (const r of records) {
+        if (r.offset >= limit) {
+          nextOffset = limit
+          break
+        }
         if (r.offset < this.#readOffset) continue
         if (this.#state.isSettled(r.offset)) continue
         if (this.skip.delete(r.offset)) continue
@@ -287,7 +306,7 @@ export class Dispatcher {
       this.#readOffset = this.#state.skipSettled(nextOffset)
       // One read did not cover the members' credit (or ended at a segment's end): a larger
       // readAheadSize would take fewer reads.
-      if (this.#fresh.length < target && this.#readOffset < log.endOffset) hitLimit('groups.readAheadSize')
+      if (this.#fresh.length < target && this.#readOffset < this.#end()) hitLimit('groups.readAheadSize')
     }
   }
 

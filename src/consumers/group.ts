@@ -91,6 +91,8 @@ export interface GroupDeps {
   readonly token?: (() => string) | undefined
   /** server.limits.maxConsumers, shared by every group of a registry; none: no limit. */
   readonly members?: MemberBudget | undefined
+  /** How far events may be handed out, when less than the log's end (a replicated stream's high watermark). */
+  readonly visibleEnd?: (() => number) | undefined
 }
 
 /**
@@ -206,6 +208,7 @@ export class ConsumerGroup {
   #pumpRun: Promise<void> | undefined
   #pumpAgain = false
   #closed = false
+  readonly #visibleEnd: (() => number) | undefined
   /** Push consumers' "you lost this group" callbacks (AMQP basic.cancel), told at a handover. */
   readonly #lost = new Map<string, () => void>()
   /** Give-backs whose metadata write is in flight: a handover waits for them. */
@@ -232,6 +235,7 @@ export class ConsumerGroup {
     this.#random = deps.random ?? Math.random
     this.#token = deps.token ?? ((): string => randomBytes(6).toString('base64url'))
     this.#members = deps.members
+    this.#visibleEnd = deps.visibleEnd
     const r = config.deliveryRatePerSec
     this.#rate = r === null ? undefined : new TokenBucket(r, Math.max(1, Math.ceil(r / 10)), this.#now())
     this.#deadlines = new Deadlines(
@@ -272,6 +276,11 @@ export class ConsumerGroup {
     return this.#stream.name
   }
 
+  /** More may be handed out (a replicated stream's watermark moved): dispatch again. */
+  wake(): void {
+    if (!this.#closed) void this.#pump()
+  }
+
   /** Closed (stopped, deleted, or handed over): it serves nothing until the registry opens it again. */
   get closed(): boolean {
     return this.#closed
@@ -293,13 +302,13 @@ export class ConsumerGroup {
     if (saved === undefined) {
       const { state, ops } = CursorState.fresh(this.name, this.#ks, await this.#startOffset(this.config.start))
       this.#state = state
-      this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), new Set(), this.#token)
+      this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), new Set(), this.#token, this.#visibleEnd)
       await this.#meta.write(ops, { sync: true })
       return
     }
     const { state, clamp, dropped, retries, skip } = await CursorState.restore(this.name, this.#ks, saved, { start: log.startOffset, end: log.endOffset })
     this.#state = state
-    this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), skip, this.#token)
+    this.#dispatch = new Dispatcher(this.config, log, state, () => this.#now(), skip, this.#token, this.#visibleEnd)
     for (const r of retries) this.#schedule(r.offset, r.count, r.dueAtMs)
     if (dropped > 0) this.#logger?.warn({ group: this.name, stream: this.stream, logEnd: log.endOffset, cursor: saved.cursor, delivered: saved.delivered, dropped }, 'group state past the end of its log dropped')
     await this.#meta.write(clamp, { sync: true })

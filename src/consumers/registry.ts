@@ -33,6 +33,11 @@ export class GroupRegistry {
    * replicas as well (set before any group opens; undefined: the store alone).
    */
   journal: GroupJournal | undefined
+  /**
+   * Cluster mode with replicas: how far a stream's events may be handed out (its high watermark
+   * here); undefined for a stream without a limit.
+   */
+  visibility: { end(stream: string): number | undefined } | undefined
   /** Streams whose groups are suspended (a handover, a follower's copy): a group declared meanwhile opens closed. */
   readonly #suspended = new Set<string>()
 
@@ -79,6 +84,11 @@ export class GroupRegistry {
       throw err
     }
     return reg
+  }
+
+  /** The events of `stream` its groups may hand out grew (its high watermark moved). */
+  wake(stream: string): void {
+    for (const g of this.#groups.values()) if (g.stream === stream) g.wake()
   }
 
   /** The lowest cursor of the groups on `stream`: below it every group has settled everything. */
@@ -178,7 +188,8 @@ export class GroupRegistry {
   async #open(config: GroupConfig): Promise<ConsumerGroup> {
     const stream = this.#streams.get(config.stream)
     if (stream === undefined) throw errors.unknownStream(config.stream)
-    const group = await ConsumerGroup.open(config, { stream, meta: this.#metaFor(config.stream), keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger, members: this.members })
+    const visibleEnd = (): number => this.visibility?.end(config.stream) ?? Number.POSITIVE_INFINITY
+    const group = await ConsumerGroup.open(config, { stream, meta: this.#metaFor(config.stream), keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger, members: this.members, visibleEnd })
     this.#groups.set(config.name, group)
     if (this.#suspended.has(config.stream)) await group.handOff()
     return group

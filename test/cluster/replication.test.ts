@@ -16,6 +16,7 @@ bindings:
   - { exchange: logs, stream: s1, key: a }
 groups:
   g1: { stream: s1, ackTimeout: 60s }
+  g2: { stream: s1, ackTimeout: 60s }
 `
 
 type Placement = ClusterView['placement'][number]
@@ -71,6 +72,30 @@ describe('replicated streams', () => {
     expect((status.replication.leading as Record<string, { highWatermark: number }>).s1!.highWatermark).toBe(300)
   })
 
+  it('consumers see only what the in-sync replicas hold: an event waiting for its followers is not delivered until they have it', async () => {
+    const g2 = async (path: string, body: unknown): Promise<Response> =>
+      fetch(`${cluster.node(leader).url}/v1/groups/g2/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    // Everything so far is confirmed, so visible: drained first.
+    for (let round = 0; round < 10; round++) {
+      const { events } = (await (await g2('fetch', { consumer: 'w', max: 500, waitMs: 0 })).json()) as { events: Array<{ tag: string }> }
+      if (events.length === 0) break
+      await g2('ack', { consumer: 'w', ranges: [[events[0]!.tag, events.at(-1)!.tag]] })
+    }
+    // Both followers paused (well under replicaLagMax): the leader stores the event but cannot confirm it.
+    for (const f of followers) cluster.node(f).proc.kill('SIGSTOP')
+    const pending = publish(leader, [{ id: 'held-back' }])
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const during = (await (await g2('fetch', { consumer: 'w', max: 10, waitMs: 0 })).json()) as { events: unknown[] }
+      expect(during.events).toEqual([])
+    } finally {
+      for (const f of followers) cluster.node(f).proc.kill('SIGCONT')
+    }
+    expect(await (await pending).json()).toEqual({ accepted: 1, duplicates: 0, unroutable: 0 })
+    const after = (await (await g2('fetch', { consumer: 'w', max: 10, waitMs: 2000 })).json()) as { events: Array<{ id: string }> }
+    expect(after.events.map((e) => e.id)).toEqual(['held-back'])
+  })
+
   it('a dead follower leaves the in-sync set and publishes go on; with two dead they are refused and nothing is stored', async () => {
     await cluster.node(followers[0]!).kill('SIGKILL')
     cluster.nodes.delete(followers[0]!)
@@ -103,7 +128,7 @@ describe('replicated streams', () => {
     const res = await publish(followers[0]!, batch('back', 20))
     expect(await res.json()).toEqual({ accepted: 20, duplicates: 0, unroutable: 0 })
     const want = await copy(leader)
-    expect(want).toHaveLength(370)
+    expect(want).toHaveLength(371)
     for (const f of followers) expect(await copy(f)).toEqual(want)
     const metrics = await (await fetch(`${cluster.node(leader).url}/metrics`)).text()
     expect(metrics).toMatch(/^sluice_cluster_under_replicated_streams 0$/m)
