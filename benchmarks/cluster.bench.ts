@@ -584,17 +584,11 @@ function printLoadRound(label: string, rep: number, round: LoadFigures, nodes: r
   )
 }
 
-interface ForwardRound {
+interface ForwardRound extends LoadFigures {
   readonly rep: number
   readonly case: ForwardCase
   readonly target: string
   readonly home: string
-  readonly eventsPerSec: number
-  readonly cpuUsPerEvent: number
-  readonly cpuUsPerEventByNode: Readonly<Record<string, number>>
-  readonly serverCpuPct: number
-  readonly loaderCpuPct: number
-  readonly latencyMs: ClosedResult['latencyMs']
 }
 
 interface ForwardSummary {
@@ -941,17 +935,11 @@ async function measureLeaderFailover(nodes: SluiceNode[], args: Args, record: (o
 
 // ---- replication: publish throughput, factor 3 against factor 1 ----------------------------------
 
-interface ReplicatedRound {
+interface ReplicatedRound extends LoadFigures {
   readonly rep: number
   readonly factor: number
   readonly leader: string
   readonly followers: readonly string[]
-  readonly eventsPerSec: number
-  readonly cpuUsPerEvent: number
-  readonly cpuUsPerEventByNode: Readonly<Record<string, number>>
-  readonly serverCpuPct: number
-  readonly loaderCpuPct: number
-  readonly latencyMs: ClosedResult['latencyMs']
 }
 
 async function measureReplicated(plain: readonly SluiceNode[], replicated: readonly SluiceNode[], args: Args, record: (o: object) => void): Promise<ReplicatedRound[]> {

@@ -4,9 +4,10 @@ import { writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { postNdjson, startTestServer } from '../helpers/server.js'
+import { postNdjson } from '../helpers/server.js'
 import { logEntries, requireBuiltCli, runCli, spawnCli } from '../helpers/cli.js'
 import { tempDir } from '../helpers/temp.js'
+import { serverWithEvents } from '../helpers/tail-events.js'
 
 /** A TCP port on 127.0.0.1 held by someone else until the test ends. */
 async function takenPort(): Promise<number> {
@@ -28,21 +29,13 @@ const offsets = (stdout: string): number[] =>
     .filter((l) => l !== '')
     .map((l) => (JSON.parse(l) as { offset: number }).offset)
 
-/** 25 events whose timestamps are 2024-01-01T00:00:00Z plus i seconds. */
-async function withEvents(): Promise<string> {
-  const s = await startTestServer()
-  const lines = Array.from({ length: 25 }, (_, i) => ({ body: { service: 'api', level: 'info', i }, timestamp: new Date(Date.UTC(2024, 0, 1, 0, 0, i)).toISOString() }))
-  const res = await fetch(`${s.url}/v1/exchanges/logs/publish?envelope=true`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines.map((l) => JSON.stringify(l)).join('\n') })
-  expect(res.status).toBe(200)
-  return s.url
-}
 
 describe('sluice CLI', () => {
   beforeAll(requireBuiltCli)
 
   describe('tail reads as Unix tail does', () => {
     it('the last 10 by default, the last N with --limit, and --from starts elsewhere', async () => {
-      const url = await withEvents()
+      const url = await serverWithEvents()
       const tail = async (...args: string[]): Promise<number[]> => {
         const r = await runCli(['tail', 'app-logs', '--url', url, ...args])
         expect([r.code, r.stderr]).toEqual([0, ''])
@@ -57,13 +50,13 @@ describe('sluice CLI', () => {
     })
 
     it('--from latest without --follow says there is nothing to print', async () => {
-      const url = await withEvents()
+      const url = await serverWithEvents()
       const r = await runCli(['tail', 'app-logs', '--from', 'latest', '--url', url])
       expect([r.code, r.stdout, r.stderr]).toEqual([0, '', 'sluice tail: nothing to print: --from latest starts after the last event; add --follow to wait for new ones\n'])
     })
 
     it('--follow prints the last N, then what arrives', async () => {
-      const url = await withEvents()
+      const url = await serverWithEvents()
       const run = spawnCli(['tail', 'app-logs', '-n', '2', '-f', '--url', url])
       await run.line((l) => l.includes('"offset":24'))
       const res = await postNdjson(url, 'logs', [{ service: 'api', level: 'info', i: 25 }])

@@ -1,17 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { commands } from '../../src/cli/main.js'
-import { startTestServer } from '../helpers/server.js'
 import { freePort } from '../helpers/programs.js'
 import { requireBuiltCli, runCli, stackFrame } from '../helpers/cli.js'
+import { serverWithEvents } from '../helpers/tail-events.js'
 
-/** 25 events whose timestamps are 2024-01-01T00:00:00Z plus i seconds. */
-async function withEvents(): Promise<string> {
-  const s = await startTestServer()
-  const lines = Array.from({ length: 25 }, (_, i) => ({ body: { service: 'api', level: 'info', i }, timestamp: new Date(Date.UTC(2024, 0, 1, 0, 0, i)).toISOString() }))
-  const res = await fetch(`${s.url}/v1/exchanges/logs/publish?envelope=true`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines.map((l) => JSON.stringify(l)).join('\n') })
-  expect(res.status).toBe(200)
-  return s.url
-}
 
 describe('sluice CLI', () => {
   beforeAll(requireBuiltCli)
@@ -78,7 +70,7 @@ describe('sluice CLI', () => {
     })
 
     it('an answer that refuses says its status, code and message, with exit code 1', async () => {
-      const url = await withEvents()
+      const url = await serverWithEvents()
       const r = await runCli(['tail', 'nope', '--url', url])
       expect([r.code, r.stderr]).toEqual([1, 'sluice tail: 404 unknown_stream: stream "nope" does not exist\n'])
     })
