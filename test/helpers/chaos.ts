@@ -128,7 +128,8 @@ export async function runChaos(cluster: TestCluster, o: ChaosOptions): Promise<C
       const c = conn
       conn = undefined
       ch = undefined
-      await c?.close().catch(() => undefined)
+      // A close to a node that went away may never be answered: bounded.
+      await Promise.race([c?.close().catch(() => undefined), sleep(2000)])
     }
     for (let k = 0; !stop && k < 100_000; k++) {
       const ids = Array.from({ length: 5 }, (_, i) => `${name}-${k}-${i}`)
@@ -143,7 +144,7 @@ export async function runChaos(cluster: TestCluster, o: ChaosOptions): Promise<C
             if (port === undefined || port === null) throw new Error('no AMQP port')
             conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`, { timeout: 3000 })
             conn.on('error', () => undefined)
-            ch = await conn.createConfirmChannel()
+            ch = await Promise.race([conn.createConfirmChannel(), sleep(3000).then(() => Promise.reject(new Error('no channel in 3 s')))])
             ch.on('error', () => undefined)
           }
           const c = ch
@@ -265,7 +266,8 @@ export async function runChaos(cluster: TestCluster, o: ChaosOptions): Promise<C
   }, 90_000, 250)
   await sleep(1000)
   stop = true
-  await Promise.all(workers)
+  const ended = await Promise.race([Promise.all(workers).then(() => true), sleep(60_000).then(() => false)])
+  if (!ended) throw new Error('a publisher or the consumer did not stop within 60 s of the schedule ending')
   await consume(true)
 
   // ---- the checker -----------------------------------------------------------------------------
