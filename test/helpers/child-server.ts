@@ -27,13 +27,17 @@ export async function startChildServer(dir: string, yaml: string): Promise<Child
 
 /** The same, on a configuration file as it is, run from `cwd` with `env` added to the environment. */
 export async function startChildServerWith(configPath: string, opts: { readonly cwd?: string; readonly env?: Readonly<Record<string, string>> } = {}): Promise<ChildServer> {
-  const proc = spawn(process.execPath, [cli, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'], cwd: opts.cwd, env: { ...process.env, ...opts.env } })
+  const proc = spawn(process.execPath, [cli, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd, env: { ...process.env, ...opts.env } })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   const listeners = new Map<string, string>()
   const url = await new Promise<string>((resolve, reject) => {
     let listening: string | undefined
+    // The last lines before an early exit say why; a bare exit code does not.
+    const recent: string[] = []
     const lines = createInterface({ input: proc.stdout! })
     lines.on('line', (line) => {
+      recent.push(line)
+      if (recent.length > 20) recent.shift()
       // SLUICE_CHILD_LOG=<dir>: every child's log kept, one file per process, to read after a failure.
       if (process.env.SLUICE_CHILD_LOG !== undefined) appendFileSync(join(process.env.SLUICE_CHILD_LOG, `child-${proc.pid ?? 0}.log`), `${line}\n`)
       let entry: { msg?: string; url?: string; listener?: string; address?: string }
@@ -46,7 +50,13 @@ export async function startChildServerWith(configPath: string, opts: { readonly 
       if (entry.msg === 'listener up' && entry.listener !== undefined && entry.address !== undefined) listeners.set(entry.listener, entry.address)
       if (entry.msg === 'ready' && listening !== undefined) resolve(listening)
     })
-    void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready`)))
+    // A failed start is said on stderr: kept with the log lines, and passed on as it was.
+    proc.stderr!.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk)
+      recent.push(chunk.toString('utf8').trimEnd())
+      if (recent.length > 20) recent.shift()
+    })
+    void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready; its last log lines:\n${recent.join('\n')}`)))
   })
   return {
     url,

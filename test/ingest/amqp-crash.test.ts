@@ -1,19 +1,20 @@
 import amqp from 'amqplib'
 import { describe, expect, it } from 'vitest'
 import { startChildServer, type ChildServer } from '../helpers/child-server.js'
-import { freePort } from '../helpers/programs.js'
 import { readStream } from '../helpers/server.js'
 import { tempDir } from '../helpers/temp.js'
 
 const QUEUE = 'crash-q'
 const WINDOW = 300 // unconfirmed messages in flight
 
-const yaml = (dataDir: string, amqpPort: number) => `
+// Port 0 each round: a fixed port freed by SIGKILL can be taken by another test's socket
+// before the restart binds it again.
+const yaml = (dataDir: string) => `
 server:
   dataDir: ${JSON.stringify(dataDir)}
   http: { port: 0 }
   ndjson: { enabled: false }
-  amqp: { host: 127.0.0.1, port: ${amqpPort} }
+  amqp: { host: 127.0.0.1, port: 0 }
   syslog: { enabled: false }
   durability: { fsync: batch, interval: 2ms }
 `
@@ -100,7 +101,6 @@ function publisher(port: number, next: () => string, unconfirmed: Set<string>, c
 describe('AMQP publish under SIGKILL', () => {
   it('every confirmed message is stored exactly once, re-sends included, after repeated crashes', async () => {
     const dataDir = await tempDir()
-    const port = await freePort()
     const confirmed = new Set<string>()
     const unconfirmed = new Set<string>()
     let seq = 0
@@ -108,7 +108,8 @@ describe('AMQP publish under SIGKILL', () => {
     const kills = 5
     let killedWhilePublishing = 0
     for (let round = 0; round <= kills; round++) {
-      const server: ChildServer = await startChildServer(dataDir, yaml(dataDir, port))
+      const server: ChildServer = await startChildServer(dataDir, yaml(dataDir))
+      const port = Number(server.listeners.get('amqp')!.split(':').at(-1))
       const before = confirmed.size
       const p = publisher(port, next, unconfirmed, confirmed)
       await new Promise((r) => setTimeout(r, 300 + Math.random() * 400))
