@@ -39,6 +39,8 @@ groups:
 export interface Seeded {
   readonly url: string
   readonly server: SluiceServer
+  /** When the seeding was done and settled (ms since the epoch): samples before it saw it under way. */
+  readonly settledAt: number
 }
 
 /** One server for a whole test file (the browser tests share it), stopped and removed after; `extra` is YAML added to the pipeline (an auth section). */
@@ -77,5 +79,10 @@ export async function seededServer(extra = ''): Promise<Seeded> {
     if (read.body.endOffset >= 7) break
     await sleep(50)
   }
-  return { url, server }
+  // And the group settles what it dead-lettered after the dead letter is stored: 30 less 3.
+  for (let i = 0; i < 100; i++) {
+    if ((await call<{ backlog: number }>(url, 'GET', '/v1/groups/indexer')).body.backlog === 27) break
+    await sleep(50)
+  }
+  return { url, server, settledAt: Date.now() }
 }
