@@ -391,7 +391,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
       // Groups' state travels with their streams' copies only when there are copies.
       if (clusterConfig.replication.factor > 1) {
         groups.journal = made.replicator
-        groups.visibility = made.replicator
+        streams.visibility = made.replicator
       }
       catalog.mirror = made.definitions
       groups.mirror = made.definitions
@@ -401,7 +401,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
           catalog.mirror = undefined
           groups.mirror = undefined
           groups.journal = undefined
-          groups.visibility = undefined
+          streams.visibility = undefined
           return made.stop()
         },
       }

@@ -40,7 +40,7 @@ import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { u64, jsonCodec, str, type Keyspace, type MetaStore } from '../meta/index.js'
 import type { ReplicationGate, ReplicationTicket } from '../streams/placement.js'
-import type { StreamRegistry } from '../streams/registry.js'
+import type { StreamRegistry, Visibility } from '../streams/registry.js'
 import { callPeer } from './internal.js'
 import type { PlacementRecord } from './layout.js'
 import type { ClusterNode } from './node.js'
@@ -172,7 +172,7 @@ const fetchWaitMs = 500
 const fetchBytes = 1024 * 1024
 const checkEveryMs = 250
 
-export class Replicator implements ReplicationGate, GroupJournal {
+export class Replicator implements ReplicationGate, GroupJournal, Visibility {
   readonly counters: ReplicationCounters = { bytes: 0, shrinks: 0, expands: 0 }
   readonly #o: ReplicatorOptions
   readonly #log: Logger
@@ -183,6 +183,8 @@ export class Replicator implements ReplicationGate, GroupJournal {
   readonly #epochs: Keyspace<[string, number], number>
   /** Per stream, the history as loaded and kept: the keyspace's one reader and writer is here. */
   readonly #history = new Map<string, Promise<History>>()
+  /** Per stream, the reads waiting for its visible end to move (woken to look again). */
+  readonly #readers = new Map<string, Set<() => void>>()
   #timer: NodeJS.Timeout | undefined
 
   constructor(o: ReplicatorOptions) {
@@ -208,6 +210,7 @@ export class Replicator implements ReplicationGate, GroupJournal {
     this.#following.clear()
     for (const [stream, l] of this.#leading) for (const w of [...l.waiters, ...l.journal.waiters]) w.reject(this.#notLeader(stream))
     this.#leading.clear()
+    for (const stream of [...this.#readers.keys()]) this.#wakeReaders(stream)
   }
 
   // ---- the publish path's gate -------------------------------------------------------------------
@@ -267,6 +270,47 @@ export class Replicator implements ReplicationGate, GroupJournal {
     const p = this.#o.node.placement(stream)
     if (p === undefined || p.replicas.length <= 1 || p.node !== this.#self) return undefined
     return this.#leading.get(stream)?.hw ?? 0
+  }
+
+  /**
+   * A read's long poll: true once `offset` is below the stream's visible end (its high watermark
+   * where it is led and replicated, its log's end elsewhere), false after `timeoutMs` or on abort.
+   */
+  async waitFor(stream: string, offset: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const log = this.#o.streams.get(stream)?.log
+      if (log === undefined) return false
+      const end = this.end(stream)
+      const left = deadline - performance.now()
+      if (end === undefined) return log.waitFor(offset, Math.max(0, left), signal)
+      if (offset < Math.min(end, log.endOffset)) return true
+      if (left <= 0 || signal?.aborted === true) return false
+      await this.#nextChange(stream, left, signal)
+    }
+  }
+
+  /** Resolves when the stream's watermark or leadership may have changed, after `ms`, or on abort. */
+  #nextChange(stream: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const readers = this.#readers.get(stream) ?? new Set<() => void>()
+      this.#readers.set(stream, readers)
+      const wake = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', wake)
+        readers.delete(wake)
+        if (readers.size === 0 && this.#readers.get(stream) === readers) this.#readers.delete(stream)
+        resolve()
+      }
+      const timer = setTimeout(wake, ms)
+      signal?.addEventListener('abort', wake, { once: true })
+      readers.add(wake)
+    })
+  }
+
+  #wakeReaders(stream: string): void {
+    const readers = this.#readers.get(stream)
+    if (readers !== undefined) for (const wake of [...readers]) wake()
   }
 
   // ---- the groups' journal -----------------------------------------------------------------------
@@ -389,6 +433,7 @@ export class Replicator implements ReplicationGate, GroupJournal {
     if (hw <= l.hw) return
     l.hw = hw
     this.#o.groups.wake(stream)
+    this.#wakeReaders(stream)
     const still: Waiter[] = []
     for (const w of l.waiters) {
       if (w.end <= hw) w.resolve()
@@ -452,6 +497,8 @@ export class Replicator implements ReplicationGate, GroupJournal {
       // Not a replica any more, and not the leader (which opens them itself): its groups open on its copy as before.
       if (!led.has(stream)) void f.done.then(() => this.#o.groups.resume(stream)).catch((err: unknown) => this.#log.error({ err, stream }, 'could not open the groups of a stream no longer followed'))
     }
+    // A leadership that came or went changes where reads end: the waiting ones look again.
+    for (const stream of [...this.#readers.keys()]) this.#wakeReaders(stream)
   }
 
   // ---- the leader --------------------------------------------------------------------------------

@@ -33,11 +33,6 @@ export class GroupRegistry {
    * replicas as well (set before any group opens; undefined: the store alone).
    */
   journal: GroupJournal | undefined
-  /**
-   * Cluster mode with replicas: how far a stream's events may be handed out (its high watermark
-   * here); undefined for a stream without a limit.
-   */
-  visibility: { end(stream: string): number | undefined } | undefined
   /** Streams whose groups are suspended (a handover, a follower's copy): a group declared meanwhile opens closed. */
   readonly #suspended = new Set<string>()
 
@@ -188,7 +183,8 @@ export class GroupRegistry {
   async #open(config: GroupConfig): Promise<ConsumerGroup> {
     const stream = this.#streams.get(config.stream)
     if (stream === undefined) throw errors.unknownStream(config.stream)
-    const visibleEnd = (): number => this.visibility?.end(config.stream) ?? Number.POSITIVE_INFINITY
+    // Cluster mode with replicas: events are handed out only up to the stream's visible end.
+    const visibleEnd = (): number => this.#streams.visibility?.end(config.stream) ?? Number.POSITIVE_INFINITY
     const group = await ConsumerGroup.open(config, { stream, meta: this.#metaFor(config.stream), keyspaces: this.#ks, deadLetter: this.#sink(config), logger: this.#logger, members: this.members, visibleEnd })
     this.#groups.set(config.name, group)
     if (this.#suspended.has(config.stream)) await group.handOff()

@@ -80,6 +80,8 @@ export interface RecoveryReport {
 export interface ReadOptions {
   readonly maxBytes?: number
   readonly maxRecords?: number
+  /** No record at or past this offset (a replicated stream's high watermark). */
+  readonly end?: number
 }
 
 export interface ReadResult {
@@ -741,15 +743,19 @@ export class Log {
 
   /** Records from `from` on, decoded; bodies are views of one read buffer. */
   async read(from: number, options: ReadOptions = {}): Promise<ReadResult> {
-    const maxRecords = options.maxRecords ?? Number.MAX_SAFE_INTEGER
-    const { batches } = await this.readBatches(from, options.maxBytes ?? defaultReadBytes)
     const start = Math.max(from, this.startOffset)
+    const end = options.end ?? Number.MAX_SAFE_INTEGER
+    if (start >= end) return { records: [], nextOffset: start }
+    // Offsets are dense from `start`: the bound is a count.
+    const maxRecords = Math.min(options.maxRecords ?? Number.MAX_SAFE_INTEGER, end - start)
+    const { batches } = await this.readBatches(from, options.maxBytes ?? defaultReadBytes)
     const records: StoredRecord[] = []
     for (const b of batches) {
       decodeRecords(b, start, records)
       if (records.length >= maxRecords) break
     }
     if (records.length > maxRecords) records.length = maxRecords
+    while (records.length > 0 && records[records.length - 1]!.offset >= end) records.pop()
     const last = records[records.length - 1]
     return { records, nextOffset: last === undefined ? start : last.offset + 1 }
   }

@@ -66,6 +66,17 @@ async function openStream(dataDir: string, config: StreamConfig, durability: Dur
 export const streamDir = (dataDir: string, name: string): string => join(dataDir, 'streams', name)
 
 /**
+ * How far clients may read a stream, when that is less than its log (cluster mode: a replicated
+ * stream's high watermark at its leader, so no client sees an event a failover could take back).
+ */
+export interface Visibility {
+  /** The first offset of `stream` not yet visible; undefined: all of its log is. */
+  end(stream: string): number | undefined
+  /** Resolves true once `offset` of `stream` is visible, false after `timeoutMs` or on abort. */
+  waitFor(stream: string, offset: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>
+}
+
+/**
  * The open streams of a data dir: one log each, opened (and recovered) in parallel at start and
  * closed together at stop. Retention runs on a timer so no append ever waits for a delete.
  */
@@ -73,6 +84,8 @@ export class StreamRegistry {
   readonly #streams = new Map<string, Stream>()
   #retentionTimer: NodeJS.Timeout | undefined
   readonly #io: StreamIo
+  /** Set by the cluster when its streams have replicas; consumers and reads both go by it. */
+  visibility: Visibility | undefined
 
   private constructor(
     readonly dataDir: string,
@@ -130,6 +143,17 @@ export class StreamRegistry {
 
   get(name: string): Stream | undefined {
     return this.#streams.get(name)
+  }
+
+  /** The first offset of `stream` clients may not read yet: its log's end, or less (`visibility`). */
+  readEnd(stream: Stream): number {
+    const end = this.visibility?.end(stream.name)
+    return end === undefined ? stream.log.endOffset : Math.min(end, stream.log.endOffset)
+  }
+
+  /** Resolves true once clients may read `offset` of `stream`; false after `timeoutMs` or on abort. */
+  waitReadable(stream: Stream, offset: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return this.visibility?.waitFor(stream.name, offset, timeoutMs, signal) ?? stream.log.waitFor(offset, timeoutMs, signal)
   }
 
   all(): Stream[] {

@@ -44,7 +44,7 @@ describe('forwarding publishes to the home node of each stream', () => {
     })
 
   const read = async (node: string, stream: string): Promise<StoredEvent[]> => {
-    const res = await fetch(`${cluster.node(node).url}/v1/streams/${stream}/events?from=earliest&limit=10000`)
+    const res = await fetch(`${cluster.node(node).url}/v1/streams/${stream}/events?from=earliest&limit=10000&copy=local`)
     expect(res.status).toBe(200)
     return ((await res.json()) as { events: StoredEvent[] }).events
   }
@@ -178,6 +178,34 @@ describe('forwarding publishes to the home node of each stream', () => {
     // Nothing left: every event went once.
     const rest = await post(others[0]!, 'fetch', { consumer: 'c1', max: 100, waitMs: 0 })
     expect(((await rest.json()) as { events: unknown[] }).events).toEqual([])
+  })
+
+  it('a stream is read through any node: events, a long poll, a search and its view come from its home; copy=local reads the node’s own', async () => {
+    const s = 's2'
+    const h = home.get(s)!
+    const [other, third] = ['n1', 'n2', 'n3'].filter((n) => n !== h) as [string, string]
+    const url = (node: string, path: string): string => `${cluster.node(node).url}/v1/streams/${s}${path}`
+    const atHome = await read(h, s)
+    expect(atHome.length).toBeGreaterThanOrEqual(300)
+    const through = (await (await fetch(url(other, '/events?from=earliest&limit=10000'))).json()) as { events: StoredEvent[]; endOffset: number }
+    expect(through.events.map((e) => [e.offset, e.id])).toEqual(atHome.map((e) => [e.offset, e.id]))
+    expect(through.endOffset).toBe(atHome.length)
+    // The node's own copy of a stream placed elsewhere is empty; a bad `copy` is refused.
+    expect(await read(other, s)).toEqual([])
+    const bad = await fetch(url(other, '/events?copy=remote'))
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/copy may only be "local"/)
+    const view = (await (await fetch(url(other, ''))).json()) as { events: number; nextOffset: number }
+    expect(view).toMatchObject({ events: atHome.length, nextOffset: atHome.length })
+    // A long poll through one node is answered by the next event published through another.
+    const poll = fetch(url(other, `/events?from=${atHome.length}&waitMs=10000`))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect((await publish(third, 'one', [{ id: 'polled', word: 'needle-7f3' }], s)).status).toBe(200)
+    const polled = (await (await poll).json()) as { events: StoredEvent[] }
+    // The exchange `one` takes no ids: the id stays in the body.
+    expect(polled.events.map((e) => [e.offset, e.body])).toEqual([[atHome.length, { id: 'polled', word: 'needle-7f3' }]])
+    const found = (await (await fetch(url(third, '/search?q=needle-7f3'))).json()) as { events: StoredEvent[] }
+    expect(found.events.map((e) => e.offset)).toEqual([atHome.length])
   })
 
   it('the HTTP API trusts a forwarded user only with a fresh signature of that request, on the forwarded routes', async () => {

@@ -43,7 +43,7 @@ describe('moving a stream between nodes', () => {
   const read = async (node: string): Promise<Array<{ offset: number; id: string }>> => {
     const out: Array<{ offset: number; id: string }> = []
     for (let next = 0; ; ) {
-      const res = await fetch(`${cluster.node(node).url}/v1/streams/moving/events?from=${next}&limit=1000`)
+      const res = await fetch(`${cluster.node(node).url}/v1/streams/moving/events?from=${next}&limit=1000&copy=local`)
       expect(res.status).toBe(200)
       const { events } = (await res.json()) as { events: Array<{ offset: number; id: string }> }
       if (events.length === 0) return out
@@ -235,10 +235,10 @@ describe('a move that cannot finish is called off', () => {
 
     // Publishes go on at the old home, and a retry of stored ids is still a duplicate there.
     expect(await publish([{ id: 'after' }, { id: 'small-3' }])).toMatchObject({ accepted: 1, duplicates: 1 })
-    const stored = (await (await fetch(`${url(from)}/v1/streams/moving/events?from=0&limit=1000`)).json()) as { events: Array<{ id: string }> }
+    const stored = (await (await fetch(`${url(from)}/v1/streams/moving/events?from=0&limit=1000&copy=local`)).json()) as { events: Array<{ id: string }> }
     expect(stored.events.map((e) => e.id)).toEqual([...Array.from({ length: 10 }, (_, i) => `small-${i}`), ...Array.from({ length: 100 }, (_, i) => `big-${i}`), 'after'])
     // The target dropped what it had received.
-    const copy = (await (await fetch(`${url(to)}/v1/streams/moving/events?from=0&limit=1000`)).json()) as { events: unknown[] }
+    const copy = (await (await fetch(`${url(to)}/v1/streams/moving/events?from=0&limit=1000&copy=local`)).json()) as { events: unknown[] }
     expect(copy.events).toEqual([])
     // The group opened again at the old home and serves every event.
     const post = async (path: string, body: unknown): Promise<Response> => fetch(`${url(to)}/v1/groups/gm/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })

@@ -33,7 +33,7 @@ describe('replicated streams', () => {
   const copy = async (node: string): Promise<string[]> => {
     const out: string[] = []
     for (let next = 0; ; ) {
-      const res = await fetch(`${cluster.node(node).url}/v1/streams/s1/events?from=${next}&limit=1000`)
+      const res = await fetch(`${cluster.node(node).url}/v1/streams/s1/events?from=${next}&limit=1000&copy=local`)
       const { events } = (await res.json()) as { events: Array<{ offset: number; id: string }> }
       if (events.length === 0) return out
       for (const e of events) out[e.offset] = e.id
@@ -72,7 +72,7 @@ describe('replicated streams', () => {
     expect((status.replication.leading as Record<string, { highWatermark: number }>).s1!.highWatermark).toBe(300)
   })
 
-  it('consumers see only what the in-sync replicas hold: an event waiting for its followers is not delivered until they have it', async () => {
+  it('consumers and reads see only what the in-sync replicas hold: an event waiting for its followers is not delivered or read until they have it', async () => {
     const g2 = async (path: string, body: unknown): Promise<Response> =>
       fetch(`${cluster.node(leader).url}/v1/groups/g2/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
     // Everything so far is confirmed, so visible: drained first.
@@ -82,16 +82,29 @@ describe('replicated streams', () => {
       await g2('ack', { consumer: 'w', ranges: [[events[0]!.tag, events.at(-1)!.tag]] })
     }
     // Both followers paused (well under replicaLagMax): the leader stores the event but cannot confirm it.
+    const end = (await copy(leader)).length
+    const read = async (query: string): Promise<{ events: Array<{ offset: number; id: string }>; endOffset: number }> =>
+      (await (await fetch(`${cluster.node(leader).url}/v1/streams/s1/events?${query}`)).json()) as { events: Array<{ offset: number; id: string }>; endOffset: number }
     for (const f of followers) cluster.node(f).proc.kill('SIGSTOP')
     const pending = publish(leader, [{ id: 'held-back' }])
+    let polled: Promise<{ events: Array<{ offset: number; id: string }> }> | undefined
+    let pollAnswered = false
     try {
       await new Promise((resolve) => setTimeout(resolve, 300))
       const during = (await (await g2('fetch', { consumer: 'w', max: 10, waitMs: 0 })).json()) as { events: unknown[] }
       expect(during.events).toEqual([])
+      // Reads are held below the watermark too; the leader's own copy has the event.
+      expect(await read(`from=${end - 1}&limit=10`)).toMatchObject({ events: [{ offset: end - 1 }], endOffset: end })
+      expect((await read(`from=${end}&limit=10&copy=local`)).events.map((e) => e.id)).toEqual(['held-back'])
+      polled = read(`from=${end}&waitMs=10000`)
+      void polled.then(() => (pollAnswered = true))
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(pollAnswered).toBe(false)
     } finally {
       for (const f of followers) cluster.node(f).proc.kill('SIGCONT')
     }
     expect(await (await pending).json()).toEqual({ accepted: 1, duplicates: 0, unroutable: 0 })
+    expect((await polled!).events.map((e) => [e.offset, e.id])).toEqual([[end, 'held-back']])
     const after = (await (await g2('fetch', { consumer: 'w', max: 10, waitMs: 2000 })).json()) as { events: Array<{ id: string }> }
     expect(after.events.map((e) => e.id)).toEqual(['held-back'])
   })
@@ -193,7 +206,7 @@ describe('replicated streams', () => {
     const copy = async (node: string): Promise<string[]> => {
       const out: string[] = []
       for (let from = 0; ; ) {
-        const { events } = (await (await fetch(`${cluster.node(node).url}/v1/streams/s1/events?from=${from}&limit=1000`)).json()) as { events: Array<{ offset: number; id: string }> }
+        const { events } = (await (await fetch(`${cluster.node(node).url}/v1/streams/s1/events?from=${from}&limit=1000&copy=local`)).json()) as { events: Array<{ offset: number; id: string }> }
         if (events.length === 0) return out
         for (const e of events) out.push(e.id)
         from = events.at(-1)!.offset + 1

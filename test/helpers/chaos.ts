@@ -277,7 +277,7 @@ export async function runChaos(cluster: TestCluster, o: ChaosOptions): Promise<C
   const copyOf = async (node: string): Promise<string[]> => {
     const out: string[] = []
     for (let from = 0; ; ) {
-      const res = await fetch(`${cluster.node(node).url}/v1/streams/${o.stream}/events?from=${from}&limit=1000`)
+      const res = await fetch(`${cluster.node(node).url}/v1/streams/${o.stream}/events?from=${from}&limit=1000&copy=local`)
       const { events } = (await res.json()) as { events: Array<{ offset: number; id: string }> }
       if (events.length === 0) return out
       for (const e of events) out[e.offset] = e.id

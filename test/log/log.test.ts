@@ -54,6 +54,20 @@ describe('log', () => {
     })
   }
 
+  it('a read bounded by `end` stops before it, mid-batch too, and says where to go on', async () => {
+    const dir = await tempDir()
+    await withLog(dir, { fsync: 'never' }, async (log) => {
+      for (let k = 0; k < 5; k++) await log.append(range(k * 10, k * 10 + 10).map((i) => rec(i)))
+      const cut = await log.read(5, { end: 23 })
+      expect(cut.records.map((r) => r.offset)).toEqual(range(5, 23))
+      expect(cut.nextOffset).toBe(23)
+      expect((await log.read(5, { end: 23, maxRecords: 4 })).records.map((r) => r.offset)).toEqual([5, 6, 7, 8])
+      expect(await log.read(23, { end: 23 })).toEqual({ records: [], nextOffset: 23 })
+      expect(await log.read(30, { end: 23 })).toEqual({ records: [], nextOffset: 30 })
+      expect((await log.read(45, { end: 1000 })).records.map((r) => r.offset)).toEqual(range(45, 50))
+    })
+  })
+
   it('group commit shares one fsync among concurrent appends', async () => {
     const dir = await tempDir()
     await withLog(dir, { fsync: 'batch', intervalMs: 20 }, async (log) => {

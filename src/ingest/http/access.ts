@@ -8,7 +8,7 @@
 // (PUT /v1/groups/{group} names the group's stream) is checked in preHandler instead.
 
 import { clusterAuthHeader, forwardedUserHeader, verifyForwarded } from '../../auth/forwarded.js'
-import { forwardedRoutes } from './cluster-forward.js'
+import { isForwardedRoute } from './cluster-forward.js'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator, Authorizer, Denial, Identity, LoginResult, Operation, Resource, ResourcesOf } from '../../auth/index.js'
 import type { Config } from '../../config/index.js'
@@ -259,7 +259,7 @@ async function authenticate(req: FastifyRequest, reply: FastifyReply, access: Ht
     const user = req.headers[forwardedUserHeader]
     const secret = access.clusterSecret
     // Only the routes a node forwards take a vouched-for user; no other route ever does.
-    const ok = secret !== undefined && typeof asserted === 'string' && typeof user === 'string' && forwardedRoutes.has(req.routeOptions.url ?? '') && verifyForwarded(asserted, secret, req.method, req.url, user)
+    const ok = secret !== undefined && typeof asserted === 'string' && typeof user === 'string' && isForwardedRoute(req.method, req.routeOptions.url ?? '') && verifyForwarded(asserted, secret, req.method, req.url, user)
     const identity = ok ? authenticator.identityFor(user, 'cluster') : undefined
     if (identity === undefined) {
       authenticator.refuse(ctx, 'malformed')

@@ -1,9 +1,10 @@
 // Cluster mode: a group is served by the node its stream lives on, since that node alone holds
-// the stream and the group's state. Another node that takes a fetch, ack, nack, extend or consume
-// for it has already authenticated and authorised the client; it passes the request on to the
-// home node's HTTP listener as that user (vouched for by the cluster secret) and streams the
-// answer back unchanged, so tags, long polls and consume streams work as if the client had
-// connected to the home itself.
+// the stream and the group's state; so is a read of the stream, since only there is it whole and
+// held below its high watermark. Another node that takes such a request has already
+// authenticated and authorised the client; it passes the request on to the home node's HTTP
+// listener as that user (vouched for by the cluster secret) and streams the answer back
+// unchanged, so tags, long polls, tails and consume streams work as if the client had connected
+// to the home itself.
 
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
@@ -14,6 +15,33 @@ import { errors, type SluiceError } from '../../errors.js'
 
 /** The group routes a group's home node serves; another node forwards them there. */
 export const forwardedRoutes: ReadonlySet<string> = new Set(['/v1/groups/:group/fetch', '/v1/groups/:group/ack', '/v1/groups/:group/nack', '/v1/groups/:group/extend', '/v1/groups/:group/consume'])
+
+/** The stream routes (method and path) a stream's home node serves; another node forwards them there. */
+export const forwardedStreamRoutes: ReadonlySet<string> = new Set([
+  'GET /v1/streams/:stream',
+  'GET /v1/streams/:stream/events',
+  'GET /v1/streams/:stream/search',
+  'GET /v1/streams/:stream/tail',
+  'GET /v1/streams/:stream/dead-letters',
+  'POST /v1/streams/:stream/redrive',
+])
+
+/** True for a route (its method and path pattern) that another node may forward here for a user. */
+export function isForwardedRoute(method: string, route: string): boolean {
+  return forwardedRoutes.has(route) || forwardedStreamRoutes.has(`${method} ${route}`)
+}
+
+/**
+ * `copy=local` on a stream's view or events: this node's own copy as stored, neither forwarded to
+ * the stream's leader nor held below its high watermark. For checking a replica; what it shows
+ * past the watermark a failover may take back.
+ */
+export function localCopy(query: unknown): boolean {
+  const copy = (query as { copy?: unknown } | undefined)?.copy
+  if (copy === undefined) return false
+  if (copy !== 'local') throw errors.badRequest('copy may only be "local": this node\'s own copy of the stream', { copy: String(copy) })
+  return true
+}
 
 const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
 /** What of the home's answer reaches the client: its body's type and the hints to retry. */

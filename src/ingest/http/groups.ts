@@ -5,7 +5,7 @@ import { errors, type SluiceError } from '../../errors.js'
 import type { StreamRegistry } from '../../streams/registry.js'
 import { bodyJson, toWireEvent } from './routes.js'
 import { requestIdentity } from './access.js'
-import { forwardedRoutes, forwardToHome } from './cluster-forward.js'
+import { forwardedRoutes, forwardToHome, isForwardedRoute, localCopy } from './cluster-forward.js'
 import type { Cluster } from '../../cluster/index.js'
 
 export interface ConsumeView {
@@ -209,19 +209,25 @@ function rangesField(v: unknown, maxTags: number): Array<[string, string]> {
 export function registerGroupRoutes(app: FastifyInstance, get: (reply: FastifyReply) => ConsumeView, closing: AbortSignal): void {
   // After the access checks (registered first), so only an authorised request is passed on.
   app.addHook('preHandler', async (req, reply) => {
-    if (!forwardedRoutes.has(req.routeOptions.url ?? '')) return
+    const route = req.routeOptions.url ?? ''
+    if (!isForwardedRoute(req.method, route)) return
+    const ofGroup = forwardedRoutes.has(route)
     const view = get(reply)
     const cluster = view.cluster
     if (cluster === undefined) return
-    const g = view.groups.get((req.params as { group: string }).group)
-    if (g === undefined) return // the route answers 404
-    const home = cluster.httpHome(g.stream)
+    // A replica's own copy, asked for by name: read here (see localCopy).
+    if (!ofGroup && localCopy(req.query)) return
+    // An unknown group or stream: the route itself answers 404.
+    const stream = ofGroup ? view.groups.get((req.params as { group: string }).group)?.stream : view.streams.get((req.params as { stream: string }).stream)?.name
+    if (stream === undefined) return
+    const home = cluster.httpHome(stream)
     const identity = requestIdentity(req)
     if (home === undefined || identity === undefined) return
     // Forwarded once only: two nodes whose views disagree must not pass a request back and forth.
-    if (identity.method === 'cluster') throw errors.streamUnavailable(g.stream, `another node forwarded this here, but this node sees its home as ${home.node}; their views catch up within moments`, home.node)
-    const idleMs = Math.max(60_000, view.config.server.http.maxFetchWaitMs + 15_000)
-    forwardToHome(req, reply, home, g.stream, identity.username, cluster.secret, idleMs, closing)
+    if (identity.method === 'cluster') throw errors.streamUnavailable(stream, `another node forwarded this here, but this node sees its home as ${home.node}; their views catch up within moments`, home.node)
+    const http = view.config.server.http
+    const idleMs = Math.max(60_000, Math.max(http.maxFetchWaitMs, http.maxReadWaitMs) + 15_000)
+    forwardToHome(req, reply, home, stream, identity.username, cluster.secret, idleMs, closing)
     return reply
   })
 

@@ -19,6 +19,7 @@ import { requestIdentity } from './access.js'
 import { readBody, type BodyLimits } from './body.js'
 import { decodeJson, decodeNdjson, type DecodeOptions } from './decode.js'
 import { registerDoors } from './doors.js'
+import { localCopy } from './cluster-forward.js'
 import { jsonBody, registerGroupRoutes, type RequestBound } from './groups.js'
 import { registerDefinitionRoutes, registerDefinitionsIo, type QueueAdmin } from './definitions.js'
 import { startOffset } from './stream-position.js'
@@ -115,7 +116,7 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     return { accepted, duplicates, unroutable }
   })
 
-  app.get<{ Params: { stream: string }; Querystring: { from?: string; limit?: string; waitMs?: string } }>('/v1/streams/:stream/events', async (req, reply) => {
+  app.get<{ Params: { stream: string }; Querystring: { from?: string; limit?: string; waitMs?: string; copy?: string } }>('/v1/streams/:stream/events', async (req, reply) => {
     const broker = brokerOr503(getBroker, reply)
     const stream = broker.streams.get(req.params.stream)
     if (stream === undefined) throw errors.unknownStream(req.params.stream)
@@ -123,13 +124,18 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     const http = broker.config.server.http
     const limit = intParam(req.query.limit, 'limit', Math.min(100, http.maxReadEvents), 1, { key: 'maxReadEvents', max: http.maxReadEvents })
     const waitMs = intParam(req.query.waitMs, 'waitMs', 0, 0, { key: 'maxReadWait', max: http.maxReadWaitMs })
-    const from = await startOffset(log, req.query.from)
-    if (from >= log.endOffset && waitMs > 0) await log.waitFor(from, waitMs, closing)
-    const { records, nextOffset } = await log.read(from, { maxRecords: limit })
+    // Cluster mode with replicas: only what the in-sync copies hold (below the high watermark) is
+    // read, so no reader sees an event a failover could take back; `copy=local` reads it all.
+    const local = localCopy(req.query)
+    const readEnd = (): number => (local ? log.endOffset : broker.streams.readEnd(stream))
+    const from = await startOffset(log, req.query.from, readEnd())
+    if (from >= readEnd() && waitMs > 0) await (local ? log.waitFor(from, waitMs, closing) : broker.streams.waitReadable(stream, from, waitMs, closing))
+    const end = readEnd()
+    const { records, nextOffset } = await log.read(from, { maxRecords: limit, end })
     const events = records.map(wireEventJson).join(',')
     return reply
       .type('application/json; charset=utf-8')
-      .send(`{"stream":${JSON.stringify(stream.name)},"events":[${events}],"nextOffset":${nextOffset},"startOffset":${log.startOffset},"endOffset":${log.endOffset}}`)
+      .send(`{"stream":${JSON.stringify(stream.name)},"events":[${events}],"nextOffset":${nextOffset},"startOffset":${log.startOffset},"endOffset":${end}}`)
   })
 
   // The same document for every request: built once, at the first.
@@ -144,9 +150,10 @@ export function registerRoutes(app: FastifyInstance, getBroker: () => BrokerView
     return { streams: broker.streams.all().map((s) => streamView(broker, s.name)) }
   })
 
-  app.get<{ Params: { stream: string } }>('/v1/streams/:stream', async (req, reply) => {
+  app.get<{ Params: { stream: string }; Querystring: { copy?: string } }>('/v1/streams/:stream', async (req, reply) => {
     const broker = brokerOr503(getBroker, reply)
     if (broker.streams.get(req.params.stream) === undefined) throw errors.unknownStream(req.params.stream)
+    localCopy(req.query) // the view is of this node's copy either way; only a bad value is refused
     return streamView(broker, req.params.stream)
   })
 

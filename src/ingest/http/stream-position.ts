@@ -4,12 +4,13 @@ import type { Log } from '../../log/index.js'
 /**
  * Where a read of a stream starts, from a `from` query parameter: `earliest` (or nothing), `latest`,
  * an offset, or an ISO 8601 time (the first event at or after it). Below the stream's start it is
- * the start: retention took the rest.
+ * the start: retention took the rest. `end`: where `latest` is, when clients may not read the whole
+ * log yet (a replicated stream's high watermark).
  */
-export async function startOffset(log: Log, f: string | undefined): Promise<number> {
+export async function startOffset(log: Log, f: string | undefined, end = log.endOffset): Promise<number> {
   let from: number
   if (f === undefined || f === '' || f === 'earliest') from = log.startOffset
-  else if (f === 'latest') from = log.endOffset
+  else if (f === 'latest') from = end
   else if (/^\d+$/.test(f)) {
     from = Number(f)
     // Past the end is a client's mistake (a stale or foreign offset), not an empty read; the end

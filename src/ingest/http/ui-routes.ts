@@ -168,12 +168,13 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
     const q = req.query.q === undefined || req.query.q === '' ? undefined : req.query.q.toLowerCase()
     const maxScan = broker.config.server.http.maxScanEvents
     const found: StoredRecord[] = []
-    let next = await startOffset(log, req.query.from)
+    const end = broker.streams.readEnd(stream)
+    let next = await startOffset(log, req.query.from, end)
     let scanned = 0
     // Reads chunk by chunk and stops at the page's end, the stream's end or maxScanEvents: a
     // filter that matches little cannot make one request read a whole stream.
-    scan: while (next < log.endOffset && scanned < maxScan) {
-      const { records } = await log.read(next, { maxBytes: scanChunkBytes, maxRecords: maxScan - scanned })
+    scan: while (next < end && scanned < maxScan) {
+      const { records } = await log.read(next, { maxBytes: scanChunkBytes, maxRecords: maxScan - scanned, end })
       if (records.length === 0) break
       for (const r of records) {
         scanned++
@@ -184,11 +185,11 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
         if (found.length >= limit) break scan
       }
     }
-    const complete = next >= log.endOffset
+    const complete = next >= end
     if (!complete && scanned >= maxScan && found.length < limit) hitLimit('http.maxScanEvents')
     return reply
       .type('application/json; charset=utf-8')
-      .send(`{"stream":${JSON.stringify(stream.name)},"events":[${found.map(wireEventJson).join(',')}],"nextOffset":${next},"scanned":${scanned},"complete":${complete},"startOffset":${log.startOffset},"endOffset":${log.endOffset}}`)
+      .send(`{"stream":${JSON.stringify(stream.name)},"events":[${found.map(wireEventJson).join(',')}],"nextOffset":${next},"scanned":${scanned},"complete":${complete},"startOffset":${log.startOffset},"endOffset":${end}}`)
   })
 
   app.get<{ Params: { stream: string }; Querystring: { from?: string } }>('/v1/streams/:stream/tail', async (req, reply) => {
@@ -200,7 +201,7 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
       void reply.header('retry-after', '5')
       throw errors.tooManyConnections('http.maxLiveFeeds', max)
     }
-    let next = await startOffset(log, req.query.from ?? 'latest')
+    let next = await startOffset(log, req.query.from ?? 'latest', broker.streams.readEnd(stream))
     liveFeeds++
     const done = new AbortController()
     const res = reply.raw
@@ -212,12 +213,15 @@ export function registerUiRoutes(app: FastifyInstance, getBroker: () => BrokerVi
     res.write(`retry: 2000\n: tailing ${stream.name} from ${next}\n\n`)
     try {
       while (!signal.aborted) {
-        if (!(await log.waitFor(next, heartbeatMs, signal))) {
+        if (!(await broker.streams.waitReadable(stream, next, heartbeatMs, signal))) {
           if (!signal.aborted && !res.write(': ping\n\n')) await drained(res, signal)
           continue
         }
-        const { records, nextOffset } = await log.read(next, { maxRecords: 500 })
+        const end = broker.streams.readEnd(stream)
+        const { records, nextOffset } = await log.read(next, { maxRecords: 500, end })
         if (records.length === 0) {
+          // Readable a moment ago, not now: a leadership went, and the new one's watermark is behind.
+          if (next >= end) continue
           // Retention dropped what was there: go on from the stream's start.
           next = Math.max(next, log.startOffset)
           continue
