@@ -223,7 +223,13 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
     errors: { 400: ['bad_request'], 404: ['unknown_stream'] },
   },
   'GET /v1/streams': { summary: 'Every stream', tag: 'streams', answers: { 200: ok('the streams', obj({ streams: array(ref('Stream')) }, ['streams'])) } },
-  'GET /v1/streams/:stream': { summary: "A stream's size, offsets and rate", tag: 'streams', answers: { 200: ok('the stream', ref('Stream')) }, errors: { 404: ['unknown_stream'] } },
+  'GET /v1/streams/:stream': {
+    summary: "A stream's size, offsets and rate (cluster mode: its leader's)",
+    tag: 'streams',
+    query: { copy: q({ type: 'string', enum: ['local'] }, "cluster mode: this node's own copy's figures") },
+    answers: { 200: ok('the stream', ref('Stream')) },
+    errors: { 400: ['bad_request'], 404: ['unknown_stream'] },
+  },
   'DELETE /v1/streams/:stream': {
     summary: 'Delete a stream declared at run time, its files and bindings',
     tag: 'streams',
@@ -238,6 +244,7 @@ export const routeDocs: Readonly<Record<string, RouteDoc>> = {
       from: q(str, 'earliest (default), latest, an offset, or an ISO 8601 time'),
       limit: q(int(1), 'events at most, up to server.http.maxReadEvents'),
       waitMs: q(int(0), 'when from is the end, wait this long for the next event, up to server.http.maxReadWait'),
+      copy: q({ type: 'string', enum: ['local'] }, "cluster mode: this node's own copy, to its end, past the high watermark too (to check a replica)"),
     },
     answers: { 200: ok('events in offset order', obj({ stream: str, events: array(ref('Event')), nextOffset: int(0), startOffset: int(0), endOffset: int(0) }, ['stream', 'events', 'nextOffset', 'startOffset', 'endOffset'])) },
     errors: { 400: ['bad_request'], 404: ['unknown_stream'], 416: ['log_offset_out_of_range'] },
