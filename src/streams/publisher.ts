@@ -456,8 +456,8 @@ export class BrokerPublisher implements Publisher {
             throw err
           })
           // Stored here; confirmed once enough replicas hold it. Should they not in time, the ids
-          // are still remembered below (the events are stored), so a retry is answered as a
-          // duplicate: see docs/cluster.md, Replication, for what that means.
+          // are still remembered below (the events are stored): a retry is a duplicate, answered
+          // once the replicas hold them (heldAlready).
           if (this.replication !== undefined && ticket !== undefined) await this.replication.committed(name, local.lastOffset + 1, ticket).catch((err: unknown) => {
             appendedUnconfirmed.push({ stream: name, ids: batch.ids, result: local })
             throw err
@@ -485,6 +485,19 @@ export class BrokerPublisher implements Publisher {
         })
       })
       appended.push(...appendedUnconfirmed)
+      // A duplicate's answer confirms it as surely as a store's: where the stream has replicas,
+      // only once they hold all it stored so far (the event may be one whose first publish was
+      // stored here and then timed out waiting for them). After `appended` is whole, so that a
+      // refusal here still remembers the ids this request stored.
+      const replication = this.replication
+      if (replication !== undefined && plan.heldAlready.size > 0) {
+        await Promise.all(
+          [...plan.heldAlready].map(async (name) => {
+            const log = this.#streams.get(name)?.log
+            if (log !== undefined) await replication.committed(name, log.endOffset, replication.admit(name))
+          }),
+        )
+      }
       const duplicateAt = plan.duplicateAt
       if (this.placement !== undefined && batches.size > 0) {
         const targeted = new Set<number>()
@@ -565,8 +578,36 @@ export class BrokerPublisher implements Publisher {
     now: number,
     outcome: Promise<boolean>,
     reserved: Array<[string, string]>,
-  ): Promise<{ batches: Map<string, StreamBatch>; duplicateAt: number[]; unroutableAt: number[]; refusedAt: Array<{ index: number; error: SluiceError }> }> {
+  ): Promise<{ batches: Map<string, StreamBatch>; duplicateAt: number[]; unroutableAt: number[]; refusedAt: Array<{ index: number; error: SluiceError }>; heldAlready: Set<string> }> {
     const n = req.events.length
+    /** Local streams that already held one of the ids: the answer confirms those events too. */
+    const heldAlready = new Set<string>()
+    /**
+     * Another request is storing this id in this stream now. If it succeeded, the id is held (here,
+     * or at the home it was forwarded to). If it failed, the window is asked again rather than
+     * taking that for "not stored": the outcome is one answer for all its streams, and this one
+     * may have stored the id while another failed the request.
+     */
+    const after = async (stream: string, id: string, mine: string[], seen: Promise<boolean>): Promise<void> => {
+      for (;;) {
+        if (await seen) {
+          heldAlready.add(stream)
+          return
+        }
+        const again = this.#dedup.check(stream, id, this.#now())
+        if (again === 'duplicate') {
+          heldAlready.add(stream)
+          return
+        }
+        if (again === 'new') {
+          this.#dedup.reserve(stream, id, outcome)
+          reserved.push([stream, id])
+          mine.push(stream)
+          return
+        }
+        seen = again
+      }
+    }
     // A request for one stream skips the router; one forwarded by another node must find its
     // stream stored here.
     let direct: RouteResult | undefined
@@ -638,9 +679,10 @@ export class BrokerPublisher implements Publisher {
           this.#dedup.reserve(stream, id, outcome)
           reserved.push([stream, id])
           mine.push(stream)
-        } else if (seen !== 'duplicate') {
-          // Another request is storing this id in this stream now: store it only if that one fails.
-          waits.push(seen.then((stored) => void (stored ? undefined : mine.push(stream))))
+        } else if (seen === 'duplicate') {
+          heldAlready.add(stream)
+        } else {
+          waits.push(after(stream, id, mine, seen))
         }
       }
     }
@@ -663,7 +705,7 @@ export class BrokerPublisher implements Publisher {
         b.records.push(record)
       }
     }
-    return { batches, duplicateAt, unroutableAt, refusedAt }
+    return { batches, duplicateAt, unroutableAt, refusedAt, heldAlready }
   }
 }
 
