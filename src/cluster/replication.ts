@@ -577,6 +577,15 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     h.push([epoch, start])
   }
 
+  /** Forgets the epochs that start at or past `end`: the copy was cut there. */
+  async #truncateHistory(stream: string, end: number): Promise<void> {
+    const h = await this.#historyOf(stream)
+    const gone = h.filter(([, start]) => start >= end)
+    if (gone.length === 0) return
+    await this.#o.meta.write(gone.map(([e]) => this.#epochs.delOp([stream, e])), { sync: true })
+    h.splice(h.length - gone.length, gone.length)
+  }
+
   /** Forgets a stream's history: its copy starts again from nothing. */
   async #clearHistory(stream: string): Promise<void> {
     const h = await this.#historyOf(stream)
@@ -783,17 +792,40 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
         }
         if (!checked) {
           // First, at a new leader: does this copy continue its log? Past where this copy's last
-          // epoch ends in the leader's history, it holds events the leader never had.
+          // epoch ends in the leader's history, it holds events the leader never had: cut there.
+          const epochEnd = async (epoch: number): Promise<{ epoch: number; end: number; start: number }> =>
+            JSON.parse((await call(`/internal/v1/streams/${encodeURIComponent(stream)}/epoch-end?epoch=${epoch}`, this.#o.config.replication.forwardTimeoutMs)).toString('utf8')) as { epoch: number; end: number; start: number }
           const history = await this.#historyOf(stream)
-          const mine = history.at(-1)?.[0] ?? 0
-          const q = new URLSearchParams({ epoch: String(mine) })
-          const at = JSON.parse((await call(`/internal/v1/streams/${encodeURIComponent(stream)}/epoch-end?${q.toString()}`, this.#o.config.replication.forwardTimeoutMs)).toString('utf8')) as { epoch: number; end: number; start: number }
-          if (f.stopped) return
-          const diverged = log.endOffset > at.end || (log.endOffset > log.startOffset && history.length === 0) || at.epoch < mine
-          if (diverged) {
-            this.#log.warn({ stream, end: log.endOffset, epoch: mine, leaderEpochEnd: at.end, leader: f.leader }, 'follower copy holds events its new leader never had; starting it again from the leader')
-            await this.#clearHistory(stream)
-            await log.reset(at.start)
+          if (history.length === 0) {
+            // Events but no epochs (a copy from before replication, or a history lost): nothing
+            // says which leader wrote them, so the copy starts again from the leader's.
+            if (log.endOffset > log.startOffset) {
+              const at = await epochEnd(0)
+              if (f.stopped) return
+              this.#log.warn({ stream, end: log.endOffset, leader: f.leader }, 'follower copy has no leader epochs; starting it again from the leader')
+              await log.reset(at.start)
+            }
+          } else {
+            // Each round asks about this copy's last epoch. The leader answers with the last epoch
+            // both may share (that one, or an earlier one it knows) and where it ends there; the
+            // copy is cut where either log leaves that epoch, and asks again about what is left
+            // (KIP-101, with KIP-279's rounds). Every round drops an epoch, so it ends.
+            for (let round = 0; history.length > 0; round++) {
+              const mine = history.at(-1)![0]
+              const at = await epochEnd(mine)
+              if (f.stopped) return
+              const ownEnd = history.find(([e]) => e > at.epoch)?.[1] ?? log.endOffset
+              const cut = Math.min(at.end, ownEnd)
+              if (cut < log.endOffset) {
+                const end = await log.truncate(cut)
+                this.#log.warn({ stream, epoch: mine, leaderEpoch: at.epoch, leaderEpochEnd: at.end, cutAt: end, leader: f.leader }, 'follower copy holds events its new leader never had; cut them')
+                await this.#truncateHistory(stream, end)
+              }
+              if (at.epoch === mine || round > 64) break
+              // This copy's epochs after the shared one hold nothing now: forgotten, and the next
+              // round asks about the one before them.
+              await this.#truncateHistory(stream, Math.min(cut, log.endOffset))
+            }
           }
           checked = true
         }

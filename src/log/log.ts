@@ -388,6 +388,74 @@ export class Log {
     }
   }
 
+  /**
+   * Drops every record at or past `offset`, cut at the start of the batch that holds it (a batch
+   * is never split), and resolves with the new end: a follower's copy cutting the tail its new
+   * leader never had (KIP-101). Waits for appends in flight, as `reset` does; at or below the
+   * log's start it is `reset(offset)`. Durable when it resolves.
+   */
+  async truncate(offset: number): Promise<number> {
+    if (this.#state !== 'open') throw this.#state === 'failed' ? this.#failedError() : errors.logClosed(this.dir)
+    this.#resetting = true
+    try {
+      while (this.#pending.length > 0 || this.#flushing) {
+        this.#startFlush()
+        await this.#flushDone
+      }
+      return await this.#runExclusive(async () => {
+        if (offset >= this.#endOffset) return this.#endOffset
+        if (offset <= this.startOffset) {
+          await this.#reset(offset)
+          return offset
+        }
+        await this.#truncate(offset)
+        return this.#endOffset
+      })
+    } finally {
+      this.#resetting = false
+    }
+  }
+
+  async #truncate(offset: number): Promise<void> {
+    const k = this.#segments.indexOf(this.#segmentFor(offset)!)
+    const seg = this.#segments[k]!
+    // The batch holding `offset`: from the index's nearest entry below it, header by header.
+    let position = seg.index.floorPosition(offset - seg.base)
+    for (;;) {
+      const header = readBatchHeader(await seg.read(position, batchHeaderBytes))
+      if (batchLastOffset(header) >= offset) break
+      position += header.length
+    }
+    const later = this.#segments.slice(k + 1)
+    // Later segments go first, renamed away as a reset does: a crash midway leaves whole
+    // segments, or the cut one as its index files say, which recovery checks again.
+    for (const s of later) {
+      s.markDeleted()
+      for (const p of [s.logPath, s.indexPath, s.timeIndexPath]) await rename(p, `${p}.deleted`).catch(ignoreMissing)
+    }
+    // The cut segment's indexes may point past the cut: rebuilt below, from its bytes.
+    await seg.closeFiles()
+    for (const p of [seg.indexPath, seg.timeIndexPath]) await unlink(p).catch(ignoreMissing)
+    await syncDir(this.dir)
+    for (const s of later) {
+      await s.closeFiles()
+      for (const p of [s.logPath, s.indexPath, s.timeIndexPath]) await unlink(`${p}.deleted`).catch(ignoreMissing)
+    }
+    // A new object for the cut segment: it is the active one now (opened with O_DSYNC under
+    // fsync: always), its indexes and timestamps as a scan of what is left finds them.
+    const cut = new Segment(this.dir, seg.base, seg.createdAtMs, this.options.fsync === 'always', this.#files)
+    const fh = await cut.file()
+    await fh.truncate(position)
+    await fh.datasync()
+    const scanned = await cut.scan(0, position, true, this.options.indexIntervalBytes)
+    if (scanned.damage !== undefined) throw errors.logCorrupt(cut.logPath, scanned.damage.position, scanned.damage.reason)
+    cut.size = cut.durableSize = position
+    await cut.writeIndexes(true)
+    this.#segments = [...this.#segments.slice(0, k), cut]
+    this.#nextOffset = cut.nextOffset
+    this.#endOffset = cut.nextOffset
+  }
+
   /** Syncs what is written, whatever the fsync policy (a copy handed over must be durable). */
   sync(): Promise<void> {
     return this.#runExclusive(async () => {

@@ -44,7 +44,7 @@ describe('replicated streams', () => {
   const batch = (prefix: string, n: number): Array<{ id: string; n: number }> => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, n: i }))
 
   beforeAll(async () => {
-    cluster = await startTestCluster({ ids, yaml, replication: () => 'factor: 3, minInSync: 2, replicaLagMax: 1s' })
+    cluster = await startTestCluster({ ids, yaml, replication: () => 'factor: 3, minInSync: 2, replicaLagMax: 2s' })
     const view = await cluster.settled(1)
     const p = view.placement[0]!
     leader = p.node
@@ -238,4 +238,42 @@ describe('replicated streams', () => {
     const all = await copy(next.node)
     for (const n of ids) expect(await copy(n)).toEqual(all)
   }, 90_000)
+
+  it('a leader that dies holding events its followers never had cuts just that tail when it comes back (KIP-101)', async () => {
+    const before = await placement(ids[0]!)
+    const old = before.node
+    const rest = ids.filter((n) => n !== old)
+    const base = (await copy(old)).length
+    // The followers paused (well under replicaLagMax): the leader stores three events no one else
+    // has. Published once the fetches the followers had under way were answered (empty, after
+    // 500 ms): a paused follower must not find the tail in its socket when it resumes.
+    for (const f of rest) cluster.node(f).proc.kill('SIGSTOP')
+    let lost: Promise<unknown> = Promise.resolve()
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      lost = publish(old, batch('tail', 3)).catch(() => undefined)
+      await waitFor('the tail stored at the leader', async () => ((await copy(old)).length === base + 3 ? true : undefined), 5000, 20)
+      await cluster.node(old).kill('SIGKILL')
+      cluster.nodes.delete(old)
+    } finally {
+      for (const f of rest) cluster.node(f).proc.kill('SIGCONT')
+    }
+    await lost
+    const next = await waitFor('a new leader', async () => {
+      const p = await placement(rest[0]!)
+      return p.node !== old && p.epoch > before.epoch ? p : undefined
+    }, 15_000, 50)
+    // Publishes on the new leader take the offsets the lost tail had.
+    await waitFor('a publish confirmed by the new leader', async () => ((await publish(next.node, batch('after', 5))).status === 200 ? true : undefined), 10_000, 100)
+    const led = await copy(next.node)
+    expect(led.slice(base)).toEqual(batch('after', 5).map((e) => e.id))
+    await cluster.start(old)
+    await waitFor('the old leader back in sync', async () => ((await placement(next.node)).isr.length === 3 ? true : undefined), 20_000, 100)
+    expect(await copy(old)).toEqual(led)
+    // Cut, not fetched again from the start: the copy fetched about the five new events, not the whole log.
+    const metrics = await (await fetch(`${cluster.node(old).url}/metrics`)).text()
+    const fetched = Number(/^sluice_cluster_replication_bytes_total (\d+)/m.exec(metrics)?.[1])
+    expect(fetched).toBeGreaterThan(0)
+    expect(fetched).toBeLessThan(5000)
+  }, 60_000)
 })

@@ -68,6 +68,39 @@ describe('log', () => {
     })
   })
 
+  for (const fsync of ['always', 'never'] as const) {
+    it(`truncate cuts at the batch holding the offset, drops later segments, and appends go on from there, across a reopen (fsync ${fsync})`, async () => {
+      const dir = await tempDir()
+      const opts = { segmentBytes: 16 * 1024, fsync, indexIntervalBytes: 512 }
+      await withLog(dir, opts, async (log) => {
+        for (let k = 0; k < 60; k++) await log.append(range(k * 10, k * 10 + 10).map((i) => rec(i)))
+        const segmentsBefore = log.stats().segments
+        expect(segmentsBefore).toBeGreaterThan(3)
+        // Mid-batch: the batch [230, 240) goes whole.
+        expect(await log.truncate(235)).toBe(230)
+        expect(log.endOffset).toBe(230)
+        expect(log.stats().segments).toBeLessThan(segmentsBefore)
+        expect(await readAll(log)).toEqual(range(0, 230))
+        // On a boundary, and past the end (nothing to do).
+        expect(await log.truncate(200)).toBe(200)
+        expect(await log.truncate(500)).toBe(200)
+        const more = await log.append(range(1000, 1010).map((i) => rec(i)))
+        expect(more.baseOffset).toBe(200)
+        expect(await log.offsetForTime(1_700_000_000_000 + 1000)).toBe(200)
+      })
+      await withLog(dir, opts, async (log) => {
+        expect(log.recovery.truncated).toEqual([])
+        expect(log.endOffset).toBe(210)
+        expect(await readAll(log)).toEqual([...range(0, 200), ...range(1000, 1010)])
+        expect((await readdir(dir)).filter((f) => f.endsWith('.deleted'))).toEqual([])
+        // At or below the start: empty, from there.
+        expect(await log.truncate(0)).toBe(0)
+        expect(log.endOffset).toBe(0)
+        expect(await readAll(log)).toEqual([])
+      })
+    })
+  }
+
   it('group commit shares one fsync among concurrent appends', async () => {
     const dir = await tempDir()
     await withLog(dir, { fsync: 'batch', intervalMs: 20 }, async (log) => {
