@@ -373,7 +373,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         version: sluiceVersion(),
         logger,
         ports: () => ({ http: Number(new URL(httpUrl).port), httpTls: httpUrl.startsWith('https:'), amqp: amqpPort }),
-        fileStreams: () => Object.keys(config.streams),
+        fileStreams: () => Object.values(config.streams).map((s) => ({ name: s.name, replicas: s.replicas })),
         storedBytes: () => streams.all().reduce((sum, s) => sum + s.log.stats().bytes, 0),
         onFenced: (fenced) => alarms.fence(fenced),
         store: (req) => publisher.publishForwarded(req),
@@ -388,11 +388,10 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
       // groups dead-letter while closing is not stored in this node's copy of another's stream.
       publisher.placement = made.forwarder
       publisher.replication = made.replicator
-      // Groups' state travels with their streams' copies only when there are copies.
-      if (clusterConfig.replication.factor > 1) {
-        groups.journal = made.replicator
-        streams.visibility = made.replicator
-      }
+      // Groups' state travels with their streams' copies, and reads stop at the watermark; both
+      // pass straight through for a stream of one copy (the factor, or its own replicas).
+      groups.journal = made.replicator
+      streams.visibility = made.replicator
       catalog.mirror = made.definitions
       groups.mirror = made.definitions
       return {

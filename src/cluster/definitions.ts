@@ -91,6 +91,7 @@ interface StoredExchangeShape {
 interface StoredStreamShape {
   readonly retention: RetentionConfig
   readonly segmentBytes: number
+  readonly replicas?: number
   readonly attributes?: JsonValue
 }
 
@@ -147,7 +148,7 @@ export class DefinitionsApplier {
       await this.#catalog.declareExchange({ name, type: e.type, alternate: e.alternate, attributes: e.attributes, settings: e.settings }, replicated)
     } else if (kind === 'stream') {
       const s = d as unknown as StoredStreamShape
-      await this.#catalog.declareStream({ name, retention: s.retention, segmentBytes: s.segmentBytes, attributes: s.attributes }, replicated)
+      await this.#catalog.declareStream({ name, retention: s.retention, segmentBytes: s.segmentBytes, replicas: s.replicas, attributes: s.attributes }, replicated)
     } else if (kind === 'binding') {
       await this.#catalog.bind(d as unknown as BindingDef, replicated)
     } else {

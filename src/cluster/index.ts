@@ -93,7 +93,7 @@ export interface ClusterOptions {
   readonly version: string
   readonly logger: Logger
   readonly ports: () => { readonly http: number | null; readonly httpTls: boolean; readonly amqp: number | null }
-  readonly fileStreams: () => readonly string[]
+  readonly fileStreams: () => ReadonlyArray<{ readonly name: string; readonly replicas: number | null }>
   readonly storedBytes: () => number
   readonly onFenced: (fenced: boolean) => void
   /** Stores records forwarded by other nodes (BrokerPublisher.publishForwarded). */

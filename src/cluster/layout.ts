@@ -39,8 +39,16 @@ export interface StreamRecord {
   /** `file`: a configuration file declares it; the node that wrote it first is `by`. */
   readonly origin: 'file' | 'runtime'
   readonly by: string
+  /** A file stream's `replicas` (a run-time stream's is in its definition); absent: the cluster's factor. */
+  readonly replicas?: number | undefined
   /** A run-time stream's settings, as the catalog stores them. */
   readonly definition?: JsonValue | undefined
+}
+
+/** The copies a stream wants: its own `replicas`, else `factor`. */
+export function replicasOf(record: StreamRecord | undefined, factor: number): number {
+  const own = record?.replicas ?? (record?.definition as { replicas?: unknown } | undefined)?.replicas
+  return typeof own === 'number' && Number.isSafeInteger(own) && own >= 1 ? own : factor
 }
 
 export interface PlacementRecord {
@@ -142,7 +150,13 @@ export function parseStream(text: string): StreamRecord | undefined {
   const o = object(text)
   if (o === undefined || (o.origin !== 'file' && o.origin !== 'runtime') || !str(o.by)) return undefined
   const d = o.definition
-  return { origin: o.origin, by: o.by, ...(typeof d === 'object' && d !== null && !Array.isArray(d) ? { definition: d as JsonValue } : {}) }
+  const r = o.replicas
+  return {
+    origin: o.origin,
+    by: o.by,
+    ...(typeof r === 'number' && Number.isSafeInteger(r) && r >= 1 ? { replicas: r } : {}),
+    ...(typeof d === 'object' && d !== null && !Array.isArray(d) ? { definition: d as JsonValue } : {}),
+  }
 }
 
 /** A run-time exchange, binding or group: `{by, definition}`. */

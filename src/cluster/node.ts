@@ -13,7 +13,7 @@ import type { Lease, Watcher } from 'etcd3'
 import type { ClusterConfig } from '../config/index.js'
 import type { Logger } from '../logger.js'
 import { EtcdSession, type EtcdRoundTrips, type EtcdOp } from './etcd.js'
-import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, type ControllerRecord, type MoveRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
+import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, replicasOf, type ControllerRecord, type MoveRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
 import { chooseFollowers, placeStreams } from './placement.js'
 import { definitionOrder, type DefinitionChange } from './definitions.js'
 
@@ -35,7 +35,8 @@ export interface ClusterNodeOptions {
   /** The ports clients reach this node on, once its listeners are bound. */
   readonly ports: () => { readonly http: number | null; readonly httpTls: boolean; readonly amqp: number | null; readonly internal: number }
   /** The streams this node's configuration file declares: the cluster's seed. */
-  readonly fileStreams: () => readonly string[]
+  /** The configuration file's streams, with the copies each asks for (null: the cluster's factor). */
+  readonly fileStreams: () => ReadonlyArray<{ readonly name: string; readonly replicas: number | null }>
   /** Bytes this node stores, for placement's tie-break. */
   readonly storedBytes: () => number
   /** Told when this node fences itself (true) and when it is a member again (false). */
@@ -396,10 +397,11 @@ export class ClusterNode {
 
   async #seedStreams(): Promise<void> {
     const c = this.#etcd.client
-    const value = JSON.stringify({ origin: 'file', by: this.#cfg.nodeId } satisfies StreamRecord)
     await Promise.all(
-      this.#opts.fileStreams().map((name) => {
+      this.#opts.fileStreams().map(({ name, replicas }) => {
         const key = this.#keys.stream(name)
+        // The first node to start writes it; what another node's file says later changes nothing.
+        const value = JSON.stringify({ origin: 'file', by: this.#cfg.nodeId, ...(replicas !== null ? { replicas } : {}) } satisfies StreamRecord)
         return this.#etcd.timed('txn', () => c.if(key, 'Version', '==', 0).then(c.put(key).value(value)).commit())
       }),
     )
@@ -579,15 +581,14 @@ export class ClusterNode {
     if (epoch === undefined) return
     const v = this.#view
     // A dead leader's streams go to an in-sync follower whatever minNodes says: it is for placing.
-    if (this.#cfg.replication.factor > 1) await this.#failover(epoch)
+    await this.#failover(epoch)
     const unplaced = [...v.streams.keys()].filter((s) => !v.placements.has(s))
     if (v.nodes.size < this.#cfg.minNodes) return
-    if (unplaced.length === 0) return this.#cfg.replication.factor > 1 ? this.#fillReplicas(epoch) : undefined
+    if (unplaced.length === 0) return this.#fillReplicas(epoch)
     const placed = new Map([...v.placements].map(([s, p]) => [s, p.node]))
     const homes = [...placeStreams(unplaced, [...v.nodes.values()], placed)]
     const copies = this.#copies()
     const live = [...v.nodes.keys()]
-    const factor = this.#cfg.replication.factor
     const c = this.#etcd.client
     const since = new Date().toISOString()
     for (let i = 0; i < homes.length; i += placementBatch) {
@@ -597,7 +598,7 @@ export class ClusterNode {
       let txn = c.if(this.#keys.controller, 'Create', '==', epoch)
       for (const [stream] of batch) txn = txn.and(this.#keys.placement(stream), 'Version', '==', 0)
       const puts = batch.map(([stream, node]) => {
-        const replicas = [node, ...chooseFollowers(node, [], live, factor, copies)]
+        const replicas = [node, ...chooseFollowers(node, [], live, this.replicasOf(stream), copies)]
         // A new stream is empty everywhere: every replica starts in sync.
         return c.put(this.#keys.placement(stream)).value(JSON.stringify({ node, epoch: 1, controllerEpoch: epoch, since, replicas, isr: replicas } satisfies PlacementRecord))
       })
@@ -648,6 +649,11 @@ export class ClusterNode {
     }
   }
 
+  /** The copies `stream` wants: its own `replicas`, else cluster.replication.factor. */
+  replicasOf(stream: string): number {
+    return replicasOf(this.#view.streams.get(stream), this.#cfg.replication.factor)
+  }
+
   /** Copies each node holds, as placed. */
   #copies(): Map<string, number> {
     const copies = new Map<string, number>()
@@ -662,11 +668,10 @@ export class ClusterNode {
    */
   async #fillReplicas(epoch: number): Promise<void> {
     const v = this.#view
-    const factor = this.#cfg.replication.factor
     const live = [...v.nodes.keys()]
     const copies = this.#copies()
     for (const [stream, p] of v.placements) {
-      const followers = chooseFollowers(p.node, p.replicas, live, factor, copies)
+      const followers = chooseFollowers(p.node, p.replicas, live, this.replicasOf(stream), copies)
       if (followers.length + 1 <= p.replicas.length) continue
       const cur = await this.readPlacement(stream)
       if (cur === undefined || cur.record.node !== p.node || cur.record.epoch !== p.epoch) continue

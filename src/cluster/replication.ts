@@ -88,6 +88,8 @@ interface Leading {
   readonly journal: Journal
   /** Fetches waiting for the log or the journal to grow. */
   wake: Array<() => void>
+  /** Writes waiting for the take-over to finish. */
+  onReady: Array<() => void>
 }
 
 /** The groups' metadata writes of a stream led here, in order, until every follower has them. */
@@ -199,6 +201,11 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     return this.#o.config.nodeId
   }
 
+  /** Copies that must hold an event before it is confirmed: cluster.replication.minInSync, at most the stream's own replicas. */
+  #minInSync(stream: string): number {
+    return Math.min(this.#o.config.replication.minInSync, this.#o.node.replicasOf(stream))
+  }
+
   start(): void {
     this.#timer = setInterval(() => this.#checkInSync(), checkEveryMs)
     this.#timer.unref()
@@ -208,7 +215,10 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     clearInterval(this.#timer)
     for (const f of this.#following.values()) f.stopped = true
     this.#following.clear()
-    for (const [stream, l] of this.#leading) for (const w of [...l.waiters, ...l.journal.waiters]) w.reject(this.#notLeader(stream))
+    for (const [stream, l] of this.#leading) {
+      for (const w of [...l.waiters, ...l.journal.waiters]) w.reject(this.#notLeader(stream))
+      for (const w of [...l.onReady]) w()
+    }
     this.#leading.clear()
     for (const stream of [...this.#readers.keys()]) this.#wakeReaders(stream)
   }
@@ -219,7 +229,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     const p = this.#o.node.placement(stream)
     // Not placed (a node's own ingest-errors), or not here (forwarding refuses that first).
     if (p === undefined || p.node !== this.#self) return unplaced
-    const need = this.#o.config.replication.minInSync
+    const need = this.#minInSync(stream)
     if (p.isr.length < need) throw errors.notEnoughReplicas(stream, p.isr.length, need)
     // One copy: stored is confirmed, as without replication.
     if (p.replicas.length <= 1) return unplaced
@@ -235,7 +245,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     // Stored under a leadership that has ended (a failover while it was written): not confirmed,
     // since the new leader may not have it; a retry with the same ids goes to the new leader.
     if (l === undefined || l !== ticket || p === undefined || p.node !== this.#self || p.epoch !== l.epoch || this.#o.node.state !== 'member') return Promise.reject(this.#notLeader(stream))
-    const need = this.#o.config.replication.minInSync
+    const need = this.#minInSync(stream)
     if (p.isr.length < need) return Promise.reject(this.#tooFew(stream, p))
     this.#advance(stream, l, p)
     // One copy in sync (the leader) and one needed: stored is confirmed, as without replication.
@@ -319,13 +329,20 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
    * A group's metadata write: stored here and, for a replicated stream led here, put in its
    * journal. A synced one resolves once the in-sync followers have applied it (minInSync of them).
    */
-  async write(stream: string, ops: readonly MetaOp[], opts: WriteOptions): Promise<void> {
+  async write(stream: string, ops: readonly MetaOp[], opts: WriteOptions, waited = false): Promise<void> {
     const l = this.#leading.get(stream)
     const p = this.#o.node.placement(stream)
-    if (p === undefined || p.replicas.length <= 1) return this.#o.meta.write(ops, opts)
+    // One copy, or a node holding none of the stream's (its groups there serve nothing): as without replication.
+    if (p === undefined || p.replicas.length <= 1 || !p.replicas.includes(this.#self)) return this.#o.meta.write(ops, opts)
     // A follower's groups take their state from the leader's journal alone: what its own (closed,
     // or just declared) groups would write is stale, and dropped.
     if (this.#following.has(stream)) return
+    // Taking over at the epoch the view names (a stream just placed here, say): a write of a group
+    // declared meanwhile waits for that, rather than failing the declaration.
+    if (!waited && l !== undefined && !l.ready && p.node === this.#self && l.epoch === p.epoch) {
+      await this.#ready(l)
+      return this.write(stream, ops, opts, true)
+    }
     if (l === undefined || !l.ready || p.node !== this.#self) {
       // Not the leader now (demoted, or not yet taken over): an ack answered here would be on no replica.
       if (opts.sync !== false) throw this.#notLeader(stream)
@@ -340,7 +357,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     if (j.entries.length > journalEntriesMax) j.entries.splice(0, j.entries.length - journalEntriesMax)
     this.#wake(l)
     if (opts.sync === false || p.isr.length <= 1) {
-      if (opts.sync !== false && p.isr.length < this.#o.config.replication.minInSync) throw this.#tooFew(stream, p)
+      if (opts.sync !== false && p.isr.length < this.#minInSync(stream)) throw this.#tooFew(stream, p)
       return
     }
     if (this.#journalled(l, p) >= seq) return
@@ -380,7 +397,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     const j = l.journal
     if (j.waiters.length === 0) return
     if (this.#o.node.state !== 'member') return
-    if (p.isr.length < this.#o.config.replication.minInSync) {
+    if (p.isr.length < this.#minInSync(stream)) {
       const err = this.#tooFew(stream, p)
       for (const w of j.waiters) w.reject(err)
       j.waiters = []
@@ -401,12 +418,25 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     for (const w of wake) w()
   }
 
+  /** Resolves once `l` is ready, is replaced, or after forwardTimeout: the caller looks again. */
+  #ready(l: Leading): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        l.onReady = l.onReady.filter((w) => w !== done)
+        resolve()
+      }
+      const timer = setTimeout(done, this.#o.config.replication.forwardTimeoutMs)
+      l.onReady.push(done)
+    })
+  }
+
   #notLeader(stream: string): SluiceError {
     return errors.replicationTimeout(stream, `node ${this.#self} stopped leading it before its replicas confirmed`)
   }
 
   #tooFew(stream: string, p: PlacementRecord): SluiceError {
-    return errors.replicationTimeout(stream, `${p.isr.length} replica${p.isr.length === 1 ? '' : 's'} in sync, fewer than cluster.replication.minInSync (${this.#o.config.replication.minInSync})`)
+    return errors.replicationTimeout(stream, `${p.isr.length} replica${p.isr.length === 1 ? '' : 's'} in sync, fewer than cluster.replication.minInSync (${this.#minInSync(stream)})`)
   }
 
   /** Moves the watermark to the smallest end among the in-sync replicas, and wakes who waited for it. */
@@ -417,7 +447,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
     if (this.#o.node.state !== 'member') return
     this.#advanceJournal(stream, l, p)
     // Fewer in sync than needed: nothing more is confirmed, and what waited is refused.
-    if (p.isr.length < this.#o.config.replication.minInSync) {
+    if (p.isr.length < this.#minInSync(stream)) {
       const err = this.#tooFew(stream, p)
       for (const w of l.waiters) w.reject(err)
       l.waiters = []
@@ -457,10 +487,11 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
       if (p.node === this.#self) {
         if (l === undefined || l.epoch !== p.epoch) {
           for (const w of [...(l?.waiters ?? []), ...(l?.journal.waiters ?? [])]) w.reject(this.#notLeader(p.stream))
+          for (const w of [...(l?.onReady ?? [])]) w()
           const now = this.#now()
           // Followers get replicaLagMax from now to show up before they count as behind.
           const followers = new Map(p.replicas.filter((n) => n !== this.#self).map((n): [string, FollowerState] => [n, { end: -1, jnext: 0, caughtUpAt: now, answeredEnd: 0 }]))
-          const next: Leading = { epoch: p.epoch, followers, hw: 0, waiters: [], proposing: false, pendingIsr: [], ready: false, startEnd: Number.POSITIVE_INFINITY, seenIsr: p.isr.join(','), journal: { id: randomBytes(8).toString('hex'), seq: 0, entries: [], waiters: [] }, wake: [] }
+          const next: Leading = { epoch: p.epoch, followers, hw: 0, waiters: [], proposing: false, pendingIsr: [], ready: false, startEnd: Number.POSITIVE_INFINITY, seenIsr: p.isr.join(','), journal: { id: randomBytes(8).toString('hex'), seq: 0, entries: [], waiters: [] }, wake: [], onReady: [] }
           this.#leading.set(p.stream, next)
           void this.#takeOver(p.stream, next, this.#following.has(p.stream))
         } else {
@@ -488,6 +519,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
       if (led.has(stream)) continue
       // No longer the leader here: what waited is not confirmed (a retry goes to the new one).
       for (const w of [...l.waiters, ...l.journal.waiters]) w.reject(this.#notLeader(stream))
+      for (const w of [...l.onReady]) w()
       this.#leading.delete(stream)
     }
     for (const [stream, f] of this.#following) {
@@ -540,6 +572,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
       if (!current()) return
       l.startEnd = log.endOffset
       l.ready = true
+      for (const w of [...l.onReady]) w()
       // Followers could not fetch from this node before now: their lag counts from here.
       const now = this.#now()
       for (const f of l.followers.values()) f.caughtUpAt = now

@@ -307,6 +307,7 @@ function buildStream(name: string, s: Raw<typeof streamSpec>, fsync: FsyncPolicy
     segmentBytes: s.segmentSize,
     segmentAgeMs: s.segmentAge,
     fsync: s.fsync ?? fsync,
+    replicas: s.replicas,
   }
 }
 

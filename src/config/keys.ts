@@ -447,6 +447,13 @@ export const streamSpec = {
     segmentSize: { type: 'size', default: '64mb', min: '1kb', max: '1gb', doc: 'Roll to a new segment file at this size.' },
     segmentAge: { type: 'duration', default: '7d', min: '1s', doc: 'Roll to a new segment file at this age, so age retention can delete it.' },
     fsync: { type: 'enum', values: fsyncValues, default: null, doc: 'Overrides `server.durability.fsync` for this stream.' },
+    replicas: {
+      type: 'int',
+      default: null,
+      min: 1,
+      max: 7,
+      doc: 'Cluster mode: copies of this stream, overriding `cluster.replication.factor` (1: no followers). Publishes need `min(cluster.replication.minInSync, replicas)` copies in sync. Read when the stream is first placed, and when followers are added.',
+    },
   },
 } as const satisfies ObjectSpec
 

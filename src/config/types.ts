@@ -362,6 +362,8 @@ export interface StreamConfig {
   readonly segmentAgeMs: number
   /** Effective policy: the stream's override, else `server.durability.fsync`. */
   readonly fsync: FsyncPolicy
+  /** Cluster mode: copies of the stream; null: `cluster.replication.factor`. */
+  readonly replicas: number | null
 }
 
 export type BindingDestination = { readonly kind: 'stream'; readonly name: string } | { readonly kind: 'exchange'; readonly name: string }

@@ -79,6 +79,7 @@ function streamYaml(c: StreamConfig, serverFsync: string): Yaml {
     ...(c.segmentAgeMs !== d.segmentAgeMs ? { segmentAge: formatDuration(c.segmentAgeMs) } : {}),
     // The effective policy: only an override of the server's is the stream's own.
     ...(c.fsync !== serverFsync ? { fsync: c.fsync } : {}),
+    ...(c.replicas !== null ? { replicas: c.replicas } : {}),
   }
 }
 
@@ -321,7 +322,7 @@ export function planImport(src: DefinitionsSource, text: string): ImportPlan {
       }
       continue
     }
-    const diff = [...differences(have.retention, w.retention, ['maxAgeMs', 'maxBytes', 'policy']).map((d) => `retention.${d}`), ...differences(have, w, ['segmentBytes', 'segmentAgeMs', 'fsync'])]
+    const diff = [...differences(have.retention, w.retention, ['maxAgeMs', 'maxBytes', 'policy']).map((d) => `retention.${d}`), ...differences(have, w, ['segmentBytes', 'segmentAgeMs', 'fsync', 'replicas'])]
     if (diff.length === 0) changes.push({ kind: 'stream', name, action: 'unchanged' })
     else conflict('stream', name, `stream "${name}" exists with ${diff.join(', ')}`)
   }
@@ -374,7 +375,7 @@ export function planImport(src: DefinitionsSource, text: string): ImportPlan {
         const e = pending.splice(i < 0 ? 0 : i, 1)[0]!
         await catalog.declareExchange({ name: e.name, type: e.type, alternate: e.alternate, settings: { routingKey: e.routingKey, unroutable: e.unroutable, dedup: e.dedup, dedupWindowMs: e.dedupWindowMs } })
       }
-      for (const s of newStreams) await catalog.declareStream({ name: s.name, retention: s.retention, segmentBytes: s.segmentBytes })
+      for (const s of newStreams) await catalog.declareStream({ name: s.name, retention: s.retention, segmentBytes: s.segmentBytes, replicas: s.replicas ?? undefined })
       for (const b of newBindings) await catalog.bind(b)
       for (const [name, raw] of newGroups) await src.groups.declare(name, raw)
     },

@@ -55,6 +55,8 @@ export interface StreamDeclaration {
   readonly name: string
   readonly retention?: Partial<RetentionConfig> | undefined
   readonly segmentBytes?: number | undefined
+  /** Cluster mode: copies of the stream; absent: cluster.replication.factor. */
+  readonly replicas?: number | undefined
   readonly attributes?: JsonValue | undefined
 }
 
@@ -103,6 +105,7 @@ interface StoredExchange {
 interface StoredStream {
   retention: RetentionConfig
   segmentBytes: number
+  replicas?: number
   attributes?: JsonValue
 }
 
@@ -150,7 +153,7 @@ export class Catalog {
       if (config.streams[name] !== undefined) continue // the YAML wins over an older run-time declaration
       const v = value as unknown as StoredStream
       try {
-        await this.#openStream(this.#streamConfig(name, v.retention, v.segmentBytes), v.attributes)
+        await this.#openStream(this.#streamConfig(name, v.retention, v.segmentBytes, v.replicas), v.attributes)
       } catch (err) {
         logger?.warn({ stream: name, err }, 'run-time stream could not be opened; skipped')
       }
@@ -184,7 +187,7 @@ export class Catalog {
     return entry
   }
 
-  #streamConfig(name: string, retention: Partial<RetentionConfig> | undefined, segmentBytes: number | undefined): StreamConfig {
+  #streamConfig(name: string, retention: Partial<RetentionConfig> | undefined, segmentBytes: number | undefined, replicas: number | undefined): StreamConfig {
     // Segment size and age are a YAML stream's defaults (the key table's), unless declared.
     const d = defaultStreamConfig(name, this.#durability.fsync)
     return {
@@ -192,6 +195,7 @@ export class Catalog {
       // A queue keeps what nobody consumed: no age or size limit unless asked for.
       retention: { maxAgeMs: retention?.maxAgeMs ?? null, maxBytes: retention?.maxBytes ?? null, policy: retention?.policy ?? 'interest' },
       segmentBytes: segmentBytes ?? d.segmentBytes,
+      replicas: replicas ?? null,
     }
   }
 
@@ -298,13 +302,13 @@ export class Catalog {
     if (this.streamCount + this.#declaring >= max) throw errors.tooManyStreams(d.name, max)
     this.#declaring++
     try {
-      let config = this.#streamConfig(d.name, d.retention, d.segmentBytes)
-      let stored: StoredStream = { retention: config.retention, segmentBytes: config.segmentBytes, ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
+      let config = this.#streamConfig(d.name, d.retention, d.segmentBytes, d.replicas)
+      let stored: StoredStream = { retention: config.retention, segmentBytes: config.segmentBytes, ...(d.replicas !== undefined ? { replicas: d.replicas } : {}), ...(d.attributes !== undefined ? { attributes: d.attributes } : {}) }
       const held = await this.#claim('stream', d.name, stored, opts)
       if (held !== undefined) {
         // Declared on another node first: its settings are the stream's, as a redeclare keeps them here.
         stored = held as unknown as StoredStream
-        config = this.#streamConfig(d.name, stored.retention, stored.segmentBytes)
+        config = this.#streamConfig(d.name, stored.retention, stored.segmentBytes, stored.replicas)
       }
       await this.#opts.meta.definitions.put(['stream', d.name], stored as unknown as JsonValue, { sync: true })
       await this.#openStream(config, stored.attributes)

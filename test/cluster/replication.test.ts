@@ -3,15 +3,17 @@
 // refuses publishes and stores nothing, and restarted followers catch up and come back in sync.
 // Real etcd, three Sluice processes, loopback only.
 
+import amqp from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterView } from '../../src/cluster/index.js'
 import { nodeServerYaml, startTestCluster, type TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/programs.js'
 
-const yaml = (_id: string, dataDir: string): string => `${nodeServerYaml(dataDir, { amqp: false })}exchanges:
+const yaml = (_id: string, dataDir: string): string => `${nodeServerYaml(dataDir)}exchanges:
   logs: { type: direct, dedup: id }
 streams:
   s1: { segmentSize: 64kb }
+  single: { replicas: 1 }
 bindings:
   - { exchange: logs, stream: s1, key: a }
 groups:
@@ -45,8 +47,8 @@ describe('replicated streams', () => {
 
   beforeAll(async () => {
     cluster = await startTestCluster({ ids, yaml, replication: () => 'factor: 3, minInSync: 2, replicaLagMax: 2s' })
-    const view = await cluster.settled(1)
-    const p = view.placement[0]!
+    const view = await cluster.settled(2)
+    const p = view.placement.find((x) => x.stream === 's1')!
     leader = p.node
     followers = ids.filter((n) => n !== leader)
   }, 60_000)
@@ -70,6 +72,39 @@ describe('replicated streams', () => {
     for (const f of followers) expect(await copy(f)).toEqual(want)
     const status = await cluster.status(leader)
     expect((status.replication.leading as Record<string, { highWatermark: number }>).s1!.highWatermark).toBe(300)
+  })
+
+  it('a stream’s own replicas, and AMQP queues: durable ones replicated, transient ones single, quorum ones as big as their group size', async () => {
+    expect((await cluster.status(leader)).placement.find((x) => x.stream === 'single')).toMatchObject({ replicas: [expect.any(String)], isr: [expect.any(String)] })
+    const port = (await cluster.status(leader)).nodes.find((n) => n.id === followers[0])!.amqpPort!
+    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`)
+    try {
+      const ch = await conn.createChannel()
+      await ch.assertQueue('q-durable', { durable: true })
+      await ch.assertQueue('q-quorum', { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-quorum-initial-group-size': 2 } })
+      await ch.assertQueue('q-big', { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-quorum-initial-group-size': 9 } })
+      await ch.assertQueue('q-transient', { durable: false })
+      await ch.assertQueue('q-exclusive', { exclusive: true })
+      await ch.assertQueue('q-auto', { durable: true, autoDelete: true })
+      const want: Record<string, number> = { 'q-durable': 3, 'q-quorum': 2, 'q-big': 3, 'q-transient': 1, 'q-exclusive': 1, 'q-auto': 1 }
+      const got = await waitFor('the queues placed', async () => {
+        const placed = (await cluster.status(leader)).placement.filter((x) => x.stream in want)
+        return placed.length === Object.keys(want).length && placed.every((x) => x.isr.length === x.replicas.length) ? placed : undefined
+      }, 10_000, 50)
+      expect(Object.fromEntries(got.map((x) => [x.stream, x.replicas.length]))).toEqual(want)
+      // A single-copy queue needs no follower to confirm, whatever minInSync says.
+      const confirm = await conn.createConfirmChannel()
+      confirm.sendToQueue('q-transient', Buffer.from('one'), { messageId: 't-1' })
+      confirm.sendToQueue('q-quorum', Buffer.from('two'), { messageId: 'q-1' })
+      await confirm.waitForConfirms()
+      // Gone again, so the tests after this one count s1's copies alone.
+      for (const q of Object.keys(want)) await ch.deleteQueue(q)
+      await waitFor('the queues unplaced', async () => ((await cluster.status(leader)).placement.some((x) => x.stream in want) ? undefined : true), 10_000, 50)
+    } finally {
+      // Bounded: a connection the server closed may never answer a close.
+      conn.on('error', () => undefined)
+      await Promise.race([conn.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000))])
+    }
   })
 
   it('consumers and reads see only what the in-sync replicas hold: an event waiting for its followers is not delivered or read until they have it', async () => {

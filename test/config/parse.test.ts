@@ -261,6 +261,7 @@ describe('defaults and overrides', () => {
       segmentBytes: 64 * 1024 ** 2,
       segmentAgeMs: 604_800_000,
       fsync: 'batch',
+      replicas: null,
     })
     expect(config.groups['g']).toMatchObject({ deadLetter: null, messageTtlMs: null, maxBacklog: null, deliveryRatePerSec: null, maxDeliveries: 5 })
   })

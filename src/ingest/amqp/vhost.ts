@@ -104,6 +104,7 @@ const queueArgs = [
   'x-max-age',
   'x-expires',
   'x-single-active-consumer',
+  'x-quorum-initial-group-size',
 ]
 
 export interface VhostLimits {
@@ -256,7 +257,11 @@ export class AmqpVhost {
       const attributes: QueueAttributes = { amqp: 'queue', type: spec.type, durable: m.durable, exclusive: m.exclusive, autoDelete: m.autoDelete, arguments: spec.args }
       if (spec.deadLetterExchange !== undefined && this.deps.catalog.exchange(spec.deadLetterExchange) === undefined) throw reply.noExchange(spec.deadLetterExchange)
       try {
-        await this.deps.catalog.declareStream({ name, attributes: attributes as unknown as JsonValue, retention: spec.retention })
+        // Cluster mode: a queue that goes with its connection or its last consumer, or that is not
+        // durable, keeps one copy; durable classic, quorum and stream queues have the cluster's
+        // factor (or their x-quorum-initial-group-size).
+        const transient = m.exclusive || m.autoDelete || !m.durable
+        await this.deps.catalog.declareStream({ name, attributes: attributes as unknown as JsonValue, retention: spec.retention, replicas: transient ? 1 : spec.replicas })
         if (spec.group !== undefined) {
           try {
             await this.deps.groups.declare(name, spec.group)
@@ -435,7 +440,12 @@ interface QueueSpec {
   readonly group: Record<string, unknown> | undefined
   readonly retention: { maxAgeMs?: number | null; maxBytes?: number | null; policy?: 'limits' | 'interest' } | undefined
   readonly deadLetterExchange: string | undefined
+  /** Cluster mode: x-quorum-initial-group-size, the copies a quorum queue asks for. */
+  readonly replicas: number | undefined
 }
+
+/** The most copies a stream may have (streams.<name>.replicas); a larger group size asks for these. */
+const maxReplicas = 7
 
 /** queue.declare arguments → the group definition (YAML shape) and stream settings. */
 function queueSpec(name: string, a: FieldTable): QueueSpec {
@@ -460,6 +470,9 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
   num('x-expires', 1)
   const qt = str('x-queue-type') ?? 'classic'
   if (qt !== 'classic' && qt !== 'quorum' && qt !== 'stream') throw reply.invalidArg('x-queue-type', 'queue', name, `unknown queue type '${qt}'; classic, quorum or stream`)
+  // As RabbitMQ does, a group larger than can be had gets what can be had; a classic queue ignores it.
+  const groupSize = num('x-quorum-initial-group-size', 1)
+  const replicas = qt === 'classic' || groupSize === undefined ? undefined : Math.min(groupSize, maxReplicas)
   if (qt === 'stream') {
     const maxBytes = num('x-max-length-bytes', 1024)
     const maxAge = str('x-max-age')
@@ -469,6 +482,7 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
       group: undefined,
       retention: { maxBytes: maxBytes ?? null, maxAgeMs: maxAge === undefined ? null : parseMaxAge(name, maxAge), policy: 'limits' },
       deadLetterExchange: undefined,
+      replicas,
     }
   }
   const group: Record<string, unknown> = { stream: name, prefetch: queuePrefetchDefault, ackTimeout: queueAckTimeout, maxDeliveries: 0, sessionTimeout: '1h' }
@@ -494,7 +508,7 @@ function queueSpec(name: string, a: FieldTable): QueueSpec {
     deadLetterExchange = dlx === '' ? defaultExchangeName : dlx
     group.deadLetter = { exchange: deadLetterExchange, ...(dlk !== undefined ? { routingKey: dlk } : {}) }
   }
-  return { type: 'classic', args, group, retention: undefined, deadLetterExchange }
+  return { type: 'classic', args, group, retention: undefined, deadLetterExchange, replicas }
 }
 
 function parseMaxAge(name: string, s: string): number {
