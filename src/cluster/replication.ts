@@ -559,6 +559,9 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
         await following.done
       }
       const history = await this.#historyOf(stream)
+      // Epochs only grow within a stream's life: one past this leader's is from a stream of the
+      // same name that was deleted, and says nothing about this one.
+      if ((history.at(-1)?.[0] ?? 0) > l.epoch) await this.#clearHistory(stream)
       const last = history.at(-1)
       if (last === undefined || last[0] < l.epoch) await this.#addEpoch(stream, l.epoch, last === undefined ? log.startOffset : log.endOffset)
       const replicated = (this.#o.node.placement(stream)?.replicas.length ?? 1) > 1
@@ -829,6 +832,8 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
           const epochEnd = async (epoch: number): Promise<{ epoch: number; end: number; start: number }> =>
             JSON.parse((await call(`/internal/v1/streams/${encodeURIComponent(stream)}/epoch-end?epoch=${epoch}`, this.#o.config.replication.forwardTimeoutMs)).toString('utf8')) as { epoch: number; end: number; start: number }
           const history = await this.#historyOf(stream)
+          // Past the leader's own epoch: the history of a deleted stream of the same name.
+          if ((history.at(-1)?.[0] ?? 0) > f.epoch) await this.#clearHistory(stream)
           if (history.length === 0) {
             // Events but no epochs (a copy from before replication, or a history lost): nothing
             // says which leader wrote them, so the copy starts again from the leader's.

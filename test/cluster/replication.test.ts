@@ -29,20 +29,20 @@ describe('replicated streams', () => {
   let leader: string
   let followers: string[]
 
-  const publish = (node: string, events: unknown[]): Promise<Response> =>
-    fetch(`${cluster.node(node).url}/v1/exchanges/logs/publish?routingKey=a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
-  /** A node's own copy of s1: ids by offset. */
-  const copy = async (node: string): Promise<string[]> => {
+  const publish = (node: string, events: unknown[], key = 'a'): Promise<Response> =>
+    fetch(`${cluster.node(node).url}/v1/exchanges/logs/publish?routingKey=${key}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+  /** A node's own copy of a stream: ids by offset. */
+  const copy = async (node: string, stream = 's1'): Promise<string[]> => {
     const out: string[] = []
     for (let next = 0; ; ) {
-      const res = await fetch(`${cluster.node(node).url}/v1/streams/s1/events?from=${next}&limit=1000&copy=local`)
+      const res = await fetch(`${cluster.node(node).url}/v1/streams/${stream}/events?from=${next}&limit=1000&copy=local`)
       const { events } = (await res.json()) as { events: Array<{ offset: number; id: string }> }
       if (events.length === 0) return out
       for (const e of events) out[e.offset] = e.id
       next = events.at(-1)!.offset + 1
     }
   }
-  const placement = async (node: string): Promise<Placement> => (await cluster.status(node)).placement.find((p) => p.stream === 's1')!
+  const placement = async (node: string, stream = 's1'): Promise<Placement> => (await cluster.status(node)).placement.find((p) => p.stream === stream)!
   const batch = (prefix: string, n: number): Array<{ id: string; n: number }> => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, n: i }))
 
   beforeAll(async () => {
@@ -183,7 +183,7 @@ describe('replicated streams', () => {
   }, 60_000)
 
   it('SIGKILL of the leader under load: a follower leads within leaseTtl + 1 s, every confirmed event is there once, and the old leader catches up', async () => {
-    const placement = async (node: string): Promise<Placement> => (await cluster.status(node)).placement.find((p) => p.stream === 's1')!
+    const placement = async (node: string, stream = 's1'): Promise<Placement> => (await cluster.status(node)).placement.find((p) => p.stream === stream)!
     const first = await placement(ids[0]!)
     const leader = first.node
     const others = ids.filter((n) => n !== leader)
@@ -310,5 +310,78 @@ describe('replicated streams', () => {
     const fetched = Number(/^sluice_cluster_replication_bytes_total (\d+)/m.exec(metrics)?.[1])
     expect(fetched).toBeGreaterThan(0)
     expect(fetched).toBeLessThan(5000)
+  }, 60_000)
+
+  it('a stream deleted and declared again starts a leader-epoch history of its own: a divergent tail after its first failover is cut', async () => {
+    const running = [...cluster.nodes.keys()]
+    const port = (await cluster.status(running[0]!)).nodes.find((n) => n.id === running[0])!.amqpPort!
+    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`)
+    conn.on('error', () => undefined)
+    const declare = async (): Promise<Placement> => {
+      const ch = await conn.createChannel()
+      await ch.assertQueue('ns', { durable: true })
+      await ch.bindQueue('ns', 'logs', 'ns')
+      await ch.close()
+      return waitFor('ns placed and in sync', async () => {
+        const p = await placement(running[0]!, 'ns')
+        return p !== undefined && p.isr.length === 3 ? p : undefined
+      }, 10_000, 50)
+    }
+    // A binding declared on one node reaches the others through etcd: an unroutable publish stores nothing, so it is sent again.
+    const routed = (node: string, events: Array<{ id: string }>): Promise<true> =>
+      waitFor('a routed publish to ns', async () => {
+        const res = await publish(node, events, 'ns')
+        return res.status === 200 && ((await res.json()) as { accepted: number }).accepted === events.length ? true : undefined
+      }, 5000, 50)
+    try {
+      // The first life of ns reaches epoch 2 (a move to a follower): every copy's history says so.
+      const first = await declare()
+      expect(first.epoch).toBe(1)
+      await routed(first.node, batch('old', 5))
+      const to = first.replicas.find((n) => n !== first.node)!
+      const moved = await fetch(`${cluster.node(to).url}/v1/cluster/streams/ns/move`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: to }) })
+      expect(moved.status).toBe(200)
+      await waitFor('ns led at epoch 2 and in sync', async () => {
+        const p = await placement(to, 'ns')
+        return p.epoch === 2 && p.node === to && p.isr.length === 3 ? true : undefined
+      }, 10_000, 50)
+      expect((await publish(to, batch('old-2', 5), 'ns')).status).toBe(200)
+      const ch = await conn.createChannel()
+      await ch.deleteQueue('ns')
+      await ch.close()
+      await waitFor('ns unplaced', async () => ((await cluster.status(to)).placement.some((x) => x.stream === 'ns') ? undefined : true), 10_000, 50)
+
+      // Its second life, at epoch 1 again: the leader stores a tail its paused followers never get, and dies.
+      const second = await declare()
+      expect(second.epoch).toBe(1)
+      const old = second.node
+      const rest = running.filter((n) => n !== old)
+      await routed(old, batch('new', 20))
+      for (const f of rest) cluster.node(f).proc.kill('SIGSTOP')
+      let lost: Promise<unknown> = Promise.resolve()
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 600))
+        lost = publish(old, batch('tail', 3), 'ns').catch(() => undefined)
+        await waitFor('the tail stored at the leader', async () => ((await copy(old, 'ns')).length === 23 ? true : undefined), 5000, 20)
+        await cluster.node(old).kill('SIGKILL')
+        cluster.nodes.delete(old)
+      } finally {
+        for (const f of rest) cluster.node(f).proc.kill('SIGCONT')
+      }
+      await lost
+      const next = await waitFor('a new leader of ns', async () => {
+        const p = await placement(rest[0]!, 'ns')
+        return p.node !== old && p.epoch === 2 ? p : undefined
+      }, 15_000, 50)
+      await waitFor('a publish confirmed by the new leader', async () => ((await publish(next.node, batch('after', 5), 'ns')).status === 200 ? true : undefined), 10_000, 100)
+      const led = await copy(next.node, 'ns')
+      expect(led).toEqual([...batch('new', 20), ...batch('after', 5)].map((e) => e.id))
+      // The old leader's history of the deleted ns (epoch 2 from offset 5) must not pass for this one's.
+      await cluster.start(old)
+      await waitFor('the old leader of ns back in sync', async () => ((await placement(next.node, 'ns')).isr.length === 3 ? true : undefined), 20_000, 100)
+      for (const n of running) expect(await copy(n, 'ns')).toEqual(led)
+    } finally {
+      await Promise.race([conn.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000))])
+    }
   }, 60_000)
 })
