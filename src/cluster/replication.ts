@@ -188,6 +188,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
   /** Per stream, the reads waiting for its visible end to move (woken to look again). */
   readonly #readers = new Map<string, Set<() => void>>()
   #timer: NodeJS.Timeout | undefined
+  #unhook: (() => void) | undefined
 
   constructor(o: ReplicatorOptions) {
     this.#o = o
@@ -209,10 +210,13 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
   start(): void {
     this.#timer = setInterval(() => this.#checkInSync(), checkEveryMs)
     this.#timer.unref()
+    // A stream deleted here takes its epochs along: one declared again under its name starts a history of its own.
+    this.#unhook = this.#o.streams.onRemove((stream) => this.#clearHistory(stream))
   }
 
   stop(): void {
     clearInterval(this.#timer)
+    this.#unhook?.()
     for (const f of this.#following.values()) f.stopped = true
     this.#following.clear()
     for (const [stream, l] of this.#leading) {
@@ -560,7 +564,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
       }
       const history = await this.#historyOf(stream)
       // Epochs only grow within a stream's life: one past this leader's is from a stream of the
-      // same name that was deleted, and says nothing about this one.
+      // same name deleted while this node was not running, and says nothing about this one.
       if ((history.at(-1)?.[0] ?? 0) > l.epoch) await this.#clearHistory(stream)
       const last = history.at(-1)
       if (last === undefined || last[0] < l.epoch) await this.#addEpoch(stream, l.epoch, last === undefined ? log.startOffset : log.endOffset)
@@ -832,7 +836,7 @@ export class Replicator implements ReplicationGate, GroupJournal, Visibility {
           const epochEnd = async (epoch: number): Promise<{ epoch: number; end: number; start: number }> =>
             JSON.parse((await call(`/internal/v1/streams/${encodeURIComponent(stream)}/epoch-end?epoch=${epoch}`, this.#o.config.replication.forwardTimeoutMs)).toString('utf8')) as { epoch: number; end: number; start: number }
           const history = await this.#historyOf(stream)
-          // Past the leader's own epoch: the history of a deleted stream of the same name.
+          // Past the leader's own epoch: the history of a stream of the same name deleted while this node was down.
           if ((history.at(-1)?.[0] ?? 0) > f.epoch) await this.#clearHistory(stream)
           if (history.length === 0) {
             // Events but no epochs (a copy from before replication, or a history lost): nothing

@@ -84,6 +84,7 @@ export class StreamRegistry {
   readonly #streams = new Map<string, Stream>()
   #retentionTimer: NodeJS.Timeout | undefined
   readonly #io: StreamIo
+  readonly #onRemove = new Set<(name: string) => Promise<void>>()
   /** Set by the cluster when its streams have replicas; consumers and reads both go by it. */
   visibility: Visibility | undefined
 
@@ -137,8 +138,17 @@ export class StreamRegistry {
     if (s === undefined) return false
     this.#streams.delete(name)
     await s.log.close()
+    // What others keep about the stream goes first: a stream declared again under this name must
+    // not inherit it.
+    for (const forget of this.#onRemove) await forget(name)
     await rm(streamDir(this.dataDir, name), { recursive: true, force: true })
     return true
+  }
+
+  /** Calls `forget` with each stream removed, before its files go; the function given back unregisters it. */
+  onRemove(forget: (name: string) => Promise<void>): () => void {
+    this.#onRemove.add(forget)
+    return () => void this.#onRemove.delete(forget)
   }
 
   get(name: string): Stream | undefined {
