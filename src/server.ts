@@ -383,6 +383,7 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
         streams,
         publisher,
         meta,
+        tlsReloader,
       })
       // The placement stays after the stop: the forwarder then refuses (retryable), so what the
       // groups dead-letter while closing is not stored in this node's copy of another's stream.

@@ -17,7 +17,8 @@ export const serveSpec: CommandSpec = {
 file is refused with every problem listed (as \`sluice validate\` lists them), and a port that is
 taken is named with the key to change. SIGINT or SIGTERM stops it: long polls are answered at
 once, and the whole stop takes at most server.shutdownTimeout (5s); a second signal exits at once.
-SIGHUP reloads the TLS listeners' certificates and keys; open connections keep theirs.
+SIGHUP reloads the TLS listeners' certificates and keys (and cluster.replication.tls); open
+connections keep theirs.
 The log goes to stdout at server.log.level.`,
   examples: [
     'sluice serve                                   # config/sluice.yaml',

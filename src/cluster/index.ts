@@ -19,6 +19,7 @@ import type { MetaStore } from '../meta/index.js'
 import { Mover, type MoveResult } from './move.js'
 import { PeerTransport, readPeerTls } from './transport.js'
 import { Replicator } from './replication.js'
+import type { TlsReloader } from '../ingest/tcp/tls.js'
 
 export type { ClusterStatus, MemberState, StreamReach } from './node.js'
 export type { MoveResult } from './move.js'
@@ -108,6 +109,8 @@ export interface ClusterOptions {
   readonly publisher: BrokerPublisher
   /** Where replicas keep their streams' leader-epoch history. */
   readonly meta: MetaStore
+  /** Where the internal port's certificate is registered for reload on SIGHUP (cluster.replication.tls). */
+  readonly tlsReloader?: TlsReloader | undefined
 }
 
 export type ClusterView = ClusterStatus & {
@@ -142,8 +145,11 @@ export class Cluster {
   readonly #log: Logger
   /** Keep-alive connections for remote groups' operations and moves (forwarded appends have their own). */
   readonly #control: PeerTransport
+  readonly #opts: ClusterOptions
+  #unregisterTls: (() => void) | undefined
 
   private constructor(opts: ClusterOptions) {
+    this.#opts = opts
     const c = opts.config
     const tls = readPeerTls(c.replication.tls)
     this.#control = new PeerTransport(tls)
@@ -188,6 +194,21 @@ export class Cluster {
   /** Listens on the internal port, then joins (the node's record names that port), and applies the cluster's definitions. */
   async start(): Promise<void> {
     await this.internal.listen()
+    const tls = this.#opts.config.replication.tls
+    if (tls !== null) {
+      // The server first: a context it refuses leaves the connecting side unchanged too.
+      this.#unregisterTls = this.#opts.tlsReloader?.add(
+        { config: { ...tls, clientAuth: 'required', minVersion: 'TLSv1.2' }, label: `cluster internal ${this.#opts.config.replication.host}:${this.internal.port}` },
+        {
+          setSecureContext: (options) => {
+            this.internal.setSecureContext(options)
+            this.#control.setSecureContext(options)
+            this.#replication.setSecureContext(options)
+            this.#client.setSecureContext(options)
+          },
+        },
+      )
+    }
     this.replicator.start()
     await this.node.start()
     await this.applier.idle()
@@ -238,6 +259,7 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
+    this.#unregisterTls?.()
     this.mover.stop()
     this.replicator.stop()
     await this.node.stop()

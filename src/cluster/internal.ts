@@ -7,7 +7,8 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { createServer as createTlsServer } from 'node:https'
+import { createServer as createTlsServer, Server as HttpsServer } from 'node:https'
+import type { SecureContextOptions } from 'node:tls'
 import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ForwardRequest } from '../streams/placement.js'
@@ -96,6 +97,11 @@ export class InternalServer {
     })
     const a = this.#server.address()
     this.#port = typeof a === 'object' && a !== null ? a.port : this.#opts.port
+  }
+
+  /** A SIGHUP's reloaded certificate and CA, for handshakes from now on (TLS only). */
+  setSecureContext(options: SecureContextOptions): void {
+    if (this.#server instanceof HttpsServer) this.#server.setSecureContext(options)
   }
 
   close(): Promise<void> {
@@ -340,6 +346,10 @@ export class PeerClient {
     this.#transport = new PeerTransport(tls)
     this.#auth = `Bearer ${secret}`
     this.#timeoutMs = timeoutMs
+  }
+
+  setSecureContext(options: SecureContextOptions): void {
+    this.#transport.setSecureContext(options)
   }
 
   async forward(peer: PeerAddress, req: ForwardRequest): Promise<PublishResult> {

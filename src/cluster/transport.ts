@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import type { SecureContextOptions } from 'node:tls'
 
 export interface PeerTlsFiles {
   readonly cert: string
@@ -32,13 +33,31 @@ export function readPeerTls(files: PeerTlsFiles | null): PeerTlsMaterial | undef
   return { cert: read('cert'), key: read('key'), ca: read('ca') }
 }
 
+/** What a connection to a peer presents and trusts: as read at start, or as a SIGHUP reload gave it. */
+type PeerTls = Pick<SecureContextOptions, 'cert' | 'key' | 'ca'>
+
 export class PeerTransport {
-  readonly #tls: PeerTlsMaterial | undefined
-  readonly #pool: HttpAgent
+  #tls: PeerTls | undefined
+  #pool: HttpAgent
+  readonly #maxSockets: number
 
   constructor(tls: PeerTlsMaterial | undefined, maxSockets = 16) {
     this.#tls = tls
+    this.#maxSockets = maxSockets
     this.#pool = tls === undefined ? new HttpAgent({ keepAlive: true, maxSockets }) : new HttpsAgent({ keepAlive: true, maxSockets, ...tls })
+  }
+
+  /**
+   * New connections present the reloaded certificate and trust the reloaded CA. Requests under
+   * way finish on the connections they have (a peer checked those at their handshake); the idle
+   * ones close now, so the next request opens a connection with the new certificate.
+   */
+  setSecureContext(options: SecureContextOptions): void {
+    if (this.#tls === undefined) return
+    const old = this.#pool
+    this.#tls = { cert: options.cert, key: options.key, ca: options.ca }
+    this.#pool = new HttpsAgent({ keepAlive: true, maxSockets: this.#maxSockets, ...this.#tls })
+    for (const sockets of Object.values(old.freeSockets)) for (const socket of sockets ?? []) socket.destroy()
   }
 
   /**

@@ -619,7 +619,7 @@ export const clusterSpec = {
         tls: {
           type: 'object',
           optional: true,
-          doc: 'Mutual TLS on the internal port (docs/cluster.md, section The internal port): it serves TLS and refuses a peer without a certificate that chains to `ca`; each node presents its own certificate when it connects to the others and checks theirs against `ca` and `advertise.host`. The files are read at start.',
+          doc: 'Mutual TLS on the internal port (docs/cluster.md, section The internal port): it serves TLS and refuses a peer without a certificate that chains to `ca`; each node presents its own certificate when it connects to the others and checks theirs against `ca` and `advertise.host`. The files are read at start and again on SIGHUP; connections already open keep theirs.',
           keys: {
             cert: { type: 'string', required: true, nonEmpty: true, doc: "PEM file: this node's certificate (extended key usage serverAuth and clientAuth, or none; a subjectAltName for its `advertise.host`), then any intermediates." },
             key: { type: 'string', required: true, nonEmpty: true, doc: "PEM file: the certificate's private key, unencrypted." },

@@ -1,9 +1,9 @@
 // The internal port with mutual TLS (cluster.replication.tls): forwarded publishes, AMQP consumers
-// served from the home and a stream move all cross it, and a peer without a certificate from the
-// cluster's CA is refused in the handshake. Certificates made with openssl; real etcd, two Sluice
-// processes, amqplib; loopback only.
+// served from the home and a stream move all cross it, a peer without a certificate from the
+// cluster's CA is refused in the handshake, and SIGHUP rotates the certificates and the CA.
+// Certificates made with openssl; real etcd, two Sluice processes, amqplib; loopback only.
 
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request as httpsRequest } from 'node:https'
@@ -106,5 +106,53 @@ describe('the internal port with mutual TLS', () => {
     expect(JSON.parse(answer)).toMatchObject({ from: home, to: other, events: 50, groups: 1 })
     const stored = await fetch(`${cluster.node(other).url}/v1/streams/s1/events?from=0&limit=100`)
     expect(((await stored.json()) as { events: Array<{ id: string }> }).events.map((e) => e.id)).toEqual(events.map((e) => e.id))
+  }, 60_000)
+
+  it('takes a new CA and certificates on SIGHUP: the old ones are refused, and forwarding and a proxied consumer go on over new connections', async () => {
+    // Rotated in place, to certificates of another CA.
+    const next = await makePki(await mkdir(join(pkiDir, 'next'), { recursive: true }).then(() => join(pkiDir, 'next')))
+    const old = new Map([...pairs].map(([id, p]) => [id, { cert: `${p.cert}.old`, key: `${p.key}.old` }]))
+    for (const [id, p] of pairs) {
+      const fresh = await next.issue(id, `/CN=${id}`, 'both')
+      await copyFile(p.cert, old.get(id)!.cert)
+      await copyFile(p.key, old.get(id)!.key)
+      await copyFile(fresh.cert, p.cert)
+      await copyFile(fresh.key, p.key)
+    }
+    const oldCa = join(pkiDir, 'ca.old.pem')
+    await copyFile(pki.ca, oldCa)
+    await copyFile(next.ca, pki.ca)
+    const ports = new Map<string, number>()
+    for (const id of ['n1', 'n2']) {
+      ports.set(id, (await cluster.status(id)).internalPort)
+      cluster.node(id).proc.kill('SIGHUP')
+    }
+    for (const id of ['n1', 'n2']) {
+      const peer = id === 'n1' ? 'n2' : 'n1'
+      await waitFor(`${id} serving the new certificate`, async () => ((await internal(ports.get(id)!, next.ca, pairs.get(peer))) === 404 ? true : undefined), 10_000, 50)
+      // The old CA's certificates are refused now, and the old server certificate is gone.
+      expect(await internal(ports.get(id)!, next.ca, old.get(peer))).not.toBe(404)
+      expect(await internal(ports.get(id)!, oldCa, pairs.get(peer))).not.toBe(404)
+    }
+
+    // s1 lives at `other` since the move: a publish through `home` is forwarded, a consumer on `home` proxied.
+    const events = Array.from({ length: 20 }, (_, i) => ({ id: `r-${i}` }))
+    const res = await fetch(`${cluster.node(home).url}/v1/exchanges/logs/publish?routingKey=a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+    expect(await res.json()).toEqual({ accepted: 20, duplicates: 0, unroutable: 0 })
+    const amqpPort = (await cluster.status(home)).nodes.find((n) => n.id === home)!.amqpPort!
+    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${amqpPort}`)
+    try {
+      const ch = await conn.createChannel()
+      const got: string[] = []
+      await ch.consume('g1', (m) => {
+        if (m === null) return
+        got.push(String(m.properties.messageId))
+        ch.ack(m)
+      })
+      await waitFor('20 deliveries over AMQP through the node that is not the home', async () => (got.length === 20 ? true : undefined), 10_000)
+      expect(got).toEqual(events.map((e) => e.id))
+    } finally {
+      await conn.close()
+    }
   }, 60_000)
 })
