@@ -13,7 +13,7 @@ import type { GroupRegistry } from '../consumers/index.js'
 import { errors } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { JsonValue } from '../meta/index.js'
-import type { BindingDef, ExchangeType } from '../router/index.js'
+import { bindingFromId, type BindingDef, type ExchangeType } from '../router/index.js'
 import type { Catalog, DefinitionKind, DefinitionsMirror, ExchangeSettings } from '../streams/catalog.js'
 import type { RetentionConfig } from '../config/index.js'
 import type { EtcdSession } from './etcd.js'
@@ -135,7 +135,12 @@ export class DefinitionsApplier {
     const replicated = { replicated: true }
     if (d === undefined) {
       if (kind === 'exchange') await this.#catalog.deleteExchange(name, replicated)
-      else if (kind === 'binding') await this.#catalog.unbind(JSON.parse(name) as BindingDef, replicated)
+      else if (kind === 'binding') {
+        // A deleted key has no value left: the binding is read back from its id, the key's name.
+        const binding = bindingFromId(name)
+        if (binding === undefined) throw new Error(`not a binding id: ${name}`)
+        await this.#catalog.unbind(binding, replicated)
+      }
       else if (kind === 'group') await this.#groups.delete(name, replicated)
       else if (this.#catalog.stream(name)?.protected === false) {
         for (const g of this.#groups.all()) if (g.stream === name) await this.#groups.delete(g.name, replicated)

@@ -80,6 +80,29 @@ export function bindingId(def: Readonly<BindingDef>): string {
   return JSON.stringify([def.exchange, def.stream ?? null, def.toExchange ?? null, def.key, def.match ?? null, headers])
 }
 
+/** The binding an id names (the inverse of bindingId), or undefined for a string that is not one. */
+export function bindingFromId(id: string): BindingDef | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(id)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 6) return undefined
+  const [exchange, stream, toExchange, key, match, headers] = parsed as unknown[]
+  if (typeof exchange !== 'string' || (stream !== null && typeof stream !== 'string') || (toExchange !== null && typeof toExchange !== 'string')) return undefined
+  if ((key !== undefined && key !== null && typeof key !== 'string') || (match !== null && match !== 'all' && match !== 'any')) return undefined
+  if (headers !== null && !(Array.isArray(headers) && headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === 'string'))) return undefined
+  return {
+    exchange,
+    ...(stream === null ? {} : { stream }),
+    ...(toExchange === null ? {} : { toExchange }),
+    ...(typeof key === 'string' ? { key } : {}),
+    ...(match === null ? {} : { match }),
+    ...(headers === null ? {} : { headers: Object.fromEntries(headers as Array<[string, HeaderValue]>) }),
+  }
+}
+
 /**
  * Why declaring `b` over the existing `a` is a conflict, or undefined when it is the same exchange.
  * `unroutable` is compared only when `b` names it: AMQP's exchange.declare cannot say it.

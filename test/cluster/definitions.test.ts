@@ -114,6 +114,23 @@ describe('run-time definitions through etcd', () => {
     for (const id of ids) await waitFor(`race on ${id}`, async () => ((await exchanges(id)).find((e) => e.name === 'race')?.type === winner ? true : undefined), 2000, 20)
   })
 
+  it('a binding removed over AMQP on n2 is gone from every node, and publishes there no longer reach the queue', async () => {
+    const conn = await amqp.connect(amqpUrl('n2'))
+    try {
+      const ch = await conn.createChannel()
+      await ch.unbindQueue('q1', 'rt', 'a.*')
+    } finally {
+      await conn.close()
+    }
+    for (const id of ids) {
+      await waitFor(`the binding gone from ${id}`, async () => ((await exchanges(id)).find((e) => e.name === 'rt')?.bindings.some((b) => b.stream === 'q1') === false ? true : undefined), 1000, 20)
+    }
+    for (const id of ids) {
+      const res = await fetch(`${cluster.node(id).url}/v1/exchanges/rt/publish?routingKey=a.b`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ m: id }]) })
+      expect(await res.json()).toMatchObject({ accepted: 0, unroutable: 1 })
+    }
+  })
+
   it('a group declared over HTTP on n2 exists on n1; deleting the queue on n3 removes it everywhere', async () => {
     const put = await fetch(`${cluster.node('n2').url}/v1/groups/g2`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream: 'q1', prefetch: 10 }) })
     expect(put.status).toBe(201)

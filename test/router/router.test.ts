@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { SluiceError } from '../../src/errors.js'
-import { Router, type BindingDef, type ExchangeDef } from '../../src/router/index.js'
+import { bindingFromId, bindingId, normalizeBinding, Router, type BindingDef, type ExchangeDef } from '../../src/router/index.js'
 
 const sorted = (streams: readonly string[]) => [...streams].sort()
 
@@ -333,5 +333,23 @@ describe('validation', () => {
   ])('%s', (_name, exchanges, bindings, message) => {
     expect(() => new Router(exchanges, bindings)).toThrow(message)
     expect(() => new Router(exchanges, bindings)).toThrow(SluiceError)
+  })
+})
+
+describe('binding ids', () => {
+  test('an id reads back as the binding it names, and a string that is not one is refused', () => {
+    const bindings: Array<[BindingDef, 'direct' | 'topic' | 'headers' | 'fanout']> = [
+      [{ exchange: 'd', stream: 'errors', key: 'error' }, 'direct'],
+      [{ exchange: 't', toExchange: 'archive', key: 'app.#' }, 'topic'],
+      [{ exchange: 'h', stream: 'eu', match: 'any', headers: { region: 'eu', tier: 2, sampled: true, traced: null } }, 'headers'],
+      [{ exchange: 'f', stream: 'all' }, 'fanout'],
+    ]
+    for (const [def, type] of bindings) {
+      const norm = normalizeBinding(def, type)
+      const back = bindingFromId(bindingId(norm))
+      expect(back).toEqual({ ...norm })
+      expect(bindingId(normalizeBinding(back!, type))).toBe(bindingId(norm))
+    }
+    for (const bad of ['', 'x', '{}', '[1,2,3,4,5,6]', '["d",null,null,"k","some",null]', '["d",null,null,"k",null,[["a"]]]']) expect(bindingFromId(bad)).toBeUndefined()
   })
 })
