@@ -12,7 +12,7 @@
 import type { GroupRegistry } from '../consumers/index.js'
 import { errors } from '../errors.js'
 import type { Logger } from '../logger.js'
-import type { JsonValue } from '../meta/index.js'
+import { jsonCodec, str, type JsonValue, type Keyspace, type MetaStore } from '../meta/index.js'
 import { bindingFromId, type BindingDef, type ExchangeType } from '../router/index.js'
 import type { Catalog, DefinitionKind, DefinitionsMirror, ExchangeSettings } from '../streams/catalog.js'
 import type { RetentionConfig } from '../config/index.js'
@@ -95,23 +95,100 @@ interface StoredStreamShape {
   readonly attributes?: JsonValue
 }
 
+/** A node's run-time definitions, as its metadata store holds them. */
+export type HeldDefinitions = ReadonlyArray<{ readonly kind: DefinitionKind; readonly name: string }>
+
+/** What a data dir remembers of the etcd cluster it joined. */
+type JoinRecord = {
+  readonly etcdCluster: string
+  /** `kind\0name` of the run-time definitions it held that the cluster did not: its own, kept. */
+  readonly preCluster: readonly string[]
+}
+
+const definitionKey = (kind: DefinitionKind, name: string): string => `${kind}\0${name}`
+
 /**
  * Applies what other nodes declared, one change at a time in watch order, through the catalog and
  * the group registry. A change this node cannot apply (it conflicts with a definition of its own
  * from before it joined) is logged, not fatal: the cluster's is the one the others route by.
+ *
+ * At each (re)join it also removes what the cluster deleted while the node was away: a run-time
+ * definition it holds that etcd does not. Two kinds are kept: what it held when it first joined
+ * this etcd cluster (its own from before), and streams, whose files are data: those are reported
+ * (`staleStreams`) for an operator to delete. An etcd cluster of another id is a new cluster, whose
+ * empty keyspace says nothing was deleted: nothing is removed then.
  */
 export class DefinitionsApplier {
   readonly #catalog: Catalog
   readonly #groups: GroupRegistry
+  readonly #meta: MetaStore
+  readonly #joins: Keyspace<[string], JoinRecord>
   readonly #log: Logger
   #queue: Promise<void> = Promise.resolve()
   applied = 0
   failed = 0
+  /** Definitions removed at a join because the cluster had deleted them. */
+  removedAtJoin = 0
+  readonly #stale = new Set<string>()
 
-  constructor(catalog: Catalog, groups: GroupRegistry, logger: Logger) {
+  constructor(catalog: Catalog, groups: GroupRegistry, meta: MetaStore, logger: Logger) {
     this.#catalog = catalog
     this.#groups = groups
+    this.#meta = meta
+    this.#joins = meta.keyspace('clusterJoin', [str()] as const, jsonCodec<JoinRecord>())
     this.#log = logger
+  }
+
+  /** Run-time streams the cluster deleted while this node was away, still here (their files are data). */
+  get staleStreams(): string[] {
+    return [...this.#stale].filter((name) => this.#catalog.stream(name) !== undefined)
+  }
+
+  /** The run-time definitions stored here, read before the cluster's (see ClusterNode's definitionsHeld). */
+  async held(): Promise<HeldDefinitions> {
+    return (await this.#meta.definitions.scan([])).map((e) => ({ kind: e.key[0], name: e.key[1] }))
+  }
+
+  /** After a load's definitions: removes what the cluster deleted while this node was away (queued behind them). */
+  reconcile(held: HeldDefinitions, all: readonly DefinitionChange[], etcdCluster: string): void {
+    this.#queue = this.#queue.then(() =>
+      this.#reconcile(held, new Set(all.map((d) => definitionKey(d.kind, d.name))), etcdCluster).catch((err: unknown) => {
+        this.#log.error({ err }, 'could not compare the definitions held here with the cluster’s')
+      }),
+    )
+  }
+
+  async #reconcile(local: HeldDefinitions, present: ReadonlySet<string>, etcdCluster: string): Promise<void> {
+    const absent = local.filter((d) => !present.has(definitionKey(d.kind, d.name)))
+    const joined = await this.#joins.get(['join'])
+    if (joined === undefined || joined.etcdCluster !== etcdCluster) {
+      if (joined !== undefined) this.#log.warn({ was: joined.etcdCluster, now: etcdCluster }, 'this data dir joins another etcd cluster: the definitions it holds are kept as its own')
+      await this.#joins.put(['join'], { etcdCluster, preCluster: absent.map((d) => definitionKey(d.kind, d.name)) }, { sync: true })
+      return
+    }
+    const own = new Set(joined.preCluster)
+    const gone = absent.filter((d) => !own.has(definitionKey(d.kind, d.name)))
+    // What refers to others goes first: groups, bindings, then exchanges.
+    gone.sort((a, b) => definitionOrder.indexOf(b.kind) - definitionOrder.indexOf(a.kind))
+    this.#stale.clear()
+    for (const d of gone) {
+      if (d.kind === 'stream') {
+        this.#stale.add(d.name)
+        this.#log.warn({ stream: d.name }, 'stream deleted in the cluster while this node was away; its files stay here until it is deleted on this node (DELETE /v1/streams/<name>)')
+        continue
+      }
+      try {
+        await this.#apply({ kind: d.kind, name: d.name, definition: undefined })
+        this.removedAtJoin++
+        this.#log.info({ kind: d.kind, name: d.name }, 'removed a definition the cluster deleted while this node was away')
+      } catch (err) {
+        this.failed++
+        this.#log.warn({ err, kind: d.kind, name: d.name }, 'could not remove a definition the cluster deleted while this node was away')
+      }
+    }
+    // What was its own and has gone since is forgotten, so a later cluster definition of that name is not mistaken for it.
+    const stillOwn = joined.preCluster.filter((k) => absent.some((d) => definitionKey(d.kind, d.name) === k))
+    if (stillOwn.length !== joined.preCluster.length) await this.#joins.put(['join'], { etcdCluster, preCluster: stillOwn }, { sync: true })
   }
 
   apply(change: DefinitionChange): void {

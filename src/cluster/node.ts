@@ -15,7 +15,7 @@ import type { Logger } from '../logger.js'
 import { EtcdSession, type EtcdRoundTrips, type EtcdOp } from './etcd.js'
 import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, replicasOf, type ControllerRecord, type MoveRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
 import { chooseFollowers, placeStreams } from './placement.js'
-import { definitionOrder, type DefinitionChange } from './definitions.js'
+import { definitionOrder, type DefinitionChange, type HeldDefinitions } from './definitions.js'
 
 export type MemberState = 'joining' | 'member' | 'fenced' | 'stopped'
 
@@ -45,6 +45,13 @@ export interface ClusterNodeOptions {
   readonly now?: () => number
   /** Told of every run-time definition: all of them at each (re)load of the view, then each change. */
   readonly onDefinition?: (change: DefinitionChange) => void
+  /**
+   * Read before a (re)load's etcd read (so a declaration made here meanwhile, claimed in etcd before
+   * it is stored here, is never held without being loaded), then given back after the load's
+   * definitions went to onDefinition, with all of them and the etcd cluster's id.
+   */
+  readonly definitionsHeld?: () => Promise<HeldDefinitions>
+  readonly onDefinitionsLoaded?: (held: HeldDefinitions, all: readonly DefinitionChange[], etcdCluster: string) => void
   /** Told after every change to the view (and after each full read), for waits on placement. */
   readonly onView?: () => void
 }
@@ -411,6 +418,7 @@ export class ClusterNode {
 
   async #loadView(): Promise<void> {
     const c = this.#etcd.client
+    const held = await this.#opts.definitionsHeld?.()
     const res = await this.#etcd.timed('get', () => c.getAll().prefix(this.#keys.root).exec())
     const v = this.#view
     v.nodes.clear()
@@ -427,6 +435,7 @@ export class ClusterNode {
     // Exchanges before the streams, bindings and groups that name them.
     defs.sort((a, b) => definitionOrder.indexOf(a.kind) - definitionOrder.indexOf(b.kind))
     for (const d of defs) this.#opts.onDefinition?.(d)
+    if (held !== undefined) this.#opts.onDefinitionsLoaded?.(held, defs, res.header.cluster_id)
     const old = this.#watcher
     this.#watcher = undefined
     await old?.cancel().catch(() => undefined)

@@ -151,4 +151,50 @@ describe('run-time definitions through etcd', () => {
     expect(s.placement.map((p) => p.stream)).not.toContain('q1')
     expect(s.definitions.failed).toBe(0)
   })
+
+  it('a node that was down while definitions were deleted removes them when it rejoins; a deleted stream stays until deleted there', async () => {
+    const conn = await amqp.connect(amqpUrl('n1'))
+    try {
+      const ch = await conn.createChannel()
+      await ch.assertExchange('away-x', 'fanout', { durable: true })
+      await ch.assertQueue('away-q', { durable: true })
+      await ch.bindQueue('away-q', 'away-x', '')
+    } finally {
+      await conn.close()
+    }
+    const put = await fetch(`${cluster.node('n1').url}/v1/groups/away-g`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream: 'base' }) })
+    expect(put.status).toBe(201)
+    await waitFor('the definitions on n3', async () => ((await exchanges('n3')).some((e) => e.name === 'away-x' && e.bindings.length === 1) && (await fetch(`${cluster.node('n3').url}/v1/groups/away-g`)).status === 200 ? true : undefined), 1000, 20)
+
+    await cluster.node('n3').kill('SIGKILL')
+    cluster.nodes.delete('n3')
+    expect((await fetch(`${cluster.node('n1').url}/v1/groups/away-g`, { method: 'DELETE' })).status).toBe(204)
+    const again = await amqp.connect(amqpUrl('n2'))
+    try {
+      const ch = await again.createChannel()
+      await ch.deleteQueue('away-q')
+      await ch.deleteExchange('away-x')
+    } finally {
+      await again.close()
+    }
+
+    await cluster.start('n3')
+    const url = cluster.node('n3').url
+    const status = await waitFor('n3 rejoined and reconciled', async () => {
+      const s = await cluster.status('n3')
+      return s.definitions.removedAtJoin > 0 ? s : undefined
+    }, 15_000, 50)
+    // The group and the exchange (its binding with it) are gone; the queue's stream is reported, not deleted.
+    expect((await fetch(`${url}/v1/groups/away-g`)).status).toBe(404)
+    expect((await exchanges('n3')).map((e) => e.name)).not.toContain('away-x')
+    expect(status.definitions.staleStreams).toEqual(['away-q'])
+    expect((await fetch(`${url}/v1/streams/away-q`)).status).toBe(200)
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^sluice_cluster_stale_streams 1$/m)
+    // Definitions the cluster still has are untouched.
+    expect((await exchanges('n3')).map((e) => e.name)).toContain('rt')
+    expect((await fetch(`${url}/v1/streams/away-q`, { method: 'DELETE' })).status).toBe(204)
+    expect((await fetch(`${url}/v1/streams/away-q`)).status).toBe(404)
+    expect((await cluster.status('n3')).definitions.staleStreams).toEqual([])
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^sluice_cluster_stale_streams 0$/m)
+  }, 60_000)
 })
