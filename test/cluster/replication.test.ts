@@ -45,6 +45,27 @@ describe('replicated streams', () => {
   const placement = async (node: string, stream = 's1'): Promise<Placement> => (await cluster.status(node)).placement.find((p) => p.stream === stream)!
   const batch = (prefix: string, n: number): Array<{ id: string; n: number }> => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, n: i }))
 
+  /**
+   * With the followers paused (well under replicaLagMax), the leader stores three events no one
+   * else has, then is SIGKILLed. Published once the fetches the followers had under way were
+   * answered (empty, after 500 ms): a paused follower must not find the tail in its socket when it
+   * resumes.
+   */
+  const dieWithTail = async (old: string, rest: readonly string[], stream: string, key: string, base: number): Promise<void> => {
+    for (const f of rest) cluster.node(f).proc.kill('SIGSTOP')
+    let lost: Promise<unknown> = Promise.resolve()
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      lost = publish(old, batch('tail', 3), key).catch(() => undefined)
+      await waitFor('the tail stored at the leader', async () => ((await copy(old, stream)).length === base + 3 ? true : undefined), 5000, 20)
+      await cluster.node(old).kill('SIGKILL')
+      cluster.nodes.delete(old)
+    } finally {
+      for (const f of rest) cluster.node(f).proc.kill('SIGCONT')
+    }
+    await lost
+  }
+
   beforeAll(async () => {
     cluster = await startTestCluster({ ids, yaml, replication: () => 'factor: 3, minInSync: 2, replicaLagMax: 2s' })
     const view = await cluster.settled(2)
@@ -279,21 +300,7 @@ describe('replicated streams', () => {
     const old = before.node
     const rest = ids.filter((n) => n !== old)
     const base = (await copy(old)).length
-    // The followers paused (well under replicaLagMax): the leader stores three events no one else
-    // has. Published once the fetches the followers had under way were answered (empty, after
-    // 500 ms): a paused follower must not find the tail in its socket when it resumes.
-    for (const f of rest) cluster.node(f).proc.kill('SIGSTOP')
-    let lost: Promise<unknown> = Promise.resolve()
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 600))
-      lost = publish(old, batch('tail', 3)).catch(() => undefined)
-      await waitFor('the tail stored at the leader', async () => ((await copy(old)).length === base + 3 ? true : undefined), 5000, 20)
-      await cluster.node(old).kill('SIGKILL')
-      cluster.nodes.delete(old)
-    } finally {
-      for (const f of rest) cluster.node(f).proc.kill('SIGCONT')
-    }
-    await lost
+    await dieWithTail(old, rest, 's1', 'a', base)
     const next = await waitFor('a new leader', async () => {
       const p = await placement(rest[0]!)
       return p.node !== old && p.epoch > before.epoch ? p : undefined
@@ -357,18 +364,7 @@ describe('replicated streams', () => {
       const old = second.node
       const rest = running.filter((n) => n !== old)
       await routed(old, batch('new', 20))
-      for (const f of rest) cluster.node(f).proc.kill('SIGSTOP')
-      let lost: Promise<unknown> = Promise.resolve()
-      try {
-        await new Promise((resolve) => setTimeout(resolve, 600))
-        lost = publish(old, batch('tail', 3), 'ns').catch(() => undefined)
-        await waitFor('the tail stored at the leader', async () => ((await copy(old, 'ns')).length === 23 ? true : undefined), 5000, 20)
-        await cluster.node(old).kill('SIGKILL')
-        cluster.nodes.delete(old)
-      } finally {
-        for (const f of rest) cluster.node(f).proc.kill('SIGCONT')
-      }
-      await lost
+      await dieWithTail(old, rest, 'ns', 'ns', 20)
       const next = await waitFor('a new leader of ns', async () => {
         const p = await placement(rest[0]!, 'ns')
         return p.node !== old && p.epoch === 2 ? p : undefined

@@ -62,6 +62,29 @@ describe('the internal port with mutual TLS', () => {
     other = home === 'n1' ? 'n2' : 'n1'
   }, 60_000)
 
+  /** Publishes `n` events to s1 through `via`, then consumes g1 over AMQP through `via`: every id once, in order. */
+  const publishThenConsume = async (via: string, prefix: string, n: number): Promise<string[]> => {
+    const events = Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}` }))
+    const res = await fetch(`${cluster.node(via).url}/v1/exchanges/logs/publish?routingKey=a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+    expect(await res.json()).toEqual({ accepted: n, duplicates: 0, unroutable: 0 })
+    const amqpPort = (await cluster.status(via)).nodes.find((node) => node.id === via)!.amqpPort!
+    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${amqpPort}`)
+    try {
+      const ch = await conn.createChannel()
+      const got: string[] = []
+      await ch.consume('g1', (m) => {
+        if (m === null) return
+        got.push(String(m.properties.messageId))
+        ch.ack(m)
+      })
+      await waitFor(`${n} deliveries over AMQP through ${via}`, async () => (got.length === n ? true : undefined), 10_000)
+      expect(got).toEqual(events.map((e) => e.id))
+      return got
+    } finally {
+      await conn.close()
+    }
+  }
+
   afterAll(async () => {
     await cluster?.close()
     await rm(pkiDir, { recursive: true, force: true })
@@ -80,32 +103,14 @@ describe('the internal port with mutual TLS', () => {
   })
 
   it('forwards publishes, serves an AMQP consumer from the home, and moves a stream across it', async () => {
-    const events = Array.from({ length: 50 }, (_, i) => ({ id: `t-${i}` }))
-    const res = await fetch(`${cluster.node(other).url}/v1/exchanges/logs/publish?routingKey=a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
-    expect(await res.json()).toEqual({ accepted: 50, duplicates: 0, unroutable: 0 })
-
-    const amqpPort = (await cluster.status(other)).nodes.find((n) => n.id === other)!.amqpPort!
-    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${amqpPort}`)
-    try {
-      const ch = await conn.createChannel()
-      const got: string[] = []
-      await ch.consume('g1', (m) => {
-        if (m === null) return
-        got.push(String(m.properties.messageId))
-        ch.ack(m)
-      })
-      await waitFor('50 deliveries over AMQP through the non-home node', async () => (got.length === 50 ? true : undefined), 10_000)
-      expect(got).toEqual(events.map((e) => e.id))
-    } finally {
-      await conn.close()
-    }
+    const ids = await publishThenConsume(other, 't', 50)
 
     const moved = await fetch(`${cluster.node(other).url}/v1/cluster/streams/s1/move`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: other }) })
     const answer = await moved.text()
     expect(moved.status, answer).toBe(200)
     expect(JSON.parse(answer)).toMatchObject({ from: home, to: other, events: 50, groups: 1 })
     const stored = await fetch(`${cluster.node(other).url}/v1/streams/s1/events?from=0&limit=100`)
-    expect(((await stored.json()) as { events: Array<{ id: string }> }).events.map((e) => e.id)).toEqual(events.map((e) => e.id))
+    expect(((await stored.json()) as { events: Array<{ id: string }> }).events.map((e) => e.id)).toEqual(ids)
   }, 60_000)
 
   it('takes a new CA and certificates on SIGHUP: the old ones are refused, and forwarding and a proxied consumer go on over new connections', async () => {
@@ -136,23 +141,6 @@ describe('the internal port with mutual TLS', () => {
     }
 
     // s1 lives at `other` since the move: a publish through `home` is forwarded, a consumer on `home` proxied.
-    const events = Array.from({ length: 20 }, (_, i) => ({ id: `r-${i}` }))
-    const res = await fetch(`${cluster.node(home).url}/v1/exchanges/logs/publish?routingKey=a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
-    expect(await res.json()).toEqual({ accepted: 20, duplicates: 0, unroutable: 0 })
-    const amqpPort = (await cluster.status(home)).nodes.find((n) => n.id === home)!.amqpPort!
-    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${amqpPort}`)
-    try {
-      const ch = await conn.createChannel()
-      const got: string[] = []
-      await ch.consume('g1', (m) => {
-        if (m === null) return
-        got.push(String(m.properties.messageId))
-        ch.ack(m)
-      })
-      await waitFor('20 deliveries over AMQP through the node that is not the home', async () => (got.length === 20 ? true : undefined), 10_000)
-      expect(got).toEqual(events.map((e) => e.id))
-    } finally {
-      await conn.close()
-    }
+    await publishThenConsume(home, 'r', 20)
   }, 60_000)
 })
