@@ -10,11 +10,12 @@
 //   <prefix>/streams/<name>         {origin, by, definition?}   placed by the controller too
 
 import type { GroupRegistry } from '../consumers/index.js'
-import { errors } from '../errors.js'
+import { errors, SluiceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { jsonCodec, str, type JsonValue, type Keyspace, type MetaStore } from '../meta/index.js'
 import { bindingFromId, type BindingDef, type ExchangeType } from '../router/index.js'
 import type { Catalog, DefinitionKind, DefinitionsMirror, ExchangeSettings } from '../streams/catalog.js'
+import type { StreamRegistry } from '../streams/registry.js'
 import type { RetentionConfig } from '../config/index.js'
 import type { EtcdSession } from './etcd.js'
 import { parseStream, type ClusterKeys } from './layout.js'
@@ -24,6 +25,8 @@ export interface DefinitionChange {
   readonly kind: DefinitionKind
   readonly name: string
   readonly definition: JsonValue | undefined
+  /** A stream's incarnation: the create revision of its etcd key (a put's only). */
+  readonly revision?: number | undefined
 }
 
 /** The order a whole set is applied in, so each item finds what it refers to. */
@@ -98,14 +101,24 @@ interface StoredStreamShape {
 /** A node's run-time definitions, as its metadata store holds them. */
 export type HeldDefinitions = ReadonlyArray<{ readonly kind: DefinitionKind; readonly name: string }>
 
-/** What a data dir remembers of the etcd cluster it joined. */
+/** What a (re)load read from etcd: which definitions exist, and which etcd cluster and prefix hold them. */
+export interface LoadedDefinitions {
+  /** `kind\0name` of every definition key under the prefix (a file's streams and unreadable values included). */
+  readonly present: ReadonlySet<string>
+  /** etcd's cluster id and the cluster's key prefix: together, which Sluice cluster this is. */
+  readonly cluster: string
+}
+
+/** What a data dir remembers of the cluster it joined. */
 type JoinRecord = {
-  readonly etcdCluster: string
+  readonly cluster: string
   /** `kind\0name` of the run-time definitions it held that the cluster did not: its own, kept. */
   readonly preCluster: readonly string[]
 }
 
-const definitionKey = (kind: DefinitionKind, name: string): string => `${kind}\0${name}`
+export const definitionKey = (kind: DefinitionKind, name: string): string => `${kind}\0${name}`
+
+const replicated = { replicated: true } as const
 
 /**
  * Applies what other nodes declared, one change at a time in watch order, through the catalog and
@@ -113,82 +126,103 @@ const definitionKey = (kind: DefinitionKind, name: string): string => `${kind}\0
  * from before it joined) is logged, not fatal: the cluster's is the one the others route by.
  *
  * At each (re)join it also removes what the cluster deleted while the node was away: a run-time
- * definition it holds that etcd does not. Two kinds are kept: what it held when it first joined
- * this etcd cluster (its own from before), and streams, whose files are data: those are reported
- * (`staleStreams`) for an operator to delete. An etcd cluster of another id is a new cluster, whose
- * empty keyspace says nothing was deleted: nothing is removed then.
+ * definition it holds that etcd does not, streams and their files included (as the cluster
+ * deleted them everywhere else). Kept: what it held when it first joined this cluster (its own from
+ * before), and anything a configuration file declares. Another etcd cluster id or another prefix is
+ * another cluster, whose keyspace says nothing about what was deleted: nothing is removed then.
+ *
+ * A stream is also recognised by its incarnation, the create revision of its etcd key: a stream
+ * deleted and declared again while the node was away is another stream under the same name, so
+ * the copy held here is dropped before the new one is declared.
  */
 export class DefinitionsApplier {
   readonly #catalog: Catalog
   readonly #groups: GroupRegistry
   readonly #meta: MetaStore
   readonly #joins: Keyspace<[string], JoinRecord>
+  readonly #incarnations: Keyspace<[string], number>
   readonly #log: Logger
   #queue: Promise<void> = Promise.resolve()
   applied = 0
   failed = 0
-  /** Definitions removed at a join because the cluster had deleted them. */
+  /** Definitions removed at a join, or streams dropped for a newer incarnation, because the cluster had deleted them. */
   removedAtJoin = 0
-  readonly #stale = new Set<string>()
 
-  constructor(catalog: Catalog, groups: GroupRegistry, meta: MetaStore, logger: Logger) {
+  constructor(catalog: Catalog, groups: GroupRegistry, streams: StreamRegistry, meta: MetaStore, logger: Logger) {
     this.#catalog = catalog
     this.#groups = groups
     this.#meta = meta
     this.#joins = meta.keyspace('clusterJoin', [str()] as const, jsonCodec<JoinRecord>())
+    this.#incarnations = meta.keyspace('streamIncarnations', [str()] as const, jsonCodec<number>())
     this.#log = logger
+    // A stream gone here, however, takes its incarnation along: one declared again adopts the cluster's.
+    streams.onRemove((name) => this.#incarnations.del([name], { sync: true }))
   }
 
-  /** Run-time streams the cluster deleted while this node was away, still here (their files are data). */
-  get staleStreams(): string[] {
-    return [...this.#stale].filter((name) => this.#catalog.stream(name) !== undefined)
-  }
-
-  /** The run-time definitions stored here, read before the cluster's (see ClusterNode's definitionsHeld). */
+  /**
+   * The run-time definitions stored here, read before the cluster's (see ClusterNode's
+   * definitionsHeld), once the changes handed over before are applied.
+   */
   async held(): Promise<HeldDefinitions> {
+    await this.idle()
     return (await this.#meta.definitions.scan([])).map((e) => ({ kind: e.key[0], name: e.key[1] }))
   }
 
   /** After a load's definitions: removes what the cluster deleted while this node was away (queued behind them). */
-  reconcile(held: HeldDefinitions, all: readonly DefinitionChange[], etcdCluster: string): void {
+  reconcile(held: HeldDefinitions, loaded: LoadedDefinitions): void {
     this.#queue = this.#queue.then(() =>
-      this.#reconcile(held, new Set(all.map((d) => definitionKey(d.kind, d.name))), etcdCluster).catch((err: unknown) => {
+      this.#reconcile(held, loaded).catch((err: unknown) => {
         this.#log.error({ err }, 'could not compare the definitions held here with the cluster’s')
       }),
     )
   }
 
-  async #reconcile(local: HeldDefinitions, present: ReadonlySet<string>, etcdCluster: string): Promise<void> {
+  async #reconcile(local: HeldDefinitions, { present, cluster }: LoadedDefinitions): Promise<void> {
     const absent = local.filter((d) => !present.has(definitionKey(d.kind, d.name)))
     const joined = await this.#joins.get(['join'])
-    if (joined === undefined || joined.etcdCluster !== etcdCluster) {
-      if (joined !== undefined) this.#log.warn({ was: joined.etcdCluster, now: etcdCluster }, 'this data dir joins another etcd cluster: the definitions it holds are kept as its own')
-      await this.#joins.put(['join'], { etcdCluster, preCluster: absent.map((d) => definitionKey(d.kind, d.name)) }, { sync: true })
+    if (joined === undefined || joined.cluster !== cluster) {
+      if (joined !== undefined) this.#log.warn({ was: joined.cluster, now: cluster }, 'this data dir joins another cluster (etcd cluster id and prefix): the definitions it holds are kept as its own')
+      await this.#joins.put(['join'], { cluster, preCluster: absent.map((d) => definitionKey(d.kind, d.name)) }, { sync: true })
       return
     }
     const own = new Set(joined.preCluster)
     const gone = absent.filter((d) => !own.has(definitionKey(d.kind, d.name)))
-    // What refers to others goes first: groups, bindings, then exchanges.
+    // What refers to others goes first: groups, bindings, streams, then exchanges.
     gone.sort((a, b) => definitionOrder.indexOf(b.kind) - definitionOrder.indexOf(a.kind))
-    this.#stale.clear()
     for (const d of gone) {
-      if (d.kind === 'stream') {
-        this.#stale.add(d.name)
-        this.#log.warn({ stream: d.name }, 'stream deleted in the cluster while this node was away; its files stay here until it is deleted on this node (DELETE /v1/streams/<name>)')
-        continue
-      }
       try {
-        await this.#apply({ kind: d.kind, name: d.name, definition: undefined })
+        if (!(await this.#remove(d.kind, d.name))) continue
         this.removedAtJoin++
-        this.#log.info({ kind: d.kind, name: d.name }, 'removed a definition the cluster deleted while this node was away')
+        this.#log.warn({ kind: d.kind, name: d.name }, 'removed a definition the cluster deleted while this node was away')
       } catch (err) {
         this.failed++
         this.#log.warn({ err, kind: d.kind, name: d.name }, 'could not remove a definition the cluster deleted while this node was away')
       }
     }
     // What was its own and has gone since is forgotten, so a later cluster definition of that name is not mistaken for it.
-    const stillOwn = joined.preCluster.filter((k) => absent.some((d) => definitionKey(d.kind, d.name) === k))
-    if (stillOwn.length !== joined.preCluster.length) await this.#joins.put(['join'], { etcdCluster, preCluster: stillOwn }, { sync: true })
+    const absentKeys = new Set(absent.map((d) => definitionKey(d.kind, d.name)))
+    const stillOwn = joined.preCluster.filter((k) => absentKeys.has(k))
+    if (stillOwn.length !== joined.preCluster.length) await this.#joins.put(['join'], { cluster, preCluster: stillOwn }, { sync: true })
+  }
+
+  /** Removes a run-time definition here only (the cluster's is gone already); false when there was none, or a file declares it. */
+  async #remove(kind: DefinitionKind, name: string): Promise<boolean> {
+    if (kind === 'exchange') return this.#catalog.exchange(name)?.protected === false && (await this.#catalog.deleteExchange(name, replicated))
+    if (kind === 'group') return !this.#groups.isConfigured(name) && (await this.#groups.delete(name, replicated))
+    if (kind === 'binding') {
+      // A deleted key has no value left: the binding is read back from its id, the key's name.
+      const binding = bindingFromId(name)
+      if (binding === undefined) throw new Error(`not a binding id: ${name}`)
+      try {
+        return await this.#catalog.unbind(binding, replicated)
+      } catch (err) {
+        if (err instanceof SluiceError && err.code === 'SLUICE_ERR_DEFINITION_PROTECTED') return false
+        throw err
+      }
+    }
+    if (this.#catalog.stream(name)?.protected !== false) return false
+    for (const g of this.#groups.all()) if (g.stream === name && !this.#groups.isConfigured(g.name)) await this.#groups.delete(g.name, replicated)
+    return this.#catalog.deleteStream(name, replicated)
   }
 
   apply(change: DefinitionChange): void {
@@ -208,21 +242,9 @@ export class DefinitionsApplier {
     return this.#queue
   }
 
-  async #apply({ kind, name, definition: d }: DefinitionChange): Promise<void> {
-    const replicated = { replicated: true }
+  async #apply({ kind, name, definition: d, revision }: DefinitionChange): Promise<void> {
     if (d === undefined) {
-      if (kind === 'exchange') await this.#catalog.deleteExchange(name, replicated)
-      else if (kind === 'binding') {
-        // A deleted key has no value left: the binding is read back from its id, the key's name.
-        const binding = bindingFromId(name)
-        if (binding === undefined) throw new Error(`not a binding id: ${name}`)
-        await this.#catalog.unbind(binding, replicated)
-      }
-      else if (kind === 'group') await this.#groups.delete(name, replicated)
-      else if (this.#catalog.stream(name)?.protected === false) {
-        for (const g of this.#groups.all()) if (g.stream === name) await this.#groups.delete(g.name, replicated)
-        await this.#catalog.deleteStream(name, replicated)
-      }
+      await this.#remove(kind, name)
       return
     }
     if (kind === 'exchange') {
@@ -230,7 +252,15 @@ export class DefinitionsApplier {
       await this.#catalog.declareExchange({ name, type: e.type, alternate: e.alternate, attributes: e.attributes, settings: e.settings }, replicated)
     } else if (kind === 'stream') {
       const s = d as unknown as StoredStreamShape
+      if (revision !== undefined && this.#catalog.stream(name)?.protected === false) {
+        const held = await this.#incarnations.get([name])
+        if (held !== undefined && held !== revision) {
+          this.#log.warn({ stream: name, held, now: revision }, 'stream deleted and declared again in the cluster while this node was away: its copy here is dropped')
+          if (await this.#remove('stream', name)) this.removedAtJoin++
+        }
+      }
       await this.#catalog.declareStream({ name, retention: s.retention, segmentBytes: s.segmentBytes, replicas: s.replicas, attributes: s.attributes }, replicated)
+      if (revision !== undefined && this.#catalog.stream(name)?.protected === false) await this.#incarnations.put([name], revision, { sync: true })
     } else if (kind === 'binding') {
       await this.#catalog.bind(d as unknown as BindingDef, replicated)
     } else {

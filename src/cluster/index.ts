@@ -117,7 +117,7 @@ export type ClusterView = ClusterStatus & {
   readonly forwarding: Readonly<Record<string, ForwardStats>>
   readonly internalPort: number
   /** Definitions from other nodes applied here, and those that could not be (logged). */
-  readonly definitions: { readonly applied: number; readonly failed: number; readonly removedAtJoin: number; readonly staleStreams: readonly string[] }
+  readonly definitions: { readonly applied: number; readonly failed: number; readonly removedAtJoin: number }
   /** The streams led here (watermark, followers' ends and lag) and followed here. */
   readonly replication: { readonly factor: number; readonly minInSync: number } & ReturnType<Replicator['status']>
   /** Moves this node ran as controller, and the handovers it takes part in now. */
@@ -172,9 +172,9 @@ export class Cluster {
       replication: { fetch: (stream, query) => this.replicator.fetch(stream, query), epochEnd: (stream, query) => this.replicator.epochEnd(stream, query), changeInSync: (body) => this.replicator.changeInSync(body) },
       tls,
     })
-    const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.meta, opts.logger.child({ component: 'cluster' }))
+    const applier = new DefinitionsApplier(opts.catalog, opts.groups, opts.streams, opts.meta, opts.logger.child({ component: 'cluster' }))
     this.applier = applier
-    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: c.advertise.internalPort ?? this.internal.port }), onDefinition: (change) => applier.apply(change), definitionsHeld: () => applier.held(), onDefinitionsLoaded: (held, all, etcdCluster) => applier.reconcile(held, all, etcdCluster), onView: () => {
+    this.node = new ClusterNode({ ...opts, ports: () => ({ ...opts.ports(), internal: c.advertise.internalPort ?? this.internal.port }), onDefinition: (change) => applier.apply(change), definitionsHeld: () => applier.held(), onDefinitionsLoaded: (held, loaded) => applier.reconcile(held, loaded), onView: () => {
         this.mover.onView()
         this.replicator.onView()
       },
@@ -252,7 +252,7 @@ export class Cluster {
       ...this.node.status(),
       internalPort: this.internal.port,
       forwarding: Object.fromEntries(this.forwarder.stats),
-      definitions: { applied: this.applier.applied, failed: this.applier.failed, removedAtJoin: this.applier.removedAtJoin, staleStreams: this.applier.staleStreams },
+      definitions: { applied: this.applier.applied, failed: this.applier.failed, removedAtJoin: this.applier.removedAtJoin },
       moves: { moved: this.mover.counters.moved, failed: this.mover.counters.failed, handovers: this.mover.handovers() },
       replication: { factor: this.#factor, minInSync: this.#minInSync, ...this.replicator.status() },
     }

@@ -15,7 +15,7 @@ import type { Logger } from '../logger.js'
 import { EtcdSession, type EtcdRoundTrips, type EtcdOp } from './etcd.js'
 import { ClusterKeys, parseController, parseDefinition, parseNode, parsePlacement, parseStream, replicasOf, type ControllerRecord, type MoveRecord, type NodeRecord, type PlacementRecord, type StreamRecord } from './layout.js'
 import { chooseFollowers, placeStreams } from './placement.js'
-import { definitionOrder, type DefinitionChange, type HeldDefinitions } from './definitions.js'
+import { definitionKey, definitionOrder, type DefinitionChange, type HeldDefinitions, type LoadedDefinitions } from './definitions.js'
 
 export type MemberState = 'joining' | 'member' | 'fenced' | 'stopped'
 
@@ -51,7 +51,7 @@ export interface ClusterNodeOptions {
    * definitions went to onDefinition, with all of them and the etcd cluster's id.
    */
   readonly definitionsHeld?: () => Promise<HeldDefinitions>
-  readonly onDefinitionsLoaded?: (held: HeldDefinitions, all: readonly DefinitionChange[], etcdCluster: string) => void
+  readonly onDefinitionsLoaded?: (held: HeldDefinitions, loaded: LoadedDefinitions) => void
   /** Told after every change to the view (and after each full read), for waits on placement. */
   readonly onView?: () => void
 }
@@ -435,7 +435,7 @@ export class ClusterNode {
     // Exchanges before the streams, bindings and groups that name them.
     defs.sort((a, b) => definitionOrder.indexOf(a.kind) - definitionOrder.indexOf(b.kind))
     for (const d of defs) this.#opts.onDefinition?.(d)
-    if (held !== undefined) this.#opts.onDefinitionsLoaded?.(held, defs, res.header.cluster_id)
+    if (held !== undefined) this.#opts.onDefinitionsLoaded?.(held, { present: this.#definitionKeys(res.kvs.map((kv) => kv.key.toString())), cluster: `${res.header.cluster_id} ${this.#keys.root}` })
     const old = this.#watcher
     this.#watcher = undefined
     await old?.cancel().catch(() => undefined)
@@ -499,6 +499,22 @@ export class ClusterNode {
     this.#reconcile()
   }
 
+  /** `kind\0name` of every definition among `keys`, whatever its value (a file's streams too). */
+  #definitionKeys(keys: readonly string[]): Set<string> {
+    const k = this.#keys
+    const out = new Set<string>()
+    for (const key of keys) {
+      if (key.startsWith(k.streams)) out.add(definitionKey('stream', key.slice(k.streams.length)))
+      else if (key.startsWith(k.defs)) {
+        const rest = key.slice(k.defs.length)
+        const slash = rest.indexOf('/')
+        const kind = rest.slice(0, slash)
+        if (kind === 'exchange' || kind === 'binding' || kind === 'group') out.add(definitionKey(kind, rest.slice(slash + 1)))
+      }
+    }
+    return out
+  }
+
   /** Applies one key to the view; returns the run-time definition it changes, if it is one. */
   #apply(kind: 'put' | 'delete', key: string, value: string, createRevision: number): DefinitionChange | undefined {
     const k = this.#keys
@@ -529,7 +545,7 @@ export class ClusterNode {
       const after = v.streams.get(name)
       // A file's streams are every node's own; only run-time ones are applied from here.
       if (kind === 'delete') return before?.origin === 'runtime' ? { kind: 'stream', name, definition: undefined } : undefined
-      return after?.origin === 'runtime' && after.definition !== undefined ? { kind: 'stream', name, definition: after.definition } : undefined
+      return after?.origin === 'runtime' && after.definition !== undefined ? { kind: 'stream', name, definition: after.definition, revision: createRevision } : undefined
     } else if (key.startsWith(k.placements)) named(k.placements, v.placements, parsePlacement)
     else if (key.startsWith(k.defs)) {
       const rest = key.slice(k.defs.length)

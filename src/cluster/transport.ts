@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import type { Socket } from 'node:net'
 import type { SecureContextOptions } from 'node:tls'
 
 export interface PeerTlsFiles {
@@ -49,8 +50,8 @@ export class PeerTransport {
 
   /**
    * New connections present the reloaded certificate and trust the reloaded CA. Requests under
-   * way finish on the connections they have (a peer checked those at their handshake); the idle
-   * ones close now, so the next request opens a connection with the new certificate.
+   * way finish on the connections they have (a peer checked those at their handshake), which then
+   * close; the idle ones close now, so the next request opens a connection with the new certificate.
    */
   setSecureContext(options: SecureContextOptions): void {
     if (this.#tls === undefined) return
@@ -58,6 +59,8 @@ export class PeerTransport {
     this.#tls = { cert: options.cert, key: options.key, ca: options.ca }
     this.#pool = new HttpsAgent({ keepAlive: true, maxSockets: this.#maxSockets, ...this.#tls })
     for (const sockets of Object.values(old.freeSockets)) for (const socket of sockets ?? []) socket.destroy()
+    // Those under way close once answered, rather than idle in a pool nothing asks any more.
+    old.on('free', (socket: Socket) => socket.destroy())
   }
 
   /**

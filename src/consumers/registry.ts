@@ -20,6 +20,8 @@ export class GroupRegistry {
   readonly #logger: LogLogger | undefined
   readonly #exchanges: () => Iterable<{ readonly name: string; readonly type: string }>
   readonly #maxGroups: number
+  /** The configuration file's groups: never removed by a cluster's deletion of a run-time namesake. */
+  readonly #configured: ReadonlySet<string>
   /** Declarations between their limit check and their group being open. */
   #declaring = 0
   /** server.limits.maxConsumers: members across every group here. */
@@ -38,6 +40,7 @@ export class GroupRegistry {
 
   private constructor(config: Config, streams: StreamRegistry, meta: MetaStore, publisher: Publisher, logger?: LogLogger, exchanges?: () => Iterable<{ readonly name: string; readonly type: string }>) {
     this.#maxGroups = config.server.limits.maxGroups
+    this.#configured = new Set(Object.keys(config.groups))
     this.members = new MemberBudget(config.server.limits.maxConsumers)
     this.#streams = streams
     this.#meta = meta
@@ -239,6 +242,11 @@ export class GroupRegistry {
         })
       },
     }
+  }
+
+  /** Whether the configuration file declares the group. */
+  isConfigured(name: string): boolean {
+    return this.#configured.has(name)
   }
 
   /** Deletes a group (AMQP queue.delete): its state and definition go with it. */

@@ -24,8 +24,10 @@ export const keyspaceTable = {
   redriven: { namespace: 0x14, owner: 'consumers/redrive.ts' },
   /** Cluster mode, per replicated stream and leader epoch: the offset the epoch's first event took (KIP-101). */
   leaderEpochs: { namespace: 0x15, owner: 'cluster/replication.ts' },
-  /** Cluster mode: the etcd cluster this data dir joined, and the definitions it held from before. */
+  /** Cluster mode: the cluster (etcd cluster id and prefix) this data dir joined, and the definitions it held from before. */
   clusterJoin: { namespace: 0x16, owner: 'cluster/definitions.ts' },
+  /** Cluster mode, per run-time stream: the create revision of its etcd key, which tells a stream declared again from the one held. */
+  streamIncarnations: { namespace: 0x17, owner: 'cluster/definitions.ts' },
 } as const
 
 export type KeyspaceName = keyof typeof keyspaceTable

@@ -292,9 +292,6 @@ export class Metrics {
     gauge('sluice_cluster_handovers', 'Streams being handed over to or from this node now; their publishes wait.', [], (g, s) => {
       if (s.cluster !== undefined) g.set(s.cluster.mover.handovers().length)
     })
-    gauge('sluice_cluster_stale_streams', 'Run-time streams the cluster deleted while this node was away, still here until deleted on it (docs/cluster.md, Definitions).', [], (g, s) => {
-      if (s.cluster !== undefined) g.set(s.cluster.applier.staleStreams.length)
-    })
     gauge('sluice_cluster_under_replicated_streams', 'Streams led here with fewer replicas in sync than placed.', [], (g, s) => {
       if (s.cluster !== undefined) g.set(s.cluster.replicator.underReplicated())
     })

@@ -140,8 +140,11 @@ export class StreamRegistry {
     await s.log.close()
     // What others keep about the stream goes first: a stream declared again under this name must
     // not inherit it.
-    for (const forget of this.#onRemove) await forget(name)
-    await rm(streamDir(this.dataDir, name), { recursive: true, force: true })
+    try {
+      for (const forget of this.#onRemove) await forget(name)
+    } finally {
+      await rm(streamDir(this.dataDir, name), { recursive: true, force: true })
+    }
     return true
   }
 

@@ -152,18 +152,39 @@ describe('run-time definitions through etcd', () => {
     expect(s.definitions.failed).toBe(0)
   })
 
-  it('a node that was down while definitions were deleted removes them when it rejoins; a deleted stream stays until deleted there', async () => {
+  it('a node that was away while definitions were deleted, and a queue declared again, removes them at its rejoin and drops the old copy', async () => {
     const conn = await amqp.connect(amqpUrl('n1'))
     try {
       const ch = await conn.createChannel()
       await ch.assertExchange('away-x', 'fanout', { durable: true })
       await ch.assertQueue('away-q', { durable: true })
       await ch.bindQueue('away-q', 'away-x', '')
+      await ch.assertQueue('again-q', { durable: true })
     } finally {
       await conn.close()
     }
     const put = await fetch(`${cluster.node('n1').url}/v1/groups/away-g`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream: 'base' }) })
     expect(put.status).toBe(201)
+    // again-q lives on n3, with three events of its first life there.
+    await waitFor('again-q placed', async () => ((await cluster.status('n1')).placement.some((p) => p.stream === 'again-q') ? true : undefined), 5000, 20)
+    if ((await cluster.status('n1')).placement.find((p) => p.stream === 'again-q')!.node !== 'n3') {
+      const moved = await fetch(`${cluster.node('n1').url}/v1/cluster/streams/again-q/move`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: 'n3' }) })
+      expect(moved.status).toBe(200)
+    }
+    const sendTo = async (via: string, ids: string[]): Promise<void> => {
+      const c = await amqp.connect(amqpUrl(via))
+      try {
+        const ch = await c.createConfirmChannel()
+        for (const id of ids) ch.sendToQueue('again-q', Buffer.from(id), { messageId: id })
+        await ch.waitForConfirms()
+      } finally {
+        await c.close()
+      }
+    }
+    await sendTo('n1', ['first-0', 'first-1', 'first-2'])
+    const localIds = async (node: string): Promise<string[]> =>
+      ((await (await fetch(`${cluster.node(node).url}/v1/streams/again-q/events?from=0&limit=100&copy=local`)).json()) as { events: Array<{ id: string }> }).events.map((e) => e.id)
+    expect(await localIds('n3')).toEqual(['first-0', 'first-1', 'first-2'])
     await waitFor('the definitions on n3', async () => ((await exchanges('n3')).some((e) => e.name === 'away-x' && e.bindings.length === 1) && (await fetch(`${cluster.node('n3').url}/v1/groups/away-g`)).status === 200 ? true : undefined), 1000, 20)
 
     await cluster.node('n3').kill('SIGKILL')
@@ -174,27 +195,29 @@ describe('run-time definitions through etcd', () => {
       const ch = await again.createChannel()
       await ch.deleteQueue('away-q')
       await ch.deleteExchange('away-x')
+      await ch.deleteQueue('again-q')
+      await ch.assertQueue('again-q', { durable: true })
     } finally {
       await again.close()
     }
+    await waitFor('again-q placed again', async () => ((await cluster.status('n2')).placement.some((p) => p.stream === 'again-q') ? true : undefined), 5000, 20)
+    await sendTo('n2', ['second-0', 'second-1'])
 
     await cluster.start('n3')
     const url = cluster.node('n3').url
-    const status = await waitFor('n3 rejoined and reconciled', async () => {
-      const s = await cluster.status('n3')
-      return s.definitions.removedAtJoin > 0 ? s : undefined
-    }, 15_000, 50)
-    // The group and the exchange (its binding with it) are gone; the queue's stream is reported, not deleted.
+    await waitFor('n3 rejoined and reconciled', async () => ((await fetch(`${url}/v1/streams/away-q`)).status === 404 ? true : undefined), 15_000, 50)
+    // The group, the queue (its stream, group and binding) and the exchange are gone.
     expect((await fetch(`${url}/v1/groups/away-g`)).status).toBe(404)
     expect((await exchanges('n3')).map((e) => e.name)).not.toContain('away-x')
-    expect(status.definitions.staleStreams).toEqual(['away-q'])
-    expect((await fetch(`${url}/v1/streams/away-q`)).status).toBe(200)
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^sluice_cluster_stale_streams 1$/m)
+    // again-q is another stream now: n3's copy of the first one is dropped, and reads through n3 see the second.
+    expect(await localIds('n3')).toEqual([])
+    const through = (await (await fetch(`${url}/v1/streams/again-q/events?from=0&limit=100`)).json()) as { events: Array<{ id: string }> }
+    expect(through.events.map((e) => e.id)).toEqual(['second-0', 'second-1'])
+    const status = await cluster.status('n3')
+    expect(status.definitions.removedAtJoin).toBeGreaterThanOrEqual(5)
+    expect(status.definitions.failed).toBe(0)
     // Definitions the cluster still has are untouched.
     expect((await exchanges('n3')).map((e) => e.name)).toContain('rt')
-    expect((await fetch(`${url}/v1/streams/away-q`, { method: 'DELETE' })).status).toBe(204)
-    expect((await fetch(`${url}/v1/streams/away-q`)).status).toBe(404)
-    expect((await cluster.status('n3')).definitions.staleStreams).toEqual([])
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^sluice_cluster_stale_streams 0$/m)
+    expect((await fetch(`${url}/v1/streams/base`)).status).toBe(200)
   }, 60_000)
 })

@@ -72,7 +72,8 @@ describe('shutdown', () => {
     const t0 = Date.now()
     tail.proc.kill('SIGINT')
     const ended = await tail.done
-    expect(Date.now() - t0).toBeLessThan(500)
+    // Its long poll waits 10 s: well under that is at once, with room for a busy machine's process exit.
+    expect(Date.now() - t0).toBeLessThan(2000)
     expect([ended.code, ended.stderr]).toEqual([0, ''])
     expect(tail.lines.map((l) => (JSON.parse(l) as { offset: number }).offset)).toEqual([0, 1])
   })

@@ -291,12 +291,7 @@ export class AmqpVhost {
   deleteQueue(connectionId: string, name: string, opts: { ifUnused: boolean; ifEmpty: boolean }): Promise<number> {
     return this.serial(async () => {
       const q = this.queue(name)
-      if (q === undefined) {
-        // A queue's stream left without its group (the cluster deleted the queue while this node
-        // was away, and the group went at its rejoin): it goes like the rest of the queue did.
-        if (this.#queueAttributes(name) !== undefined) await this.#delete(name)
-        return 0 // RabbitMQ answers delete-ok for a queue that is not there
-      }
+      if (q === undefined) return 0 // RabbitMQ answers delete-ok for a queue that is not there
       this.use(name, connectionId)
       if (q.attributes === undefined || q.stream !== name) throw reply.protectedDefinition('queue', name)
       const { messageCount, consumerCount } = this.counts(q)
