@@ -147,6 +147,8 @@ export class RemoteGroup implements ConsumeHandle {
   readonly #log: Logger
   /** Open delivery streams by member. */
   readonly #subs = new Map<string, { close: () => void }>()
+  /** Acks and nacks on their way to the home: a release waits for them (below). */
+  readonly #settling = new Set<Promise<unknown>>()
 
   constructor(group: { readonly name: string; readonly stream: string }, peer: PeerAddress, secret: string, transport: PeerTransport, logger: Logger) {
     this.name = group.name
@@ -168,6 +170,19 @@ export class RemoteGroup implements ConsumeHandle {
   /** One op; resolves with the raw answer body. */
   #op(body: OpBody): Promise<Buffer> {
     return callPeer({ peer: this.#peer, path: this.#path('op'), body: Buffer.from(JSON.stringify(body)), contentType: 'application/json', auth: this.#auth, transport: this.#transport, unreachable: (why) => this.#unreachable(why) })
+  }
+
+  /** A settlement op, tracked until answered. */
+  #settle(body: OpBody): Promise<Buffer> {
+    const p = this.#op(body)
+    const tracked = p.catch(() => undefined).finally(() => this.#settling.delete(tracked))
+    this.#settling.add(tracked)
+    return p
+  }
+
+  /** Resolves once no settlement is on its way (one answered may have started another). */
+  async #settled(): Promise<void> {
+    while (this.#settling.size > 0) await Promise.all([...this.#settling])
   }
 
   /** Fire-and-forget ops of the synchronous methods: a failure is logged, and a lost home cancels the consumer. */
@@ -229,10 +244,14 @@ export class RemoteGroup implements ConsumeHandle {
   unsubscribe(consumer: string, release: boolean): void {
     const sub = this.#subs.get(consumer)
     if (release) {
-      // Closing the stream releases at the home; the op says it at once as well.
+      // Closing the stream releases at the home; the op says it at once as well. Acks the client
+      // sent before closing travel on other connections: they reach the home first, or what they
+      // settle would be released and delivered again.
       this.#subs.delete(consumer)
-      this.#send({ op: 'unsubscribe', member: consumer, release: true })
-      sub?.close()
+      void this.#settled().then(() => {
+        this.#send({ op: 'unsubscribe', member: consumer, release: true })
+        sub?.close()
+      })
       return
     }
     this.#send({ op: 'unsubscribe', member: consumer, release: false })
@@ -255,14 +274,14 @@ export class RemoteGroup implements ConsumeHandle {
   }
 
   async ack(tags: readonly unknown[], _as?: SettleAs): Promise<TagResult[]> {
-    return JSON.parse((await this.#op({ op: 'ack', tags: tags.map(String) })).toString('utf8')) as TagResult[]
+    return JSON.parse((await this.#settle({ op: 'ack', tags: tags.map(String) })).toString('utf8')) as TagResult[]
   }
 
   async ackThrough(to: unknown, from: unknown, _as?: SettleAs): Promise<{ settled: number; failed: TagResult[] }> {
-    return JSON.parse((await this.#op({ op: 'ackThrough', to: String(to), from: String(from) })).toString('utf8')) as { settled: number; failed: TagResult[] }
+    return JSON.parse((await this.#settle({ op: 'ackThrough', to: String(to), from: String(from) })).toString('utf8')) as { settled: number; failed: TagResult[] }
   }
 
   async nack(tags: readonly unknown[], opts: { requeue: boolean; delayMs?: number | undefined; reason?: string | undefined }, _as?: SettleAs): Promise<TagResult[]> {
-    return JSON.parse((await this.#op({ op: 'nack', tags: tags.map(String), requeue: opts.requeue, delayMs: opts.delayMs, reason: opts.reason })).toString('utf8')) as TagResult[]
+    return JSON.parse((await this.#settle({ op: 'nack', tags: tags.map(String), requeue: opts.requeue, delayMs: opts.delayMs, reason: opts.reason })).toString('utf8')) as TagResult[]
   }
 }
