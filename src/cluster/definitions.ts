@@ -25,7 +25,7 @@ export interface DefinitionChange {
   readonly kind: DefinitionKind
   readonly name: string
   readonly definition: JsonValue | undefined
-  /** A stream's incarnation: the create revision of its etcd key (a put's only). */
+  /** A stream's incarnation: the create revision of its etcd key (for a deletion, the deleted key's). */
   readonly revision?: number | undefined
 }
 
@@ -37,10 +37,17 @@ export class ClusterDefinitions implements DefinitionsMirror {
   readonly #keys: ClusterKeys
   readonly #node: string
 
-  constructor(etcd: EtcdSession, keys: ClusterKeys, node: string) {
+  /** Told the incarnation (its etcd key's create revision) of a stream declared here. */
+  readonly #claimedStream: (name: string, incarnation: number) => Promise<void>
+  /** Waits, bounded, for a stream declared here to be placed. */
+  readonly #placed: (name: string) => Promise<unknown>
+
+  constructor(etcd: EtcdSession, keys: ClusterKeys, node: string, claimedStream: (name: string, incarnation: number) => Promise<void>, placed: (name: string) => Promise<unknown>) {
     this.#etcd = etcd
     this.#keys = keys
     this.#node = node
+    this.#claimedStream = claimedStream
+    this.#placed = placed
   }
 
   /**
@@ -57,8 +64,16 @@ export class ClusterDefinitions implements DefinitionsMirror {
     } catch (err) {
       throw errors.clusterUnavailable(`declaring ${kind} "${name}"`, err)
     }
+    const kv = res.responses[0]?.response_range?.kvs?.[0]
+    // Known before the stream opens here: the watch's late events of an earlier namesake are told from it.
+    if (kind === 'stream') {
+      await this.#claimedStream(name, res.succeeded ? Number(res.header.revision) : Number(kv?.create_revision))
+      // The declaration is answered once the controller placed the stream, so a publish right
+      // after it is taken rather than refused (bounded: past it, publishes are refused, retryable).
+      await this.#placed(name)
+    }
     if (res.succeeded) return undefined
-    const held = res.responses[0]?.response_range?.kvs?.[0]?.value?.toString()
+    const held = kv?.value?.toString()
     const parsed = held === undefined ? undefined : (JSON.parse(held) as { definition?: JsonValue })
     // A stream some node's file declares has no definition here: the proposed one stands.
     return parsed?.definition ?? definition
@@ -159,6 +174,11 @@ export class DefinitionsApplier {
     streams.onRemove((name) => this.#incarnations.del([name], { sync: true }))
   }
 
+  /** A stream declared here: its incarnation, as its claim in etcd made (or found) it. */
+  recordIncarnation(name: string, incarnation: number): Promise<void> {
+    return this.#incarnations.put([name], incarnation, { sync: true })
+  }
+
   /**
    * The run-time definitions stored here, read before the cluster's (see ClusterNode's
    * definitionsHeld), once the changes handed over before are applied.
@@ -244,6 +264,9 @@ export class DefinitionsApplier {
 
   async #apply({ kind, name, definition: d, revision }: DefinitionChange): Promise<void> {
     if (d === undefined) {
+      // The deletion of an earlier namesake, seen after this node declared the stream again: the one here stays.
+      const held = kind === 'stream' && revision !== undefined ? await this.#incarnations.get([name]) : undefined
+      if (held !== undefined && held > revision!) return
       await this.#remove(kind, name)
       return
     }
@@ -252,12 +275,12 @@ export class DefinitionsApplier {
       await this.#catalog.declareExchange({ name, type: e.type, alternate: e.alternate, attributes: e.attributes, settings: e.settings }, replicated)
     } else if (kind === 'stream') {
       const s = d as unknown as StoredStreamShape
-      if (revision !== undefined && this.#catalog.stream(name)?.protected === false) {
-        const held = await this.#incarnations.get([name])
-        if (held !== undefined && held !== revision) {
-          this.#log.warn({ stream: name, held, now: revision }, 'stream deleted and declared again in the cluster while this node was away: its copy here is dropped')
-          if (await this.#remove('stream', name)) this.removedAtJoin++
-        }
+      const held = revision === undefined ? undefined : await this.#incarnations.get([name])
+      // An earlier namesake's, seen after this node declared the stream again: nothing to do.
+      if (held !== undefined && revision! < held) return
+      if (held !== undefined && revision! > held && this.#catalog.stream(name)?.protected === false) {
+        this.#log.warn({ stream: name, held, now: revision }, 'stream deleted and declared again in the cluster while this node was away: its copy here is dropped')
+        if (await this.#remove('stream', name)) this.removedAtJoin++
       }
       await this.#catalog.declareStream({ name, retention: s.retention, segmentBytes: s.segmentBytes, replicas: s.replicas, attributes: s.attributes }, replicated)
       if (revision !== undefined && this.#catalog.stream(name)?.protected === false) await this.#incarnations.put([name], revision, { sync: true })

@@ -181,7 +181,13 @@ export class Cluster {
     })
     this.replicator = new Replicator({ node: this.node, meta: opts.meta, groups: opts.groups, adoptIds: (stream) => opts.publisher.replaceIds(stream, { ids: [], checkpoint: null }), config: c, streams: opts.streams, transport: this.#replication, secret: c.secret, logger: opts.logger })
     this.mover = new Mover({ node: this.node, config: c, streams: opts.streams, groups: opts.groups, publisher: opts.publisher, secret: c.secret, transport: this.#control, logger: opts.logger })
-    this.definitions = new ClusterDefinitions(this.node.etcd, this.node.keys, c.nodeId)
+    this.definitions = new ClusterDefinitions(
+      this.node.etcd,
+      this.node.keys,
+      c.nodeId,
+      (name, incarnation) => applier.recordIncarnation(name, incarnation),
+      (name) => this.node.waitPlaced(name, c.etcd.requestTimeoutMs * 2),
+    )
     this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs, tls)
     this.forwarder = new Forwarder(this.node, this.#client, opts.observeForward)
   }

@@ -8,6 +8,8 @@
 //   <prefix>/defs/<kind>/<name>    run-time exchanges, bindings and groups (definitions.ts)
 //   <prefix>/moves/<name>          MoveRecord, under the controller's lease, while a stream moves:
 //                                  the switch requires it, so deleting it calls the move off
+//   <prefix>/formed                {at, nodes}: written once the cluster first had minNodes nodes;
+//                                  from then on streams are placed on the nodes that are up
 //
 // Values are JSON. A value that does not parse as its record is ignored with a warning rather
 // than trusted: etcd is shared, and a hand-edited key must not stop every node.
@@ -83,6 +85,7 @@ export class ClusterKeys {
   readonly placements: string
   readonly defs: string
   readonly moves: string
+  readonly formed: string
 
   constructor(prefix: string) {
     this.root = `${prefix}/`
@@ -92,6 +95,7 @@ export class ClusterKeys {
     this.placements = `${prefix}/placement/`
     this.defs = `${prefix}/defs/`
     this.moves = `${prefix}/moves/`
+    this.formed = `${prefix}/formed`
   }
 
   move(stream: string): string {

@@ -138,11 +138,17 @@ export class ClusterNode {
   #reconcileAgain = false
   #rejoining: Promise<void> | undefined
   #reloading: Promise<void> | undefined
+  /** Per stream, who waits for its placement (waitPlaced). */
+  readonly #placedWaiters = new Map<string, Set<() => void>>()
   readonly #view = {
     nodes: new Map<string, NodeRecord>(),
     controller: undefined as { record: ControllerRecord; epoch: number } | undefined,
     streams: new Map<string, StreamRecord>(),
     placements: new Map<string, PlacementRecord>(),
+    /** Each stream key's create revision: the stream's incarnation, which a deletion names. */
+    incarnations: new Map<string, number>(),
+    /** The cluster once had minNodes nodes (its formed key exists): placing no longer waits for them. */
+    formed: false,
   }
 
   constructor(opts: ClusterNodeOptions) {
@@ -181,7 +187,7 @@ export class ClusterNode {
     const p = v.placements.get(stream)
     if (p === undefined) {
       if (!v.streams.has(stream)) return { here: true }
-      return nowhere(v.nodes.size < this.#cfg.minNodes ? `the cluster places streams once ${this.#cfg.minNodes} nodes are up (cluster.minNodes)` : 'the controller has not placed it yet')
+      return nowhere(!this.#mayPlace() ? `the cluster places streams once ${this.#cfg.minNodes} nodes are up (cluster.minNodes)` : 'the controller has not placed it yet')
     }
     if (p.node === this.#cfg.nodeId) return { here: true }
     const rec = v.nodes.get(p.node)
@@ -423,6 +429,8 @@ export class ClusterNode {
     const v = this.#view
     v.nodes.clear()
     v.streams.clear()
+    v.incarnations.clear()
+    v.formed = false
     v.placements.clear()
     v.controller = undefined
     const defs: DefinitionChange[] = []
@@ -471,11 +479,39 @@ export class ClusterNode {
   }
 
   #viewChanged(): void {
+    for (const [stream, waiters] of this.#placedWaiters) {
+      if (!this.#view.placements.has(stream)) continue
+      this.#placedWaiters.delete(stream)
+      for (const w of waiters) w()
+    }
     try {
       this.#opts.onView?.()
     } catch (err) {
       this.#log.error({ err }, 'view listener failed')
     }
+  }
+
+  /**
+   * Resolves once `stream` is placed, as this node sees it, or after `timeoutMs` (at once when
+   * the cluster does not place streams yet): a queue declared here takes publishes on its
+   * declare-ok instead of refusing them until the controller's placement arrives.
+   */
+  async waitPlaced(stream: string, timeoutMs: number): Promise<boolean> {
+    if (this.#view.placements.has(stream)) return true
+    if (!this.#viewReady || !this.#mayPlace()) return false
+    return new Promise<boolean>((resolve) => {
+      let list = this.#placedWaiters.get(stream)
+      if (list === undefined) this.#placedWaiters.set(stream, (list = new Set()))
+      const waiters = list
+      const done = (): void => {
+        clearTimeout(timer)
+        waiters.delete(done)
+        resolve(this.#view.placements.has(stream))
+      }
+      const timer = setTimeout(done, timeoutMs)
+      timer.unref()
+      waiters.add(done)
+    })
   }
 
   /** One reload at a time; a failed one fences the node, whose rejoin reads everything again. */
@@ -529,7 +565,8 @@ export class ClusterNode {
       if (rec === undefined) this.#log.warn({ key }, 'ignoring a cluster key whose value is not valid')
       else map.set(name, rec)
     }
-    if (key === k.controller) {
+    if (key === k.formed) v.formed = kind === 'put'
+    else if (key === k.controller) {
       const rec = kind === 'put' ? parseController(value) : undefined
       v.controller = rec === undefined ? undefined : { record: rec, epoch: createRevision }
       // Another controller at a newer epoch, or none: this node is not the controller.
@@ -543,8 +580,11 @@ export class ClusterNode {
       const before = v.streams.get(name)
       named(k.streams, v.streams, parseStream)
       const after = v.streams.get(name)
+      const incarnation = v.incarnations.get(name)
+      if (kind === 'delete') v.incarnations.delete(name)
+      else v.incarnations.set(name, createRevision)
       // A file's streams are every node's own; only run-time ones are applied from here.
-      if (kind === 'delete') return before?.origin === 'runtime' ? { kind: 'stream', name, definition: undefined } : undefined
+      if (kind === 'delete') return before?.origin === 'runtime' ? { kind: 'stream', name, definition: undefined, revision: incarnation } : undefined
       return after?.origin === 'runtime' && after.definition !== undefined ? { kind: 'stream', name, definition: after.definition, revision: createRevision } : undefined
     } else if (key.startsWith(k.placements)) named(k.placements, v.placements, parsePlacement)
     else if (key.startsWith(k.defs)) {
@@ -601,6 +641,11 @@ export class ClusterNode {
       })
   }
 
+  /** Placing waits for minNodes nodes until the cluster first had them (a cold start spreads the streams). */
+  #mayPlace(): boolean {
+    return this.#view.formed || this.#view.nodes.size >= this.#cfg.minNodes
+  }
+
   async #place(): Promise<void> {
     const epoch = this.#controllerEpoch
     if (epoch === undefined) return
@@ -608,7 +653,15 @@ export class ClusterNode {
     // A dead leader's streams go to an in-sync follower whatever minNodes says: it is for placing.
     await this.#failover(epoch)
     const unplaced = [...v.streams.keys()].filter((s) => !v.placements.has(s))
-    if (v.nodes.size < this.#cfg.minNodes) return
+    if (!this.#mayPlace()) return
+    if (!v.formed) {
+      // Said once in etcd, under this controller's epoch: a node down later does not stop new
+      // streams being placed on those that are up (minNodes is for the cold start's spread).
+      const c = this.#etcd.client
+      const record = JSON.stringify({ at: new Date().toISOString(), nodes: [...v.nodes.keys()].sort() })
+      const res = await this.#etcd.timed('txn', () => c.if(this.#keys.controller, 'Create', '==', epoch).and(this.#keys.formed, 'Version', '==', 0).then(c.put(this.#keys.formed).value(record)).commit())
+      if (res.succeeded) this.#log.info({ nodes: v.nodes.size, minNodes: this.#cfg.minNodes }, 'cluster formed: streams are placed on the nodes that are up from now on')
+    }
     if (unplaced.length === 0) return this.#fillReplicas(epoch)
     const placed = new Map([...v.placements].map(([s, p]) => [s, p.node]))
     const homes = [...placeStreams(unplaced, [...v.nodes.values()], placed)]

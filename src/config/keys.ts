@@ -572,7 +572,7 @@ export const clusterSpec = {
       default: 1,
       min: 1,
       max: 1000,
-      doc: 'Nodes that must hold a lease before the controller places any stream. Placed streams never move on their own, so set it to the node count: a cold start then spreads the streams instead of giving them all to the first node up.',
+      doc: 'Nodes that must hold a lease before the controller places any stream, the first time (the cluster is then formed: later streams go to the nodes that are up). Placed streams never move on their own, so set it to the node count: a cold start then spreads the streams instead of giving them all to the first node up.',
     },
     advertise: {
       type: 'object',

@@ -220,4 +220,31 @@ describe('run-time definitions through etcd', () => {
     expect((await exchanges('n3')).map((e) => e.name)).toContain('rt')
     expect((await fetch(`${url}/v1/streams/base`)).status).toBe(200)
   }, 60_000)
+
+  it('a queue deleted and declared again at once keeps what was published to its new life, on every node that saw both', async () => {
+    // n3, restarted above, is a member again as every node sees it (streams are placed only then).
+    await cluster.settled((await cluster.status('n1')).placement.length)
+    for (const via of ids) {
+      // Asked again: n3 was restarted above, on new ports.
+      const port = (await cluster.status(via)).nodes.find((n) => n.id === via)!.amqpPort!
+      const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`)
+      try {
+        const ch = await conn.createConfirmChannel()
+        for (let i = 0; i < 8; i++) {
+          await ch.deleteQueue('flip-q')
+          await ch.assertQueue('flip-q', { durable: true })
+          ch.sendToQueue('flip-q', Buffer.from('x'), { messageId: `${via}-${i}` })
+          await ch.waitForConfirms()
+        }
+      } finally {
+        await conn.close()
+      }
+      // The watch's events of the earlier lives reach every node after the last declaration: none of them takes it back.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      for (const id of ids) {
+        const res = await fetch(`${cluster.node(id).url}/v1/streams/flip-q/events?from=0&limit=10`)
+        expect(((await res.json()) as { events: Array<{ id: string }> }).events.map((e) => e.id), `read through ${id}`).toEqual([`${via}-7`])
+      }
+    }
+  }, 60_000)
 })
