@@ -17,7 +17,6 @@ import type { QueueAdmin } from './ingest/http/definitions.js'
 import { builtinExchanges, defaultExchangeName } from './ingest/amqp/vhost.js'
 import { DoorAccess } from './ingest/door-access.js'
 import { forwardListener } from './ingest/forward/listener.js'
-import { OtlpGrpcListener } from './ingest/otlp/grpc.js'
 import { OtlpHttpListener } from './ingest/otlp/http.js'
 import { gelfTcpListener, gelfUdpListener } from './ingest/gelf/listener.js'
 import { ndjsonListener } from './ingest/ndjson/listener.js'
@@ -40,7 +39,7 @@ import { BrokerPublisher } from './streams/publisher.js'
 import { StreamRates } from './streams/rates.js'
 import { StreamRegistry } from './streams/registry.js'
 import { SegmentFilePool } from './log/index.js'
-import { Cluster } from './cluster/index.js'
+import type { Cluster } from './cluster/index.js'
 import { sluiceVersion } from './version.js'
 
 const retentionCheckMs = 30_000
@@ -367,6 +366,9 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   const clusterConfig = config.cluster
   let amqpPort: number | null = null
   if (clusterConfig !== null) {
+    // Loaded only in cluster mode: etcd's client and its protocol definitions are a large part of a
+    // single node's start-up otherwise.
+    const { Cluster } = await import('./cluster/index.js')
     ;({ cluster } = await parts.open('cluster', () => {
       const made = Cluster.create({
         config: clusterConfig,
@@ -473,6 +475,8 @@ async function openParts(config: Config, logger: Logger, parts: Lifecycle): Prom
   }
   if (otlp.enabled && otlp.grpc.enabled && otlp.exchange !== null) {
     const exchange = otlp.exchange
+    // Loaded when enabled only: gRPC's library is a large part of start-up otherwise.
+    const { OtlpGrpcListener } = await import('./ingest/otlp/grpc.js')
     await door('OTLP/gRPC', otlp.grpc, () => new OtlpGrpcListener({ config: otlp, exchange, publisher, ingestErrors, logger, maxEventDepth: server.limits.maxEventDepth, access: doorAccess('otlp-grpc', otlp.grpc, exchange), tlsReloader }))
   }
   const amqpEntries = server.listeners.amqp.filter((e) => e.enabled)
