@@ -166,7 +166,7 @@ export class Cluster {
       maxBodyBytes: c.replication.maxBodyBytes,
       timeoutMs: Math.max(c.replication.forwardTimeoutMs, c.replication.moveTimeoutMs),
       logger: opts.logger,
-      store: opts.store,
+      store: (req) => this.#storeForwarded(req),
       groups: groupServer,
       moves: { handle: (route, stream, query, body) => this.mover.handle(route, stream, query, body) },
       replication: { fetch: (stream, query) => this.replicator.fetch(stream, query), epochEnd: (stream, query) => this.replicator.epochEnd(stream, query), changeInSync: (body) => this.replicator.changeInSync(body) },
@@ -190,6 +190,22 @@ export class Cluster {
     )
     this.#client = new PeerClient(c.secret, c.replication.forwardTimeoutMs, tls)
     this.forwarder = new Forwarder(this.node, this.#client, opts.observeForward)
+  }
+
+  /**
+   * A forwarded append can reach the home before the home's own watch brought the stream or its
+   * placement (the sender saw them first): it waits for them, bounded, rather than refusing a
+   * publish that a client sent right after its declare-ok.
+   */
+  async #storeForwarded(req: ForwardRequest): Promise<PublishResult> {
+    const bound = this.#opts.config.etcd.requestTimeoutMs * 2
+    if (this.node.placement(req.stream) === undefined) await this.node.waitPlaced(req.stream, bound)
+    if (this.#opts.streams.get(req.stream) === undefined) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([this.applier.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, bound)))])
+      clearTimeout(timer)
+    }
+    return this.#opts.store(req)
   }
 
   /** Made before the doors listen, so a publish they take while the node joins waits for placement (refused, retryable). */
