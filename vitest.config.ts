@@ -60,8 +60,9 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Crash and cluster tests spawn child processes and spend much of their time waiting on them
     // (fsyncs, leases, restarts): files beyond two cores' worth keep the cores busy while one
-    // waits. On this machine vitest took 257-280 s with two, 217-252 s with three, and, with the
-    // replication and fault-schedule tests added, 262-270 s with three and 236 s with four.
+    // waits. On the machine of 2026-12-03 vitest took 257-280 s with two, 217-252 s with three,
+    // and, with the replication and fault-schedule tests added, 262-270 s with three and 236 s
+    // with four. On the VM of 2026-12-04 a fresh clone took 369 s with four, CPU-bound (load 7-9).
     maxWorkers: 4,
     minWorkers: 1,
     sequence: { sequencer: SlowFirstSequencer },
