@@ -339,8 +339,10 @@ export async function runTarget(target: FuzzTarget, opts: RunOptions): Promise<R
     const ms = performance.now() - t0
     if (ms > slowest) slowest = ms
     if (ms > target.caseTimeMs) {
-      // A GC pause or a busy neighbour can stall one case: it is a hang only if it is slow again.
+      // A GC pause or a busy neighbour can stall one case: it is a hang only if it is slow again,
+      // in this process's CPU as well (on a saturated machine the clock runs on while it waits).
       const t1 = performance.now()
+      const cpu0 = process.cpuUsage()
       try {
         const r = target.run(input)
         if (typeof r !== 'string') await r
@@ -348,7 +350,11 @@ export async function runTarget(target: FuzzTarget, opts: RunOptions): Promise<R
         // already recorded
       }
       const again = performance.now() - t1
-      if (again > target.caseTimeMs) record('hang', `case took ${ms.toFixed(0)} ms and ${again.toFixed(0)} ms again (bound ${target.caseTimeMs} ms) for ${input.length} input bytes`, input)
+      const cpu = process.cpuUsage(cpu0)
+      const againCpu = (cpu.user + cpu.system) / 1000
+      if (again > target.caseTimeMs && againCpu > target.caseTimeMs) {
+        record('hang', `case took ${ms.toFixed(0)} ms and ${again.toFixed(0)} ms again, ${againCpu.toFixed(0)} ms of it CPU (bound ${target.caseTimeMs} ms) for ${input.length} input bytes`, input)
+      }
     }
     outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
   }
