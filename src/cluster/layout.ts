@@ -107,6 +107,16 @@ export class ClusterKeys {
     return kind === 'stream' ? this.stream(name) : `${this.defs}${kind}/${name}`
   }
 
+  /** The run-time exchange, binding or group a key under `defs` names (the inverse of `definition`). */
+  definitionOf(key: string): { readonly kind: 'exchange' | 'binding' | 'group'; readonly name: string } | undefined {
+    if (!key.startsWith(this.defs)) return undefined
+    const rest = key.slice(this.defs.length)
+    const slash = rest.indexOf('/')
+    const kind = rest.slice(0, slash)
+    if (slash < 0 || (kind !== 'exchange' && kind !== 'binding' && kind !== 'group')) return undefined
+    return { kind, name: rest.slice(slash + 1) }
+  }
+
   node(id: string): string {
     return this.nodes + id
   }

@@ -506,6 +506,8 @@ export class ClusterNode {
       const done = (): void => {
         clearTimeout(timer)
         waiters.delete(done)
+        // A wait that timed out leaves no empty set behind for a stream never placed.
+        if (waiters.size === 0 && this.#placedWaiters.get(stream) === waiters) this.#placedWaiters.delete(stream)
         resolve(this.#view.placements.has(stream))
       }
       const timer = setTimeout(done, timeoutMs)
@@ -541,12 +543,8 @@ export class ClusterNode {
     const out = new Set<string>()
     for (const key of keys) {
       if (key.startsWith(k.streams)) out.add(definitionKey('stream', key.slice(k.streams.length)))
-      else if (key.startsWith(k.defs)) {
-        const rest = key.slice(k.defs.length)
-        const slash = rest.indexOf('/')
-        const kind = rest.slice(0, slash)
-        if (kind === 'exchange' || kind === 'binding' || kind === 'group') out.add(definitionKey(kind, rest.slice(slash + 1)))
-      }
+      const def = k.definitionOf(key)
+      if (def !== undefined) out.add(definitionKey(def.kind, def.name))
     }
     return out
   }
@@ -588,15 +586,12 @@ export class ClusterNode {
       return after?.origin === 'runtime' && after.definition !== undefined ? { kind: 'stream', name, definition: after.definition, revision: createRevision } : undefined
     } else if (key.startsWith(k.placements)) named(k.placements, v.placements, parsePlacement)
     else if (key.startsWith(k.defs)) {
-      const rest = key.slice(k.defs.length)
-      const slash = rest.indexOf('/')
-      const defKind = rest.slice(0, slash)
-      if (slash < 0 || (defKind !== 'exchange' && defKind !== 'binding' && defKind !== 'group')) return undefined
-      const name = rest.slice(slash + 1)
-      if (kind === 'delete') return { kind: defKind, name, definition: undefined }
+      const def = k.definitionOf(key)
+      if (def === undefined) return undefined
+      if (kind === 'delete') return { ...def, definition: undefined }
       const definition = parseDefinition(value)
       if (definition === undefined) this.#log.warn({ key }, 'ignoring a cluster key whose value is not valid')
-      return definition === undefined ? undefined : { kind: defKind, name, definition }
+      return definition === undefined ? undefined : { ...def, definition }
     }
     return undefined
   }
